@@ -1,0 +1,143 @@
+package latchkey
+
+import (
+	"fmt"
+	"time"
+)
+
+// Status is the state of an access key. Either value can change to the other
+// at any time; only an Inactive key may be deleted without force.
+type Status string
+
+const (
+	StatusActive   Status = "Active"
+	StatusInactive Status = "Inactive"
+)
+
+// ParseStatus accepts "Active" or "Inactive" (any case).
+func ParseStatus(s string) (Status, error) {
+	switch {
+	case equalFold(s, string(StatusActive)):
+		return StatusActive, nil
+	case equalFold(s, string(StatusInactive)):
+		return StatusInactive, nil
+	}
+	return "", Errorf(EINVALID, "status must be Active or Inactive, not %q", s)
+}
+
+// AccessKey is the stored part of an access key: its public ID, the SHA-256
+// digest of its secret (never the secret), and what it belongs to. Exactly
+// one of Application and Principal is set.
+type AccessKey struct {
+	ID           string     `json:"access_key_id"`
+	Account      string     `json:"account"`
+	Application  string     `json:"application,omitempty"`
+	Principal    string     `json:"principal,omitempty"`
+	Role         Role       `json:"role,omitempty"` // the principal's role, for principal keys
+	Description  string     `json:"description"`
+	Status       Status     `json:"status"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	LastUsed     *Use       `json:"last_used"`
+	LastRejected *Rejection `json:"last_rejected"`
+	UseCount     int64      `json:"use_count"`
+	RejectCount  int64      `json:"reject_count"`
+	Exposed      *Exposure  `json:"exposed"`
+
+	// SecretDigest is SHA-256(secret). It is never serialized.
+	SecretDigest [32]byte `json:"-"`
+}
+
+// Use is where and when a key was last accepted.
+type Use struct {
+	At        time.Time `json:"at"`
+	IP        string    `json:"ip"`
+	UserAgent string    `json:"user_agent"`
+}
+
+// Rejection is where and when a key was last refused, and why. A rejection
+// of an Inactive key is the evidence that something still uses it.
+type Rejection struct {
+	At        time.Time `json:"at"`
+	IP        string    `json:"ip"`
+	UserAgent string    `json:"user_agent"`
+	Reason    Code      `json:"reason"`
+}
+
+// Exposure records that a key's secret was seen somewhere it should not be.
+type Exposure struct {
+	At    time.Time `json:"at"`
+	Where string    `json:"where"`
+}
+
+// Kind says whether a key belongs to an application or an admin principal.
+func (k *AccessKey) Kind() string {
+	if k.Principal != "" {
+		return "principal"
+	}
+	return "application"
+}
+
+// Owner names what the key belongs to, for messages.
+func (k *AccessKey) Owner() string {
+	if k.Principal != "" {
+		return fmt.Sprintf("principal %q", k.Principal)
+	}
+	return fmt.Sprintf("application %q", k.Application)
+}
+
+// NewAccessKey is what a caller gives to create a key.
+type NewAccessKey struct {
+	Description string     `json:"description"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+}
+
+// AccessKeyUpdate changes a key; nil fields are left alone.
+type AccessKeyUpdate struct {
+	Status      *Status    `json:"status"`
+	Description *string    `json:"description"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+}
+
+// AccessKeyFilter selects keys in a list. Empty fields match everything.
+type AccessKeyFilter struct {
+	Account     string // "" means every account (operators only)
+	Application string
+	Principal   string
+	Kind        string // "application", "principal" or "" for both
+	After       string // page token from a previous page
+	Limit       int
+}
+
+// UsageUpdate is a batch of usage observed in memory for one key, written to
+// the store at most about once a second. The newest time wins; counts add up.
+type UsageUpdate struct {
+	AccessKeyID  string
+	LastUsed     *Use
+	LastRejected *Rejection
+	Uses         int64
+	Rejections   int64
+}
+
+// MaxDescriptionLen bounds descriptions and other free text.
+const MaxDescriptionLen = 1024
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,58 @@
+package latchkey
+
+import (
+	"time"
+)
+
+// Application is a client system of the protected API. It owns at most a
+// configured number of access keys (two by default, for rotation).
+type Application struct {
+	Account     string    `json:"account"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	CreatedAt   time.Time `json:"created_at"`
+	KeyCount    int       `json:"key_count"`
+}
+
+// ApplicationFilter selects applications in a list.
+type ApplicationFilter struct {
+	Account string
+	After   string
+	Limit   int
+}
+
+// ValidateName checks an account, application or principal name: 1 to 64
+// characters of letters, digits, '-', '_' and '.', starting with a letter or
+// digit. Names appear in URLs, so they are kept to a URL-safe alphabet.
+func ValidateName(field, name string) error {
+	if name == "" {
+		return Errorf(EINVALID, "%s is required", field)
+	}
+	if len(name) > 64 {
+		return Errorf(EINVALID, "%s must be at most 64 characters", field)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if i > 0 {
+			ok = ok || c == '-' || c == '_' || c == '.'
+		}
+		if !ok {
+			return Errorf(EINVALID, "%s %q may hold only letters, digits, '-', '_' and '.', and must start with a letter or digit", field, name)
+		}
+	}
+	return nil
+}
+
+// ValidateDescription bounds free text.
+func ValidateDescription(s string) error {
+	if len(s) > MaxDescriptionLen {
+		return Errorf(EINVALID, "description must be at most %d bytes", MaxDescriptionLen)
+	}
+	for _, r := range s {
+		if r == 0xFFFD || r == 0 {
+			return Errorf(EINVALID, "description must be valid UTF-8 text without NUL bytes")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package latchkey
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// AuditEvent records one state change: who, when, from where, what, and the
+// object before and after. It never holds a secret: before and after are
+// the public JSON of the object.
+type AuditEvent struct {
+	ID          int64           `json:"id"`
+	Time        time.Time       `json:"time"`
+	Account     string          `json:"account"`
+	Actor       string          `json:"actor"`
+	ActorKeyID  string          `json:"actor_access_key_id,omitempty"`
+	SourceIP    string          `json:"source_ip,omitempty"`
+	UserAgent   string          `json:"user_agent,omitempty"`
+	Action      string          `json:"action"`
+	TargetType  string          `json:"target_type"`
+	Target      string          `json:"target"`
+	Application string          `json:"application,omitempty"`
+	Before      json.RawMessage `json:"before"`
+	After       json.RawMessage `json:"after"`
+}
+
+// Audit actions.
+const (
+	ActionAccountCreate     = "account.create"
+	ActionApplicationCreate = "application.create"
+	ActionApplicationDelete = "application.delete"
+	ActionApplicationUpdate = "application.update"
+	ActionAccessKeyCreate   = "access_key.create"
+	ActionAccessKeyUpdate   = "access_key.update"
+	ActionAccessKeyDelete   = "access_key.delete"
+	ActionAccessKeyExposed  = "access_key.exposed"
+	ActionPrincipalCreate   = "principal.create"
+	ActionPrincipalDelete   = "principal.delete"
+)
+
+// AuditFilter selects audit events. Results are newest first.
+type AuditFilter struct {
+	Account     string // "" = every account (operators only)
+	AccessKeyID string
+	Application string
+	Actor       string
+	Action      string
+	Since       *time.Time
+	Until       *time.Time
+	After       string // page token
+	Limit       int
+}

@@ -1,0 +1,294 @@
+package manage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+// CreatedKey is a new key with its secret, which exists only here: it is
+// returned once and never stored.
+type CreatedKey struct {
+	*latchkey.AccessKey
+	Secret string `json:"secret_access_key"`
+}
+
+// CreateAccessKey creates a key for an application. Returns ELIMIT when the
+// application already owns the maximum number of keys, ENOTFOUND for an
+// unknown application, EINVALID for a bad description or an expiry in the
+// past, EFORBIDDEN for a read-only actor.
+func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account, application string, in latchkey.NewAccessKey) (*CreatedKey, error) {
+	if err := requireWrite(a, account); err != nil {
+		return nil, err
+	}
+	if err := latchkey.ValidateDescription(in.Description); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if in.ExpiresAt != nil {
+		t := in.ExpiresAt.UTC().Truncate(time.Microsecond)
+		if !t.After(now) {
+			return nil, latchkey.Errorf(latchkey.EINVALID, "expires_at %s is not in the future", t.Format(time.RFC3339))
+		}
+		in.ExpiresAt = &t
+	}
+	var out *CreatedKey
+	err := retryOnCollision(func() error {
+		id, secret, err := s.newKeyMaterial()
+		if err != nil {
+			return err
+		}
+		k := &latchkey.AccessKey{
+			ID: id, Account: account, Application: application, Description: in.Description,
+			Status: latchkey.StatusActive, CreatedAt: now, UpdatedAt: now, ExpiresAt: in.ExpiresAt,
+			SecretDigest: keyformat.Sum(secret),
+		}
+		return s.update(ctx, func(tx latchkey.Tx) error {
+			app, err := tx.FindApplication(ctx, account, application)
+			if err != nil {
+				return err
+			}
+			if app.KeyCount >= s.MaxKeysPerApplication {
+				return latchkey.Errorf(latchkey.ELIMIT,
+					"application %q already has %d access keys, the most it may have; delete an Inactive key first (rotation: deactivate the old key, validate, delete it, then create the new one)",
+					application, app.KeyCount)
+			}
+			if err := tx.CreateAccessKey(ctx, k); err != nil {
+				return err
+			}
+			ev, err := s.audit(a, now, account, latchkey.ActionAccessKeyCreate, "access_key", k.ID, application, nil, k)
+			if err != nil {
+				return err
+			}
+			if err := tx.AppendAudit(ctx, ev); err != nil {
+				return err
+			}
+			out = &CreatedKey{AccessKey: k, Secret: secret}
+			return nil
+		}, func() { s.Index.Put(k) })
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetAccessKey returns a key the actor may read, with usage not yet flushed
+// merged in. Returns ENOTFOUND otherwise: another account's key looks
+// exactly like a missing one.
+func (s *Service) GetAccessKey(ctx context.Context, a latchkey.Actor, id string) (*latchkey.AccessKey, error) {
+	if !keyformat.ValidID(id) {
+		return nil, keyNotFound(id)
+	}
+	var k *latchkey.AccessKey
+	err := s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
+		k, err = tx.FindAccessKey(ctx, id)
+		return err
+	})
+	if err != nil {
+		if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
+			return nil, keyNotFound(id)
+		}
+		return nil, err
+	}
+	if !a.CanRead(k.Account) {
+		return nil, keyNotFound(id)
+	}
+	s.mergePending(k)
+	return k, nil
+}
+
+func keyNotFound(id string) error {
+	if !keyformat.ValidID(id) {
+		return latchkey.Errorf(latchkey.ENOTFOUND, "access key not found")
+	}
+	return latchkey.Errorf(latchkey.ENOTFOUND, "access key %s not found", id)
+}
+
+// mergePending adds usage that is still in memory to k.
+func (s *Service) mergePending(k *latchkey.AccessKey) {
+	uses, rejects, used, rejected := s.Index.Pending(k.ID)
+	k.UseCount += uses
+	k.RejectCount += rejects
+	if used != nil && (k.LastUsed == nil || used.At.After(k.LastUsed.At)) {
+		k.LastUsed = used
+	}
+	if rejected != nil && (k.LastRejected == nil || rejected.At.After(k.LastRejected.At)) {
+		k.LastRejected = rejected
+	}
+}
+
+// ListAccessKeys returns one page of keys the actor may read. f.Account ""
+// lists every account (operators only; others get their own).
+func (s *Service) ListAccessKeys(ctx context.Context, a latchkey.Actor, f latchkey.AccessKeyFilter) ([]*latchkey.AccessKey, string, error) {
+	if f.Account == "" && a.Role != latchkey.RoleOperator {
+		f.Account = a.Account
+	}
+	if f.Account != "" {
+		if err := requireRead(a, f.Account); err != nil {
+			return nil, "", err
+		}
+	}
+	var (
+		keys []*latchkey.AccessKey
+		next string
+	)
+	err := s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
+		if f.Application != "" && f.Account != "" {
+			if _, err := tx.FindApplication(ctx, f.Account, f.Application); err != nil {
+				return err
+			}
+		}
+		keys, next, err = tx.ListAccessKeys(ctx, f)
+		return err
+	})
+	for _, k := range keys {
+		s.mergePending(k)
+	}
+	return keys, next, err
+}
+
+// UpdateAccessKey changes a key's status, description or expiry. Returns
+// ENOTFOUND, EFORBIDDEN, EINVALID.
+func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id string, u latchkey.AccessKeyUpdate) (*latchkey.AccessKey, error) {
+	if u.Description != nil {
+		if err := latchkey.ValidateDescription(*u.Description); err != nil {
+			return nil, err
+		}
+	}
+	if u.Status != nil {
+		if _, err := latchkey.ParseStatus(string(*u.Status)); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	if u.ExpiresAt != nil {
+		t := u.ExpiresAt.UTC().Truncate(time.Microsecond)
+		if !t.After(now) {
+			return nil, latchkey.Errorf(latchkey.EINVALID, "expires_at %s is not in the future", t.Format(time.RFC3339))
+		}
+		u.ExpiresAt = &t
+	}
+	var after *latchkey.AccessKey
+	err := s.update(ctx, func(tx latchkey.Tx) error {
+		before, err := s.findWritableKey(ctx, tx, a, id)
+		if err != nil {
+			return err
+		}
+		k := *before
+		changed := false
+		if u.Status != nil && *u.Status != k.Status {
+			k.Status, changed = *u.Status, true
+		}
+		if u.Description != nil && *u.Description != k.Description {
+			k.Description, changed = *u.Description, true
+		}
+		if u.ExpiresAt != nil && (k.ExpiresAt == nil || !k.ExpiresAt.Equal(*u.ExpiresAt)) {
+			k.ExpiresAt, changed = u.ExpiresAt, true
+		}
+		after = &k
+		if !changed {
+			return nil
+		}
+		k.UpdatedAt = now
+		if err := tx.UpdateAccessKey(ctx, &k); err != nil {
+			return err
+		}
+		ev, err := s.audit(a, now, k.Account, latchkey.ActionAccessKeyUpdate, "access_key", k.ID, k.Application, before, &k)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, ev)
+	}, func() { s.Index.Put(after) })
+	if err != nil {
+		return nil, err
+	}
+	s.mergePending(after)
+	return after, nil
+}
+
+// findWritableKey loads and locks a key the actor may change.
+func (s *Service) findWritableKey(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, id string) (*latchkey.AccessKey, error) {
+	if !keyformat.ValidID(id) {
+		return nil, keyNotFound(id)
+	}
+	k, err := tx.FindAccessKey(ctx, id)
+	if err != nil {
+		if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
+			return nil, keyNotFound(id)
+		}
+		return nil, err
+	}
+	if !a.CanRead(k.Account) {
+		return nil, keyNotFound(id)
+	}
+	if !a.CanWrite(k.Account) {
+		return nil, latchkey.Errorf(latchkey.EFORBIDDEN, "role %s may not change anything", a.Role)
+	}
+	if k.Principal != "" && a.Role != latchkey.RoleOperator && k.Role == latchkey.RoleOperator {
+		return nil, latchkey.Errorf(latchkey.EFORBIDDEN, "only an operator may change an operator's keys")
+	}
+	return k, nil
+}
+
+// DeleteAccessKey deletes a key for good. Returns EKEYACTIVE while the key
+// is Active unless force is set, ENOTFOUND, EFORBIDDEN. Verification fails
+// for the key as soon as DeleteAccessKey returns.
+func (s *Service) DeleteAccessKey(ctx context.Context, a latchkey.Actor, id string, force bool) error {
+	now := s.now()
+	return s.update(ctx, func(tx latchkey.Tx) error {
+		k, err := s.findWritableKey(ctx, tx, a, id)
+		if err != nil {
+			return err
+		}
+		if k.Status == latchkey.StatusActive && !force {
+			return latchkey.Errorf(latchkey.EKEYACTIVE,
+				"access key %s is Active; deactivate it (status Inactive) and confirm nothing still uses it, or pass force=true", id)
+		}
+		if err := tx.DeleteAccessKey(ctx, id); err != nil {
+			return err
+		}
+		ev, err := s.audit(a, now, k.Account, latchkey.ActionAccessKeyDelete, "access_key", k.ID, k.Application, k, nil)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, ev)
+	}, func() { s.Index.Delete(id) })
+}
+
+// MarkExposed flags a key whose secret was seen where it should not be (a
+// URL, a commit, a leak report) and, when deactivate is set, makes it
+// Inactive in the same transaction. The audit names where; it never holds
+// the secret.
+func (s *Service) MarkExposed(ctx context.Context, a latchkey.Actor, id, where string, deactivate bool) (*latchkey.AccessKey, error) {
+	now := s.now()
+	var after *latchkey.AccessKey
+	err := s.update(ctx, func(tx latchkey.Tx) error {
+		before, err := tx.FindAccessKey(ctx, id)
+		if err != nil {
+			return err
+		}
+		k := *before
+		k.Exposed = &latchkey.Exposure{At: now, Where: truncate(where, 512)}
+		if deactivate {
+			k.Status = latchkey.StatusInactive
+		}
+		k.UpdatedAt = now
+		if err := tx.UpdateAccessKey(ctx, &k); err != nil {
+			return err
+		}
+		after = &k
+		ev, err := s.audit(a, now, k.Account, latchkey.ActionAccessKeyExposed, "access_key", k.ID, k.Application, before, &k)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, ev)
+	}, func() { s.Index.Put(after) })
+	if err != nil {
+		return nil, fmt.Errorf("marking %s exposed: %w", id, err)
+	}
+	return after, nil
+}

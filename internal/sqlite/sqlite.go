@@ -1,0 +1,158 @@
+// Package sqlite is latchkey's embedded store: one SQLite file in WAL mode,
+// through the pure-Go modernc.org/sqlite driver (no cgo).
+//
+// Writes go through a single connection that begins transactions with
+// BEGIN IMMEDIATE, so read-modify-write rules (two keys per application,
+// delete only when Inactive) hold without row locks. Reads use a pool.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/sqlstore"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is the SQLite implementation of latchkey.Store.
+type Store struct {
+	*sqlstore.DB
+	path string
+}
+
+var _ latchkey.Store = (*Store)(nil)
+
+var dialect = sqlstore.Dialect{MapError: mapError}
+
+// Open opens (creating if needed) the database file at path, with its
+// directory, and applies pending migrations. The file is created with mode
+// 0600: it holds digests, not secrets, but also every key's metadata.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	if path != ":memory:" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: creating database directory: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
+		}
+		f.Close()
+	}
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	read := write
+	if path != ":memory:" {
+		read, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+		if err != nil {
+			write.Close()
+			return nil, err
+		}
+		read.SetMaxOpenConns(8)
+		read.SetMaxIdleConns(8)
+	}
+	s := &Store{DB: &sqlstore.DB{Write: write, Read: read, Dialect: dialect}, path: path}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return err
+	}
+	var have int
+	// A database migrated by a newer latchkey is refused rather than
+	// misread.
+	_ = s.Write.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have)
+	if want := sqlstore.LatestVersion(sub); have > want {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this latchkey knows (%d); upgrade latchkey", have, want)
+	}
+	if _, err := sqlstore.Migrate(ctx, s.Write, dialect, sub); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.Write.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return latchkey.Unavailable(err)
+	}
+	return nil
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	err := s.Write.Close()
+	if s.Read != s.Write {
+		err = errors.Join(err, s.Read.Close())
+	}
+	return err
+}
+
+// ParseURL returns the file path of a sqlite: database URL. It accepts
+// "sqlite:/abs/path.db", "sqlite:relative.db", "sqlite:///abs/path.db" and
+// "sqlite://./relative.db".
+func ParseURL(u string) (string, bool) {
+	rest, ok := strings.CutPrefix(u, "sqlite:")
+	if !ok {
+		return "", false
+	}
+	if p, ok := strings.CutPrefix(rest, "//"); ok {
+		rest = p
+	}
+	if rest == "" {
+		return "", false
+	}
+	return rest, true
+}
+
+func mapError(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return nil
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return latchkey.Errorf(latchkey.EEXISTS, "already exists").WithCause(err)
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return latchkey.Errorf(latchkey.ENOTFOUND, "referenced object not found").WithCause(err)
+	case sqlite3.SQLITE_FULL:
+		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database disk is full; free space and retry").WithCause(err)
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_READONLY_DBMOVED, sqlite3.SQLITE_CANTOPEN:
+		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database cannot be written; check its file and directory permissions").WithCause(err)
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database is busy; retry").WithCause(err)
+	}
+	return nil
+}

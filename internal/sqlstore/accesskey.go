@@ -1,0 +1,270 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/latchkey/latchkey"
+)
+
+const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.principal, ''), COALESCE(p.role, ''),
+	k.secret_digest, k.description, k.status, k.created_at, k.updated_at, k.expires_at,
+	k.last_used_at, k.last_used_ip, k.last_used_ua,
+	k.last_rejected_at, k.last_rejected_ip, k.last_rejected_ua, k.last_rejected_reason,
+	k.use_count, k.reject_count, k.exposed_at, k.exposed_where`
+
+const keyFrom = ` FROM access_keys k LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal`
+
+func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
+	var (
+		k                              latchkey.AccessKey
+		digest                         []byte
+		created, updated               int64
+		expires, used, rejected, expos sql.NullInt64
+		usedIP, usedUA                 string
+		rejIP, rejUA, rejReason        string
+		exposedWhere                   string
+	)
+	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
+		&digest, &k.Description, &k.Status, &created, &updated, &expires,
+		&used, &usedIP, &usedUA,
+		&rejected, &rejIP, &rejUA, &rejReason,
+		&k.UseCount, &k.RejectCount, &expos, &exposedWhere)
+	if err != nil {
+		return nil, err
+	}
+	if len(digest) != len(k.SecretDigest) {
+		return nil, fmt.Errorf("access key %s: stored digest has %d bytes", k.ID, len(digest))
+	}
+	copy(k.SecretDigest[:], digest)
+	k.CreatedAt = fromMicros(created)
+	k.UpdatedAt = fromMicros(updated)
+	k.ExpiresAt = timePtr(expires)
+	if used.Valid {
+		k.LastUsed = &latchkey.Use{At: fromMicros(used.Int64), IP: usedIP, UserAgent: usedUA}
+	}
+	if rejected.Valid {
+		k.LastRejected = &latchkey.Rejection{At: fromMicros(rejected.Int64), IP: rejIP, UserAgent: rejUA, Reason: latchkey.Code(rejReason)}
+	}
+	if expos.Valid {
+		k.Exposed = &latchkey.Exposure{At: fromMicros(expos.Int64), Where: exposedWhere}
+	}
+	return &k, nil
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// CreateAccessKey implements latchkey.Tx.
+func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
+	if _, err := t.FindAccount(ctx, k.Account); err != nil {
+		return err
+	}
+	var exposedAt sql.NullInt64
+	exposedWhere := ""
+	if k.Exposed != nil {
+		exposedAt = sql.NullInt64{Int64: toMicros(k.Exposed.At), Valid: true}
+		exposedWhere = k.Exposed.Where
+	}
+	_, err := t.exec(ctx, `INSERT INTO access_keys
+		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
+		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere)
+	switch latchkey.ErrorCode(err) {
+	case latchkey.EEXISTS:
+		return latchkey.Errorf(latchkey.EEXISTS, "access key %s already exists", k.ID)
+	case latchkey.ENOTFOUND:
+		return latchkey.Errorf(latchkey.ENOTFOUND, "%s not found", k.Owner())
+	}
+	return err
+}
+
+// FindAccessKey implements latchkey.Tx.
+func (t *Tx) FindAccessKey(ctx context.Context, id string) (*latchkey.AccessKey, error) {
+	lock := ""
+	if t.writable && t.d.ForUpdate != "" {
+		lock = " " + t.d.ForUpdate + " OF k"
+	}
+	row := t.tx.QueryRowContext(ctx, t.q(`SELECT `+keyColumns+keyFrom+` WHERE k.id = ?`+lock), id)
+	k, err := scanKey(row)
+	if err != nil {
+		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "access key %s not found", id))
+	}
+	return k, nil
+}
+
+// ListAccessKeys implements latchkey.Tx.
+func (t *Tx) ListAccessKeys(ctx context.Context, f latchkey.AccessKeyFilter) ([]*latchkey.AccessKey, string, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	if f.Account != "" {
+		add("k.account = ?", f.Account)
+	}
+	if f.Application != "" {
+		add("k.application = ?", f.Application)
+	}
+	if f.Principal != "" {
+		add("k.principal = ?", f.Principal)
+	}
+	switch f.Kind {
+	case "application":
+		add("k.application IS NOT NULL")
+	case "principal":
+		add("k.principal IS NOT NULL")
+	}
+	if f.After != "" {
+		created, id, ok := parseKeyToken(f.After)
+		if !ok {
+			return nil, "", latchkey.Errorf(latchkey.EINVALID, "page_token is not valid")
+		}
+		add("(k.created_at > ? OR (k.created_at = ? AND k.id > ?))", created, created, id)
+	}
+	query := `SELECT ` + keyColumns + keyFrom
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := pageSize(f.Limit)
+	query += " ORDER BY k.created_at, k.id LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := t.query(ctx, query, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []*latchkey.AccessKey
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, "", mapErr(t.d, err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", mapErr(t.d, err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d.%s", toMicros(last.CreatedAt), last.ID))
+	}
+	return out, next, nil
+}
+
+func parseKeyToken(tok string) (int64, string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, "", false
+	}
+	ts, id, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return 0, "", false
+	}
+	n, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return n, id, true
+}
+
+// UpdateAccessKey implements latchkey.Tx.
+func (t *Tx) UpdateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
+	var exposedAt sql.NullInt64
+	exposedWhere := ""
+	if k.Exposed != nil {
+		exposedAt = sql.NullInt64{Int64: toMicros(k.Exposed.At), Valid: true}
+		exposedWhere = k.Exposed.Where
+	}
+	res, err := t.exec(ctx, `UPDATE access_keys SET status = ?, description = ?, expires_at = ?, updated_at = ?,
+		exposed_at = ?, exposed_where = ? WHERE id = ?`,
+		string(k.Status), k.Description, nullMicros(k.ExpiresAt), toMicros(k.UpdatedAt), exposedAt, exposedWhere, k.ID)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res, latchkey.Errorf(latchkey.ENOTFOUND, "access key %s not found", k.ID))
+}
+
+// DeleteAccessKey implements latchkey.Tx.
+func (t *Tx) DeleteAccessKey(ctx context.Context, id string) error {
+	res, err := t.exec(ctx, `DELETE FROM access_keys WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res, latchkey.Errorf(latchkey.ENOTFOUND, "access key %s not found", id))
+}
+
+// ScanAccessKeys calls fn for every access key, in no particular order.
+func (db *DB) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+	rows, err := db.Read.QueryContext(ctx, `SELECT `+keyColumns+keyFrom)
+	if err != nil {
+		return db.Err(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return db.Err(err)
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return db.Err(rows.Err())
+}
+
+// RecordUsage merges usage batches: the newest time wins; counts add up.
+func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	return db.Update(ctx, func(ltx latchkey.Tx) error {
+		t := ltx.(*Tx)
+		for _, u := range batch {
+			var usedAt, rejAt sql.NullInt64
+			var usedIP, usedUA, rejIP, rejUA, rejReason string
+			if u.LastUsed != nil {
+				usedAt = sql.NullInt64{Int64: toMicros(u.LastUsed.At), Valid: true}
+				usedIP, usedUA = u.LastUsed.IP, u.LastUsed.UserAgent
+			}
+			if r := u.LastRejected; r != nil {
+				rejAt = sql.NullInt64{Int64: toMicros(r.At), Valid: true}
+				rejIP, rejUA, rejReason = r.IP, r.UserAgent, string(r.Reason)
+			}
+			// Every SET expression sees the row's old values, so the
+			// conditions agree on which side is newer.
+			const newerUse = `? IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
+			const newerRej = `? IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
+			_, err := t.exec(ctx, `UPDATE access_keys SET
+				use_count = use_count + ?,
+				reject_count = reject_count + ?,
+				last_used_ip = CASE WHEN `+newerUse+` THEN ? ELSE last_used_ip END,
+				last_used_ua = CASE WHEN `+newerUse+` THEN ? ELSE last_used_ua END,
+				last_used_at = CASE WHEN `+newerUse+` THEN ? ELSE last_used_at END,
+				last_rejected_ip = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_ip END,
+				last_rejected_ua = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_ua END,
+				last_rejected_reason = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_reason END,
+				last_rejected_at = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_at END
+				WHERE id = ?`,
+				u.Uses, u.Rejections,
+				usedAt, usedAt, usedIP,
+				usedAt, usedAt, usedUA,
+				usedAt, usedAt, usedAt,
+				rejAt, rejAt, rejIP,
+				rejAt, rejAt, rejUA,
+				rejAt, rejAt, rejReason,
+				rejAt, rejAt, rejAt,
+				u.AccessKeyID)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

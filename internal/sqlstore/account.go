@@ -1,0 +1,48 @@
+package sqlstore
+
+import (
+	"context"
+
+	"github.com/latchkey/latchkey"
+)
+
+// CreateAccount implements latchkey.Tx.
+func (t *Tx) CreateAccount(ctx context.Context, a *latchkey.Account) error {
+	_, err := t.exec(ctx, `INSERT INTO accounts (name, created_at) VALUES (?, ?)`, a.Name, toMicros(a.CreatedAt))
+	if latchkey.ErrorCode(err) == latchkey.EEXISTS {
+		return latchkey.Errorf(latchkey.EEXISTS, "account %q already exists", a.Name)
+	}
+	return err
+}
+
+// FindAccount implements latchkey.Tx.
+func (t *Tx) FindAccount(ctx context.Context, name string) (*latchkey.Account, error) {
+	var a latchkey.Account
+	var created int64
+	err := t.tx.QueryRowContext(ctx, t.q(`SELECT name, created_at FROM accounts WHERE name = ?`+t.forUpdate()), name).Scan(&a.Name, &created)
+	if err != nil {
+		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "account %q not found", name))
+	}
+	a.CreatedAt = fromMicros(created)
+	return &a, nil
+}
+
+// ListAccounts implements latchkey.Tx.
+func (t *Tx) ListAccounts(ctx context.Context) ([]*latchkey.Account, error) {
+	rows, err := t.query(ctx, `SELECT name, created_at FROM accounts ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*latchkey.Account
+	for rows.Next() {
+		var a latchkey.Account
+		var created int64
+		if err := rows.Scan(&a.Name, &created); err != nil {
+			return nil, mapErr(t.d, err)
+		}
+		a.CreatedAt = fromMicros(created)
+		out = append(out, &a)
+	}
+	return out, mapErr(t.d, rows.Err())
+}

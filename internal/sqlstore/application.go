@@ -1,0 +1,115 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/base64"
+
+	"github.com/latchkey/latchkey"
+)
+
+// CreateApplication implements latchkey.Tx.
+func (t *Tx) CreateApplication(ctx context.Context, app *latchkey.Application) error {
+	if _, err := t.FindAccount(ctx, app.Account); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `INSERT INTO applications (account, name, description, created_at) VALUES (?, ?, ?, ?)`,
+		app.Account, app.Name, app.Description, toMicros(app.CreatedAt))
+	if latchkey.ErrorCode(err) == latchkey.EEXISTS {
+		return latchkey.Errorf(latchkey.EEXISTS, "application %q already exists", app.Name)
+	}
+	return err
+}
+
+const appColumns = `a.account, a.name, a.description, a.created_at,
+	(SELECT COUNT(*) FROM access_keys k WHERE k.account = a.account AND k.application = a.name)`
+
+func scanApp(s interface{ Scan(...any) error }) (*latchkey.Application, error) {
+	var a latchkey.Application
+	var created int64
+	if err := s.Scan(&a.Account, &a.Name, &a.Description, &created, &a.KeyCount); err != nil {
+		return nil, err
+	}
+	a.CreatedAt = fromMicros(created)
+	return &a, nil
+}
+
+// FindApplication implements latchkey.Tx.
+func (t *Tx) FindApplication(ctx context.Context, account, name string) (*latchkey.Application, error) {
+	if t.writable && t.d.ForUpdate != "" {
+		// Lock the row first: FOR UPDATE cannot go with an aggregate.
+		var one int
+		err := t.tx.QueryRowContext(ctx, t.q(`SELECT 1 FROM applications WHERE account = ? AND name = ? `+t.d.ForUpdate), account, name).Scan(&one)
+		if err != nil {
+			return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "application %q not found", name))
+		}
+	}
+	row := t.tx.QueryRowContext(ctx, t.q(`SELECT `+appColumns+` FROM applications a WHERE a.account = ? AND a.name = ?`), account, name)
+	app, err := scanApp(row)
+	if err != nil {
+		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "application %q not found", name))
+	}
+	return app, nil
+}
+
+// ListApplications implements latchkey.Tx.
+func (t *Tx) ListApplications(ctx context.Context, f latchkey.ApplicationFilter) ([]*latchkey.Application, string, error) {
+	after := ""
+	if f.After != "" {
+		b, err := base64.RawURLEncoding.DecodeString(f.After)
+		if err != nil {
+			return nil, "", latchkey.Errorf(latchkey.EINVALID, "page_token is not valid")
+		}
+		after = string(b)
+	}
+	limit := pageSize(f.Limit)
+	rows, err := t.query(ctx, `SELECT `+appColumns+` FROM applications a
+		WHERE (? = '' OR a.account = ?) AND (a.account || '/' || a.name) > ?
+		ORDER BY a.account || '/' || a.name LIMIT ?`, f.Account, f.Account, after, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []*latchkey.Application
+	for rows.Next() {
+		a, err := scanApp(rows)
+		if err != nil {
+			return nil, "", mapErr(t.d, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", mapErr(t.d, err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = base64.RawURLEncoding.EncodeToString([]byte(last.Account + "/" + last.Name))
+	}
+	return out, next, nil
+}
+
+// UpdateApplication implements latchkey.Tx.
+func (t *Tx) UpdateApplication(ctx context.Context, app *latchkey.Application) error {
+	res, err := t.exec(ctx, `UPDATE applications SET description = ? WHERE account = ? AND name = ?`, app.Description, app.Account, app.Name)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res, latchkey.Errorf(latchkey.ENOTFOUND, "application %q not found", app.Name))
+}
+
+// DeleteApplication implements latchkey.Tx.
+func (t *Tx) DeleteApplication(ctx context.Context, account, name string) error {
+	app, err := t.FindApplication(ctx, account, name)
+	if err != nil {
+		return err
+	}
+	if app.KeyCount > 0 {
+		return latchkey.Errorf(latchkey.ECONFLICT, "application %q still has %d access key(s); delete them first", name, app.KeyCount)
+	}
+	res, err := t.exec(ctx, `DELETE FROM applications WHERE account = ? AND name = ?`, account, name)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res, latchkey.Errorf(latchkey.ENOTFOUND, "application %q not found", name))
+}

@@ -1,0 +1,159 @@
+// Package sqlstore implements latchkey.Tx and the shared parts of
+// latchkey.Store over database/sql. The sqlite and postgres adapters wrap it
+// with their own connection setup, migrations, locking and error mapping, so
+// the SQL that defines latchkey's data lives in one place.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/latchkey/latchkey"
+)
+
+// Dialect is what differs between the databases.
+type Dialect struct {
+	// Numbered placeholders ($1, $2, ...) instead of '?'.
+	Numbered bool
+	// ForUpdate is appended to a SELECT that locks the row it reads in a
+	// read-write transaction ("" where the whole database is locked, as in
+	// SQLite's BEGIN IMMEDIATE).
+	ForUpdate string
+	// MapError turns a driver error into a latchkey error, or returns nil
+	// when it does not recognise it.
+	MapError func(err error) error
+}
+
+// DB is a database/sql database with a dialect.
+type DB struct {
+	Write   *sql.DB // read-write transactions
+	Read    *sql.DB // read-only transactions; may be the same as Write
+	Dialect Dialect
+}
+
+// Update runs fn in a read-write transaction.
+func (db *DB) Update(ctx context.Context, fn func(latchkey.Tx) error) error {
+	return db.run(ctx, db.Write, false, fn)
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(ctx context.Context, fn func(latchkey.Tx) error) error {
+	return db.run(ctx, db.Read, true, fn)
+}
+
+func (db *DB) run(ctx context.Context, sdb *sql.DB, readOnly bool, fn func(latchkey.Tx) error) error {
+	stx, err := sdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: readOnly})
+	if err != nil {
+		return db.Err(err)
+	}
+	t := &Tx{tx: stx, d: &db.Dialect, writable: !readOnly}
+	if err := fn(t); err != nil {
+		_ = stx.Rollback()
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		return db.Err(err)
+	}
+	return nil
+}
+
+// Err maps a driver error to a latchkey error: the dialect's mapping first,
+// then context and connection errors, then EINTERNAL.
+func (db *DB) Err(err error) error { return mapErr(&db.Dialect, err) }
+
+func mapErr(d *Dialect, err error) error {
+	if err == nil {
+		return nil
+	}
+	var le *latchkey.Error
+	if errors.As(err, &le) {
+		return err
+	}
+	if d.MapError != nil {
+		if m := d.MapError(err); m != nil {
+			return m
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return latchkey.Unavailable(err)
+	}
+	return latchkey.Internal(err)
+}
+
+// Tx is one transaction; it implements latchkey.Tx.
+type Tx struct {
+	tx       *sql.Tx
+	d        *Dialect
+	writable bool
+}
+
+var _ latchkey.Tx = (*Tx)(nil)
+
+// q rewrites '?' placeholders for dialects with numbered ones.
+func (t *Tx) q(query string) string { return rebind(t.d, query) }
+
+func rebind(d *Dialect, query string) string {
+	if !d.Numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+func (t *Tx) forUpdate() string {
+	if t.writable && t.d.ForUpdate != "" {
+		return " " + t.d.ForUpdate
+	}
+	return ""
+}
+
+func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := t.tx.ExecContext(ctx, t.q(query), args...)
+	if err != nil {
+		return nil, mapErr(t.d, err)
+	}
+	return res, nil
+}
+
+func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := t.tx.QueryContext(ctx, t.q(query), args...)
+	if err != nil {
+		return nil, mapErr(t.d, err)
+	}
+	return rows, nil
+}
+
+// mustAffect returns ENOTFOUND when res changed no row.
+func mustAffect(res sql.Result, notFound *latchkey.Error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return latchkey.Internal(err)
+	}
+	if n == 0 {
+		return notFound
+	}
+	return nil
+}
+
+func pageSize(limit int) int {
+	switch {
+	case limit <= 0:
+		return 100
+	case limit > 1000:
+		return 1000
+	}
+	return limit
+}

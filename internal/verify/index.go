@@ -1,0 +1,256 @@
+// Package verify is latchkey's hot path: an in-memory index from secret
+// digest to key record, the decision for a presented credential, and the
+// usage recorder that batches last-used times and counts to the store.
+//
+// A verification never touches the database. The index is kept current by
+// the store's change feed: management writes apply their changes after
+// commit (in-process), and the PostgreSQL adapter adds LISTEN/NOTIFY and a
+// periodic resync.
+package verify
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+// Entry is the index's record of one access key: what a decision needs and
+// nothing else. Entries are immutable once published; a change replaces the
+// entry. Usage lives in a cell that survives replacement.
+type Entry struct {
+	ID          string
+	Account     string
+	Application string
+	Principal   string
+	Role        latchkey.Role
+	Active      bool
+	ExpiresAt   int64 // Unix nanoseconds; 0 = never
+	usage       *usageCell
+}
+
+// IsPrincipal reports whether the key belongs to an admin principal.
+func (e *Entry) IsPrincipal() bool { return e.Principal != "" }
+
+const shardCount = 64
+
+type shard struct {
+	mu       sync.RWMutex
+	byDigest map[keyformat.Digest]*Entry
+}
+
+// Index maps secret digests to entries. It is safe for concurrent use.
+type Index struct {
+	shards [shardCount]shard
+
+	mu        sync.Mutex // guards byID, the intern table and resync state
+	byID      map[string]keyformat.Digest
+	strs      map[string]string // interned account and application names
+	resyncing bool
+	touched   map[string]struct{}
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	ix := &Index{byID: map[string]keyformat.Digest{}, strs: map[string]string{}}
+	for i := range ix.shards {
+		ix.shards[i].byDigest = map[keyformat.Digest]*Entry{}
+	}
+	return ix
+}
+
+func (ix *Index) shard(d *keyformat.Digest) *shard { return &ix.shards[d[0]%shardCount] }
+
+// Lookup returns the entry for a digest, or nil.
+func (ix *Index) Lookup(d *keyformat.Digest) *Entry {
+	s := ix.shard(d)
+	s.mu.RLock()
+	e := s.byDigest[*d]
+	s.mu.RUnlock()
+	return e
+}
+
+// Len returns the number of keys in the index.
+func (ix *Index) Len() int {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return len(ix.byID)
+}
+
+func (ix *Index) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := ix.strs[s]; ok {
+		return v
+	}
+	ix.strs[s] = s
+	return s
+}
+
+// Put adds or replaces the entry for k.
+func (ix *Index) Put(k *latchkey.AccessKey) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.resyncing {
+		ix.touched[k.ID] = struct{}{}
+	}
+	ix.putLocked(k)
+}
+
+func (ix *Index) putLocked(k *latchkey.AccessKey) {
+	e := &Entry{
+		ID:          k.ID,
+		Account:     ix.intern(k.Account),
+		Application: ix.intern(k.Application),
+		Principal:   ix.intern(k.Principal),
+		Role:        k.Role,
+		Active:      k.Status == latchkey.StatusActive,
+	}
+	if k.ExpiresAt != nil {
+		e.ExpiresAt = k.ExpiresAt.UnixNano()
+	}
+	d := k.SecretDigest
+	if old, ok := ix.byID[k.ID]; ok {
+		os := ix.shard(&old)
+		os.mu.Lock()
+		if prev := os.byDigest[old]; prev != nil {
+			e.usage = prev.usage
+		}
+		if old != d {
+			delete(os.byDigest, old)
+		}
+		os.mu.Unlock()
+	}
+	if e.usage == nil {
+		e.usage = &usageCell{}
+	}
+	e.usage.id = k.ID
+	ix.byID[k.ID] = d
+	s := ix.shard(&d)
+	s.mu.Lock()
+	s.byDigest[d] = e
+	s.mu.Unlock()
+}
+
+// Delete removes the key with the given ID. Verification fails for it from
+// the moment Delete returns.
+func (ix *Index) Delete(id string) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.resyncing {
+		ix.touched[id] = struct{}{}
+	}
+	ix.deleteLocked(id)
+}
+
+func (ix *Index) deleteLocked(id string) {
+	d, ok := ix.byID[id]
+	if !ok {
+		return
+	}
+	delete(ix.byID, id)
+	s := ix.shard(&d)
+	s.mu.Lock()
+	if e := s.byDigest[d]; e != nil {
+		e.usage.deleted.Store(true)
+	}
+	delete(s.byDigest, d)
+	s.mu.Unlock()
+}
+
+// Get returns the entry of a key ID, or nil.
+func (ix *Index) Get(id string) *Entry {
+	ix.mu.Lock()
+	d, ok := ix.byID[id]
+	ix.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return ix.Lookup(&d)
+}
+
+// Sync replaces the index's content with every key in the store. Changes
+// applied with Put or Delete while Sync runs win over what Sync read, so a
+// resync never brings back a key deleted meanwhile. It returns how many
+// keys were loaded.
+func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
+	ix.mu.Lock()
+	ix.resyncing = true
+	ix.touched = map[string]struct{}{}
+	ix.mu.Unlock()
+	defer func() {
+		ix.mu.Lock()
+		ix.resyncing = false
+		ix.touched = nil
+		ix.mu.Unlock()
+	}()
+
+	var keys []*latchkey.AccessKey
+	seen := map[string]struct{}{}
+	err := store.ScanAccessKeys(ctx, func(k *latchkey.AccessKey) error {
+		keys = append(keys, k)
+		if len(keys) >= 4096 {
+			ix.applySync(keys, seen)
+			keys = keys[:0]
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	ix.applySync(keys, seen)
+
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for id := range ix.byID {
+		if _, ok := seen[id]; ok {
+			continue
+		}
+		if _, ok := ix.touched[id]; ok {
+			continue
+		}
+		ix.deleteLocked(id)
+	}
+	return len(seen), nil
+}
+
+func (ix *Index) applySync(keys []*latchkey.AccessKey, seen map[string]struct{}) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, k := range keys {
+		seen[k.ID] = struct{}{}
+		if _, ok := ix.touched[k.ID]; ok {
+			continue
+		}
+		if cur := ix.getLocked(k.ID); cur != nil && cur.same(k) {
+			continue
+		}
+		ix.putLocked(k)
+	}
+}
+
+func (ix *Index) getLocked(id string) *Entry {
+	d, ok := ix.byID[id]
+	if !ok {
+		return nil
+	}
+	return ix.Lookup(&d)
+}
+
+func (e *Entry) same(k *latchkey.AccessKey) bool {
+	var exp int64
+	if k.ExpiresAt != nil {
+		exp = k.ExpiresAt.UnixNano()
+	}
+	return e.ID == k.ID && e.Account == k.Account && e.Application == k.Application &&
+		e.Principal == k.Principal && e.Role == k.Role &&
+		e.Active == (k.Status == latchkey.StatusActive) && e.ExpiresAt == exp
+}
+
+// expired reports whether the entry's expiry is at or before now.
+func (e *Entry) expired(now time.Time) bool {
+	return e.ExpiresAt != 0 && now.UnixNano() >= e.ExpiresAt
+}

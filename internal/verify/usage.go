@@ -1,0 +1,246 @@
+package verify
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/latchkey/latchkey"
+)
+
+// usageCell accumulates one key's usage between flushes. It is carried over
+// when the key's entry is replaced.
+type usageCell struct {
+	id      string
+	deleted atomic.Bool
+
+	mu      sync.Mutex
+	dirty   bool
+	uses    int64
+	rejects int64
+	usedAt  int64 // Unix nanoseconds; 0 = none since last flush
+	usedIP  netip.Addr
+	usedUA  string
+	rejAt   int64
+	rejIP   netip.Addr
+	rejUA   string
+	rejWhy  latchkey.Code
+}
+
+// usageSnap is a copy of a cell's counters taken at flush.
+type usageSnap struct {
+	uses, rejects int64
+	usedAt, rejAt int64
+	usedIP, rejIP netip.Addr
+	usedUA, rejUA string
+	rejWhy        latchkey.Code
+}
+
+// UsageSink receives batches of usage. latchkey.Store implements it.
+type UsageSink interface {
+	RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) error
+}
+
+// Recorder collects usage in memory and writes it to a sink in batches, so
+// the store sees at most one write transaction per interval however many
+// verifications happen.
+type Recorder struct {
+	sink     UsageSink
+	log      *slog.Logger
+	interval time.Duration
+
+	mu    sync.Mutex
+	dirty []*usageCell
+
+	flushMu sync.Mutex // one flush at a time
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+// NewRecorder returns a recorder that flushes to sink every interval once
+// Start is called.
+func NewRecorder(sink UsageSink, interval time.Duration, log *slog.Logger) *Recorder {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	return &Recorder{sink: sink, log: log, interval: interval, done: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+func (r *Recorder) markDirty(c *usageCell) {
+	r.mu.Lock()
+	r.dirty = append(r.dirty, c)
+	r.mu.Unlock()
+}
+
+func (r *Recorder) use(c *usageCell, now time.Time, ip netip.Addr, ua string) {
+	n := now.UnixNano()
+	c.mu.Lock()
+	c.uses++
+	if n >= c.usedAt {
+		c.usedAt, c.usedIP, c.usedUA = n, ip, ua
+	}
+	mark := !c.dirty
+	c.dirty = true
+	c.mu.Unlock()
+	if mark && r != nil {
+		r.markDirty(c)
+	}
+}
+
+func (r *Recorder) reject(c *usageCell, now time.Time, ip netip.Addr, ua string, why latchkey.Code) {
+	n := now.UnixNano()
+	c.mu.Lock()
+	c.rejects++
+	if n >= c.rejAt {
+		c.rejAt, c.rejIP, c.rejUA, c.rejWhy = n, ip, ua, why
+	}
+	mark := !c.dirty
+	c.dirty = true
+	c.mu.Unlock()
+	if mark && r != nil {
+		r.markDirty(c)
+	}
+}
+
+// Start flushes every interval until ctx ends or Stop is called.
+func (r *Recorder) Start(ctx context.Context) {
+	go func() {
+		defer close(r.stopped)
+		t := time.NewTicker(r.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.done:
+				return
+			case <-t.C:
+				if err := r.Flush(ctx); err != nil {
+					r.log.Warn("usage flush failed; will retry", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// Stop ends the background flushing and writes what is pending.
+func (r *Recorder) Stop(ctx context.Context) error {
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
+	select {
+	case <-r.stopped:
+	case <-ctx.Done():
+	}
+	return r.Flush(ctx)
+}
+
+func ipString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.Unmap().String()
+}
+
+// Flush writes pending usage now. On failure the usage is kept and merged
+// with what arrives meanwhile, so nothing is lost while the store is down.
+func (r *Recorder) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	r.mu.Lock()
+	cells := r.dirty
+	r.dirty = nil
+	r.mu.Unlock()
+	if len(cells) == 0 {
+		return nil
+	}
+	batch := make([]latchkey.UsageUpdate, 0, len(cells))
+	taken := make([]usageSnap, 0, len(cells))
+	live := cells[:0]
+	for _, c := range cells {
+		c.mu.Lock()
+		snap := usageSnap{uses: c.uses, rejects: c.rejects, usedAt: c.usedAt, usedIP: c.usedIP, usedUA: c.usedUA,
+			rejAt: c.rejAt, rejIP: c.rejIP, rejUA: c.rejUA, rejWhy: c.rejWhy}
+		c.uses, c.rejects, c.usedAt, c.rejAt = 0, 0, 0, 0
+		c.usedUA, c.rejUA = "", ""
+		c.dirty = false
+		c.mu.Unlock()
+		if c.deleted.Load() {
+			continue
+		}
+		u := latchkey.UsageUpdate{AccessKeyID: c.id, Uses: snap.uses, Rejections: snap.rejects}
+		if snap.usedAt != 0 {
+			u.LastUsed = &latchkey.Use{At: time.Unix(0, snap.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(snap.usedIP), UserAgent: truncateUA(snap.usedUA)}
+		}
+		if snap.rejAt != 0 {
+			u.LastRejected = &latchkey.Rejection{At: time.Unix(0, snap.rejAt).UTC().Truncate(time.Microsecond), IP: ipString(snap.rejIP), UserAgent: truncateUA(snap.rejUA), Reason: snap.rejWhy}
+		}
+		batch = append(batch, u)
+		taken = append(taken, snap)
+		live = append(live, c)
+	}
+	if err := r.sink.RecordUsage(ctx, batch); err != nil {
+		for i, c := range live {
+			s := &taken[i]
+			c.mu.Lock()
+			c.uses += s.uses
+			c.rejects += s.rejects
+			if s.usedAt > c.usedAt {
+				c.usedAt, c.usedIP, c.usedUA = s.usedAt, s.usedIP, s.usedUA
+			}
+			if s.rejAt > c.rejAt {
+				c.rejAt, c.rejIP, c.rejUA, c.rejWhy = s.rejAt, s.rejIP, s.rejUA, s.rejWhy
+			}
+			mark := !c.dirty
+			c.dirty = true
+			c.mu.Unlock()
+			if mark {
+				r.markDirty(c)
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// Pending returns the usage of key id not yet written to the store, so that
+// reads can show it at once.
+func (ix *Index) Pending(id string) (uses, rejects int64, lastUsed *latchkey.Use, lastRejected *latchkey.Rejection) {
+	e := ix.Get(id)
+	if e == nil {
+		return 0, 0, nil, nil
+	}
+	c := e.usage
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.usedAt != 0 {
+		lastUsed = &latchkey.Use{At: time.Unix(0, c.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(c.usedIP), UserAgent: truncateUA(c.usedUA)}
+	}
+	if c.rejAt != 0 {
+		lastRejected = &latchkey.Rejection{At: time.Unix(0, c.rejAt).UTC().Truncate(time.Microsecond), IP: ipString(c.rejIP), UserAgent: truncateUA(c.rejUA), Reason: c.rejWhy}
+	}
+	return c.uses, c.rejects, lastUsed, lastRejected
+}
+
+// MaxUserAgentLen bounds what is stored of a user agent.
+const MaxUserAgentLen = 256
+
+func truncateUA(s string) string {
+	if len(s) <= MaxUserAgentLen {
+		return s
+	}
+	s = s[:MaxUserAgentLen]
+	// do not cut a UTF-8 sequence in half
+	for len(s) > 0 && s[len(s)-1]&0xC0 == 0x80 {
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 && s[len(s)-1] >= 0xC0 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
