@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/cli"
+	"github.com/latchkey/latchkey/internal/credfile"
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/verify"
+	"github.com/spf13/cobra"
+)
+
+type serveOptions struct {
+	addr            string
+	databaseURL     string
+	credentialsFile string
+	profile         string
+	logLevel        string
+	logFormat       string
+	maxKeys         int
+	trustedProxies  []string
+	flushInterval   time.Duration
+	shutdownTimeout time.Duration
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func newServeCmd() *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the latchkey server",
+		Long: `Run the latchkey server: the management API, verification, and health checks.
+
+On first start with an empty database, serve creates the default account and
+a first operator ("admin") with an access key, saves that key to the
+credentials file (mode 0600) and prints the file's path and the key ID. The
+secret itself is never printed or logged.
+
+Every flag can also be set with the environment variable named in its help.
+
+EXAMPLES
+  # Start on 127.0.0.1:8080 with the embedded SQLite database
+  latchkey serve
+
+  # Another address and database file
+  latchkey serve --addr :9090 --database-url sqlite:/var/lib/latchkey/latchkey.db
+
+  # Behind a load balancer at 10.0.0.5 that sets X-Forwarded-For
+  latchkey serve --trusted-proxies 10.0.0.5/32`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", envOr("LATCHKEY_ADDR", "127.0.0.1:8080"), "address to listen on (env LATCHKEY_ADDR)")
+	f.StringVar(&o.databaseURL, "database-url", envOr("LATCHKEY_DATABASE_URL", DefaultDatabaseURL()), "sqlite:/path/file.db or postgres://... (env LATCHKEY_DATABASE_URL)")
+	f.StringVar(&o.credentialsFile, "credentials-file", credfile.DefaultPath(), "where the first operator key is saved on first start (env LATCHKEY_SHARED_CREDENTIALS_FILE)")
+	f.StringVar(&o.profile, "bootstrap-profile", envOr("LATCHKEY_BOOTSTRAP_PROFILE", "default"), "credentials profile for the first operator key (env LATCHKEY_BOOTSTRAP_PROFILE)")
+	f.StringVar(&o.logLevel, "log-level", envOr("LATCHKEY_LOG_LEVEL", "info"), "debug, info, warn or error (env LATCHKEY_LOG_LEVEL)")
+	f.StringVar(&o.logFormat, "log-format", envOr("LATCHKEY_LOG_FORMAT", "text"), "text or json (env LATCHKEY_LOG_FORMAT)")
+	f.IntVar(&o.maxKeys, "max-keys-per-application", envInt("LATCHKEY_MAX_KEYS_PER_APPLICATION", latchkey.DefaultMaxKeysPerApplication), "access keys an application may own (env LATCHKEY_MAX_KEYS_PER_APPLICATION)")
+	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", splitEnv("LATCHKEY_TRUSTED_PROXIES"), "peers whose X-Forwarded-For is trusted, as IPs or CIDRs (env LATCHKEY_TRUSTED_PROXIES)")
+	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	return cmd
+}
+
+func splitEnv(name string) []string {
+	if v := os.Getenv(name); v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, cli.UsageErrorf("--log-level %q: expected debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, cli.UsageErrorf("--log-format %q: expected text or json", format)
+}
+
+func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	if o.maxKeys < 1 || o.maxKeys > 100 {
+		return cli.UsageErrorf("--max-keys-per-application %d: expected 1 to 100", o.maxKeys)
+	}
+	trusted, err := parsePrefixes("--trusted-proxies", o.trustedProxies)
+	if err != nil {
+		return cli.UsageErrorf("%v", err)
+	}
+	if o.flushInterval < 10*time.Millisecond || o.flushInterval > time.Minute {
+		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
+	}
+
+	store, dbDesc, err := openStore(ctx, o.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ix := verify.NewIndex()
+	start := time.Now()
+	n, err := ix.Sync(ctx, store)
+	if err != nil {
+		return fmt.Errorf("loading keys: %w", err)
+	}
+	log.Info("index loaded", "keys", n, "duration", time.Since(start).Round(time.Millisecond))
+
+	rec := verify.NewRecorder(store, o.flushInterval, log)
+	svc := manage.New(store, ix, log)
+	svc.MaxKeysPerApplication = o.maxKeys
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", o.addr, err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+
+	created, err := svc.Bootstrap(ctx)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("first-start setup: %w", err)
+	}
+	if created != nil {
+		moved, err := credfile.SaveProfile(o.credentialsFile, o.profile, credfile.Profile{
+			credfile.KeyAccessKeyID:     created.ID,
+			credfile.KeySecretAccessKey: created.Secret,
+			credfile.KeyEndpointURL:     endpoint,
+		})
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("saving the first operator key to %s: %w (delete the database to start over)", o.credentialsFile, err)
+		}
+		fmt.Fprintf(stdout, "First start: created operator %q with access key %s.\n", manage.BootstrapPrincipal, created.ID)
+		fmt.Fprintf(stdout, "Its secret is saved in %s (profile %q, mode 0600); it is not shown anywhere else.\n", o.credentialsFile, o.profile)
+		if moved != "" {
+			fmt.Fprintf(stdout, "The profile's previous credentials were kept as profile %q.\n", moved)
+		}
+	}
+
+	verifier := verify.New(ix, rec)
+	api := &httpapi.Server{
+		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted,
+		Ready: func(ctx context.Context) error { return store.Ping(ctx) },
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRec()
+	rec.Start(recCtx)
+
+	fmt.Fprintf(stdout, "latchkey %s listening on %s (database %s)\n", cli.Version, endpoint, dbDesc)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+		log.Info("shutting down: finishing in-flight requests")
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish cleanly", "err", err)
+	}
+	if err := rec.Stop(sctx); err != nil {
+		log.Error("flushing usage on shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newMigrateCmd() *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database migrations and exit",
+		Long: `Apply pending database migrations and exit. serve applies them too; this
+command is for operators who apply schema changes as a separate step.
+
+EXAMPLES
+  latchkey migrate --database-url sqlite:/var/lib/latchkey/latchkey.db
+  latchkey migrate --database-url postgres://latchkey@db/latchkey`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, desc, err := openStore(cmd.Context(), url)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "database %s is up to date\n", desc)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "database-url", envOr("LATCHKEY_DATABASE_URL", DefaultDatabaseURL()), "database to migrate (env LATCHKEY_DATABASE_URL)")
+	return cmd
+}

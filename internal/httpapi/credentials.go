@@ -1,0 +1,176 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+// Credential is what a request presented.
+type Credential struct {
+	Secret      string
+	AccessKeyID string // from Basic auth
+	Present     bool   // a credential header was sent, even a malformed one
+}
+
+// CredentialFromRequest reads the credential from, in order:
+// Authorization: Bearer <secret>; Authorization: Basic base64(<id>:<secret>);
+// X-Api-Key: <secret>. It never looks at the URL: see SecretInURL.
+func CredentialFromRequest(r *http.Request) Credential {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, rest, _ := strings.Cut(h, " ")
+		rest = strings.TrimSpace(rest)
+		switch {
+		case strings.EqualFold(scheme, "Bearer"):
+			return Credential{Secret: rest, Present: true}
+		case strings.EqualFold(scheme, "Basic"):
+			raw, err := base64.StdEncoding.DecodeString(rest)
+			if err != nil {
+				return Credential{Present: true}
+			}
+			id, secret, ok := strings.Cut(string(raw), ":")
+			if !ok {
+				return Credential{Present: true}
+			}
+			if id == "" {
+				// curl -u :SECRET
+				return Credential{Secret: secret, Present: true}
+			}
+			return Credential{Secret: secret, AccessKeyID: id, Present: true}
+		}
+		return Credential{Present: true}
+	}
+	if h := r.Header.Get("X-Api-Key"); h != "" {
+		return Credential{Secret: strings.TrimSpace(h), Present: true}
+	}
+	return Credential{}
+}
+
+// credentialParams are query parameter names that mean "a credential is
+// here" whatever their value looks like.
+var credentialParams = map[string]bool{
+	"api_key": true, "apikey": true, "api-key": true, "key": true, "access_key": true,
+	"secret": true, "secret_access_key": true, "token": true, "access_token": true, "x-api-key": true,
+}
+
+// SecretInURL reports whether the request's URL carries a credential: a
+// query parameter named like one, or a latchkey secret anywhere in the path
+// or query. It returns every valid latchkey secret found, so the caller can
+// flag those keys exposed.
+func SecretInURL(r *http.Request) (found bool, secrets []string) {
+	raw := r.URL.RawQuery
+	path := r.URL.Path
+	if strings.Contains(path, keyformat.SecretPrefix) {
+		secrets = appendSecrets(secrets, path)
+	}
+	if raw != "" {
+		q := r.URL.Query()
+		for name, vals := range q {
+			if credentialParams[strings.ToLower(name)] {
+				for _, v := range vals {
+					if v != "" {
+						found = true
+					}
+				}
+			}
+			for _, v := range vals {
+				if strings.Contains(v, keyformat.SecretPrefix) {
+					secrets = appendSecrets(secrets, v)
+				}
+			}
+			if strings.Contains(name, keyformat.SecretPrefix) {
+				secrets = appendSecrets(secrets, name)
+			}
+		}
+		if strings.Contains(raw, keyformat.SecretPrefix) && len(secrets) == 0 {
+			// malformed query that url.Query could not split
+			secrets = appendSecrets(secrets, raw)
+		}
+	}
+	return found || len(secrets) > 0, secrets
+}
+
+// appendSecrets appends each checksum-valid secret in s.
+func appendSecrets(out []string, s string) []string {
+	for {
+		i := strings.Index(s, keyformat.SecretPrefix)
+		if i < 0 {
+			return out
+		}
+		s = s[i:]
+		if len(s) >= keyformat.SecretLen && keyformat.ValidSecret(s[:keyformat.SecretLen]) {
+			out = append(out, s[:keyformat.SecretLen])
+			s = s[keyformat.SecretLen:]
+			continue
+		}
+		s = s[len(keyformat.SecretPrefix):]
+	}
+}
+
+// safePath returns the request path for logs, with anything that looks like
+// a secret masked.
+func safePath(r *http.Request) string {
+	p := r.URL.Path
+	if !strings.Contains(p, keyformat.SecretPrefix) {
+		return p
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(p, keyformat.SecretPrefix)
+		if i < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		b.WriteString(keyformat.SecretPrefix + "[masked]")
+		p = p[i+len(keyformat.SecretPrefix):]
+		j := 0
+		for j < len(p) && keyformat.IsBase62(p[j]) {
+			j++
+		}
+		p = p[j:]
+	}
+}
+
+// ClientIP returns the address of the client: the connection's peer, or, when
+// the peer is a trusted proxy, the nearest untrusted address in
+// X-Forwarded-For. Forwarding headers from anyone else are ignored.
+func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		a, _ := netip.ParseAddr(r.RemoteAddr)
+		return a.Unmap()
+	}
+	addr := peer.Addr().Unmap()
+	if !inPrefixes(addr, trusted) {
+		return addr
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return addr // a garbled chain: trust only what we saw
+			}
+			a = a.Unmap()
+			if !inPrefixes(a, trusted) {
+				return a
+			}
+			addr = a
+		}
+	}
+	return addr
+}
+
+func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

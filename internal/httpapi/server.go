@@ -1,0 +1,312 @@
+// Package httpapi serves latchkey over HTTP: the management API (/v1, JSON),
+// the verification endpoint, health checks and the OpenAPI document.
+//
+// Handlers return errors; one function (Server.Error) maps each error code to
+// its status from one table and writes {"error":{"code","message"}}. A 5xx
+// says "internal error" and nothing more; the cause goes to the log.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/verify"
+)
+
+// MaxBodyBytes bounds a management request body.
+const MaxBodyBytes = 1 << 20
+
+// Server holds what the handlers need.
+type Server struct {
+	Service  *manage.Service
+	Verifier *verify.Verifier
+	Log      *slog.Logger
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+
+	// Ready reports whether the server should take traffic (store
+	// reachable, index loaded). nil means always ready.
+	Ready func(ctx context.Context) error
+
+	// Extra routes registered by other adapters (console, metrics).
+	Mount func(mux *http.ServeMux)
+
+	mux *http.ServeMux
+}
+
+// route is one registered endpoint: the OpenAPI test checks the document
+// against this list.
+type route struct {
+	method, pattern string
+}
+
+// Routes lists every method and path the API serves, for the OpenAPI test.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.routes() {
+		out = append(out, r.method+" "+r.pattern)
+	}
+	return out
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type endpoint struct {
+	route
+	h handlerFunc
+}
+
+func (s *Server) routes() []endpoint {
+	e := func(m, p string, h handlerFunc) endpoint { return endpoint{route{m, p}, h} }
+	return []endpoint{
+		e("GET", "/healthz", s.healthz),
+		e("GET", "/readyz", s.readyz),
+		e("GET", "/v1/openapi.json", s.openapi),
+		e("POST", "/v1/verify", s.verify),
+
+		e("GET", "/v1/accounts", s.admin(s.listAccounts)),
+		e("POST", "/v1/accounts", s.admin(s.createAccount)),
+
+		e("GET", "/v1/applications", s.admin(s.listApplications)),
+		e("POST", "/v1/applications", s.admin(s.createApplication)),
+		e("GET", "/v1/applications/{name}", s.admin(s.getApplication)),
+		e("PATCH", "/v1/applications/{name}", s.admin(s.updateApplication)),
+		e("DELETE", "/v1/applications/{name}", s.admin(s.deleteApplication)),
+		e("GET", "/v1/applications/{name}/access-keys", s.admin(s.listApplicationKeys)),
+		e("POST", "/v1/applications/{name}/access-keys", s.admin(s.createAccessKey)),
+
+		e("GET", "/v1/access-keys", s.admin(s.listAccessKeys)),
+		e("GET", "/v1/access-keys/{id}", s.admin(s.getAccessKey)),
+		e("PATCH", "/v1/access-keys/{id}", s.admin(s.updateAccessKey)),
+		e("DELETE", "/v1/access-keys/{id}", s.admin(s.deleteAccessKey)),
+		e("GET", "/v1/access-keys/{id}/last-used", s.admin(s.getLastUsed)),
+
+		e("GET", "/v1/principals", s.admin(s.listPrincipals)),
+		e("POST", "/v1/principals", s.admin(s.createPrincipal)),
+		e("GET", "/v1/principals/{name}", s.admin(s.getPrincipal)),
+		e("DELETE", "/v1/principals/{name}", s.admin(s.deletePrincipal)),
+		e("GET", "/v1/principals/{name}/access-keys", s.admin(s.listPrincipalKeys)),
+		e("POST", "/v1/principals/{name}/access-keys", s.admin(s.createPrincipalKey)),
+
+		e("GET", "/v1/audit-events", s.admin(s.listAuditEvents)),
+	}
+}
+
+// Handler returns the HTTP handler of the whole API.
+func (s *Server) Handler() http.Handler {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	for _, ep := range s.routes() {
+		mux.Handle(ep.method+" "+ep.pattern, s.wrap(ep.h))
+	}
+	if s.Mount != nil {
+		s.Mount(mux)
+	}
+	s.mux = mux
+	return s.guard(mux)
+}
+
+// wrap turns a handler that returns an error into an http.Handler.
+func (s *Server) wrap(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.Error(w, r, err)
+		}
+	})
+}
+
+// guard runs before routing: it refuses credentials in URLs (flagging real
+// keys exposed), answers unknown paths and methods in JSON, recovers from
+// panics, and logs each request without its query string or headers.
+func (s *Server) guard(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.Log.Error("panic serving request", "method", r.Method, "path", safePath(r), "panic", fmt.Sprint(p))
+				if !sw.wrote {
+					writeError(sw, http.StatusInternalServerError, latchkey.EINTERNAL, "internal error")
+				}
+			}
+			s.Log.Debug("request", append(logAttrs(r, sw.status), "duration", time.Since(start), "client_ip", ClientIP(r, s.TrustedProxies))...)
+		}()
+		if found, secrets := SecretInURL(r); found {
+			s.tripwire(r, secrets)
+			writeError(sw, http.StatusBadRequest, latchkey.ECREDSINURL,
+				"credentials must not be sent in a URL (they end up in logs and browser history); send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed")
+			return
+		}
+		h, pattern := mux.Handler(r)
+		if pattern == "" {
+			// The mux's own 404 and 405 answers are plain text: answer
+			// in JSON with the same status (and Allow header).
+			rec := &headerRecorder{h: http.Header{}}
+			h.ServeHTTP(rec, r)
+			if allow := rec.h.Get("Allow"); allow != "" {
+				sw.Header().Set("Allow", allow)
+			}
+			if rec.status == http.StatusMethodNotAllowed {
+				writeError(sw, rec.status, latchkey.EMETHOD, fmt.Sprintf("method %s is not allowed on this path", r.Method))
+				return
+			}
+			if rec.status != 0 && rec.status != http.StatusNotFound {
+				// a redirect (e.g. path cleaning): pass it on
+				for k, v := range rec.h {
+					sw.Header()[k] = v
+				}
+				sw.WriteHeader(rec.status)
+				return
+			}
+			writeError(sw, http.StatusNotFound, latchkey.ENOTFOUND, "no such endpoint; see /v1/openapi.json")
+			return
+		}
+		mux.ServeHTTP(sw, r)
+	})
+}
+
+// tripwire flags every real key whose secret was seen in a URL.
+func (s *Server) tripwire(r *http.Request, secrets []string) {
+	for _, sec := range secrets {
+		e := s.Verifier.Find(sec)
+		if e == nil {
+			continue
+		}
+		actor := latchkey.Actor{Principal: "tripwire", Account: e.Account, Role: latchkey.RoleOperator,
+			SourceIP: ClientIP(r, s.TrustedProxies).String(), UserAgent: r.UserAgent()}
+		where := fmt.Sprintf("URL of a %s request to %s", r.Method, safePath(r))
+		if _, err := s.Service.MarkExposed(r.Context(), actor, e.ID, where, false); err != nil {
+			s.Log.Error("flagging key exposed", "access_key_id", e.ID, "err", err)
+			continue
+		}
+		s.Log.Warn("credential sent in URL; key flagged exposed", "access_key_id", e.ID, "client_ip", actor.SourceIP)
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type headerRecorder struct {
+	h      http.Header
+	status int
+}
+
+func (r *headerRecorder) Header() http.Header { return r.h }
+func (r *headerRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+func (r *headerRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+// decode reads a JSON object of at most limit bytes into v. Unknown fields,
+// trailing data, wrong types and a non-JSON content type are 4xx errors that
+// say what is wrong.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		// curl -d sends application/x-www-form-urlencoded unless told
+		// otherwise; the body is still read as JSON, so accept it.
+		ok := err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json") ||
+			mt == "application/x-www-form-urlencoded" || mt == "text/plain")
+		if !ok {
+			return latchkey.Errorf(latchkey.EUNSUPPORTED, "Content-Type must be application/json")
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err, limit)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return jsonError(err, limit)
+		}
+		return latchkey.Errorf(latchkey.EMALFORMED, "request body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+func jsonError(err error, limit int64) error {
+	var (
+		syn   *json.SyntaxError
+		typ   *json.UnmarshalTypeError
+		large *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &large):
+		return latchkey.Errorf(latchkey.ETOOLARGE, "request body is larger than %d bytes", limit)
+	case errors.Is(err, io.EOF):
+		return latchkey.Errorf(latchkey.EMALFORMED, "request body is empty; send a JSON object")
+	case errors.As(err, &syn):
+		return latchkey.Errorf(latchkey.EMALFORMED, "request body is not valid JSON (at byte %d)", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return latchkey.Errorf(latchkey.EMALFORMED, "field %q must be %s, not %s", typ.Field, typ.Type.String(), typ.Value)
+		}
+		return latchkey.Errorf(latchkey.EMALFORMED, "request body must be a JSON object, not %s", typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return latchkey.Errorf(latchkey.EMALFORMED, "request body ends in the middle of a JSON value")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return latchkey.Errorf(latchkey.EMALFORMED, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	var le *latchkey.Error
+	if errors.As(err, &le) {
+		return le
+	}
+	return latchkey.Errorf(latchkey.EMALFORMED, "request body could not be read as JSON")
+}
+
+// pageParams reads ?limit= and ?page_token=.
+func pageParams(r *http.Request) (limit int, token string, err error) {
+	q := r.URL.Query()
+	if v := q.Get("limit"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > 1000 {
+			return 0, "", latchkey.Errorf(latchkey.EINVALID, "limit must be a whole number from 1 to 1000")
+		}
+		limit = n
+	}
+	return limit, q.Get("page_token"), nil
+}

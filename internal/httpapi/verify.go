@@ -1,0 +1,76 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/verify"
+)
+
+// MaxVerifyBodyBytes bounds a /v1/verify body.
+const MaxVerifyBodyBytes = 16 << 10
+
+// VerifyRequest is the body of POST /v1/verify.
+type VerifyRequest struct {
+	Key         string `json:"key"`
+	AccessKeyID string `json:"access_key_id,omitempty"`
+	IP          string `json:"ip,omitempty"`
+	Referrer    string `json:"referrer,omitempty"`
+	UserAgent   string `json:"user_agent,omitempty"`
+}
+
+// VerifyResponse is the decision. Identity fields are set only when the
+// credential matched a key the caller may see.
+type VerifyResponse struct {
+	Valid       bool          `json:"valid"`
+	Code        latchkey.Code `json:"code"`
+	Message     string        `json:"message"`
+	AccessKeyID string        `json:"access_key_id,omitempty"`
+	Application string        `json:"application,omitempty"`
+	Account     string        `json:"account,omitempty"`
+}
+
+var codeMessages = map[latchkey.Code]string{
+	latchkey.CodeValid:     "the key is valid",
+	latchkey.CodeNotFound:  "no such key",
+	latchkey.CodeInactive:  "the key is Inactive",
+	latchkey.CodeExpired:   "the key has expired",
+	latchkey.CodeMalformed: "not a latchkey secret access key (wrong shape or checksum)",
+	latchkey.CodeMissing:   "no key was given",
+}
+
+// Message returns the human sentence for a decision code.
+func Message(c latchkey.Code) string { return codeMessages[c] }
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
+	caller, err := s.Authenticate(r)
+	if err != nil {
+		return err
+	}
+	if caller.Role == "" {
+		return latchkey.Errorf(latchkey.EFORBIDDEN, "this principal may not verify keys")
+	}
+	var in VerifyRequest
+	if err := decode(w, r, MaxVerifyBodyBytes, &in); err != nil {
+		return err
+	}
+	req := verify.Request{Secret: in.Key, AccessKeyID: in.AccessKeyID, UserAgent: in.UserAgent, Referrer: in.Referrer}
+	if in.IP != "" {
+		ip, err := netip.ParseAddr(in.IP)
+		if err != nil {
+			return latchkey.Errorf(latchkey.EINVALID, "ip must be an IPv4 or IPv6 address")
+		}
+		req.IP = ip.Unmap()
+	}
+	if caller.Role != latchkey.RoleOperator {
+		req.Account = caller.Account
+	}
+	res := s.Verifier.Verify(&req)
+	out := VerifyResponse{Valid: res.Valid(), Code: res.Code, Message: Message(res.Code)}
+	if res.Entry != nil {
+		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application, res.Entry.Account
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
