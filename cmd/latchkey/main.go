@@ -20,4 +20,3 @@ func main() {
 	err := root.ExecuteContext(ctx)
 	os.Exit(cli.ExitCode(err, func(msg string) { fmt.Fprintln(os.Stderr, msg) }))
 }
-
