@@ -45,6 +45,20 @@ type AccessKey struct {
 	RejectCount  int64      `json:"reject_count"`
 	Exposed      *Exposure  `json:"exposed"`
 
+	// Restrictions are enforced; ReportOnly restrictions are evaluated on
+	// every valid call and what they would deny is recorded, without
+	// denying, so that a live key can be tightened safely.
+	Restrictions *Restrictions `json:"restrictions,omitempty"`
+	ReportOnly   *Restrictions `json:"report_only_restrictions,omitempty"`
+	// LastWouldDeny is the last call a report-only restriction would have
+	// refused, with the code it would have given.
+	LastWouldDeny  *Rejection `json:"last_would_deny"`
+	WouldDenyCount int64      `json:"would_deny_count"`
+
+	// AppRestrictions are the owning application's restrictions, loaded
+	// with the key so the index can enforce both. Not serialized.
+	AppRestrictions *Restrictions `json:"-"`
+
 	// SecretDigest is SHA-256(secret). It is never serialized.
 	SecretDigest [32]byte `json:"-"`
 }
@@ -89,15 +103,24 @@ func (k *AccessKey) Owner() string {
 
 // NewAccessKey is what a caller gives to create a key.
 type NewAccessKey struct {
-	Description string     `json:"description"`
-	ExpiresAt   *time.Time `json:"expires_at"`
+	Description  string        `json:"description"`
+	ExpiresAt    *time.Time    `json:"expires_at"`
+	Restrictions *Restrictions `json:"restrictions"`
+	ReportOnly   *Restrictions `json:"report_only_restrictions"`
 }
 
 // AccessKeyUpdate changes a key; nil fields are left alone.
 type AccessKeyUpdate struct {
-	Status      *Status    `json:"status"`
-	Description *string    `json:"description"`
-	ExpiresAt   *time.Time `json:"expires_at"`
+	Status       *Status       `json:"status"`
+	Description  *string       `json:"description"`
+	ExpiresAt    *time.Time    `json:"expires_at"`
+	Restrictions *Restrictions `json:"restrictions"`
+	ReportOnly   *Restrictions `json:"report_only_restrictions"`
+	// ClearExpiry removes the expiry.
+	ClearExpiry bool `json:"clear_expiry"`
+	// EnforceReportOnly moves the report-only restrictions into the
+	// enforced ones (replacing them) and clears the report-only set.
+	EnforceReportOnly bool `json:"enforce_report_only"`
 }
 
 // AccessKeyFilter selects keys in a list. Empty fields match everything.
@@ -113,11 +136,13 @@ type AccessKeyFilter struct {
 // UsageUpdate is a batch of usage observed in memory for one key, written to
 // the store at most about once a second. The newest time wins; counts add up.
 type UsageUpdate struct {
-	AccessKeyID  string
-	LastUsed     *Use
-	LastRejected *Rejection
-	Uses         int64
-	Rejections   int64
+	AccessKeyID   string
+	LastUsed      *Use
+	LastRejected  *Rejection
+	Uses          int64
+	Rejections    int64
+	LastWouldDeny *Rejection
+	WouldDeny     int64
 }
 
 // MaxDescriptionLen bounds descriptions and other free text.

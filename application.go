@@ -12,6 +12,10 @@ type Application struct {
 	Description string    `json:"description"`
 	CreatedAt   time.Time `json:"created_at"`
 	KeyCount    int       `json:"key_count"`
+
+	// Restrictions are the default for every key of the application; a
+	// key's own restrictions narrow them (a call must satisfy both).
+	Restrictions *Restrictions `json:"restrictions,omitempty"`
 }
 
 // ApplicationFilter selects applications in a list.

@@ -11,4 +11,13 @@ const (
 	CodeExpired   Code = "EXPIRED"
 	CodeMalformed Code = "MALFORMED" // not a latchkey secret (bad shape or checksum)
 	CodeMissing   Code = "MISSING"   // no credential was sent at all
+
+	CodeIPNotAllowed       Code = "IP_NOT_ALLOWED"
+	CodeReferrerNotAllowed Code = "REFERRER_NOT_ALLOWED"
+	CodeAppNotAllowed      Code = "APP_NOT_ALLOWED"
+	CodeScopeDenied        Code = "SCOPE_DENIED"
+	CodeRateLimited        Code = "RATE_LIMITED"
+	// CodeThrottled answers a client address that sent too many invalid
+	// credentials (the brute-force guard).
+	CodeThrottled Code = "THROTTLED"
 )

@@ -43,7 +43,8 @@ const Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 type Digest = [sha256.Size]byte
 
 // Sum returns the digest of a secret.
-func Sum(secret string) Digest { return sha256.Sum256([]byte(secret)) }
+// It does not allocate.
+func Sum(secret string) Digest { return sha256.Sum256(stringBytes(secret)) }
 
 // NewID returns a new random access key ID. An error from the random source
 // is returned, never ignored.

@@ -33,6 +33,8 @@ type serveOptions struct {
 	trustedProxies  []string
 	flushInterval   time.Duration
 	shutdownTimeout time.Duration
+	guardFailures   int
+	guardRefill     float64
 }
 
 func envOr(name, def string) string {
@@ -88,6 +90,8 @@ EXAMPLES
 	f.StringVar(&o.logFormat, "log-format", envOr("LATCHKEY_LOG_FORMAT", "text"), "text or json (env LATCHKEY_LOG_FORMAT)")
 	f.IntVar(&o.maxKeys, "max-keys-per-application", envInt("LATCHKEY_MAX_KEYS_PER_APPLICATION", latchkey.DefaultMaxKeysPerApplication), "access keys an application may own (env LATCHKEY_MAX_KEYS_PER_APPLICATION)")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", splitEnv("LATCHKEY_TRUSTED_PROXIES"), "peers whose X-Forwarded-For is trusted, as IPs or CIDRs (env LATCHKEY_TRUSTED_PROXIES)")
+	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
+	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	return cmd
@@ -129,6 +133,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	if o.flushInterval < 10*time.Millisecond || o.flushInterval > time.Minute {
 		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
+	}
+
+	if o.guardFailures < 0 || o.guardRefill <= 0 {
+		return cli.UsageErrorf("--guard-failures must be 0 or more and --guard-refill-per-minute more than 0")
 	}
 
 	store, dbDesc, err := openStore(ctx, o.databaseURL)
@@ -178,6 +186,21 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 
 	verifier := verify.New(ix, rec)
+	if o.guardFailures > 0 {
+		verifier.Guard = verify.NewGuard(o.guardFailures, o.guardRefill)
+		go func() {
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					verifier.Guard.Sweep(now)
+				}
+			}
+		}()
+	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted,
 		Ready: func(ctx context.Context) error { return store.Ping(ctx) },

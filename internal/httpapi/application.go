@@ -13,8 +13,9 @@ func (s *Server) account(r *http.Request) (string, error) {
 
 func (s *Server) createApplication(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
+		Name         string                 `json:"name"`
+		Description  string                 `json:"description"`
+		Restrictions *latchkey.Restrictions `json:"restrictions"`
 	}
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
 		return err
@@ -23,7 +24,7 @@ func (s *Server) createApplication(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	app, err := s.Service.CreateApplication(r.Context(), actor(r), acc, in.Name, in.Description)
+	app, err := s.Service.CreateApplication(r.Context(), actor(r), acc, in.Name, in.Description, in.Restrictions)
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,8 @@ func (s *Server) getApplication(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) updateApplication(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		Description *string `json:"description"`
+		Description  *string                `json:"description"`
+		Restrictions *latchkey.Restrictions `json:"restrictions"`
 	}
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
 		return err
@@ -78,7 +80,7 @@ func (s *Server) updateApplication(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	app, err := s.Service.UpdateApplication(r.Context(), actor(r), acc, r.PathValue("name"), in.Description)
+	app, err := s.Service.UpdateApplication(r.Context(), actor(r), acc, r.PathValue("name"), in.Description, in.Restrictions)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"math"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/verify"
@@ -18,6 +20,11 @@ type VerifyRequest struct {
 	IP          string `json:"ip,omitempty"`
 	Referrer    string `json:"referrer,omitempty"`
 	UserAgent   string `json:"user_agent,omitempty"`
+	// Scope the call needs, e.g. "shipments:read".
+	Scope          string `json:"scope,omitempty"`
+	AndroidPackage string `json:"android_package,omitempty"`
+	AndroidCert    string `json:"android_cert,omitempty"`
+	IOSBundleID    string `json:"ios_bundle_id,omitempty"`
 }
 
 // VerifyResponse is the decision. Identity fields are set only when the
@@ -29,6 +36,19 @@ type VerifyResponse struct {
 	AccessKeyID string        `json:"access_key_id,omitempty"`
 	Application string        `json:"application,omitempty"`
 	Account     string        `json:"account,omitempty"`
+	// WouldDeny is what a report-only restriction would have answered.
+	WouldDeny latchkey.Code `json:"would_deny,omitempty"`
+	// RateLimit describes the key's bucket when it has a rate limit.
+	RateLimit *RateLimitInfo `json:"rate_limit,omitempty"`
+	// RetryAfterSeconds is set for RATE_LIMITED and THROTTLED.
+	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
+}
+
+// RateLimitInfo is the state of a key's rate limit bucket.
+type RateLimitInfo struct {
+	Limit         int `json:"limit"`
+	Remaining     int `json:"remaining"`
+	WindowSeconds int `json:"window_seconds"`
 }
 
 var codeMessages = map[latchkey.Code]string{
@@ -38,6 +58,13 @@ var codeMessages = map[latchkey.Code]string{
 	latchkey.CodeExpired:   "the key has expired",
 	latchkey.CodeMalformed: "not a latchkey secret access key (wrong shape or checksum)",
 	latchkey.CodeMissing:   "no key was given",
+
+	latchkey.CodeIPNotAllowed:       "the key may not be used from this IP address",
+	latchkey.CodeReferrerNotAllowed: "the key may not be used from this referrer",
+	latchkey.CodeAppNotAllowed:      "the key may not be used by this app",
+	latchkey.CodeScopeDenied:        "the key does not have the scope this call needs",
+	latchkey.CodeRateLimited:        "the key's rate limit is exhausted; retry later",
+	latchkey.CodeThrottled:          "too many invalid keys from this address; retry later",
 }
 
 // Message returns the human sentence for a decision code.
@@ -55,7 +82,8 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, MaxVerifyBodyBytes, &in); err != nil {
 		return err
 	}
-	req := verify.Request{Secret: in.Key, AccessKeyID: in.AccessKeyID, UserAgent: in.UserAgent, Referrer: in.Referrer}
+	req := verify.Request{Secret: in.Key, AccessKeyID: in.AccessKeyID, UserAgent: in.UserAgent, Referrer: in.Referrer,
+		Scope: in.Scope, AndroidPackage: in.AndroidPackage, AndroidCert: in.AndroidCert, IOSBundleID: in.IOSBundleID}
 	if in.IP != "" {
 		ip, err := netip.ParseAddr(in.IP)
 		if err != nil {
@@ -70,6 +98,13 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	out := VerifyResponse{Valid: res.Valid(), Code: res.Code, Message: Message(res.Code)}
 	if res.Entry != nil {
 		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application, res.Entry.Account
+	}
+	out.WouldDeny = res.WouldDeny
+	if res.Rate.Limit > 0 {
+		out.RateLimit = &RateLimitInfo{Limit: res.Rate.Limit, Remaining: res.Rate.Remaining, WindowSeconds: int(res.Rate.Window / time.Second)}
+	}
+	if d := max(res.Rate.RetryAfter, res.RetryAfter); d > 0 && !res.Valid() {
+		out.RetryAfterSeconds = int(math.Ceil(d.Seconds()))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -27,6 +27,9 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 	if err := latchkey.ValidateDescription(in.Description); err != nil {
 		return nil, err
 	}
+	if err := validateRestrictions(in.Restrictions, in.ReportOnly); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	if in.ExpiresAt != nil {
 		t := in.ExpiresAt.UTC().Truncate(time.Microsecond)
@@ -44,13 +47,14 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 		k := &latchkey.AccessKey{
 			ID: id, Account: account, Application: application, Description: in.Description,
 			Status: latchkey.StatusActive, CreatedAt: now, UpdatedAt: now, ExpiresAt: in.ExpiresAt,
-			SecretDigest: keyformat.Sum(secret),
+			SecretDigest: keyformat.Sum(secret), Restrictions: nilIfEmpty(in.Restrictions), ReportOnly: nilIfEmpty(in.ReportOnly),
 		}
 		return s.update(ctx, func(tx latchkey.Tx) error {
 			app, err := tx.FindApplication(ctx, account, application)
 			if err != nil {
 				return err
 			}
+			k.AppRestrictions = app.Restrictions
 			if app.KeyCount >= s.MaxKeysPerApplication {
 				return latchkey.Errorf(latchkey.ELIMIT,
 					"application %q already has %d access keys, the most it may have; delete an Inactive key first (rotation: deactivate the old key, validate, delete it, then create the new one)",
@@ -110,15 +114,36 @@ func keyNotFound(id string) error {
 
 // mergePending adds usage that is still in memory to k.
 func (s *Service) mergePending(k *latchkey.AccessKey) {
-	uses, rejects, used, rejected := s.Index.Pending(k.ID)
-	k.UseCount += uses
-	k.RejectCount += rejects
-	if used != nil && (k.LastUsed == nil || used.At.After(k.LastUsed.At)) {
-		k.LastUsed = used
+	p := s.Index.PendingUsage(k.ID)
+	k.UseCount += p.Uses
+	k.RejectCount += p.Rejections
+	k.WouldDenyCount += p.WouldDeny
+	if p.LastUsed != nil && (k.LastUsed == nil || p.LastUsed.At.After(k.LastUsed.At)) {
+		k.LastUsed = p.LastUsed
 	}
-	if rejected != nil && (k.LastRejected == nil || rejected.At.After(k.LastRejected.At)) {
-		k.LastRejected = rejected
+	if p.LastRejected != nil && (k.LastRejected == nil || p.LastRejected.At.After(k.LastRejected.At)) {
+		k.LastRejected = p.LastRejected
 	}
+	if p.LastWouldDeny != nil && (k.LastWouldDeny == nil || p.LastWouldDeny.At.After(k.LastWouldDeny.At)) {
+		k.LastWouldDeny = p.LastWouldDeny
+	}
+}
+
+// validateRestrictions checks and normalises restriction sets.
+func validateRestrictions(rs ...*latchkey.Restrictions) error {
+	for _, r := range rs {
+		if err := r.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func nilIfEmpty(r *latchkey.Restrictions) *latchkey.Restrictions {
+	if r.Empty() {
+		return nil
+	}
+	return r
 }
 
 // ListAccessKeys returns one page of keys the actor may read. f.Account ""
@@ -164,6 +189,15 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 			return nil, err
 		}
 	}
+	if err := validateRestrictions(u.Restrictions, u.ReportOnly); err != nil {
+		return nil, err
+	}
+	if u.ClearExpiry && u.ExpiresAt != nil {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "give expires_at or clear_expiry, not both")
+	}
+	if u.EnforceReportOnly && u.ReportOnly != nil {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "give report_only_restrictions or enforce_report_only, not both")
+	}
 	now := s.now()
 	if u.ExpiresAt != nil {
 		t := u.ExpiresAt.UTC().Truncate(time.Microsecond)
@@ -188,6 +222,21 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		}
 		if u.ExpiresAt != nil && (k.ExpiresAt == nil || !k.ExpiresAt.Equal(*u.ExpiresAt)) {
 			k.ExpiresAt, changed = u.ExpiresAt, true
+		}
+		if u.ClearExpiry && k.ExpiresAt != nil {
+			k.ExpiresAt, changed = nil, true
+		}
+		if u.Restrictions != nil {
+			k.Restrictions, changed = nilIfEmpty(u.Restrictions), true
+		}
+		if u.ReportOnly != nil {
+			k.ReportOnly, changed = nilIfEmpty(u.ReportOnly), true
+		}
+		if u.EnforceReportOnly {
+			if k.ReportOnly.Empty() {
+				return latchkey.Errorf(latchkey.ECONFLICT, "access key %s has no report-only restrictions to enforce", k.ID)
+			}
+			k.Restrictions, k.ReportOnly, changed = k.ReportOnly, nil, true
 		}
 		after = &k
 		if !changed {

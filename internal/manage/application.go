@@ -10,7 +10,7 @@ import (
 // Returns EINVALID for a bad name or description, EEXISTS if the name is
 // taken, ENOTFOUND for an account the actor cannot see, EFORBIDDEN for a
 // read-only actor.
-func (s *Service) CreateApplication(ctx context.Context, a latchkey.Actor, account, name, description string) (*latchkey.Application, error) {
+func (s *Service) CreateApplication(ctx context.Context, a latchkey.Actor, account, name, description string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
@@ -20,8 +20,11 @@ func (s *Service) CreateApplication(ctx context.Context, a latchkey.Actor, accou
 	if err := latchkey.ValidateDescription(description); err != nil {
 		return nil, err
 	}
+	if err := restrictions.Validate(); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	app := &latchkey.Application{Account: account, Name: name, Description: description, CreatedAt: now}
+	app := &latchkey.Application{Account: account, Name: name, Description: description, CreatedAt: now, Restrictions: nilIfEmpty(restrictions)}
 	err := s.update(ctx, func(tx latchkey.Tx) error {
 		if err := tx.CreateApplication(ctx, app); err != nil {
 			return err
@@ -68,8 +71,10 @@ func (s *Service) ListApplications(ctx context.Context, a latchkey.Actor, f latc
 	return apps, next, err
 }
 
-// UpdateApplication changes an application's description.
-func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, account, name string, description *string) (*latchkey.Application, error) {
+// UpdateApplication changes an application's description and default
+// restrictions (nil arguments are left alone). New restrictions apply to
+// every key of the application as soon as UpdateApplication returns.
+func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, account, name string, description *string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
@@ -78,6 +83,10 @@ func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, accou
 			return nil, err
 		}
 	}
+	if err := restrictions.Validate(); err != nil {
+		return nil, err
+	}
+	var keys []*latchkey.AccessKey
 	now := s.now()
 	var app *latchkey.Application
 	err := s.update(ctx, func(tx latchkey.Tx) error {
@@ -89,8 +98,18 @@ func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, accou
 		if description != nil {
 			after.Description = *description
 		}
+		if restrictions != nil {
+			after.Restrictions = nilIfEmpty(restrictions)
+		}
 		if err := tx.UpdateApplication(ctx, &after); err != nil {
 			return err
+		}
+		if restrictions != nil {
+			// reload the keys with the application's new restrictions
+			var err error
+			if keys, _, err = tx.ListAccessKeys(ctx, latchkey.AccessKeyFilter{Account: account, Application: name, Kind: "application", Limit: 1000}); err != nil {
+				return err
+			}
 		}
 		app = &after
 		ev, err := s.audit(a, now, account, latchkey.ActionApplicationUpdate, "application", name, name, before, &after)
@@ -98,7 +117,11 @@ func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, accou
 			return err
 		}
 		return tx.AppendAudit(ctx, ev)
-	}, nil)
+	}, func() {
+		for _, k := range keys {
+			s.Index.Put(k)
+		}
+	})
 	return app, err
 }
 

@@ -147,15 +147,17 @@ func marshalOrNil(v any) (json.RawMessage, error) {
 // not its usage counters (those change without an audited action).
 func auditKey(k *latchkey.AccessKey) any {
 	return struct {
-		ID          string             `json:"access_key_id"`
-		Account     string             `json:"account"`
-		Application string             `json:"application,omitempty"`
-		Principal   string             `json:"principal,omitempty"`
-		Description string             `json:"description"`
-		Status      latchkey.Status    `json:"status"`
-		ExpiresAt   *time.Time         `json:"expires_at,omitempty"`
-		Exposed     *latchkey.Exposure `json:"exposed,omitempty"`
-	}{k.ID, k.Account, k.Application, k.Principal, k.Description, k.Status, k.ExpiresAt, k.Exposed}
+		ID          string                 `json:"access_key_id"`
+		Account     string                 `json:"account"`
+		Application string                 `json:"application,omitempty"`
+		Principal   string                 `json:"principal,omitempty"`
+		Description string                 `json:"description"`
+		Status      latchkey.Status        `json:"status"`
+		ExpiresAt   *time.Time             `json:"expires_at,omitempty"`
+		Exposed     *latchkey.Exposure     `json:"exposed,omitempty"`
+		Restr       *latchkey.Restrictions `json:"restrictions,omitempty"`
+		ReportOnly  *latchkey.Restrictions `json:"report_only_restrictions,omitempty"`
+	}{k.ID, k.Account, k.Application, k.Principal, k.Description, k.Status, k.ExpiresAt, k.Exposed, k.Restrictions, k.ReportOnly}
 }
 
 func truncate(s string, n int) string {

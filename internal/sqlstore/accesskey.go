@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,9 +16,13 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.secret_digest, k.description, k.status, k.created_at, k.updated_at, k.expires_at,
 	k.last_used_at, k.last_used_ip, k.last_used_ua,
 	k.last_rejected_at, k.last_rejected_ip, k.last_rejected_ua, k.last_rejected_reason,
-	k.use_count, k.reject_count, k.exposed_at, k.exposed_where`
+	k.use_count, k.reject_count, k.exposed_at, k.exposed_where,
+	k.restrictions, k.report_only, a.restrictions,
+	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count`
 
-const keyFrom = ` FROM access_keys k LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal`
+const keyFrom = ` FROM access_keys k
+	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
+	LEFT JOIN applications a ON a.account = k.account AND a.name = k.application`
 
 func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 	var (
@@ -28,14 +33,31 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		usedIP, usedUA                 string
 		rejIP, rejUA, rejReason        string
 		exposedWhere                   string
+		restr, reportOnly, appRestr    sql.NullString
+		wouldDeny                      sql.NullInt64
+		wdIP, wdUA, wdReason           string
 	)
 	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
 		&digest, &k.Description, &k.Status, &created, &updated, &expires,
 		&used, &usedIP, &usedUA,
 		&rejected, &rejIP, &rejUA, &rejReason,
-		&k.UseCount, &k.RejectCount, &expos, &exposedWhere)
+		&k.UseCount, &k.RejectCount, &expos, &exposedWhere,
+		&restr, &reportOnly, &appRestr,
+		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount)
 	if err != nil {
 		return nil, err
+	}
+	if k.Restrictions, err = unmarshalRestrictions(restr); err != nil {
+		return nil, fmt.Errorf("access key %s: restrictions: %w", k.ID, err)
+	}
+	if k.ReportOnly, err = unmarshalRestrictions(reportOnly); err != nil {
+		return nil, fmt.Errorf("access key %s: report-only restrictions: %w", k.ID, err)
+	}
+	if k.AppRestrictions, err = unmarshalRestrictions(appRestr); err != nil {
+		return nil, fmt.Errorf("access key %s: application restrictions: %w", k.ID, err)
+	}
+	if wouldDeny.Valid {
+		k.LastWouldDeny = &latchkey.Rejection{At: fromMicros(wouldDeny.Int64), IP: wdIP, UserAgent: wdUA, Reason: latchkey.Code(wdReason)}
 	}
 	if len(digest) != len(k.SecretDigest) {
 		return nil, fmt.Errorf("access key %s: stored digest has %d bytes", k.ID, len(digest))
@@ -69,11 +91,21 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 		exposedAt = sql.NullInt64{Int64: toMicros(k.Exposed.At), Valid: true}
 		exposedWhere = k.Exposed.Where
 	}
-	_, err := t.exec(ctx, `INSERT INTO access_keys
-		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	restr, err := marshalRestrictions(k.Restrictions)
+	if err != nil {
+		return err
+	}
+	reportOnly, err := marshalRestrictions(k.ReportOnly)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO access_keys
+		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where,
+		 restrictions, report_only)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
-		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere)
+		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere,
+		restr, reportOnly)
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
 		return latchkey.Errorf(latchkey.EEXISTS, "access key %s already exists", k.ID)
@@ -182,9 +214,18 @@ func (t *Tx) UpdateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 		exposedAt = sql.NullInt64{Int64: toMicros(k.Exposed.At), Valid: true}
 		exposedWhere = k.Exposed.Where
 	}
+	restr, err := marshalRestrictions(k.Restrictions)
+	if err != nil {
+		return err
+	}
+	reportOnly, err := marshalRestrictions(k.ReportOnly)
+	if err != nil {
+		return err
+	}
 	res, err := t.exec(ctx, `UPDATE access_keys SET status = ?, description = ?, expires_at = ?, updated_at = ?,
-		exposed_at = ?, exposed_where = ? WHERE id = ?`,
-		string(k.Status), k.Description, nullMicros(k.ExpiresAt), toMicros(k.UpdatedAt), exposedAt, exposedWhere, k.ID)
+		exposed_at = ?, exposed_where = ?, restrictions = ?, report_only = ? WHERE id = ?`,
+		string(k.Status), k.Description, nullMicros(k.ExpiresAt), toMicros(k.UpdatedAt), exposedAt, exposedWhere,
+		restr, reportOnly, k.ID)
 	if err != nil {
 		return err
 	}
@@ -227,7 +268,12 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 	return db.Update(ctx, func(ltx latchkey.Tx) error {
 		t := ltx.(*Tx)
 		for _, u := range batch {
-			var usedAt, rejAt sql.NullInt64
+			var usedAt, rejAt, wdAt sql.NullInt64
+			var wdIP, wdUA, wdReason string
+			if r := u.LastWouldDeny; r != nil {
+				wdAt = sql.NullInt64{Int64: toMicros(r.At), Valid: true}
+				wdIP, wdUA, wdReason = r.IP, r.UserAgent, string(r.Reason)
+			}
 			var usedIP, usedUA, rejIP, rejUA, rejReason string
 			if u.LastUsed != nil {
 				usedAt = sql.NullInt64{Int64: toMicros(u.LastUsed.At), Valid: true}
@@ -241,6 +287,7 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 			// conditions agree on which side is newer.
 			const newerUse = `? IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
 			const newerRej = `? IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
+			const newerWD = `? IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < ?)`
 			_, err := t.exec(ctx, `UPDATE access_keys SET
 				use_count = use_count + ?,
 				reject_count = reject_count + ?,
@@ -250,7 +297,12 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 				last_rejected_ip = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_ip END,
 				last_rejected_ua = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_ua END,
 				last_rejected_reason = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_reason END,
-				last_rejected_at = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_at END
+				last_rejected_at = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_at END,
+				would_deny_count = would_deny_count + ?,
+				last_would_deny_ip = CASE WHEN `+newerWD+` THEN ? ELSE last_would_deny_ip END,
+				last_would_deny_ua = CASE WHEN `+newerWD+` THEN ? ELSE last_would_deny_ua END,
+				last_would_deny_reason = CASE WHEN `+newerWD+` THEN ? ELSE last_would_deny_reason END,
+				last_would_deny_at = CASE WHEN `+newerWD+` THEN ? ELSE last_would_deny_at END
 				WHERE id = ?`,
 				u.Uses, u.Rejections,
 				usedAt, usedAt, usedIP,
@@ -260,6 +312,11 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 				rejAt, rejAt, rejUA,
 				rejAt, rejAt, rejReason,
 				rejAt, rejAt, rejAt,
+				u.WouldDeny,
+				wdAt, wdAt, wdIP,
+				wdAt, wdAt, wdUA,
+				wdAt, wdAt, wdReason,
+				wdAt, wdAt, wdAt,
 				u.AccessKeyID)
 			if err != nil {
 				return err
@@ -267,4 +324,26 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 		}
 		return nil
 	})
+}
+
+func marshalRestrictions(r *latchkey.Restrictions) (sql.NullString, error) {
+	if r.Empty() {
+		return sql.NullString{}, nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return sql.NullString{}, latchkey.Internal(err)
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+func unmarshalRestrictions(s sql.NullString) (*latchkey.Restrictions, error) {
+	if !s.Valid || s.String == "" {
+		return nil, nil
+	}
+	var r latchkey.Restrictions
+	if err := json.Unmarshal([]byte(s.String), &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 
 	"github.com/latchkey/latchkey"
@@ -12,23 +13,33 @@ func (t *Tx) CreateApplication(ctx context.Context, app *latchkey.Application) e
 	if _, err := t.FindAccount(ctx, app.Account); err != nil {
 		return err
 	}
-	_, err := t.exec(ctx, `INSERT INTO applications (account, name, description, created_at) VALUES (?, ?, ?, ?)`,
-		app.Account, app.Name, app.Description, toMicros(app.CreatedAt))
+	restr, err := marshalRestrictions(app.Restrictions)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO applications (account, name, description, created_at, restrictions) VALUES (?, ?, ?, ?, ?)`,
+		app.Account, app.Name, app.Description, toMicros(app.CreatedAt), restr)
 	if latchkey.ErrorCode(err) == latchkey.EEXISTS {
 		return latchkey.Errorf(latchkey.EEXISTS, "application %q already exists", app.Name)
 	}
 	return err
 }
 
-const appColumns = `a.account, a.name, a.description, a.created_at,
+const appColumns = `a.account, a.name, a.description, a.created_at, a.restrictions,
 	(SELECT COUNT(*) FROM access_keys k WHERE k.account = a.account AND k.application = a.name)`
 
 func scanApp(s interface{ Scan(...any) error }) (*latchkey.Application, error) {
 	var a latchkey.Application
 	var created int64
-	if err := s.Scan(&a.Account, &a.Name, &a.Description, &created, &a.KeyCount); err != nil {
+	var restr sql.NullString
+	if err := s.Scan(&a.Account, &a.Name, &a.Description, &created, &restr, &a.KeyCount); err != nil {
 		return nil, err
 	}
+	r, err := unmarshalRestrictions(restr)
+	if err != nil {
+		return nil, err
+	}
+	a.Restrictions = r
 	a.CreatedAt = fromMicros(created)
 	return &a, nil
 }
@@ -91,7 +102,11 @@ func (t *Tx) ListApplications(ctx context.Context, f latchkey.ApplicationFilter)
 
 // UpdateApplication implements latchkey.Tx.
 func (t *Tx) UpdateApplication(ctx context.Context, app *latchkey.Application) error {
-	res, err := t.exec(ctx, `UPDATE applications SET description = ? WHERE account = ? AND name = ?`, app.Description, app.Account, app.Name)
+	restr, err := marshalRestrictions(app.Restrictions)
+	if err != nil {
+		return err
+	}
+	res, err := t.exec(ctx, `UPDATE applications SET description = ?, restrictions = ? WHERE account = ? AND name = ?`, app.Description, restr, app.Account, app.Name)
 	if err != nil {
 		return err
 	}

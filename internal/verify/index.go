@@ -29,7 +29,14 @@ type Entry struct {
 	Active      bool
 	ExpiresAt   int64 // Unix nanoseconds; 0 = never
 	usage       *usageCell
+
+	app, key, report *policy  // compiled restrictions; nil restricts nothing
+	limit            *limiter // the key's rate limit (its own, else the application's)
+	reportLimit      *limiter
 }
+
+// Restricted reports whether any enforced restriction applies to the key.
+func (e *Entry) Restricted() bool { return e.app != nil || e.key != nil }
 
 // IsPrincipal reports whether the key belongs to an admin principal.
 func (e *Entry) IsPrincipal() bool { return e.Principal != "" }
@@ -112,11 +119,18 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.ExpiresAt != nil {
 		e.ExpiresAt = k.ExpiresAt.UnixNano()
 	}
+	e.app, e.key, e.report = compile(k.AppRestrictions), compile(k.Restrictions), compile(k.ReportOnly)
+	rl := effectiveRate(k.AppRestrictions, k.Restrictions)
+	var reportRL *latchkey.RateLimit
+	if k.ReportOnly != nil {
+		reportRL = k.ReportOnly.RateLimit
+	}
 	d := k.SecretDigest
+	var prev *Entry
 	if old, ok := ix.byID[k.ID]; ok {
 		os := ix.shard(&old)
 		os.mu.Lock()
-		if prev := os.byDigest[old]; prev != nil {
+		if prev = os.byDigest[old]; prev != nil {
 			e.usage = prev.usage
 		}
 		if old != d {
@@ -126,6 +140,17 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	}
 	if e.usage == nil {
 		e.usage = &usageCell{}
+	}
+	// Keep the buckets when the limit did not change, so that editing a
+	// description does not hand out a fresh burst.
+	e.limit, e.reportLimit = newLimiter(rl), newLimiter(reportRL)
+	if prev != nil {
+		if prev.limit != nil && rl != nil && prev.limit.cfg == *rl {
+			e.limit = prev.limit
+		}
+		if prev.reportLimit != nil && reportRL != nil && prev.reportLimit.cfg == *reportRL {
+			e.reportLimit = prev.reportLimit
+		}
 	}
 	e.usage.id = k.ID
 	ix.byID[k.ID] = d
@@ -240,6 +265,17 @@ func (ix *Index) getLocked(id string) *Entry {
 	return ix.Lookup(&d)
 }
 
+// effectiveRate is the key's own rate limit, or else its application's.
+func effectiveRate(app, key *latchkey.Restrictions) *latchkey.RateLimit {
+	if key != nil && key.RateLimit != nil {
+		return key.RateLimit
+	}
+	if app != nil {
+		return app.RateLimit
+	}
+	return nil
+}
+
 func (e *Entry) same(k *latchkey.AccessKey) bool {
 	var exp int64
 	if k.ExpiresAt != nil {
@@ -247,7 +283,11 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 	}
 	return e.ID == k.ID && e.Account == k.Account && e.Application == k.Application &&
 		e.Principal == k.Principal && e.Role == k.Role &&
-		e.Active == (k.Status == latchkey.StatusActive) && e.ExpiresAt == exp
+		e.Active == (k.Status == latchkey.StatusActive) && e.ExpiresAt == exp &&
+		// restrictions: compare the compiled forms' sources cheaply by
+		// recompiling only when either side has any
+		e.app == nil && e.key == nil && e.report == nil &&
+		k.AppRestrictions.Empty() && k.Restrictions.Empty() && k.ReportOnly.Empty()
 }
 
 // expired reports whether the entry's expiry is at or before now.

@@ -28,6 +28,11 @@ type usageCell struct {
 	rejIP   netip.Addr
 	rejUA   string
 	rejWhy  latchkey.Code
+	wdN     int64
+	wdAt    int64
+	wdIP    netip.Addr
+	wdUA    string
+	wdWhy   latchkey.Code
 }
 
 // usageSnap is a copy of a cell's counters taken at flush.
@@ -37,6 +42,10 @@ type usageSnap struct {
 	usedIP, rejIP netip.Addr
 	usedUA, rejUA string
 	rejWhy        latchkey.Code
+	wdN, wdAt     int64
+	wdIP          netip.Addr
+	wdUA          string
+	wdWhy         latchkey.Code
 }
 
 // UsageSink receives batches of usage. latchkey.Store implements it.
@@ -96,6 +105,21 @@ func (r *Recorder) reject(c *usageCell, now time.Time, ip netip.Addr, ua string,
 	c.rejects++
 	if n >= c.rejAt {
 		c.rejAt, c.rejIP, c.rejUA, c.rejWhy = n, ip, ua, why
+	}
+	mark := !c.dirty
+	c.dirty = true
+	c.mu.Unlock()
+	if mark && r != nil {
+		r.markDirty(c)
+	}
+}
+
+func (r *Recorder) wouldDeny(c *usageCell, now time.Time, ip netip.Addr, ua string, why latchkey.Code) {
+	n := now.UnixNano()
+	c.mu.Lock()
+	c.wdN++
+	if n >= c.wdAt {
+		c.wdAt, c.wdIP, c.wdUA, c.wdWhy = n, ip, ua, why
 	}
 	mark := !c.dirty
 	c.dirty = true
@@ -165,15 +189,19 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	for _, c := range cells {
 		c.mu.Lock()
 		snap := usageSnap{uses: c.uses, rejects: c.rejects, usedAt: c.usedAt, usedIP: c.usedIP, usedUA: c.usedUA,
-			rejAt: c.rejAt, rejIP: c.rejIP, rejUA: c.rejUA, rejWhy: c.rejWhy}
-		c.uses, c.rejects, c.usedAt, c.rejAt = 0, 0, 0, 0
-		c.usedUA, c.rejUA = "", ""
+			rejAt: c.rejAt, rejIP: c.rejIP, rejUA: c.rejUA, rejWhy: c.rejWhy,
+			wdN: c.wdN, wdAt: c.wdAt, wdIP: c.wdIP, wdUA: c.wdUA, wdWhy: c.wdWhy}
+		c.uses, c.rejects, c.usedAt, c.rejAt, c.wdN, c.wdAt = 0, 0, 0, 0, 0, 0
+		c.usedUA, c.rejUA, c.wdUA = "", "", ""
 		c.dirty = false
 		c.mu.Unlock()
 		if c.deleted.Load() {
 			continue
 		}
-		u := latchkey.UsageUpdate{AccessKeyID: c.id, Uses: snap.uses, Rejections: snap.rejects}
+		u := latchkey.UsageUpdate{AccessKeyID: c.id, Uses: snap.uses, Rejections: snap.rejects, WouldDeny: snap.wdN}
+		if snap.wdAt != 0 {
+			u.LastWouldDeny = &latchkey.Rejection{At: time.Unix(0, snap.wdAt).UTC().Truncate(time.Microsecond), IP: ipString(snap.wdIP), UserAgent: truncateUA(snap.wdUA), Reason: snap.wdWhy}
+		}
 		if snap.usedAt != 0 {
 			u.LastUsed = &latchkey.Use{At: time.Unix(0, snap.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(snap.usedIP), UserAgent: truncateUA(snap.usedUA)}
 		}
@@ -196,6 +224,10 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			if s.rejAt > c.rejAt {
 				c.rejAt, c.rejIP, c.rejUA, c.rejWhy = s.rejAt, s.rejIP, s.rejUA, s.rejWhy
 			}
+			c.wdN += s.wdN
+			if s.wdAt > c.wdAt {
+				c.wdAt, c.wdIP, c.wdUA, c.wdWhy = s.wdAt, s.wdIP, s.wdUA, s.wdWhy
+			}
 			mark := !c.dirty
 			c.dirty = true
 			c.mu.Unlock()
@@ -211,20 +243,30 @@ func (r *Recorder) Flush(ctx context.Context) error {
 // Pending returns the usage of key id not yet written to the store, so that
 // reads can show it at once.
 func (ix *Index) Pending(id string) (uses, rejects int64, lastUsed *latchkey.Use, lastRejected *latchkey.Rejection) {
+	p := ix.PendingUsage(id)
+	return p.Uses, p.Rejections, p.LastUsed, p.LastRejected
+}
+
+// PendingUsage returns the usage of key id not yet written to the store.
+func (ix *Index) PendingUsage(id string) latchkey.UsageUpdate {
 	e := ix.Get(id)
 	if e == nil {
-		return 0, 0, nil, nil
+		return latchkey.UsageUpdate{AccessKeyID: id}
 	}
 	c := e.usage
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	u := latchkey.UsageUpdate{AccessKeyID: id, Uses: c.uses, Rejections: c.rejects, WouldDeny: c.wdN}
 	if c.usedAt != 0 {
-		lastUsed = &latchkey.Use{At: time.Unix(0, c.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(c.usedIP), UserAgent: truncateUA(c.usedUA)}
+		u.LastUsed = &latchkey.Use{At: time.Unix(0, c.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(c.usedIP), UserAgent: truncateUA(c.usedUA)}
 	}
 	if c.rejAt != 0 {
-		lastRejected = &latchkey.Rejection{At: time.Unix(0, c.rejAt).UTC().Truncate(time.Microsecond), IP: ipString(c.rejIP), UserAgent: truncateUA(c.rejUA), Reason: c.rejWhy}
+		u.LastRejected = &latchkey.Rejection{At: time.Unix(0, c.rejAt).UTC().Truncate(time.Microsecond), IP: ipString(c.rejIP), UserAgent: truncateUA(c.rejUA), Reason: c.rejWhy}
 	}
-	return c.uses, c.rejects, lastUsed, lastRejected
+	if c.wdAt != 0 {
+		u.LastWouldDeny = &latchkey.Rejection{At: time.Unix(0, c.wdAt).UTC().Truncate(time.Microsecond), IP: ipString(c.wdIP), UserAgent: truncateUA(c.wdUA), Reason: c.wdWhy}
+	}
+	return u
 }
 
 // MaxUserAgentLen bounds what is stored of a user agent.

@@ -17,6 +17,13 @@ type Request struct {
 	IP          netip.Addr
 	UserAgent   string
 	Referrer    string
+	// Scope the call needs ("" = no scope check).
+	Scope string
+	// Mobile app identity, from X-Android-Package, X-Android-Cert and
+	// X-Ios-Bundle-Identifier.
+	AndroidPackage string
+	AndroidCert    string
+	IOSBundleID    string
 
 	// Account, when not empty, limits the answer to keys of that account:
 	// a key of another account is NOT_FOUND.
@@ -31,6 +38,14 @@ type Request struct {
 type Result struct {
 	Code  latchkey.Code
 	Entry *Entry
+	// Rate describes the key's rate limit bucket; Rate.Limit is 0 when the
+	// key has no rate limit.
+	Rate RateInfo
+	// WouldDeny is the code a report-only restriction would have given a
+	// valid call ("" when none would deny).
+	WouldDeny latchkey.Code
+	// RetryAfter is set for THROTTLED.
+	RetryAfter time.Duration
 }
 
 // Valid reports whether the decision lets the call through.
@@ -41,6 +56,9 @@ type Verifier struct {
 	Index    *Index
 	Recorder *Recorder
 	Now      func() time.Time
+	// Guard throttles client addresses that send many invalid
+	// credentials; nil disables it.
+	Guard *Guard
 }
 
 // New returns a verifier over ix that records usage with rec.
@@ -51,35 +69,78 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // Verify decides on a credential. It never touches the store and does not
 // allocate. Unknown keys, keys of another account or kind, and a wrong
 // access key ID all give NOT_FOUND: from outside they look the same.
+// The order of checks: MISSING, THROTTLED (the client address sent too many
+// invalid credentials), MALFORMED, NOT_FOUND, INACTIVE, EXPIRED,
+// IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED
+// (application restrictions, then the key's), RATE_LIMITED. The rate limit
+// comes last, so refused calls do not use up a key's tokens.
 func (v *Verifier) Verify(req *Request) Result {
 	if req.Secret == "" {
 		return Result{Code: latchkey.CodeMissing}
 	}
+	now := v.Now()
+	if v.Guard != nil && req.IP.IsValid() {
+		if wait := v.Guard.blocked(req.IP, now); wait > 0 {
+			return Result{Code: latchkey.CodeThrottled, RetryAfter: wait}
+		}
+	}
 	if !keyformat.ValidSecret(req.Secret) {
+		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeMalformed}
 	}
 	d := keyformat.Sum(req.Secret)
 	e := v.Index.Lookup(&d)
 	if e == nil {
+		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
 	if req.AccessKeyID != "" && subtle.ConstantTimeCompare([]byte(req.AccessKeyID), []byte(e.ID)) != 1 {
+		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
 	if req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) {
+		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
-	now := v.Now()
+	code := latchkey.CodeValid
 	switch {
 	case !e.Active:
-		v.Recorder.reject(e.usage, now, req.IP, req.UserAgent, latchkey.CodeInactive)
-		return Result{Code: latchkey.CodeInactive, Entry: e}
+		code = latchkey.CodeInactive
 	case e.expired(now):
-		v.Recorder.reject(e.usage, now, req.IP, req.UserAgent, latchkey.CodeExpired)
-		return Result{Code: latchkey.CodeExpired, Entry: e}
+		code = latchkey.CodeExpired
+	default:
+		if code = e.app.check(req); code == latchkey.CodeValid {
+			code = e.key.check(req)
+		}
+	}
+	if code != latchkey.CodeValid {
+		v.Recorder.reject(e.usage, now, req.IP, req.UserAgent, code)
+		return Result{Code: code, Entry: e}
+	}
+	res := Result{Code: latchkey.CodeValid, Entry: e}
+	if e.limit != nil {
+		ok, info := e.limit.allow(now)
+		res.Rate = info
+		if !ok {
+			v.Recorder.reject(e.usage, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
+			res.Code = latchkey.CodeRateLimited
+			return res
+		}
+	}
+	if e.report != nil || e.reportLimit != nil {
+		wd := e.report.check(req)
+		if wd == latchkey.CodeValid && e.reportLimit != nil {
+			if ok, _ := e.reportLimit.allow(now); !ok {
+				wd = latchkey.CodeRateLimited
+			}
+		}
+		if wd != latchkey.CodeValid {
+			res.WouldDeny = wd
+			v.Recorder.wouldDeny(e.usage, now, req.IP, req.UserAgent, wd)
+		}
 	}
 	v.Recorder.use(e.usage, now, req.IP, req.UserAgent)
-	return Result{Code: latchkey.CodeValid, Entry: e}
+	return res
 }
 
 // Find returns the entry whose secret this is, without deciding or

@@ -1,0 +1,282 @@
+package verify
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"golang.org/x/time/rate"
+)
+
+// policy is a compiled set of restrictions: built once when a key is
+// loaded, checked on every call without allocating.
+type policy struct {
+	ips       *ipSet // nil: any address
+	referrers []latchkey.ReferrerPattern
+	android   []latchkey.AndroidApp
+	ios       []string
+	scopes    []string
+	rate      *latchkey.RateLimit
+}
+
+func compile(r *latchkey.Restrictions) *policy {
+	if r.Empty() {
+		return nil
+	}
+	p := &policy{android: r.AndroidApps, ios: r.IOSBundleIDs, scopes: r.Scopes, rate: r.RateLimit}
+	if len(r.AllowedIPs) > 0 {
+		p.ips = newIPSet(r.AllowedIPs)
+	}
+	for _, s := range r.AllowedReferrers {
+		// Restrictions are validated before they are stored; a pattern
+		// that no longer parses matches nothing rather than everything.
+		rp, err := latchkey.ParseReferrerPattern(s)
+		if err != nil {
+			rp = latchkey.ReferrerPattern{Host: "\x00invalid"}
+		}
+		p.referrers = append(p.referrers, rp)
+	}
+	if len(p.referrers) == 0 && len(r.AllowedReferrers) > 0 {
+		p.referrers = []latchkey.ReferrerPattern{{Host: "\x00invalid"}}
+	}
+	return p
+}
+
+// check returns CodeValid or the code of the first restriction the call
+// fails, in the documented order: IP, referrer, app, scope.
+func (p *policy) check(req *Request) latchkey.Code {
+	if p == nil {
+		return latchkey.CodeValid
+	}
+	if p.ips != nil && (!req.IP.IsValid() || !p.ips.contains(req.IP)) {
+		return latchkey.CodeIPNotAllowed
+	}
+	if len(p.referrers) > 0 {
+		ok := false
+		for i := range p.referrers {
+			if p.referrers[i].Match(req.Referrer) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return latchkey.CodeReferrerNotAllowed
+		}
+	}
+	if len(p.android) > 0 || len(p.ios) > 0 {
+		if !p.appAllowed(req) {
+			return latchkey.CodeAppNotAllowed
+		}
+	}
+	if len(p.scopes) > 0 && req.Scope != "" {
+		ok := false
+		for _, s := range p.scopes {
+			if latchkey.ScopeAllows(s, req.Scope) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return latchkey.CodeScopeDenied
+		}
+	}
+	return latchkey.CodeValid
+}
+
+func (p *policy) appAllowed(req *Request) bool {
+	if req.AndroidPackage != "" {
+		for _, a := range p.android {
+			if a.PackageName == req.AndroidPackage && fingerprintEqual(a.SHA1Fingerprint, req.AndroidCert) {
+				return true
+			}
+		}
+	}
+	if req.IOSBundleID != "" {
+		for _, b := range p.ios {
+			if b == req.IOSBundleID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fingerprintEqual compares a normalised fingerprint (40 lower-case hex)
+// with one as sent (any case, colons allowed) without allocating.
+func fingerprintEqual(norm, sent string) bool {
+	j := 0
+	for i := 0; i < len(sent); i++ {
+		c := sent[i]
+		if c == ':' {
+			continue
+		}
+		if c >= 'A' && c <= 'F' {
+			c += 'a' - 'A'
+		}
+		if j >= len(norm) || norm[j] != c {
+			return false
+		}
+		j++
+	}
+	return j == len(norm)
+}
+
+// ipSet holds CIDR ranges as sorted, merged [lo, hi] intervals of 128-bit
+// addresses (IPv4 mapped into IPv6), searched by binary search.
+type ipSet struct {
+	ranges []ipRange
+}
+
+type u128 struct{ hi, lo uint64 }
+
+func (a u128) less(b u128) bool { return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo) }
+
+type ipRange struct{ lo, hi u128 }
+
+func addrU128(a netip.Addr) u128 {
+	b := a.As16()
+	return u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+func newIPSet(cidrs []string) *ipSet {
+	var rs []ipRange
+	for _, c := range cidrs {
+		p, err := latchkey.ParsePrefix(c)
+		if err != nil {
+			continue // validated before storing; skip rather than widen
+		}
+		bits := p.Bits()
+		if p.Addr().Is4() {
+			bits += 96
+		}
+		lo := addrU128(netip.AddrFrom16(p.Addr().As16()))
+		hi := lo
+		host := 128 - bits
+		switch {
+		case host >= 64:
+			hi.lo = ^uint64(0)
+			if host == 128 {
+				hi.hi = ^uint64(0)
+			} else {
+				hi.hi |= (uint64(1) << (host - 64)) - 1
+			}
+		case host > 0:
+			hi.lo |= (uint64(1) << host) - 1
+		}
+		rs = append(rs, ipRange{lo, hi})
+	}
+	slices.SortFunc(rs, func(a, b ipRange) int {
+		if a.lo.less(b.lo) {
+			return -1
+		} else if b.lo.less(a.lo) {
+			return 1
+		}
+		return 0
+	})
+	var merged []ipRange
+	for _, r := range rs {
+		if n := len(merged); n > 0 && !merged[n-1].hi.less(r.lo) {
+			if merged[n-1].hi.less(r.hi) {
+				merged[n-1].hi = r.hi
+			}
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return &ipSet{ranges: merged}
+}
+
+func (s *ipSet) contains(a netip.Addr) bool {
+	if a.Is4In6() {
+		a = a.Unmap()
+	}
+	x := addrU128(a) // As16 maps IPv4 into ::ffff:0:0/96, as the ranges are
+	// first range with lo > x, then check the one before it
+	i, j := 0, len(s.ranges)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if x.less(s.ranges[h].lo) {
+			j = h
+		} else {
+			i = h + 1
+		}
+	}
+	return i > 0 && !s.ranges[i-1].hi.less(x)
+}
+
+// limiter enforces a RateLimit for one key: a per-second bucket and a
+// per-minute bucket, both of which must have a token.
+type limiter struct {
+	cfg latchkey.RateLimit
+	sec *rate.Limiter
+	min *rate.Limiter
+	mu  sync.Mutex
+}
+
+func newLimiter(cfg *latchkey.RateLimit) *limiter {
+	if cfg == nil {
+		return nil
+	}
+	l := &limiter{cfg: *cfg}
+	if cfg.PerSecond > 0 {
+		l.sec = rate.NewLimiter(rate.Limit(cfg.PerSecond), max(cfg.Burst, 1))
+	}
+	if cfg.PerMinute > 0 {
+		l.min = rate.NewLimiter(rate.Limit(float64(cfg.PerMinute)/60), cfg.PerMinute)
+	}
+	return l
+}
+
+// RateInfo describes the bucket that limits a key, for RateLimit-* headers.
+type RateInfo struct {
+	Limit      int           // requests per window
+	Window     time.Duration // 1s or 1m
+	Remaining  int
+	RetryAfter time.Duration // > 0 when limited
+}
+
+// allow takes a token from every bucket, or none if any is empty.
+func (l *limiter) allow(now time.Time) (bool, RateInfo) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	info := RateInfo{}
+	okSec, okMin := true, true
+	if l.sec != nil {
+		okSec = l.sec.TokensAt(now) >= 1
+	}
+	if l.min != nil {
+		okMin = l.min.TokensAt(now) >= 1
+	}
+	if okSec && okMin {
+		if l.sec != nil {
+			l.sec.AllowN(now, 1)
+		}
+		if l.min != nil {
+			l.min.AllowN(now, 1)
+		}
+	}
+	// report the tighter bucket
+	if l.sec != nil {
+		t := l.sec.TokensAt(now)
+		info = RateInfo{Limit: l.sec.Burst(), Window: time.Second, Remaining: int(max(t, 0))}
+		if !okSec {
+			info.RetryAfter = time.Duration((1 - t) / float64(l.sec.Limit()) * float64(time.Second))
+		}
+	}
+	if l.min != nil {
+		t := l.min.TokensAt(now)
+		if l.sec == nil || !okMin || int(t) < info.Remaining {
+			info = RateInfo{Limit: l.cfg.PerMinute, Window: time.Minute, Remaining: int(max(t, 0))}
+			if !okMin {
+				info.RetryAfter = time.Duration((1 - t) / float64(l.min.Limit()) * float64(time.Second))
+			}
+		}
+	}
+	if !(okSec && okMin) && info.RetryAfter <= 0 {
+		info.RetryAfter = time.Millisecond
+	}
+	return okSec && okMin, info
+}

@@ -1,0 +1,265 @@
+package verify
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+func TestIPSet(t *testing.T) {
+	set := newIPSet([]string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "10.0.0.0/8", "10.1.0.0/16", "::1"})
+	tests := []struct {
+		ip   string
+		want bool
+	}{
+		{"203.0.113.0", true},
+		{"203.0.113.255", true},
+		{"203.0.114.0", false},
+		{"198.51.100.7", true},
+		{"198.51.100.8", false},
+		{"10.200.3.4", true},
+		{"11.0.0.0", false},
+		{"::ffff:203.0.113.9", true}, // IPv4-mapped IPv6 is the IPv4 address
+		{"::ffff:198.51.100.8", false},
+		{"2001:db8:ffff::1", true},
+		{"2001:db9::1", false},
+		{"::1", true},
+		{"::2", false},
+		{"0.0.0.0", false},
+		{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ip, func(t *testing.T) {
+			if got := set.contains(netip.MustParseAddr(tt.ip)); got != tt.want {
+				t.Errorf("contains(%s) = %v, want %v", tt.ip, got, tt.want)
+			}
+		})
+	}
+	all := newIPSet([]string{"0.0.0.0/0", "::/0"})
+	for _, ip := range []string{"1.2.3.4", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "255.255.255.255"} {
+		if !all.contains(netip.MustParseAddr(ip)) {
+			t.Errorf("0.0.0.0/0 + ::/0 does not contain %s", ip)
+		}
+	}
+}
+
+// fixture is an index with one key per call to add, and a clock.
+type fixture struct {
+	t   *testing.T
+	ix  *Index
+	v   *Verifier
+	now time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, ix: NewIndex(), now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	f.v = New(f.ix, nil)
+	f.v.Now = func() time.Time { return f.now }
+	return f
+}
+
+func (f *fixture) add(app, key, report *latchkey.Restrictions) string {
+	f.t.Helper()
+	id, _ := keyformat.NewID()
+	sec, err := keyformat.NewSecret()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, r := range []*latchkey.Restrictions{app, key, report} {
+		if err := r.Validate(); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.ix.Put(&latchkey.AccessKey{ID: id, Account: "default", Application: "app", Status: latchkey.StatusActive,
+		SecretDigest: keyformat.Sum(sec), AppRestrictions: app, Restrictions: key, ReportOnly: report})
+	return sec
+}
+
+func TestDecisionsForEachRestriction(t *testing.T) {
+	f := newFixture(t)
+	fp := "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"
+	r := &latchkey.Restrictions{
+		AllowedIPs:       []string{"203.0.113.0/24", "2001:db8::/32"},
+		AllowedReferrers: []string{"https://*.example.com/*"},
+		Scopes:           []string{"shipments:read", "labels:*"},
+	}
+	sec := f.add(nil, r, nil)
+	mob := f.add(nil, &latchkey.Restrictions{
+		AndroidApps:  []latchkey.AndroidApp{{PackageName: "com.example.app", SHA1Fingerprint: fp}},
+		IOSBundleIDs: []string{"com.example.ios"},
+	}, nil)
+	appOnly := f.add(&latchkey.Restrictions{AllowedIPs: []string{"192.0.2.0/24"}}, &latchkey.Restrictions{AllowedIPs: []string{"192.0.2.10"}}, nil)
+	ok := func(req Request) Request {
+		if req.IP == (netip.Addr{}) {
+			req.IP = netip.MustParseAddr("203.0.113.5")
+		}
+		if req.Referrer == "" {
+			req.Referrer = "https://shop.example.com/cart"
+		}
+		return req
+	}
+	tests := []struct {
+		name string
+		req  Request
+		want latchkey.Code
+	}{
+		{"all pass", ok(Request{Secret: sec, Scope: "shipments:read"}), latchkey.CodeValid},
+		{"no scope asked", ok(Request{Secret: sec}), latchkey.CodeValid},
+		{"wildcard scope", ok(Request{Secret: sec, Scope: "labels:print"}), latchkey.CodeValid},
+		{"ipv6 in range", ok(Request{Secret: sec, IP: netip.MustParseAddr("2001:db8::5")}), latchkey.CodeValid},
+		{"ip outside", ok(Request{Secret: sec, IP: netip.MustParseAddr("198.51.100.1")}), latchkey.CodeIPNotAllowed},
+		{"ip unknown", Request{Secret: sec, Referrer: "https://shop.example.com/"}, latchkey.CodeIPNotAllowed},
+		{"referrer outside", ok(Request{Secret: sec, Referrer: "https://evil.net/"}), latchkey.CodeReferrerNotAllowed},
+		{"scope denied", ok(Request{Secret: sec, Scope: "shipments:write"}), latchkey.CodeScopeDenied},
+		{"ip checked before referrer", Request{Secret: sec, IP: netip.MustParseAddr("1.1.1.1"), Referrer: "https://evil.net/"}, latchkey.CodeIPNotAllowed},
+		{"android ok", Request{Secret: mob, AndroidPackage: "com.example.app", AndroidCert: "abcdef0123456789abcdef0123456789abcdef01"}, latchkey.CodeValid},
+		{"android cert colons", Request{Secret: mob, AndroidPackage: "com.example.app", AndroidCert: fp}, latchkey.CodeValid},
+		{"android wrong cert", Request{Secret: mob, AndroidPackage: "com.example.app", AndroidCert: "00" + fp[2:]}, latchkey.CodeAppNotAllowed},
+		{"android wrong package", Request{Secret: mob, AndroidPackage: "com.evil.app", AndroidCert: fp}, latchkey.CodeAppNotAllowed},
+		{"ios ok", Request{Secret: mob, IOSBundleID: "com.example.ios"}, latchkey.CodeValid},
+		{"ios wrong", Request{Secret: mob, IOSBundleID: "com.example.other"}, latchkey.CodeAppNotAllowed},
+		{"no app identity", Request{Secret: mob}, latchkey.CodeAppNotAllowed},
+		{"app and key both allow", Request{Secret: appOnly, IP: netip.MustParseAddr("192.0.2.10")}, latchkey.CodeValid},
+		{"key narrows app", Request{Secret: appOnly, IP: netip.MustParseAddr("192.0.2.11")}, latchkey.CodeIPNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tt.req
+			if got := f.v.Verify(&req).Code; got != tt.want {
+				t.Errorf("code = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRateLimitWithInjectedClock(t *testing.T) {
+	f := newFixture(t)
+	sec := f.add(nil, &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerSecond: 2, Burst: 3}}, nil)
+	codes := func(n int) (out []latchkey.Code) {
+		for range n {
+			out = append(out, f.v.Verify(&Request{Secret: sec}).Code)
+		}
+		return out
+	}
+	got := codes(4)
+	want := []latchkey.Code{latchkey.CodeValid, latchkey.CodeValid, latchkey.CodeValid, latchkey.CodeRateLimited}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("burst: got %v, want %v", got, want)
+		}
+	}
+	res := f.v.Verify(&Request{Secret: sec})
+	if res.Code != latchkey.CodeRateLimited || res.Rate.RetryAfter <= 0 || res.Rate.RetryAfter > 500*time.Millisecond {
+		t.Fatalf("limited result = %+v; want RATE_LIMITED with retry in (0, 500ms]", res)
+	}
+	f.now = f.now.Add(500 * time.Millisecond) // one token back at 2/s
+	if got := codes(2); got[0] != latchkey.CodeValid || got[1] != latchkey.CodeRateLimited {
+		t.Fatalf("after 500ms: %v", got)
+	}
+	f.now = f.now.Add(10 * time.Second)
+	if r := f.v.Verify(&Request{Secret: sec}); r.Code != latchkey.CodeValid || r.Rate.Limit != 3 || r.Rate.Remaining != 2 {
+		t.Fatalf("after refill: %+v", r)
+	}
+}
+
+func TestRateLimitPerMinute(t *testing.T) {
+	f := newFixture(t)
+	sec := f.add(nil, &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerMinute: 3}}, nil)
+	for i := range 3 {
+		if c := f.v.Verify(&Request{Secret: sec}).Code; c != latchkey.CodeValid {
+			t.Fatalf("call %d: %s", i, c)
+		}
+	}
+	r := f.v.Verify(&Request{Secret: sec})
+	if r.Code != latchkey.CodeRateLimited || r.Rate.Window != time.Minute || r.Rate.RetryAfter < 19*time.Second {
+		t.Fatalf("4th call: %+v", r)
+	}
+	f.now = f.now.Add(20 * time.Second)
+	if c := f.v.Verify(&Request{Secret: sec}).Code; c != latchkey.CodeValid {
+		t.Fatalf("after 20s: %s", c)
+	}
+}
+
+func TestRefusedCallsDoNotUseTokens(t *testing.T) {
+	f := newFixture(t)
+	sec := f.add(nil, &latchkey.Restrictions{Scopes: []string{"a"}, RateLimit: &latchkey.RateLimit{PerSecond: 1, Burst: 1}}, nil)
+	for range 5 {
+		if c := f.v.Verify(&Request{Secret: sec, Scope: "b"}).Code; c != latchkey.CodeScopeDenied {
+			t.Fatalf("code %s", c)
+		}
+	}
+	if c := f.v.Verify(&Request{Secret: sec, Scope: "a"}).Code; c != latchkey.CodeValid {
+		t.Fatalf("valid call after refused ones: %s", c)
+	}
+}
+
+func TestReportOnlyRecordsWithoutDenying(t *testing.T) {
+	f := newFixture(t)
+	sec := f.add(nil, nil, &latchkey.Restrictions{AllowedIPs: []string{"203.0.113.0/24"}})
+	res := f.v.Verify(&Request{Secret: sec, IP: netip.MustParseAddr("198.51.100.9"), UserAgent: "cron/1"})
+	if res.Code != latchkey.CodeValid || res.WouldDeny != latchkey.CodeIPNotAllowed {
+		t.Fatalf("result = %+v; want VALID with would-deny IP_NOT_ALLOWED", res)
+	}
+	res = f.v.Verify(&Request{Secret: sec, IP: netip.MustParseAddr("203.0.113.9")})
+	if res.Code != latchkey.CodeValid || res.WouldDeny != "" {
+		t.Fatalf("allowed address: %+v", res)
+	}
+	u := f.ix.PendingUsage(res.Entry.ID)
+	if u.Uses != 2 || u.WouldDeny != 1 || u.LastWouldDeny == nil || u.LastWouldDeny.IP != "198.51.100.9" ||
+		u.LastWouldDeny.Reason != latchkey.CodeIPNotAllowed || u.LastWouldDeny.UserAgent != "cron/1" {
+		t.Fatalf("pending usage = %+v, last would deny %+v", u, u.LastWouldDeny)
+	}
+}
+
+func TestGuardThrottlesOnlyTheOffendingAddress(t *testing.T) {
+	f := newFixture(t)
+	f.v.Guard = NewGuard(3, 60)
+	good := f.add(nil, nil, nil)
+	bad := netip.MustParseAddr("198.51.100.66")
+	other := netip.MustParseAddr("203.0.113.1")
+	unknown, _ := keyformat.NewSecret()
+	for i := range 3 {
+		if c := f.v.Verify(&Request{Secret: unknown, IP: bad}).Code; c != latchkey.CodeNotFound {
+			t.Fatalf("attempt %d: %s", i, c)
+		}
+	}
+	r := f.v.Verify(&Request{Secret: unknown, IP: bad})
+	if r.Code != latchkey.CodeThrottled || r.RetryAfter <= 0 || r.RetryAfter > time.Second {
+		t.Fatalf("4th attempt: %+v", r)
+	}
+	if c := f.v.Verify(&Request{Secret: good, IP: other}).Code; c != latchkey.CodeValid {
+		t.Fatalf("valid key from another address: %s", c)
+	}
+	if c := f.v.Verify(&Request{Secret: "garbage", IP: other}).Code; c != latchkey.CodeMalformed {
+		t.Fatalf("other address, malformed: %s", c)
+	}
+	f.now = f.now.Add(time.Second) // 60/min refills one a second
+	if c := f.v.Verify(&Request{Secret: good, IP: bad}).Code; c != latchkey.CodeValid {
+		t.Fatalf("after refill: %s", c)
+	}
+	f.now = f.now.Add(time.Hour)
+	f.v.Guard.Sweep(f.now)
+	if n := f.v.Guard.n.Load(); n != 0 {
+		t.Errorf("after sweep %d addresses remembered", n)
+	}
+}
+
+func TestRestrictedVerifyDoesNotAllocate(t *testing.T) {
+	f := newFixture(t)
+	sec := f.add(nil, &latchkey.Restrictions{
+		AllowedIPs:       []string{"10.0.0.0/8", "192.168.0.0/16", "203.0.113.0/24", "2001:db8::/32", "198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5", "198.51.100.6"},
+		AllowedReferrers: []string{"https://a.example.com/*", "https://b.example.com/*", "https://*.example.org/*", "https://c.example.com/x/*", "https://d.example.com/"},
+		Scopes:           []string{"shipments:read", "labels:*"},
+		RateLimit:        &latchkey.RateLimit{PerSecond: 1e6, Burst: 1e6},
+	}, nil)
+	req := &Request{Secret: sec, IP: netip.MustParseAddr("203.0.113.7"), Referrer: "https://x.example.org/p", Scope: "labels:print"}
+	if c := f.v.Verify(req).Code; c != latchkey.CodeValid {
+		t.Fatalf("code %s", c)
+	}
+	if n := testing.AllocsPerRun(200, func() { f.v.Verify(req) }); n != 0 {
+		t.Errorf("restricted Verify allocates %v times", n)
+	}
+}
