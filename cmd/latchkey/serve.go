@@ -33,6 +33,7 @@ type serveOptions struct {
 	trustedProxies  []string
 	flushInterval   time.Duration
 	shutdownTimeout time.Duration
+	scopeRules      []string
 	guardFailures   int
 	guardRefill     float64
 }
@@ -90,11 +91,22 @@ EXAMPLES
 	f.StringVar(&o.logFormat, "log-format", envOr("LATCHKEY_LOG_FORMAT", "text"), "text or json (env LATCHKEY_LOG_FORMAT)")
 	f.IntVar(&o.maxKeys, "max-keys-per-application", envInt("LATCHKEY_MAX_KEYS_PER_APPLICATION", latchkey.DefaultMaxKeysPerApplication), "access keys an application may own (env LATCHKEY_MAX_KEYS_PER_APPLICATION)")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", splitEnv("LATCHKEY_TRUSTED_PROXIES"), "peers whose X-Forwarded-For is trusted, as IPs or CIDRs (env LATCHKEY_TRUSTED_PROXIES)")
+	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs at /v1/authorize, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	return cmd
+}
+
+func splitEnvSep(name, sep string) []string {
+	var out []string
+	for _, v := range strings.Split(os.Getenv(name), sep) {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func splitEnv(name string) []string {
@@ -137,6 +149,15 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 
 	if o.guardFailures < 0 || o.guardRefill <= 0 {
 		return cli.UsageErrorf("--guard-failures must be 0 or more and --guard-refill-per-minute more than 0")
+	}
+
+	var scopeRules []httpapi.ScopeRule
+	for _, s := range o.scopeRules {
+		r, err := httpapi.ParseScopeRule(s)
+		if err != nil {
+			return cli.UsageErrorf("--scope-rule: %s", latchkey.ErrorMessage(err))
+		}
+		scopeRules = append(scopeRules, r)
 	}
 
 	store, dbDesc, err := openStore(ctx, o.databaseURL)
@@ -202,7 +223,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		}()
 	}
 	api := &httpapi.Server{
-		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted,
+		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules,
 		Ready: func(ctx context.Context) error { return store.Ping(ctx) },
 	}
 	srv := &http.Server{

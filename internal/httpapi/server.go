@@ -37,6 +37,10 @@ type Server struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 
+	// ScopeRules map method and path to the scope a call needs, for the
+	// forward-auth surface.
+	ScopeRules []ScopeRule
+
 	// Ready reports whether the server should take traffic (store
 	// reachable, index loaded). nil means always ready.
 	Ready func(ctx context.Context) error
@@ -76,6 +80,7 @@ func (s *Server) routes() []endpoint {
 		e("GET", "/readyz", s.readyz),
 		e("GET", "/v1/openapi.json", s.openapi),
 		e("POST", "/v1/verify", s.verify),
+		e("", "/v1/authorize", s.authorize),
 
 		e("GET", "/v1/accounts", s.admin(s.listAccounts)),
 		e("POST", "/v1/accounts", s.admin(s.createAccount)),
@@ -112,7 +117,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	for _, ep := range s.routes() {
-		mux.Handle(ep.method+" "+ep.pattern, s.wrap(ep.h))
+		mux.Handle(strings.TrimSpace(ep.method+" "+ep.pattern), s.wrap(ep.h))
 	}
 	if s.Mount != nil {
 		s.Mount(mux)

@@ -10,6 +10,7 @@ package verify
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +33,12 @@ type Entry struct {
 
 	app, key, report *policy  // compiled restrictions; nil restricts nothing
 	limit            *limiter // the key's rate limit (its own, else the application's)
+	scopes           string   // the key's granted scopes, space-separated ("" = any)
 	reportLimit      *limiter
 }
+
+// Scopes returns the scopes the key may use, space-separated; "" means any.
+func (e *Entry) Scopes() string { return e.scopes }
 
 // Restricted reports whether any enforced restriction applies to the key.
 func (e *Entry) Restricted() bool { return e.app != nil || e.key != nil }
@@ -120,6 +125,12 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		e.ExpiresAt = k.ExpiresAt.UnixNano()
 	}
 	e.app, e.key, e.report = compile(k.AppRestrictions), compile(k.Restrictions), compile(k.ReportOnly)
+	switch {
+	case k.Restrictions != nil && len(k.Restrictions.Scopes) > 0:
+		e.scopes = strings.Join(k.Restrictions.Scopes, " ")
+	case k.AppRestrictions != nil:
+		e.scopes = strings.Join(k.AppRestrictions.Scopes, " ")
+	}
 	rl := effectiveRate(k.AppRestrictions, k.Restrictions)
 	var reportRL *latchkey.RateLimit
 	if k.ReportOnly != nil {
