@@ -143,6 +143,16 @@ type UsageUpdate struct {
 	Rejections    int64
 	LastWouldDeny *Rejection
 	WouldDeny     int64
+	// Counts per minute and decision code, for usage charts.
+	Minutes []UsageCount
+}
+
+// UsageCount is how many calls with one decision code a key saw in one
+// period (a minute, or an hour once rolled up).
+type UsageCount struct {
+	At    time.Time `json:"at"` // start of the period
+	Code  Code      `json:"code"`
+	Count int64     `json:"count"`
 }
 
 // MaxDescriptionLen bounds descriptions and other free text.

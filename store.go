@@ -1,6 +1,9 @@
 package latchkey
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store is durable storage for latchkey. Implementations: internal/sqlite
 // (embedded default) and internal/postgres. Both pass internal/storetest.
@@ -27,6 +30,14 @@ type Store interface {
 	// the newest time wins and counts add up. Keys that no longer exist
 	// are skipped.
 	RecordUsage(ctx context.Context, batch []UsageUpdate) error
+
+	// UsageSeries returns a key's counts per minute (and, before the
+	// retention cutoff, per hour) with At in [from, to), ordered by time.
+	UsageSeries(ctx context.Context, accessKeyID string, from, to time.Time) ([]UsageCount, error)
+
+	// CompactUsage rolls per-minute counts older than before up into
+	// per-hour counts, and returns how many minute rows it folded.
+	CompactUsage(ctx context.Context, before time.Time) (int64, error)
 
 	// Ping returns nil when the store is reachable and writable.
 	Ping(ctx context.Context) error

@@ -347,3 +347,44 @@ func TestServeEnvAddrAndDatabase(t *testing.T) {
 		t.Errorf("database file: %v, mode %v", err, st)
 	}
 }
+
+func TestUsageSeriesOverHTTP(t *testing.T) {
+	srv, c := adminClient(t)
+	c.do("POST", "/v1/applications", map[string]any{"name": "chart"}, 201)
+	k := c.do("POST", "/v1/applications/chart/access-keys", map[string]any{}, 201)
+	id, sec := k["access_key_id"].(string), k["secret_access_key"].(string)
+	for range 4 {
+		c.do("POST", "/v1/verify", map[string]any{"key": sec}, 200)
+	}
+	c.do("PATCH", "/v1/access-keys/"+id, map[string]string{"status": "Inactive"}, 200)
+	for range 2 {
+		c.do("POST", "/v1/verify", map[string]any{"key": sec}, 200)
+	}
+	sum := func() (valid, inactive float64) {
+		u := c.do("GET", "/v1/access-keys/"+id+"/usage?step=5m", nil, 200)
+		for _, p := range u["series"].([]any) {
+			pt := p.(map[string]any)
+			valid += pt["valid"].(float64)
+			if r, ok := pt["rejected"].(map[string]any); ok {
+				n, _ := r["INACTIVE"].(float64)
+				inactive += n
+			}
+		}
+		return
+	}
+	// counted live from memory, then the same once flushed to the store
+	if v, i := sum(); v != 4 || i != 2 {
+		t.Fatalf("live series: valid %v inactive %v, want 4 and 2", v, i)
+	}
+	// after a restart, from the store alone
+	srv.stop()
+	srv2 := startServer(t, srv.home)
+	c.endpoint = srv2.endpoint
+	if v, i := sum(); v != 4 || i != 2 {
+		t.Fatalf("stored series: valid %v inactive %v, want 4 and 2", v, i)
+	}
+	bad := c.do("GET", "/v1/access-keys/"+id+"/usage?step=10s", nil, 400)
+	if errCode(bad) != "InvalidArgument" {
+		t.Errorf("bad step: %v", bad)
+	}
+}

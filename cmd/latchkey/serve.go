@@ -34,6 +34,7 @@ type serveOptions struct {
 	flushInterval   time.Duration
 	shutdownTimeout time.Duration
 	scopeRules      []string
+	usageRetention  time.Duration
 	guardFailures   int
 	guardRefill     float64
 }
@@ -95,6 +96,7 @@ EXAMPLES
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
+	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	return cmd
 }
@@ -142,6 +144,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	trusted, err := parsePrefixes("--trusted-proxies", o.trustedProxies)
 	if err != nil {
 		return cli.UsageErrorf("%v", err)
+	}
+	if o.usageRetention < time.Hour {
+		return cli.UsageErrorf("--usage-retention %s: expected at least 1h", o.usageRetention)
 	}
 	if o.flushInterval < 10*time.Millisecond || o.flushInterval > time.Minute {
 		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
@@ -238,6 +243,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRec()
 	rec.Start(recCtx)
+	go compactUsage(ctx, store, o.usageRetention, log)
 
 	fmt.Fprintf(stdout, "latchkey %s listening on %s (database %s)\n", cli.Version, endpoint, dbDesc)
 	errc := make(chan error, 1)
@@ -261,6 +267,26 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// compactUsage rolls per-minute usage older than the retention period up
+// into hours, at start and then hourly.
+func compactUsage(ctx context.Context, store latchkey.Store, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := store.CompactUsage(ctx, time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Warn("rolling up usage counts", "err", err)
+		} else if n > 0 {
+			log.Info("rolled up usage counts", "minute_rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func newMigrateCmd() *cobra.Command {

@@ -98,6 +98,7 @@ func (s *Server) routes() []endpoint {
 		e("PATCH", "/v1/access-keys/{id}", s.admin(s.updateAccessKey)),
 		e("DELETE", "/v1/access-keys/{id}", s.admin(s.deleteAccessKey)),
 		e("GET", "/v1/access-keys/{id}/last-used", s.admin(s.getLastUsed)),
+		e("GET", "/v1/access-keys/{id}/usage", s.admin(s.getUsage)),
 
 		e("GET", "/v1/principals", s.admin(s.listPrincipals)),
 		e("POST", "/v1/principals", s.admin(s.createPrincipal)),

@@ -238,6 +238,11 @@ func (t *Tx) DeleteAccessKey(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	for _, table := range []string{"usage_minutes", "usage_hours"} {
+		if _, err := t.exec(ctx, `DELETE FROM `+table+` WHERE access_key_id = ?`, id); err != nil {
+			return err
+		}
+	}
 	return mustAffect(res, latchkey.Errorf(latchkey.ENOTFOUND, "access key %s not found", id))
 }
 
@@ -288,7 +293,7 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 			const newerUse = `? IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
 			const newerRej = `? IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
 			const newerWD = `? IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < ?)`
-			_, err := t.exec(ctx, `UPDATE access_keys SET
+			res, err := t.exec(ctx, `UPDATE access_keys SET
 				use_count = use_count + ?,
 				reject_count = reject_count + ?,
 				last_used_ip = CASE WHEN `+newerUse+` THEN ? ELSE last_used_ip END,
@@ -319,6 +324,12 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 				wdAt, wdAt, wdAt,
 				u.AccessKeyID)
 			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				continue // the key was deleted meanwhile
+			}
+			if err := t.recordMinutes(ctx, u.AccessKeyID, u.Minutes); err != nil {
 				return err
 			}
 		}

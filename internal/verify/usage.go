@@ -33,6 +33,65 @@ type usageCell struct {
 	wdIP    netip.Addr
 	wdUA    string
 	wdWhy   latchkey.Code
+	mins    []minuteBucket // calls per minute and code since the last flush
+}
+
+// codeSlots are the decision codes counted per minute: those that can
+// concern a known key.
+var codeSlots = [...]latchkey.Code{
+	latchkey.CodeValid, latchkey.CodeInactive, latchkey.CodeExpired, latchkey.CodeIPNotAllowed,
+	latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied, latchkey.CodeRateLimited,
+}
+
+func codeSlot(c latchkey.Code) int {
+	for i, s := range codeSlots {
+		if s == c {
+			return i
+		}
+	}
+	return len(codeSlots) - 1
+}
+
+type minuteBucket struct {
+	minute int64 // Unix minute
+	counts [len(codeSlots)]int64
+}
+
+// countMinute adds one call to the bucket of now's minute. The slice keeps
+// its capacity across flushes, so a busy key does not allocate.
+func (c *usageCell) countMinute(now int64, code latchkey.Code) {
+	m := now / int64(time.Minute)
+	if n := len(c.mins); n > 0 && c.mins[n-1].minute == m {
+		c.mins[n-1].counts[codeSlot(code)]++
+		return
+	}
+	c.mins = append(c.mins, minuteBucket{minute: m})
+	c.mins[len(c.mins)-1].counts[codeSlot(code)]++
+}
+
+// addMinute adds n calls to a minute's bucket, wherever it is in the slice
+// (used when a failed flush puts counts back).
+func (c *usageCell) addMinute(m int64, code latchkey.Code, n int64) {
+	for i := range c.mins {
+		if c.mins[i].minute == m {
+			c.mins[i].counts[codeSlot(code)] += n
+			return
+		}
+	}
+	c.mins = append(c.mins, minuteBucket{minute: m})
+	c.mins[len(c.mins)-1].counts[codeSlot(code)] += n
+}
+
+func minuteCounts(bs []minuteBucket) []latchkey.UsageCount {
+	var out []latchkey.UsageCount
+	for _, b := range bs {
+		for i, n := range b.counts {
+			if n > 0 {
+				out = append(out, latchkey.UsageCount{At: time.Unix(b.minute*60, 0).UTC(), Code: codeSlots[i], Count: n})
+			}
+		}
+	}
+	return out
 }
 
 // usageSnap is a copy of a cell's counters taken at flush.
@@ -46,6 +105,7 @@ type usageSnap struct {
 	wdIP          netip.Addr
 	wdUA          string
 	wdWhy         latchkey.Code
+	minutes       []latchkey.UsageCount
 }
 
 // UsageSink receives batches of usage. latchkey.Store implements it.
@@ -88,6 +148,7 @@ func (r *Recorder) use(c *usageCell, now time.Time, ip netip.Addr, ua string) {
 	n := now.UnixNano()
 	c.mu.Lock()
 	c.uses++
+	c.countMinute(n, latchkey.CodeValid)
 	if n >= c.usedAt {
 		c.usedAt, c.usedIP, c.usedUA = n, ip, ua
 	}
@@ -103,6 +164,7 @@ func (r *Recorder) reject(c *usageCell, now time.Time, ip netip.Addr, ua string,
 	n := now.UnixNano()
 	c.mu.Lock()
 	c.rejects++
+	c.countMinute(n, why)
 	if n >= c.rejAt {
 		c.rejAt, c.rejIP, c.rejUA, c.rejWhy = n, ip, ua, why
 	}
@@ -190,7 +252,8 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		c.mu.Lock()
 		snap := usageSnap{uses: c.uses, rejects: c.rejects, usedAt: c.usedAt, usedIP: c.usedIP, usedUA: c.usedUA,
 			rejAt: c.rejAt, rejIP: c.rejIP, rejUA: c.rejUA, rejWhy: c.rejWhy,
-			wdN: c.wdN, wdAt: c.wdAt, wdIP: c.wdIP, wdUA: c.wdUA, wdWhy: c.wdWhy}
+			wdN: c.wdN, wdAt: c.wdAt, wdIP: c.wdIP, wdUA: c.wdUA, wdWhy: c.wdWhy, minutes: minuteCounts(c.mins)}
+		c.mins = c.mins[:0]
 		c.uses, c.rejects, c.usedAt, c.rejAt, c.wdN, c.wdAt = 0, 0, 0, 0, 0, 0
 		c.usedUA, c.rejUA, c.wdUA = "", "", ""
 		c.dirty = false
@@ -198,7 +261,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		if c.deleted.Load() {
 			continue
 		}
-		u := latchkey.UsageUpdate{AccessKeyID: c.id, Uses: snap.uses, Rejections: snap.rejects, WouldDeny: snap.wdN}
+		u := latchkey.UsageUpdate{AccessKeyID: c.id, Uses: snap.uses, Rejections: snap.rejects, WouldDeny: snap.wdN, Minutes: snap.minutes}
 		if snap.wdAt != 0 {
 			u.LastWouldDeny = &latchkey.Rejection{At: time.Unix(0, snap.wdAt).UTC().Truncate(time.Microsecond), IP: ipString(snap.wdIP), UserAgent: truncateUA(snap.wdUA), Reason: snap.wdWhy}
 		}
@@ -225,6 +288,9 @@ func (r *Recorder) Flush(ctx context.Context) error {
 				c.rejAt, c.rejIP, c.rejUA, c.rejWhy = s.rejAt, s.rejIP, s.rejUA, s.rejWhy
 			}
 			c.wdN += s.wdN
+			for _, m := range s.minutes {
+				c.addMinute(m.At.UnixNano()/int64(time.Minute), m.Code, m.Count)
+			}
 			if s.wdAt > c.wdAt {
 				c.wdAt, c.wdIP, c.wdUA, c.wdWhy = s.wdAt, s.wdIP, s.wdUA, s.wdWhy
 			}
@@ -256,7 +322,7 @@ func (ix *Index) PendingUsage(id string) latchkey.UsageUpdate {
 	c := e.usage
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := latchkey.UsageUpdate{AccessKeyID: id, Uses: c.uses, Rejections: c.rejects, WouldDeny: c.wdN}
+	u := latchkey.UsageUpdate{AccessKeyID: id, Uses: c.uses, Rejections: c.rejects, WouldDeny: c.wdN, Minutes: minuteCounts(c.mins)}
 	if c.usedAt != 0 {
 		u.LastUsed = &latchkey.Use{At: time.Unix(0, c.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(c.usedIP), UserAgent: truncateUA(c.usedUA)}
 	}

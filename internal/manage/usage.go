@@ -1,0 +1,62 @@
+package manage
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/latchkey/latchkey"
+)
+
+// UsagePoint is one step of a key's usage series: calls accepted and calls
+// refused, by code.
+type UsagePoint struct {
+	At       time.Time               `json:"at"`
+	Valid    int64                   `json:"valid"`
+	Rejected map[latchkey.Code]int64 `json:"rejected"`
+}
+
+// MaxUsagePoints bounds a usage series.
+const MaxUsagePoints = 2000
+
+// UsageSeries returns a key's calls per step in [from, to), including what
+// is still in memory, so a chart is live. Returns ENOTFOUND for keys the
+// actor cannot see and EINVALID for a bad range or step.
+func (s *Service) UsageSeries(ctx context.Context, a latchkey.Actor, id string, from, to time.Time, step time.Duration) ([]UsagePoint, error) {
+	if step < time.Minute || step%time.Minute != 0 || step > 24*time.Hour {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "step must be a whole number of minutes from 1m to 24h")
+	}
+	if !from.Before(to) {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "from must be before to")
+	}
+	from, to = from.Truncate(step), to.Truncate(step).Add(step)
+	n := int(to.Sub(from) / step)
+	if n > MaxUsagePoints {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "from..to holds %d steps of %s; at most %d are allowed (use a larger step)", n, step, MaxUsagePoints)
+	}
+	if _, err := s.GetAccessKey(ctx, a, id); err != nil {
+		return nil, err
+	}
+	counts, err := s.Store.UsageSeries(ctx, id, from, to)
+	if err != nil {
+		return nil, err
+	}
+	counts = append(counts, s.Index.PendingUsage(id).Minutes...)
+	points := make([]UsagePoint, n)
+	for i := range points {
+		points[i] = UsagePoint{At: from.Add(time.Duration(i) * step), Rejected: map[latchkey.Code]int64{}}
+	}
+	for _, c := range counts {
+		if c.At.Before(from) || !c.At.Before(to) {
+			continue
+		}
+		p := &points[int(c.At.Sub(from)/step)]
+		if c.Code == latchkey.CodeValid {
+			p.Valid += c.Count
+		} else {
+			p.Rejected[c.Code] += c.Count
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return points[i].At.Before(points[j].At) })
+	return points, nil
+}
