@@ -67,7 +67,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
+var listenRE = regexp.MustCompile(`listening on (https?://\S+)`)
 
 // startServer runs latchkey serve with HOME set to home and waits until it
 // prints its address.

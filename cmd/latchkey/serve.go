@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,8 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	scopeRules      []string
 	usageRetention  time.Duration
+	tlsCert         string
+	tlsKey          string
 	guardFailures   int
 	guardRefill     float64
 }
@@ -92,6 +95,8 @@ EXAMPLES
 	f.StringVar(&o.logFormat, "log-format", envOr("LATCHKEY_LOG_FORMAT", "text"), "text or json (env LATCHKEY_LOG_FORMAT)")
 	f.IntVar(&o.maxKeys, "max-keys-per-application", envInt("LATCHKEY_MAX_KEYS_PER_APPLICATION", latchkey.DefaultMaxKeysPerApplication), "access keys an application may own (env LATCHKEY_MAX_KEYS_PER_APPLICATION)")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", splitEnv("LATCHKEY_TRUSTED_PROXIES"), "peers whose X-Forwarded-For is trusted, as IPs or CIDRs (env LATCHKEY_TRUSTED_PROXIES)")
+	f.StringVar(&o.tlsCert, "tls-cert", os.Getenv("LATCHKEY_TLS_CERT"), "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env LATCHKEY_TLS_CERT)")
+	f.StringVar(&o.tlsKey, "tls-key", os.Getenv("LATCHKEY_TLS_KEY"), "PEM private key for --tls-cert (env LATCHKEY_TLS_KEY)")
 	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs at /v1/authorize, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
@@ -156,6 +161,17 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return cli.UsageErrorf("--guard-failures must be 0 or more and --guard-refill-per-minute more than 0")
 	}
 
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return cli.UsageErrorf("--tls-cert and --tls-key go together: give both or neither")
+	}
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return cli.UsageErrorf("--tls-cert/--tls-key: %v", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	var scopeRules []httpapi.ScopeRule
 	for _, s := range o.scopeRules {
 		r, err := httpapi.ParseScopeRule(s)
@@ -188,6 +204,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return fmt.Errorf("--addr %s: %w", o.addr, err)
 	}
 	endpoint := "http://" + ln.Addr().String()
+	if tlsConfig != nil {
+		endpoint = "https://" + ln.Addr().String()
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 
 	created, err := svc.Bootstrap(ctx)
 	if err != nil {
@@ -231,8 +251,12 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules,
 		Ready: func(ctx context.Context) error { return store.Ping(ctx) },
 	}
+	handler := api.Handler()
+	if tlsConfig != nil {
+		handler = hsts(handler)
+	}
 	srv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -267,6 +291,15 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// hsts tells browsers to use HTTPS only, for a year, once they have seen
+// the server over TLS.
+func hsts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // compactUsage rolls per-minute usage older than the retention period up
