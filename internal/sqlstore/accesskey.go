@@ -79,6 +79,8 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 		return latchkey.Errorf(latchkey.EEXISTS, "access key %s already exists", k.ID)
 	case latchkey.ENOTFOUND:
 		return latchkey.Errorf(latchkey.ENOTFOUND, "%s not found", k.Owner())
+	case latchkey.EINVALID:
+		return latchkey.Errorf(latchkey.EINVALID, "access key %s must belong to exactly one application or principal", k.ID)
 	}
 	return err
 }

@@ -49,9 +49,13 @@ func (db *DB) run(ctx context.Context, sdb *sql.DB, readOnly bool, fn func(latch
 	if err != nil {
 		return db.Err(err)
 	}
+	// Deferred so that a panic in fn also ends the transaction: otherwise
+	// it stays open, holding its connection and locks (for SQLite, the one
+	// writing connection) until its context ends, which may be never.
+	// After Commit, Rollback is a no-op.
+	defer func() { _ = stx.Rollback() }()
 	t := &Tx{tx: stx, d: &db.Dialect, writable: !readOnly}
 	if err := fn(t); err != nil {
-		_ = stx.Rollback()
 		return err
 	}
 	if err := stx.Commit(); err != nil {
