@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -226,6 +227,10 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 	if len(batch) == 0 {
 		return nil
 	}
+	// Rows are updated, and so locked, in ID order: two replicas flushing
+	// batches with the same keys then cannot deadlock.
+	batch = slices.Clone(batch)
+	slices.SortStableFunc(batch, func(a, b latchkey.UsageUpdate) int { return strings.Compare(a.AccessKeyID, b.AccessKeyID) })
 	return db.Update(ctx, func(ltx latchkey.Tx) error {
 		t := ltx.(*Tx)
 		for _, u := range batch {
@@ -240,9 +245,10 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 				rejIP, rejUA, rejReason = r.IP, r.UserAgent, string(r.Reason)
 			}
 			// Every SET expression sees the row's old values, so the
-			// conditions agree on which side is newer.
-			const newerUse = `? IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
-			const newerRej = `? IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
+			// conditions agree on which side is newer. The CAST gives
+			// PostgreSQL the type of a parameter it cannot infer.
+			const newerUse = `CAST(? AS BIGINT) IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
+			const newerRej = `CAST(? AS BIGINT) IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
 			_, err := t.exec(ctx, `UPDATE access_keys SET
 				use_count = use_count + ?,
 				reject_count = reject_count + ?,
