@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) latchkey.Store) {
 		t.Run(g.name, func(t *testing.T) {
 			for _, tt := range g.tests {
 				t.Run(tt.name, func(t *testing.T) {
+					t.Parallel()
 					tt.fn(t, open(t))
 				})
 			}
