@@ -62,6 +62,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		// pgconn redacts the password from its parse errors.
 		return nil, latchkey.Errorf(latchkey.EINVALID, "postgres: the database URL is not valid").WithCause(err)
 	}
+	// The row locks keep the rules only under READ COMMITTED, where each
+	// statement sees what was committed before it: FindApplication locks
+	// the application, then counts its keys in a second statement that
+	// must see a key committed by the transaction it waited for. A server
+	// or database default of REPEATABLE READ would count from a snapshot
+	// taken before the wait, so the store pins the level.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -8,13 +8,16 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/manage"
 	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/storetest"
+	"github.com/latchkey/latchkey/internal/verify"
 )
 
 // adminURL is the database that the tests connect to in order to create
@@ -297,4 +300,65 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestIsolationPinned checks that a database whose default isolation is
+// REPEATABLE READ, under which counting after a row lock sees a stale
+// snapshot, still keeps the key limit: the store pins READ COMMITTED.
+func TestIsolationPinned(t *testing.T) {
+	dbURL := newDatabase(t)
+	name := strings.TrimPrefix(must(url.Parse(dbURL)).Path, "/")
+	admin := connectAdmin(t)
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(t.Context(), "ALTER DATABASE "+name+" SET default_transaction_isolation = 'repeatable read'"); err != nil {
+		t.Fatal(err)
+	}
+	s := openDB(t, dbURL)
+	ctx := t.Context()
+
+	tx, err := s.Write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var level string
+	err = tx.QueryRowContext(ctx, `SHOW transaction_isolation`).Scan(&level)
+	tx.Rollback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if level != "read committed" {
+		t.Errorf("transaction isolation = %q, want read committed", level)
+	}
+
+	svc := manage.New(s, verify.NewIndex(), nil)
+	if _, err := svc.CreateAccount(ctx, latchkey.System(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateApplication(ctx, latchkey.System(), "acme", "billing", ""); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg      sync.WaitGroup
+		created atomic.Int32
+		start   = make(chan struct{})
+	)
+	for range 10 {
+		wg.Go(func() {
+			<-start
+			svc := manage.New(s, verify.NewIndex(), nil) // no shared in-process lock
+			_, err := svc.CreateAccessKey(ctx, latchkey.System(), "acme", "billing", latchkey.NewAccessKey{})
+			switch latchkey.ErrorCode(err) {
+			case "":
+				created.Add(1)
+			case latchkey.ELIMIT:
+			default:
+				t.Errorf("CreateAccessKey: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := created.Load(); n != latchkey.DefaultMaxKeysPerApplication {
+		t.Errorf("%d keys created concurrently, want %d", n, latchkey.DefaultMaxKeysPerApplication)
+	}
 }
