@@ -17,8 +17,10 @@
 //		})
 //	}
 //
-// Close may be called twice: one subtest closes its store itself. Key
-// material is generated at run time with keyformat; no secret is a fixture.
+// The subtests of a group run in parallel, so open must be safe for
+// concurrent use. Close may be called twice: one subtest closes its store
+// itself. Key material is generated at run time with keyformat; no secret
+// is a fixture.
 package storetest
 
 import (
