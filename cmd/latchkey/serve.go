@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/internal/credfile"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/verify"
 	"github.com/spf13/cobra"
 )
@@ -36,6 +37,7 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	scopeRules      []string
 	usageRetention  time.Duration
+	resync          time.Duration
 	tlsCert         string
 	tlsKey          string
 	guardFailures   int
@@ -101,6 +103,7 @@ EXAMPLES
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
+	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	return cmd
@@ -195,6 +198,24 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	log.Info("index loaded", "keys", n, "duration", time.Since(start).Round(time.Millisecond))
 
+	// On PostgreSQL, other replicas change keys too: follow their changes
+	// with LISTEN/NOTIFY and a periodic resync.
+	ready := func(ctx context.Context) error { return store.Ping(ctx) }
+	if pg, ok := store.(*postgres.Store); ok {
+		w := pg.NewWatcher(ix, postgres.WatchOptions{Resync: o.resync, Log: log})
+		go func() {
+			if err := w.Run(ctx); err != nil {
+				log.Error("change feed stopped", "err", err)
+			}
+		}()
+		ready = func(ctx context.Context) error {
+			if !w.Ready() {
+				return latchkey.Unavailable(errors.New("not following the database's change feed"))
+			}
+			return store.Ping(ctx)
+		}
+	}
+
 	rec := verify.NewRecorder(store, o.flushInterval, log)
 	svc := manage.New(store, ix, log)
 	svc.MaxKeysPerApplication = o.maxKeys
@@ -249,7 +270,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules,
-		Ready: func(ctx context.Context) error { return store.Ping(ctx) },
+		Ready: ready,
 	}
 	handler := api.Handler()
 	if tlsConfig != nil {

@@ -310,15 +310,23 @@ func (s *Service) DeleteAccessKey(ctx context.Context, a latchkey.Actor, id stri
 
 // MarkExposed flags a key whose secret was seen where it should not be (a
 // URL, a commit, a leak report) and, when deactivate is set, makes it
-// Inactive in the same transaction. The audit names where; it never holds
+// Inactive in the same transaction. The actor must be able to change the
+// key's account (the URL tripwire and leak reports act as the system for
+// the key's own account); otherwise the key is ENOTFOUND. The audit names where; it never holds
 // the secret.
 func (s *Service) MarkExposed(ctx context.Context, a latchkey.Actor, id, where string, deactivate bool) (*latchkey.AccessKey, error) {
 	now := s.now()
 	var after *latchkey.AccessKey
 	err := s.update(ctx, func(tx latchkey.Tx) error {
+		if !keyformat.ValidID(id) {
+			return keyNotFound(id)
+		}
 		before, err := tx.FindAccessKey(ctx, id)
 		if err != nil {
 			return err
+		}
+		if !a.CanWrite(before.Account) {
+			return keyNotFound(id)
 		}
 		k := *before
 		k.Exposed = &latchkey.Exposure{At: now, Where: truncate(where, 512)}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 // CreateAccount creates a tenant. Operators only: others get EFORBIDDEN.
@@ -77,35 +78,68 @@ func (s *Service) ListAuditEvents(ctx context.Context, a latchkey.Actor, f latch
 const BootstrapPrincipal = "admin"
 
 // Bootstrap prepares an empty database: it creates the default account and
-// a first operator with an access key, and returns that key with its
-// secret. On a database that already has the default account it returns
-// nil and does nothing.
+// a first operator with an access key, all in one transaction (a crash
+// cannot leave an account without its operator), and returns that key with
+// its secret. On a database that already has the default account it returns
+// nil and does nothing; when several replicas start at once, one wins.
 func (s *Service) Bootstrap(ctx context.Context) (*CreatedKey, error) {
 	sys := latchkey.System()
-	var exists bool
-	err := s.Store.View(ctx, func(tx latchkey.Tx) error {
-		_, err := tx.FindAccount(ctx, latchkey.DefaultAccount)
-		switch latchkey.ErrorCode(err) {
-		case "":
-			exists = true
-			return nil
-		case latchkey.ENOTFOUND:
-			return nil
-		}
-		return err
-	})
-	if err != nil || exists {
-		return nil, err
-	}
-	if _, err := s.CreateAccount(ctx, sys, latchkey.DefaultAccount); err != nil {
-		if latchkey.ErrorCode(err) == latchkey.EEXISTS { // another replica won the race
-			return nil, nil
-		}
-		return nil, err
-	}
-	p, err := s.CreatePrincipal(ctx, sys, latchkey.DefaultAccount, BootstrapPrincipal, latchkey.RoleOperator)
+	now := s.now()
+	id, secret, err := s.newKeyMaterial()
 	if err != nil {
 		return nil, err
 	}
-	return p.AccessKey, nil
+	acc := &latchkey.Account{Name: latchkey.DefaultAccount, CreatedAt: now}
+	p := &latchkey.Principal{Account: acc.Name, Name: BootstrapPrincipal, Role: latchkey.RoleOperator, CreatedAt: now}
+	k := &latchkey.AccessKey{ID: id, Account: acc.Name, Principal: p.Name, Role: p.Role, Status: latchkey.StatusActive,
+		CreatedAt: now, UpdatedAt: now, SecretDigest: keyformat.Sum(secret), Description: "created with the principal"}
+	created := false
+	err = s.update(ctx, func(tx latchkey.Tx) error {
+		_, err := tx.FindAccount(ctx, acc.Name)
+		switch latchkey.ErrorCode(err) {
+		case "":
+			return nil // already set up
+		case latchkey.ENOTFOUND:
+		default:
+			return err
+		}
+		if err := tx.CreateAccount(ctx, acc); err != nil {
+			return err
+		}
+		if err := tx.CreatePrincipal(ctx, p); err != nil {
+			return err
+		}
+		if err := tx.CreateAccessKey(ctx, k); err != nil {
+			return err
+		}
+		for _, e := range []struct {
+			action, typ, target string
+			after               any
+		}{
+			{latchkey.ActionAccountCreate, "account", acc.Name, acc},
+			{latchkey.ActionPrincipalCreate, "principal", p.Name, p},
+			{latchkey.ActionAccessKeyCreate, "access_key", k.ID, k},
+		} {
+			ev, err := s.audit(sys, now, acc.Name, e.action, e.typ, e.target, "", nil, e.after)
+			if err != nil {
+				return err
+			}
+			if err := tx.AppendAudit(ctx, ev); err != nil {
+				return err
+			}
+		}
+		created = true
+		return nil
+	}, func() {
+		if created {
+			s.Index.Put(k)
+		}
+	})
+	if latchkey.ErrorCode(err) == latchkey.EEXISTS {
+		return nil, nil // another replica set it up at the same moment
+	}
+	if err != nil || !created {
+		return nil, err
+	}
+	return &CreatedKey{AccessKey: k, Secret: secret}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/sqlstore"
@@ -46,11 +47,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	if path != ":memory:" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("sqlite: creating database directory: %w", err)
+			return nil, fileError(path, fmt.Errorf("sqlite: creating database directory: %w", err))
 		}
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
+			return nil, fileError(path, fmt.Errorf("sqlite: opening %s: %w", path, err))
 		}
 		f.Close()
 	}
@@ -76,9 +77,22 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{DB: &sqlstore.DB{Write: write, Read: read, Dialect: dialect}, path: path}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
+		if m := mapError(err); latchkey.ErrorCode(m) == latchkey.EUNAVAILABLE {
+			return nil, m
+		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// fileError turns a permission error on the database file or its directory
+// into EUNAVAILABLE with a message that says what to fix.
+func fileError(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return latchkey.Errorf(latchkey.EUNAVAILABLE,
+			"the database file %s cannot be opened for writing; check the permissions of the file and its directory", path).WithCause(err)
+	}
+	return err
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -147,9 +161,16 @@ func mapError(err error) error {
 		return latchkey.Errorf(latchkey.EEXISTS, "already exists").WithCause(err)
 	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 		return latchkey.Errorf(latchkey.ENOTFOUND, "referenced object not found").WithCause(err)
+	case sqlite3.SQLITE_CONSTRAINT_CHECK:
+		return latchkey.Errorf(latchkey.EINVALID, "a value breaks a rule of the schema").WithCause(err)
+	}
+	// The driver reports extended result codes (SQLITE_BUSY_SNAPSHOT,
+	// SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN_ISDIR, ...): the rest is
+	// decided on the primary code in the low byte.
+	switch se.Code() & 0xff {
 	case sqlite3.SQLITE_FULL:
 		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database disk is full; free space and retry").WithCause(err)
-	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_READONLY_DBMOVED, sqlite3.SQLITE_CANTOPEN:
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN:
 		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database cannot be written; check its file and directory permissions").WithCause(err)
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database is busy; retry").WithCause(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,7 +83,7 @@ func nullString(s string) sql.NullString { return sql.NullString{String: s, Vali
 
 // CreateAccessKey implements latchkey.Tx.
 func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
-	if _, err := t.FindAccount(ctx, k.Account); err != nil {
+	if err := t.accountExists(ctx, k.Account); err != nil {
 		return err
 	}
 	var exposedAt sql.NullInt64
@@ -108,9 +109,11 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 		restr, reportOnly)
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
-		return latchkey.Errorf(latchkey.EEXISTS, "access key %s already exists", k.ID)
+		return latchkey.Errorf(latchkey.EEXISTS, "an access key with this ID or secret already exists")
 	case latchkey.ENOTFOUND:
 		return latchkey.Errorf(latchkey.ENOTFOUND, "%s not found", k.Owner())
+	case latchkey.EINVALID:
+		return latchkey.Errorf(latchkey.EINVALID, "access key %s must belong to exactly one application or principal", k.ID)
 	}
 	return err
 }
@@ -270,6 +273,10 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 	if len(batch) == 0 {
 		return nil
 	}
+	// Rows are updated, and so locked, in ID order: two replicas flushing
+	// batches with the same keys then cannot deadlock.
+	batch = slices.Clone(batch)
+	slices.SortStableFunc(batch, func(a, b latchkey.UsageUpdate) int { return strings.Compare(a.AccessKeyID, b.AccessKeyID) })
 	return db.Update(ctx, func(ltx latchkey.Tx) error {
 		t := ltx.(*Tx)
 		for _, u := range batch {
@@ -289,10 +296,11 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 				rejIP, rejUA, rejReason = r.IP, r.UserAgent, string(r.Reason)
 			}
 			// Every SET expression sees the row's old values, so the
-			// conditions agree on which side is newer.
-			const newerUse = `? IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
-			const newerRej = `? IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
-			const newerWD = `? IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < ?)`
+			// conditions agree on which side is newer. The CAST gives
+			// PostgreSQL the type of a parameter it cannot infer.
+			const newerUse = `CAST(? AS BIGINT) IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
+			const newerRej = `CAST(? AS BIGINT) IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
+			const newerWD = `CAST(? AS BIGINT) IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < ?)`
 			res, err := t.exec(ctx, `UPDATE access_keys SET
 				use_count = use_count + ?,
 				reject_count = reject_count + ?,

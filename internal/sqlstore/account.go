@@ -46,3 +46,19 @@ func (t *Tx) ListAccounts(ctx context.Context) ([]*latchkey.Account, error) {
 	}
 	return out, mapErr(t.d, rows.Err())
 }
+
+// accountExists checks that an account exists and, on databases with row
+// locks, keeps it from being deleted until commit without serialising the
+// creates that share it. Returns ENOTFOUND.
+func (t *Tx) accountExists(ctx context.Context, name string) error {
+	lock := ""
+	if t.writable && t.d.ForShare != "" {
+		lock = " " + t.d.ForShare
+	}
+	var one int
+	err := t.tx.QueryRowContext(ctx, t.q(`SELECT 1 FROM accounts WHERE name = ?`+lock), name).Scan(&one)
+	if err != nil {
+		return notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "account %q not found", name))
+	}
+	return nil
+}

@@ -10,7 +10,7 @@ import (
 
 // CreateApplication implements latchkey.Tx.
 func (t *Tx) CreateApplication(ctx context.Context, app *latchkey.Application) error {
-	if _, err := t.FindAccount(ctx, app.Account); err != nil {
+	if err := t.accountExists(ctx, app.Account); err != nil {
 		return err
 	}
 	restr, err := marshalRestrictions(app.Restrictions)

@@ -8,7 +8,7 @@ import (
 
 // CreatePrincipal implements latchkey.Tx.
 func (t *Tx) CreatePrincipal(ctx context.Context, p *latchkey.Principal) error {
-	if _, err := t.FindAccount(ctx, p.Account); err != nil {
+	if err := t.accountExists(ctx, p.Account); err != nil {
 		return err
 	}
 	_, err := t.exec(ctx, `INSERT INTO principals (account, name, role, created_at) VALUES (?, ?, ?, ?)`,

@@ -22,6 +22,9 @@ type Dialect struct {
 	// read-write transaction ("" where the whole database is locked, as in
 	// SQLite's BEGIN IMMEDIATE).
 	ForUpdate string
+	// ForShare locks a row against change and deletion without blocking
+	// other transactions that share it (the account a new object goes in).
+	ForShare string
 	// MapError turns a driver error into a latchkey error, or returns nil
 	// when it does not recognise it.
 	MapError func(err error) error
@@ -49,9 +52,13 @@ func (db *DB) run(ctx context.Context, sdb *sql.DB, readOnly bool, fn func(latch
 	if err != nil {
 		return db.Err(err)
 	}
+	// Deferred so that a panic in fn also ends the transaction: otherwise
+	// it stays open, holding its connection and locks (for SQLite, the one
+	// writing connection) until its context ends, which may be never.
+	// After Commit, Rollback is a no-op.
+	defer func() { _ = stx.Rollback() }()
 	t := &Tx{tx: stx, d: &db.Dialect, writable: !readOnly}
 	if err := fn(t); err != nil {
-		_ = stx.Rollback()
 		return err
 	}
 	if err := stx.Commit(); err != nil {

@@ -1,0 +1,237 @@
+// Package postgres is latchkey's store on PostgreSQL, for running any
+// number of stateless latchkey replicas against one database.
+//
+// It connects with pgx (a pgxpool.Pool) and runs the SQL shared with the
+// SQLite store (internal/sqlstore) through database/sql on that pool. Row
+// locks (SELECT ... FOR UPDATE) keep the read-modify-write rules, such as
+// two keys per application, under concurrent writers on every replica.
+//
+// Migrations are embedded and applied by Open under an advisory lock, so
+// replicas may start together. Triggers in the schema NOTIFY every change
+// to a key; a Watcher LISTENs and keeps a replica's verification index
+// current, with a periodic full resync for anything it missed.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migrationLock is the key of the advisory lock held while migrating: the
+// bytes of "latchkey". Advisory locks are per database.
+const migrationLock int64 = 0x6c617463686b6579
+
+// Store is the PostgreSQL implementation of latchkey.Store.
+type Store struct {
+	*sqlstore.DB
+	pool      *pgxpool.Pool
+	closeOnce sync.Once
+}
+
+var _ latchkey.Store = (*Store)(nil)
+
+var dialect = sqlstore.Dialect{Numbered: true, ForUpdate: "FOR UPDATE", ForShare: "FOR SHARE", MapError: mapError}
+
+// Open connects to the database at url (postgres://user:pass@host/db?...,
+// or key=value pairs; pgxpool's pool_* parameters are accepted) and applies
+// pending migrations. Returns EUNAVAILABLE when the server cannot be
+// reached, and an error when the database was migrated by a newer latchkey.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgconn redacts the password from its parse errors.
+		return nil, latchkey.Errorf(latchkey.EINVALID, "postgres: the database URL is not valid").WithCause(err)
+	}
+	// The row locks keep the rules only under READ COMMITTED, where each
+	// statement sees what was committed before it: FindApplication locks
+	// the application, then counts its keys in a second statement that
+	// must see a key committed by the transaction it waited for. A server
+	// or database default of REPEATABLE READ would count from a snapshot
+	// taken before the wait, so the store pins the level.
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connecting: %w", unavailable(err))
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect}, pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// unavailable returns err mapped to a latchkey error if it is one of the
+// errors mapError knows, and EUNAVAILABLE otherwise.
+func unavailable(err error) error {
+	if m := mapError(err); m != nil {
+		return m
+	}
+	return latchkey.Unavailable(err)
+}
+
+// migrate applies pending migrations while holding an advisory lock on a
+// connection of its own, so that replicas starting at once take turns: the
+// first migrates, the others then find nothing to do.
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return err
+	}
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", unavailable(err))
+	}
+	// The lock belongs to the session: closing the connection afterwards
+	// releases it, however migrate returns.
+	conn := pc.Hijack()
+	defer closeConn(ctx, conn)
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("postgres: waiting for the migration lock: %w", unavailable(err))
+	}
+
+	// A database migrated by a newer latchkey is refused rather than
+	// misread.
+	var have int
+	err = conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: a new database
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: reading the schema version: %w", s.Err(err))
+	}
+	if want := sqlstore.LatestVersion(sub); have > want {
+		return fmt.Errorf("postgres: database schema version %d is newer than this latchkey knows (%d); upgrade latchkey", have, want)
+	}
+	if _, err := sqlstore.Migrate(ctx, s.Write, dialect, sub); err != nil {
+		if m := mapError(err); latchkey.ErrorCode(m) == latchkey.EUNAVAILABLE {
+			return fmt.Errorf("postgres: migrating: %w", m)
+		}
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}
+
+// closeConn closes a connection taken out of the pool, even when ctx has
+// ended, without waiting long for a server that does not answer.
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+// Pool returns the connection pool, for callers that need pgx itself.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping returns nil when the database answers and accepts writes. A server
+// in recovery (a standby) or with default_transaction_read_only set gives
+// EUNAVAILABLE.
+func (s *Store) Ping(ctx context.Context) error {
+	var readOnly string
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('transaction_read_only')`).Scan(&readOnly); err != nil {
+		return unavailable(err)
+	}
+	if readOnly != "off" {
+		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database accepts no writes (a standby, or read-only by default)")
+	}
+	return nil
+}
+
+// Close closes the database/sql handle and the pool. It may be called more
+// than once.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.Write.Close()
+		s.pool.Close()
+	})
+	return err
+}
+
+// PostgreSQL error codes that mapError acts on.
+// https://www.postgresql.org/docs/current/errcodes-appendix.html
+const (
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
+	codeCheckViolation      = "23514"
+	codeNotNullViolation    = "23502"
+	codeReadOnlyTransaction = "25006"
+	codeSerialization       = "40001"
+	codeDeadlock            = "40P01"
+	codeLockNotAvailable    = "55P03"
+)
+
+// mapError turns a pgx or PostgreSQL error into a latchkey error, or
+// returns nil when it does not recognise it.
+func mapError(err error) error {
+	// Failing to connect is EUNAVAILABLE whatever the server said (it may
+	// be shutting down, out of connections, or refusing this database).
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return latchkey.Unavailable(err)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case codeUniqueViolation:
+			return latchkey.Errorf(latchkey.EEXISTS, "already exists").WithCause(err)
+		case codeForeignKeyViolation:
+			return latchkey.Errorf(latchkey.ENOTFOUND, "referenced object not found").WithCause(err)
+		case codeCheckViolation, codeNotNullViolation:
+			return latchkey.Errorf(latchkey.EINVALID, "a value breaks a rule of the schema").WithCause(err)
+		case codeReadOnlyTransaction:
+			return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database cannot be written right now (read-only transaction or standby)").WithCause(err)
+		case codeSerialization, codeDeadlock, codeLockNotAvailable:
+			return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database is busy; retry").WithCause(err)
+		}
+		switch pe.Code[:2] {
+		case "08", // connection exception
+			"53", // insufficient resources: disk full, too many connections
+			"57", // operator intervention: shutdown, cannot connect now, query canceled
+			"58": // system error: I/O
+			return latchkey.Unavailable(err)
+		}
+		return nil
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne),
+		pgconn.Timeout(err),
+		pgconn.SafeToRetry(err),
+		errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE):
+		return latchkey.Unavailable(err)
+	}
+	return nil
+}

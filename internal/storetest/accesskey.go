@@ -1,0 +1,438 @@
+package storetest
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+var accessKeyTests = []test{
+	{"CreateFindApplicationKey", testKeyCreateFindApplicationKey},
+	{"CreateFindPrincipalKey", testKeyCreateFindPrincipalKey},
+	{"CreateErrors", testKeyCreateErrors},
+	{"FindMissing", testKeyFindMissing},
+	{"Update", testKeyUpdate},
+	{"UpdateMissing", testKeyUpdateMissing},
+	{"Delete", testKeyDelete},
+	{"ListOrderFiltersPages", testKeyList},
+	{"ListBadToken", testKeyListBadToken},
+}
+
+func testKeyCreateFindApplicationKey(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	tests := []struct {
+		name string
+		edit func(k *latchkey.AccessKey)
+	}{
+		{"plain", func(k *latchkey.AccessKey) {}},
+		{"inactive with expiry", func(k *latchkey.AccessKey) {
+			k.Status = latchkey.StatusInactive
+			k.ExpiresAt = ptr(at(86400))
+			k.UpdatedAt = at(7)
+		}},
+		{"exposed at creation", func(k *latchkey.AccessKey) {
+			k.Exposed = &latchkey.Exposure{At: at(3), Where: "imported from a leak report"}
+			k.Description = "ünïcode déscription"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := newKey(t, "acme", "billing", at(1))
+			tt.edit(want)
+			in := *want
+			createKey(t, s, &in)
+			got := mustFindKey(t, s, want.ID)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("FindAccessKey mismatch (-want +got):\n%s", diff)
+			}
+			// Remove it again so the application stays under any limit.
+			update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.DeleteAccessKey(ctx, want.ID) })
+		})
+	}
+}
+
+func testKeyCreateFindPrincipalKey(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	roles := []latchkey.Role{latchkey.RoleOperator, latchkey.RoleAdmin, latchkey.RoleViewer, latchkey.RoleVerifier}
+	for _, role := range roles {
+		t.Run(string(role), func(t *testing.T) {
+			p := createPrincipal(t, s, "acme", "p-"+string(role), role)
+			want := newPrincipalKey(t, "acme", p.Name, at(1))
+			in := *want
+			in.Role = "" // the store reads the role from the principal
+			createKey(t, s, &in)
+			want.Role = role
+			got := mustFindKey(t, s, want.ID)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("FindAccessKey in a View mismatch (-want +got):\n%s", diff)
+			}
+			// The locking read of an Update returns the same.
+			update(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+				got, err := tx.FindAccessKey(ctx, want.ID)
+				if err != nil {
+					return err
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("FindAccessKey in an Update mismatch (-want +got):\n%s", diff)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func testKeyCreateErrors(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createAccount(t, s, "other")
+	createApplication(t, s, "acme", "billing")
+	createPrincipal(t, s, "acme", "alice", latchkey.RoleAdmin)
+	existing := createKey(t, s, newKey(t, "acme", "billing", at(1)))
+
+	tests := []struct {
+		name string
+		key  func(t *testing.T) *latchkey.AccessKey
+		want string
+	}{
+		{"duplicate ID", func(t *testing.T) *latchkey.AccessKey {
+			k := newKey(t, "acme", "billing", at(2))
+			k.ID = existing.ID
+			return k
+		}, latchkey.EEXISTS},
+		{"duplicate secret digest", func(t *testing.T) *latchkey.AccessKey {
+			k := newKey(t, "acme", "billing", at(2))
+			k.SecretDigest = existing.SecretDigest
+			return k
+		}, latchkey.EEXISTS},
+		{"duplicate secret digest on a principal key", func(t *testing.T) *latchkey.AccessKey {
+			k := newPrincipalKey(t, "acme", "alice", at(2))
+			k.SecretDigest = existing.SecretDigest
+			return k
+		}, latchkey.EEXISTS},
+		{"unknown account", func(t *testing.T) *latchkey.AccessKey {
+			return newKey(t, "nobody", "billing", at(2))
+		}, latchkey.ENOTFOUND},
+		{"unknown application", func(t *testing.T) *latchkey.AccessKey {
+			return newKey(t, "acme", "shipping", at(2))
+		}, latchkey.ENOTFOUND},
+		{"application of another account", func(t *testing.T) *latchkey.AccessKey {
+			return newKey(t, "other", "billing", at(2))
+		}, latchkey.ENOTFOUND},
+		{"unknown principal", func(t *testing.T) *latchkey.AccessKey {
+			return newPrincipalKey(t, "acme", "bob", at(2))
+		}, latchkey.ENOTFOUND},
+		{"principal of another account", func(t *testing.T) *latchkey.AccessKey {
+			return newPrincipalKey(t, "other", "alice", at(2))
+		}, latchkey.ENOTFOUND},
+		{"both owners", func(t *testing.T) *latchkey.AccessKey {
+			k := newKey(t, "acme", "billing", at(2))
+			k.Principal = "alice"
+			return k
+		}, latchkey.EINVALID},
+		{"no owner", func(t *testing.T) *latchkey.AccessKey {
+			return newKey(t, "acme", "", at(2))
+		}, latchkey.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := tt.key(t)
+			err := tryUpdate(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.CreateAccessKey(ctx, k) })
+			wantCode(t, err, tt.want)
+			keys := allKeys(t, s)
+			if len(keys) != 1 || keys[existing.ID] == nil {
+				t.Errorf("keys after a refused create: %v, want only %s", keys, existing.ID)
+			}
+			if got := keys[existing.ID]; got != nil {
+				if diff := cmp.Diff(existing, got); diff != "" {
+					t.Errorf("existing key changed by a refused create (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func testKeyFindMissing(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	k := createKey(t, s, newKey(t, "acme", "billing", at(1)))
+	other, err := keyformat.NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{other, "", "not-an-id", k.ID[:len(k.ID)-1]} {
+		t.Run("id="+id, func(t *testing.T) {
+			_, err := findKey(t, s, id)
+			wantCode(t, err, latchkey.ENOTFOUND)
+			err = tryUpdate(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+				_, err := tx.FindAccessKey(ctx, id)
+				return err
+			})
+			wantCode(t, err, latchkey.ENOTFOUND)
+		})
+	}
+}
+
+func testKeyUpdate(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	want := createKey(t, s, newKey(t, "acme", "billing", at(1)))
+	want = ptr(*want)
+
+	// Usage written before the updates must survive them.
+	err := s.RecordUsage(t.Context(), []latchkey.UsageUpdate{{
+		AccessKeyID: want.ID, Uses: 3, Rejections: 1,
+		LastUsed:     &latchkey.Use{At: at(5), IP: "192.0.2.1", UserAgent: "curl/8"},
+		LastRejected: &latchkey.Rejection{At: at(6), IP: "192.0.2.2", UserAgent: "curl/7", Reason: latchkey.CodeExpired},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.UseCount, want.RejectCount = 3, 1
+	want.LastUsed = &latchkey.Use{At: at(5), IP: "192.0.2.1", UserAgent: "curl/8"}
+	want.LastRejected = &latchkey.Rejection{At: at(6), IP: "192.0.2.2", UserAgent: "curl/7", Reason: latchkey.CodeExpired}
+
+	steps := []struct {
+		name string
+		edit func(k *latchkey.AccessKey)
+	}{
+		{"deactivate", func(k *latchkey.AccessKey) { k.Status = latchkey.StatusInactive }},
+		{"reactivate", func(k *latchkey.AccessKey) { k.Status = latchkey.StatusActive }},
+		{"description", func(k *latchkey.AccessKey) { k.Description = "moved to the new cluster" }},
+		{"empty description", func(k *latchkey.AccessKey) { k.Description = "" }},
+		{"set expiry", func(k *latchkey.AccessKey) { k.ExpiresAt = ptr(at(3600)) }},
+		{"move expiry", func(k *latchkey.AccessKey) { k.ExpiresAt = ptr(at(7200).Add(999 * time.Microsecond)) }},
+		{"clear expiry", func(k *latchkey.AccessKey) { k.ExpiresAt = nil }},
+		{"mark exposed", func(k *latchkey.AccessKey) {
+			k.Exposed = &latchkey.Exposure{At: at(30), Where: "query string of GET /v1/things"}
+			k.Status = latchkey.StatusInactive
+		}},
+		{"exposed again elsewhere", func(k *latchkey.AccessKey) {
+			k.Exposed = &latchkey.Exposure{At: at(40), Where: "commit 0123abc"}
+		}},
+		{"clear exposure", func(k *latchkey.AccessKey) { k.Exposed = nil }},
+	}
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.edit(want)
+			want.UpdatedAt = at(100 + i)
+			in := *want
+			update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.UpdateAccessKey(ctx, &in) })
+			got := mustFindKey(t, s, want.ID)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("after UpdateAccessKey (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	t.Run("other fields are not written", func(t *testing.T) {
+		want.Status = latchkey.StatusActive
+		want.UpdatedAt = at(200)
+		in := *want
+		in.CreatedAt = at(999)
+		in.UseCount, in.RejectCount = 0, 0
+		in.LastUsed, in.LastRejected = nil, nil
+		in.SecretDigest = [32]byte{1, 2, 3}
+		update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.UpdateAccessKey(ctx, &in) })
+		got := mustFindKey(t, s, want.ID)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("after UpdateAccessKey (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func testKeyUpdateMissing(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	k := newKey(t, "acme", "billing", at(1))
+	err := tryUpdate(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+		k.Status = latchkey.StatusInactive
+		return tx.UpdateAccessKey(ctx, k)
+	})
+	wantCode(t, err, latchkey.ENOTFOUND)
+	if keys := allKeys(t, s); len(keys) != 0 {
+		t.Errorf("UpdateAccessKey of a missing key created %v", keys)
+	}
+}
+
+func testKeyDelete(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	createPrincipal(t, s, "acme", "alice", latchkey.RoleAdmin)
+	k1 := createKey(t, s, newKey(t, "acme", "billing", at(1)))
+	k2 := createKey(t, s, newKey(t, "acme", "billing", at(2)))
+	pk := createKey(t, s, newPrincipalKey(t, "acme", "alice", at(3)))
+	del := func(id string) error {
+		return tryUpdate(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.DeleteAccessKey(ctx, id) })
+	}
+	tests := []struct {
+		name      string
+		id        string
+		want      string
+		remaining []string
+		appKeys   int
+	}{
+		{"application key", k1.ID, "", []string{k2.ID, pk.ID}, 1},
+		{"again", k1.ID, latchkey.ENOTFOUND, []string{k2.ID, pk.ID}, 1},
+		{"principal key", pk.ID, "", []string{k2.ID}, 1},
+		{"unknown", "LKIAAAAAAAAAAAAAAAAA", latchkey.ENOTFOUND, []string{k2.ID}, 1},
+		{"last application key", k2.ID, "", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantCode(t, del(tt.id), tt.want)
+			_, err := findKey(t, s, tt.id)
+			wantCode(t, err, latchkey.ENOTFOUND)
+			var got []string
+			for id := range allKeys(t, s) {
+				got = append(got, id)
+			}
+			sort.Strings(got)
+			want := append([]string(nil), tt.remaining...)
+			sort.Strings(want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("remaining keys (-want +got):\n%s", diff)
+			}
+			app, err := findApp(t, s, "acme", "billing")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if app.KeyCount != tt.appKeys {
+				t.Errorf("KeyCount = %d, want %d", app.KeyCount, tt.appKeys)
+			}
+		})
+	}
+	// The principal is not deleted with its last key.
+	if _, err := findPrincipal(t, s, "acme", "alice"); err != nil {
+		t.Errorf("principal after deleting its key: %v", err)
+	}
+}
+
+func testKeyList(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createAccount(t, s, "other")
+	createApplication(t, s, "acme", "billing")
+	createApplication(t, s, "acme", "shipping")
+	createApplication(t, s, "other", "billing")
+	createPrincipal(t, s, "acme", "alice", latchkey.RoleAdmin)
+	createPrincipal(t, s, "other", "bob", latchkey.RoleViewer)
+
+	// Created out of time order, with several keys sharing a creation
+	// time, so the store must order by created_at and then by ID.
+	var keys []*latchkey.AccessKey
+	add := func(k *latchkey.AccessKey, role latchkey.Role) {
+		createKey(t, s, k)
+		want := *k
+		want.Role = role
+		keys = append(keys, &want)
+	}
+	add(newKey(t, "acme", "billing", at(5)), "")
+	add(newKey(t, "acme", "billing", at(2)), "")
+	add(newKey(t, "acme", "shipping", at(2)), "")
+	add(newKey(t, "acme", "shipping", at(1)), "")
+	add(newPrincipalKey(t, "acme", "alice", at(2)), latchkey.RoleAdmin)
+	add(newPrincipalKey(t, "acme", "alice", at(3)), latchkey.RoleAdmin)
+	add(newKey(t, "other", "billing", at(2)), "")
+	add(newKey(t, "other", "billing", at(4)), "")
+	add(newPrincipalKey(t, "other", "bob", at(0)), latchkey.RoleViewer)
+	// Keys created in the same microsecond, the case the ID tie-break is for.
+	add(newKey(t, "other", "billing", at(2)), "")
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return a.ID < b.ID
+	})
+
+	tests := []struct {
+		name   string
+		filter latchkey.AccessKeyFilter
+		match  func(k *latchkey.AccessKey) bool
+	}{
+		{"everything", latchkey.AccessKeyFilter{}, func(k *latchkey.AccessKey) bool { return true }},
+		{"account", latchkey.AccessKeyFilter{Account: "acme"}, func(k *latchkey.AccessKey) bool { return k.Account == "acme" }},
+		{"other account", latchkey.AccessKeyFilter{Account: "other"}, func(k *latchkey.AccessKey) bool { return k.Account == "other" }},
+		{"unknown account", latchkey.AccessKeyFilter{Account: "nobody"}, func(k *latchkey.AccessKey) bool { return false }},
+		{"kind application", latchkey.AccessKeyFilter{Kind: "application"}, func(k *latchkey.AccessKey) bool { return k.Application != "" }},
+		{"kind principal", latchkey.AccessKeyFilter{Kind: "principal"}, func(k *latchkey.AccessKey) bool { return k.Principal != "" }},
+		{"account and kind", latchkey.AccessKeyFilter{Account: "acme", Kind: "principal"}, func(k *latchkey.AccessKey) bool {
+			return k.Account == "acme" && k.Principal != ""
+		}},
+		{"application in every account", latchkey.AccessKeyFilter{Application: "billing"}, func(k *latchkey.AccessKey) bool { return k.Application == "billing" }},
+		{"application of an account", latchkey.AccessKeyFilter{Account: "acme", Application: "billing"}, func(k *latchkey.AccessKey) bool {
+			return k.Account == "acme" && k.Application == "billing"
+		}},
+		{"principal", latchkey.AccessKeyFilter{Account: "acme", Principal: "alice"}, func(k *latchkey.AccessKey) bool {
+			return k.Account == "acme" && k.Principal == "alice"
+		}},
+		{"principal of another account", latchkey.AccessKeyFilter{Account: "acme", Principal: "bob"}, func(k *latchkey.AccessKey) bool { return false }},
+		{"application and kind principal", latchkey.AccessKeyFilter{Application: "billing", Kind: "principal"}, func(k *latchkey.AccessKey) bool { return false }},
+	}
+	for _, tt := range tests {
+		var want []*latchkey.AccessKey
+		for _, k := range keys {
+			if tt.match(k) {
+				want = append(want, k)
+			}
+		}
+		for _, limit := range []int{0, 1, 2, 3} {
+			t.Run(tt.name+"/limit="+string(rune('0'+limit)), func(t *testing.T) {
+				f := tt.filter
+				f.Limit = limit
+				var got []*latchkey.AccessKey
+				pages := 0
+				for {
+					var page []*latchkey.AccessKey
+					var next string
+					view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+						page, next, err = tx.ListAccessKeys(ctx, f)
+						return err
+					})
+					pages++
+					if limit > 0 && len(page) > limit {
+						t.Fatalf("page %d has %d keys, limit %d", pages, len(page), limit)
+					}
+					got = append(got, page...)
+					if next == "" {
+						break
+					}
+					if len(page) == 0 || pages > 20 {
+						t.Fatalf("page %d: %d keys and next token %q", pages, len(page), next)
+					}
+					f.After = next
+				}
+				if diff := cmp.Diff(keyIDs(want), keyIDs(got)); diff != "" {
+					t.Fatalf("key order mismatch (-want +got):\n%s", diff)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("keys mismatch (-want +got):\n%s", diff)
+				}
+				wantPages := 1
+				if limit > 0 && len(want) > 0 {
+					wantPages = (len(want) + limit - 1) / limit
+				}
+				if pages != wantPages {
+					t.Errorf("took %d pages for %d keys with limit %d, want %d", pages, len(want), limit, wantPages)
+				}
+			})
+		}
+	}
+}
+
+func testKeyListBadToken(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	for _, tok := range []string{"not base64!", "bm8gZG90", "eC5MS0lB"} { // "no dot", "x.LKIA"
+		t.Run(tok, func(t *testing.T) {
+			err := s.View(t.Context(), func(tx latchkey.Tx) error {
+				_, _, err := tx.ListAccessKeys(t.Context(), latchkey.AccessKeyFilter{After: tok})
+				return err
+			})
+			wantCode(t, err, latchkey.EINVALID)
+		})
+	}
+}

@@ -1,0 +1,385 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/verify"
+)
+
+var storeTests = []test{
+	{"ScanAccessKeys", testScanAccessKeys},
+	{"ScanAccessKeysStops", testScanAccessKeysStops},
+	{"UpdateRollsBackOnError", testUpdateRollsBackOnError},
+	{"UpdateRollsBackAfterTxError", testUpdateRollsBackAfterTxError},
+	{"UpdateRollsBackOnPanic", testUpdateRollsBackOnPanic},
+	{"ViewReturnsError", testViewReturnsError},
+	{"ViewIsReadOnly", testViewIsReadOnly},
+	{"ConcurrentKeyLimit", testConcurrentKeyLimit},
+	{"ConcurrentPrincipalKeyLimit", testConcurrentPrincipalKeyLimit},
+	{"FindAccessKeyLocks", testFindAccessKeyLocks},
+	{"Ping", testPing},
+	{"Close", testClose},
+}
+
+func testScanAccessKeys(t *testing.T, s latchkey.Store) {
+	if keys := allKeys(t, s); len(keys) != 0 {
+		t.Fatalf("ScanAccessKeys on an empty store: %v", keys)
+	}
+	createAccount(t, s, "acme")
+	createAccount(t, s, "other")
+	createApplication(t, s, "acme", "billing")
+	createApplication(t, s, "other", "billing")
+	createPrincipal(t, s, "acme", "alice", latchkey.RoleOperator)
+	createPrincipal(t, s, "other", "bob", latchkey.RoleVerifier)
+	want := map[string]*latchkey.AccessKey{}
+	add := func(k *latchkey.AccessKey, role latchkey.Role) {
+		createKey(t, s, k)
+		w := *k
+		w.Role = role
+		want[k.ID] = &w
+	}
+	add(newKey(t, "acme", "billing", at(1)), "")
+	inactive := newKey(t, "acme", "billing", at(2))
+	inactive.Status = latchkey.StatusInactive
+	inactive.ExpiresAt = ptr(at(50))
+	add(inactive, "")
+	add(newKey(t, "other", "billing", at(3)), "")
+	add(newPrincipalKey(t, "acme", "alice", at(4)), latchkey.RoleOperator)
+	add(newPrincipalKey(t, "other", "bob", at(5)), latchkey.RoleVerifier)
+
+	if diff := cmp.Diff(want, allKeys(t, s)); diff != "" {
+		t.Errorf("ScanAccessKeys mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testScanAccessKeysStops(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	createKey(t, s, newKey(t, "acme", "billing", at(1)))
+	createKey(t, s, newKey(t, "acme", "billing", at(2)))
+	stop := errors.New("stop here")
+	calls := 0
+	err := s.ScanAccessKeys(t.Context(), func(*latchkey.AccessKey) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) {
+		t.Errorf("ScanAccessKeys returned %v, want the callback's error", err)
+	}
+	if calls != 1 {
+		t.Errorf("callback called %d times after returning an error, want 1", calls)
+	}
+	// The store is still usable afterwards.
+	if n := len(allKeys(t, s)); n != 2 {
+		t.Errorf("ScanAccessKeys after a stopped scan found %d keys, want 2", n)
+	}
+}
+
+// writeEverything makes one object of every kind in tx.
+func writeEverything(ctx context.Context, t *testing.T, tx latchkey.Tx) error {
+	if err := tx.CreateAccount(ctx, &latchkey.Account{Name: "acme", CreatedAt: base}); err != nil {
+		return err
+	}
+	if err := tx.CreateApplication(ctx, &latchkey.Application{Account: "acme", Name: "billing", CreatedAt: base}); err != nil {
+		return err
+	}
+	if err := tx.CreatePrincipal(ctx, &latchkey.Principal{Account: "acme", Name: "alice", Role: latchkey.RoleAdmin, CreatedAt: base}); err != nil {
+		return err
+	}
+	if err := tx.CreateAccessKey(ctx, newKey(t, "acme", "billing", base)); err != nil {
+		return err
+	}
+	if err := tx.CreateAccessKey(ctx, newPrincipalKey(t, "acme", "alice", base)); err != nil {
+		return err
+	}
+	return tx.AppendAudit(ctx, &latchkey.AuditEvent{Time: base, Account: "acme", Actor: "system",
+		Action: latchkey.ActionAccountCreate, TargetType: "account", Target: "acme"})
+}
+
+// wantEmpty fails the test if the store holds any object.
+func wantEmpty(t *testing.T, s latchkey.Store) {
+	t.Helper()
+	view(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+		accounts, err := tx.ListAccounts(ctx)
+		if err != nil {
+			return err
+		}
+		apps, _, err := tx.ListApplications(ctx, latchkey.ApplicationFilter{})
+		if err != nil {
+			return err
+		}
+		ps, err := tx.ListPrincipals(ctx, "")
+		if err != nil {
+			return err
+		}
+		keys, _, err := tx.ListAccessKeys(ctx, latchkey.AccessKeyFilter{})
+		if err != nil {
+			return err
+		}
+		evs, _, err := tx.ListAuditEvents(ctx, latchkey.AuditFilter{})
+		if err != nil {
+			return err
+		}
+		if len(accounts)+len(apps)+len(ps)+len(keys)+len(evs) > 0 {
+			t.Errorf("store not empty: %d accounts, %d applications, %d principals, %d keys, %d audit events",
+				len(accounts), len(apps), len(ps), len(keys), len(evs))
+		}
+		return nil
+	})
+	if keys := allKeys(t, s); len(keys) != 0 {
+		t.Errorf("ScanAccessKeys finds %d keys", len(keys))
+	}
+}
+
+func testUpdateRollsBackOnError(t *testing.T, s latchkey.Store) {
+	boom := errors.New("boom")
+	err := tryUpdate(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+		if err := writeEverything(ctx, t, tx); err != nil {
+			t.Errorf("writing: %v", err)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update returned %v, want fn's error", err)
+	}
+	wantEmpty(t, s)
+
+	// The store is still writable, and the names are free.
+	update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return writeEverything(ctx, t, tx) })
+}
+
+func testUpdateRollsBackAfterTxError(t *testing.T, s latchkey.Store) {
+	err := tryUpdate(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+		if err := writeEverything(ctx, t, tx); err != nil {
+			t.Errorf("writing: %v", err)
+		}
+		return tx.CreateAccount(ctx, &latchkey.Account{Name: "acme", CreatedAt: base})
+	})
+	wantCode(t, err, latchkey.EEXISTS)
+	wantEmpty(t, s)
+}
+
+// testUpdateRollsBackOnPanic checks that a panic in fn (which net/http
+// recovers from in a handler) rolls the transaction back instead of leaving
+// it open and holding the write lock or connection forever.
+func testUpdateRollsBackOnPanic(t *testing.T, s latchkey.Store) {
+	for _, kind := range []string{"Update", "View"} {
+		t.Run(kind, func(t *testing.T) {
+			func() {
+				defer func() {
+					if r := recover(); r != "boom" {
+						t.Errorf("recovered %v, want the panic of fn", r)
+					}
+				}()
+				run := s.Update
+				if kind == "View" {
+					run = s.View
+				}
+				_ = run(context.Background(), func(tx latchkey.Tx) error {
+					if kind == "Update" {
+						if err := writeEverything(t.Context(), t, tx); err != nil {
+							t.Errorf("writing: %v", err)
+						}
+					}
+					panic("boom")
+				})
+			}()
+			wantEmpty(t, s)
+		})
+	}
+	// Writes still go through, more of them than a pool has connections.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for i := range 20 {
+		err := s.Update(ctx, func(tx latchkey.Tx) error {
+			return tx.CreateAccount(ctx, &latchkey.Account{Name: fmt.Sprint("a", i), CreatedAt: base})
+		})
+		if err != nil {
+			t.Fatalf("Update %d after a panic: %v", i, err)
+		}
+	}
+}
+
+func testViewReturnsError(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	boom := errors.New("boom")
+	err := s.View(t.Context(), func(tx latchkey.Tx) error {
+		if _, err := tx.FindAccount(t.Context(), "acme"); err != nil {
+			t.Errorf("FindAccount in a View: %v", err)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("View returned %v, want fn's error", err)
+	}
+}
+
+func testViewIsReadOnly(t *testing.T, s latchkey.Store) {
+	err := s.View(t.Context(), func(tx latchkey.Tx) error {
+		return tx.CreateAccount(t.Context(), &latchkey.Account{Name: "acme", CreatedAt: base})
+	})
+	if err == nil {
+		t.Error("a write in a View succeeded")
+	}
+	wantEmpty(t, s)
+}
+
+// runConcurrently calls fn from n goroutines that start together and
+// returns the error codes they got, counted.
+func runConcurrently(n int, fn func(i int) error) map[string]int {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		codes = map[string]int{}
+		start = make(chan struct{})
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			err := fn(i)
+			mu.Lock()
+			codes[latchkey.ErrorCode(err)]++
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	return codes
+}
+
+// testConcurrentKeyLimit creates keys for one application from many
+// goroutines, each through its own manage.Service (as separate replicas
+// would, so no in-process mutex orders them). The limit is checked in the
+// transaction, on the count FindApplication returns: only the store's
+// locking keeps it.
+func testConcurrentKeyLimit(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	ix := verify.NewIndex()
+	codes := runConcurrently(10, func(int) error {
+		svc := manage.New(s, ix, nil)
+		svc.MaxKeysPerApplication = 2
+		_, err := svc.CreateAccessKey(context.Background(), latchkey.System(), "acme", "billing", latchkey.NewAccessKey{})
+		return err
+	})
+	if diff := cmp.Diff(map[string]int{"": 2, latchkey.ELIMIT: 8}, codes); diff != "" {
+		t.Errorf("outcomes by error code (-want +got):\n%s", diff)
+	}
+	app, err := findApp(t, s, "acme", "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app.KeyCount != 2 {
+		t.Errorf("KeyCount = %d, want 2", app.KeyCount)
+	}
+	if n := ix.Len(); n != 2 {
+		t.Errorf("index holds %d keys, want 2", n)
+	}
+	var evs []*latchkey.AuditEvent
+	view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+		evs, _, err = tx.ListAuditEvents(ctx, latchkey.AuditFilter{Action: latchkey.ActionAccessKeyCreate})
+		return err
+	})
+	if len(evs) != 2 {
+		t.Errorf("%d audit events for created keys, want 2", len(evs))
+	}
+}
+
+// testConcurrentPrincipalKeyLimit is the same for a principal's keys,
+// whose limit is checked after FindPrincipal locked the principal.
+func testConcurrentPrincipalKeyLimit(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createPrincipal(t, s, "acme", "alice", latchkey.RoleAdmin)
+	createKey(t, s, newPrincipalKey(t, "acme", "alice", at(1)))
+	ix := verify.NewIndex()
+	codes := runConcurrently(10, func(int) error {
+		svc := manage.New(s, ix, nil)
+		svc.MaxKeysPerApplication = 2
+		_, err := svc.CreatePrincipalKey(context.Background(), latchkey.System(), "acme", "alice", "second key")
+		return err
+	})
+	if diff := cmp.Diff(map[string]int{"": 1, latchkey.ELIMIT: 9}, codes); diff != "" {
+		t.Errorf("outcomes by error code (-want +got):\n%s", diff)
+	}
+	var keys []*latchkey.AccessKey
+	view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+		keys, _, err = tx.ListAccessKeys(ctx, latchkey.AccessKeyFilter{Account: "acme", Principal: "alice"})
+		return err
+	})
+	if len(keys) != 2 {
+		t.Errorf("principal has %d keys, want 2", len(keys))
+	}
+}
+
+// testFindAccessKeyLocks increments a counter kept in a key's description
+// from many goroutines: without the row lock of FindAccessKey in an Update,
+// increments are lost.
+func testFindAccessKeyLocks(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	k := newKey(t, "acme", "billing", at(1))
+	k.Description = "0"
+	createKey(t, s, k)
+	const n = 10
+	codes := runConcurrently(n, func(int) error {
+		ctx := context.Background()
+		return s.Update(ctx, func(tx latchkey.Tx) error {
+			cur, err := tx.FindAccessKey(ctx, k.ID)
+			if err != nil {
+				return err
+			}
+			v, err := strconv.Atoi(cur.Description)
+			if err != nil {
+				return err
+			}
+			cur.Description = strconv.Itoa(v + 1)
+			return tx.UpdateAccessKey(ctx, cur)
+		})
+	})
+	if diff := cmp.Diff(map[string]int{"": n}, codes); diff != "" {
+		t.Errorf("outcomes by error code (-want +got):\n%s", diff)
+	}
+	if got := mustFindKey(t, s, k.ID).Description; got != strconv.Itoa(n) {
+		t.Errorf("counter = %s after %d locked increments, want %d", got, n, n)
+	}
+}
+
+func testPing(t *testing.T, s latchkey.Store) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
+
+func testClose(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ctx := t.Context()
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping after Close succeeded")
+	}
+	if err := s.Update(ctx, func(tx latchkey.Tx) error {
+		return tx.CreateAccount(ctx, &latchkey.Account{Name: "other", CreatedAt: base})
+	}); err == nil {
+		t.Error("Update after Close succeeded")
+	}
+	if err := s.View(ctx, func(tx latchkey.Tx) error {
+		_, err := tx.FindAccount(ctx, "acme")
+		return err
+	}); err == nil {
+		t.Error("View after Close succeeded")
+	}
+	if err := s.ScanAccessKeys(ctx, func(*latchkey.AccessKey) error { return nil }); err == nil {
+		t.Error("ScanAccessKeys after Close succeeded")
+	}
+}
