@@ -125,9 +125,9 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		os.mu.Unlock()
 	}
 	if e.usage == nil {
-		e.usage = &usageCell{}
+		// Set once: the recorder reads id without a lock while flushing.
+		e.usage = &usageCell{id: k.ID}
 	}
-	e.usage.id = k.ID
 	ix.byID[k.ID] = d
 	s := ix.shard(&d)
 	s.mu.Lock()
