@@ -56,6 +56,7 @@ type Recorder struct {
 	dirty []*usageCell
 
 	flushMu sync.Mutex // one flush at a time
+	started atomic.Bool
 	done    chan struct{}
 	stopped chan struct{}
 }
@@ -107,6 +108,7 @@ func (r *Recorder) reject(c *usageCell, now time.Time, ip netip.Addr, ua string,
 
 // Start flushes every interval until ctx ends or Stop is called.
 func (r *Recorder) Start(ctx context.Context) {
+	r.started.Store(true)
 	go func() {
 		defer close(r.stopped)
 		t := time.NewTicker(r.interval)
@@ -126,16 +128,19 @@ func (r *Recorder) Start(ctx context.Context) {
 	}()
 }
 
-// Stop ends the background flushing and writes what is pending.
+// Stop ends the background flushing, if Start began it, and writes what is
+// pending.
 func (r *Recorder) Stop(ctx context.Context) error {
 	select {
 	case <-r.done:
 	default:
 		close(r.done)
 	}
-	select {
-	case <-r.stopped:
-	case <-ctx.Done():
+	if r.started.Load() {
+		select {
+		case <-r.stopped:
+		case <-ctx.Done():
+		}
 	}
 	return r.Flush(ctx)
 }
