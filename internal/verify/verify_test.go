@@ -205,9 +205,12 @@ func benchIndex(b *testing.B, n int) (*verify.Index, string) {
 }
 
 func BenchmarkVerifyValid(b *testing.B) {
-	for _, n := range []int{1e3, 1e6} {
-		ix, secret := benchIndex(b, n)
-		b.Run(fmt.Sprintf("keys=%.0e", float64(n)), func(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"keys=1e3", 1e3}, {"keys=1e6", 1e6}} {
+		ix, secret := benchIndex(b, size.n)
+		b.Run(size.name, func(b *testing.B) {
 			v := verify.New(ix, verify.NewRecorder(&memSink{}, time.Hour, nil))
 			req := verify.Request{Secret: secret, IP: netip.MustParseAddr("192.0.2.1"), UserAgent: "bench"}
 			b.ReportAllocs()
