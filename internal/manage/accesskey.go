@@ -160,9 +160,11 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		}
 	}
 	if u.Status != nil {
-		if _, err := latchkey.ParseStatus(string(*u.Status)); err != nil {
+		st, err := latchkey.ParseStatus(string(*u.Status))
+		if err != nil {
 			return nil, err
 		}
+		u.Status = &st // store the canonical spelling, not the caller's
 	}
 	now := s.now()
 	if u.ExpiresAt != nil {
