@@ -68,7 +68,9 @@ func (s *Service) ListApplications(ctx context.Context, a latchkey.Actor, f latc
 	return apps, next, err
 }
 
-// UpdateApplication changes an application's description.
+// UpdateApplication changes an application's description. A call that
+// changes nothing writes nothing and no audit event. Returns ENOTFOUND,
+// EFORBIDDEN, EINVALID.
 func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, account, name string, description *string) (*latchkey.Application, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
@@ -89,10 +91,13 @@ func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, accou
 		if description != nil {
 			after.Description = *description
 		}
+		app = &after
+		if after.Description == before.Description {
+			return nil // nothing changes: no write, no audit event
+		}
 		if err := tx.UpdateApplication(ctx, &after); err != nil {
 			return err
 		}
-		app = &after
 		ev, err := s.audit(a, now, account, latchkey.ActionApplicationUpdate, "application", name, name, before, &after)
 		if err != nil {
 			return err
