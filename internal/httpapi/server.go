@@ -193,7 +193,8 @@ func (s *Server) tripwire(r *http.Request, secrets []string) {
 		actor := latchkey.Actor{Principal: "tripwire", Account: e.Account, Role: latchkey.RoleOperator,
 			SourceIP: ClientIP(r, s.TrustedProxies).String(), UserAgent: r.UserAgent()}
 		where := fmt.Sprintf("URL of a %s request to %s", r.Method, safePath(r))
-		if _, err := s.Service.MarkExposed(r.Context(), actor, e.ID, where, false); err != nil {
+		// Not r.Context(): a client that hangs up must not stop the flag.
+		if _, err := s.Service.MarkExposed(context.WithoutCancel(r.Context()), actor, e.ID, where, false); err != nil {
 			s.Log.Error("flagging key exposed", "access_key_id", e.ID, "err", err)
 			continue
 		}
