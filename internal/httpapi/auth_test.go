@@ -1,7 +1,9 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +265,23 @@ func (e *env) newPrincipal(t *testing.T, account, name string, role latchkey.Rol
 		t.Fatalf("CreatePrincipal(%s, %s): %v", account, name, err)
 	}
 	return cred{p.AccessKey.ID, p.AccessKey.Secret}
+}
+
+// TestCredentialsInURLFlagsWhenClientLeaves: the exposure is recorded even
+// if the client has gone by the time the server writes it.
+func TestCredentialsInURLFlagsWhenClientLeaves(t *testing.T) {
+	e := newEnv(t)
+	e.mustApp(t, latchkey.DefaultAccount, "billing")
+	k := e.mustKey(t, latchkey.DefaultAccount, "billing")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the client hung up
+	req := httptest.NewRequestWithContext(ctx, "GET", "/v1/applications?q="+k.Secret, nil)
+	rec := httptest.NewRecorder()
+	e.api.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", rec.Code)
+	}
+	if e.storedKey(t, k.ID).Exposed == nil {
+		t.Error("key sent in a URL was not flagged exposed because the request's context ended")
+	}
 }
