@@ -10,7 +10,6 @@ import (
 	"github.com/latchkey/latchkey/internal/manage"
 	"github.com/latchkey/latchkey/internal/sqlite"
 	"github.com/latchkey/latchkey/internal/verify"
-	"github.com/latchkey/latchkey/keyformat"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -162,13 +161,4 @@ func wantCode(t *testing.T, err error, code string) {
 	if got := latchkey.ErrorCode(err); got != code {
 		t.Fatalf("error %v: code %q, want %q", err, got, code)
 	}
-}
-
-func newSecret(t *testing.T) string {
-	t.Helper()
-	s, err := keyformat.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
