@@ -17,6 +17,9 @@ const (
 	CodeAppNotAllowed      Code = "APP_NOT_ALLOWED"
 	CodeScopeDenied        Code = "SCOPE_DENIED"
 	CodeRateLimited        Code = "RATE_LIMITED"
+	// CodeCredentialsInURL answers a call whose URL carried a credential,
+	// on surfaces that speak decision codes (forward auth, proxy).
+	CodeCredentialsInURL Code = "CREDENTIALS_IN_URL"
 	// CodeThrottled answers a client address that sent too many invalid
 	// credentials (the brute-force guard).
 	CodeThrottled Code = "THROTTLED"

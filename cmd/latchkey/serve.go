@@ -217,6 +217,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 
 	rec := verify.NewRecorder(store, o.flushInterval, log)
+	rec.Index = ix
 	svc := manage.New(store, ix, log)
 	svc.MaxKeysPerApplication = o.maxKeys
 

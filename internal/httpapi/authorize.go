@@ -89,7 +89,8 @@ func StatusForCode(c latchkey.Code) int {
 	switch c {
 	case latchkey.CodeValid:
 		return http.StatusOK
-	case latchkey.CodeIPNotAllowed, latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied:
+	case latchkey.CodeIPNotAllowed, latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied,
+		latchkey.CodeCredentialsInURL:
 		return http.StatusForbidden
 	case latchkey.CodeRateLimited, latchkey.CodeThrottled:
 		return http.StatusTooManyRequests
@@ -146,9 +147,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	method, uri := OriginalRequest(r)
 	if found, secrets := SecretInURL(&http.Request{Method: method, URL: parseURI(uri), Header: r.Header, RemoteAddr: r.RemoteAddr}); found {
 		s.tripwire(r, secrets)
-		w.Header().Set(HeaderCode, latchkey.ECREDSINURL)
-		writeError(w, http.StatusForbidden, latchkey.ECREDSINURL,
-			"credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed")
+		c := latchkey.CodeCredentialsInURL
+		w.Header().Set(HeaderCode, string(c))
+		writeError(w, StatusForCode(c), string(c), Message(c))
 		return nil
 	}
 	res := s.VerifyHTTP(r, method, uri)

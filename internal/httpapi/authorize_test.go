@@ -100,7 +100,7 @@ func TestAuthorizeStatuses(t *testing.T) {
 		{"scope by rule", with("X-Original-Method", "POST"), 403, "SCOPE_DENIED"},
 		{"traefik headers", map[string]string{"Authorization": "Bearer " + k.Secret, "X-Forwarded-For": "203.0.113.8", "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/shipments/2"}, 200, "VALID"},
 		{"rate limited", good, 429, "RATE_LIMITED"},
-		{"secret in original uri", with("X-Original-URI", "/shipments?key="+k.Secret), 403, latchkey.ECREDSINURL},
+		{"secret in original uri", with("X-Original-URI", "/shipments?key="+k.Secret), 403, "CREDENTIALS_IN_URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/latchkey/latchkey/keyformat"
@@ -93,7 +94,8 @@ func SecretInURL(r *http.Request) (found bool, secrets []string) {
 	return found || len(secrets) > 0, secrets
 }
 
-// appendSecrets appends each checksum-valid secret in s.
+// appendSecrets appends each checksum-valid secret in s that out does not
+// hold yet.
 func appendSecrets(out []string, s string) []string {
 	for {
 		i := strings.Index(s, keyformat.SecretPrefix)
@@ -102,7 +104,11 @@ func appendSecrets(out []string, s string) []string {
 		}
 		s = s[i:]
 		if len(s) >= keyformat.SecretLen && keyformat.ValidSecret(s[:keyformat.SecretLen]) {
-			out = append(out, s[:keyformat.SecretLen])
+			// once per secret: each one found is flagged exposed, with
+			// an audit event, however often the URL repeats it
+			if !slices.Contains(out, s[:keyformat.SecretLen]) {
+				out = append(out, s[:keyformat.SecretLen])
+			}
 			s = s[keyformat.SecretLen:]
 			continue
 		}

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
 
 	"github.com/latchkey/latchkey"
@@ -34,7 +33,15 @@ func StatusFor(code string) int {
 	if s, ok := codes[code]; ok {
 		return s
 	}
+	if s := StatusForCode(latchkey.Code(code)); s != http.StatusUnauthorized || isDecisionCode(code) {
+		return s // a decision code, as the forward-auth surface answers it
+	}
 	return http.StatusInternalServerError
+}
+
+func isDecisionCode(code string) bool {
+	_, ok := codeMessages[latchkey.Code(code)]
+	return ok
 }
 
 // ErrorBody is the JSON shape of every error response.
@@ -80,5 +87,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func logAttrs(r *http.Request, status int) []any {
 	return []any{"method", r.Method, "path", safePath(r), "status", status}
 }
-
-var _ = slog.LevelInfo

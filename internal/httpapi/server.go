@@ -61,6 +61,12 @@ type route struct {
 func (s *Server) Routes() []string {
 	var out []string
 	for _, r := range s.routes() {
+		if r.method == "" { // any method
+			for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+				out = append(out, m+" "+r.pattern)
+			}
+			continue
+		}
 		out = append(out, r.method+" "+r.pattern)
 	}
 	return out
@@ -199,7 +205,8 @@ func (s *Server) tripwire(r *http.Request, secrets []string) {
 		actor := latchkey.Actor{Principal: "tripwire", Account: e.Account, Role: latchkey.RoleOperator,
 			SourceIP: ClientIP(r, s.TrustedProxies).String(), UserAgent: r.UserAgent()}
 		where := fmt.Sprintf("URL of a %s request to %s", r.Method, safePath(r))
-		if _, err := s.Service.MarkExposed(r.Context(), actor, e.ID, where, false); err != nil {
+		// Not r.Context(): a client that hangs up must not stop the flag.
+		if _, err := s.Service.MarkExposed(context.WithoutCancel(r.Context()), actor, e.ID, where, false); err != nil {
 			s.Log.Error("flagging key exposed", "access_key_id", e.ID, "err", err)
 			continue
 		}

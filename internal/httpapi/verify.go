@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"sort"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -65,6 +66,17 @@ var codeMessages = map[latchkey.Code]string{
 	latchkey.CodeScopeDenied:        "the key does not have the scope this call needs",
 	latchkey.CodeRateLimited:        "the key's rate limit is exhausted; retry later",
 	latchkey.CodeThrottled:          "too many invalid keys from this address; retry later",
+	latchkey.CodeCredentialsInURL:   "credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed",
+}
+
+// DecisionCodes returns every decision code a surface can answer, sorted.
+func DecisionCodes() []string {
+	var out []string
+	for c := range codeMessages {
+		out = append(out, string(c))
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Message returns the human sentence for a decision code.

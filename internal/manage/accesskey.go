@@ -88,9 +88,15 @@ func (s *Service) GetAccessKey(ctx context.Context, a latchkey.Actor, id string)
 		return nil, keyNotFound(id)
 	}
 	var k *latchkey.AccessKey
-	err := s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
-		k, err = tx.FindAccessKey(ctx, id)
-		return err
+	var err error
+	s.Index.ReadUsage(func() {
+		err = s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
+			k, err = tx.FindAccessKey(ctx, id)
+			return err
+		})
+		if err == nil {
+			s.mergePending(k)
+		}
 	})
 	if err != nil {
 		if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
@@ -101,7 +107,6 @@ func (s *Service) GetAccessKey(ctx context.Context, a latchkey.Actor, id string)
 	if !a.CanRead(k.Account) {
 		return nil, keyNotFound(id)
 	}
-	s.mergePending(k)
 	return k, nil
 }
 
@@ -161,18 +166,21 @@ func (s *Service) ListAccessKeys(ctx context.Context, a latchkey.Actor, f latchk
 		keys []*latchkey.AccessKey
 		next string
 	)
-	err := s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
-		if f.Application != "" && f.Account != "" {
-			if _, err := tx.FindApplication(ctx, f.Account, f.Application); err != nil {
-				return err
+	var err error
+	s.Index.ReadUsage(func() {
+		err = s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
+			if f.Application != "" && f.Account != "" {
+				if _, err := tx.FindApplication(ctx, f.Account, f.Application); err != nil {
+					return err
+				}
 			}
+			keys, next, err = tx.ListAccessKeys(ctx, f)
+			return err
+		})
+		for _, k := range keys {
+			s.mergePending(k)
 		}
-		keys, next, err = tx.ListAccessKeys(ctx, f)
-		return err
 	})
-	for _, k := range keys {
-		s.mergePending(k)
-	}
 	return keys, next, err
 }
 
@@ -185,9 +193,11 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		}
 	}
 	if u.Status != nil {
-		if _, err := latchkey.ParseStatus(string(*u.Status)); err != nil {
+		st, err := latchkey.ParseStatus(string(*u.Status))
+		if err != nil {
 			return nil, err
 		}
+		u.Status = &st // store the canonical spelling, not the caller's
 	}
 	if err := validateRestrictions(u.Restrictions, u.ReportOnly); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/latchkey/latchkey"
 )
@@ -73,7 +74,9 @@ func (s *Service) ListApplications(ctx context.Context, a latchkey.Actor, f latc
 
 // UpdateApplication changes an application's description and default
 // restrictions (nil arguments are left alone). New restrictions apply to
-// every key of the application as soon as UpdateApplication returns.
+// every key of the application as soon as UpdateApplication returns. A call
+// that changes nothing writes nothing and no audit event. Returns
+// ENOTFOUND, EFORBIDDEN, EINVALID.
 func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, account, name string, description *string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
@@ -101,6 +104,10 @@ func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, accou
 		if restrictions != nil {
 			after.Restrictions = nilIfEmpty(restrictions)
 		}
+		app = &after
+		if after.Description == before.Description && sameRestrictions(after.Restrictions, before.Restrictions) {
+			return nil // nothing changes: no write, no audit event
+		}
 		if err := tx.UpdateApplication(ctx, &after); err != nil {
 			return err
 		}
@@ -111,7 +118,6 @@ func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, accou
 				return err
 			}
 		}
-		app = &after
 		ev, err := s.audit(a, now, account, latchkey.ActionApplicationUpdate, "application", name, name, before, &after)
 		if err != nil {
 			return err
@@ -146,4 +152,14 @@ func (s *Service) DeleteApplication(ctx context.Context, a latchkey.Actor, accou
 		}
 		return tx.AppendAudit(ctx, ev)
 	}, nil)
+}
+
+// sameRestrictions compares two restriction sets by their JSON form.
+func sameRestrictions(a, b *latchkey.Restrictions) bool {
+	if a.Empty() || b.Empty() {
+		return a.Empty() == b.Empty()
+	}
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }

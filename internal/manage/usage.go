@@ -37,11 +37,15 @@ func (s *Service) UsageSeries(ctx context.Context, a latchkey.Actor, id string, 
 	if _, err := s.GetAccessKey(ctx, a, id); err != nil {
 		return nil, err
 	}
-	counts, err := s.Store.UsageSeries(ctx, id, from, to)
+	var counts []latchkey.UsageCount
+	var err error
+	s.Index.ReadUsage(func() {
+		counts, err = s.Store.UsageSeries(ctx, id, from, to)
+		counts = append(counts, s.Index.PendingUsage(id).Minutes...)
+	})
 	if err != nil {
 		return nil, err
 	}
-	counts = append(counts, s.Index.PendingUsage(id).Minutes...)
 	points := make([]UsagePoint, n)
 	for i := range points {
 		points[i] = UsagePoint{At: from.Add(time.Duration(i) * step), Rejected: map[latchkey.Code]int64{}}

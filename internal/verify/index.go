@@ -57,6 +57,8 @@ type shard struct {
 type Index struct {
 	shards [shardCount]shard
 
+	gate sync.RWMutex // see ReadUsage
+
 	mu        sync.Mutex // guards byID, the intern table and resync state
 	byID      map[string]keyformat.Digest
 	strs      map[string]string // interned account and application names
@@ -150,7 +152,8 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		os.mu.Unlock()
 	}
 	if e.usage == nil {
-		e.usage = &usageCell{}
+		// Set once: the recorder reads id without a lock while flushing.
+		e.usage = &usageCell{id: k.ID}
 	}
 	// Keep the buckets when the limit did not change, so that editing a
 	// description does not hand out a fresh burst.
@@ -163,7 +166,6 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 			e.reportLimit = prev.reportLimit
 		}
 	}
-	e.usage.id = k.ID
 	ix.byID[k.ID] = d
 	s := ix.shard(&d)
 	s.mu.Lock()

@@ -117,6 +117,11 @@ type UsageSink interface {
 // the store sees at most one write transaction per interval however many
 // verifications happen.
 type Recorder struct {
+	// Index, when set, lets readers see usage consistently: a flush holds
+	// the index's usage gate from taking the counts out of memory until
+	// the store has them, and Index.ReadUsage waits for it.
+	Index *Index
+
 	sink     UsageSink
 	log      *slog.Logger
 	interval time.Duration
@@ -125,6 +130,7 @@ type Recorder struct {
 	dirty []*usageCell
 
 	flushMu sync.Mutex // one flush at a time
+	started atomic.Bool
 	done    chan struct{}
 	stopped chan struct{}
 }
@@ -193,6 +199,7 @@ func (r *Recorder) wouldDeny(c *usageCell, now time.Time, ip netip.Addr, ua stri
 
 // Start flushes every interval until ctx ends or Stop is called.
 func (r *Recorder) Start(ctx context.Context) {
+	r.started.Store(true)
 	go func() {
 		defer close(r.stopped)
 		t := time.NewTicker(r.interval)
@@ -212,16 +219,19 @@ func (r *Recorder) Start(ctx context.Context) {
 	}()
 }
 
-// Stop ends the background flushing and writes what is pending.
+// Stop ends the background flushing, if Start began it, and writes what is
+// pending.
 func (r *Recorder) Stop(ctx context.Context) error {
 	select {
 	case <-r.done:
 	default:
 		close(r.done)
 	}
-	select {
-	case <-r.stopped:
-	case <-ctx.Done():
+	if r.started.Load() {
+		select {
+		case <-r.stopped:
+		case <-ctx.Done():
+		}
 	}
 	return r.Flush(ctx)
 }
@@ -238,6 +248,10 @@ func ipString(a netip.Addr) string {
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
+	if r.Index != nil {
+		r.Index.gate.Lock()
+		defer r.Index.gate.Unlock()
+	}
 	r.mu.Lock()
 	cells := r.dirty
 	r.dirty = nil
@@ -304,6 +318,15 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// ReadUsage runs fn, which reads stored usage and then Pending usage, so
+// that no flush moves counts from memory to the store in between: each use
+// is seen exactly once. fn must not call ReadUsage.
+func (ix *Index) ReadUsage(fn func()) {
+	ix.gate.RLock()
+	defer ix.gate.RUnlock()
+	fn()
 }
 
 // Pending returns the usage of key id not yet written to the store, so that

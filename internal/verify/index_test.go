@@ -1,0 +1,255 @@
+package verify_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/verify"
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+func TestIndexPutGetDelete(t *testing.T) {
+	ix := verify.NewIndex()
+	a := newKey(t, "acme", "billing", expiresAt(t0.Add(time.Hour)))
+	ix.Put(a.AccessKey)
+	d := keyformat.Sum(a.secret)
+	e := ix.Lookup(&d)
+	if e == nil || ix.Get(a.ID) != e {
+		t.Fatal("Put key not found by digest and ID")
+	}
+	if e.ID != a.ID || e.Account != "acme" || e.Application != "billing" || !e.Active || e.ExpiresAt != t0.Add(time.Hour).UnixNano() || e.IsPrincipal() {
+		t.Errorf("entry %+v", e)
+	}
+
+	// A change replaces the entry; the old one is left as it was.
+	changed := *a.AccessKey
+	changed.Status = latchkey.StatusInactive
+	ix.Put(&changed)
+	if e2 := ix.Get(a.ID); e2 == e || e2.Active || !e.Active {
+		t.Errorf("replace: new entry %+v, old %+v", e2, e)
+	}
+	if ix.Len() != 1 {
+		t.Errorf("Len = %d after replacing, want 1", ix.Len())
+	}
+
+	ix.Delete(a.ID)
+	if ix.Lookup(&d) != nil || ix.Get(a.ID) != nil || ix.Len() != 0 {
+		t.Error("deleted key still in the index")
+	}
+	ix.Delete(a.ID) // deleting twice is harmless
+	ix.Delete("LKIANOSUCHKEYATALL23")
+}
+
+// scanHook wraps a store and calls during(i) before it hands the i-th key
+// to Sync, so a test can change the index in the middle of a scan.
+type scanHook struct {
+	latchkey.Store
+	during func(i int)
+}
+
+func (s *scanHook) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+	i := 0
+	return s.Store.ScanAccessKeys(ctx, func(k *latchkey.AccessKey) error {
+		s.during(i)
+		i++
+		return fn(k)
+	})
+}
+
+func TestIndexSync(t *testing.T) {
+	store := openStore(t)
+	var keys []testKey
+	for i := range 6 {
+		keys = append(keys, seedKey(t, store, "acme", fmt.Sprintf("app-%d", i%3)))
+	}
+	ix := verify.NewIndex()
+	n, err := ix.Sync(t.Context(), store)
+	if err != nil || n != 6 || ix.Len() != 6 {
+		t.Fatalf("Sync = %d, %v; Len %d", n, err, ix.Len())
+	}
+
+	// Changes made in the store behind the index's back are picked up by
+	// the next Sync: a deleted key goes, a new one comes, a changed one
+	// changes.
+	stale := newKey(t, "acme", "app-0")
+	ix.Put(stale.AccessKey) // in the index, never in the store
+	mustUpdate(t, store, func(tx latchkey.Tx) error { return tx.DeleteAccessKey(t.Context(), keys[0].ID) })
+	keys[1].Status = latchkey.StatusInactive
+	keys[1].UpdatedAt = t0.Add(time.Second)
+	mustUpdate(t, store, func(tx latchkey.Tx) error { return tx.UpdateAccessKey(t.Context(), keys[1].AccessKey) })
+	added := seedKey(t, store, "acme", "app-0")
+	if n, err := ix.Sync(t.Context(), store); err != nil || n != 6 {
+		t.Fatalf("resync = %d, %v", n, err)
+	}
+	for _, tc := range []struct {
+		name   string
+		id     string
+		want   bool
+		active bool
+	}{
+		{"deleted in the store", keys[0].ID, false, false},
+		{"only in the index", stale.ID, false, false},
+		{"changed in the store", keys[1].ID, true, false},
+		{"added to the store", added.ID, true, true},
+		{"unchanged", keys[2].ID, true, true},
+	} {
+		e := ix.Get(tc.id)
+		if (e != nil) != tc.want || e != nil && e.Active != tc.active {
+			t.Errorf("%s: entry %+v, want present=%v active=%v", tc.name, e, tc.want, tc.active)
+		}
+	}
+}
+
+// TestIndexSyncKeepsConcurrentChanges: a key deleted, added or changed
+// while Sync scans the store keeps that change, whatever the scan read.
+func TestIndexSyncKeepsConcurrentChanges(t *testing.T) {
+	store := openStore(t)
+	var keys []testKey
+	for i := range 5 {
+		keys = append(keys, seedKey(t, store, "acme", fmt.Sprintf("app-%d", i)))
+	}
+	ix := verify.NewIndex()
+	if _, err := ix.Sync(t.Context(), store); err != nil {
+		t.Fatal(err)
+	}
+	created := newKey(t, "acme", "app-0") // created meanwhile, not in the scan
+	hook := &scanHook{Store: store, during: func(i int) {
+		if i != 2 {
+			return
+		}
+		// What the management service does after its commits.
+		for _, k := range keys {
+			ix.Delete(k.ID)
+		}
+		off := *keys[4].AccessKey
+		off.Status = latchkey.StatusInactive
+		ix.Put(&off)
+		ix.Put(created.AccessKey)
+	}}
+	if _, err := ix.Sync(t.Context(), hook); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys[:4] {
+		if ix.Get(k.ID) != nil {
+			t.Errorf("key %d, deleted during the sync, is back", i)
+		}
+	}
+	if e := ix.Get(keys[4].ID); e == nil || e.Active {
+		t.Errorf("key deactivated during the sync: entry %+v, want Inactive", e)
+	}
+	if ix.Get(created.ID) == nil {
+		t.Error("key created during the sync was dropped")
+	}
+
+	// The next Sync, with nothing happening meanwhile, follows the store.
+	if _, err := ix.Sync(t.Context(), store); err != nil {
+		t.Fatal(err)
+	}
+	if ix.Get(keys[0].ID) == nil || ix.Get(created.ID) != nil {
+		t.Error("a quiet resync does not follow the store")
+	}
+}
+
+// bigScan hands out keys without a database, for syncs larger than the
+// index's batch size.
+type bigScan struct {
+	latchkey.Store
+	keys   []*latchkey.AccessKey
+	during func(i int)
+	err    error
+}
+
+func (s *bigScan) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+	for i, k := range s.keys {
+		if s.during != nil {
+			s.during(i)
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return s.err
+}
+
+func TestIndexSyncLarge(t *testing.T) {
+	const n = 10000 // more than one batch
+	var keys []*latchkey.AccessKey
+	for i := range n {
+		keys = append(keys, &latchkey.AccessKey{ID: fmt.Sprintf("LKIA%016d", i), Account: "acme", Application: "app",
+			Status: latchkey.StatusActive, SecretDigest: keyformat.Sum(fmt.Sprint(i))})
+	}
+	ix := verify.NewIndex()
+	scan := &bigScan{keys: keys, during: func(i int) {
+		switch i {
+		case 9000: // key 10 was applied with the first batch
+			ix.Delete(keys[10].ID)
+		case 100: // key 9999 is not scanned yet
+			off := *keys[n-1]
+			off.Status = latchkey.StatusInactive
+			ix.Put(&off)
+		}
+	}}
+	got, err := ix.Sync(t.Context(), scan)
+	if err != nil || got != n {
+		t.Fatalf("Sync = %d, %v", got, err)
+	}
+	if ix.Len() != n-1 || ix.Get(keys[10].ID) != nil {
+		t.Errorf("Len %d; deleted key present: %v", ix.Len(), ix.Get(keys[10].ID) != nil)
+	}
+	if e := ix.Get(keys[n-1].ID); e == nil || e.Active {
+		t.Errorf("key changed during the sync: %+v", e)
+	}
+}
+
+func TestIndexSyncError(t *testing.T) {
+	ix := verify.NewIndex()
+	kept := newKey(t, "acme", "billing")
+	ix.Put(kept.AccessKey)
+	boom := errors.New("connection reset")
+	if _, err := ix.Sync(t.Context(), &bigScan{err: boom}); !errors.Is(err, boom) {
+		t.Fatalf("Sync error = %v, want %v", err, boom)
+	}
+	if ix.Get(kept.ID) == nil {
+		t.Error("a failed sync dropped keys")
+	}
+}
+
+// TestIndexPutWhileFlushing: replacing an entry while the recorder flushes
+// its usage is safe (run with -race).
+func TestIndexPutWhileFlushing(t *testing.T) {
+	a := newKey(t, "acme", "billing")
+	r := newRig(t, a)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		req := verify.Request{Secret: a.secret}
+		for range 2000 {
+			r.v.Verify(&req)
+		}
+	})
+	wg.Go(func() {
+		for range 2000 {
+			changed := *a.AccessKey
+			r.ix.Put(&changed)
+		}
+	})
+	wg.Go(func() {
+		for range 200 {
+			if err := r.rec.Flush(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	wg.Wait()
+}
+
+func mustUpdate(t *testing.T, s latchkey.Store, fn func(latchkey.Tx) error) {
+	t.Helper()
+	if err := s.Update(t.Context(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
