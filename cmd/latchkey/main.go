@@ -10,13 +10,17 @@ import (
 	"syscall"
 
 	"github.com/latchkey/latchkey/internal/cli"
+	"github.com/spf13/cobra"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := cli.NewRoot()
-	root.AddCommand(newServeCmd(), newMigrateCmd())
+	for _, c := range []*cobra.Command{newServeCmd(), newMigrateCmd()} {
+		c.GroupID = cli.GroupServer
+		root.AddCommand(c)
+	}
 	err := root.ExecuteContext(ctx)
 	os.Exit(cli.ExitCode(err, func(msg string) { fmt.Fprintln(os.Stderr, msg) }))
 }
