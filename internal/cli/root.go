@@ -159,7 +159,7 @@ EXAMPLES
 	)
 	for _, c := range []*cobra.Command{
 		s.newCreateAccessKeyCmd(), s.newListAccessKeysCmd(), s.newUpdateAccessKeyCmd(),
-		s.newDeleteAccessKeyCmd(), s.newGetAccessKeyLastUsedCmd(),
+		s.newDeleteAccessKeyCmd(), s.newGetAccessKeyLastUsedCmd(), s.newRotateAccessKeyCmd(),
 	} {
 		c.GroupID = groupKeys
 		root.AddCommand(c)
