@@ -203,8 +203,8 @@ func (s *state) checkSaveTarget(path, name string) error {
 // saveKey writes an access key into profile name of the credentials file at
 // path, keeping the profile's other settings (and any other profile). It
 // refuses the profile the CLI itself signs in with: overwriting it would
-// lock the CLI out. It returns what to tell the user.
-func (s *state) saveKey(w io.Writer, path, name, id, secret string) error {
+// lock the CLI out. It says what it did on w, and warns on errw.
+func (s *state) saveKey(w, errw io.Writer, path, name, id, secret string) error {
 	if err := s.checkSaveTarget(path, name); err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ func (s *state) saveKey(w io.Writer, path, name, id, secret string) error {
 		fmt.Fprintf(w, "The key the profile held before is kept as profile %q.\n", moved)
 	}
 	for _, warn := range credfile.Warnings(path) {
-		fmt.Fprintf(w, "latchkey: warning: %s\n", warn)
+		fmt.Fprintf(errw, "latchkey: warning: %s\n", warn)
 	}
 	return nil
 }

@@ -102,7 +102,7 @@ EXAMPLES
 				warnSecretOnce(p)
 				return p.Print(keyCreatedView(p, k, k, "", ""))
 			}
-			if err := s.saveKey(p.info, credsAt, profile, k.ID, k.SecretAccessKey); err != nil {
+			if err := s.saveKey(p.info, p.err, credsAt, profile, k.ID, k.SecretAccessKey); err != nil {
 				return fmt.Errorf("%w; access key %s was created but its secret could not be saved: delete it with 'latchkey delete-access-key --access-key-id %s --force' and try again", err, k.ID, k.ID)
 			}
 			return p.Print(keyCreatedView(p, savedKey{AccessKey: k.AccessKey, Profile: profile, File: credsAt}, k, profile, credsAt))

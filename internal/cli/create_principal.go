@@ -75,7 +75,7 @@ EXAMPLES
 				warnSecretOnce(p)
 				return p.Print(keyCreatedView(p, pr, pr.AccessKey, "", ""))
 			}
-			if err := s.saveKey(p.info, credsAt, profile, pr.AccessKey.ID, pr.AccessKey.SecretAccessKey); err != nil {
+			if err := s.saveKey(p.info, p.err, credsAt, profile, pr.AccessKey.ID, pr.AccessKey.SecretAccessKey); err != nil {
 				return err
 			}
 			js := struct {

@@ -147,6 +147,7 @@ EXAMPLES
 			return cmd.Help()
 		},
 	}
+	root.SuggestionsMinimumDistance = 2
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return UsageErrorf("%v (see '%s --help')", err, cmd.CommandPath())
 	})

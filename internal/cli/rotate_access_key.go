@@ -122,6 +122,9 @@ type rotation struct {
 	res    rotateResult
 
 	liveOpen bool
+	// resumedValidation: the old key was already Inactive when this run
+	// started, so refusals may predate it.
+	resumedValidation bool
 }
 
 func (s *state) runRotate(cmd *cobra.Command, o rotateOptions) error {
@@ -261,6 +264,7 @@ func (r *rotation) run(ctx context.Context) error {
 			"access key %s is already Inactive and application %q has no Active key to move to: reactivate it (latchkey update-access-key --access-key-id %s --status Active) and run this command again",
 			old.ID, old.Application, old.ID)
 	default:
+		r.resumedValidation = true
 		r.begin(1, "create the second key")
 		r.printf("  Already done: %s is the application's Active key.\n", r.newKey.ID)
 		r.begin(2, "hand the new key over")
@@ -320,7 +324,7 @@ func (r *rotation) handOver(ctx context.Context, created *client.CreatedAccessKe
 	switch {
 	case created != nil && r.o.profile != "":
 		var b strings.Builder
-		if err := r.s.saveKey(&b, r.o.credsAt, r.o.profile, created.ID, created.SecretAccessKey); err != nil {
+		if err := r.s.saveKey(&b, r.cmd.ErrOrStderr(), r.o.credsAt, r.o.profile, created.ID, created.SecretAccessKey); err != nil {
 			return fmt.Errorf("%w; the new key %s cannot be shown again: delete it (latchkey delete-access-key --access-key-id %s --force) and run this command again", err, created.ID, created.ID)
 		}
 		r.printf("%s", indent(b.String()))
@@ -358,7 +362,9 @@ func (r *rotation) watchQuiet(ctx context.Context) error {
 	r.printf("  Watching both keys. Moving on once %s has not been used for %s; press Enter or type skip to move on now.\n",
 		r.old.ID, duration(r.o.quiet))
 	var (
-		prev        *client.AccessKeyLastUsed
+		seen        *latchkey.Use // the newest use of the old key seen so far
+		seenCount   int64
+		first       = true
 		quietSince  = r.now()
 		lastPrinted time.Time
 		lastShown   string
@@ -375,13 +381,21 @@ func (r *rotation) watchQuiet(ctx context.Context) error {
 			return err
 		}
 		now := r.now()
-		if prev != nil && (o.UseCount != prev.UseCount || !sameUse(o.LastUsed, prev.LastUsed)) {
-			quietSince = now
+		// Only a newer use or a higher count counts as use: a read may show
+		// less than an earlier one while the server writes its usage.
+		if newer(o.LastUsed, seen) || o.UseCount > seenCount {
+			if !first {
+				quietSince = now
+			}
+			if newer(o.LastUsed, seen) {
+				seen = o.LastUsed
+			}
+			seenCount = max(seenCount, o.UseCount)
 		}
+		first = false
 		if o.Status != latchkey.StatusActive {
 			return latchkey.Errorf(latchkey.ECONFLICT, "%s became %s during the watch (changed by someone else?); run this command again", r.old.ID, o.Status)
 		}
-		prev = o
 		quiet := now.Sub(quietSince)
 		shown := fmt.Sprintf("  old %s: %s | new %s: %s", r.old.ID, usage(now, o), r.newKey.ID, usage(now, n))
 		key := fmt.Sprint(o.UseCount, n.UseCount > 0, whoUsed(o.LastUsed), whoUsed(n.LastUsed))
@@ -434,9 +448,17 @@ func (r *rotation) validateOld(ctx context.Context) (keep bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if rj := base.LastRejected; rj != nil && rj.At.After(r.old.UpdatedAt) {
-		r.printf("  Note: since it was deactivated, %s was refused %s. Only new refusals stop the rotation.\n",
-			r.old.ID, lastRejectedText(r.now(), rj))
+	// Evidence is a refusal after the deactivation (both times are the
+	// server's). Refusals seen before this run started do not stop it, but
+	// are shown. Counts are not used: a read may show less than an earlier
+	// one while the server writes its usage.
+	since := r.old.UpdatedAt
+	if r.resumedValidation {
+		if rj := latest(r.old.LastRejected, base.LastRejected); rj != nil && rj.At.After(since) {
+			since = rj.At
+			r.printf("  Note: since it was deactivated, %s was refused, last %s. Only new refusals stop the rotation.\n",
+				r.old.ID, lastRejectedText(r.now(), rj))
+		}
 	}
 	r.printf("  Watching for calls with %s for %s; any is refused and stops the rotation here. Press Enter or type skip to end early.\n",
 		r.old.ID, duration(r.o.validate))
@@ -456,8 +478,8 @@ func (r *rotation) validateOld(ctx context.Context) (keep bool, err error) {
 			r.res.Outcome, r.res.OldKeyStatus = outcomeStopped, string(lu.Status)
 			return true, fmt.Errorf("%s was made %s again during validation (by someone else?); run this command again to resume", r.old.ID, lu.Status)
 		}
-		if lu.RejectCount > base.RejectCount || (lu.LastRejected != nil && (base.LastRejected == nil || lu.LastRejected.At.After(base.LastRejected.At))) {
-			return r.stillUsed(ctx, lu, lu.RejectCount-base.RejectCount)
+		if rj := lu.LastRejected; rj != nil && (rj.At.After(since) || !r.resumedValidation && rj.At.Equal(since)) {
+			return r.stillUsed(ctx, lu)
 		}
 		left := deadline.Sub(now)
 		if left <= 0 {
@@ -488,9 +510,9 @@ func (r *rotation) validateOld(ctx context.Context) (keep bool, err error) {
 }
 
 // stillUsed shows who tried the Inactive key and offers to reactivate it.
-func (r *rotation) stillUsed(ctx context.Context, lu *client.AccessKeyLastUsed, n int64) (keep bool, err error) {
+func (r *rotation) stillUsed(ctx context.Context, lu *client.AccessKeyLastUsed) (keep bool, err error) {
 	rj := lu.LastRejected
-	r.printf("  %s was tried after it was deactivated: %s (%s so far).\n", r.old.ID, lastRejectedText(r.now(), rj), plural(max(n, 1), "refused call"))
+	r.printf("  %s was tried after it was deactivated: %s.\n", r.old.ID, lastRejectedText(r.now(), rj))
 	r.printf("  Who: source IP %s, user agent %q. That caller still has the old key.\n", dash(rj.IP), rj.UserAgent)
 	yes, answered := true, true
 	if !r.o.yes {
@@ -552,6 +574,13 @@ func (r *rotation) deleteOld(ctx context.Context) error {
 	return nil
 }
 
+func latest(a, b *latchkey.Rejection) *latchkey.Rejection {
+	if a == nil || (b != nil && b.At.After(a.At)) {
+		return b
+	}
+	return a
+}
+
 func indent(s string) string {
 	lines := strings.SplitAfter(s, "\n")
 	for i, l := range lines {
@@ -562,11 +591,9 @@ func indent(s string) string {
 	return strings.Join(lines, "")
 }
 
-func sameUse(a, b *latchkey.Use) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.At.Equal(b.At)
+// newer reports whether a is a later use than b.
+func newer(a, b *latchkey.Use) bool {
+	return a != nil && (b == nil || a.At.After(b.At))
 }
 
 func whoUsed(u *latchkey.Use) string {

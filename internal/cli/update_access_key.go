@@ -74,7 +74,18 @@ EXAMPLES
 				}
 				if k.Status == latchkey.StatusActive {
 					now := s.env.Now()
-					fmt.Fprintf(p.err, "Access key %s (%s) was last used %s.\n", k.ID, k.Owner(), lastUsedText(now, k.LastUsed))
+					if k.LastUsed == nil || now.Sub(k.LastUsed.At) >= recent {
+						// Look twice before skipping the question: a read made
+						// while the server writes its usage can miss the last use.
+						if lu, err := cl.GetAccessKeyLastUsed(cmd.Context(), id); err == nil && newer(lu.LastUsed, k.LastUsed) {
+							k.LastUsed = lu.LastUsed
+						}
+					}
+					if k.LastUsed == nil {
+						fmt.Fprintf(p.err, "Access key %s (%s) has never been used.\n", k.ID, k.Owner())
+					} else {
+						fmt.Fprintf(p.err, "Access key %s (%s) was last used %s.\n", k.ID, k.Owner(), lastUsedText(now, k.LastUsed))
+					}
 					if k.LastUsed != nil && now.Sub(k.LastUsed.At) < recent && !yes {
 						ok, answered, err := s.stdin(cmd).confirm(cmd.Context(), p.err,
 							fmt.Sprintf("That is within the last %s: calls made with it will fail once it is Inactive. Deactivate it?", duration(recent)), false)
