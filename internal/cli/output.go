@@ -279,6 +279,14 @@ func lastUsedText(now time.Time, u *latchkey.Use) string {
 	return useText(now, u.At, u.IP, u.UserAgent)
 }
 
+// usedPhrase is "was last used 3s ago from ..." or "has never been used".
+func usedPhrase(now time.Time, u *latchkey.Use) string {
+	if u == nil {
+		return "has never been used"
+	}
+	return "was last used " + lastUsedText(now, u)
+}
+
 func lastRejectedText(now time.Time, r *latchkey.Rejection) string {
 	if r == nil {
 		return "never"

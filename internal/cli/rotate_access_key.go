@@ -405,7 +405,7 @@ func (r *rotation) watchQuiet(ctx context.Context) error {
 			lastShown, lastPrinted = key, now
 		}
 		if quiet >= r.o.quiet {
-			r.printf("  %s has not been used for %s; %s was last used %s.\n", r.old.ID, duration(r.o.quiet), r.newKey.ID, lastUsedText(now, n.LastUsed))
+			r.printf("  %s has not been used for %s; %s %s.\n", r.old.ID, duration(r.o.quiet), r.newKey.ID, usedPhrase(now, n.LastUsed))
 			return nil
 		}
 		select {
@@ -417,7 +417,7 @@ func (r *rotation) watchQuiet(ctx context.Context) error {
 				continue
 			}
 			if line == "" || strings.EqualFold(line, "skip") {
-				r.printf("  Moving on at your request: %s was last used %s.\n", r.old.ID, lastUsedText(now, o.LastUsed))
+				r.printf("  Moving on at your request: %s %s.\n", r.old.ID, usedPhrase(now, o.LastUsed))
 				return nil
 			}
 			r.printf("  Press Enter or type skip to move on now.\n")

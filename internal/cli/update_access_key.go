@@ -81,11 +81,7 @@ EXAMPLES
 							k.LastUsed = lu.LastUsed
 						}
 					}
-					if k.LastUsed == nil {
-						fmt.Fprintf(p.err, "Access key %s (%s) has never been used.\n", k.ID, k.Owner())
-					} else {
-						fmt.Fprintf(p.err, "Access key %s (%s) was last used %s.\n", k.ID, k.Owner(), lastUsedText(now, k.LastUsed))
-					}
+					fmt.Fprintf(p.err, "Access key %s (%s) %s.\n", k.ID, k.Owner(), usedPhrase(now, k.LastUsed))
 					if k.LastUsed != nil && now.Sub(k.LastUsed.At) < recent && !yes {
 						ok, answered, err := s.stdin(cmd).confirm(cmd.Context(), p.err,
 							fmt.Sprintf("That is within the last %s: calls made with it will fail once it is Inactive. Deactivate it?", duration(recent)), false)
