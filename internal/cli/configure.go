@@ -84,7 +84,7 @@ func (s *state) runConfigure(cmd *cobra.Command, id, credsAt string, noCheck boo
 	if interactive {
 		fmt.Fprintf(stderr, "Configuring profile %q in %s.\n", name, credsAt)
 		if id == "" {
-			if id, err = s.ask(cmd, "Access key ID", p[credfile.KeyAccessKeyID]); err != nil {
+			if id, err = ask(in, stderr, "Access key ID", p[credfile.KeyAccessKeyID]); err != nil {
 				return err
 			}
 		}
@@ -94,20 +94,21 @@ func (s *state) runConfigure(cmd *cobra.Command, id, credsAt string, noCheck boo
 		if endpoint == "" {
 			def := p[credfile.KeyEndpointURL]
 			if def == "" {
+				def = f.Profile("default")[credfile.KeyEndpointURL]
+			}
+			if def == "" {
 				def = client.DefaultEndpoint
 			}
-			if endpoint, err = s.ask(cmd, "Endpoint URL", def); err != nil {
+			if endpoint, err = ask(in, stderr, "Endpoint URL", def); err != nil {
 				return err
 			}
 		}
 	} else {
-		line, ok, err := s.stdin(cmd).ReadLine(cmd.Context())
-		if err != nil {
-			return err
+		line, err := readLine(in)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the secret from standard input: %w", err)
 		}
-		if ok {
-			secret = line
-		}
+		secret = strings.TrimSpace(line)
 	}
 	if id == "" {
 		id = p[credfile.KeyAccessKeyID]
@@ -180,24 +181,42 @@ func (s *state) checkCredentials(cmd *cobra.Command, endpoint string, creds clie
 	return err
 }
 
-// ask prompts for a value on standard error; Enter keeps def.
-func (s *state) ask(cmd *cobra.Command, label, def string) (string, error) {
+// ask prompts for a value on w; Enter keeps def. It reads the line itself
+// rather than through state.stdin: a background reader would take the
+// keystrokes of the secret that follows.
+func ask(in io.Reader, w io.Writer, label, def string) (string, error) {
 	if def != "" {
-		fmt.Fprintf(cmd.ErrOrStderr(), "%s [%s]: ", label, def)
+		fmt.Fprintf(w, "%s [%s]: ", label, def)
 	} else {
-		fmt.Fprintf(cmd.ErrOrStderr(), "%s: ", label)
+		fmt.Fprintf(w, "%s: ", label)
 	}
-	line, ok, err := s.stdin(cmd).ReadLine(cmd.Context())
-	if err != nil {
-		return "", err
+	line, err := readLine(in)
+	if err != nil && (line == "" || !errors.Is(err, io.EOF)) {
+		return "", fmt.Errorf("reading %s: %w", strings.ToLower(label), err)
 	}
-	if !ok {
-		return "", errors.New("standard input ended before the answer")
-	}
-	if line == "" {
+	if line = strings.TrimSpace(line); line == "" {
 		return def, nil
 	}
 	return line, nil
+}
+
+// readLine reads up to a newline one byte at a time, so that nothing after
+// the line is consumed.
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	var c [1]byte
+	for {
+		n, err := r.Read(c[:])
+		if n == 1 {
+			if c[0] == '\n' {
+				return b.String(), nil
+			}
+			b.WriteByte(c[0])
+		}
+		if err != nil {
+			return b.String(), err
+		}
+	}
 }
 
 // readSecret reads the secret from the terminal without echo. Enter keeps
