@@ -137,7 +137,7 @@ type request struct {
 	auth   bool
 }
 
-// segmentsHoldSecret reports whether a path segment or query value looks
+// holdsSecret reports whether a path segment or query value looks
 // like a secret access key. Sending it would put the secret in server and
 // proxy logs (and the server would flag the key exposed).
 func (r *request) holdsSecret() bool {

@@ -180,6 +180,15 @@ func TestPrincipalsAndAccounts(t *testing.T) {
 	}
 }
 
+// With the secret alone the client sends Authorization: Bearer.
+func TestBearer(t *testing.T) {
+	srv := clitest.Start(t)
+	c := srv.Client(t, client.Credentials{SecretAccessKey: srv.Admin.SecretAccessKey})
+	if _, err := c.ListAccounts(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	srv := clitest.Start(t)
 	ctx := t.Context()

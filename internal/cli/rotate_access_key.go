@@ -241,8 +241,11 @@ func (r *rotation) run(ctx context.Context) error {
 			break
 		}
 	}
-	r.printf("Rotating access key %s of application %q (%s, last used %s).\n",
-		old.ID, old.Application, old.Status, lastUsedText(r.now(), old.LastUsed))
+	used := "never used"
+	if old.LastUsed != nil {
+		used = "last used " + lastUsedText(r.now(), old.LastUsed)
+	}
+	r.printf("Rotating access key %s of application %q: %s, %s.\n", old.ID, old.Application, old.Status, used)
 	if r.newKey != nil {
 		r.res.NewAccessKeyID = r.newKey.ID
 	}
@@ -270,7 +273,7 @@ func (r *rotation) run(ctx context.Context) error {
 		r.begin(2, "hand the new key over")
 		r.printf("  Already done: the callers were moved to %s.\n", r.newKey.ID)
 		r.begin(3, "deactivate the old key")
-		r.printf("  Already done: %s is Inactive (since %s).\n", old.ID, ago(r.now(), old.UpdatedAt))
+		r.printf("  Already done: %s is Inactive (deactivated %s).\n", old.ID, ago(r.now(), old.UpdatedAt))
 	}
 
 	keep, err := r.validateOld(ctx)
