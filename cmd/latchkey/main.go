@@ -10,13 +10,23 @@ import (
 	"syscall"
 
 	"github.com/latchkey/latchkey/internal/cli"
+	"github.com/spf13/cobra"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := cli.NewRoot()
-	root.AddCommand(newServeCmd(), newMigrateCmd())
+	root := addServerCmds(cli.NewRoot())
 	err := root.ExecuteContext(ctx)
 	os.Exit(cli.ExitCode(err, func(msg string) { fmt.Fprintln(os.Stderr, msg) }))
+}
+
+// addServerCmds adds the commands that need the stores (serve, migrate) to
+// the CLI's root.
+func addServerCmds(root *cobra.Command) *cobra.Command {
+	for _, c := range []*cobra.Command{newServeCmd(), newMigrateCmd()} {
+		c.GroupID = cli.GroupServer
+		root.AddCommand(c)
+	}
+	return root
 }

@@ -153,6 +153,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return cli.UsageErrorf("%v", err)
 	}
+	if o.usageRetention == 0 {
+		o.usageRetention = 14 * 24 * time.Hour
+	}
 	if o.usageRetention < time.Hour {
 		return cli.UsageErrorf("--usage-retention %s: expected at least 1h", o.usageRetention)
 	}
@@ -160,7 +163,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
 	}
 
-	if o.guardFailures < 0 || o.guardRefill <= 0 {
+	if o.guardFailures < 0 || (o.guardFailures > 0 && o.guardRefill <= 0) {
 		return cli.UsageErrorf("--guard-failures must be 0 or more and --guard-refill-per-minute more than 0")
 	}
 

@@ -191,6 +191,11 @@ func (f *File) Bytes() []byte {
 // Write stores the file at path atomically (temporary file, fsync, rename)
 // with mode 0600, creating the directory with mode 0700.
 func (f *File) Write(path string) error {
+	// Never rename over something that is not a regular file: a device
+	// such as /dev/null, a directory, a named pipe.
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file; give a credentials file path", path)
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)

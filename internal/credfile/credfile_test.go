@@ -131,3 +131,14 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("Warnings(ignored) = %v", w)
 	}
 }
+
+func TestWriteRefusesNonRegularFiles(t *testing.T) {
+	for _, path := range []string{os.DevNull, t.TempDir()} {
+		if _, err := SaveProfile(path, "default", Profile{KeyAccessKeyID: "x"}); err == nil {
+			t.Errorf("SaveProfile(%s) = %v; want a refusal", path, err)
+		}
+	}
+	if st, err := os.Stat(os.DevNull); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("%s is no longer a character device: %v %v", os.DevNull, st, err)
+	}
+}

@@ -1,0 +1,176 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net/url"
+	"time"
+
+	"github.com/latchkey/latchkey"
+)
+
+// CreatedAccessKey is a new access key with its secret. The server shows the
+// secret this once; it stores only a digest. String and GoString hide the
+// secret, so logging a CreatedAccessKey cannot leak it; marshal it to JSON
+// (or read SecretAccessKey) to hand the secret over.
+type CreatedAccessKey struct {
+	latchkey.AccessKey
+	SecretAccessKey string `json:"secret_access_key"`
+}
+
+// Credentials returns the key as credentials for a client.
+func (k *CreatedAccessKey) Credentials() Credentials {
+	return Credentials{AccessKeyID: k.ID, SecretAccessKey: k.SecretAccessKey}
+}
+
+// String names the key without its secret.
+func (k CreatedAccessKey) String() string { return k.ID + " (secret hidden)" }
+
+// GoString hides the secret from %#v.
+func (k CreatedAccessKey) GoString() string {
+	return fmt.Sprintf("client.CreatedAccessKey{ID:%q, SecretAccessKey:<hidden>}", k.ID)
+}
+
+// CreateAccessKeyInput describes a new application key. Account "" is the
+// caller's own account.
+type CreateAccessKeyInput struct {
+	Account     string
+	Application string
+	Description string
+	ExpiresAt   *time.Time
+}
+
+// CreateAccessKey creates an Active key for an application. Returns ELIMIT
+// when the application already owns the most keys it may (two by default),
+// ENOTFOUND for an unknown application, EINVALID for a bad description or an
+// expiry in the past, EFORBIDDEN for a read-only caller.
+func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
+	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt}
+	var out CreatedAccessKey
+	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetAccessKey returns a key (never its secret) with its usage so far.
+// Returns ENOTFOUND for an unknown key or one the caller may not see.
+func (c *Client) GetAccessKey(ctx context.Context, id string) (*latchkey.AccessKey, error) {
+	var out latchkey.AccessKey
+	if err := c.get(ctx, nil, &out, "v1", "access-keys", id); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// UpdateAccessKey changes a key's status, description or expiry; nil fields
+// are left alone. Returns ENOTFOUND, EINVALID, EFORBIDDEN.
+func (c *Client) UpdateAccessKey(ctx context.Context, id string, u latchkey.AccessKeyUpdate) (*latchkey.AccessKey, error) {
+	body := struct {
+		Status      *latchkey.Status `json:"status,omitempty"`
+		Description *string          `json:"description,omitempty"`
+		ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
+	}{u.Status, u.Description, u.ExpiresAt}
+	var out latchkey.AccessKey
+	if err := c.patch(ctx, nil, body, &out, "v1", "access-keys", id); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteAccessKeyInput names the key to delete.
+type DeleteAccessKeyInput struct {
+	AccessKeyID string
+	// Force deletes the key even while it is Active.
+	Force bool
+}
+
+// DeleteAccessKey deletes a key for good; verification fails for it at once.
+// Returns EKEYACTIVE while the key is Active unless Force is set, ENOTFOUND,
+// EFORBIDDEN.
+func (c *Client) DeleteAccessKey(ctx context.Context, in DeleteAccessKeyInput) error {
+	q := url.Values{}
+	if in.Force {
+		q.Set("force", "true")
+	}
+	return c.del(ctx, q, "v1", "access-keys", in.AccessKeyID)
+}
+
+// AccessKeyLastUsed is where and when a key was last accepted and last
+// refused. A refusal of an Inactive key is the evidence that something still
+// uses it.
+type AccessKeyLastUsed struct {
+	AccessKeyID  string              `json:"access_key_id"`
+	Application  string              `json:"application,omitempty"`
+	Status       latchkey.Status     `json:"status"`
+	LastUsed     *latchkey.Use       `json:"last_used"`
+	LastRejected *latchkey.Rejection `json:"last_rejected"`
+	UseCount     int64               `json:"use_count"`
+	RejectCount  int64               `json:"reject_count"`
+}
+
+// GetAccessKeyLastUsed returns a key's last use and last rejection, including
+// usage the server has not written to its database yet. Returns ENOTFOUND.
+func (c *Client) GetAccessKeyLastUsed(ctx context.Context, id string) (*AccessKeyLastUsed, error) {
+	var out AccessKeyLastUsed
+	if err := c.get(ctx, nil, &out, "v1", "access-keys", id, "last-used"); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListAccessKeysInput selects keys. With Application set, the application's
+// keys (ENOTFOUND if it does not exist); with Principal set, the principal's;
+// otherwise every key the caller may see, of Kind "application",
+// "principal" or both (""). Account "" is the caller's own account, or every
+// account for an operator listing all keys.
+type ListAccessKeysInput struct {
+	Account     string
+	Application string
+	Principal   string
+	Kind        string
+	Limit       int
+	PageToken   string
+}
+
+// AccessKeyPage is one page of keys, oldest first.
+type AccessKeyPage struct {
+	AccessKeys    []*latchkey.AccessKey `json:"access_keys"`
+	NextPageToken string                `json:"next_page_token,omitempty"`
+}
+
+// ListAccessKeys returns one page of keys, oldest first.
+func (c *Client) ListAccessKeys(ctx context.Context, in ListAccessKeysInput) (*AccessKeyPage, error) {
+	q := pageQuery(accountQuery(in.Account), in.Limit, in.PageToken)
+	var path []string
+	switch {
+	case in.Application != "":
+		path = []string{"v1", "applications", in.Application, "access-keys"}
+	case in.Principal != "":
+		path = []string{"v1", "principals", in.Principal, "access-keys"}
+	default:
+		path = []string{"v1", "access-keys"}
+		if in.Kind != "" {
+			q.Set("kind", in.Kind)
+		}
+	}
+	var out AccessKeyPage
+	if err := c.get(ctx, q, &out, path...); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AccessKeys iterates over every key ListAccessKeys selects, fetching pages
+// as needed. It stops at the first error, which it yields.
+func (c *Client) AccessKeys(ctx context.Context, in ListAccessKeysInput) iter.Seq2[*latchkey.AccessKey, error] {
+	return paginate(func(token string) ([]*latchkey.AccessKey, string, error) {
+		in.PageToken = token
+		p, err := c.ListAccessKeys(ctx, in)
+		if err != nil {
+			return nil, "", err
+		}
+		return p.AccessKeys, p.NextPageToken, nil
+	}, in.PageToken)
+}

@@ -1,0 +1,62 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/latchkey/latchkey"
+)
+
+// VerifyInput is a credential presented to the protected API, with what is
+// known of the call that carried it (recorded as the key's last use).
+type VerifyInput struct {
+	Key         string `json:"key"`                     // the secret access key
+	AccessKeyID string `json:"access_key_id,omitempty"` // when given, it must be the secret's key
+	IP          string `json:"ip,omitempty"`            // the caller's address
+	Referrer    string `json:"referrer,omitempty"`
+	UserAgent   string `json:"user_agent,omitempty"`
+}
+
+// VerifyResult is the server's decision. Identity fields are set only when
+// the credential matched a key the caller may see.
+type VerifyResult struct {
+	Valid       bool          `json:"valid"`
+	Code        latchkey.Code `json:"code"`
+	Message     string        `json:"message"`
+	AccessKeyID string        `json:"access_key_id,omitempty"`
+	Application string        `json:"application,omitempty"`
+	Account     string        `json:"account,omitempty"`
+}
+
+// Verify asks the server whether a credential may call the protected API.
+// The client's own credentials must be a principal's (a verifier principal
+// is enough). An invalid key is a decision (Valid false, with its Code), not
+// an error; errors are for the call itself (EUNAUTHORIZED, EUNAVAILABLE).
+func (c *Client) Verify(ctx context.Context, in VerifyInput) (*VerifyResult, error) {
+	var out VerifyResult
+	if err := c.post(ctx, nil, in, &out, "v1", "verify"); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Health returns nil when the server process answers (GET /healthz).
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, &request{method: http.MethodGet, path: []string{"healthz"}}, nil)
+}
+
+// Ready returns nil when the server can take traffic: its store is reachable
+// and its key index loaded (GET /readyz). Otherwise EUNAVAILABLE.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, &request{method: http.MethodGet, path: []string{"readyz"}}, nil)
+}
+
+// OpenAPI returns the OpenAPI document that describes the API.
+func (c *Client) OpenAPI(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	if err := c.do(ctx, &request{method: http.MethodGet, path: []string{"v1", "openapi.json"}}, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

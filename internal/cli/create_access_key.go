@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
+	"github.com/spf13/cobra"
+)
+
+func (s *state) newCreateAccessKeyCmd() *cobra.Command {
+	var (
+		app, principal, description string
+		expiresAt                   string
+		profile, credsAt            string
+	)
+	cmd := &cobra.Command{
+		Use:   "create-access-key --application-name NAME [--save-to-profile PROFILE]",
+		Short: "Create an access key for an application; its secret is shown once",
+		Long: `Create an Active access key for an application (or, with --principal-name,
+for an admin principal). An application may own two keys: the one in use
+and, during a rotation, its successor (see rotate-access-key).
+
+The secret access key exists only now: latchkey keeps a digest of it. Without
+--save-to-profile it is printed once, with the key ID. With
+--save-to-profile it is written, with the key ID, to that profile of the
+credentials file (created with mode 0600; other profiles are kept) and not
+printed at all, which keeps it out of terminal scrollback and logs. Point the
+application at that profile.
+
+JSON OUTPUT
+  {<access key fields>, "secret_access_key"}
+  access key fields: "access_key_id", "account", "application" or "principal",
+  "description", "status", "created_at", "updated_at", "expires_at",
+  "last_used", "last_rejected", "use_count", "reject_count", "exposed".
+  With --save-to-profile, "secret_access_key" is left out and
+  "saved_to_profile" and "credentials_file" say where it went.
+
+EXAMPLES
+  # Write the new key where the billing job reads it
+  latchkey create-access-key --application-name billing --save-to-profile billing \
+      --credentials-file /etc/billing/latchkey-credentials
+
+  # Print it once (then store it in your secret manager)
+  latchkey create-access-key --application-name billing --description "prod, 2026-11"
+
+  # A second key for an admin principal, to rotate its own credential
+  latchkey create-access-key --principal-name ci --save-to-profile ci-new`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if app == "" && principal == "" {
+				return UsageErrorf("--application-name is required, e.g. --application-name billing (or --principal-name for an admin's key)")
+			}
+			if app != "" && principal != "" {
+				return UsageErrorf("give --application-name or --principal-name, not both")
+			}
+			var exp *time.Time
+			if expiresAt != "" {
+				t, err := time.Parse(time.RFC3339, expiresAt)
+				if err != nil {
+					return UsageErrorf("--expires-at %q: expected an RFC 3339 time such as 2027-01-31T00:00:00Z", expiresAt)
+				}
+				if principal != "" {
+					return UsageErrorf("--expires-at applies to application keys only")
+				}
+				exp = &t
+			}
+			p, err := s.printer(cmd)
+			if err != nil {
+				return err
+			}
+			cl, err := s.client(cmd)
+			if err != nil {
+				return err
+			}
+			if credsAt == "" {
+				credsAt = s.credentialsFile()
+			}
+			if profile != "" {
+				if err := s.checkSaveTarget(credsAt, profile); err != nil {
+					return err
+				}
+			}
+			var k *client.CreatedAccessKey
+			if app != "" {
+				k, err = cl.CreateAccessKey(cmd.Context(), client.CreateAccessKeyInput{
+					Account: s.account, Application: app, Description: description, ExpiresAt: exp})
+			} else {
+				k, err = cl.CreatePrincipalAccessKey(cmd.Context(), client.CreatePrincipalAccessKeyInput{
+					Account: s.account, Principal: principal, Description: description})
+			}
+			if latchkey.ErrorCode(err) == latchkey.ELIMIT && app != "" {
+				return explainLimit(cmd.Context(), cl, s.account, app, err)
+			}
+			if err != nil {
+				return err
+			}
+			if profile == "" {
+				warnSecretOnce(p)
+				return p.Print(keyCreatedView(p, k, k, "", ""))
+			}
+			if err := s.saveKey(p.info, p.err, credsAt, profile, k.ID, k.SecretAccessKey); err != nil {
+				return fmt.Errorf("%w; access key %s was created but its secret could not be saved: delete it with 'latchkey delete-access-key --access-key-id %s --force' and try again", err, k.ID, k.ID)
+			}
+			return p.Print(keyCreatedView(p, savedKey{AccessKey: k.AccessKey, Profile: profile, File: credsAt}, k, profile, credsAt))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&app, "application-name", "", "application that will own the key (required unless --principal-name)")
+	f.StringVar(&principal, "principal-name", "", "admin principal that will own the key, instead of an application")
+	f.StringVar(&description, "description", "", "what the key is for, for people")
+	f.StringVar(&expiresAt, "expires-at", "", "time (RFC 3339) after which the key stops working")
+	f.StringVar(&profile, "save-to-profile", "", "write the key ID and secret to this credentials profile instead of printing them")
+	f.StringVar(&credsAt, "credentials-file", "", "credentials file for --save-to-profile (default ~/.latchkey/credentials, env "+EnvCredentialsFile+")")
+	return cmd
+}
+
+// explainLimit replaces the server's LimitExceeded message with what to do
+// next, naming the application's keys.
+func explainLimit(ctx context.Context, cl *client.Client, account, app string, err error) error {
+	var inactive []string
+	n := 0
+	for k, lerr := range cl.AccessKeys(ctx, client.ListAccessKeysInput{Account: account, Application: app}) {
+		if lerr != nil {
+			return err
+		}
+		n++
+		if k.Status == latchkey.StatusInactive {
+			inactive = append(inactive, k.ID)
+		}
+	}
+	if len(inactive) > 0 {
+		return latchkey.Errorf(latchkey.ELIMIT,
+			"application %q already has %d access keys, the most it may have; delete the Inactive key %s first (latchkey delete-access-key --access-key-id %s)",
+			app, n, strings.Join(inactive, ", "), inactive[0])
+	}
+	return latchkey.Errorf(latchkey.ELIMIT,
+		"application %q already has %d access keys, all Active, the most it may have; to replace one, run latchkey rotate-access-key --access-key-id ID (it deactivates and deletes the old key once nothing uses it)",
+		app, n)
+}
+
+// savedKey is the JSON of a key whose secret went to a profile.
+type savedKey struct {
+	latchkey.AccessKey
+	Profile string `json:"saved_to_profile"`
+	File    string `json:"credentials_file"`
+}
+
+// warnSecretOnce tells the user, on standard error, that the secret on
+// standard output will not be shown again.
+func warnSecretOnce(p *printer) {
+	fmt.Fprintln(p.err, "latchkey: this is the only time the secret access key is shown: store it now (or use --save-to-profile).")
+}
+
+// keyCreatedView shows a new key: with its secret, or with where it was
+// saved.
+func keyCreatedView(p *printer, js any, k *client.CreatedAccessKey, profile, file string) view {
+	v := view{JSON: js, Vertical: true,
+		Headers: []string{"ACCESS KEY ID", "OWNER", "STATUS", "DESCRIPTION"},
+		Rows:    [][]cell{{c(k.ID), c(owner(&k.AccessKey)), statusCell(&k.AccessKey), c(dash(k.Description))}},
+	}
+	if profile == "" {
+		v.Headers = append(v.Headers, "SECRET ACCESS KEY")
+		v.Rows[0] = append(v.Rows[0], c(k.SecretAccessKey))
+	} else {
+		v.Headers = append(v.Headers, "SAVED TO PROFILE", "CREDENTIALS FILE")
+		v.Rows[0] = append(v.Rows[0], c(profile), c(file))
+	}
+	return v
+}

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
+	"github.com/spf13/cobra"
+)
+
+func (s *state) newCreateApplicationCmd() *cobra.Command {
+	var name, description string
+	cmd := &cobra.Command{
+		Use:   "create-application --application-name NAME",
+		Short: "Register an application (a client of your API) that will own access keys",
+		Long: `Register an application: a client system of your API, such as a service, a
+job or a partner's integration. Each application owns its own access keys
+(at most two, so that one can be rotated while the other serves).
+
+Names are 1 to 64 letters, digits, '-', '_' and '.', starting with a letter
+or a digit.
+
+JSON OUTPUT
+  {"account", "name", "description", "created_at", "key_count"}
+
+EXAMPLES
+  latchkey create-application --application-name billing
+  latchkey create-application --application-name billing --description "nightly invoice run"`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := required("application-name", name, "billing"); err != nil {
+				return err
+			}
+			if err := latchkey.ValidateName("--application-name", name); err != nil {
+				return UsageErrorf("%s", errMessage(err))
+			}
+			p, err := s.printer(cmd)
+			if err != nil {
+				return err
+			}
+			cl, err := s.client(cmd)
+			if err != nil {
+				return err
+			}
+			app, err := cl.CreateApplication(cmd.Context(), client.CreateApplicationInput{Account: s.account, Name: name, Description: description})
+			if err != nil {
+				return err
+			}
+			return p.Print(p.applicationsView(app, app))
+		},
+	}
+	cmd.Flags().StringVar(&name, "application-name", "", "name of the new application (required)")
+	cmd.Flags().StringVar(&description, "description", "", "what the application is, for people")
+	return cmd
+}
+
+// applicationsView is the table of applications; js is the JSON document.
+func (p *printer) applicationsView(js any, apps ...*latchkey.Application) view {
+	v := view{JSON: js, Headers: []string{"NAME", "KEYS", "AGE", "ACCOUNT", "DESCRIPTION"}, Empty: "No applications."}
+	for _, a := range apps {
+		v.Rows = append(v.Rows, []cell{c(a.Name), c(itoa(a.KeyCount)), p.ageCell(a.CreatedAt), c(a.Account), c(dash(a.Description))})
+	}
+	return v
+}

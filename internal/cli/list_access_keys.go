@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
+	"github.com/spf13/cobra"
+)
+
+func (s *state) newListAccessKeysCmd() *cobra.Command {
+	var (
+		app, principal, kind string
+		maxItems             int
+	)
+	cmd := &cobra.Command{
+		Use:   "list-access-keys [--application-name NAME]",
+		Short: "List access keys with their status, age and last use",
+		Long: `List access keys, oldest first, with their status, age and when each was
+last used: an application's (--application-name), an admin principal's
+(--principal-name), or every key you may see (of --kind application or
+principal). Secrets are never shown: latchkey does not have them.
+
+A key marked EXPOSED was seen where it should not be (a URL, a leak report):
+rotate it.
+
+JSON OUTPUT
+  {"access_keys": [{"access_key_id", "account", "application" or "principal",
+    "description", "status", "created_at", "updated_at", "expires_at",
+    "last_used": {"at", "ip", "user_agent"} or null,
+    "last_rejected": {"at", "ip", "user_agent", "reason"} or null,
+    "use_count", "reject_count", "exposed": {"at", "where"} or null}, ...]}
+
+TEXT OUTPUT
+  access_key_id  owner  status  created_at  last_used_at  description
+  (times in RFC 3339, "-" for never; owner "principal:NAME" for admin keys)
+
+EXAMPLES
+  latchkey list-access-keys --application-name billing
+  latchkey list-access-keys --kind application --output text | awk '$3 == "Inactive" {print $1}'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if app != "" && principal != "" {
+				return UsageErrorf("give --application-name or --principal-name, not both")
+			}
+			switch kind {
+			case "", "application", "principal":
+			default:
+				return UsageErrorf("--kind %q: expected application or principal", kind)
+			}
+			if maxItems < 0 {
+				return UsageErrorf("--max-items %d: expected 0 (all) or more", maxItems)
+			}
+			p, err := s.printer(cmd)
+			if err != nil {
+				return err
+			}
+			cl, err := s.client(cmd)
+			if err != nil {
+				return err
+			}
+			keys := []*latchkey.AccessKey{}
+			in := client.ListAccessKeysInput{Account: s.account, Application: app, Principal: principal, Kind: kind}
+			for k, err := range cl.AccessKeys(cmd.Context(), in) {
+				if err != nil {
+					return err
+				}
+				keys = append(keys, k)
+				if maxItems > 0 && len(keys) == maxItems {
+					break
+				}
+			}
+			return p.Print(p.keysView(map[string]any{"access_keys": keys}, keys...))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&app, "application-name", "", "list this application's keys")
+	f.StringVar(&principal, "principal-name", "", "list this admin principal's keys")
+	f.StringVar(&kind, "kind", "", "application or principal (default both)")
+	f.IntVar(&maxItems, "max-items", 0, "stop after this many keys (0: all)")
+	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions([]string{"application", "principal"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("application-name", s.completeApplications)
+	return cmd
+}
+
+func (p *printer) keysView(js any, keys ...*latchkey.AccessKey) view {
+	v := view{JSON: js, Headers: []string{"ACCESS KEY ID", "OWNER", "STATUS", "AGE", "LAST USED", "DESCRIPTION"}, Empty: "No access keys."}
+	for _, k := range keys {
+		var used cell
+		if k.LastUsed != nil {
+			used = p.timeCell(&k.LastUsed.At)
+		} else {
+			used = p.timeCell(nil)
+		}
+		v.Rows = append(v.Rows, []cell{c(k.ID), c(owner(k)), statusCell(k), p.ageCell(k.CreatedAt), used, c(dash(k.Description))})
+	}
+	return v
+}
+
+// completeApplications offers the server's application names to the shell.
+func (s *state) completeApplications(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	cl, err := s.client(cmd)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for a, err := range cl.Applications(cmd.Context(), client.ListApplicationsInput{Account: s.account}) {
+		if err != nil {
+			break
+		}
+		names = append(names, a.Name)
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
