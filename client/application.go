@@ -10,9 +10,10 @@ import (
 // CreateApplicationInput names a new application. Account "" is the
 // caller's own account (the default account for operators).
 type CreateApplicationInput struct {
-	Account     string
-	Name        string
-	Description string
+	Account      string
+	Name         string
+	Description  string
+	Restrictions *latchkey.Restrictions // defaults for the application's keys
 }
 
 // CreateApplication registers an application. Returns EEXISTS if the name is
@@ -20,9 +21,10 @@ type CreateApplicationInput struct {
 // caller.
 func (c *Client) CreateApplication(ctx context.Context, in CreateApplicationInput) (*latchkey.Application, error) {
 	body := struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-	}{in.Name, in.Description}
+		Name         string                 `json:"name"`
+		Description  string                 `json:"description"`
+		Restrictions *latchkey.Restrictions `json:"restrictions,omitempty"`
+	}{in.Name, in.Description, in.Restrictions}
 	var out latchkey.Application
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications"); err != nil {
 		return nil, err
@@ -41,17 +43,19 @@ func (c *Client) GetApplication(ctx context.Context, account, name string) (*lat
 
 // UpdateApplicationInput changes an application; nil fields are left alone.
 type UpdateApplicationInput struct {
-	Account     string
-	Name        string
-	Description *string
+	Account      string
+	Name         string
+	Description  *string
+	Restrictions *latchkey.Restrictions // replaces them; empty removes them
 }
 
-// UpdateApplication changes an application's description. Returns ENOTFOUND,
-// EINVALID, EFORBIDDEN.
+// UpdateApplication changes an application's description or default
+// restrictions. Returns ENOTFOUND, EINVALID, EFORBIDDEN.
 func (c *Client) UpdateApplication(ctx context.Context, in UpdateApplicationInput) (*latchkey.Application, error) {
 	body := struct {
-		Description *string `json:"description,omitempty"`
-	}{in.Description}
+		Description  *string                `json:"description,omitempty"`
+		Restrictions *latchkey.Restrictions `json:"restrictions,omitempty"`
+	}{in.Description, in.Restrictions}
 	var out latchkey.Application
 	if err := c.patch(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Name); err != nil {
 		return nil, err

@@ -16,6 +16,8 @@ func (s *state) newCreateAccessKeyCmd() *cobra.Command {
 		app, principal, description string
 		expiresAt                   string
 		profile, credsAt            string
+		reportOnly                  bool
+		rf                          restrictionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create-access-key --application-name NAME [--save-to-profile PROFILE]",
@@ -39,10 +41,19 @@ JSON OUTPUT
   With --save-to-profile, "secret_access_key" is left out and
   "saved_to_profile" and "credentials_file" say where it went.
 
+Restriction flags (--allowed-ips, --allowed-referrers, --android-app,
+--ios-bundle-ids, --scopes, --rate-limit) narrow the new key further than its
+application's defaults; with --report-only they only record what they would
+refuse.
+
 EXAMPLES
   # Write the new key where the billing job reads it
   latchkey create-access-key --application-name billing --save-to-profile billing \
       --credentials-file /etc/billing/latchkey-credentials
+
+  # Only from the billing hosts, read-only, at most 10 calls a second
+  latchkey create-access-key --application-name billing --allowed-ips 203.0.113.0/24 \
+      --scopes invoices:read --rate-limit 10/s:20
 
   # Print it once (then store it in your secret manager)
   latchkey create-access-key --application-name billing --description "prod, 2026-11"
@@ -86,8 +97,19 @@ EXAMPLES
 			}
 			var k *client.CreatedAccessKey
 			if app != "" {
-				k, err = cl.CreateAccessKey(cmd.Context(), client.CreateAccessKeyInput{
-					Account: s.account, Application: app, Description: description, ExpiresAt: exp})
+				in := client.CreateAccessKeyInput{Account: s.account, Application: app, Description: description, ExpiresAt: exp}
+				if rf.changed(cmd) {
+					r, err := rf.apply(cmd, nil)
+					if err != nil {
+						return err
+					}
+					if reportOnly {
+						in.ReportOnly = r
+					} else {
+						in.Restrictions = r
+					}
+				}
+				k, err = cl.CreateAccessKey(cmd.Context(), in)
 			} else {
 				k, err = cl.CreatePrincipalAccessKey(cmd.Context(), client.CreatePrincipalAccessKeyInput{
 					Account: s.account, Principal: principal, Description: description})
@@ -113,6 +135,8 @@ EXAMPLES
 	f.StringVar(&principal, "principal-name", "", "admin principal that will own the key, instead of an application")
 	f.StringVar(&description, "description", "", "what the key is for, for people")
 	f.StringVar(&expiresAt, "expires-at", "", "time (RFC 3339) after which the key stops working")
+	rf.register(f, false)
+	f.BoolVar(&reportOnly, "report-only", false, "create the restrictions as report-only: record what they would refuse, refuse nothing")
 	f.StringVar(&profile, "save-to-profile", "", "write the key ID and secret to this credentials profile instead of printing them")
 	f.StringVar(&credsAt, "credentials-file", "", "credentials file for --save-to-profile (default ~/.latchkey/credentials, env "+EnvCredentialsFile+")")
 	return cmd

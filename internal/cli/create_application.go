@@ -7,7 +7,10 @@ import (
 )
 
 func (s *state) newCreateApplicationCmd() *cobra.Command {
-	var name, description string
+	var (
+		name, description string
+		rf                restrictionFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "create-application --application-name NAME",
 		Short: "Register an application (a client of your API) that will own access keys",
@@ -18,12 +21,17 @@ job or a partner's integration. Each application owns its own access keys
 Names are 1 to 64 letters, digits, '-', '_' and '.', starting with a letter
 or a digit.
 
+Restriction flags (--allowed-ips, --allowed-referrers, --android-app,
+--ios-bundle-ids, --scopes, --rate-limit) set the default restrictions of every
+key of the application; a key's own restrictions narrow them further.
+
 JSON OUTPUT
-  {"account", "name", "description", "created_at", "key_count"}
+  {"account", "name", "description", "created_at", "key_count", "restrictions"}
 
 EXAMPLES
   latchkey create-application --application-name billing
-  latchkey create-application --application-name billing --description "nightly invoice run"`,
+  latchkey create-application --application-name billing --description "nightly invoice run"
+  latchkey create-application --application-name web --allowed-referrers 'https://*.example.com/*'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := required("application-name", name, "billing"); err != nil {
@@ -40,7 +48,13 @@ EXAMPLES
 			if err != nil {
 				return err
 			}
-			app, err := cl.CreateApplication(cmd.Context(), client.CreateApplicationInput{Account: s.account, Name: name, Description: description})
+			in := client.CreateApplicationInput{Account: s.account, Name: name, Description: description}
+			if rf.changed(cmd) {
+				if in.Restrictions, err = rf.apply(cmd, nil); err != nil {
+					return err
+				}
+			}
+			app, err := cl.CreateApplication(cmd.Context(), in)
 			if err != nil {
 				return err
 			}
@@ -49,14 +63,15 @@ EXAMPLES
 	}
 	cmd.Flags().StringVar(&name, "application-name", "", "name of the new application (required)")
 	cmd.Flags().StringVar(&description, "description", "", "what the application is, for people")
+	rf.register(cmd.Flags(), false)
 	return cmd
 }
 
 // applicationsView is the table of applications; js is the JSON document.
 func (p *printer) applicationsView(js any, apps ...*latchkey.Application) view {
-	v := view{JSON: js, Headers: []string{"NAME", "KEYS", "AGE", "ACCOUNT", "DESCRIPTION"}, Empty: "No applications."}
+	v := view{JSON: js, Headers: []string{"NAME", "KEYS", "AGE", "ACCOUNT", "RESTRICTIONS", "DESCRIPTION"}, Empty: "No applications."}
 	for _, a := range apps {
-		v.Rows = append(v.Rows, []cell{c(a.Name), c(itoa(a.KeyCount)), p.ageCell(a.CreatedAt), c(a.Account), c(dash(a.Description))})
+		v.Rows = append(v.Rows, []cell{c(a.Name), c(itoa(a.KeyCount)), p.ageCell(a.CreatedAt), c(a.Account), c(restrictionSummary(a.Restrictions)), c(dash(a.Description))})
 	}
 	return v
 }

@@ -82,7 +82,7 @@ EXAMPLES
 }
 
 func (p *printer) keysView(js any, keys ...*latchkey.AccessKey) view {
-	v := view{JSON: js, Headers: []string{"ACCESS KEY ID", "OWNER", "STATUS", "AGE", "LAST USED", "DESCRIPTION"}, Empty: "No access keys."}
+	v := view{JSON: js, Headers: []string{"ACCESS KEY ID", "OWNER", "STATUS", "AGE", "LAST USED", "RESTRICTIONS", "DESCRIPTION"}, Empty: "No access keys."}
 	for _, k := range keys {
 		var used cell
 		if k.LastUsed != nil {
@@ -90,7 +90,11 @@ func (p *printer) keysView(js any, keys ...*latchkey.AccessKey) view {
 		} else {
 			used = p.timeCell(nil)
 		}
-		v.Rows = append(v.Rows, []cell{c(k.ID), c(owner(k)), statusCell(k), p.ageCell(k.CreatedAt), used, c(dash(k.Description))})
+		restr := k.Restrictions.String()
+		if !k.ReportOnly.Empty() {
+			restr += " (+report-only: " + k.ReportOnly.String() + ")"
+		}
+		v.Rows = append(v.Rows, []cell{c(k.ID), c(owner(k)), statusCell(k), p.ageCell(k.CreatedAt), used, c(restr), c(dash(k.Description))})
 	}
 	return v
 }

@@ -166,7 +166,7 @@ EXAMPLES
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		s.newCreateApplicationCmd(), s.newListApplicationsCmd(), s.newDeleteApplicationCmd(),
+		s.newCreateApplicationCmd(), s.newListApplicationsCmd(), s.newUpdateApplicationCmd(), s.newDeleteApplicationCmd(),
 	} {
 		c.GroupID = groupApps
 		root.AddCommand(c)

@@ -11,13 +11,17 @@ import (
 func (s *state) newUpdateAccessKeyCmd() *cobra.Command {
 	var (
 		id, status, description string
+		expiresAt               string
 		recent                  time.Duration
 		yes                     bool
+		clearExpiry             bool
+		reportOnly, enforce     bool
+		rf                      restrictionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "update-access-key --access-key-id ID --status Active|Inactive",
-		Short: "Deactivate or reactivate an access key, or change its description",
-		Long: `Change an access key's status or description.
+		Short: "Deactivate or reactivate an access key, or change its description, expiry or restrictions",
+		Long: `Change an access key's status, description, expiry or restrictions.
 
 An Inactive key is refused by verification but can be made Active again at
 any time: deactivate a key you mean to delete, watch that nothing breaks
@@ -28,6 +32,14 @@ was within --recent-window (default 1h), something is probably still using
 it, and the command asks for confirmation; --yes skips the question (for
 scripts).
 
+Restrictions narrow where the key works: --allowed-ips, --allowed-referrers,
+--android-app, --ios-bundle-ids, --scopes, --rate-limit. Each flag given
+replaces that one kind and keeps the others; "" removes it. With
+--report-only they go into the report-only set instead: calls they would
+refuse are recorded (get-access-key-last-used shows them) but still pass.
+When nothing would be refused any more, --enforce-report-only makes them
+binding.
+
 JSON OUTPUT
   the key after the change: {"access_key_id", "status", ...} as in
   list-access-keys.
@@ -36,7 +48,11 @@ EXAMPLES
   latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --status Inactive
   latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --status Active
   latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --status Inactive --yes
-  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --description "billing, prod"`,
+  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --description "billing, prod"
+  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --allowed-ips 203.0.113.0/24 --report-only
+  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --enforce-report-only
+  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --scopes shipments:read --rate-limit 10/s:20
+  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --expires-at 2027-01-31T00:00:00Z`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := required("access-key-id", id, "LKIAEXAMPLEEXAMPLE23"); err != nil {
@@ -53,8 +69,26 @@ EXAMPLES
 			if cmd.Flags().Changed("description") {
 				u.Description = &description
 			}
-			if u.Status == nil && u.Description == nil {
-				return UsageErrorf("nothing to change: give --status Active|Inactive or --description TEXT")
+			if expiresAt != "" {
+				t, err := time.Parse(time.RFC3339, expiresAt)
+				if err != nil {
+					return UsageErrorf("--expires-at %q: expected an RFC 3339 time such as 2027-01-31T00:00:00Z", expiresAt)
+				}
+				u.ExpiresAt = &t
+			}
+			if clearExpiry && expiresAt != "" {
+				return UsageErrorf("--expires-at and --clear-expiry go separately: give one")
+			}
+			u.ClearExpiry = clearExpiry
+			if enforce && (reportOnly || rf.changed(cmd)) {
+				return UsageErrorf("--enforce-report-only goes alone: it makes the report-only restrictions binding as they are")
+			}
+			u.EnforceReportOnly = enforce
+			if reportOnly && !rf.changed(cmd) {
+				return UsageErrorf("--report-only needs a restriction flag such as --allowed-ips")
+			}
+			if u.Status == nil && u.Description == nil && u.ExpiresAt == nil && !u.ClearExpiry && !u.EnforceReportOnly && !rf.changed(cmd) {
+				return UsageErrorf("nothing to change: give --status Active|Inactive, --description TEXT, --expires-at, --clear-expiry, a restriction flag, or --enforce-report-only")
 			}
 			if recent < 0 {
 				return UsageErrorf("--recent-window %s: expected a duration of 0 or more, such as 1h", recent)
@@ -66,6 +100,25 @@ EXAMPLES
 			cl, err := s.client(cmd)
 			if err != nil {
 				return err
+			}
+			if rf.changed(cmd) {
+				cur, err := cl.GetAccessKey(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				base := cur.Restrictions
+				if reportOnly {
+					base = cur.ReportOnly
+				}
+				r, err := rf.apply(cmd, base)
+				if err != nil {
+					return err
+				}
+				if reportOnly {
+					u.ReportOnly = r
+				} else {
+					u.Restrictions = r
+				}
 			}
 			if u.Status != nil && *u.Status == latchkey.StatusInactive {
 				k, err := cl.GetAccessKey(cmd.Context(), id)
@@ -108,6 +161,11 @@ EXAMPLES
 	f.StringVar(&id, "access-key-id", "", "key to change (required)")
 	f.StringVar(&status, "status", "", "Active or Inactive")
 	f.StringVar(&description, "description", "", "new description")
+	f.StringVar(&expiresAt, "expires-at", "", "time (RFC 3339) after which the key stops working")
+	f.BoolVar(&clearExpiry, "clear-expiry", false, "remove the key's expiry")
+	rf.register(f, true)
+	f.BoolVar(&reportOnly, "report-only", false, "put the restriction flags into the report-only set: record what they would refuse, refuse nothing")
+	f.BoolVar(&enforce, "enforce-report-only", false, "make the report-only restrictions binding")
 	f.DurationVar(&recent, "recent-window", time.Hour, "ask before deactivating a key used this recently")
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	_ = cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{"Active", "Inactive"}, cobra.ShellCompDirectiveNoFileComp))

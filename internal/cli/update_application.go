@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"github.com/latchkey/latchkey/client"
+	"github.com/spf13/cobra"
+)
+
+func (s *state) newUpdateApplicationCmd() *cobra.Command {
+	var (
+		name, description string
+		rf                restrictionFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "update-application --application-name NAME",
+		Short: "Change an application's description or the default restrictions of its keys",
+		Long: `Change an application's description, or the restrictions every one of its
+keys must satisfy: --allowed-ips, --allowed-referrers, --android-app,
+--ios-bundle-ids, --scopes, --rate-limit. Each flag given replaces that one
+kind and keeps the others; "" removes it; --clear-restrictions removes all.
+The change applies to every key of the application at once.
+
+JSON OUTPUT
+  {"account", "name", "description", "created_at", "key_count", "restrictions"}
+
+EXAMPLES
+  latchkey update-application --application-name billing --allowed-ips 203.0.113.0/24,2001:db8::/32
+  latchkey update-application --application-name web --allowed-referrers 'https://*.example.com/*'
+  latchkey update-application --application-name billing --rate-limit 50/s:100
+  latchkey update-application --application-name billing --clear-restrictions`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := required("application-name", name, "billing"); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("description") && !rf.changed(cmd) {
+				return UsageErrorf("nothing to change: give --description or a restriction flag such as --allowed-ips")
+			}
+			p, err := s.printer(cmd)
+			if err != nil {
+				return err
+			}
+			cl, err := s.client(cmd)
+			if err != nil {
+				return err
+			}
+			in := client.UpdateApplicationInput{Account: s.account, Name: name}
+			if cmd.Flags().Changed("description") {
+				in.Description = &description
+			}
+			if rf.changed(cmd) {
+				cur, err := cl.GetApplication(cmd.Context(), s.account, name)
+				if err != nil {
+					return err
+				}
+				if in.Restrictions, err = rf.apply(cmd, cur.Restrictions); err != nil {
+					return err
+				}
+			}
+			app, err := cl.UpdateApplication(cmd.Context(), in)
+			if err != nil {
+				return err
+			}
+			return p.Print(p.applicationsView(app, app))
+		},
+	}
+	cmd.Flags().StringVar(&name, "application-name", "", "application to change (required)")
+	cmd.Flags().StringVar(&description, "description", "", "new description")
+	rf.register(cmd.Flags(), true)
+	return cmd
+}
