@@ -38,6 +38,8 @@ type serveOptions struct {
 	scopeRules      []string
 	usageRetention  time.Duration
 	resync          time.Duration
+	leakAction      string
+	githubKeys      string
 	tlsCert         string
 	tlsKey          string
 	guardFailures   int
@@ -97,6 +99,8 @@ EXAMPLES
 	f.StringVar(&o.logFormat, "log-format", envOr("LATCHKEY_LOG_FORMAT", "text"), "text or json (env LATCHKEY_LOG_FORMAT)")
 	f.IntVar(&o.maxKeys, "max-keys-per-application", envInt("LATCHKEY_MAX_KEYS_PER_APPLICATION", latchkey.DefaultMaxKeysPerApplication), "access keys an application may own (env LATCHKEY_MAX_KEYS_PER_APPLICATION)")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", splitEnv("LATCHKEY_TRUSTED_PROXIES"), "peers whose X-Forwarded-For is trusted, as IPs or CIDRs (env LATCHKEY_TRUSTED_PROXIES)")
+	f.StringVar(&o.leakAction, "leak-action", envOr("LATCHKEY_LEAK_ACTION", "deactivate"), "what a leak report does to a live key: deactivate, or flag (exposed, left Active) (env LATCHKEY_LEAK_ACTION)")
+	f.StringVar(&o.githubKeys, "github-secret-scanning-keys", os.Getenv("LATCHKEY_GITHUB_SECRET_SCANNING_KEYS"), "file with GitHub's secret scanning public keys (JSON as GitHub serves it); enables POST /v1/leaks/github")
 	f.StringVar(&o.tlsCert, "tls-cert", os.Getenv("LATCHKEY_TLS_CERT"), "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env LATCHKEY_TLS_CERT)")
 	f.StringVar(&o.tlsKey, "tls-key", os.Getenv("LATCHKEY_TLS_KEY"), "PEM private key for --tls-cert (env LATCHKEY_TLS_KEY)")
 	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs at /v1/authorize, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
@@ -177,6 +181,21 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			return cli.UsageErrorf("--tls-cert/--tls-key: %v", err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	leaks := &httpapi.LeakConfig{Action: manage.LeakAction(o.leakAction)}
+	switch leaks.Action {
+	case manage.LeakDeactivate, manage.LeakFlag:
+	default:
+		return cli.UsageErrorf("--leak-action %q: expected deactivate or flag", o.leakAction)
+	}
+	if o.githubKeys != "" {
+		doc, err := os.ReadFile(o.githubKeys)
+		if err != nil {
+			return cli.UsageErrorf("--github-secret-scanning-keys: %v", err)
+		}
+		if leaks.GitHubKeys, err = httpapi.ParseGitHubKeys(doc); err != nil {
+			return cli.UsageErrorf("--github-secret-scanning-keys %s: %v", o.githubKeys, err)
+		}
 	}
 	var scopeRules []httpapi.ScopeRule
 	for _, s := range o.scopeRules {
@@ -274,7 +293,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules,
-		Ready: ready,
+		Ready: ready, Leaks: leaks,
 	}
 	handler := api.Handler()
 	if tlsConfig != nil {

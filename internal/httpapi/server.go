@@ -41,6 +41,9 @@ type Server struct {
 	// forward-auth surface.
 	ScopeRules []ScopeRule
 
+	// Leaks configures leak reports; nil means the defaults.
+	Leaks *LeakConfig
+
 	// Ready reports whether the server should take traffic (store
 	// reachable, index loaded). nil means always ready.
 	Ready func(ctx context.Context) error
@@ -114,6 +117,10 @@ func (s *Server) routes() []endpoint {
 		e("POST", "/v1/principals/{name}/access-keys", s.admin(s.createPrincipalKey)),
 
 		e("GET", "/v1/audit-events", s.admin(s.listAuditEvents)),
+
+		e("POST", "/v1/leaks", s.reportLeaks),
+		e("POST", "/v1/leaks/check", s.admin(s.checkLeaks)),
+		e("POST", "/v1/leaks/github", s.githubLeaks),
 	}
 }
 
@@ -121,6 +128,9 @@ func (s *Server) routes() []endpoint {
 func (s *Server) Handler() http.Handler {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
+	}
+	if s.Leaks == nil {
+		s.Leaks = &LeakConfig{}
 	}
 	mux := http.NewServeMux()
 	for _, ep := range s.routes() {
