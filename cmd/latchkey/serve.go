@@ -184,6 +184,8 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	leaks := &httpapi.LeakConfig{Action: manage.LeakAction(o.leakAction)}
 	switch leaks.Action {
+	case "":
+		leaks.Action = manage.LeakDeactivate
 	case manage.LeakDeactivate, manage.LeakFlag:
 	default:
 		return cli.UsageErrorf("--leak-action %q: expected deactivate or flag", o.leakAction)
