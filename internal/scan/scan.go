@@ -182,21 +182,21 @@ func (s *Scanner) scanPath(ctx context.Context, root string, warn func(string)) 
 	return append(dedupe(files, hist), hist...), nil
 }
 
-// dedupe drops the file findings that the history already reports (same
-// path, line and secret), since the history names the commit too.
+// dedupe drops the file findings that the history already reports (the
+// same secret at the same path), since the history names the commit that
+// added it. Lines may have moved since; the commit's line is kept.
 func dedupe(files, hist []Finding) []Finding {
 	type key struct {
 		file string
-		line int
 		d    keyformat.Digest
 	}
 	seen := map[key]bool{}
 	for _, f := range hist {
-		seen[key{f.File, f.Line, f.Digest}] = true
+		seen[key{f.File, f.Digest}] = true
 	}
 	out := files[:0]
 	for _, f := range files {
-		if f.Rule == RuleSecret && seen[key{f.File, f.Line, f.Digest}] {
+		if f.Rule == RuleSecret && seen[key{f.File, f.Digest}] {
 			continue
 		}
 		out = append(out, f)
