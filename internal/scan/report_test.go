@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -255,7 +256,7 @@ func TestProgressLine(t *testing.T) {
 func TestStartProgress(t *testing.T) {
 	t.Run("slow scan", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			var b bytes.Buffer
+			var b lockedBuffer
 			stop := StartProgress(&b, func() Stats { return Stats{Files: 1} })
 			time.Sleep(progressDelay - time.Millisecond)
 			synctest.Wait()
@@ -275,7 +276,7 @@ func TestStartProgress(t *testing.T) {
 	})
 	t.Run("quick scan", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			var b bytes.Buffer
+			var b lockedBuffer
 			stop := StartProgress(&b, func() Stats { return Stats{} })
 			time.Sleep(progressDelay / 2)
 			stop()
@@ -285,3 +286,23 @@ func TestStartProgress(t *testing.T) {
 		})
 	})
 }
+
+// lockedBuffer lets the test read what the progress goroutine writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) Len() int { return len(l.String()) }
