@@ -37,6 +37,9 @@ func ExitCode(err error, print func(string)) int {
 	if err == nil {
 		return ExitOK
 	}
+	if errors.Is(err, errFindings) {
+		return ExitServer // scan: the findings are the message
+	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		print("latchkey: " + ue.msg)
@@ -65,6 +68,7 @@ func NewRoot() *cobra.Command {
 		return UsageErrorf("%v (see '%s --help')", err, cmd.CommandPath())
 	})
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newScanCmd())
 	return root
 }
 

@@ -1,9 +1,11 @@
 package scan
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
@@ -352,6 +355,26 @@ func (s *Scanner) scanBlob(repo *git.Repository, m *matcher, h plumbing.Hash) ([
 	return out, nil
 }
 
+// stagedIndex reads the index that the next commit is made from. During
+// `git commit -a` or `git commit PATH...` that is not .git/index but a
+// temporary one that git names to the hook in GIT_INDEX_FILE.
+func stagedIndex(repo *git.Repository) (*index.Index, error) {
+	p := os.Getenv("GIT_INDEX_FILE")
+	if p == "" {
+		return repo.Storer.Index()
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	idx := &index.Index{}
+	if err := index.NewDecoder(bufio.NewReader(f)).Decode(idx); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return idx, nil
+}
+
 // ScanStaged scans what `git commit` would add in the repository holding
 // dir: every index entry whose blob differs from HEAD's. As in the
 // history, a secret already in HEAD's version of the file is not reported
@@ -362,7 +385,7 @@ func (s *Scanner) ScanStaged(ctx context.Context, dir string) ([]Finding, error)
 		return nil, err
 	}
 	prefix := displayPrefix(repo, dir)
-	idx, err := repo.Storer.Index()
+	idx, err := stagedIndex(repo)
 	if err != nil {
 		return nil, fmt.Errorf("reading the git index: %w", err)
 	}
