@@ -12,20 +12,52 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // openRepo opens the repository holding dir (dir or one of its parents),
-// linked worktrees included.
+// linked worktrees and bare repositories included.
 func openRepo(dir string) (*git.Repository, error) {
 	r, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		// go-git's DetectDotGit does not recognise a bare repository.
+		r, err = git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening git repository at %s: %w", dir, err)
 	}
 	return r, nil
+}
+
+// openObjects opens the repository holding dir for reading many objects:
+// pack files stay open (by default go-git reopens the pack for every object
+// it reads, a third of the time of a history scan), objects are cached up
+// to cacheSize, and blobs larger than 16 MiB that are not deltas are
+// streamed rather than read into memory. close releases the files.
+func openObjects(dir string, cacheSize cache.FileSize) (repo *git.Repository, close func(), err error) {
+	r, err := openRepo(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	fsst, ok := r.Storer.(*filesystem.Storage)
+	if !ok {
+		return r, func() {}, nil
+	}
+	st := filesystem.NewStorageWithOptions(fsst.Filesystem(), cache.NewObjectLRU(cacheSize), filesystem.Options{
+		KeepDescriptors:      true,
+		LargeObjectThreshold: 16 << 20,
+	})
+	repo, err = git.Open(st, nil)
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("opening git repository at %s: %w", dir, err)
+	}
+	return repo, func() { st.Close() }, nil
 }
 
 // displayPrefix is what history paths (relative to the top of the work
@@ -70,11 +102,17 @@ type change struct {
 // that added it to a path, not at every later commit that still has it. A
 // shallow clone is scanned as far as it goes.
 func (s *Scanner) ScanHistory(ctx context.Context, dir string) ([]Finding, error) {
-	repo, err := openRepo(dir)
+	top, err := openRepo(dir)
 	if err != nil {
 		return nil, err
 	}
-	prefix := displayPrefix(repo, dir)
+	prefix := displayPrefix(top, dir)
+	// Trees are read again and again as commits share them: a large cache.
+	repo, closeRepo, err := openObjects(dir, cache.DefaultMaxSize)
+	if err != nil {
+		return nil, err
+	}
+	defer closeRepo()
 
 	jobs := make(chan plumbing.Hash, 256)
 	var (
@@ -88,8 +126,12 @@ func (s *Scanner) ScanHistory(ctx context.Context, dir string) ([]Finding, error
 		go func() {
 			defer wg.Done()
 			// go-git's object storage is not safe for concurrent use:
-			// each worker reads through its own.
-			r, err := openRepo(dir)
+			// each worker reads through its own. Blobs are read once,
+			// so a small cache (for delta bases) will do.
+			r, closeR, err := openObjects(dir, 16*cache.MiByte)
+			if err == nil {
+				defer closeR()
+			}
 			m := newMatcher()
 			for h := range jobs {
 				if err != nil {

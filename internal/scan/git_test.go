@@ -194,6 +194,24 @@ func TestScanHistory(t *testing.T) {
 	})
 }
 
+func TestScanHistoryBare(t *testing.T) {
+	s1 := newSecret(t)
+	r := newTestRepo(t)
+	c := r.commit("one", map[string]string{"dir/a.txt": s1}, nil)
+	bare := t.TempDir()
+	if _, err := git.PlainClone(bare, true, &git.CloneOptions{URL: r.dir}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := New(Options{History: HistoryOnly}).Scan(t.Context(), []string{bare}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []brief{{RuleSecret, "dir/a.txt", 1, keyformat.Mask(s1), "", c.String()}}
+	if d := cmp.Diff(want, briefs(got)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
 func TestScanHistoryNotARepo(t *testing.T) {
 	_, err := New(Options{}).ScanHistory(t.Context(), t.TempDir())
 	if err == nil {
