@@ -253,3 +253,29 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	c.b = c.b[n:]
 	return n, nil
 }
+
+// BenchmarkMatcher measures one matcher (one core) on text with a secret
+// per megabyte: go test -bench Matcher ./internal/scan
+func BenchmarkMatcher(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 10))
+	words := strings.Fields("func return if else for range var config value key token user id name data := { } ( ) // lookup")
+	var buf bytes.Buffer
+	for buf.Len() < 16<<20 {
+		if buf.Len()%(1<<20) < 80 {
+			buf.WriteString("secret = " + newSecret(b) + "\n")
+		}
+		buf.WriteString(words[r.IntN(len(words))])
+		buf.WriteByte(' ')
+		if r.IntN(10) == 0 {
+			buf.WriteByte('\n')
+		}
+	}
+	data := buf.Bytes()
+	m := newMatcher()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, _, err := m.scan(bytes.NewReader(data), true, func(match) {}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
