@@ -71,15 +71,6 @@ func (r *testRepo) checkout(branch string, create bool) {
 	}
 }
 
-func (r *testRepo) head() plumbing.Hash {
-	r.t.Helper()
-	h, err := r.repo.Head()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return h.Hash()
-}
-
 func TestScanHistory(t *testing.T) {
 	var s [10]string
 	for i := range s {

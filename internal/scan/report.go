@@ -122,7 +122,7 @@ var sarifRules = []sarifRule{
 		Name:                 "LatchkeySecretAccessKey",
 		ShortDescription:     sarifText{"latchkey secret access key"},
 		FullDescription:      sarifText{"A latchkey secret access key (lksk_ followed by 46 base62 characters with a valid CRC32 checksum) is in the source or its history."},
-		Help:                 sarifText{"Deactivate the key now (latchkey update-access-key --status Inactive), rotate the application to a new key, then delete the leaked one. Removing the line does not help: the secret stays in the history and in every clone."},
+		Help:                 sarifText{"Deactivate the key now (latchkey update-access-key --access-key-id ID --status Inactive), rotate the application to a new key, then delete the leaked one. Removing the line does not help: the secret stays in the history and in every clone."},
 		DefaultConfiguration: sarifRuleConf{"error"},
 		Properties:           map[string]any{"tags": []string{"security", "secret"}, "precision": "very-high", "security-severity": "9.0"},
 	},
