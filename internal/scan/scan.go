@@ -168,7 +168,13 @@ func (s *Scanner) scanPath(ctx context.Context, root string, warn func(string)) 
 		return s.scanFiles(ctx, func(yield func(string)) error { yield(root); return nil }, warn)
 	}
 	withHistory := s.opts.History == HistoryAuto && isRepoRoot(root)
-	files, err := s.scanFiles(ctx, func(yield func(string)) error { return s.walk(ctx, root, yield) }, warn)
+	walkRoot := root
+	if lst, err := os.Lstat(root); err == nil && lst.Mode()&fs.ModeSymlink != 0 {
+		// WalkDir does not follow a symbolic link, even the root's;
+		// with a trailing separator the root resolves to the directory.
+		walkRoot = root + string(filepath.Separator)
+	}
+	files, err := s.scanFiles(ctx, func(yield func(string)) error { return s.walk(ctx, walkRoot, yield, warn) }, warn)
 	if err != nil || !withHistory {
 		return files, err
 	}
@@ -215,14 +221,15 @@ var vendored = map[string]bool{"vendor": true, "node_modules": true}
 
 // walk calls yield with every regular file under root, skipping vendored
 // trees and .git unless the options include them. Symbolic links are not
-// followed.
-func (s *Scanner) walk(ctx context.Context, root string, yield func(string)) error {
+// followed. A directory that cannot be read is counted as unreadable.
+func (s *Scanner) walk(ctx context.Context, root string, yield func(string), warn func(string)) error {
 	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if path == root {
 				return err
 			}
 			s.stats.unreadable.Add(1)
+			warn(fmt.Sprintf("cannot read %s: %v", path, err))
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -140,6 +140,26 @@ func TestScanFileAndStdin(t *testing.T) {
 	}
 }
 
+// A directory given through a symbolic link is walked; links inside it are
+// not followed.
+func TestScanSymlinkedRoot(t *testing.T) {
+	s1 := newSecret(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"real/a.txt": s1})
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(filepath.Join(dir, "real"), link); err != nil {
+		t.Fatal(err)
+	}
+	got, err := New(Options{}).Scan(t.Context(), []string{link}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []brief{{RuleSecret, filepath.ToSlash(filepath.Join(link, "a.txt")), 1, keyformat.Mask(s1), "", ""}}
+	if d := cmp.Diff(want, briefs(got)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
 func TestScanMissingPath(t *testing.T) {
 	_, err := New(Options{}).Scan(t.Context(), []string{filepath.Join(t.TempDir(), "nope")}, nil, nil)
 	if !errors.Is(err, os.ErrNotExist) {
