@@ -60,6 +60,7 @@ type Scanner struct {
 	opts  Options
 	stats counters
 	ign   *ignoreCache
+	open  func(string) (io.ReadCloser, error) // os.Open; tests make reads fail
 }
 
 // New returns a Scanner.
@@ -67,7 +68,7 @@ func New(opts Options) *Scanner {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &Scanner{opts: opts, ign: newIgnoreCache()}
+	return &Scanner{opts: opts, ign: newIgnoreCache(), open: func(p string) (io.ReadCloser, error) { return os.Open(p) }}
 }
 
 type counters struct {
@@ -290,7 +291,7 @@ func (s *Scanner) scanFiles(ctx context.Context, list func(yield func(string)) e
 }
 
 func (s *Scanner) scanFile(m *matcher, path string) ([]Finding, error) {
-	f, err := os.Open(path)
+	f, err := s.open(path)
 	if err != nil {
 		return nil, err
 	}

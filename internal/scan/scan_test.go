@@ -2,10 +2,11 @@ package scan
 
 import (
 	"errors"
+	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -168,24 +169,33 @@ func TestScanMissingPath(t *testing.T) {
 }
 
 func TestScanUnreadable(t *testing.T) {
-	if runtime.GOOS == "windows" || os.Geteuid() == 0 {
-		t.Skip("permissions do not stop root")
-	}
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"a.txt": "x"})
-	if err := os.Chmod(filepath.Join(dir, "a.txt"), 0); err != nil {
-		t.Fatal(err)
+	s1 := newSecret(t)
+	writeTree(t, dir, map[string]string{"a.txt": "x", "b.txt": s1})
+	sc := New(Options{})
+	sc.open = func(p string) (io.ReadCloser, error) {
+		if filepath.Base(p) == "a.txt" {
+			return nil, fs.ErrPermission
+		}
+		return os.Open(p)
 	}
 	var warned []string
-	_, err := New(Options{}).Scan(t.Context(), []string{dir}, nil, func(s string) { warned = append(warned, s) })
-	if !errors.Is(err, ErrUnreadable) || len(warned) != 1 {
+	got, err := sc.Scan(t.Context(), []string{dir}, nil, func(s string) { warned = append(warned, s) })
+	if !errors.Is(err, ErrUnreadable) || len(warned) != 1 || !strings.Contains(warned[0], "a.txt") {
 		t.Fatalf("err = %v, warnings %q", err, warned)
+	}
+	// What could be read is still reported.
+	if len(got) != 1 || got[0].Masked != keyformat.Mask(s1) {
+		t.Errorf("findings = %v", briefs(got))
 	}
 }
 
 // Credentials and .env files with a secret are flagged when git would
 // commit them, and not when they are ignored or outside a work tree.
 func TestCredentialsFiles(t *testing.T) {
+	// The user's own excludes file must not change the answers.
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	id := newID(t)
 	creds := func() string {
 		return "[default]\nlatchkey_access_key_id = " + id + "\nlatchkey_secret_access_key = " + newSecret(t) + "\n"
