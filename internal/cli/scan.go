@@ -28,7 +28,9 @@ func newScanCmd() *cobra.Command {
 		Use:   "scan [PATH...]",
 		Short: "Find leaked latchkey secrets in files, git history and staged changes",
 		Long: `Find latchkey secret access keys (lksk_..., checksum verified, so look-alikes
-are not reported) and the access key IDs next to them.
+are not reported) and the access key IDs next to them. Secrets are also found
+base64-encoded (as in a Kubernetes Secret) and inside HTTP Basic credentials
+(base64 of ID:SECRET).
 
 Each PATH is a file, a directory (walked; vendor/, node_modules/ and .git/
 are skipped, and so are binary files, unless included with the flags below)

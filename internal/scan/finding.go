@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/keyformat"
@@ -44,6 +45,10 @@ type Finding struct {
 	Digest keyformat.Digest
 	// AccessKeyID is the access key ID found next to the secret, if any.
 	AccessKeyID string
+	// Encoding is how the secret was written: "" as is, "base64" (as in a
+	// Kubernetes Secret) or "basic" (an HTTP Basic credential,
+	// base64 of "ID:secret").
+	Encoding string
 	// Status is filled in by Annotate from the server; empty when not
 	// checked.
 	Status KeyStatus
@@ -56,8 +61,18 @@ func (f Finding) Message() string {
 		return "credentials file with a latchkey secret is in a git work tree and not ignored; add it to .gitignore or move it out of the tree"
 	default:
 		msg := "latchkey secret access key " + f.Masked
+		var notes []string
+		switch f.Encoding {
+		case "base64":
+			notes = append(notes, "base64-encoded")
+		case "basic":
+			notes = append(notes, "in an HTTP Basic credential")
+		}
 		if f.AccessKeyID != "" {
-			msg += " (access key ID " + f.AccessKeyID + ")"
+			notes = append(notes, "access key ID "+f.AccessKeyID)
+		}
+		if len(notes) > 0 {
+			msg += " (" + strings.Join(notes, ", ") + ")"
 		}
 		return msg
 	}
@@ -74,6 +89,7 @@ type findingJSON struct {
 	Secret      string     `json:"secret"`
 	SHA256      string     `json:"sha256"`
 	AccessKeyID string     `json:"accessKeyId,omitempty"`
+	Encoding    string     `json:"encoding,omitempty"`
 	Status      KeyStatus  `json:"status,omitempty"`
 	Message     string     `json:"message"`
 }
@@ -84,7 +100,7 @@ func (f Finding) MarshalJSON() ([]byte, error) {
 	j := findingJSON{
 		Rule: f.Rule, File: f.File, Line: f.Line, Column: f.Column,
 		Commit: f.Commit, Author: f.Author, Secret: f.Masked,
-		SHA256: hex.EncodeToString(f.Digest[:]), AccessKeyID: f.AccessKeyID,
+		SHA256: hex.EncodeToString(f.Digest[:]), AccessKeyID: f.AccessKeyID, Encoding: f.Encoding,
 		Status: f.Status, Message: f.Message(),
 	}
 	if !f.CommitTime.IsZero() {

@@ -72,6 +72,9 @@ func TestGitleaksRule(t *testing.T) {
 		"notes/short.txt":   "lksk_" + strings.Repeat("a1B2", 11) + "\n", // 44 characters: too short
 		"notes/longer.txt":  "x" + lookAlike(r) + "Zq\n",                 // inside a longer word
 		"notes/prefixed.go": "k := \"xlksk_" + strings.Repeat("aB3", 15) + "c\"\n",
+		// encoded forms, which gitleaks finds by decoding base64
+		"k8s/secret.yaml": "apiVersion: v1\nkind: Secret\ndata:\n  LATCHKEY_SECRET: " + b64(sec()) + "\n",
+		"har/session.txt": "Authorization: Basic " + b64(id+":"+sec()) + "\n",
 	})
 	conf := filepath.Join(dir, "gitleaks.toml")
 	if err := os.WriteFile(conf, []byte(gitleaksRule(t)), 0o644); err != nil {

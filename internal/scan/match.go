@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 
 	"github.com/latchkey/latchkey/keyformat"
@@ -24,6 +25,61 @@ const (
 	credKeyLookback = 256
 )
 
+// Secrets are also found base64-encoded where the encoding starts with
+// them: a Kubernetes Secret's data value (base64 of the secret) and an HTTP
+// Basic credential (base64 of "ID:secret", which DESIGN.md allows).
+const (
+	b64SecretLen = 68 // base64 of a secret (51 bytes), no padding
+	b64BasicLen  = 96 // base64 of "LKIA...:lksk_..." (72 bytes)
+	// lookahead is what a candidate needs after it: the longest
+	// encoding and the bytes searched for an access key ID.
+	lookahead = b64BasicLen + nearBytes
+)
+
+// Kinds of candidates, in the order of needles.
+const (
+	plain = iota
+	b64Secret
+	b64Basic
+)
+
+// A needle starts a kind of candidate: full is what the candidate starts
+// with, search the part of it looked for with bytes.Index, off bytes into
+// full. bytes.Index is fastest when the first byte of what it looks for is
+// rare: in source code "ksk_" is found three times faster than "lksk_" ('l'
+// is everywhere) and "Gtza1" six times faster than "bGtza1".
+type needle struct {
+	full, search []byte
+	off          int
+}
+
+var needles = [...]needle{
+	plain:     {[]byte(keyformat.SecretPrefix), []byte("ksk_"), 1},
+	b64Secret: {[]byte("bGtza1"), []byte("Gtza1"), 1}, // base64 of "lksk_", whatever follows
+	b64Basic:  {[]byte("TEtJQ"), []byte("JQ"), 3},     // base64 of "LKIA", whatever follows
+}
+
+// find returns the first position i in [from, limit) where nd.full starts
+// in b, or -1.
+func (nd needle) find(b []byte, from, limit int) int {
+	for from < limit {
+		lo, hi := from+nd.off, min(len(b), limit+nd.off+len(nd.search)-1)
+		if lo >= hi {
+			return -1
+		}
+		j := bytes.Index(b[lo:hi], nd.search)
+		if j < 0 {
+			return -1
+		}
+		i := lo + j - nd.off
+		if i+len(nd.full) <= len(b) && bytes.Equal(b[i:i+len(nd.full)], nd.full) {
+			return i
+		}
+		from = i + 1
+	}
+	return -1
+}
+
 var (
 	secretPrefix = []byte(keyformat.SecretPrefix)
 	idPrefix     = []byte(keyformat.IDPrefix)
@@ -38,6 +94,7 @@ type match struct {
 	secret    string // the whole secret
 	keyID     string // the nearest access key ID, if any
 	credValue bool   // the secret is the value of latchkey_secret_access_key
+	encoding  string // "" (as is), "base64" or "basic" (base64 of ID:secret)
 }
 
 // matcher finds secrets in a stream. It owns a read buffer and is reused by
@@ -50,7 +107,7 @@ func newMatcher() *matcher { return newMatcherSize(bufSize) }
 
 // minBufSize keeps room for a candidate, its look-ahead and the context
 // kept behind it when the window slides.
-const minBufSize = 2*(keyformat.SecretLen+nearBytes) + 64
+const minBufSize = 2*lookahead + 64
 
 // newMatcherSize returns a matcher with a read window of size bytes; tests
 // use small windows to put secrets across window edges.
@@ -104,29 +161,37 @@ func (m *matcher) scan(r io.Reader, skipBinary bool, emit func(match)) (total in
 		// needs (the secret and the bytes after it) in the buffer.
 		limit := n
 		if !eof {
-			limit = n - (keyformat.SecretLen + nearBytes)
+			limit = n - lookahead
 		}
+		next := [len(needles)]int{-2, -2, -2} // per needle: next position, -1 none, -2 not searched
 		for from < limit {
-			j := bytes.Index(buf[from:min(n, limit+len(secretPrefix)-1)], secretPrefix)
-			if j < 0 {
+			best := -1
+			for k, nd := range needles {
+				if next[k] == -2 || next[k] >= 0 && next[k] < from {
+					next[k] = nd.find(buf[:n], from, limit)
+				}
+				if next[k] >= 0 && (best < 0 || next[k] < next[best]) {
+					best = k
+				}
+			}
+			if best < 0 {
 				from = limit
 				break
 			}
-			i := from + j
+			i := next[best]
 			from = i + 1
-			if i+keyformat.SecretLen > n || !validSecret(buf[i:i+keyformat.SecretLen]) {
+			mt, size, ok := decodeAt(buf[:n], i, best, base == 0)
+			if !ok {
 				continue
 			}
-			// "lksk_" cannot start inside a secret's base62 body.
-			from = i + keyformat.SecretLen
+			// No needle can start inside what was matched.
+			from = i + size
 			advance(i)
-			emit(match{
-				line:      line,
-				col:       int(base+int64(i)-lineStart) + 1,
-				secret:    string(buf[i : i+keyformat.SecretLen]),
-				keyID:     nearestID(buf[:n], i),
-				credValue: isCredValue(buf[:i]),
-			})
+			mt.line, mt.col = line, int(base+int64(i)-lineStart)+1
+			if mt.keyID == "" {
+				mt.keyID = nearestID(buf[:n], i, i+size)
+			}
+			emit(mt)
 		}
 		if eof {
 			return base + int64(n), false, nil
@@ -143,6 +208,48 @@ func (m *matcher) scan(r io.Reader, skipBinary bool, emit func(match)) (total in
 	}
 }
 
+// decodeAt checks the candidate of kind at b[i:] and returns the match
+// (without its position) and how many bytes it covers. An encoded candidate
+// must start a base64 word: inside one its alignment is unknown. atStart
+// says b[0] is the start of the stream.
+func decodeAt(b []byte, i, kind int, atStart bool) (match, int, bool) {
+	if kind == plain {
+		if i+keyformat.SecretLen > len(b) || !validSecret(b[i:i+keyformat.SecretLen]) {
+			return match{}, 0, false
+		}
+		return match{secret: string(b[i : i+keyformat.SecretLen]), credValue: isCredValue(b[:i])}, keyformat.SecretLen, true
+	}
+	if i > 0 && isBase64(b[i-1]) || i == 0 && !atStart {
+		return match{}, 0, false
+	}
+	size := b64SecretLen
+	if kind == b64Basic {
+		size = b64BasicLen
+	}
+	if i+size > len(b) {
+		return match{}, 0, false
+	}
+	var d [b64BasicLen / 4 * 3]byte
+	n, err := base64.StdEncoding.Decode(d[:], b[i:i+size])
+	if err != nil {
+		return match{}, 0, false
+	}
+	dec := d[:n]
+	if kind == b64Secret {
+		if !validSecret(dec) {
+			return match{}, 0, false
+		}
+		return match{secret: string(dec), encoding: "base64"}, size, true
+	}
+	id, sec := dec[:keyformat.IDLen], dec[keyformat.IDLen+1:]
+	if dec[keyformat.IDLen] != ':' || !keyformat.ValidID(string(id)) || !validSecret(sec) {
+		return match{}, 0, false
+	}
+	return match{secret: string(sec), keyID: string(id), encoding: "basic"}, size, true
+}
+
+func isBase64(c byte) bool { return isAlnum(c) || c == '+' || c == '/' }
+
 // validSecret checks the shape cheaply before keyformat.ValidSecret checks
 // the checksum, so look-alikes cost no allocation.
 func validSecret(b []byte) bool {
@@ -154,9 +261,9 @@ func validSecret(b []byte) bool {
 	return keyformat.ValidSecret(string(b))
 }
 
-// nearestID returns the access key ID closest to the secret at b[at:], within
-// nearBytes and nearLines on either side, or "".
-func nearestID(b []byte, at int) string {
+// nearestID returns the access key ID closest to the secret at b[at:end],
+// within nearBytes and nearLines on either side, or "".
+func nearestID(b []byte, at, end int) string {
 	lo := max(at-nearBytes, 0)
 	for i, lines := at-1, 0; i >= lo; i-- {
 		if b[i] == '\n' {
@@ -166,7 +273,6 @@ func nearestID(b []byte, at int) string {
 			}
 		}
 	}
-	end := at + keyformat.SecretLen
 	hi := min(end+nearBytes, len(b))
 	for i, lines := end, 0; i < hi; i++ {
 		if b[i] == '\n' {

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -30,6 +31,8 @@ func newID(t testing.TB) string {
 	}
 	return id
 }
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // lookAlike returns "lksk_" and 46 base62 characters whose checksum is
 // wrong: the shape of a secret, but not one.
@@ -90,6 +93,15 @@ func TestMatcher(t *testing.T) {
 		{"env quoted", `latchkey_secret_access_key="` + s1 + `"`, []match{{line: 1, col: 29, secret: s1, credValue: true}}},
 		{"other key", "other_key = " + s1, []match{{line: 1, col: 13, secret: s1}}},
 		{"adjacent", s1 + s2, []match{{line: 1, col: 1, secret: s1}, {line: 1, col: 52, secret: s2}}},
+		{"kubernetes secret", "data:\n  LATCHKEY_SECRET: " + b64(s1) + "\n",
+			[]match{{line: 2, col: 20, secret: s1, encoding: "base64"}}},
+		{"base64 with a newline", b64(s1 + "\n"), []match{{line: 1, col: 1, secret: s1, encoding: "base64"}}},
+		{"base64 inside a longer word", "QUJD" + b64(s1), nil},
+		{"base64 of a look-alike", b64(bad), nil},
+		{"http basic", "Authorization: Basic " + b64(id+":"+s2) + "\r\n",
+			[]match{{line: 1, col: 22, secret: s2, keyID: id, encoding: "basic"}}},
+		{"http basic without a colon", "Basic " + b64(id+"-"+s2), nil},
+		{"curl -u", "curl -u " + id + ":" + s1 + " http://127.0.0.1", []match{{line: 1, col: 30, secret: s1, keyID: id}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,11 +126,14 @@ func TestMatcher(t *testing.T) {
 func TestMatcherWindowEdges(t *testing.T) {
 	const size = minBufSize + 100
 	id := newID(t)
-	for off := size - 700; off < size+100; off += 7 {
+	for off := size - 800; off < size+100; off += 7 {
 		s := newSecret(t)
-		in := strings.Repeat("a", off-30) + "\n" + id + "         " + s + "\nzz"
+		in := strings.Repeat("a", off-30) + "\n" + id + "         " + s + "\nzz " + b64(id+":"+s) + "\n"
 		got, _ := scanAll(t, newMatcherSize(size), strings.NewReader(in), true)
-		want := []match{{line: 2, col: 30, secret: s, keyID: id}}
+		want := []match{
+			{line: 2, col: 30, secret: s, keyID: id},
+			{line: 3, col: 4, secret: s, keyID: id, encoding: "basic"},
+		}
 		if d := cmp.Diff(want, got, matchCmp); d != "" {
 			t.Fatalf("offset %d (-want +got):\n%s", off, d)
 		}
@@ -204,18 +219,49 @@ func TestMatcherReadError(t *testing.T) {
 // reference finds secrets the slow, obvious way over the whole input.
 func reference(b []byte) []match {
 	var out []match
-	for i := 0; i+keyformat.SecretLen <= len(b); i++ {
-		c := string(b[i : i+keyformat.SecretLen])
-		if !keyformat.ValidSecret(c) {
+	for i := 0; i < len(b); i++ {
+		var (
+			mt   match
+			size int
+		)
+		switch {
+		case i+keyformat.SecretLen <= len(b) && keyformat.ValidSecret(string(b[i:i+keyformat.SecretLen])):
+			mt = match{secret: string(b[i : i+keyformat.SecretLen]), credValue: isCredValue(b[:i])}
+			size = keyformat.SecretLen
+		case (i == 0 || !isBase64(b[i-1])) && i+b64SecretLen <= len(b) && validB64(b[i:i+b64SecretLen]):
+			d, _ := base64.StdEncoding.DecodeString(string(b[i : i+b64SecretLen]))
+			mt = match{secret: string(d), encoding: "base64"}
+			size = b64SecretLen
+		case (i == 0 || !isBase64(b[i-1])) && i+b64BasicLen <= len(b) && validBasic(b[i:i+b64BasicLen]):
+			d, _ := base64.StdEncoding.DecodeString(string(b[i : i+b64BasicLen]))
+			mt = match{secret: string(d[21:]), keyID: string(d[:20]), encoding: "basic"}
+			size = b64BasicLen
+		default:
 			continue
 		}
-		line := 1 + bytes.Count(b[:i], []byte{'\n'})
-		col := i - bytes.LastIndexByte(b[:i], '\n')
-		out = append(out, match{line: line, col: col, secret: c,
-			keyID: nearestID(b, i), credValue: isCredValue(b[:i])})
-		i += keyformat.SecretLen - 1
+		mt.line = 1 + bytes.Count(b[:i], []byte{'\n'})
+		mt.col = i - bytes.LastIndexByte(b[:i], '\n')
+		if mt.keyID == "" {
+			mt.keyID = nearestID(b, i, i+size)
+		}
+		out = append(out, mt)
+		i += size - 1
 	}
 	return out
+}
+
+func validB64(enc []byte) bool {
+	d, err := base64.StdEncoding.DecodeString(string(enc))
+	return err == nil && keyformat.ValidSecret(string(d))
+}
+
+func validBasic(enc []byte) bool {
+	d, err := base64.StdEncoding.DecodeString(string(enc))
+	if err != nil || len(d) != 72 {
+		return false
+	}
+	id, colon, sec := string(d[:20]), d[20], string(d[21:])
+	return colon == ':' && keyformat.ValidID(id) && keyformat.ValidSecret(sec)
 }
 
 // FuzzMatcher checks the streaming matcher, with a small window and reads
@@ -227,6 +273,7 @@ func FuzzMatcher(f *testing.F) {
 	f.Add([]byte(strings.Repeat("z\n", 600)+id+" "+s1+s2+strings.Repeat("q", 900)), uint8(17))
 	f.Add([]byte(strings.Repeat("lksk_", 400)+s2), uint8(200))
 	f.Add([]byte("\x00"+s1), uint8(1))
+	f.Add([]byte("data:\n  KEY: "+b64(s1)+"\nAuthorization: Basic "+b64(id+":"+s2)+"\n"), uint8(5))
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
 		want := reference(in)
 		var r io.Reader = bytes.NewReader(in)

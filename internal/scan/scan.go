@@ -1,7 +1,8 @@
 // Package scan finds leaked latchkey credentials: secret access keys (with
-// their checksum verified, so look-alikes are not reported) and the access
-// key IDs next to them, in files, in every commit of a git repository, in
-// staged changes and on standard input. It also flags credentials and .env
+// their checksum verified, so look-alikes are not reported), as they are or
+// base64-encoded (Kubernetes Secrets, HTTP Basic credentials), and the
+// access key IDs next to them, in files, in every commit of a git
+// repository, in staged changes and on standard input. It also flags credentials and .env
 // files that sit in a git work tree without being ignored.
 //
 // Findings never hold a whole secret: only its masked form (keyformat.Mask)
@@ -156,7 +157,7 @@ func secretFinding(file string, m match) Finding {
 	return Finding{
 		Rule: RuleSecret, File: file, Line: m.line, Column: m.col,
 		Masked: keyformat.Mask(m.secret), Digest: keyformat.Sum(m.secret),
-		AccessKeyID: m.keyID,
+		AccessKeyID: m.keyID, Encoding: m.encoding,
 	}
 }
 
