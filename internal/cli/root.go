@@ -57,6 +57,9 @@ func ExitCode(err error, print func(string)) int {
 	if err == nil {
 		return ExitOK
 	}
+	if errors.Is(err, errFindings) {
+		return ExitServer // scan: the findings are the message
+	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		print("latchkey: " + ue.msg)
@@ -180,6 +183,7 @@ EXAMPLES
 		root.AddCommand(c)
 	}
 	root.AddCommand(s.newVersionCmd())
+	root.AddCommand(newScanCmd())
 	return root
 }
 

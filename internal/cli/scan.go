@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/scan"
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+)
+
+// errFindings makes `latchkey scan` exit with status 1 once its findings are
+// printed; ExitCode prints nothing more for it.
+var errFindings = errors.New("latchkey scan: secrets found")
+
+func newScanCmd() *cobra.Command {
+	var (
+		format                                   string
+		gitOnly, history, noGit, staged          bool
+		installHook, force                       bool
+		inclBinary, inclVendored, inclGit, quiet bool
+		noProgress                               bool
+		workers                                  int
+	)
+	cmd := &cobra.Command{
+		Use:   "scan [PATH...]",
+		Short: "Find leaked latchkey secrets in files, git history and staged changes",
+		Long: `Find latchkey secret access keys (lksk_..., checksum verified, so look-alikes
+are not reported) and the access key IDs next to them. Secrets are also found
+base64-encoded (as in a Kubernetes Secret) and inside HTTP Basic credentials
+(base64 of ID:SECRET).
+
+Each PATH is a file, a directory (walked; vendor/, node_modules/ and .git/
+are skipped, and so are binary files, unless included with the flags below)
+or "-" for standard input; the default is ".". A directory that is the top
+of a git work tree is scanned as files and also through its whole history:
+every commit of every branch, tag and remote-tracking branch, each secret
+reported at the commit that added it. --git scans only the history, --no-git
+only the files.
+
+Credentials files (latchkey_secret_access_key = ...) and .env files that
+hold a secret inside a git work tree without being ignored are reported too.
+
+Secrets are never printed whole: only their first characters (lksk_AbCd...)
+and, in JSON and SARIF, their SHA-256 digest.
+
+Exit status: 0 when nothing is found, 1 when something is found (or a file
+could not be read), 2 when the command line is wrong.
+
+--staged scans what 'git commit' would add in the repository at PATH, and
+--install-hook installs a git pre-commit hook that runs it and refuses the
+commit when it finds a secret.
+
+EXAMPLES
+  latchkey scan
+  latchkey scan --format sarif . > latchkey.sarif
+  latchkey scan --git ~/src/billing
+  kubectl logs deploy/api | latchkey scan -
+  latchkey scan --staged
+  latchkey scan --install-hook`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gitOnly = gitOnly || history
+			switch format {
+			case "text", "json", "sarif":
+			default:
+				return UsageErrorf("--format %q: want text, json or sarif", format)
+			}
+			modes := 0
+			for _, b := range []bool{gitOnly, noGit, staged, installHook} {
+				if b {
+					modes++
+				}
+			}
+			if modes > 1 {
+				return UsageErrorf("--git, --no-git, --staged and --install-hook exclude one another")
+			}
+			if force && !installHook {
+				return UsageErrorf("--force applies only to --install-hook")
+			}
+			if workers < 0 {
+				return UsageErrorf("--workers %d: want 0 (one per CPU) or more", workers)
+			}
+			if len(args) == 0 {
+				args = []string{"."}
+			}
+			if (staged || installHook) && len(args) > 1 {
+				return UsageErrorf("--staged and --install-hook take at most one repository PATH, got %d", len(args))
+			}
+			for _, a := range args {
+				if a == "-" && (gitOnly || staged || installHook) {
+					return UsageErrorf(`"-" (standard input) cannot be used with --git, --staged or --install-hook`)
+				}
+			}
+
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if installHook {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("finding the latchkey binary for the hook: %w", err)
+				}
+				path, err := scan.InstallHook(args[0], exe, force)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "installed the latchkey pre-commit hook at %s\n", path)
+				return nil
+			}
+
+			opts := scan.Options{
+				IncludeBinary: inclBinary, IncludeVendored: inclVendored,
+				IncludeGitDir: inclGit, Workers: workers,
+			}
+			switch {
+			case gitOnly:
+				opts.History = scan.HistoryOnly
+			case noGit:
+				opts.History = scan.HistoryNever
+			}
+			s := scan.New(opts)
+			warn := func(msg string) { fmt.Fprintln(stderr, "latchkey: "+msg) }
+			stop := func() {}
+			if f, ok := stderr.(*os.File); ok && !noProgress && !quiet && isatty.IsTerminal(f.Fd()) {
+				stop = scan.StartProgress(f, s.Stats)
+			}
+			start := time.Now()
+			var (
+				findings []scan.Finding
+				err      error
+			)
+			if staged {
+				findings, err = s.ScanStaged(cmd.Context(), args[0])
+			} else {
+				findings, err = s.Scan(cmd.Context(), args, cmd.InOrStdin(), warn)
+			}
+			stop()
+			if err != nil && !errors.Is(err, scan.ErrUnreadable) {
+				return err
+			}
+			switch format {
+			case "json":
+				err = errors.Join(err, scan.WriteJSON(stdout, findings))
+			case "sarif":
+				err = errors.Join(err, scan.WriteSARIF(stdout, findings, Version))
+			default:
+				err = errors.Join(err, scan.WriteText(stdout, findings))
+				if !quiet {
+					fmt.Fprintln(stderr, scan.Summary(s.Stats(), time.Since(start)))
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if len(findings) > 0 {
+				return errFindings
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&format, "format", "text", "output format: text, json or sarif (SARIF 2.1.0)")
+	f.BoolVar(&gitOnly, "git", false, "scan only the git history of the repository holding each PATH")
+	f.BoolVar(&history, "history", false, "same as --git")
+	f.BoolVar(&noGit, "no-git", false, "scan files only, never git history")
+	f.BoolVar(&staged, "staged", false, "scan the changes staged for the next commit (what the pre-commit hook runs)")
+	f.BoolVar(&installHook, "install-hook", false, "install a git pre-commit hook that runs 'latchkey scan --staged'")
+	f.BoolVar(&force, "force", false, "with --install-hook: replace a different existing hook (kept as pre-commit.bak)")
+	f.BoolVar(&inclBinary, "include-binary", false, "also scan files with a NUL byte in their first 8 KiB")
+	f.BoolVar(&inclVendored, "include-vendored", false, "also walk vendor/ and node_modules/")
+	f.BoolVar(&inclGit, "include-git-dir", false, "also walk .git/ directories as plain files")
+	f.BoolVar(&noProgress, "no-progress", false, "draw no progress line, even on a terminal")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print findings only: no progress, no summary")
+	f.IntVar(&workers, "workers", 0, "files scanned at once (0: one per CPU)")
+	return cmd
+}
