@@ -183,7 +183,7 @@ EXAMPLES
 		root.AddCommand(c)
 	}
 	root.AddCommand(s.newVersionCmd())
-	root.AddCommand(newScanCmd())
+	root.AddCommand(s.newScanCmd())
 	return root
 }
 

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
+	"github.com/latchkey/latchkey/client"
 	"github.com/latchkey/latchkey/internal/scan"
+	"github.com/latchkey/latchkey/keyformat"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 )
@@ -15,13 +19,14 @@ import (
 // printed; ExitCode prints nothing more for it.
 var errFindings = errors.New("latchkey scan: secrets found")
 
-func newScanCmd() *cobra.Command {
+func (st *state) newScanCmd() *cobra.Command {
 	var (
 		format                                   string
 		gitOnly, history, noGit, staged          bool
 		installHook, force                       bool
 		inclBinary, inclVendored, inclGit, quiet bool
 		noProgress                               bool
+		verifyKeys, report                       bool
 		workers                                  int
 	)
 	cmd := &cobra.Command{
@@ -49,6 +54,12 @@ and, in JSON and SARIF, their SHA-256 digest.
 Exit status: 0 when nothing is found, 1 when something is found (or a file
 could not be read), 2 when the command line is wrong.
 
+--verify asks the latchkey server (the profile's endpoint and admin key)
+whether each secret found is a live key, by its SHA-256 digest: the secrets
+themselves never leave the machine. --report also files every live one as a
+leak, which flags it exposed and deactivates it at once (unless the server
+runs with --leak-action flag); rotate the application to a new key next.
+
 --staged scans what 'git commit' would add in the repository at PATH, and
 --install-hook installs a git pre-commit hook that runs it and refuses the
 commit when it finds a secret.
@@ -58,6 +69,8 @@ EXAMPLES
   latchkey scan --format sarif . > latchkey.sarif
   latchkey scan --git ~/src/billing
   kubectl logs deploy/api | latchkey scan -
+  latchkey scan --verify ~/src/billing
+  latchkey scan --report .
   latchkey scan --staged
   latchkey scan --install-hook`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,6 +88,9 @@ EXAMPLES
 			}
 			if modes > 1 {
 				return UsageErrorf("--git, --no-git, --staged and --install-hook exclude one another")
+			}
+			if (verifyKeys || report) && (staged || installHook) {
+				return UsageErrorf("--verify and --report go with a scan, not with --staged or --install-hook")
 			}
 			if force && !installHook {
 				return UsageErrorf("--force applies only to --install-hook")
@@ -138,6 +154,20 @@ EXAMPLES
 			if err != nil && !errors.Is(err, scan.ErrUnreadable) {
 				return err
 			}
+			if (verifyKeys || report) && len(scan.Digests(findings)) > 0 {
+				cl, cerr := st.client(cmd)
+				if cerr != nil {
+					return cerr
+				}
+				if cerr := scan.Annotate(cmd.Context(), checker{cl}, findings); cerr != nil {
+					return fmt.Errorf("checking the secrets found with the server: %w", cerr)
+				}
+				if report {
+					if cerr := reportLive(cmd, cl, findings, stderr); cerr != nil {
+						return cerr
+					}
+				}
+			}
 			switch format {
 			case "json":
 				err = errors.Join(err, scan.WriteJSON(stdout, findings))
@@ -170,7 +200,71 @@ EXAMPLES
 	f.BoolVar(&inclVendored, "include-vendored", false, "also walk vendor/ and node_modules/")
 	f.BoolVar(&inclGit, "include-git-dir", false, "also walk .git/ directories as plain files")
 	f.BoolVar(&noProgress, "no-progress", false, "draw no progress line, even on a terminal")
+	f.BoolVar(&verifyKeys, "verify", false, "ask the server whether each secret found is a live key (by digest; the secret never leaves)")
+	f.BoolVar(&report, "report", false, "report each live secret found as a leak: the server flags it exposed and deactivates it (implies --verify)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print findings only: no progress, no summary")
 	f.IntVar(&workers, "workers", 0, "files scanned at once (0: one per CPU)")
 	return cmd
+}
+
+// checker asks the server about digests (scan.Checker).
+type checker struct{ cl *client.Client }
+
+func (c checker) Check(ctx context.Context, digests []keyformat.Digest) (map[keyformat.Digest]scan.KeyStatus, error) {
+	out := map[keyformat.Digest]scan.KeyStatus{}
+	for start := 0; start < len(digests); start += 1000 {
+		batch := digests[start:min(start+1000, len(digests))]
+		st, err := c.cl.CheckLeaks(ctx, batch)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range st {
+			switch s {
+			case "Active":
+				out[batch[i]] = scan.StatusActive
+			case "Inactive":
+				out[batch[i]] = scan.StatusInactive
+			}
+		}
+	}
+	return out, nil
+}
+
+// reportLive files every Active finding as a leak and says what happened.
+func reportLive(cmd *cobra.Command, cl *client.Client, findings []scan.Finding, stderr io.Writer) error {
+	var leaks []client.LeakFinding
+	seen := map[keyformat.Digest]bool{}
+	for _, f := range findings {
+		if f.Rule != scan.RuleSecret || f.Status != scan.StatusActive || seen[f.Digest] {
+			continue
+		}
+		seen[f.Digest] = true
+		where := f.File
+		if f.Line > 0 {
+			where = fmt.Sprintf("%s:%d", f.File, f.Line)
+		}
+		if f.Commit != "" {
+			where += " in commit " + f.Commit
+		}
+		leaks = append(leaks, client.LeakFinding{Digest: f.Digest, Where: "latchkey scan: " + where})
+	}
+	if len(leaks) == 0 {
+		fmt.Fprintln(stderr, "latchkey: no live key among the secrets found; nothing to report")
+		return nil
+	}
+	res, err := cl.ReportLeaks(cmd.Context(), leaks)
+	if err != nil {
+		return fmt.Errorf("reporting the live keys found: %w", err)
+	}
+	for i, r := range res {
+		switch r.Status {
+		case "deactivated":
+			fmt.Fprintf(stderr, "latchkey: reported %s: access key %s is now Inactive; rotate its application to a new key\n", leaks[i].Where, r.AccessKeyID)
+		case "flagged":
+			fmt.Fprintf(stderr, "latchkey: reported %s: access key %s is flagged exposed (the server only flags); deactivate and rotate it\n", leaks[i].Where, r.AccessKeyID)
+		default:
+			fmt.Fprintf(stderr, "latchkey: reported %s: %s\n", leaks[i].Where, r.Status)
+		}
+	}
+	return nil
 }
