@@ -1,6 +1,6 @@
 module github.com/latchkey/latchkey
 
-go 1.26.8
+go 1.26.10
 
 require (
 	github.com/go-git/go-billy/v5 v5.9.2
