@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/verify"
 )
 
 var policyTests = []test{
@@ -18,6 +20,7 @@ var policyTests = []test{
 	{"PolicyActionInsertedOnce", testPolicyActionInsertedOnce},
 	{"PolicyActionClaimedOnce", testPolicyActionClaimedOnce},
 	{"ListPolicyActions", testListPolicyActions},
+	{"EnforceOnceAcrossReplicas", testEnforceOnceAcrossReplicas},
 }
 
 func testPutFindPolicy(t *testing.T, s latchkey.Store) {
@@ -246,5 +249,65 @@ func testListPolicyActions(t *testing.T, s latchkey.Store) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// testEnforceOnceAcrossReplicas runs the hygiene policy on several
+// services at once over one store, as replicas would: the unused key is
+// deactivated once, with one audit event and one announcement.
+func testEnforceOnceAcrossReplicas(t *testing.T, s latchkey.Store) {
+	now := base
+	svcs := make([]*manage.Service, 4)
+	for i := range svcs {
+		svcs[i] = manage.New(s, verify.NewIndex(), nil)
+		svcs[i].Now = func() time.Time { return now }
+	}
+	ctx := t.Context()
+	if _, err := svcs[0].Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sys := latchkey.System()
+	if _, err := svcs[0].CreateApplication(ctx, sys, latchkey.DefaultAccount, "billing", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	k, err := svcs[0].CreateAccessKey(ctx, sys, latchkey.DefaultAccount, "billing", latchkey.NewAccessKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, d0 := latchkey.Duration(latchkey.Day), latchkey.Duration(0)
+	if _, err := svcs[0].PutPolicy(ctx, sys, latchkey.DefaultAccount, latchkey.PolicySettings{DeactivateUnusedAfter: &d1, NoticeBefore: &d0}); err != nil {
+		t.Fatal(err)
+	}
+	now = base.Add(2 * latchkey.Day)
+	var deactivated atomic.Int32
+	codes := runConcurrently(len(svcs), func(i int) error {
+		res, err := svcs[i].EnforcePolicies(context.Background())
+		deactivated.Add(int32(res.Deactivated))
+		return err
+	})
+	if codes[""] != len(svcs) {
+		t.Fatalf("outcomes %v", codes)
+	}
+	if n := deactivated.Load(); n != 1 {
+		t.Errorf("%d replicas deactivated the key, want 1", n)
+	}
+	if got := mustFindKey(t, s, k.ID).Status; got != latchkey.StatusInactive {
+		t.Errorf("status %s", got)
+	}
+	var evs []*latchkey.AuditEvent
+	view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+		evs, _, err = tx.ListAuditEvents(ctx, latchkey.AuditFilter{Actor: latchkey.PolicyActor})
+		return err
+	})
+	if len(evs) != 1 || evs[0].Target != k.ID || evs[0].Action != latchkey.ActionAccessKeyUpdate {
+		t.Errorf("audit events by the policy: %d, want one update of %s", len(evs), k.ID)
+	}
+	var acts []*latchkey.PolicyAction
+	view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+		acts, err = tx.ListPolicyActions(ctx, latchkey.PolicyActionFilter{AccessKeyID: k.ID})
+		return err
+	})
+	if len(acts) != 1 || acts[0].State != latchkey.PolicyActionApplied {
+		t.Errorf("ledger %+v, want one applied deactivation", acts)
 	}
 }
