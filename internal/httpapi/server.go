@@ -48,6 +48,9 @@ type Server struct {
 	// Extra routes registered by other adapters (console, metrics).
 	Mount func(mux *http.ServeMux)
 
+	// Webhooks, when set, sends webhook pings at once (webhook.go).
+	Webhooks *manage.Dispatcher
+
 	mux *http.ServeMux
 }
 
@@ -81,7 +84,7 @@ type endpoint struct {
 
 func (s *Server) routes() []endpoint {
 	e := func(m, p string, h handlerFunc) endpoint { return endpoint{route{m, p}, h} }
-	return []endpoint{
+	return append([]endpoint{
 		e("GET", "/healthz", s.healthz),
 		e("GET", "/readyz", s.readyz),
 		e("GET", "/v1/openapi.json", s.openapi),
@@ -114,7 +117,7 @@ func (s *Server) routes() []endpoint {
 		e("POST", "/v1/principals/{name}/access-keys", s.admin(s.createPrincipalKey)),
 
 		e("GET", "/v1/audit-events", s.admin(s.listAuditEvents)),
-	}
+	}, s.hygieneRoutes(e)...)
 }
 
 // Handler returns the HTTP handler of the whole API.

@@ -418,3 +418,20 @@ func (s *Service) keyDeleted(ctx context.Context, tx latchkey.Tx, a latchkey.Act
 	return s.emit(ctx, tx, now, k.Account, latchkey.EventRotationCompleted,
 		rotationEventData{k.Account, k.Application, k.ID, successor.ID, a.Principal})
 }
+
+// GetDelivery returns one delivery of a webhook the actor may read, or
+// ENOTFOUND.
+func (s *Service) GetDelivery(ctx context.Context, a latchkey.Actor, webhookID string, id int64) (*latchkey.WebhookDelivery, error) {
+	var d *latchkey.WebhookDelivery
+	err := s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
+		if _, err := findWebhook(ctx, tx, a, webhookID); err != nil {
+			return err
+		}
+		d, err = tx.FindDelivery(ctx, id)
+		if err == nil && d.WebhookID != webhookID {
+			return latchkey.Errorf(latchkey.ENOTFOUND, "delivery %d not found", id)
+		}
+		return err
+	})
+	return d, err
+}
