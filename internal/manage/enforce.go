@@ -306,13 +306,17 @@ func (s *Service) applyAction(ctx context.Context, now time.Time, p latchkey.Pol
 	return nil
 }
 
-// RunPolicies runs EnforcePolicies every interval until ctx ends, and
-// prunes webhook deliveries finished more than retention ago.
-func (s *Service) RunPolicies(ctx context.Context, interval, retention time.Duration) {
+// RunPolicies runs EnforcePolicies every interval until ctx ends, tells
+// observe (if set) what each round did, and prunes webhook deliveries
+// finished more than retention ago.
+func (s *Service) RunPolicies(ctx context.Context, interval, retention time.Duration, observe func(EnforceResult)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		res, err := s.EnforcePolicies(ctx)
+		if observe != nil {
+			observe(res)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.Log.Warn("enforcing hygiene policies", "err", err)
