@@ -28,7 +28,8 @@ func ParseDuration(field, s string) (Duration, error) {
 	var d time.Duration
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days <= 0 || days > float64(MaxPolicyDuration/Day) {
+		// Written so that NaN fails too.
+		if err != nil || !(days > 0 && days <= float64(MaxPolicyDuration/Day)) {
 			return 0, Errorf(EINVALID, "%s %q: expected a number of days such as 90d, a duration such as 36h, or off", field, s)
 		}
 		d = time.Duration(days * float64(Day))

@@ -164,3 +164,27 @@ func TestEvaluate(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// FuzzParseDuration: any string parses to a period within bounds (or off)
+// that prints back to itself, or fails with EINVALID.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"90d", "0.5d", "36h", "1h30m", "off", "0", "3651d", "-1d", "1e9d", "NaNd", "Infd", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := latchkey.ParseDuration("p", s)
+		if err != nil {
+			if latchkey.ErrorCode(err) != latchkey.EINVALID {
+				t.Fatalf("ParseDuration(%q): code %s", s, latchkey.ErrorCode(err))
+			}
+			return
+		}
+		if d < 0 || d.D() > latchkey.MaxPolicyDuration || (d > 0 && d.D() < time.Second) {
+			t.Fatalf("ParseDuration(%q) = %v, out of bounds", s, d.D())
+		}
+		back, err := latchkey.ParseDuration("p", d.String())
+		if err != nil || back != d {
+			t.Fatalf("ParseDuration(%q) = %v, prints %q, which parses to %v, %v", s, d.D(), d, back.D(), err)
+		}
+	})
+}

@@ -135,3 +135,21 @@ func TestWebhookWants(t *testing.T) {
 		t.Errorf("ValidateEventTypes accepted an unknown type: %v", err)
 	}
 }
+
+// FuzzVerifyWebhook: whatever a sender puts in the headers and body,
+// verification neither panics nor accepts a signature it did not make.
+func FuzzVerifyWebhook(f *testing.F) {
+	f.Add(vectorID, strconv.Itoa(vectorTimestamp), vectorSignature, vectorPayload)
+	f.Add("", "", "v1,", "")
+	f.Add("msg", "1614265330", "v1,!!! v2,abc v1", "{}")
+	f.Fuzz(func(t *testing.T, id, ts, sigs, body string) {
+		err := latchkey.VerifyWebhook(vectorSecret, id, ts, sigs, []byte(body), time.Unix(vectorTimestamp, 0))
+		if err == nil {
+			n, _ := strconv.ParseInt(ts, 10, 64)
+			want, _ := latchkey.SignWebhook(vectorSecret, id, n, []byte(body))
+			if !strings.Contains(sigs, strings.TrimPrefix(want, "v1,")) {
+				t.Fatalf("accepted signatures %q for a message whose signature is %q", sigs, want)
+			}
+		}
+	})
+}
