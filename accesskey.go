@@ -55,6 +55,11 @@ type AccessKey struct {
 	LastWouldDeny  *Rejection `json:"last_would_deny"`
 	WouldDenyCount int64      `json:"would_deny_count"`
 
+	// Findings are the hygiene policy's findings, computed when the key is
+	// read (list and get); absent when there are none or they were not
+	// computed.
+	Findings []Finding `json:"findings,omitempty"`
+
 	// AppRestrictions are the owning application's restrictions, loaded
 	// with the key so the index can enforce both. Not serialized.
 	AppRestrictions *Restrictions `json:"-"`

@@ -36,6 +36,10 @@ const (
 	ActionAccessKeyExposed  = "access_key.exposed"
 	ActionPrincipalCreate   = "principal.create"
 	ActionPrincipalDelete   = "principal.delete"
+	ActionPolicyUpdate      = "policy.update"
+	ActionWebhookCreate     = "webhook.create"
+	ActionWebhookUpdate     = "webhook.update"
+	ActionWebhookDelete     = "webhook.delete"
 )
 
 // AuditFilter selects audit events. Results are newest first.

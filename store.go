@@ -103,4 +103,7 @@ type Tx interface {
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	// ListAuditEvents returns one page, newest first, and the next token.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, string, error)
+
+	PolicyTx  // policy.go
+	WebhookTx // webhook.go
 }

@@ -294,6 +294,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"bad max keys", []string{"--max-keys-per-application", "0"}, "--max-keys-per-application"},
 		{"unknown flag", []string{"--nope"}, "unknown flag"},
+		{"bad policy period", []string{"--max-key-age", "ninety"}, "--max-key-age"},
+		{"bad policy interval", []string{"--policy-interval", "1ms"}, "--policy-interval"},
+		{"metrics address taken", []string{"--metrics-addr", "256.0.0.1:0"}, "--metrics-addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

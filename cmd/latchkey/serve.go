@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/internal/credfile"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/verify"
 	"github.com/spf13/cobra"
@@ -44,6 +45,7 @@ type serveOptions struct {
 	tlsKey          string
 	guardFailures   int
 	guardRefill     float64
+	hygiene         hygieneOptions // hygiene.go
 }
 
 func envOr(name, def string) string {
@@ -110,6 +112,7 @@ EXAMPLES
 	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	o.hygiene.addFlags(f)
 	return cmd
 }
 
@@ -199,6 +202,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			return cli.UsageErrorf("--github-secret-scanning-keys %s: %v", o.githubKeys, err)
 		}
 	}
+	defaultPolicy, err := o.hygiene.policy()
+	if err != nil {
+		return err
+	}
 	var scopeRules []httpapi.ScopeRule
 	for _, s := range o.scopeRules {
 		r, err := httpapi.ParseScopeRule(s)
@@ -240,10 +247,18 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		}
 	}
 
+	// Every store operation from here on is timed for /metrics.
+	mx := metrics.New(ix)
+	store = mx.Store(store)
 	rec := verify.NewRecorder(store, o.flushInterval, log)
 	rec.Index = ix
 	svc := manage.New(store, ix, log)
 	svc.MaxKeysPerApplication = o.maxKeys
+	svc.DefaultPolicy = defaultPolicy
+	dispatcher := manage.NewDispatcher(store, log)
+	dispatcher.UserAgent = "latchkey-webhooks/" + cli.Version
+	dispatcher.Observe = mx.ObserveDelivery
+	svc.Wake = dispatcher.Wake
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -278,6 +293,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 
 	verifier := verify.New(ix, rec)
+	verifier.Observer = mx
 	if o.guardFailures > 0 {
 		verifier.Guard = verify.NewGuard(o.guardFailures, o.guardRefill)
 		go func() {
@@ -295,7 +311,15 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules,
-		Ready: ready, Leaks: leaks,
+		Ready: ready, Leaks: leaks, Webhooks: dispatcher,
+	}
+	metricsSrv, err := o.hygiene.mountMetrics(api, mx, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
 	}
 	handler := api.Handler()
 	if tlsConfig != nil {
@@ -314,6 +338,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defer stopRec()
 	rec.Start(recCtx)
 	go compactUsage(ctx, store, o.usageRetention, log)
+	go dispatcher.Run(ctx)
+	go svc.RunPolicies(ctx, o.hygiene.interval, o.hygiene.deliveryRetention, func(r manage.EnforceResult) {
+		mx.ObservePolicy(r.Notices, r.Deactivated, r.Deleted, r.Cancelled)
+	})
 
 	fmt.Fprintf(stdout, "latchkey %s listening on %s (database %s)\n", cli.Version, endpoint, dbDesc)
 	errc := make(chan error, 1)

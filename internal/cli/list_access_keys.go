@@ -22,16 +22,22 @@ principal). Secrets are never shown: latchkey does not have them.
 A key marked EXPOSED was seen where it should not be (a URL, a leak report):
 rotate it.
 
+FINDINGS are what the account's hygiene policy (get-key-policy) says of the
+key: rotation_due, rotation_soon, unused, unrestricted, exposed,
+expiring_soon, expired.
+
 JSON OUTPUT
   {"access_keys": [{"access_key_id", "account", "application" or "principal",
     "description", "status", "created_at", "updated_at", "expires_at",
     "last_used": {"at", "ip", "user_agent"} or null,
     "last_rejected": {"at", "ip", "user_agent", "reason"} or null,
-    "use_count", "reject_count", "exposed": {"at", "where"} or null}, ...]}
+    "use_count", "reject_count", "exposed": {"at", "where"} or null,
+    "findings": ["rotation_due", ...] (absent when none)}, ...]}
 
 TEXT OUTPUT
-  access_key_id  owner  status  created_at  last_used_at  description
-  (times in RFC 3339, "-" for never; owner "principal:NAME" for admin keys)
+  access_key_id  owner  status  created_at  last_used_at  description  findings
+  (times in RFC 3339, "-" for never; owner "principal:NAME" for admin keys;
+  findings comma-separated, "-" for none)
 
 EXAMPLES
   latchkey list-access-keys --application-name billing
@@ -82,7 +88,7 @@ EXAMPLES
 }
 
 func (p *printer) keysView(js any, keys ...*latchkey.AccessKey) view {
-	v := view{JSON: js, Headers: []string{"ACCESS KEY ID", "OWNER", "STATUS", "AGE", "LAST USED", "RESTRICTIONS", "DESCRIPTION"}, Empty: "No access keys."}
+	v := view{JSON: js, Headers: []string{"ACCESS KEY ID", "OWNER", "STATUS", "AGE", "LAST USED", "RESTRICTIONS", "DESCRIPTION", "FINDINGS"}, Empty: "No access keys."}
 	for _, k := range keys {
 		var used cell
 		if k.LastUsed != nil {
@@ -94,7 +100,7 @@ func (p *printer) keysView(js any, keys ...*latchkey.AccessKey) view {
 		if !k.ReportOnly.Empty() {
 			restr += " (+report-only: " + k.ReportOnly.String() + ")"
 		}
-		v.Rows = append(v.Rows, []cell{c(k.ID), c(owner(k)), statusCell(k), p.ageCell(k.CreatedAt), used, c(restr), c(dash(k.Description))})
+		v.Rows = append(v.Rows, []cell{c(k.ID), c(owner(k)), statusCell(k), p.ageCell(k.CreatedAt), used, c(restr), c(dash(k.Description)), findingsCell(k.Findings)})
 	}
 	return v
 }

@@ -182,6 +182,15 @@ EXAMPLES
 		c.GroupID = groupAdmin
 		root.AddCommand(c)
 	}
+	root.AddGroup(&cobra.Group{ID: groupHygiene, Title: "Hygiene:"})
+	for _, c := range []*cobra.Command{
+		s.newGetCredentialReportCmd(), s.newGetKeyPolicyCmd(), s.newUpdateKeyPolicyCmd(),
+		s.newCreateWebhookCmd(), s.newListWebhooksCmd(), s.newUpdateWebhookCmd(), s.newDeleteWebhookCmd(),
+		s.newListWebhookDeliveriesCmd(), s.newPingWebhookCmd(),
+	} {
+		c.GroupID = groupHygiene
+		root.AddCommand(c)
+	}
 	root.AddCommand(s.newVersionCmd())
 	root.AddCommand(s.newScanCmd())
 	return root
@@ -195,6 +204,8 @@ const (
 	groupKeys  = "keys"
 	groupApps  = "apps"
 	groupAdmin = "admin"
+	// groupHygiene holds the report, the policy and webhooks.
+	groupHygiene = "hygiene"
 )
 
 // noArgs refuses positional arguments with a usage error that says where

@@ -51,6 +51,9 @@ type Server struct {
 	// Extra routes registered by other adapters (console, metrics).
 	Mount func(mux *http.ServeMux)
 
+	// Webhooks, when set, sends webhook pings at once (webhook.go).
+	Webhooks *manage.Dispatcher
+
 	mux *http.ServeMux
 }
 
@@ -84,7 +87,7 @@ type endpoint struct {
 
 func (s *Server) routes() []endpoint {
 	e := func(m, p string, h handlerFunc) endpoint { return endpoint{route{m, p}, h} }
-	return []endpoint{
+	return append([]endpoint{
 		e("GET", "/healthz", s.healthz),
 		e("GET", "/readyz", s.readyz),
 		e("GET", "/v1/openapi.json", s.openapi),
@@ -121,7 +124,7 @@ func (s *Server) routes() []endpoint {
 		e("POST", "/v1/leaks", s.reportLeaks),
 		e("POST", "/v1/leaks/check", s.admin(s.checkLeaks)),
 		e("POST", "/v1/leaks/github", s.githubLeaks),
-	}
+	}, s.hygieneRoutes(e)...)
 }
 
 // Handler returns the HTTP handler of the whole API.

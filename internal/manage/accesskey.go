@@ -70,6 +70,9 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 			if err := tx.AppendAudit(ctx, ev); err != nil {
 				return err
 			}
+			if err := s.keyCreated(ctx, tx, a, now, k); err != nil {
+				return err
+			}
 			out = &CreatedKey{AccessKey: k, Secret: secret}
 			return nil
 		}, func() { s.Index.Put(k) })
@@ -107,6 +110,7 @@ func (s *Service) GetAccessKey(ctx context.Context, a latchkey.Actor, id string)
 	if !a.CanRead(k.Account) {
 		return nil, keyNotFound(id)
 	}
+	s.addFindings(ctx, []*latchkey.AccessKey{k})
 	return k, nil
 }
 
@@ -181,6 +185,9 @@ func (s *Service) ListAccessKeys(ctx context.Context, a latchkey.Actor, f latchk
 			s.mergePending(k)
 		}
 	})
+	if err == nil {
+		s.addFindings(ctx, keys)
+	}
 	return keys, next, err
 }
 
@@ -260,7 +267,10 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		if err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, ev)
+		if err := tx.AppendAudit(ctx, ev); err != nil {
+			return err
+		}
+		return s.keyUpdated(ctx, tx, a, now, before, &k, latchkey.EventKeyUpdated)
 	}, func() { s.Index.Put(after) })
 	if err != nil {
 		return nil, err
@@ -314,7 +324,10 @@ func (s *Service) DeleteAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		if err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, ev)
+		if err := tx.AppendAudit(ctx, ev); err != nil {
+			return err
+		}
+		return s.keyDeleted(ctx, tx, a, now, k)
 	}, func() { s.Index.Delete(id) })
 }
 
@@ -352,7 +365,10 @@ func (s *Service) MarkExposed(ctx context.Context, a latchkey.Actor, id, where s
 		if err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, ev)
+		if err := tx.AppendAudit(ctx, ev); err != nil {
+			return err
+		}
+		return s.keyUpdated(ctx, tx, a, now, before, &k, latchkey.EventKeyExposed)
 	}, func() { s.Index.Put(after) })
 	if err != nil {
 		return nil, fmt.Errorf("marking %s exposed: %w", id, err)

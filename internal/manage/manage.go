@@ -39,6 +39,14 @@ type Service struct {
 	NewID     func() (string, error)
 	NewSecret func() (string, error)
 
+	// DefaultPolicy is the hygiene policy of accounts that have not set
+	// their own (policy.go).
+	DefaultPolicy latchkey.Policy
+	// Wake, when set, is called after every committed change, so that a
+	// webhook dispatcher sends new events at once instead of at its next
+	// poll. It must not block.
+	Wake func()
+
 	// writeMu orders commits with their index updates, so that two changes
 	// to the same key reach the index in commit order.
 	writeMu sync.Mutex
@@ -57,6 +65,7 @@ func New(store latchkey.Store, ix *verify.Index, log *slog.Logger) *Service {
 		Now:                   latchkey.Now,
 		NewID:                 keyformat.NewID,
 		NewSecret:             keyformat.NewSecret,
+		DefaultPolicy:         latchkey.DefaultPolicy(),
 	}
 }
 
@@ -72,6 +81,9 @@ func (s *Service) update(ctx context.Context, fn func(latchkey.Tx) error, apply 
 	}
 	if apply != nil {
 		apply()
+	}
+	if s.Wake != nil {
+		s.Wake()
 	}
 	return nil
 }

@@ -49,6 +49,8 @@ func Run(t *testing.T, open func(t *testing.T) latchkey.Store) {
 		{"Usage", usageTests},
 		{"Restrictions", restrictionTests},
 		{"Store", storeTests},
+		{"Policy", policyTests},
+		{"Webhook", webhookTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

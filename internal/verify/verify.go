@@ -3,6 +3,7 @@ package verify
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -60,6 +61,9 @@ type Verifier struct {
 	// Guard throttles client addresses that send many invalid
 	// credentials; nil disables it.
 	Guard *Guard
+	// Observer, when set, is told every decision and how long it took
+	// (metrics.go).
+	Observer Observer
 }
 
 // New returns a verifier over ix that records usage with rec.
@@ -76,6 +80,25 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // (application restrictions, then the key's), RATE_LIMITED. The rate limit
 // comes last, so refused calls do not use up a key's tokens.
 func (v *Verifier) Verify(req *Request) Result {
+	o := v.Observer
+	if o == nil {
+		return v.decide(req)
+	}
+	// Reading the clock twice costs more than a decision on some
+	// machines: time one decision in LatencySample.
+	if rand.Uint32()%LatencySample != 0 {
+		res := v.decide(req)
+		o.Decided(res.Code)
+		return res
+	}
+	start := time.Now()
+	res := v.decide(req)
+	o.Took(time.Since(start))
+	o.Decided(res.Code)
+	return res
+}
+
+func (v *Verifier) decide(req *Request) Result {
 	if req.Secret == "" {
 		return Result{Code: latchkey.CodeMissing}
 	}

@@ -61,7 +61,8 @@ func Start(t TB) *Server {
 	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verify.New(ix, rec), Log: log,
-		Ready: func(ctx context.Context) error { return store.Ping(ctx) },
+		Ready:    func(ctx context.Context) error { return store.Ping(ctx) },
+		Webhooks: manage.NewDispatcher(store, log), // pings are sent at once
 	}
 	hs := httptest.NewServer(api.Handler())
 	recCtx, stopRec := context.WithCancel(ctx)

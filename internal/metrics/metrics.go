@@ -1,0 +1,224 @@
+// Package metrics exposes latchkey's Prometheus metrics: verifications by
+// decision code and their latency, keys in the index by kind and state,
+// store latency by operation, and webhook deliveries.
+//
+// Labels never hold a key ID, a secret, an account or an application: the
+// metrics must be safe to show to anyone who can scrape them, and their
+// cardinality must not grow with the number of keys.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/verify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// codes are the decision codes, in the order of their counters.
+var codes = []latchkey.Code{
+	latchkey.CodeValid, latchkey.CodeNotFound, latchkey.CodeInactive, latchkey.CodeExpired, latchkey.CodeMalformed,
+	latchkey.CodeMissing, latchkey.CodeIPNotAllowed, latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed,
+	latchkey.CodeScopeDenied, latchkey.CodeRateLimited, latchkey.CodeCredentialsInURL, latchkey.CodeThrottled,
+}
+
+// codeIndex returns the position of c in codes, or len(codes) ("other").
+func codeIndex(c latchkey.Code) int {
+	switch c {
+	case latchkey.CodeValid:
+		return 0
+	case latchkey.CodeNotFound:
+		return 1
+	case latchkey.CodeInactive:
+		return 2
+	case latchkey.CodeExpired:
+		return 3
+	case latchkey.CodeMalformed:
+		return 4
+	case latchkey.CodeMissing:
+		return 5
+	case latchkey.CodeIPNotAllowed:
+		return 6
+	case latchkey.CodeReferrerNotAllowed:
+		return 7
+	case latchkey.CodeAppNotAllowed:
+		return 8
+	case latchkey.CodeScopeDenied:
+		return 9
+	case latchkey.CodeRateLimited:
+		return 10
+	case latchkey.CodeCredentialsInURL:
+		return 11
+	case latchkey.CodeThrottled:
+		return 12
+	}
+	return len(codes)
+}
+
+// Metrics holds latchkey's collectors in a registry of their own.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// One counter per code, resolved once: the hot path indexes an array
+	// instead of looking up label values.
+	verifications [14]prometheus.Counter
+	latency       prometheus.Histogram
+	store         *prometheus.HistogramVec
+	storeErrors   *prometheus.CounterVec
+	deliveries    *prometheus.CounterVec
+	deliveryTime  prometheus.Histogram
+	policyRuns    *prometheus.CounterVec
+}
+
+// New returns the metrics, registered with the Go runtime and process
+// collectors. ix may be nil (no key gauges).
+func New(ix *verify.Index) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_verifications_total",
+		Help: "Credentials verified, by decision code (VALID, NOT_FOUND, INACTIVE, ...).",
+	}, []string{"code"})
+	for i, c := range codes {
+		m.verifications[i] = vec.WithLabelValues(string(c))
+	}
+	m.verifications[len(codes)] = vec.WithLabelValues("other")
+	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "latchkey_verification_duration_seconds",
+		Help:    "Time to decide on a credential, in the process (no network), for one decision in 64 chosen at random.",
+		Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2},
+	})
+	m.store = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "latchkey_store_duration_seconds",
+		Help:    "Time of store operations (update and view transactions, usage writes, key scans), by operation.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 10),
+	}, []string{"op"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_store_errors_total",
+		Help: "Store operations that failed with an internal or unavailable error, by operation.",
+	}, []string{"op"})
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_webhook_deliveries_total",
+		Help: "Webhook delivery attempts by outcome: delivered, retry (failed, will be retried) or failed (gave up).",
+	}, []string{"outcome"})
+	for _, o := range []string{"delivered", "retry", "failed"} {
+		m.deliveries.WithLabelValues(o)
+	}
+	m.deliveryTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "latchkey_webhook_delivery_duration_seconds",
+		Help:    "Time of one webhook delivery attempt.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 9),
+	})
+	m.policyRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_policy_actions_total",
+		Help: "What the hygiene policy did: notice (webhook queued), deactivated, deleted, cancelled.",
+	}, []string{"action"})
+	for _, a := range []string{"notice", "deactivated", "deleted", "cancelled"} {
+		m.policyRuns.WithLabelValues(a)
+	}
+	m.Registry.MustRegister(vec, m.latency, m.store, m.storeErrors, m.deliveries, m.deliveryTime, m.policyRuns,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if ix != nil {
+		m.Registry.MustRegister(&indexCollector{ix: ix})
+	}
+	return m
+}
+
+// Decided implements verify.Observer: an array index and an atomic add,
+// no allocation.
+func (m *Metrics) Decided(code latchkey.Code) { m.verifications[codeIndex(code)].Inc() }
+
+// Took implements verify.Observer.
+func (m *Metrics) Took(elapsed time.Duration) { m.latency.Observe(elapsed.Seconds()) }
+
+// ObserveDelivery is a manage.Dispatcher's Observe.
+func (m *Metrics) ObserveDelivery(outcome string, d time.Duration) {
+	m.deliveries.WithLabelValues(outcome).Inc()
+	m.deliveryTime.Observe(d.Seconds())
+}
+
+// ObservePolicy counts what one round of the hygiene policy did.
+func (m *Metrics) ObservePolicy(notices, deactivated, deleted, cancelled int) {
+	m.policyRuns.WithLabelValues("notice").Add(float64(notices))
+	m.policyRuns.WithLabelValues("deactivated").Add(float64(deactivated))
+	m.policyRuns.WithLabelValues("deleted").Add(float64(deleted))
+	m.policyRuns.WithLabelValues("cancelled").Add(float64(cancelled))
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// indexCollector reports the index's size and its keys by kind and state
+// at scrape time.
+type indexCollector struct{ ix *verify.Index }
+
+var (
+	keysDesc = prometheus.NewDesc("latchkey_keys", "Access keys in the verification index, by kind (application, principal) and state (active, inactive, expired).",
+		[]string{"kind", "state"}, nil)
+	indexDesc = prometheus.NewDesc("latchkey_index_keys", "Keys held in the in-memory verification index (the cache every verification reads).", nil, nil)
+)
+
+func (c *indexCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keysDesc; ch <- indexDesc }
+
+func (c *indexCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(indexDesc, prometheus.GaugeValue, float64(c.ix.Len()))
+	for _, n := range c.ix.Counts(time.Now()) {
+		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(n.Count), n.Kind, n.State)
+	}
+}
+
+// Store wraps a store so that every operation is timed. Methods other than
+// those below (added to latchkey.Store later) pass through untimed.
+func (m *Metrics) Store(s latchkey.Store) latchkey.Store { return &timedStore{Store: s, m: m} }
+
+type timedStore struct {
+	latchkey.Store
+	m *Metrics
+}
+
+func (t *timedStore) observe(op string, start time.Time, err error) {
+	t.m.store.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if c := latchkey.ErrorCode(err); c == latchkey.EINTERNAL || c == latchkey.EUNAVAILABLE {
+		t.m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+func (t *timedStore) Update(ctx context.Context, fn func(latchkey.Tx) error) (err error) {
+	defer func(start time.Time) { t.observe("update", start, err) }(time.Now())
+	return t.Store.Update(ctx, fn)
+}
+
+func (t *timedStore) View(ctx context.Context, fn func(latchkey.Tx) error) (err error) {
+	defer func(start time.Time) { t.observe("view", start, err) }(time.Now())
+	return t.Store.View(ctx, fn)
+}
+
+func (t *timedStore) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) error) (err error) {
+	defer func(start time.Time) { t.observe("scan_access_keys", start, err) }(time.Now())
+	return t.Store.ScanAccessKeys(ctx, fn)
+}
+
+func (t *timedStore) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) (err error) {
+	defer func(start time.Time) { t.observe("record_usage", start, err) }(time.Now())
+	return t.Store.RecordUsage(ctx, batch)
+}
+
+func (t *timedStore) UsageSeries(ctx context.Context, id string, from, to time.Time) (out []latchkey.UsageCount, err error) {
+	defer func(start time.Time) { t.observe("usage_series", start, err) }(time.Now())
+	return t.Store.UsageSeries(ctx, id, from, to)
+}
+
+func (t *timedStore) CompactUsage(ctx context.Context, before time.Time) (n int64, err error) {
+	defer func(start time.Time) { t.observe("compact_usage", start, err) }(time.Now())
+	return t.Store.CompactUsage(ctx, before)
+}
+
+func (t *timedStore) Ping(ctx context.Context) (err error) {
+	defer func(start time.Time) { t.observe("ping", start, err) }(time.Now())
+	return t.Store.Ping(ctx)
+}
