@@ -29,7 +29,7 @@ import (
 // seen is what the upstream received.
 type seen struct {
 	Method, Path, Query string
-	Header             http.Header
+	Header              http.Header
 }
 
 // echoUpstream records each call and answers with what it saw.
