@@ -150,11 +150,19 @@ func (s *Server) VerifyHTTP(r *http.Request, method, uri string) verify.Result {
 // WriteDecisionHeaders sets identity headers for an allowed call (the
 // scopes header lists the key's granted scopes), the decision code, and
 // RateLimit-*/Retry-After headers whenever they apply.
+//
+// On an allowed call the scopes header is always there, empty when the key
+// may use any scope: a gateway that copies a header the answer lacks may
+// copy something else (Caddy 2.6's copy_headers sets the header to its own
+// placeholder text, "{http.reverse_proxy.header.X-Latchkey-Scopes}").
 func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	h.Set(HeaderCode, string(res.Code))
 	WriteRateLimitHeaders(h, res)
-	if res.Valid() {
+	if res.Valid() && res.Entry != nil {
 		SetIdentityHeaders(h, res.Entry)
+		if h.Get(HeaderScopes) == "" {
+			h[HeaderScopes] = []string{""}
+		}
 	}
 }
 
@@ -214,6 +222,8 @@ func WriteDecision(w http.ResponseWriter, res verify.Result) {
 	}
 	writeError(w, status, string(res.Code), Message(res.Code))
 }
+
+const authorizePath = "/v1/authorize"
 
 // authorize is the forward-auth endpoint for nginx auth_request, Caddy
 // forward_auth and Traefik forwardAuth. It answers 200 with identity headers,

@@ -153,6 +153,15 @@ func TestAuthorizeStatuses(t *testing.T) {
 	if err != nil || got.Exposed == nil {
 		t.Fatalf("key not flagged exposed after a secret in the original URI: %v %+v", err, got)
 	}
+	// Caddy's forward_auth keeps the call's query on its request to
+	// /v1/authorize: the answer is still the decision, not the API's 400
+	req := httptest.NewRequest("GET", "/v1/authorize?token=x", nil)
+	req.Header.Set("X-Forwarded-Uri", "/shipments?token=x")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 403 || rec.Header().Get(HeaderCode) != "CREDENTIALS_IN_URL" {
+		t.Errorf("query on /v1/authorize itself: %d %q, want 403 CREDENTIALS_IN_URL", rec.Code, rec.Header().Get(HeaderCode))
+	}
 	// the exposure names the gateway's call, not /v1/authorize
 	if want := "URL of a GET request to /shipments"; got.Exposed.Where != want {
 		t.Errorf("exposed where = %q, want %q", got.Exposed.Where, want)
