@@ -64,14 +64,19 @@ func (c *Client) GetAccessKey(ctx context.Context, id string) (*latchkey.AccessK
 	return &out, nil
 }
 
-// UpdateAccessKey changes a key's status, description or expiry; nil fields
-// are left alone. Returns ENOTFOUND, EINVALID, EFORBIDDEN.
+// UpdateAccessKey changes a key's status, description, expiry or
+// restrictions; nil fields are left alone. Returns ENOTFOUND, EINVALID,
+// EFORBIDDEN.
 func (c *Client) UpdateAccessKey(ctx context.Context, id string, u latchkey.AccessKeyUpdate) (*latchkey.AccessKey, error) {
 	body := struct {
-		Status      *latchkey.Status `json:"status,omitempty"`
-		Description *string          `json:"description,omitempty"`
-		ExpiresAt   *time.Time       `json:"expires_at,omitempty"`
-	}{u.Status, u.Description, u.ExpiresAt}
+		Status            *latchkey.Status       `json:"status,omitempty"`
+		Description       *string                `json:"description,omitempty"`
+		ExpiresAt         *time.Time             `json:"expires_at,omitempty"`
+		Restrictions      *latchkey.Restrictions `json:"restrictions,omitempty"`
+		ReportOnly        *latchkey.Restrictions `json:"report_only_restrictions,omitempty"`
+		ClearExpiry       bool                   `json:"clear_expiry,omitempty"`
+		EnforceReportOnly bool                   `json:"enforce_report_only,omitempty"`
+	}{u.Status, u.Description, u.ExpiresAt, u.Restrictions, u.ReportOnly, u.ClearExpiry, u.EnforceReportOnly}
 	var out latchkey.AccessKey
 	if err := c.patch(ctx, nil, body, &out, "v1", "access-keys", id); err != nil {
 		return nil, err
