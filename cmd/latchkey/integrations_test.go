@@ -367,3 +367,41 @@ func cmpOr(s, def string) string {
 	}
 	return s
 }
+
+// TestIntegrationsDoc: docs/integrations.md shows each configuration the
+// gateway tests run, byte for byte, under its gateway's heading.
+func TestIntegrationsDoc(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/integrations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(doc)
+	for _, h := range []string{"## nginx", "## Caddy", "## Traefik", "## Envoy", "## Reverse proxy", "## Go SDK"} {
+		if !strings.Contains(md, "\n"+h+"\n") {
+			t.Errorf("docs/integrations.md has no %q heading", h)
+		}
+	}
+	tests := []struct {
+		file, heading, fence string
+	}{
+		{nginxConf, "## nginx", "```nginx\n"},
+		{caddyfile, "## Caddy", "```caddy\n"},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			b, err := os.ReadFile(tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			block := tt.fence + string(b) + "```\n"
+			i := strings.Index(md, block)
+			if i < 0 {
+				t.Fatalf("docs/integrations.md does not show %s as it is, in a %q block", tt.file, strings.TrimSpace(tt.fence))
+			}
+			// under its own heading: the nearest heading above it
+			if h := md[strings.LastIndex(md[:i], "\n## ")+1:]; !strings.HasPrefix(h, tt.heading+"\n") {
+				t.Errorf("%s is shown under %q", tt.file, h[:strings.Index(h, "\n")])
+			}
+		})
+	}
+}
