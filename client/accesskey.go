@@ -35,10 +35,12 @@ func (k CreatedAccessKey) GoString() string {
 // CreateAccessKeyInput describes a new application key. Account "" is the
 // caller's own account.
 type CreateAccessKeyInput struct {
-	Account     string
-	Application string
-	Description string
-	ExpiresAt   *time.Time
+	Account      string
+	Application  string
+	Description  string
+	ExpiresAt    *time.Time
+	Restrictions *latchkey.Restrictions
+	ReportOnly   *latchkey.Restrictions
 }
 
 // CreateAccessKey creates an Active key for an application. Returns ELIMIT
@@ -46,7 +48,7 @@ type CreateAccessKeyInput struct {
 // ENOTFOUND for an unknown application, EINVALID for a bad description or an
 // expiry in the past, EFORBIDDEN for a read-only caller.
 func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
-	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt}
+	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly}
 	var out CreatedAccessKey
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
 		return nil, err
@@ -65,8 +67,8 @@ func (c *Client) GetAccessKey(ctx context.Context, id string) (*latchkey.AccessK
 }
 
 // UpdateAccessKey changes a key's status, description, expiry or
-// restrictions; nil fields are left alone. Returns ENOTFOUND, EINVALID,
-// EFORBIDDEN.
+// restrictions; nil fields are left alone (a non-nil empty Restrictions
+// removes them). Returns ENOTFOUND, EINVALID, EFORBIDDEN.
 func (c *Client) UpdateAccessKey(ctx context.Context, id string, u latchkey.AccessKeyUpdate) (*latchkey.AccessKey, error) {
 	body := struct {
 		Status            *latchkey.Status       `json:"status,omitempty"`
