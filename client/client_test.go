@@ -330,3 +330,38 @@ func TestNewRejectsBadEndpoints(t *testing.T) {
 		t.Errorf("path prefix: %v, %v", c, err)
 	}
 }
+
+// TestUpdateAccessKeyRestrictions: UpdateAccessKey sends every field of
+// the update, restrictions included (it used to drop all but status,
+// description and expiry without a word).
+func TestUpdateAccessKeyRestrictions(t *testing.T) {
+	srv := clitest.Start(t)
+	ctx := t.Context()
+	c := srv.Client(t, srv.Admin)
+	if _, err := c.CreateApplication(ctx, client.CreateApplicationInput{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := c.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &latchkey.Restrictions{AllowedIPs: []string{"192.0.2.0/24"}, Scopes: []string{"orders:read"}}
+	report := &latchkey.Restrictions{Scopes: []string{"orders:list"}}
+	got, err := c.UpdateAccessKey(ctx, k.ID, latchkey.AccessKeyUpdate{Restrictions: want, ReportOnly: report})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got.Restrictions); diff != "" {
+		t.Errorf("restrictions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(report, got.ReportOnly); diff != "" {
+		t.Errorf("report-only restrictions (-want +got):\n%s", diff)
+	}
+	got, err = c.UpdateAccessKey(ctx, k.ID, latchkey.AccessKeyUpdate{EnforceReportOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(report, got.Restrictions); diff != "" || got.ReportOnly != nil {
+		t.Errorf("after enforce_report_only: restrictions %+v, report-only %+v", got.Restrictions, got.ReportOnly)
+	}
+}

@@ -16,6 +16,13 @@ type VerifyInput struct {
 	IP          string `json:"ip,omitempty"`            // the caller's address
 	Referrer    string `json:"referrer,omitempty"`
 	UserAgent   string `json:"user_agent,omitempty"`
+	// Scope the call needs, e.g. "shipments:read"; "" checks none.
+	Scope string `json:"scope,omitempty"`
+	// Mobile app identity, as the app sent it (X-Android-Package,
+	// X-Android-Cert, X-Ios-Bundle-Identifier).
+	AndroidPackage string `json:"android_package,omitempty"`
+	AndroidCert    string `json:"android_cert,omitempty"`
+	IOSBundleID    string `json:"ios_bundle_id,omitempty"`
 }
 
 // VerifyResult is the server's decision. Identity fields are set only when
@@ -27,6 +34,19 @@ type VerifyResult struct {
 	AccessKeyID string        `json:"access_key_id,omitempty"`
 	Application string        `json:"application,omitempty"`
 	Account     string        `json:"account,omitempty"`
+	// WouldDeny is what a report-only restriction would have answered.
+	WouldDeny latchkey.Code `json:"would_deny,omitempty"`
+	// RateLimit is set when the key has a rate limit.
+	RateLimit *RateLimitInfo `json:"rate_limit,omitempty"`
+	// RetryAfterSeconds is set for RATE_LIMITED and THROTTLED.
+	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
+}
+
+// RateLimitInfo is the state of a key's rate limit bucket.
+type RateLimitInfo struct {
+	Limit         int `json:"limit"`
+	Remaining     int `json:"remaining"`
+	WindowSeconds int `json:"window_seconds"`
 }
 
 // Verify asks the server whether a credential may call the protected API.

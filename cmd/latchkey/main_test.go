@@ -91,13 +91,19 @@ func startServer(t *testing.T, home string, args ...string) *server {
 	})
 	found := make(chan string, 1)
 	go func() {
+		// Report the first listening line, then keep draining, so that the
+		// server never blocks writing to its stdout.
 		sc := bufio.NewScanner(pr)
+		sent := false
 		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
 				found <- m[1]
+				sent = true
 			}
 		}
-		close(found)
+		if !sent {
+			close(found)
+		}
 	}()
 	select {
 	case ep, ok := <-found:

@@ -46,6 +46,7 @@ type serveOptions struct {
 	guardFailures   int
 	guardRefill     float64
 	hygiene         hygieneOptions // hygiene.go
+	gw              gatewayOptions
 }
 
 func envOr(name, def string) string {
@@ -86,7 +87,13 @@ EXAMPLES
   latchkey serve --addr :9090 --database-url sqlite:/var/lib/latchkey/latchkey.db
 
   # Behind a load balancer at 10.0.0.5 that sets X-Forwarded-For
-  latchkey serve --trusted-proxies 10.0.0.5/32`,
+  latchkey serve --trusted-proxies 10.0.0.5/32
+
+  # In front of an API on port 9000: callers use port 8081 with their key
+  latchkey serve --proxy-upstream http://127.0.0.1:9000 --proxy-addr :8081
+
+  # The Envoy ext_authz service for an Envoy sidecar
+  latchkey serve --ext-authz-addr 127.0.0.1:9191`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -113,6 +120,7 @@ EXAMPLES
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	o.hygiene.addFlags(f)
+	addGatewayFlags(f, &o.gw)
 	return cmd
 }
 
@@ -214,6 +222,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		}
 		scopeRules = append(scopeRules, r)
 	}
+	if err := o.gw.check(); err != nil {
+		return err
+	}
 
 	store, dbDesc, err := openStore(ctx, o.databaseURL)
 	if err != nil {
@@ -264,6 +275,12 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("--addr %s: %w", o.addr, err)
 	}
+	gwl, err := o.gw.listen()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer gwl.close()
 	endpoint := "http://" + ln.Addr().String()
 	if tlsConfig != nil {
 		endpoint = "https://" + ln.Addr().String()
@@ -344,8 +361,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	})
 
 	fmt.Fprintf(stdout, "latchkey %s listening on %s (database %s)\n", cli.Version, endpoint, dbDesc)
-	errc := make(chan error, 1)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
+	gw, err := gwl.serve(&o.gw, api, tlsConfig, log, stdout, errc)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
 
 	select {
 	case err := <-errc:
@@ -360,6 +382,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish cleanly", "err", err)
 	}
+	gw.shutdown(sctx)
 	if err := rec.Stop(sctx); err != nil {
 		log.Error("flushing usage on shutdown", "err", err)
 	}

@@ -64,6 +64,24 @@ const (
 	HeaderCode        = "X-Latchkey-Code"
 )
 
+// HeaderPrefix starts every header latchkey sets. Each gateway surface
+// removes client-sent headers with this prefix before the call reaches the
+// upstream, so a client cannot pose as another key's application.
+const HeaderPrefix = "X-Latchkey-"
+
+// Headers for gateways that cannot pass latchkey's own answer on.
+const (
+	// HeaderGateway, sent by the gateway to /v1/authorize, names it.
+	// "nginx" asks for the nginx dialect: auth_request understands only
+	// 2xx, 401 and 403 and turns anything else into a 500, so a call
+	// refused with 429 (RATE_LIMITED, THROTTLED) is answered 403 with the
+	// code in X-Latchkey-Code, and the refusal's message in
+	// X-Latchkey-Message, for the nginx configuration to answer 429 and
+	// the JSON error itself (docs/integrations/nginx.conf).
+	HeaderGateway = "X-Latchkey-Gateway"
+	HeaderMessage = "X-Latchkey-Message"
+)
+
 // OriginalRequest returns the method and URI of the call a gateway asks
 // about: X-Original-Method/X-Original-URI (nginx), X-Forwarded-Method/
 // X-Forwarded-Uri (Traefik, Caddy), or the request itself.
@@ -98,10 +116,24 @@ func StatusForCode(c latchkey.Code) int {
 	return http.StatusUnauthorized
 }
 
+// Decide is the decision of every gateway surface (forward auth, Envoy
+// ext_authz, the reverse proxy) on the call r describes, whose method and
+// request URI are given: a credential in the call's URL is refused with
+// CREDENTIALS_IN_URL, and any real key found there is flagged exposed;
+// otherwise VerifyHTTP decides.
+func (s *Server) Decide(r *http.Request, method, uri string) verify.Result {
+	orig := &http.Request{Method: method, URL: parseURI(uri), Header: r.Header, RemoteAddr: r.RemoteAddr}
+	if found, secrets := SecretInURL(orig); found {
+		s.tripwire(orig.WithContext(r.Context()), secrets)
+		return verify.Result{Code: latchkey.CodeCredentialsInURL}
+	}
+	return s.VerifyHTTP(r, method, uri)
+}
+
 // VerifyHTTP decides on the call r describes, as every HTTP surface does:
 // credential from the headers, client IP by the trusted-proxy rules,
 // referrer and mobile app headers, and the scope the original method and
-// path need.
+// path need. It does not look at the URL: use Decide.
 func (s *Server) VerifyHTTP(r *http.Request, method, uri string) verify.Result {
 	cred := CredentialFromRequest(r)
 	path, _, _ := strings.Cut(uri, "?")
@@ -116,10 +148,27 @@ func (s *Server) VerifyHTTP(r *http.Request, method, uri string) verify.Result {
 }
 
 // WriteDecisionHeaders sets identity headers for an allowed call (the
-// scopes header lists the key's granted scopes), and
+// scopes header lists the key's granted scopes), the decision code, and
 // RateLimit-*/Retry-After headers whenever they apply.
+//
+// On an allowed call the scopes header is always there, empty when the key
+// may use any scope: a gateway that copies a header the answer lacks may
+// copy something else (Caddy 2.6's copy_headers sets the header to its own
+// placeholder text, "{http.reverse_proxy.header.X-Latchkey-Scopes}").
 func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	h.Set(HeaderCode, string(res.Code))
+	WriteRateLimitHeaders(h, res)
+	if res.Valid() && res.Entry != nil {
+		SetIdentityHeaders(h, res.Entry)
+		if h.Get(HeaderScopes) == "" {
+			h[HeaderScopes] = []string{""}
+		}
+	}
+}
+
+// WriteRateLimitHeaders sets RateLimit-* when the key has a rate limit, and
+// Retry-After on a refusal that says when to come back.
+func WriteRateLimitHeaders(h http.Header, res verify.Result) {
 	if res.Rate.Limit > 0 {
 		h.Set("RateLimit-Limit", strconv.Itoa(res.Rate.Limit))
 		h.Set("RateLimit-Remaining", strconv.Itoa(res.Rate.Remaining))
@@ -130,40 +179,76 @@ func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	if d := max(res.Rate.RetryAfter, res.RetryAfter); d > 0 && !res.Valid() {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
 	}
-	if res.Valid() && res.Entry != nil {
-		h.Set(HeaderKeyID, res.Entry.ID)
-		h.Set(HeaderApplication, res.Entry.Application)
-		h.Set(HeaderAccount, res.Entry.Account)
-		if sc := res.Entry.Scopes(); sc != "" {
-			h.Set(HeaderScopes, sc)
+}
+
+// SetIdentityHeaders sets the identity of an allowed call's key, for the
+// upstream: access key ID, application, account, and the key's granted
+// scopes when it has any. A nil entry sets nothing.
+func SetIdentityHeaders(h http.Header, e *verify.Entry) {
+	if e == nil {
+		return
+	}
+	h.Set(HeaderKeyID, e.ID)
+	h.Set(HeaderApplication, e.Application)
+	h.Set(HeaderAccount, e.Account)
+	if sc := e.Scopes(); sc != "" {
+		h.Set(HeaderScopes, sc)
+	}
+}
+
+// DeleteLatchkeyHeaders removes every X-Latchkey-* header from h: a client
+// must not reach the upstream with identity headers of its own making.
+func DeleteLatchkeyHeaders(h http.Header) {
+	for k := range h {
+		if len(k) >= len(HeaderPrefix) && strings.EqualFold(k[:len(HeaderPrefix)], HeaderPrefix) {
+			delete(h, k)
 		}
 	}
 }
 
-// authorize is the forward-auth endpoint for nginx auth_request, Caddy
-// forward_auth and Traefik forwardAuth. It answers 200 with identity headers,
-// or 401/403/429 with a JSON error and WWW-Authenticate.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
-	method, uri := OriginalRequest(r)
-	if found, secrets := SecretInURL(&http.Request{Method: method, URL: parseURI(uri), Header: r.Header, RemoteAddr: r.RemoteAddr}); found {
-		s.tripwire(r, secrets)
-		c := latchkey.CodeCredentialsInURL
-		w.Header().Set(HeaderCode, string(c))
-		writeError(w, StatusForCode(c), string(c), Message(c))
-		return nil
-	}
-	res := s.VerifyHTTP(r, method, uri)
+// WriteDecision answers a gateway's question the way /v1/authorize does:
+// 200 with the decision headers for an allowed call, or the refusal's
+// status (401, 403, 429) with WWW-Authenticate on a 401, Retry-After when
+// it applies, and {"error":{"code","message"}} with the decision code.
+func WriteDecision(w http.ResponseWriter, res verify.Result) {
 	WriteDecisionHeaders(w.Header(), res)
 	if res.Valid() {
 		w.WriteHeader(http.StatusOK)
-		return nil
+		return
 	}
 	status := StatusForCode(res.Code)
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
 	}
 	writeError(w, status, string(res.Code), Message(res.Code))
+}
+
+const authorizePath = "/v1/authorize"
+
+// authorize is the forward-auth endpoint for nginx auth_request, Caddy
+// forward_auth and Traefik forwardAuth. It answers 200 with identity headers,
+// or 401/403/429 with a JSON error and WWW-Authenticate. Asked by nginx
+// (X-Latchkey-Gateway: nginx), it answers 403 where it would answer 429,
+// with X-Latchkey-Code and X-Latchkey-Message: see HeaderGateway.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
+	method, uri := OriginalRequest(r)
+	res := s.Decide(r, method, uri)
+	if !res.Valid() && strings.EqualFold(r.Header.Get(HeaderGateway), "nginx") {
+		w = nginxWriter{w}
+		w.Header().Set(HeaderMessage, Message(res.Code))
+	}
+	WriteDecision(w, res)
 	return nil
+}
+
+// nginxWriter answers 403 for 429: see HeaderGateway.
+type nginxWriter struct{ http.ResponseWriter }
+
+func (w nginxWriter) WriteHeader(code int) {
+	if code == http.StatusTooManyRequests {
+		code = http.StatusForbidden
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func parseURI(uri string) *url.URL {

@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/manage"
 	"github.com/latchkey/latchkey/internal/sqlite"
@@ -100,6 +102,7 @@ func TestAuthorizeStatuses(t *testing.T) {
 		{"scope by rule", with("X-Original-Method", "POST"), 403, "SCOPE_DENIED"},
 		{"traefik headers", map[string]string{"Authorization": "Bearer " + k.Secret, "X-Forwarded-For": "203.0.113.8", "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/shipments/2"}, 200, "VALID"},
 		{"rate limited", good, 429, "RATE_LIMITED"},
+		{"rate limited, asked by nginx", with(HeaderGateway, "nginx"), 403, "RATE_LIMITED"},
 		{"secret in original uri", with("X-Original-URI", "/shipments?key="+k.Secret), 403, "CREDENTIALS_IN_URL"},
 	}
 	for _, tt := range tests {
@@ -123,6 +126,18 @@ func TestAuthorizeStatuses(t *testing.T) {
 					t.Errorf("429 headers: %v", rec.Header())
 				}
 			}
+			// nginx hears 403 for 429, with what its configuration needs
+			// to answer 429 itself
+			nginx := tt.hdr[HeaderGateway] == "nginx"
+			if got, want := rec.Header().Get(HeaderMessage), Message(latchkey.Code(tt.code)); nginx && got != want {
+				t.Errorf("%s = %q, want %q", HeaderMessage, got, want)
+			}
+			if nginx && rec.Header().Get("Retry-After") == "" {
+				t.Errorf("nginx dialect: no Retry-After: %v", rec.Header())
+			}
+			if !nginx && rec.Header().Get(HeaderMessage) != "" {
+				t.Errorf("%s sent without %s: nginx", HeaderMessage, HeaderGateway)
+			}
 			if tt.status != 200 {
 				var body ErrorBody
 				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error.Code != tt.code {
@@ -137,5 +152,45 @@ func TestAuthorizeStatuses(t *testing.T) {
 	got, err := svc.GetAccessKey(ctx, op, k.ID)
 	if err != nil || got.Exposed == nil {
 		t.Fatalf("key not flagged exposed after a secret in the original URI: %v %+v", err, got)
+	}
+	// Caddy's forward_auth keeps the call's query on its request to
+	// /v1/authorize: the answer is still the decision, not the API's 400
+	req := httptest.NewRequest("GET", "/v1/authorize?token=x", nil)
+	req.Header.Set("X-Forwarded-Uri", "/shipments?token=x")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 403 || rec.Header().Get(HeaderCode) != "CREDENTIALS_IN_URL" {
+		t.Errorf("query on /v1/authorize itself: %d %q, want 403 CREDENTIALS_IN_URL", rec.Code, rec.Header().Get(HeaderCode))
+	}
+	// the exposure names the gateway's call, not /v1/authorize
+	if want := "URL of a GET request to /shipments"; got.Exposed.Where != want {
+		t.Errorf("exposed where = %q, want %q", got.Exposed.Where, want)
+	}
+}
+
+// TestDecisionMessagesFitHeaders: the nginx configuration puts
+// X-Latchkey-Message and X-Latchkey-Code into a JSON string as they are, so
+// neither may hold a character JSON would escape.
+func TestDecisionMessagesFitHeaders(t *testing.T) {
+	for _, c := range DecisionCodes() {
+		for _, s := range []string{c, Message(latchkey.Code(c))} {
+			b, _ := json.Marshal(s)
+			if string(b) != `"`+s+`"` {
+				t.Errorf("%s: %q needs escaping in JSON", c, s)
+			}
+		}
+	}
+}
+
+func TestDeleteLatchkeyHeaders(t *testing.T) {
+	h := http.Header{}
+	h.Set("X-Latchkey-Access-Key-Id", "LKIAFORGED")
+	h["x-latchkey-account"] = []string{"forged"} // not canonical, as a hand-built header map may be
+	h.Set("X-Latchkey", "kept: no prefix dash")
+	h.Set("Content-Type", "text/plain")
+	DeleteLatchkeyHeaders(h)
+	want := http.Header{"X-Latchkey": {"kept: no prefix dash"}, "Content-Type": {"text/plain"}}
+	if diff := cmp.Diff(want, h); diff != "" {
+		t.Errorf("after DeleteLatchkeyHeaders (-want +got):\n%s", diff)
 	}
 }

@@ -92,7 +92,7 @@ func (s *Server) routes() []endpoint {
 		e("GET", "/readyz", s.readyz),
 		e("GET", "/v1/openapi.json", s.openapi),
 		e("POST", "/v1/verify", s.verify),
-		e("", "/v1/authorize", s.authorize),
+		e("", authorizePath, s.authorize),
 
 		e("GET", "/v1/accounts", s.admin(s.listAccounts)),
 		e("POST", "/v1/accounts", s.admin(s.createAccount)),
@@ -174,7 +174,11 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 			}
 			s.Log.Debug("request", append(logAttrs(r, sw.status), "duration", time.Since(start), "client_ip", ClientIP(r, s.TrustedProxies))...)
 		}()
-		if found, secrets := SecretInURL(r); found {
+		// /v1/authorize checks the URL of the call it is asked about
+		// itself, and answers in decision codes (403 CREDENTIALS_IN_URL)
+		// as gateways expect. Caddy's forward_auth keeps the call's query
+		// string on its request to /v1/authorize.
+		if found, secrets := SecretInURL(r); found && r.URL.Path != authorizePath {
 			s.tripwire(r, secrets)
 			writeError(sw, http.StatusBadRequest, latchkey.ECREDSINURL,
 				"credentials must not be sent in a URL (they end up in logs and browser history); send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed")

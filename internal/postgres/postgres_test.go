@@ -32,8 +32,11 @@ func adminURL() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
+// reach remembers whether the first connection worked. Parallel subtests
+// read and write it, so under a lock.
 var reach struct {
-	once sync.Once
+	mu   sync.Mutex
+	done bool
 	err  error
 }
 
@@ -44,7 +47,11 @@ func connectAdmin(t *testing.T) *pgx.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, adminURL())
-	reach.once.Do(func() { reach.err = err })
+	reach.mu.Lock()
+	if !reach.done {
+		reach.done, reach.err = true, err
+	}
+	reach.mu.Unlock()
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("PostgreSQL is unreachable (set LATCHKEY_TEST_POSTGRES_URL): %v", err)
@@ -58,8 +65,11 @@ func connectAdmin(t *testing.T) *pgx.Conn {
 // test ends, and returns its URL.
 func newDatabase(t *testing.T) string {
 	t.Helper()
-	if reach.err != nil && os.Getenv("CI") == "" {
-		t.Skipf("PostgreSQL is unreachable: %v", reach.err)
+	reach.mu.Lock()
+	unreachable := reach.err
+	reach.mu.Unlock()
+	if unreachable != nil && os.Getenv("CI") == "" {
+		t.Skipf("PostgreSQL is unreachable: %v", unreachable)
 	}
 	conn := connectAdmin(t)
 	defer conn.Close(context.Background())

@@ -1,0 +1,346 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+// Cache bounds of Middleware.
+const (
+	// DefaultCacheTTL is how long Middleware reuses a positive decision
+	// unless told otherwise.
+	DefaultCacheTTL = 5 * time.Second
+	// MaxCacheTTL is the longest it may: a longer CacheTTL is cut to it.
+	MaxCacheTTL = 60 * time.Second
+	// DefaultCacheSize is how many decisions it keeps unless told
+	// otherwise.
+	DefaultCacheSize = 10000
+)
+
+// MiddlewareOptions configure Middleware.
+type MiddlewareOptions struct {
+	// Client asks latchkey (POST /v1/verify). Its credentials must be an
+	// admin principal's; a principal with role verifier is enough and is
+	// the one to use.
+	Client *Client
+
+	// CacheTTL is how long a positive decision is reused without asking
+	// latchkey again: DefaultCacheTTL when 0, at most MaxCacheTTL, and no
+	// caching when negative. This is the staleness a service accepts: a
+	// key deactivated, deleted or restricted in latchkey may still pass
+	// for up to CacheTTL where it passed just before. Refusals are never
+	// cached, and neither are the decisions on keys with a rate limit or
+	// a report-only restriction (latchkey must count each of their calls).
+	CacheTTL time.Duration
+	// CacheSize bounds how many decisions are kept: DefaultCacheSize when
+	// 0 or less.
+	CacheSize int
+
+	// Scope returns the scope a call needs, e.g. "shipments:write" for a
+	// POST to /shipments; nil or "" checks no scope.
+	Scope func(r *http.Request) string
+	// ClientIP returns the caller's address, which latchkey checks against
+	// the key's allowed IPs and records as its last use. nil means the
+	// connection's peer; behind a proxy, read X-Forwarded-For here, and
+	// only from proxies you trust.
+	ClientIP func(r *http.Request) string
+
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Identity is the caller's key, as latchkey decided on it.
+type Identity struct {
+	AccessKeyID string
+	Application string
+	Account     string
+}
+
+type identityKey struct{}
+
+// IdentityFrom returns the identity Middleware put in a request's context.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
+// Middleware returns net/http middleware that lets a call through only when
+// latchkey decides its credential is valid, and puts the caller's Identity
+// in the request's context (IdentityFrom). The credential is read as
+// latchkey reads it: Authorization: Bearer <secret>, Authorization: Basic
+// base64(<id>:<secret>), or X-Api-Key: <secret>.
+//
+// A refused call is answered as latchkey's forward-auth endpoint answers it:
+// 401, 403 or 429, with {"error":{"code","message"}} holding the decision
+// code (INACTIVE, IP_NOT_ALLOWED, ...), X-Latchkey-Code, WWW-Authenticate on
+// a 401 and Retry-After on a 429. A call with a secret in its URL is refused
+// with 403 CREDENTIALS_IN_URL without asking latchkey (only latchkey's own
+// surfaces can flag that key exposed). When latchkey cannot be reached the
+// call is refused with 503: the middleware fails closed.
+//
+// Positive decisions are cached for MiddlewareOptions.CacheTTL, keyed by
+// the SHA-256 digest of the secret together with everything the decision
+// depends on (access key ID, client address, referrer, scope, app
+// identity); the secret itself is never kept. See CacheTTL for what that
+// means for a deactivated key.
+func Middleware(o MiddlewareOptions) func(http.Handler) http.Handler {
+	ttl := o.CacheTTL
+	switch {
+	case ttl == 0:
+		ttl = DefaultCacheTTL
+	case ttl > MaxCacheTTL:
+		ttl = MaxCacheTTL
+	}
+	size := o.CacheSize
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	m := &middleware{o: o, now: now, cache: &decisionCache{ttl: ttl, max: size, m: map[[32]byte]cached{}}}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m.serve(next, w, r)
+		})
+	}
+}
+
+type middleware struct {
+	o     MiddlewareOptions
+	now   func() time.Time
+	cache *decisionCache
+}
+
+func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if urlHoldsSecret(r) {
+		refuse(w, http.StatusForbidden, latchkey.CodeCredentialsInURL,
+			"credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header", 0)
+		return
+	}
+	in := VerifyInput{
+		IP: m.clientIP(r), Referrer: r.Referer(), UserAgent: r.UserAgent(),
+		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
+		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
+	}
+	in.Key, in.AccessKeyID = credential(r)
+	if in.Key == "" {
+		refuse(w, http.StatusUnauthorized, latchkey.CodeMissing, "no key was given", 0)
+		return
+	}
+	if m.o.Scope != nil {
+		in.Scope = m.o.Scope(r)
+	}
+	ck := cacheKey(&in)
+	if id, ok := m.cache.get(ck, m.now()); ok {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+		return
+	}
+	res, err := m.o.Client.Verify(r.Context(), in)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the caller went away
+		}
+		refuseError(w, http.StatusServiceUnavailable, latchkey.EUNAVAILABLE, "the key service cannot be reached; try again shortly")
+		return
+	}
+	if !res.Valid {
+		refuse(w, StatusForCode(res.Code), res.Code, res.Message, res.RetryAfterSeconds)
+		return
+	}
+	id := Identity{AccessKeyID: res.AccessKeyID, Application: res.Application, Account: res.Account}
+	if res.RateLimit == nil && res.WouldDeny == "" {
+		m.cache.put(ck, id, m.now())
+	}
+	if res.RateLimit != nil {
+		w.Header().Set("RateLimit-Limit", strconv.Itoa(res.RateLimit.Limit))
+		w.Header().Set("RateLimit-Remaining", strconv.Itoa(res.RateLimit.Remaining))
+	}
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+}
+
+func (m *middleware) clientIP(r *http.Request) string {
+	if m.o.ClientIP != nil {
+		return m.o.ClientIP(r)
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// credential reads the secret (and access key ID, from Basic) as latchkey
+// does.
+func credential(r *http.Request) (secret, id string) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, rest, _ := strings.Cut(h, " ")
+		rest = strings.TrimSpace(rest)
+		switch {
+		case strings.EqualFold(scheme, "Bearer"):
+			return rest, ""
+		case strings.EqualFold(scheme, "Basic"):
+			raw, err := base64.StdEncoding.DecodeString(rest)
+			if err != nil {
+				return "", ""
+			}
+			id, secret, _ := strings.Cut(string(raw), ":")
+			return secret, id
+		}
+		return "", ""
+	}
+	return strings.TrimSpace(r.Header.Get("X-Api-Key")), ""
+}
+
+// urlCredentialParams are the query parameter names latchkey refuses.
+var urlCredentialParams = []string{"api_key", "apikey", "api-key", "key", "access_key", "secret",
+	"secret_access_key", "token", "access_token", "x-api-key"}
+
+// urlHoldsSecret reports whether the URL carries a credential: a latchkey
+// secret anywhere, or a query parameter named like a credential.
+func urlHoldsSecret(r *http.Request) bool {
+	if strings.Contains(r.URL.Path, keyformat.SecretPrefix) || strings.Contains(r.URL.RawQuery, keyformat.SecretPrefix) {
+		return true
+	}
+	if r.URL.RawQuery == "" {
+		return false
+	}
+	for name, vs := range r.URL.Query() {
+		for _, p := range urlCredentialParams {
+			if strings.EqualFold(name, p) {
+				for _, v := range vs {
+					if v != "" {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// cacheKey is the SHA-256 digest of everything a decision depends on; the
+// secret is hashed, never kept.
+func cacheKey(in *VerifyInput) [32]byte {
+	h := sha256.New()
+	for _, s := range []string{in.Key, in.AccessKeyID, in.IP, in.Referrer, in.Scope, in.AndroidPackage, in.AndroidCert, in.IOSBundleID} {
+		h.Write([]byte(strconv.Itoa(len(s))))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// StatusForCode is the HTTP status latchkey's gateway surfaces (forward
+// auth, the reverse proxy, Envoy ext_authz) and Middleware give a decision:
+// 200 for VALID, 403 for a restriction or a credential in the URL, 429 for
+// a rate limit, 401 otherwise.
+func StatusForCode(c latchkey.Code) int {
+	switch c {
+	case latchkey.CodeIPNotAllowed, latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied,
+		latchkey.CodeCredentialsInURL:
+		return http.StatusForbidden
+	case latchkey.CodeRateLimited, latchkey.CodeThrottled:
+		return http.StatusTooManyRequests
+	case latchkey.CodeValid:
+		return http.StatusOK
+	}
+	return http.StatusUnauthorized
+}
+
+func refuse(w http.ResponseWriter, status int, code latchkey.Code, msg string, retryAfter int) {
+	w.Header().Set("X-Latchkey-Code", string(code))
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
+	}
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	}
+	refuseError(w, status, string(code), msg)
+}
+
+func refuseError(w http.ResponseWriter, status int, code, msg string) {
+	var body errorBody
+	body.Error.Code, body.Error.Message = code, msg
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// decisionCache keeps positive decisions for a bounded time, in bounded
+// number.
+type decisionCache struct {
+	ttl time.Duration // < 0: no caching
+	max int
+
+	mu sync.Mutex
+	m  map[[32]byte]cached
+}
+
+type cached struct {
+	id      Identity
+	expires time.Time
+}
+
+func (c *decisionCache) get(k [32]byte, now time.Time) (Identity, bool) {
+	if c.ttl < 0 {
+		return Identity{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok {
+		return Identity{}, false
+	}
+	if !now.Before(e.expires) {
+		delete(c.m, k)
+		return Identity{}, false
+	}
+	return e.id, true
+}
+
+func (c *decisionCache) put(k [32]byte, id Identity, now time.Time) {
+	if c.ttl < 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
+		for ek, e := range c.m { // drop what has expired
+			if !now.Before(e.expires) {
+				delete(c.m, ek)
+			}
+		}
+		// Still full: drop arbitrary entries, an eighth of the cache at
+		// once so that a full cache is not swept on every call.
+		for ek := range c.m {
+			if len(c.m) < c.max-c.max/8 {
+				break
+			}
+			delete(c.m, ek)
+		}
+	}
+	c.m[k] = cached{id: id, expires: now.Add(c.ttl)}
+}
+
+// len returns the number of decisions kept, for tests.
+func (c *decisionCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}

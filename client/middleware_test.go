@@ -1,0 +1,303 @@
+package client_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
+	"github.com/latchkey/latchkey/internal/cli/clitest"
+	"github.com/latchkey/latchkey/internal/httpapi"
+)
+
+// countingTransport counts the calls the middleware makes to latchkey.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type mwEnv struct {
+	admin   *client.Client
+	calls   *countingTransport
+	clock   *fakeClock
+	handler http.Handler
+}
+
+// newMWEnv starts a real latchkey server and a protected handler behind the
+// middleware, which asks that server as a verifier principal. The caller's
+// address is taken from the test's X-Test-Ip header.
+func newMWEnv(t *testing.T, o client.MiddlewareOptions) *mwEnv {
+	t.Helper()
+	srv := clitest.Start(t)
+	e := &mwEnv{admin: srv.Client(t, srv.Admin), calls: &countingTransport{}, clock: &fakeClock{t: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}}
+	v, err := client.New(srv.URL, client.WithCredentials(srv.Verifier(t, "api-gateway")), client.WithHTTPClient(&http.Client{Transport: e.calls}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Client, o.Now = v, e.clock.Now
+	o.ClientIP = func(r *http.Request) string { return r.Header.Get("X-Test-Ip") }
+	e.handler = client.Middleware(o)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := client.IdentityFrom(r.Context())
+		if !ok {
+			http.Error(w, "no identity", 500)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(id)
+	}))
+	return e
+}
+
+// key creates an application's key with restrictions.
+func (e *mwEnv) key(t *testing.T, app string, r *latchkey.Restrictions) *client.CreatedAccessKey {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := e.admin.GetApplication(ctx, "", app); latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
+		if _, err := e.admin.CreateApplication(ctx, client.CreateApplicationInput{Name: app}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := e.admin.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r != nil {
+		if _, err := e.admin.UpdateAccessKey(ctx, k.ID, latchkey.AccessKeyUpdate{Restrictions: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return k
+}
+
+func (e *mwEnv) setStatus(t *testing.T, id string, s latchkey.Status) {
+	t.Helper()
+	if _, err := e.admin.UpdateAccessKey(t.Context(), id, latchkey.AccessKeyUpdate{Status: &s}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// call sends one request through the middleware.
+func (e *mwEnv) call(t *testing.T, method, target, ip string, hdr map[string]string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequestWithContext(t.Context(), method, target, nil)
+	r.Header.Set("X-Test-Ip", ip)
+	for k, v := range hdr {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	e.handler.ServeHTTP(w, r)
+	return w
+}
+
+func TestMiddlewareDecisions(t *testing.T) {
+	e := newMWEnv(t, client.MiddlewareOptions{CacheTTL: -1, Scope: func(r *http.Request) string {
+		if r.Method == "POST" {
+			return "orders:write"
+		}
+		return ""
+	}})
+	good := e.key(t, "shop", &latchkey.Restrictions{AllowedIPs: []string{"192.0.2.0/24"}, Scopes: []string{"orders:read"}})
+	off := e.key(t, "cron", nil)
+	e.setStatus(t, off.ID, latchkey.StatusInactive)
+	limited := e.key(t, "batch", &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerMinute: 1}})
+
+	tests := []struct {
+		name   string
+		method string
+		target string
+		ip     string
+		hdr    map[string]string
+		status int
+		code   latchkey.Code
+		app    string
+	}{
+		{"bearer", "GET", "/orders", "192.0.2.1", map[string]string{"Authorization": "Bearer " + good.SecretAccessKey}, 200, "", "shop"},
+		{"basic", "GET", "/orders", "192.0.2.1", map[string]string{"Authorization": basic(good.ID, good.SecretAccessKey)}, 200, "", "shop"},
+		{"x-api-key", "GET", "/orders", "192.0.2.1", map[string]string{"X-Api-Key": good.SecretAccessKey}, 200, "", "shop"},
+		{"basic with another key's id", "GET", "/orders", "192.0.2.1", map[string]string{"Authorization": basic(off.ID, good.SecretAccessKey)}, 401, latchkey.CodeNotFound, ""},
+		{"missing", "GET", "/orders", "192.0.2.1", nil, 401, latchkey.CodeMissing, ""},
+		{"malformed", "GET", "/orders", "192.0.2.1", map[string]string{"X-Api-Key": "lksk_short"}, 401, latchkey.CodeMalformed, ""},
+		{"inactive", "GET", "/orders", "192.0.2.1", map[string]string{"X-Api-Key": off.SecretAccessKey}, 401, latchkey.CodeInactive, ""},
+		{"wrong ip", "GET", "/orders", "198.51.100.1", map[string]string{"X-Api-Key": good.SecretAccessKey}, 403, latchkey.CodeIPNotAllowed, ""},
+		{"scope", "POST", "/orders", "192.0.2.1", map[string]string{"X-Api-Key": good.SecretAccessKey}, 403, latchkey.CodeScopeDenied, ""},
+		{"secret in the url", "GET", "/orders?x=" + good.SecretAccessKey, "192.0.2.1", map[string]string{"X-Api-Key": good.SecretAccessKey}, 403, latchkey.CodeCredentialsInURL, ""},
+		{"credential parameter in the url", "GET", "/orders?api_key=abc", "192.0.2.1", map[string]string{"X-Api-Key": good.SecretAccessKey}, 403, latchkey.CodeCredentialsInURL, ""},
+		{"rate limit, first call", "GET", "/", "192.0.2.1", map[string]string{"X-Api-Key": limited.SecretAccessKey}, 200, "", "batch"},
+		{"rate limited", "GET", "/", "192.0.2.1", map[string]string{"X-Api-Key": limited.SecretAccessKey}, 429, latchkey.CodeRateLimited, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e.call(t, tt.method, tt.target, tt.ip, tt.hdr)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
+			}
+			if tt.status == 200 {
+				var id client.Identity
+				_ = json.Unmarshal(w.Body.Bytes(), &id)
+				if id.Application != tt.app || id.Account != latchkey.DefaultAccount || id.AccessKeyID == "" {
+					t.Errorf("identity %+v, want application %s", id, tt.app)
+				}
+				return
+			}
+			var body httpapi.ErrorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error.Code != string(tt.code) || body.Error.Message == "" {
+				t.Errorf("body %s, want a JSON error with code %s", w.Body, tt.code)
+			}
+			if w.Header().Get("X-Latchkey-Code") != string(tt.code) {
+				t.Errorf("X-Latchkey-Code %q", w.Header().Get("X-Latchkey-Code"))
+			}
+			if tt.status == 401 && w.Header().Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if tt.status == 429 && w.Header().Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+		})
+	}
+}
+
+func basic(id, secret string) string {
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(id, secret)
+	return r.Header.Get("Authorization")
+}
+
+// TestMiddlewareCache: positive decisions are reused for the TTL and no
+// longer; refusals and rate-limited keys are asked about every time; a
+// decision is reused only for the same key, address and scope.
+func TestMiddlewareCache(t *testing.T) {
+	e := newMWEnv(t, client.MiddlewareOptions{}) // DefaultCacheTTL
+	k := e.key(t, "shop", nil)
+	limited := e.key(t, "batch", &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerSecond: 100, Burst: 100}})
+	hdr := map[string]string{"X-Api-Key": k.SecretAccessKey}
+
+	type step struct {
+		name      string
+		do        func()
+		ip        string
+		hdr       map[string]string
+		status    int
+		wantCalls int64 // calls to latchkey made by this step
+	}
+	steps := []step{
+		{name: "first call asks", ip: "192.0.2.1", hdr: hdr, status: 200, wantCalls: 1},
+		{name: "second call is cached", ip: "192.0.2.1", hdr: hdr, status: 200, wantCalls: 0},
+		{name: "another address asks", ip: "192.0.2.2", hdr: hdr, status: 200, wantCalls: 1},
+		{name: "deactivated, still cached (the documented staleness)", do: func() { e.setStatus(t, k.ID, latchkey.StatusInactive) },
+			ip: "192.0.2.1", hdr: hdr, status: 200, wantCalls: 0},
+		{name: "just before the TTL, still cached", do: func() { e.clock.Advance(client.DefaultCacheTTL - time.Millisecond) },
+			ip: "192.0.2.1", hdr: hdr, status: 200, wantCalls: 0},
+		{name: "at the TTL, asks and is refused", do: func() { e.clock.Advance(time.Millisecond) },
+			ip: "192.0.2.1", hdr: hdr, status: 401, wantCalls: 1},
+		{name: "refusals are not cached", ip: "192.0.2.1", hdr: hdr, status: 401, wantCalls: 1},
+		{name: "reactivated: passes at once", do: func() { e.setStatus(t, k.ID, latchkey.StatusActive) },
+			ip: "192.0.2.1", hdr: hdr, status: 200, wantCalls: 1},
+		{name: "rate-limited key asks", ip: "192.0.2.1", hdr: map[string]string{"X-Api-Key": limited.SecretAccessKey}, status: 200, wantCalls: 1},
+		{name: "rate-limited key asks every time", ip: "192.0.2.1", hdr: map[string]string{"X-Api-Key": limited.SecretAccessKey}, status: 200, wantCalls: 1},
+		{name: "no key never asks", ip: "192.0.2.1", status: 401, wantCalls: 0},
+	}
+	for _, s := range steps {
+		if s.do != nil {
+			s.do()
+		}
+		before := e.calls.n.Load()
+		w := e.call(t, "GET", "/", s.ip, s.hdr)
+		if w.Code != s.status {
+			t.Fatalf("%s: status %d, want %d: %s", s.name, w.Code, s.status, w.Body)
+		}
+		if got := e.calls.n.Load() - before; got != s.wantCalls {
+			t.Errorf("%s: %d calls to latchkey, want %d", s.name, got, s.wantCalls)
+		}
+	}
+}
+
+func TestMiddlewareTTLBound(t *testing.T) {
+	tests := []struct {
+		name     string
+		ttl      time.Duration
+		after    time.Duration
+		wantCall bool
+	}{
+		{"default, within", 0, client.DefaultCacheTTL - time.Second, false},
+		{"default, past", 0, client.DefaultCacheTTL, true},
+		{"an hour is cut to the maximum", time.Hour, client.MaxCacheTTL, true},
+		{"within the maximum", time.Hour, client.MaxCacheTTL - time.Second, false},
+		{"negative: no cache", -1, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newMWEnv(t, client.MiddlewareOptions{CacheTTL: tt.ttl})
+			k := e.key(t, "shop", nil)
+			hdr := map[string]string{"X-Api-Key": k.SecretAccessKey}
+			e.call(t, "GET", "/", "192.0.2.1", hdr)
+			e.clock.Advance(tt.after)
+			before := e.calls.n.Load()
+			if w := e.call(t, "GET", "/", "192.0.2.1", hdr); w.Code != 200 {
+				t.Fatalf("status %d", w.Code)
+			}
+			if called := e.calls.n.Load() > before; called != tt.wantCall {
+				t.Errorf("asked latchkey again: %v, want %v", called, tt.wantCall)
+			}
+		})
+	}
+}
+
+// TestMiddlewareUnreachable: when latchkey cannot be reached, calls are
+// refused with 503, never let through.
+func TestMiddlewareUnreachable(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	url := dead.URL
+	dead.Close()
+	c, err := client.New(url, client.WithCredentials(client.Credentials{SecretAccessKey: "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached := false
+	h := client.Middleware(client.MiddlewareOptions{Client: c})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
+	r := httptest.NewRequestWithContext(t.Context(), "GET", "/", nil)
+	r.Header.Set("X-Api-Key", "lksk_"+"0123456789012345678901234567890123456789abcdef")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	body, _ := io.ReadAll(w.Body)
+	if w.Code != 503 || reached {
+		t.Fatalf("status %d, reached %v: %s", w.Code, reached, body)
+	}
+	var eb httpapi.ErrorBody
+	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != latchkey.EUNAVAILABLE {
+		t.Errorf("body %s", body)
+	}
+}
+
+// TestMiddlewareStatusesMatchServer: the middleware answers each decision
+// code with the status latchkey's gateway surfaces use.
+func TestMiddlewareStatusesMatchServer(t *testing.T) {
+	got, want := map[string]int{}, map[string]int{}
+	for _, c := range httpapi.DecisionCodes() {
+		want[c] = httpapi.StatusForCode(latchkey.Code(c))
+		got[c] = client.StatusForCode(latchkey.Code(c))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("statuses (-server +client):\n%s", diff)
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/cli"
+	"github.com/latchkey/latchkey/internal/extauthz"
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/proxy"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+)
+
+// gatewayOptions are serve's optional gateway listeners: the Envoy
+// ext_authz gRPC service and the reverse proxy. They run in the serve
+// process so that they decide with its key index: a separate process on
+// the embedded SQLite database would never hear of a key deactivated
+// through this one.
+type gatewayOptions struct {
+	extAuthzAddr   string
+	proxyUpstream  string
+	proxyAddr      string
+	proxyTimeouts  proxy.Timeouts
+	upstreamParsed *url.URL
+}
+
+func addGatewayFlags(f *pflag.FlagSet, o *gatewayOptions) {
+	f.StringVar(&o.extAuthzAddr, "ext-authz-addr", os.Getenv("LATCHKEY_EXT_AUTHZ_ADDR"), "address for the Envoy ext_authz gRPC service (envoy.service.auth.v3.Authorization); off when empty (env LATCHKEY_EXT_AUTHZ_ADDR)")
+	f.StringVar(&o.proxyUpstream, "proxy-upstream", os.Getenv("LATCHKEY_PROXY_UPSTREAM"), "URL of an API to put behind latchkey's reverse proxy, e.g. http://127.0.0.1:9000; off when empty (env LATCHKEY_PROXY_UPSTREAM)")
+	f.StringVar(&o.proxyAddr, "proxy-addr", envOr("LATCHKEY_PROXY_ADDR", "127.0.0.1:8081"), "address the reverse proxy listens on, with --proxy-upstream (env LATCHKEY_PROXY_ADDR)")
+	f.DurationVar(&o.proxyTimeouts.ResponseHeader, "proxy-response-header-timeout", proxy.DefaultTimeouts.ResponseHeader, "how long the reverse proxy waits for the upstream's response headers before answering 504")
+	f.DurationVar(&o.proxyTimeouts.Dial, "proxy-dial-timeout", proxy.DefaultTimeouts.Dial, "how long the reverse proxy waits to connect to the upstream before answering 502")
+}
+
+// check validates the options; errors name the flag.
+func (o *gatewayOptions) check() error {
+	if o.proxyUpstream != "" {
+		u, err := url.Parse(o.proxyUpstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return cli.UsageErrorf("--proxy-upstream %q: expected an http or https URL without credentials or query, e.g. http://127.0.0.1:9000", o.proxyUpstream)
+		}
+		o.upstreamParsed = u
+		if o.proxyAddr == "" {
+			return cli.UsageErrorf("--proxy-addr: give the address the reverse proxy listens on, e.g. 127.0.0.1:8081")
+		}
+	}
+	if o.proxyTimeouts.ResponseHeader < 0 || o.proxyTimeouts.Dial < 0 {
+		return cli.UsageErrorf("--proxy-response-header-timeout and --proxy-dial-timeout must not be negative")
+	}
+	return nil
+}
+
+// gatewayListeners are the gateway sockets, opened before the server
+// starts so that a busy port fails serve at once.
+type gatewayListeners struct {
+	extAuthz, proxy net.Listener
+}
+
+func (o *gatewayOptions) listen() (*gatewayListeners, error) {
+	l := &gatewayListeners{}
+	if o.extAuthzAddr != "" {
+		ln, err := net.Listen("tcp", o.extAuthzAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--ext-authz-addr %s: %w", o.extAuthzAddr, err)
+		}
+		l.extAuthz = ln
+	}
+	if o.upstreamParsed != nil {
+		ln, err := net.Listen("tcp", o.proxyAddr)
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("--proxy-addr %s: %w", o.proxyAddr, err)
+		}
+		l.proxy = ln
+	}
+	return l, nil
+}
+
+func (l *gatewayListeners) close() {
+	for _, ln := range []net.Listener{l.extAuthz, l.proxy} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// gateways are the running gateway servers.
+type gateways struct {
+	grpc  *grpc.Server
+	proxy *http.Server
+	log   *slog.Logger
+}
+
+// serve starts the gateway servers on l, deciding with api, and prints
+// where they are. Serving errors are sent to errc.
+func (l *gatewayListeners) serve(o *gatewayOptions, api *httpapi.Server, tlsConfig *tls.Config, log *slog.Logger, stdout io.Writer, errc chan<- error) (*gateways, error) {
+	g := &gateways{log: log}
+	if l.extAuthz != nil {
+		opts := []grpc.ServerOption{
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute}),
+			grpc.MaxRecvMsgSize(1 << 20),
+		}
+		if tlsConfig != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConfig)))
+		}
+		g.grpc = grpc.NewServer(opts...)
+		(&extauthz.Server{API: api}).Register(g.grpc)
+		go func() {
+			if err := g.grpc.Serve(l.extAuthz); err != nil {
+				errc <- fmt.Errorf("ext_authz service: %w", err)
+			}
+		}()
+		fmt.Fprintf(stdout, "Envoy ext_authz gRPC service on %s\n", l.extAuthz.Addr())
+	}
+	if l.proxy != nil {
+		p, err := proxy.New(proxy.Config{Upstream: o.upstreamParsed, API: api, Timeouts: o.proxyTimeouts, Log: log})
+		if err != nil {
+			return nil, cli.UsageErrorf("--proxy-upstream: %s", latchkey.ErrorMessage(err))
+		}
+		// No ReadTimeout or WriteTimeout: bodies of any size stream
+		// through, and WebSocket connections stay open.
+		g.proxy = &http.Server{
+			Handler:           p,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		ln, scheme := l.proxy, "http"
+		if tlsConfig != nil {
+			ln, scheme = tls.NewListener(ln, tlsConfig), "https"
+		}
+		go func() {
+			if err := g.proxy.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("reverse proxy: %w", err)
+			}
+		}()
+		fmt.Fprintf(stdout, "reverse proxy on %s://%s to %s\n", scheme, l.proxy.Addr(), o.upstreamParsed.Redacted())
+	}
+	return g, nil
+}
+
+// shutdown lets in-flight calls finish until ctx ends, then stops.
+func (g *gateways) shutdown(ctx context.Context) {
+	if g == nil {
+		return
+	}
+	if g.proxy != nil {
+		if err := g.proxy.Shutdown(ctx); err != nil {
+			g.log.Warn("reverse proxy did not shut down cleanly", "err", err)
+		}
+	}
+	if g.grpc != nil {
+		done := make(chan struct{})
+		go func() { g.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			g.grpc.Stop()
+		}
+	}
+}

@@ -1,0 +1,206 @@
+// Package proxy is latchkey's reverse-proxy mode: it stands in front of an
+// API, decides on every call exactly as /v1/authorize does
+// (httpapi.Server.Decide), and forwards the calls it allows to the upstream
+// without their credential and with the caller's identity in
+// X-Latchkey-* headers.
+//
+// Bodies stream both ways (request bodies are never buffered, responses are
+// flushed as they come), WebSocket and other protocol upgrades pass
+// through, and an upstream that cannot be reached or does not answer in
+// time gets the caller a JSON error (502 or 504), never a hang.
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/verify"
+)
+
+// Timeouts bound the proxy's calls to the upstream. Zero fields take the
+// defaults of DefaultTimeouts.
+type Timeouts struct {
+	// Dial bounds connecting to the upstream (TCP and TLS handshakes).
+	Dial time.Duration
+	// ResponseHeader bounds the wait for the upstream's response headers
+	// once the request is sent; the body then streams for as long as it
+	// takes.
+	ResponseHeader time.Duration
+	// Idle is how long a kept-alive connection to the upstream may wait
+	// for its next request.
+	Idle time.Duration
+}
+
+// DefaultTimeouts are the timeouts used when none are given.
+var DefaultTimeouts = Timeouts{Dial: 10 * time.Second, ResponseHeader: 60 * time.Second, Idle: 90 * time.Second}
+
+func (t Timeouts) withDefaults() Timeouts {
+	if t.Dial <= 0 {
+		t.Dial = DefaultTimeouts.Dial
+	}
+	if t.ResponseHeader <= 0 {
+		t.ResponseHeader = DefaultTimeouts.ResponseHeader
+	}
+	if t.Idle <= 0 {
+		t.Idle = DefaultTimeouts.Idle
+	}
+	return t
+}
+
+// NewTransport returns the transport the proxy uses to reach the upstream:
+// no proxy from the environment, the given timeouts, and enough idle
+// connections kept for a busy API (net/http's default keeps 2 per host,
+// which under concurrent load opens and closes a connection per call).
+func NewTransport(t Timeouts) *http.Transport {
+	t = t.withDefaults()
+	d := &net.Dialer{Timeout: t.Dial, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       t.Idle,
+		TLSHandshakeTimeout:   t.Dial,
+		ResponseHeaderTimeout: t.ResponseHeader,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Config configures a Proxy.
+type Config struct {
+	// Upstream is the API's base URL (http or https). A path in it is
+	// prefixed to every call's path.
+	Upstream *url.URL
+	// API decides on each call; its TrustedProxies also say whose
+	// X-Forwarded-For chain is passed on to the upstream.
+	API *httpapi.Server
+	// Transport reaches the upstream; nil means NewTransport(Timeouts).
+	Transport http.RoundTripper
+	Timeouts  Timeouts
+	Log       *slog.Logger
+}
+
+// Proxy is an http.Handler that verifies each call and forwards the allowed
+// ones to the upstream.
+type Proxy struct {
+	api *httpapi.Server
+	rp  *httputil.ReverseProxy
+	log *slog.Logger
+}
+
+// New returns a proxy to c.Upstream. Returns EINVALID when the upstream is
+// not an absolute http or https URL, or holds user information or a query.
+func New(c Config) (*Proxy, error) {
+	u := c.Upstream
+	if u == nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "the upstream must be an http or https URL such as http://127.0.0.1:9000")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "the upstream URL must not hold user information, a query or a fragment")
+	}
+	if c.API == nil {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "proxy: no API to decide with")
+	}
+	p := &Proxy{api: c.API, log: c.Log}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	tr := c.Transport
+	if tr == nil {
+		tr = NewTransport(c.Timeouts)
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:       p.rewrite(u),
+		Transport:     tr,
+		FlushInterval: -1, // stream: flush every write (server-sent events, long polls, big downloads)
+		ErrorHandler:  p.upstreamError,
+		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+type decisionKey struct{}
+
+// ServeHTTP decides on the call and either answers the refusal as
+// /v1/authorize would (with its JSON error) or forwards the call.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	res := p.api.Decide(r, r.Method, r.URL.RequestURI())
+	if !res.Valid() {
+		p.log.Debug("proxy refused a call", "method", r.Method, "code", res.Code,
+			"client_ip", httpapi.ClientIP(r, p.api.TrustedProxies))
+		httpapi.WriteDecision(w, res)
+		return
+	}
+	httpapi.WriteRateLimitHeaders(w.Header(), res)
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), decisionKey{}, res.Entry)))
+}
+
+// rewrite builds the upstream request: the credential and any client-sent
+// X-Latchkey-* header removed, the caller's identity added, and
+// X-Forwarded-For/-Host/-Proto set (the incoming X-Forwarded-For chain is
+// kept only when the peer is a trusted proxy).
+func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		pr.SetURL(upstream)
+		if p.peerTrusted(pr.In) {
+			if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
+				pr.Out.Header["X-Forwarded-For"] = xff
+			}
+		}
+		pr.SetXForwarded()
+		h := pr.Out.Header
+		h.Del("Authorization")
+		h.Del("X-Api-Key")
+		httpapi.DeleteLatchkeyHeaders(h)
+		e, _ := pr.In.Context().Value(decisionKey{}).(*verify.Entry)
+		httpapi.SetIdentityHeaders(h, e)
+	}
+}
+
+func (p *Proxy) peerTrusted(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, pfx := range p.api.TrustedProxies {
+		if pfx.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamError answers a call the upstream did not: 504 when it did not
+// answer in time, 502 otherwise, with a JSON error. A caller that went away
+// gets nothing.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		p.log.Debug("caller went away before the upstream answered", "method", r.Method)
+		return
+	}
+	status, msg := http.StatusBadGateway, "the upstream API could not be reached or failed to answer"
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		status, msg = http.StatusGatewayTimeout, "the upstream API did not answer in time"
+	}
+	// The error names the upstream's address and the failure, not the
+	// call's URL; the path is not logged in case it holds a mistyped key.
+	p.log.Warn("upstream call failed", "method", r.Method, "status", status, "err", err)
+	var body httpapi.ErrorBody
+	body.Error.Code, body.Error.Message = latchkey.EUNAVAILABLE, msg
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
