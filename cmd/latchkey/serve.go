@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/cli"
+	"github.com/latchkey/latchkey/internal/console"
 	"github.com/latchkey/latchkey/internal/credfile"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/manage"
@@ -60,7 +62,8 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the latchkey server",
-		Long: `Run the latchkey server: the management API, verification, and health checks.
+		Long: `Run the latchkey server: the management API, verification, health checks and
+the web console (at /console/; sign in with an admin access key).
 
 On first start with an empty database, serve creates the default account and
 a first operator ("admin") with an access key, saves that key to the
@@ -227,9 +230,14 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			}
 		}()
 	}
+	con := &console.Console{
+		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted,
+		ClientIP: func(r *http.Request) netip.Addr { return httpapi.ClientIP(r, trusted) },
+	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules,
 		Ready: func(ctx context.Context) error { return store.Ping(ctx) },
+		Mount: con.Mount,
 	}
 	srv := &http.Server{
 		Handler:           api.Handler(),
@@ -246,6 +254,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	go compactUsage(ctx, store, o.usageRetention, log)
 
 	fmt.Fprintf(stdout, "latchkey %s listening on %s (database %s)\n", cli.Version, endpoint, dbDesc)
+	fmt.Fprintf(stdout, "Web console: %s%s/\n", endpoint, console.Prefix)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 
