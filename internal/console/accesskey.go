@@ -143,17 +143,23 @@ func returnTo(r *http.Request, k *latchkey.AccessKey, after string) string {
 	if !keyformat.ValidID(newID) {
 		newID = ""
 	}
+	hours, _ := strconv.Atoi(r.PostForm.Get("hours"))
+	if _, ok := chartHoursOK(hours); !ok {
+		hours = 0
+	}
 	switch r.PostForm.Get("return") {
 	case "rotate":
 		switch after {
 		case "Inactive":
-			return rotateURL(k.ID, 4, newID)
+			return rotateURLHours(k.ID, 4, newID, hours)
 		case "Active":
-			return rotateURL(k.ID, 3, newID)
+			return rotateURLHours(k.ID, 3, newID, hours)
+		case "unconfirmed":
+			return rotateURLHours(k.ID, 5, newID, hours)
 		case "deleted":
 			return appURL(k.Application)
 		}
-		return rotateURL(k.ID, 0, newID)
+		return rotateURLHours(k.ID, 0, newID, hours)
 	case "app":
 		return appURL(k.Application)
 	case "keys":
@@ -217,7 +223,7 @@ func (c *Console) deleteKey(w http.ResponseWriter, r *http.Request, u *user) err
 	if strings.TrimSpace(r.PostForm.Get("confirm")) != k.ID {
 		to := keyURL(k.ID)
 		if r.PostForm.Get("return") == "rotate" {
-			to = rotateURL(k.ID, 5, r.PostForm.Get("new"))
+			to = returnTo(r, k, "unconfirmed")
 		}
 		return c.back(w, r, u, to, flash{Error: true, Message: "Type the access key ID exactly to delete the key. Nothing was deleted."})
 	}

@@ -17,13 +17,13 @@ import (
 // Chart geometry, in SVG user units (the SVG scales to its container).
 const (
 	chartW      = 720
-	chartLeft   = 44
+	chartLeft   = 56
 	chartRight  = 60
 	plotW       = chartW - chartLeft - chartRight
-	panelTitleH = 20
+	panelTitleH = 38
 	plotH       = 110
 	panelGap    = 16
-	axisH       = 22
+	axisH       = 30
 )
 
 // chartHours are the periods a chart can show, with the step of each.
@@ -327,7 +327,7 @@ func chartDescription(m *chartModel) string {
 
 // spreadLabels moves end-of-line labels apart so they never overlap.
 func spreadLabels(lines []chartLine, top, bottom float64) {
-	const gap = 13
+	const gap = 22 // room for the labels' larger size on phones
 	if len(lines) != 2 {
 		return
 	}

@@ -33,6 +33,7 @@ var funcs = template.FuncMap{
 	"subf":      func(a, b float64) float64 { return a - b },
 	"f1":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 	"plotRight": func() int { return chartLeft + plotW },
+	"plotLeft":  func() int { return chartLeft },
 }
 
 func parsePages() map[string]*template.Template {

@@ -149,7 +149,7 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 		d.StillInUse = true
 		d.LastUseAgo = ago(now, old.LastUsed.At)
 	}
-	if d.Step == 4 && d.Deactivated != nil {
+	if d.Step >= 4 && d.Deactivated != nil {
 		if d.RejectedSince, d.ByCode, err = c.rejectedSince(ctx, u, old.ID, *d.Deactivated, now); err != nil {
 			return err
 		}
