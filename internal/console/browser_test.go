@@ -403,6 +403,21 @@ func TestBrowserConsole(t *testing.T) {
 	if !strings.Contains(b.text(".flash-warn"), "only time") {
 		t.Fatal("the created page does not say the secret is shown only once")
 	}
+	// The copy button puts the secret on the clipboard.
+	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.CallBrowser(bctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: perm}, Setting: cdpbrowser.PermissionSettingGranted, Origin: srv.URL}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.do(chromedp.Click(chromedp.CSS(`[data-copy="#new-secret"]`), chromedp.NodeVisible))
+	b.waitJS("the copy confirmation", `document.querySelector('.copy-status').textContent !== ""`, 5*time.Second)
+	if got := b.text(".copy-status"); got != "Copied to the clipboard." {
+		t.Fatalf("copy button: %q", got)
+	}
+	if got, err := chromedp.Run(bctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise)); err != nil || got != secret1 {
+		t.Fatalf("the clipboard holds %d characters (err %v), want the secret", len(got), err)
+	}
 	// The .env download is built in the browser from the page.
 	b.do(chromedp.Click(chromedp.CSS(`[data-download="#dotenv"]`), chromedp.NodeVisible))
 	envFile := filepath.Join(downloads, "latchkey.env")
