@@ -79,6 +79,9 @@ func hourOptions() []int {
 func (c *Console) renderRefreshing(w http.ResponseWriter, r *http.Request, u *user, name, title, section string, data any) {
 	v := c.newView(r, u, title, section, data)
 	v.Refresh = 30
+	q := r.URL.Query()
+	q.Set("auto", "1")
+	v.RefreshURL = r.URL.Path + "?" + q.Encode()
 	c.write(w, http.StatusOK, name, v)
 }
 

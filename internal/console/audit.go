@@ -80,15 +80,23 @@ func auditRows(evs []*latchkey.AuditEvent) []*auditRow {
 	return out
 }
 
+// pretty indents an object's JSON for reading, with <, > and & as
+// themselves (the template escapes them), not as \u003c.
 func pretty(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return ""
 	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var b bytes.Buffer
-	if err := json.Indent(&b, raw, "", "  "); err != nil {
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if dec.Decode(&v) != nil || enc.Encode(v) != nil {
 		return string(raw)
 	}
-	return b.String()
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // changes lists the top-level fields that differ between before and after,
@@ -139,9 +147,18 @@ func compact(raw json.RawMessage) []byte {
 }
 
 func short(raw json.RawMessage) string {
-	s := string(compact(raw))
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		return str
+	}
+	s := strings.TrimSpace(pretty(compact(raw)))
 	if s == "null" {
 		return "none"
 	}
-	return strings.Trim(s, `"`)
+	var b bytes.Buffer
+	if json.Compact(&b, []byte(s)) == nil {
+		// Compact keeps the unescaped characters pretty wrote
+		return b.String()
+	}
+	return s
 }

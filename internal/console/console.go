@@ -246,10 +246,12 @@ type handler func(w http.ResponseWriter, r *http.Request, u *user) error
 
 // authenticate returns the request's live session. A session ends when it
 // idles out or ages out, and as soon as the admin key it signed in with is
-// deactivated, expires or is deleted.
-func (c *Console) authenticate(r *http.Request) (*user, string) {
+// deactivated, expires or is deleted. Requests the page makes by itself
+// (chart updates, and the reloads of a page without scripts, marked
+// auto=1) do not count as activity.
+func (c *Console) authenticate(r *http.Request, automatic bool) (*user, string) {
 	now := c.now()
-	sv, ok, expired := c.sessions.get(c.sessionID(r), now, c.IdleTimeout, c.MaxSessionAge)
+	sv, ok, expired := c.sessions.get(c.sessionID(r), now, c.IdleTimeout, c.MaxSessionAge, !automatic)
 	if !ok {
 		if expired {
 			return nil, "expired"
@@ -286,7 +288,7 @@ func (c *Console) clientIP(r *http.Request) netip.Addr {
 // comes back afterwards.
 func (c *Console) page(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, why := c.authenticate(r)
+		u, why := c.authenticate(r, r.URL.Query().Get("auto") == "1")
 		if u == nil {
 			q := url.Values{"next": {r.URL.RequestURI()}}
 			if why != "" {
@@ -305,7 +307,7 @@ func (c *Console) page(h handler) http.Handler {
 // the script: without a session it answers 401 and the script stops.
 func (c *Console) fragment(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, _ := c.authenticate(r)
+		u, _ := c.authenticate(r, true)
 		if u == nil {
 			http.Error(w, "session ended; reload the page to sign in again", http.StatusUnauthorized)
 			return
@@ -335,7 +337,7 @@ func (c *Console) form(h handler) http.Handler {
 			c.renderError(w, r, nil, http.StatusBadRequest, "The form could not be read (it may be too large).")
 			return
 		}
-		u, _ := c.authenticate(r)
+		u, _ := c.authenticate(r, false)
 		if u == nil {
 			c.renderError(w, r, nil, http.StatusForbidden, "Your session has ended, so nothing was changed. Sign in again and repeat the action.")
 			return
@@ -408,7 +410,7 @@ func (c *Console) backOnUserError(w http.ResponseWriter, r *http.Request, u *use
 }
 
 func (c *Console) index(w http.ResponseWriter, r *http.Request) {
-	if u, _ := c.authenticate(r); u != nil {
+	if u, _ := c.authenticate(r, false); u != nil {
 		http.Redirect(w, r, Prefix+"/applications", http.StatusSeeOther)
 		return
 	}
@@ -442,16 +444,17 @@ func (c *Console) switchAccount(w http.ResponseWriter, r *http.Request, u *user)
 
 // view is what every page template receives.
 type view struct {
-	Title    string
-	Section  string
-	User     *userView
-	CSRF     string
-	Flash    []flash
-	Now      time.Time
-	Version  string // busts caches of static files
-	Refresh  int    // seconds between reloads when scripts are off (0 = none)
-	Accounts []string
-	Data     any
+	Title      string
+	Section    string
+	User       *userView
+	CSRF       string
+	Flash      []flash
+	Now        time.Time
+	Version    string // busts caches of static files
+	Refresh    int    // seconds between reloads when scripts are off (0 = none)
+	RefreshURL string // the page itself, marked as an automatic reload
+	Accounts   []string
+	Data       any
 }
 
 type userView struct {

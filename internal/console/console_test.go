@@ -528,3 +528,30 @@ func TestUnknownPathsAreHTML(t *testing.T) {
 		}
 	}
 }
+
+func TestUserTextIsEscaped(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const evil = `<img src=x onerror=alert(1)>"'`
+	if _, err := e.svc.CreateApplication(ctx, e.op, "default", "web", evil, nil); err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.svc.CreateAccessKey(ctx, e.op, "default", "web", latchkey.NewAccessKey{Description: evil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ver.Now = e.clock.Now
+	e.call(k.Secret, "203.0.113.1", evil)
+	b := e.browser()
+	b.mustSignIn(e.opID, e.opSecret)
+	for _, path := range []string{"/console/applications", "/console/applications/web", "/console/keys", "/console/keys/" + k.ID,
+		"/console/keys/" + k.ID + "/rotate", "/console/keys/" + k.ID + "/chart", "/console/audit"} {
+		p := b.get(path)
+		if strings.Contains(p.body, "<img src=x") {
+			t.Errorf("%s: user text is not escaped", path)
+		}
+		if !strings.Contains(p.body, "&lt;img src=x") {
+			t.Errorf("%s: the text is not shown at all", path)
+		}
+	}
+}

@@ -74,7 +74,7 @@ func TestRotationWizard(t *testing.T) {
 	if strings.Contains(p.body, newSecret) {
 		t.Error("step 2 shows the new secret")
 	}
-	if !strings.Contains(p.body, `<noscript><meta http-equiv="refresh" content="30"></noscript>`) {
+	if !regexp.MustCompile(`<noscript><meta http-equiv="refresh" content="30; url=/console/keys/` + old.ID + `/rotate\?auto=1&amp;[^"]*"></noscript>`).MatchString(p.body) {
 		t.Error("step 2 does not refresh itself without scripts")
 	}
 

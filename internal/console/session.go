@@ -139,9 +139,10 @@ type sessionView struct {
 	account string
 }
 
-// get returns the live session with this ID and marks it seen. It ends and
-// reports expired sessions.
-func (st *sessionStore) get(id string, now time.Time, idle, maxAge time.Duration) (v sessionView, ok, expired bool) {
+// get returns the live session with this ID and, when touch is set, marks
+// it seen (automatic requests, such as chart updates, do not: a tab left
+// open must still idle out). It ends and reports expired sessions.
+func (st *sessionStore) get(id string, now time.Time, idle, maxAge time.Duration, touch bool) (v sessionView, ok, expired bool) {
 	if id == "" {
 		return v, false, false
 	}
@@ -156,7 +157,9 @@ func (st *sessionStore) get(id string, now time.Time, idle, maxAge time.Duration
 		delete(st.m, k)
 		return v, false, true
 	}
-	s.seen = now
+	if touch {
+		s.seen = now
+	}
 	return sessionView{id: id, actor: s.actor, csrf: s.csrf, account: s.account}, true, false
 }
 

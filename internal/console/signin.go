@@ -40,7 +40,7 @@ type signinData struct {
 }
 
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
-	if u, _ := c.authenticate(r); u != nil {
+	if u, _ := c.authenticate(r, false); u != nil {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}

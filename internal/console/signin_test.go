@@ -321,6 +321,32 @@ func repeat(d time.Duration, n int) []time.Duration {
 	return out
 }
 
+// TestAutomaticRequestsDoNotKeepASessionAlive: a tab left open on a live
+// chart (the script's updates, or a page reloading itself without scripts)
+// still idles out.
+func TestAutomaticRequestsDoNotKeepASessionAlive(t *testing.T) {
+	e := newEnv(t)
+	k := e.app("web")
+	b := e.browser()
+	b.mustSignIn(e.opID, e.opSecret)
+	for range 2 {
+		e.clock.Advance(10 * time.Minute)
+		if p := b.get("/console/keys/" + k.ID + "/chart"); p.status != http.StatusOK {
+			t.Fatalf("chart update: %d", p.status)
+		}
+		if p := b.get("/console/keys/" + k.ID + "?auto=1"); p.status != http.StatusOK {
+			t.Fatalf("automatic reload: %d", p.status)
+		}
+	}
+	e.clock.Advance(10 * time.Minute)
+	if p := b.get("/console/keys/" + k.ID + "/chart"); p.status != http.StatusUnauthorized {
+		t.Fatalf("chart update after 30 idle minutes: %d, want 401", p.status)
+	}
+	if p := b.get("/console/keys/" + k.ID); p.status != http.StatusSeeOther {
+		t.Fatalf("page after 30 idle minutes: %d, want a redirect to sign in", p.status)
+	}
+}
+
 func TestSessionEndsWhenAdminKeyIsDeactivated(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
