@@ -17,6 +17,7 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -657,6 +658,29 @@ func TestBrowserConsole(t *testing.T) {
 		t.Errorf("audit events by someone other than the signed-in admin: %s", got)
 	}
 	b.shot("audit.png")
+
+	// Without JavaScript: the key list's buttons still work, the chart is
+	// still there, and the script-only controls stay hidden.
+	if _, err := chromedp.Call(bctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	b.nav("/console/keys")
+	b.submit(`tr[data-key-id="` + key2 + `"] button[aria-label="Deactivate ` + key2 + `"]`)
+	if st := b.status(key2); st != "Inactive" {
+		t.Fatalf("without JavaScript, Deactivate left the key %s", st)
+	}
+	b.submit(`tr[data-key-id="` + key2 + `"] button[aria-label="Reactivate ` + key2 + `"]`)
+	b.nav("/console/keys/" + key2)
+	if got := b.eval(`String(document.querySelectorAll('#usage-chart path.line').length)`); got != "2" {
+		t.Fatalf("without JavaScript the key page has %s chart lines, want 2", got)
+	}
+	if got := b.eval(`document.querySelector('.chart-updated .js-only').hidden ? "hidden" : "shown"`); got != "hidden" {
+		t.Fatal("without JavaScript the page promises live updates")
+	}
+	b.shot("key-page-nojs.png")
+	if _, err := chromedp.Call(bctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Sign out: the session is gone.
 	b.submit(`form[action="/console/signout"] button`)
