@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/cli"
+	"github.com/latchkey/latchkey/internal/console"
 	"github.com/latchkey/latchkey/internal/credfile"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/manage"
@@ -70,7 +72,8 @@ func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the latchkey server",
-		Long: `Run the latchkey server: the management API, verification, and health checks.
+		Long: `Run the latchkey server: the management API, verification, health checks and
+the web console (at /console/; sign in with an admin access key).
 
 On first start with an empty database, serve creates the default account and
 a first operator ("admin") with an access key, saves that key to the
@@ -326,9 +329,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			}
 		}()
 	}
+	con := &console.Console{
+		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted,
+		ClientIP: func(r *http.Request) netip.Addr { return httpapi.ClientIP(r, trusted) },
+	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules,
-		Ready: ready, Leaks: leaks, Webhooks: dispatcher,
+		Ready: ready, Leaks: leaks, Webhooks: dispatcher, Mount: con.Mount,
 	}
 	metricsSrv, err := o.hygiene.mountMetrics(api, mx, log)
 	if err != nil {
@@ -361,6 +368,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	})
 
 	fmt.Fprintf(stdout, "latchkey %s listening on %s (database %s)\n", cli.Version, endpoint, dbDesc)
+	fmt.Fprintf(stdout, "Web console: %s%s/\n", endpoint, console.Prefix)
 	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
 	gw, err := gwl.serve(&o.gw, api, tlsConfig, log, stdout, errc)
