@@ -59,18 +59,32 @@ func Read(path string) (*File, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	return Parse(b), nil
+	f, err := parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
 }
 
-// Parse parses file content.
+// Parse parses file content. A line too long to be part of a credentials
+// file ends the parse; Read reports it as an error, so that a rewrite never
+// drops what could not be read.
 func Parse(b []byte) *File {
+	f, _ := parse(b)
+	return f
+}
+
+func parse(b []byte) (*File, error) {
 	f := &File{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		f.lines = append(f.lines, sc.Text())
 	}
-	return f
+	if err := sc.Err(); err != nil {
+		return f, fmt.Errorf("not a credentials file: %w", err)
+	}
+	return f, nil
 }
 
 func sectionName(line string) (string, bool) {
@@ -284,9 +298,7 @@ func inGitTreeNotIgnored(path string) bool {
 	}
 	cmd := exec.Command(git, "-C", dir, "check-ignore", "-q", abs)
 	err = cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == 1 {
-		return true // not ignored
-	}
-	return false
+	// 0: ignored. 1: not ignored. Anything else (git refused the
+	// repository, say): we cannot tell, so warn rather than stay silent.
+	return err != nil
 }

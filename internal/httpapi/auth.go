@@ -37,7 +37,7 @@ func (s *Server) Authenticate(r *http.Request) (latchkey.Actor, error) {
 	e := res.Entry
 	return latchkey.Actor{
 		Principal: e.Principal, Account: e.Account, Role: e.Role, AccessKeyID: e.ID,
-		SourceIP: ip.String(), UserAgent: r.UserAgent(),
+		SourceIP: addrString(ip), UserAgent: r.UserAgent(),
 	}, nil
 }
 

@@ -116,6 +116,28 @@ func appendSecrets(out []string, s string) []string {
 	}
 }
 
+// maskSecrets replaces anything that starts like a secret with its mask.
+func maskSecrets(s string) string {
+	if !strings.Contains(s, keyformat.SecretPrefix) {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, keyformat.SecretPrefix)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		j := i + len(keyformat.SecretPrefix)
+		for j < len(s) && keyformat.IsBase62(s[j]) {
+			j++
+		}
+		b.WriteString(keyformat.Mask(s[i:j]))
+		s = s[j:]
+	}
+}
+
 // safePath returns the request path for logs, with anything that looks like
 // a secret masked.
 func safePath(r *http.Request) string {
@@ -179,4 +201,13 @@ func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// addrString is a client address for the audit: "" when there is none (a
+// unix socket), never "invalid IP".
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

@@ -69,7 +69,9 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	var body ErrorBody
-	body.Error.Code, body.Error.Message = code, msg
+	// Messages may quote the caller's input (a bad name, an unknown field);
+	// anything shaped like a secret in it is masked.
+	body.Error.Code, body.Error.Message = code, maskSecrets(msg)
 	writeJSON(w, status, body)
 }
 

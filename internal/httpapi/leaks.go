@@ -128,7 +128,7 @@ func (s *Server) reportLeaks(w http.ResponseWriter, r *http.Request) error {
 			w.Header().Set("Retry-After", "60")
 			return latchkey.Errorf(latchkey.ERATELIMITED, "too many leak reports from this address; retry in a minute")
 		}
-		a = latchkey.Actor{Principal: "leak-report", SourceIP: ip.String(), UserAgent: r.UserAgent()}
+		a = latchkey.Actor{Principal: "leak-report", SourceIP: addrString(ip), UserAgent: r.UserAgent()}
 	}
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
 		return err
@@ -236,7 +236,7 @@ func (s *Server) githubLeaks(w http.ResponseWriter, r *http.Request) error {
 	if len(matches) > MaxLeakFindings {
 		return latchkey.Errorf(latchkey.EINVALID, "at most %d matches per request", MaxLeakFindings)
 	}
-	a := latchkey.Actor{Principal: "github-secret-scanning", SourceIP: ClientIP(r, s.TrustedProxies).String(), UserAgent: r.UserAgent()}
+	a := latchkey.Actor{Principal: "github-secret-scanning", SourceIP: addrString(ClientIP(r, s.TrustedProxies)), UserAgent: r.UserAgent()}
 	for _, m := range matches {
 		if !keyformat.ValidSecret(m.Token) {
 			continue

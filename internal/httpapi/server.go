@@ -220,7 +220,7 @@ func (s *Server) tripwire(r *http.Request, secrets []string) {
 			continue
 		}
 		actor := latchkey.Actor{Principal: "tripwire", Account: e.Account, Role: latchkey.RoleOperator,
-			SourceIP: ClientIP(r, s.TrustedProxies).String(), UserAgent: r.UserAgent()}
+			SourceIP: addrString(ClientIP(r, s.TrustedProxies)), UserAgent: r.UserAgent()}
 		where := fmt.Sprintf("URL of a %s request to %s", r.Method, safePath(r))
 		// Not r.Context(): a client that hangs up must not stop the flag.
 		if _, err := s.Service.MarkExposed(context.WithoutCancel(r.Context()), actor, e.ID, where, false); err != nil {

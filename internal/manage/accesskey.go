@@ -243,10 +243,10 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		if u.ClearExpiry && k.ExpiresAt != nil {
 			k.ExpiresAt, changed = nil, true
 		}
-		if u.Restrictions != nil {
+		if u.Restrictions != nil && !sameRestrictions(k.Restrictions, u.Restrictions) {
 			k.Restrictions, changed = nilIfEmpty(u.Restrictions), true
 		}
-		if u.ReportOnly != nil {
+		if u.ReportOnly != nil && !sameRestrictions(k.ReportOnly, u.ReportOnly) {
 			k.ReportOnly, changed = nilIfEmpty(u.ReportOnly), true
 		}
 		if u.EnforceReportOnly {
