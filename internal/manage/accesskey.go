@@ -57,7 +57,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 			k.AppRestrictions = app.Restrictions
 			if app.KeyCount >= s.MaxKeysPerApplication {
 				return latchkey.Errorf(latchkey.ELIMIT,
-					"application %q already has %d access keys, the most it may have; delete an Inactive key first (rotation: deactivate the old key, validate, delete it, then create the new one)",
+					"application %q already has %d access keys, the most it may have; delete an Inactive key first (deactivate a key it no longer needs, check that nothing still uses it, then delete it)",
 					application, app.KeyCount)
 			}
 			if err := tx.CreateAccessKey(ctx, k); err != nil {
