@@ -42,6 +42,8 @@ type serveOptions struct {
 	tlsKey          string
 	guardFailures   int
 	guardRefill     float64
+	rateStore       string
+	rateFailure     string
 }
 
 func envOr(name, def string) string {
@@ -102,6 +104,8 @@ EXAMPLES
 	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs at /v1/authorize, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
+	f.StringVar(&o.rateStore, "rate-limit-store", os.Getenv("LATCHKEY_RATE_LIMIT_STORE"), "redis://host:port/db to share rate limits across replicas; empty: each replica enforces each limit on its own (env LATCHKEY_RATE_LIMIT_STORE)")
+	f.StringVar(&o.rateFailure, "rate-limit-store-failure", envOr("LATCHKEY_RATE_LIMIT_STORE_FAILURE", "local"), "when the rate limit store cannot answer: local (enforce per replica), open (allow) or closed (refuse) (env LATCHKEY_RATE_LIMIT_STORE_FAILURE)")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
@@ -187,6 +191,14 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		scopeRules = append(scopeRules, r)
 	}
 
+	rates, rateFailure, err := openRateStore(ctx, o.rateStore, o.rateFailure, log)
+	if err != nil {
+		return err
+	}
+	if rates != nil {
+		defer rates.Close()
+	}
+
 	store, dbDesc, err := openStore(ctx, o.databaseURL)
 	if err != nil {
 		return err
@@ -257,6 +269,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 
 	verifier := verify.New(ix, rec)
+	if rates != nil {
+		verifier.Rates, verifier.OnRateStoreError = redisRates{rates}, rateFailure
+	}
 	if o.guardFailures > 0 {
 		verifier.Guard = verify.NewGuard(o.guardFailures, o.guardRefill)
 		go func() {

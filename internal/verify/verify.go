@@ -60,6 +60,11 @@ type Verifier struct {
 	// Guard throttles client addresses that send many invalid
 	// credentials; nil disables it.
 	Guard *Guard
+	// Rates, when set, keeps rate limits in a store shared by the
+	// replicas instead of in this process; OnRateStoreError says what a
+	// call gets when it cannot answer.
+	Rates            RateStore
+	OnRateStoreError RateStoreFailure
 }
 
 // New returns a verifier over ix that records usage with rec.
@@ -68,7 +73,8 @@ func New(ix *Index, rec *Recorder) *Verifier {
 }
 
 // Verify decides on a credential. It never touches the store and does not
-// allocate. Unknown keys, keys of another account or kind, and a wrong
+// allocate, except that a key with a rate limit asks the shared RateStore
+// when there is one. Unknown keys, keys of another account or kind, and a wrong
 // access key ID all give NOT_FOUND: from outside they look the same.
 // The order of checks: MISSING, THROTTLED (the client address sent too many
 // invalid credentials), MALFORMED, NOT_FOUND, INACTIVE, EXPIRED,
@@ -120,7 +126,7 @@ func (v *Verifier) Verify(req *Request) Result {
 	}
 	res := Result{Code: latchkey.CodeValid, Entry: e}
 	if e.limit != nil {
-		ok, info := e.limit.allow(now)
+		ok, info := v.allow(e.ID, e.limit, now)
 		res.Rate = info
 		if !ok {
 			v.Recorder.reject(e.usage, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
@@ -131,7 +137,7 @@ func (v *Verifier) Verify(req *Request) Result {
 	if e.report != nil || e.reportLimit != nil {
 		wd := e.report.check(req)
 		if wd == latchkey.CodeValid && e.reportLimit != nil {
-			if ok, _ := e.reportLimit.allow(now); !ok {
+			if ok, _ := v.allow(e.reportRateKey, e.reportLimit, now); !ok {
 				wd = latchkey.CodeRateLimited
 			}
 		}
