@@ -66,7 +66,8 @@ func (s *Store) UsageSeries(ctx context.Context, id string, from, to time.Time) 
 // would hold the connection, and database/sql's rollback at the deadline
 // waits for that statement, for ever over a partition.
 //
-// Methods added to latchkey.Tx and not listed here pass through unbounded.
+// Every method of latchkey.Tx must be listed here: one that is not would
+// pass through unbounded, and TestBoundTxCoversTx fails.
 type boundTx struct {
 	latchkey.Tx
 	bound context.Context

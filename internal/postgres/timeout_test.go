@@ -2,6 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"reflect"
 	"testing"
 	"time"
 
@@ -80,5 +84,34 @@ func TestOperationTimeout(t *testing.T) {
 	s.OperationTimeout = 5 * time.Second
 	if err := s.View(ctx, func(tx latchkey.Tx) error { _, err := tx.FindAccount(ctx, "acme"); return err }); err != nil {
 		t.Errorf("after the timeouts: %v", err)
+	}
+}
+
+// TestBoundTxCoversTx: every method of latchkey.Tx is bounded by boundTx
+// (timeout.go). A method added to the interface and not to boundTx would
+// pass through on its caller's context, and a statement that hangs there
+// would hang its transaction past the operation timeout.
+func TestBoundTxCoversTx(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "timeout.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounded := map[string]bool{}
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Recv == nil || len(fd.Recv.List) != 1 {
+			continue
+		}
+		if star, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok {
+			if id, ok := star.X.(*ast.Ident); ok && id.Name == "boundTx" {
+				bounded[fd.Name.Name] = true
+			}
+		}
+	}
+	tx := reflect.TypeFor[latchkey.Tx]()
+	for i := range tx.NumMethod() {
+		if m := tx.Method(i).Name; !bounded[m] {
+			t.Errorf("latchkey.Tx.%s is not bounded: add it to boundTx in timeout.go", m)
+		}
 	}
 }
