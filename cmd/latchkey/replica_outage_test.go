@@ -217,11 +217,13 @@ func checkOutage(t *testing.T, c *cluster, dbURL, app string, cut, restore func(
 // (pg_ctlcluster) under two replicas, with the checks of
 // TestReplicasDatabaseOutage. The server is shared by every PostgreSQL
 // test, including those of other packages that `go test ./...` runs at
-// the same time, so this test runs only when LATCHKEY_TEST_PG_RESTART=1
-// (.ci/run sets it for a run of its own).
+// the same time, so this test runs only when LATCHKEY_TEST_PG_RESTART=1,
+// on its own:
+//
+//	LATCHKEY_TEST_PG_RESTART=1 go test -race -count=1 -run '^TestReplicasPostgresRestart$' ./cmd/latchkey
 func TestReplicasPostgresRestart(t *testing.T) {
 	if os.Getenv("LATCHKEY_TEST_PG_RESTART") != "1" {
-		t.Skip("stops the shared PostgreSQL server; set LATCHKEY_TEST_PG_RESTART=1 to run")
+		t.Skip("stops the shared PostgreSQL server, which other packages' tests use at the same time: run it alone with LATCHKEY_TEST_PG_RESTART=1")
 	}
 	versions, err := os.ReadDir("/etc/postgresql")
 	if err != nil || len(versions) != 1 {

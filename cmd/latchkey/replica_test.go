@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -287,10 +285,4 @@ func (d durations) String() string {
 	}
 	r := func(x time.Duration) time.Duration { return x.Round(10 * time.Microsecond) }
 	return fmt.Sprintf("n=%d p50=%v p90=%v p99=%v max=%v", len(d), r(d.quantile(0.5)), r(d.quantile(0.9)), r(d.quantile(0.99)), r(d.max()))
-}
-
-// isTransport reports whether err is a failure to get any HTTP answer.
-func isTransport(err error) bool {
-	var ue *url.Error
-	return errors.As(err, &ue) || strings.Contains(fmt.Sprint(err), "connection")
 }
