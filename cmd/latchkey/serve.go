@@ -49,6 +49,8 @@ type serveOptions struct {
 	guardRefill     float64
 	hygiene         hygieneOptions // hygiene.go
 	gw              gatewayOptions
+	rateStore       string
+	rateFailure     string
 }
 
 func envOr(name, def string) string {
@@ -118,6 +120,8 @@ EXAMPLES
 	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs at /v1/authorize, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
+	f.StringVar(&o.rateStore, "rate-limit-store", os.Getenv("LATCHKEY_RATE_LIMIT_STORE"), "redis://host:port/db to share rate limits across replicas; empty: each replica enforces each limit on its own (env LATCHKEY_RATE_LIMIT_STORE)")
+	f.StringVar(&o.rateFailure, "rate-limit-store-failure", envOr("LATCHKEY_RATE_LIMIT_STORE_FAILURE", "local"), "when the rate limit store cannot answer: local (enforce per replica), open (allow) or closed (refuse) (env LATCHKEY_RATE_LIMIT_STORE_FAILURE)")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
@@ -229,6 +233,14 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return err
 	}
 
+	rates, rateFailure, err := openRateStore(ctx, o.rateStore, o.rateFailure, log)
+	if err != nil {
+		return err
+	}
+	if rates != nil {
+		defer rates.Close()
+	}
+
 	store, dbDesc, err := openStore(ctx, o.databaseURL)
 	if err != nil {
 		return err
@@ -314,6 +326,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 
 	verifier := verify.New(ix, rec)
 	verifier.Observer = mx
+	if rates != nil {
+		verifier.Rates, verifier.OnRateStoreError = redisRates{rates}, rateFailure
+	}
 	if o.guardFailures > 0 {
 		verifier.Guard = verify.NewGuard(o.guardFailures, o.guardRefill)
 		go func() {

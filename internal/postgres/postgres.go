@@ -46,6 +46,11 @@ type Store struct {
 	*sqlstore.DB
 	pool      *pgxpool.Pool
 	closeOnce sync.Once
+
+	// OperationTimeout bounds each transaction, usage write and ping
+	// whose context has no earlier deadline (see bound). Open sets it to
+	// DefaultOperationTimeout; zero or less means no bound.
+	OperationTimeout time.Duration
 }
 
 var _ latchkey.Store = (*Store)(nil)
@@ -69,6 +74,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// or database default of REPEATABLE READ would count from a snapshot
 	// taken before the wait, so the store pins the level.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	// Without a connect_timeout in the URL, a server that accepts TCP
+	// connections and then says nothing (a partition, a hung host) would
+	// hold every new connection, and the pool's callers, indefinitely.
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultOperationTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -78,7 +89,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connecting: %w", unavailable(err))
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect}, pool: pool}
+	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect}, pool: pool, OperationTimeout: DefaultOperationTimeout}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -153,6 +164,8 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // in recovery (a standby) or with default_transaction_read_only set gives
 // EUNAVAILABLE.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var readOnly string
 	if err := s.pool.QueryRow(ctx, `SELECT current_setting('transaction_read_only')`).Scan(&readOnly); err != nil {
 		return unavailable(err)

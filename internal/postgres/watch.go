@@ -121,7 +121,10 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 	}
 	conn := pc.Hijack()
 	defer closeConn(ctx, conn)
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+	lctx, cancel := w.store.bound(ctx)
+	_, err = conn.Exec(lctx, "LISTEN "+Channel)
+	cancel()
+	if err != nil {
 		return false, err
 	}
 	// Load after LISTEN: a change committed before it is in the load, a
@@ -151,7 +154,12 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 			// Time to resync. Check first that the listening connection
 			// still works: a connection that died silently would
 			// otherwise wait forever.
-			if err := conn.Ping(ctx); err != nil {
+			// The ping is bounded: over a partition it would never
+			// return, and the watcher would stay ready while deaf.
+			pctx, cancel := w.store.bound(ctx)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
 				return true, err
 			}
 			if err := w.sync(ctx); err != nil {

@@ -35,6 +35,7 @@ type Entry struct {
 	limit            *limiter // the key's rate limit (its own, else the application's)
 	scopes           string   // the key's granted scopes, space-separated ("" = any)
 	reportLimit      *limiter
+	reportRateKey    string // the report-only limit's name in a RateStore
 }
 
 // Scopes returns the scopes the key may use, space-separated; "" means any.
@@ -165,6 +166,9 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		if prev.reportLimit != nil && reportRL != nil && prev.reportLimit.cfg == *reportRL {
 			e.reportLimit = prev.reportLimit
 		}
+	}
+	if e.reportLimit != nil {
+		e.reportRateKey = k.ID + reportSuffix
 	}
 	ix.byID[k.ID] = d
 	s := ix.shard(&d)

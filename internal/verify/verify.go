@@ -64,6 +64,11 @@ type Verifier struct {
 	// Observer, when set, is told every decision and how long it took
 	// (metrics.go).
 	Observer Observer
+	// Rates, when set, keeps rate limits in a store shared by the
+	// replicas instead of in this process; OnRateStoreError says what a
+	// call gets when it cannot answer.
+	Rates            RateStore
+	OnRateStoreError RateStoreFailure
 }
 
 // New returns a verifier over ix that records usage with rec.
@@ -72,7 +77,8 @@ func New(ix *Index, rec *Recorder) *Verifier {
 }
 
 // Verify decides on a credential. It never touches the store and does not
-// allocate. Unknown keys, keys of another account or kind, and a wrong
+// allocate, except that a key with a rate limit asks the shared RateStore
+// when there is one. Unknown keys, keys of another account or kind, and a wrong
 // access key ID all give NOT_FOUND: from outside they look the same.
 // The order of checks: MISSING, THROTTLED (the client address sent too many
 // invalid credentials), MALFORMED, NOT_FOUND, INACTIVE, EXPIRED,
@@ -143,7 +149,7 @@ func (v *Verifier) decide(req *Request) Result {
 	}
 	res := Result{Code: latchkey.CodeValid, Entry: e}
 	if e.limit != nil {
-		ok, info := e.limit.allow(now)
+		ok, info := v.allow(e.ID, e.limit, now)
 		res.Rate = info
 		if !ok {
 			v.Recorder.reject(e.usage, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
@@ -154,7 +160,7 @@ func (v *Verifier) decide(req *Request) Result {
 	if e.report != nil || e.reportLimit != nil {
 		wd := e.report.check(req)
 		if wd == latchkey.CodeValid && e.reportLimit != nil {
-			if ok, _ := e.reportLimit.allow(now); !ok {
+			if ok, _ := v.allow(e.reportRateKey, e.reportLimit, now); !ok {
 				wd = latchkey.CodeRateLimited
 			}
 		}
