@@ -124,7 +124,7 @@ func (t *Tx) FindAccessKey(ctx context.Context, id string) (*latchkey.AccessKey,
 	if t.writable && t.d.ForUpdate != "" {
 		lock = " " + t.d.ForUpdate + " OF k"
 	}
-	row := t.tx.QueryRowContext(ctx, t.q(`SELECT `+keyColumns+keyFrom+` WHERE k.id = ?`+lock), id)
+	row := t.queryRow(ctx, `SELECT `+keyColumns+keyFrom+` WHERE k.id = ?`+lock, id)
 	k, err := scanKey(row)
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "access key %s not found", id))
