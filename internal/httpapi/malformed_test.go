@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/httpapi"
@@ -270,3 +272,79 @@ func TestMalformedAtTheTransport(t *testing.T) {
 	t.Logf("%d malformed requests refused by the transport", len(tests))
 }
 
+// TestHostileTextIsStoredSafely: free text that the API records rather than
+// validates (user agents, where a leak was seen) may hold NUL bytes and
+// bytes that are not UTF-8. It is stored cleaned, on both stores, and never
+// stops a write or the usage flush; SQL metacharacters are stored verbatim.
+func TestHostileTextIsStoredSafely(t *testing.T) {
+	for _, store := range []struct {
+		name string
+		opts []func(*envOptions)
+	}{{"sqlite", nil}, {"postgres", []func(*envOptions){onPostgres}}} {
+		t.Run(store.name, func(t *testing.T) {
+			e := newEnv(t, store.opts...)
+			// net/http refuses NUL and control bytes in headers, not bytes that
+			// are not UTF-8
+			const hostileUA = "agent/1 \xff\xfe (\xc3\x28)"
+			ua := header("User-Agent", hostileUA)
+			op := bearer(e.operator)
+			sqlText := `x'); DROP TABLE access_keys; --`
+			must := func(r *resp, status int) *resp {
+				t.Helper()
+				if r.status != status {
+					t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+				}
+				return r
+			}
+			must(e.do(t, "POST", "/v1/applications", both(op, ua), `{"name":"billing","description":"`+sqlText+`"}`), http.StatusCreated)
+			var k struct {
+				ID     string `json:"access_key_id"`
+				Secret string `json:"secret_access_key"`
+			}
+			must(e.do(t, "POST", "/v1/applications/billing/access-keys", both(op, ua), `{}`), http.StatusCreated).decode(t, &k)
+			// usage with a hostile user agent, by body and by header
+			must(e.do(t, "POST", "/v1/verify", op, `{"key":"`+k.Secret+`","user_agent":"a\u0000b"}`), http.StatusOK)
+			must(e.do(t, "GET", "/v1/authorize", both(bearer(cred{secret: k.Secret}), ua), ""), http.StatusOK)
+			must(e.do(t, "GET", "/v1/accounts", both(op, ua), ""), http.StatusOK) // the operator key's own usage
+			if err := e.rec.Flush(t.Context()); err != nil {
+				t.Fatalf("usage flush: %v", err)
+			}
+			must(e.do(t, "POST", "/v1/leaks", op, `{"findings":[{"secret":"`+k.Secret+`","where":"paste\u0000bin \u0001"}]}`), http.StatusOK)
+
+			stored := e.storedKey(t, k.ID)
+			if stored.UseCount != 2 || stored.LastUsed == nil || stored.Exposed == nil {
+				t.Fatalf("stored key: uses %d, last used %v, exposed %v", stored.UseCount, stored.LastUsed, stored.Exposed)
+			}
+			texts := map[string]string{"last used user agent": stored.LastUsed.UserAgent, "exposed where": stored.Exposed.Where}
+			for _, ev := range e.auditEvents(t) {
+				texts["audit user agent of "+ev.Action] = ev.UserAgent
+			}
+			for what, s := range texts {
+				if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+					t.Errorf("%s %q is not clean text", what, s)
+				}
+			}
+			if !strings.HasPrefix(stored.Exposed.Where, "leak report: paste") {
+				t.Errorf("exposed where = %q", stored.Exposed.Where)
+			}
+			var app latchkey.Application
+			must(e.do(t, "GET", "/v1/applications/billing", op, ""), http.StatusOK).decode(t, &app)
+			if app.Description != sqlText {
+				t.Errorf("description %q, want it verbatim", app.Description)
+			}
+			// SQL metacharacters in filters match nothing and break nothing.
+			for _, path := range []string{"/v1/audit-events?actor=%27%20OR%20%271%27=%271", "/v1/audit-events?action=x%27%3B%20DELETE%20FROM%20audit_events%3B--"} {
+				var out struct {
+					Events []json.RawMessage `json:"audit_events"`
+				}
+				must(e.do(t, "GET", path, op, ""), http.StatusOK).decode(t, &out)
+				if len(out.Events) != 0 {
+					t.Errorf("%s matched %d events", path, len(out.Events))
+				}
+			}
+			if n := len(e.auditEvents(t)); n < 6 {
+				t.Errorf("only %d audit events after the run", n)
+			}
+		})
+	}
+}
