@@ -94,7 +94,7 @@ type envOptions struct {
 
 // newEnv starts a server with the default account, account "other" and a
 // principal of every role, all created through manage.Service.
-func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
+func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	t.Helper()
 	var o envOptions
 	for _, f := range opts {
