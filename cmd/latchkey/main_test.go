@@ -73,8 +73,14 @@ var listenRE = regexp.MustCompile(`listening on (https?://\S+)`)
 // prints its address.
 func startServer(t *testing.T, home string, args ...string) *server {
 	t.Helper()
+	return startBinary(t, binPath, home, args...)
+}
+
+// startBinary is startServer with another build of latchkey.
+func startBinary(t *testing.T, bin, home string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, home: home, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	s.cmd = exec.Command(binPath, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME=", "LATCHKEY_SHARED_CREDENTIALS_FILE=")
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = io.MultiWriter(s.stdout, pw)
