@@ -90,7 +90,9 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	exposedWhere := ""
 	if k.Exposed != nil {
 		exposedAt = sql.NullInt64{Int64: toMicros(k.Exposed.At), Valid: true}
-		exposedWhere = k.Exposed.Where
+		// Written back on every update: a note stored before free text was
+		// cleaned (SQLite kept NUL bytes) must not make the key unchangeable.
+		exposedWhere = latchkey.CleanText(k.Exposed.Where, 3*len(k.Exposed.Where)) // cleaned, not cut
 	}
 	restr, err := marshalRestrictions(k.Restrictions)
 	if err != nil {
@@ -215,7 +217,9 @@ func (t *Tx) UpdateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	exposedWhere := ""
 	if k.Exposed != nil {
 		exposedAt = sql.NullInt64{Int64: toMicros(k.Exposed.At), Valid: true}
-		exposedWhere = k.Exposed.Where
+		// Written back on every update: a note stored before free text was
+		// cleaned (SQLite kept NUL bytes) must not make the key unchangeable.
+		exposedWhere = latchkey.CleanText(k.Exposed.Where, 3*len(k.Exposed.Where)) // cleaned, not cut
 	}
 	restr, err := marshalRestrictions(k.Restrictions)
 	if err != nil {
