@@ -109,7 +109,8 @@ func (r *Restrictions) Validate() error {
 		}
 	}
 	if rl := r.RateLimit; rl != nil {
-		if rl.PerSecond < 0 || rl.PerSecond > 1e6 || rl.Burst < 0 || rl.Burst > 1e6 || rl.PerMinute < 0 || rl.PerMinute > 6e7 {
+		// !(a <= b) rather than a > b: NaN fails every comparison
+		if !(rl.PerSecond >= 0 && rl.PerSecond <= 1e6) || rl.Burst < 0 || rl.Burst > 1e6 || rl.PerMinute < 0 || rl.PerMinute > 6e7 {
 			return Errorf(EINVALID, "rate_limit: per_second must be 0 to 1000000, burst 0 to 1000000, per_minute 0 to 60000000")
 		}
 		if rl.PerSecond == 0 && rl.PerMinute == 0 {

@@ -1,6 +1,7 @@
 package latchkey
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -129,6 +130,8 @@ func TestValidateRestrictions(t *testing.T) {
 		{name: "bad scope", in: Restrictions{Scopes: []string{"a*b"}}, wantErr: "scopes"},
 		{name: "empty rate", in: Restrictions{RateLimit: &RateLimit{}}, wantErr: "rate_limit"},
 		{name: "negative rate", in: Restrictions{RateLimit: &RateLimit{PerSecond: -1}}, wantErr: "rate_limit"},
+		{name: "NaN rate", in: Restrictions{RateLimit: &RateLimit{PerSecond: math.NaN()}}, wantErr: "rate_limit"},
+		{name: "infinite rate", in: Restrictions{RateLimit: &RateLimit{PerSecond: math.Inf(1)}}, wantErr: "rate_limit"},
 		{name: "too many", in: Restrictions{Scopes: make([]string, MaxRestrictionEntries+1)}, wantErr: "at most"},
 	}
 	for _, tt := range tests {

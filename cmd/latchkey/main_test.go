@@ -67,15 +67,27 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// goraceEnv is GORACE without the race runtime's one-second sleep at exit,
+// which every stop of the race-built binary would otherwise pay.
+func goraceEnv() string {
+	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
+}
+
 var listenRE = regexp.MustCompile(`listening on (https?://\S+)`)
 
 // startServer runs latchkey serve with HOME set to home and waits until it
 // prints its address.
 func startServer(t *testing.T, home string, args ...string) *server {
 	t.Helper()
+	return startBinary(t, binPath, home, args...)
+}
+
+// startBinary is startServer with another build of latchkey.
+func startBinary(t *testing.T, bin, home string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, home: home, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	s.cmd = exec.Command(binPath, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
-	s.cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME=", "LATCHKEY_SHARED_CREDENTIALS_FILE=")
+	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)...)
+	s.cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME=", "LATCHKEY_SHARED_CREDENTIALS_FILE=", goraceEnv())
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = io.MultiWriter(s.stdout, pw)
 	s.cmd.Stderr = s.stderr

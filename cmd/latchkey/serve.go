@@ -51,6 +51,7 @@ type serveOptions struct {
 	gw              gatewayOptions
 	rateStore       string
 	rateFailure     string
+	timeouts        httpapi.Timeouts
 }
 
 func envOr(name, def string) string {
@@ -128,6 +129,11 @@ EXAMPLES
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	o.hygiene.addFlags(f)
 	addGatewayFlags(f, &o.gw)
+	d := httpapi.DefaultTimeouts
+	f.DurationVar(&o.timeouts.ReadHeader, "read-header-timeout", d.ReadHeader, "how long a client may take to send a request's headers")
+	f.DurationVar(&o.timeouts.Read, "read-timeout", d.Read, "how long a client may take to send a whole request, body included")
+	f.DurationVar(&o.timeouts.Write, "write-timeout", d.Write, "how long the server may take to answer a request, from the end of its headers")
+	f.DurationVar(&o.timeouts.Idle, "idle-timeout", d.Idle, "how long a kept-alive connection may wait for its next request")
 	return cmd
 }
 
@@ -183,6 +189,21 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	if o.flushInterval < 10*time.Millisecond || o.flushInterval > time.Minute {
 		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
+	}
+
+	if o.timeouts == (httpapi.Timeouts{}) {
+		o.timeouts = httpapi.DefaultTimeouts
+	}
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"--read-header-timeout", o.timeouts.ReadHeader}, {"--read-timeout", o.timeouts.Read},
+		{"--write-timeout", o.timeouts.Write}, {"--idle-timeout", o.timeouts.Idle},
+	} {
+		if t.d < 100*time.Millisecond || t.d > time.Hour {
+			return cli.UsageErrorf("%s %s: expected 100ms to 1h", t.flag, t.d)
+		}
 	}
 
 	if o.guardFailures < 0 || (o.guardFailures > 0 && o.guardRefill <= 0) {
@@ -364,15 +385,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if tlsConfig != nil {
 		handler = hsts(handler)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := httpapi.NewHTTPServer(handler, o.timeouts, log)
 	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRec()
 	rec.Start(recCtx)

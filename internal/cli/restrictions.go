@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -130,7 +131,8 @@ func parseRateLimit(s string) (*latchkey.RateLimit, error) {
 		switch unit {
 		case "s":
 			v, err := strconv.ParseFloat(n, 64)
-			if err != nil || v <= 0 {
+			// !(v > 0) refuses NaN too; Inf cannot be sent as JSON
+			if err != nil || !(v > 0) || math.IsInf(v, 0) {
 				return bad()
 			}
 			rl.PerSecond = v

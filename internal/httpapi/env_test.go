@@ -17,6 +17,8 @@ import (
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/pgtest"
+	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/sqlite"
 	"github.com/latchkey/latchkey/internal/verify"
 )
@@ -66,8 +68,8 @@ type cred struct{ id, secret string }
 // env is a running API over a real SQLite store in a temporary directory,
 // with principals of every role.
 type env struct {
-	store    *sqlite.Store
-	dbPath   string
+	store    latchkey.Store
+	dbPath   string // the SQLite file; "" on PostgreSQL
 	ix       *verify.Index
 	rec      *verify.Recorder
 	svc      *manage.Service
@@ -85,11 +87,14 @@ type env struct {
 
 type envOptions struct {
 	log *slog.Logger
+	// postgres runs the env on a throwaway PostgreSQL database instead of
+	// a SQLite file.
+	postgres bool
 }
 
 // newEnv starts a server with the default account, account "other" and a
 // principal of every role, all created through manage.Service.
-func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
+func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	t.Helper()
 	var o envOptions
 	for _, f := range opts {
@@ -99,8 +104,15 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
 		o.log = slog.New(slog.DiscardHandler)
 	}
 	ctx := t.Context()
-	e := &env{clock: &clock{t: start}, dbPath: filepath.Join(t.TempDir(), "latchkey.db")}
-	store, err := sqlite.Open(ctx, e.dbPath)
+	e := &env{clock: &clock{t: start}}
+	var store latchkey.Store
+	var err error
+	if o.postgres {
+		store, err = postgres.Open(ctx, pgtest.NewDatabase(t))
+	} else {
+		e.dbPath = filepath.Join(t.TempDir(), "latchkey.db")
+		store, err = sqlite.Open(ctx, e.dbPath)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +160,8 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
 func withLogger(l *slog.Logger) func(*envOptions) {
 	return func(o *envOptions) { o.log = l }
 }
+
+func onPostgres(o *envOptions) { o.postgres = true }
 
 // auth sets a credential on a request.
 type auth func(*http.Request)

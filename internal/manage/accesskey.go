@@ -352,7 +352,7 @@ func (s *Service) MarkExposed(ctx context.Context, a latchkey.Actor, id, where s
 			return keyNotFound(id)
 		}
 		k := *before
-		k.Exposed = &latchkey.Exposure{At: now, Where: truncate(where, 512)}
+		k.Exposed = &latchkey.Exposure{At: now, Where: latchkey.CleanText(where, 512)}
 		if deactivate {
 			k.Status = latchkey.StatusInactive
 		}

@@ -125,7 +125,7 @@ func requireRead(a latchkey.Actor, account string) error {
 func (s *Service) audit(a latchkey.Actor, at time.Time, account, action, targetType, target, app string, before, after any) (*latchkey.AuditEvent, error) {
 	e := &latchkey.AuditEvent{
 		Time: at, Account: account, Actor: a.Principal, ActorKeyID: a.AccessKeyID,
-		SourceIP: a.SourceIP, UserAgent: truncate(a.UserAgent, 256), Action: action,
+		SourceIP: a.SourceIP, UserAgent: latchkey.CleanText(a.UserAgent, 256), Action: action,
 		TargetType: targetType, Target: target, Application: app,
 	}
 	var err error
@@ -170,13 +170,6 @@ func auditKey(k *latchkey.AccessKey) any {
 		Restr       *latchkey.Restrictions `json:"restrictions,omitempty"`
 		ReportOnly  *latchkey.Restrictions `json:"report_only_restrictions,omitempty"`
 	}{k.ID, k.Account, k.Application, k.Principal, k.Description, k.Status, k.ExpiresAt, k.Exposed, k.Restrictions, k.ReportOnly}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // newKeyMaterial returns a fresh ID and secret. An error from the random

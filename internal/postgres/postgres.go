@@ -194,6 +194,8 @@ const (
 	codeForeignKeyViolation = "23503"
 	codeCheckViolation      = "23514"
 	codeNotNullViolation    = "23502"
+	codeBadCharacter        = "22021" // character_not_in_repertoire: NUL, or not UTF-8
+	codeUntranslatable      = "22P05"
 	codeReadOnlyTransaction = "25006"
 	codeSerialization       = "40001"
 	codeDeadlock            = "40P01"
@@ -218,6 +220,8 @@ func mapError(err error) error {
 			return latchkey.Errorf(latchkey.ENOTFOUND, "referenced object not found").WithCause(err)
 		case codeCheckViolation, codeNotNullViolation:
 			return latchkey.Errorf(latchkey.EINVALID, "a value breaks a rule of the schema").WithCause(err)
+		case codeBadCharacter, codeUntranslatable:
+			return latchkey.Errorf(latchkey.EINVALID, "text values must be valid UTF-8 without NUL bytes").WithCause(err)
 		case codeReadOnlyTransaction:
 			return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database cannot be written right now (read-only transaction or standby)").WithCause(err)
 		case codeSerialization, codeDeadlock, codeLockNotAvailable:

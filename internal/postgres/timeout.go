@@ -194,3 +194,125 @@ func (t *boundTx) ListAuditEvents(ctx context.Context, f latchkey.AuditFilter) (
 	defer done()
 	return t.Tx.ListAuditEvents(ctx, f)
 }
+
+// The hygiene transaction methods (PolicyTx, WebhookTx), bounded the same way.
+
+func (t *boundTx) FindPolicy(ctx context.Context, account string) (*latchkey.AccountPolicy, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.FindPolicy(ctx, account)
+}
+
+func (t *boundTx) PutPolicy(ctx context.Context, p *latchkey.AccountPolicy) error {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.PutPolicy(ctx, p)
+}
+
+func (t *boundTx) ListPolicies(ctx context.Context) ([]*latchkey.AccountPolicy, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.ListPolicies(ctx)
+}
+
+func (t *boundTx) KeyStates(ctx context.Context, ids []string) (map[string]*latchkey.KeyState, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.KeyStates(ctx, ids)
+}
+
+func (t *boundTx) PutKeyState(ctx context.Context, s *latchkey.KeyState) error {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.PutKeyState(ctx, s)
+}
+
+func (t *boundTx) DeleteKeyState(ctx context.Context, id string) error {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.DeleteKeyState(ctx, id)
+}
+
+func (t *boundTx) InsertPolicyAction(ctx context.Context, a *latchkey.PolicyAction) (bool, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.InsertPolicyAction(ctx, a)
+}
+
+func (t *boundTx) ClaimPolicyAction(ctx context.Context, id, kind string, due time.Time, state string, at time.Time) (bool, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.ClaimPolicyAction(ctx, id, kind, due, state, at)
+}
+
+func (t *boundTx) ListPolicyActions(ctx context.Context, f latchkey.PolicyActionFilter) ([]*latchkey.PolicyAction, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.ListPolicyActions(ctx, f)
+}
+
+func (t *boundTx) CreateWebhook(ctx context.Context, w *latchkey.Webhook) error {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.CreateWebhook(ctx, w)
+}
+
+func (t *boundTx) FindWebhook(ctx context.Context, id string) (*latchkey.Webhook, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.FindWebhook(ctx, id)
+}
+
+func (t *boundTx) ListWebhooks(ctx context.Context, account string) ([]*latchkey.Webhook, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.ListWebhooks(ctx, account)
+}
+
+func (t *boundTx) UpdateWebhook(ctx context.Context, w *latchkey.Webhook) error {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.UpdateWebhook(ctx, w)
+}
+
+func (t *boundTx) DeleteWebhook(ctx context.Context, id string) error {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.DeleteWebhook(ctx, id)
+}
+
+func (t *boundTx) EnqueueEvent(ctx context.Context, e *latchkey.WebhookEvent, webhookIDs []string) ([]*latchkey.WebhookDelivery, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.EnqueueEvent(ctx, e, webhookIDs)
+}
+
+func (t *boundTx) ListDeliveries(ctx context.Context, f latchkey.DeliveryFilter) ([]*latchkey.WebhookDelivery, string, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.ListDeliveries(ctx, f)
+}
+
+func (t *boundTx) FindDelivery(ctx context.Context, id int64) (*latchkey.WebhookDelivery, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.FindDelivery(ctx, id)
+}
+
+func (t *boundTx) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*latchkey.DueDelivery, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.ClaimDeliveries(ctx, now, lease, limit)
+}
+
+func (t *boundTx) FinishDelivery(ctx context.Context, r latchkey.DeliveryResult) error {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.FinishDelivery(ctx, r)
+}
+
+func (t *boundTx) PruneWebhookEvents(ctx context.Context, before time.Time) (int64, error) {
+	ctx, done := t.within(ctx)
+	defer done()
+	return t.Tx.PruneWebhookEvents(ctx, before)
+}

@@ -172,6 +172,10 @@ func mapError(err error) error {
 		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database disk is full; free space and retry").WithCause(err)
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN:
 		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database cannot be written; check its file and directory permissions").WithCause(err)
+	case sqlite3.SQLITE_IOERR:
+		// The operating system refused a read or write of the database
+		// or its WAL: a failing or read-only disk, an immutable file.
+		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database cannot be written or read (I/O error); check the disk and the database file's permissions").WithCause(err)
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database is busy; retry").WithCause(err)
 	}

@@ -90,7 +90,9 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	exposedWhere := ""
 	if k.Exposed != nil {
 		exposedAt = sql.NullInt64{Int64: toMicros(k.Exposed.At), Valid: true}
-		exposedWhere = k.Exposed.Where
+		// Written back on every update: a note stored before free text was
+		// cleaned (SQLite kept NUL bytes) must not make the key unchangeable.
+		exposedWhere = latchkey.CleanText(k.Exposed.Where, 3*len(k.Exposed.Where)) // cleaned, not cut
 	}
 	restr, err := marshalRestrictions(k.Restrictions)
 	if err != nil {
@@ -124,7 +126,7 @@ func (t *Tx) FindAccessKey(ctx context.Context, id string) (*latchkey.AccessKey,
 	if t.writable && t.d.ForUpdate != "" {
 		lock = " " + t.d.ForUpdate + " OF k"
 	}
-	row := t.tx.QueryRowContext(ctx, t.q(`SELECT `+keyColumns+keyFrom+` WHERE k.id = ?`+lock), id)
+	row := t.queryRow(ctx, `SELECT `+keyColumns+keyFrom+` WHERE k.id = ?`+lock, id)
 	k, err := scanKey(row)
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "access key %s not found", id))
@@ -215,7 +217,9 @@ func (t *Tx) UpdateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	exposedWhere := ""
 	if k.Exposed != nil {
 		exposedAt = sql.NullInt64{Int64: toMicros(k.Exposed.At), Valid: true}
-		exposedWhere = k.Exposed.Where
+		// Written back on every update: a note stored before free text was
+		// cleaned (SQLite kept NUL bytes) must not make the key unchangeable.
+		exposedWhere = latchkey.CleanText(k.Exposed.Where, 3*len(k.Exposed.Where)) // cleaned, not cut
 	}
 	restr, err := marshalRestrictions(k.Restrictions)
 	if err != nil {

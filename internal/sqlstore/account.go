@@ -19,7 +19,7 @@ func (t *Tx) CreateAccount(ctx context.Context, a *latchkey.Account) error {
 func (t *Tx) FindAccount(ctx context.Context, name string) (*latchkey.Account, error) {
 	var a latchkey.Account
 	var created int64
-	err := t.tx.QueryRowContext(ctx, t.q(`SELECT name, created_at FROM accounts WHERE name = ?`+t.forUpdate()), name).Scan(&a.Name, &created)
+	err := t.queryRow(ctx, `SELECT name, created_at FROM accounts WHERE name = ?`+t.forUpdate(), name).Scan(&a.Name, &created)
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "account %q not found", name))
 	}
@@ -56,7 +56,7 @@ func (t *Tx) accountExists(ctx context.Context, name string) error {
 		lock = " " + t.d.ForShare
 	}
 	var one int
-	err := t.tx.QueryRowContext(ctx, t.q(`SELECT 1 FROM accounts WHERE name = ?`+lock), name).Scan(&one)
+	err := t.queryRow(ctx, `SELECT 1 FROM accounts WHERE name = ?`+lock, name).Scan(&one)
 	if err != nil {
 		return notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "account %q not found", name))
 	}

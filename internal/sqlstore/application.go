@@ -49,12 +49,12 @@ func (t *Tx) FindApplication(ctx context.Context, account, name string) (*latchk
 	if t.writable && t.d.ForUpdate != "" {
 		// Lock the row first: FOR UPDATE cannot go with an aggregate.
 		var one int
-		err := t.tx.QueryRowContext(ctx, t.q(`SELECT 1 FROM applications WHERE account = ? AND name = ? `+t.d.ForUpdate), account, name).Scan(&one)
+		err := t.queryRow(ctx, `SELECT 1 FROM applications WHERE account = ? AND name = ? `+t.d.ForUpdate, account, name).Scan(&one)
 		if err != nil {
 			return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "application %q not found", name))
 		}
 	}
-	row := t.tx.QueryRowContext(ctx, t.q(`SELECT `+appColumns+` FROM applications a WHERE a.account = ? AND a.name = ?`), account, name)
+	row := t.queryRow(ctx, `SELECT `+appColumns+` FROM applications a WHERE a.account = ? AND a.name = ?`, account, name)
 	app, err := scanApp(row)
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "application %q not found", name))

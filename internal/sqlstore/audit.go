@@ -11,9 +11,9 @@ import (
 
 // AppendAudit implements latchkey.Tx.
 func (t *Tx) AppendAudit(ctx context.Context, e *latchkey.AuditEvent) error {
-	row := t.tx.QueryRowContext(ctx, t.q(`INSERT INTO audit_events
+	row := t.queryRow(ctx, `INSERT INTO audit_events
 		(time, account, actor, actor_key_id, source_ip, user_agent, action, target_type, target, application, before, after)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		toMicros(e.Time), e.Account, e.Actor, e.ActorKeyID, e.SourceIP, e.UserAgent, e.Action, e.TargetType, e.Target,
 		e.Application, nullJSON(e.Before), nullJSON(e.After))
 	return mapErr(t.d, row.Scan(&e.ID))

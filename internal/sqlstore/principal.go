@@ -23,7 +23,7 @@ func (t *Tx) CreatePrincipal(ctx context.Context, p *latchkey.Principal) error {
 func (t *Tx) FindPrincipal(ctx context.Context, account, name string) (*latchkey.Principal, error) {
 	var p latchkey.Principal
 	var created int64
-	err := t.tx.QueryRowContext(ctx, t.q(`SELECT account, name, role, created_at FROM principals WHERE account = ? AND name = ?`+t.forUpdate()), account, name).
+	err := t.queryRow(ctx, `SELECT account, name, role, created_at FROM principals WHERE account = ? AND name = ?`+t.forUpdate(), account, name).
 		Scan(&p.Account, &p.Name, &p.Role, &created)
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "principal %q not found", name))

@@ -128,6 +128,9 @@ func (t *Tx) forUpdate() string {
 }
 
 func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := checkText(args); err != nil {
+		return nil, err
+	}
 	res, err := t.tx.ExecContext(ctx, t.q(query), args...)
 	if err != nil {
 		return nil, mapErr(t.d, err)
@@ -136,6 +139,9 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 }
 
 func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := checkText(args); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.QueryContext(ctx, t.q(query), args...)
 	if err != nil {
 		return nil, mapErr(t.d, err)

@@ -125,9 +125,12 @@ func fingerprintEqual(norm, sent string) bool {
 }
 
 // ipSet holds CIDR ranges as sorted, merged [lo, hi] intervals of 128-bit
-// addresses (IPv4 mapped into IPv6), searched by binary search.
+// addresses (IPv4 mapped into IPv6), searched by binary search. IPv4 and
+// IPv6 ranges are kept apart: an IPv6 range such as ::/0 or ::/64 spans
+// the IPv4-mapped block ::ffff:0:0/96, but it is an IPv6 range and must not
+// let IPv4 clients in.
 type ipSet struct {
-	ranges []ipRange
+	v4, v6 []ipRange
 }
 
 type u128 struct{ hi, lo uint64 }
@@ -142,7 +145,7 @@ func addrU128(a netip.Addr) u128 {
 }
 
 func newIPSet(cidrs []string) *ipSet {
-	var rs []ipRange
+	var v4, v6 []ipRange
 	for _, c := range cidrs {
 		p, err := latchkey.ParsePrefix(c)
 		if err != nil {
@@ -166,8 +169,17 @@ func newIPSet(cidrs []string) *ipSet {
 		case host > 0:
 			hi.lo |= (uint64(1) << host) - 1
 		}
-		rs = append(rs, ipRange{lo, hi})
+		if p.Addr().Is4() {
+			v4 = append(v4, ipRange{lo, hi})
+		} else {
+			v6 = append(v6, ipRange{lo, hi})
+		}
 	}
+	return &ipSet{v4: mergeRanges(v4), v6: mergeRanges(v6)}
+}
+
+// mergeRanges sorts ranges and merges those that overlap or touch.
+func mergeRanges(rs []ipRange) []ipRange {
 	slices.SortFunc(rs, func(a, b ipRange) int {
 		if a.lo.less(b.lo) {
 			return -1
@@ -186,25 +198,29 @@ func newIPSet(cidrs []string) *ipSet {
 		}
 		merged = append(merged, r)
 	}
-	return &ipSet{ranges: merged}
+	return merged
 }
 
 func (s *ipSet) contains(a netip.Addr) bool {
+	ranges := s.v6
 	if a.Is4In6() {
 		a = a.Unmap()
 	}
-	x := addrU128(a) // As16 maps IPv4 into ::ffff:0:0/96, as the ranges are
+	if a.Is4() {
+		ranges = s.v4
+	}
+	x := addrU128(a) // As16 maps IPv4 into ::ffff:0:0/96, as the v4 ranges are
 	// first range with lo > x, then check the one before it
-	i, j := 0, len(s.ranges)
+	i, j := 0, len(ranges)
 	for i < j {
 		h := int(uint(i+j) >> 1)
-		if x.less(s.ranges[h].lo) {
+		if x.less(ranges[h].lo) {
 			j = h
 		} else {
 			i = h + 1
 		}
 	}
-	return i > 0 && !s.ranges[i-1].hi.less(x)
+	return i > 0 && !ranges[i-1].hi.less(x)
 }
 
 // limiter enforces a RateLimit for one key: a per-second bucket and a

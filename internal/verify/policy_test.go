@@ -38,6 +38,16 @@ func TestIPSet(t *testing.T) {
 			}
 		})
 	}
+	// An IPv6 range that spans the IPv4-mapped block lets no IPv4 client
+	// in: ::/0 used to allow every IPv4 address.
+	for _, cidr := range []string{"::/0", "::/64", "::ffff:0:0/95"} {
+		if newIPSet([]string{cidr}).contains(netip.MustParseAddr("198.51.100.7")) {
+			t.Errorf("IPv6 range %s contains an IPv4 address", cidr)
+		}
+	}
+	if !newIPSet([]string{"::/0"}).contains(netip.MustParseAddr("2001:db8::1")) {
+		t.Error("::/0 does not contain 2001:db8::1")
+	}
 	all := newIPSet([]string{"0.0.0.0/0", "::/0"})
 	for _, ip := range []string{"1.2.3.4", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "255.255.255.255"} {
 		if !all.contains(netip.MustParseAddr(ip)) {

@@ -361,17 +361,7 @@ func (ix *Index) PendingUsage(id string) latchkey.UsageUpdate {
 // MaxUserAgentLen bounds what is stored of a user agent.
 const MaxUserAgentLen = 256
 
-func truncateUA(s string) string {
-	if len(s) <= MaxUserAgentLen {
-		return s
-	}
-	s = s[:MaxUserAgentLen]
-	// do not cut a UTF-8 sequence in half
-	for len(s) > 0 && s[len(s)-1]&0xC0 == 0x80 {
-		s = s[:len(s)-1]
-	}
-	if len(s) > 0 && s[len(s)-1] >= 0xC0 {
-		s = s[:len(s)-1]
-	}
-	return s
-}
+// truncateUA makes a user agent safe to store: cleaned (see
+// latchkey.CleanText) and cut to MaxUserAgentLen bytes. It runs at flush
+// and read time, not on the hot path.
+func truncateUA(s string) string { return latchkey.CleanText(s, MaxUserAgentLen) }
