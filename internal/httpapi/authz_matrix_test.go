@@ -109,6 +109,19 @@ var matrix = []matrixRow{
 	// GitHub's requests are authenticated by GitHub's signature alone: no
 	// latchkey credential opens it.
 	{"POST /v1/leaks/github", "/v1/leaks/github", `[]`, "401 401 401 401 401 401 401 401 401"},
+
+	// Hygiene: the report and policy are the account's; webhooks are
+	// objects of the account like applications.
+	{"GET /v1/credential-report", "/v1/credential-report", "", "200 200 200 200 403 401 401 401 401"},
+	{"GET /v1/policy", "/v1/policy", "", "200 200 200 200 403 401 401 401 401"},
+	{"PUT /v1/policy", "/v1/policy", `{"max_key_age":"60d"}`, "200 200 200 403 403 401 401 401 401"},
+	{"GET /v1/webhooks", "/v1/webhooks", "", "200 200 200 200 403 401 401 401 401"},
+	{"POST /v1/webhooks", "/v1/webhooks", `{"url":"https://hooks.example.com/{n}"}`, "201 201 201 403 403 401 401 401 401"},
+	{"GET /v1/webhooks/{id}", "/v1/webhooks/{webhook}", "", "200 200 404 200 403 401 401 401 401"},
+	{"PATCH /v1/webhooks/{id}", "/v1/webhooks/{webhook}", `{"description":"changed"}`, "200 200 404 403 403 401 401 401 401"},
+	{"DELETE /v1/webhooks/{id}", "/v1/webhooks/{webhook}", "", "204 204 404 403 403 401 401 401 401"},
+	{"GET /v1/webhooks/{id}/deliveries", "/v1/webhooks/{webhook}/deliveries", "", "200 200 404 200 403 401 401 401 401"},
+	{"POST /v1/webhooks/{id}/ping", "/v1/webhooks/{webhook}/ping", "", "200 200 404 403 403 401 401 401 401"},
 }
 
 // TestAuthorizationMatrix sends every route of the API as every role and
@@ -202,12 +215,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 // matrixFixture holds the objects made for one cell.
 type matrixFixture struct {
-	app, empty, principal, key, secret, digest string
+	app, empty, principal, key, secret, digest, webhook string
 }
 
 func (f matrixFixture) fill(s string, n int) string {
 	return strings.NewReplacer("{app}", f.app, "{empty}", f.empty, "{principal}", f.principal, "{key}", f.key,
-		"{secret}", f.secret, "{digest}", f.digest, "{n}", strconv.Itoa(n)).Replace(s)
+		"{secret}", f.secret, "{digest}", f.digest, "{webhook}", f.webhook, "{n}", strconv.Itoa(n)).Replace(s)
 }
 
 // matrixFixtures makes the default-account objects a cell's path and body
@@ -225,6 +238,14 @@ func (e *env) matrixFixtures(t *testing.T, n int, path string) matrixFixture {
 	if strings.Contains(path, "{principal}") {
 		e.newPrincipal(t, latchkey.DefaultAccount, f.principal, latchkey.RoleAdmin)
 	}
+	if strings.Contains(path, "{webhook}") {
+		w, err := e.svc.CreateWebhook(t.Context(), latchkey.System(), latchkey.DefaultAccount,
+			latchkey.NewWebhook{URL: "https://hooks.example.com/latchkey"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.webhook = w.ID
+	}
 	return f
 }
 
@@ -234,10 +255,14 @@ func (e *env) matrixFixtures(t *testing.T, n int, path string) matrixFixture {
 // ones.
 func (e *env) looksMissing(t *testing.T, method, path, body string, as auth, r *resp, fx matrixFixture, n int) {
 	t.Helper()
-	ghost := matrixFixture{app: "ghost-app", empty: "ghost-empty", principal: "ghost-p", key: newID(t), secret: fx.secret, digest: fx.digest}
+	ghost := matrixFixture{app: "ghost-app", empty: "ghost-empty", principal: "ghost-p", key: newID(t), secret: fx.secret, digest: fx.digest, webhook: "wh_ghostghostghost2"}
 	m := e.do(t, method, ghost.fill(path, n), as, ghost.fill(body, n))
 	norm := func(b []byte, f matrixFixture) string {
-		return strings.NewReplacer(f.app, "NAME", f.empty, "NAME", f.principal, "NAME", f.key, "NAME").Replace(string(b))
+		r := []string{f.app, "NAME", f.empty, "NAME", f.principal, "NAME", f.key, "NAME"}
+		if f.webhook != "" {
+			r = append(r, f.webhook, "NAME")
+		}
+		return strings.NewReplacer(r...).Replace(string(b))
 	}
 	if m.status != r.status || norm(m.body, ghost) != norm(r.body, fx) {
 		t.Errorf("another account's object answers %d %s\nbut a missing one answers %d %s", r.status, r.body, m.status, m.body)
