@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,8 +38,10 @@ import (
 //     event, one event per change in the order the changes were made, a
 //     delete event for a deleted key; every key in the database has its
 //     create event and every created key is in the database or deleted;
-//   - after the restart the verification index agrees with the database
-//     for every key whose secret the client holds.
+//   - after the restart the verification index holds exactly the keys of
+//     the database, with their status (compared digest by digest through
+//     /v1/leaks/check, which reads the index only), and every secret the
+//     client holds verifies as its key's state says.
 //
 // Rounds per store: LATCHKEY_CRASH_ROUNDS (default 20; 5 with -short).
 
@@ -65,7 +68,29 @@ func TestCrashSQLite(t *testing.T) {
 
 func TestCrashPostgres(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	runCrash(t, url, func(ctx context.Context) (latchkey.Store, error) { return postgres.Open(ctx, url) })
+	name := strings.TrimPrefix(url[strings.LastIndex(url, "/"):strings.Index(url+"?", "?")], "/")
+	runCrash(t, url, func(ctx context.Context) (latchkey.Store, error) {
+		// The killed process's sessions outlive it for a moment: one that
+		// had sent COMMIT still commits. Its write's outcome is settled
+		// only once the session is gone, so wait for that before reading.
+		conn := pgtest.Connect(t)
+		defer conn.Close(context.Background())
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var n int
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, name).Scan(&n); err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("%d sessions of the killed server still open after 10s", n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return postgres.Open(ctx, url)
+	})
 }
 
 // keyState is what the test tracks of a key: what its audit events record.
@@ -100,9 +125,13 @@ type crashModel struct {
 	pendingCreates map[string]string // description -> application
 	refusedCreates []string          // descriptions of creates the server refused
 	seq            int
+	// dbIndex is every key the database held after the last crash, by
+	// secret digest in hex: what the next server's index must hold.
+	dbIndex map[string]indexEntry
 
 	acked, refused, unknown, verified, judged atomic.Int64
 	recovered                                 int // unknown writes found applied
+	indexChecked                              int // index entries compared with the database
 }
 
 func (m *crashModel) nextDesc(prefix string) string {
@@ -110,6 +139,13 @@ func (m *crashModel) nextDesc(prefix string) string {
 	defer m.mu.Unlock()
 	m.seq++
 	return fmt.Sprintf("%s-%d", prefix, m.seq)
+}
+
+// indexEntry is what /v1/leaks/check answers for a digest: it reads the
+// verification index, never the database.
+type indexEntry struct {
+	ID     string `json:"access_key_id"`
+	Status string `json:"status"`
 }
 
 // outcome of one HTTP call.
@@ -215,9 +251,10 @@ func runCrash(t *testing.T, dbURL string, open func(context.Context) (latchkey.S
 	m.checkIndex(t, &crashClient{hc: &http.Client{Timeout: 10 * time.Second}, endpoint: srv.endpoint, auth: auth}, rounds)
 	srv.stop()
 	t.Logf("%d crash rounds survived in %s: %d acknowledged writes (each checked after every later crash), %d refused, "+
-		"%d with unknown outcome (%d of them found applied, all whole), %d verifications (%d judged against the model)",
+		"%d with unknown outcome (%d of them found applied, all whole), %d verifications (%d judged against the model), "+
+		"%d index entries compared with the database after restarts",
 		rounds, time.Since(start).Round(time.Second), m.acked.Load(), m.refused.Load(), m.unknown.Load(), m.recovered,
-		m.verified.Load(), m.judged.Load())
+		m.verified.Load(), m.judged.Load(), m.indexChecked)
 }
 
 // writer makes random writes to its application's keys until one fails to
@@ -391,12 +428,46 @@ func wantCode(s keyState, deleted bool) string {
 	return "VALID"
 }
 
-// checkIndex verifies every known secret on a freshly started server: the
-// index loaded from the database must give each key's state.
+// checkIndex compares a freshly started server's verification index with
+// the database the last crash left: every key there, by its digest
+// (/v1/leaks/check reads the index only), including keys whose secret the
+// client never learnt; and every secret the client holds, verified.
 func (m *crashModel) checkIndex(t *testing.T, c *crashClient, round int) {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	digests := make([]string, 0, len(m.dbIndex))
+	for d := range m.dbIndex {
+		digests = append(digests, d)
+	}
+	for _, k := range m.keys {
+		if k.deleted && k.secret != "" {
+			digests = append(digests, digestOf(k.secret)) // must be unknown
+		}
+	}
+	for len(digests) > 0 {
+		chunk := digests[:min(len(digests), 1000)]
+		digests = digests[len(chunk):]
+		var res struct {
+			Results []struct {
+				Digest string `json:"digest"`
+				indexEntry
+			} `json:"results"`
+		}
+		if o, st := c.call(t.Context(), "POST", "/v1/leaks/check", map[string][]string{"digests": chunk}, &res); o != acked || len(res.Results) != len(chunk) {
+			t.Fatalf("round %d: checking the index: status %d, %d results for %d digests", round, st, len(res.Results), len(chunk))
+		}
+		for _, r := range res.Results {
+			want, ok := m.dbIndex[r.Digest]
+			if !ok {
+				want = indexEntry{Status: "unknown"}
+			}
+			if r.indexEntry != want {
+				t.Errorf("round %d: after restart the index holds %+v for a digest the database has as %+v", round, r.indexEntry, want)
+			}
+			m.indexChecked++
+		}
+	}
 	for _, k := range m.keys {
 		if k.secret == "" {
 			continue
@@ -496,6 +567,10 @@ func (m *crashModel) checkStore(t *testing.T, open func(context.Context) (latchk
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.dbIndex = map[string]indexEntry{}
+	for _, k := range dbKeys {
+		m.dbIndex[hex.EncodeToString(k.SecretDigest[:])] = indexEntry{ID: k.ID, Status: string(k.Status)}
+	}
 	// Creates of unknown outcome: found by their unique description.
 	byDesc := map[string]*latchkey.AccessKey{}
 	for _, k := range dbKeys {

@@ -20,8 +20,9 @@ const resyncAll = "*"
 
 // Index is what a Watcher keeps current. *verify.Index implements it.
 type Index interface {
-	Put(k *latchkey.AccessKey)
-	Delete(id string)
+	// Reload replaces one key's entry with what load reads, unless the
+	// process changed that key itself while load ran.
+	Reload(id string, load func() (*latchkey.AccessKey, error)) error
 	Sync(ctx context.Context, store latchkey.Store) (int, error)
 }
 
@@ -181,22 +182,21 @@ func (w *Watcher) sync(ctx context.Context) error {
 }
 
 // apply re-reads the key named by a notification and updates the index.
+// It goes through Index.Reload: this replica's own writes update its index
+// as they commit, and a read that raced one of them must not undo it.
 func (w *Watcher) apply(ctx context.Context, id string) error {
 	if id == resyncAll {
 		return w.sync(ctx)
 	}
-	var k *latchkey.AccessKey
-	err := w.store.View(ctx, func(tx latchkey.Tx) (err error) {
-		k, err = tx.FindAccessKey(ctx, id)
-		return err
+	return w.index.Reload(id, func() (*latchkey.AccessKey, error) {
+		var k *latchkey.AccessKey
+		err := w.store.View(ctx, func(tx latchkey.Tx) (err error) {
+			k, err = tx.FindAccessKey(ctx, id)
+			return err
+		})
+		if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
+			return nil, nil
+		}
+		return k, err
 	})
-	switch latchkey.ErrorCode(err) {
-	case "":
-		w.index.Put(k)
-	case latchkey.ENOTFOUND:
-		w.index.Delete(id)
-	default:
-		return err
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/latchkey/latchkey/internal/manage"
 	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/verify"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 // replicas opens two stores on one database, as two latchkey replicas
@@ -305,4 +307,81 @@ func TestWatcherNotReadyWhileDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the watcher to be ready again", r.w.Ready)
+}
+
+// racingIndex is a replica's index with a hook: on the first reload of key
+// id, right after the watcher has read that key from the database, race
+// runs, and done is closed once that reload has been applied.
+type racingIndex struct {
+	*verify.Index
+	id   string
+	race func()
+	done chan struct{}
+	once sync.Once
+}
+
+func (r *racingIndex) Reload(id string, load func() (*latchkey.AccessKey, error)) error {
+	first := false
+	err := r.Index.Reload(id, func() (*latchkey.AccessKey, error) {
+		k, err := load()
+		if id == r.id {
+			r.once.Do(func() { first = true; r.race() })
+		}
+		return k, err
+	})
+	if first {
+		close(r.done)
+	}
+	return err
+}
+
+// TestWatcherDoesNotUndoLocalChanges: the watcher handles the notification
+// of a key's creation by reading the key; before it applies what it read,
+// this same replica deletes the key (commits, and updates its index). The
+// stale read must not bring the key back: it used to, until the delete's
+// own notification was handled, so that a key could verify again after
+// its DeleteAccessKey had returned (the crash test caught it as INACTIVE
+// for a deleted key).
+func TestWatcherDoesNotUndoLocalChanges(t *testing.T) {
+	dbURL := newDatabase(t)
+	store := openDB(t, dbURL)
+	ctx := t.Context()
+	sys := latchkey.System()
+	ix := verify.NewIndex()
+	ri := &racingIndex{Index: ix, done: make(chan struct{})}
+	svc := manage.New(store, ix, nil) // this replica's writes update ix after commit
+	if _, err := svc.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateApplication(ctx, sys, latchkey.DefaultAccount, "billing", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	w := store.NewWatcher(ri, postgres.WatchOptions{Resync: time.Hour})
+	wctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = w.Run(wctx) }()
+	waitFor(t, 5*time.Second, "the watcher to be ready", w.Ready)
+
+	id, err := keyformat.NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri.id = id
+	ri.race = func() {
+		if err := svc.DeleteAccessKey(ctx, sys, id, true); err != nil {
+			t.Errorf("delete during the reload: %v", err)
+		}
+	}
+	svc.NewID = func() (string, error) { return id, nil }
+	if _, err := svc.CreateAccessKey(ctx, sys, latchkey.DefaultAccount, "billing", latchkey.NewAccessKey{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ri.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher did not reload the new key")
+	}
+	if got := status(ix, id); got != "absent" {
+		t.Fatalf("after the watcher applied a read older than this replica's delete, the key is %s in the index, want absent", got)
+	}
 }

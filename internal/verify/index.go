@@ -60,16 +60,19 @@ type Index struct {
 
 	gate sync.RWMutex // see ReadUsage
 
-	mu        sync.Mutex // guards byID, the intern table and resync state
+	mu        sync.Mutex // guards byID, the intern table, resync and reload state
 	byID      map[string]keyformat.Digest
 	strs      map[string]string // interned account and application names
 	resyncing bool
 	touched   map[string]struct{}
+	// reloading holds the keys a Reload is loading, and whether a Put or
+	// Delete changed them meanwhile.
+	reloading map[string]bool
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	ix := &Index{byID: map[string]keyformat.Digest{}, strs: map[string]string{}}
+	ix := &Index{byID: map[string]keyformat.Digest{}, strs: map[string]string{}, reloading: map[string]bool{}}
 	for i := range ix.shards {
 		ix.shards[i].byDigest = map[keyformat.Digest]*Entry{}
 	}
@@ -111,6 +114,9 @@ func (ix *Index) Put(k *latchkey.AccessKey) {
 	defer ix.mu.Unlock()
 	if ix.resyncing {
 		ix.touched[k.ID] = struct{}{}
+	}
+	if _, ok := ix.reloading[k.ID]; ok {
+		ix.reloading[k.ID] = true
 	}
 	ix.putLocked(k)
 }
@@ -185,7 +191,42 @@ func (ix *Index) Delete(id string) {
 	if ix.resyncing {
 		ix.touched[id] = struct{}{}
 	}
+	if _, ok := ix.reloading[id]; ok {
+		ix.reloading[id] = true
+	}
 	ix.deleteLocked(id)
+}
+
+// Reload replaces the entry of key id with what load reads from the store
+// (nil: the key is gone), for a change feed that was told the key changed.
+// If this process changes the key with Put or Delete while load runs,
+// Reload leaves the entry alone: load may have read the store before that
+// change committed, and putting what it read would undo the change (a key
+// deleted or deactivated a moment ago would verify again). The change is
+// at least as new as the notification being handled, and every later
+// commit brings a notification of its own. Reload returns load's error,
+// and then changes nothing. A change feed calls it for one key at a time.
+func (ix *Index) Reload(id string, load func() (*latchkey.AccessKey, error)) error {
+	ix.mu.Lock()
+	ix.reloading[id] = false
+	ix.mu.Unlock()
+	k, err := load()
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	changed := ix.reloading[id]
+	delete(ix.reloading, id)
+	if err != nil || changed {
+		return err
+	}
+	if ix.resyncing {
+		ix.touched[id] = struct{}{}
+	}
+	if k == nil {
+		ix.deleteLocked(id)
+	} else {
+		ix.putLocked(k)
+	}
+	return nil
 }
 
 func (ix *Index) deleteLocked(id string) {
