@@ -45,6 +45,7 @@ type serveOptions struct {
 	tlsKey          string
 	guardFailures   int
 	guardRefill     float64
+	pprof           bool
 	hygiene         hygieneOptions // hygiene.go
 	gw              gatewayOptions
 }
@@ -115,6 +116,7 @@ EXAMPLES
 	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs at /v1/authorize, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
+	f.BoolVar(&o.pprof, "pprof", os.Getenv("LATCHKEY_PPROF") == "true", "serve Go's profiler at /debug/pprof/ on the API's listener, to operator credentials only (env LATCHKEY_PPROF=true)")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
@@ -337,6 +339,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	if metricsSrv != nil {
 		defer metricsSrv.Close()
+	}
+	if o.pprof {
+		mountPprof(api)
 	}
 	handler := api.Handler()
 	if tlsConfig != nil {
