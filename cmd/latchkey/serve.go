@@ -47,6 +47,7 @@ type serveOptions struct {
 	tlsKey          string
 	guardFailures   int
 	guardRefill     float64
+	pprof           bool
 	hygiene         hygieneOptions // hygiene.go
 	gw              gatewayOptions
 	rateStore       string
@@ -123,6 +124,7 @@ EXAMPLES
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
 	f.StringVar(&o.rateStore, "rate-limit-store", os.Getenv("LATCHKEY_RATE_LIMIT_STORE"), "redis://host:port/db to share rate limits across replicas; empty: each replica enforces each limit on its own (env LATCHKEY_RATE_LIMIT_STORE)")
 	f.StringVar(&o.rateFailure, "rate-limit-store-failure", envOr("LATCHKEY_RATE_LIMIT_STORE_FAILURE", "local"), "when the rate limit store cannot answer: local (enforce per replica), open (allow) or closed (refuse) (env LATCHKEY_RATE_LIMIT_STORE_FAILURE)")
+	f.BoolVar(&o.pprof, "pprof", os.Getenv("LATCHKEY_PPROF") == "true", "serve Go's profiler at /debug/pprof/ on the API's listener, to operator credentials only (env LATCHKEY_PPROF=true)")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
@@ -380,6 +382,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	if metricsSrv != nil {
 		defer metricsSrv.Close()
+	}
+	if o.pprof {
+		mountPprof(api)
 	}
 	handler := api.Handler()
 	if tlsConfig != nil {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -21,6 +22,11 @@ import (
 // Entry is the index's record of one access key: what a decision needs and
 // nothing else. Entries are immutable once published; a change replaces the
 // entry. Usage lives in a cell that survives replacement.
+//
+// An entry is kept small, because the index holds one per key (a million
+// keys must fit in a few hundred megabytes): what most keys lack
+// (restrictions, a rate limit, usage since the last flush) hangs off a
+// pointer that stays nil until needed.
 type Entry struct {
 	ID          string
 	Account     string
@@ -29,9 +35,16 @@ type Entry struct {
 	Role        latchkey.Role
 	Active      bool
 	ExpiresAt   int64 // Unix nanoseconds; 0 = never
-	usage       *usageCell
 
-	app, key, report *policy  // compiled restrictions; nil restricts nothing
+	// usage is made on the key's first decision (Index.cell), so that
+	// keys nobody uses cost no cell.
+	usage atomic.Pointer[usageCell]
+	rules *rules // nil: no restriction, no scope, no rate limit
+}
+
+// rules are an entry's compiled restrictions.
+type rules struct {
+	app, key, report *policy  // nil restricts nothing
 	limit            *limiter // the key's rate limit (its own, else the application's)
 	scopes           string   // the key's granted scopes, space-separated ("" = any)
 	reportLimit      *limiter
@@ -39,10 +52,17 @@ type Entry struct {
 }
 
 // Scopes returns the scopes the key may use, space-separated; "" means any.
-func (e *Entry) Scopes() string { return e.scopes }
+func (e *Entry) Scopes() string {
+	if e.rules == nil {
+		return ""
+	}
+	return e.rules.scopes
+}
 
 // Restricted reports whether any enforced restriction applies to the key.
-func (e *Entry) Restricted() bool { return e.app != nil || e.key != nil }
+func (e *Entry) Restricted() bool {
+	return e.rules != nil && (e.rules.app != nil || e.rules.key != nil)
+}
 
 // IsPrincipal reports whether the key belongs to an admin principal.
 func (e *Entry) IsPrincipal() bool { return e.Principal != "" }
@@ -60,9 +80,9 @@ type Index struct {
 
 	gate sync.RWMutex // see ReadUsage
 
-	mu        sync.Mutex // guards byID, the intern table, resync and reload state
+	mu        sync.Mutex // guards byID, the intern table, resync and reload state, and making usage cells
 	byID      map[string]keyformat.Digest
-	strs      map[string]string // interned account and application names
+	strs      map[string]string // interned account and principal names
 	resyncing bool
 	touched   map[string]struct{}
 	// reloading holds the keys a Reload is loading, and whether a Put or
@@ -123,9 +143,12 @@ func (ix *Index) Put(k *latchkey.AccessKey) {
 
 func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	e := &Entry{
-		ID:          k.ID,
-		Account:     ix.intern(k.Account),
-		Application: ix.intern(k.Application),
+		ID:      k.ID,
+		Account: ix.intern(k.Account),
+		// Application names are not interned: an application has at most
+		// a few keys, and an entry in the intern table costs more than
+		// the copies it would save.
+		Application: k.Application,
 		Principal:   ix.intern(k.Principal),
 		Role:        k.Role,
 		Active:      k.Status == latchkey.StatusActive,
@@ -133,12 +156,12 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.ExpiresAt != nil {
 		e.ExpiresAt = k.ExpiresAt.UnixNano()
 	}
-	e.app, e.key, e.report = compile(k.AppRestrictions), compile(k.Restrictions), compile(k.ReportOnly)
+	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly)}
 	switch {
 	case k.Restrictions != nil && len(k.Restrictions.Scopes) > 0:
-		e.scopes = strings.Join(k.Restrictions.Scopes, " ")
+		r.scopes = strings.Join(k.Restrictions.Scopes, " ")
 	case k.AppRestrictions != nil:
-		e.scopes = strings.Join(k.AppRestrictions.Scopes, " ")
+		r.scopes = strings.Join(k.AppRestrictions.Scopes, " ")
 	}
 	rl := effectiveRate(k.AppRestrictions, k.Restrictions)
 	var reportRL *latchkey.RateLimit
@@ -151,36 +174,66 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		os := ix.shard(&old)
 		os.mu.Lock()
 		if prev = os.byDigest[old]; prev != nil {
-			e.usage = prev.usage
+			// Under ix.mu, as Index.cell makes cells: a cell made for
+			// prev before this point is carried over, one made after
+			// it is made for e too.
+			e.usage.Store(prev.usage.Load())
 		}
 		if old != d {
 			delete(os.byDigest, old)
 		}
 		os.mu.Unlock()
 	}
-	if e.usage == nil {
-		// Set once: the recorder reads id without a lock while flushing.
-		e.usage = &usageCell{id: k.ID}
-	}
 	// Keep the buckets when the limit did not change, so that editing a
 	// description does not hand out a fresh burst.
-	e.limit, e.reportLimit = newLimiter(rl), newLimiter(reportRL)
-	if prev != nil {
-		if prev.limit != nil && rl != nil && prev.limit.cfg == *rl {
-			e.limit = prev.limit
+	r.limit, r.reportLimit = newLimiter(rl), newLimiter(reportRL)
+	if prev != nil && prev.rules != nil {
+		if pl := prev.rules.limit; pl != nil && rl != nil && pl.cfg == *rl {
+			r.limit = pl
 		}
-		if prev.reportLimit != nil && reportRL != nil && prev.reportLimit.cfg == *reportRL {
-			e.reportLimit = prev.reportLimit
+		if pl := prev.rules.reportLimit; pl != nil && reportRL != nil && pl.cfg == *reportRL {
+			r.reportLimit = pl
 		}
 	}
-	if e.reportLimit != nil {
-		e.reportRateKey = k.ID + reportSuffix
+	if r.reportLimit != nil {
+		r.reportRateKey = k.ID + reportSuffix
+	}
+	if *r != (rules{}) {
+		e.rules = r
 	}
 	ix.byID[k.ID] = d
 	s := ix.shard(&d)
 	s.mu.Lock()
 	s.byDigest[d] = e
 	s.mu.Unlock()
+}
+
+// cell returns e's usage cell, making it on the key's first decision. A
+// cell is shared by every entry of the same key ID, so that usage recorded
+// on an entry that a change has just replaced is not lost; a key deleted
+// meanwhile gets a cell marked deleted, whose usage is dropped at flush.
+func (ix *Index) cell(e *Entry) *usageCell {
+	if c := e.usage.Load(); c != nil {
+		return c
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if c := e.usage.Load(); c != nil {
+		return c
+	}
+	c := &usageCell{id: e.ID}
+	switch cur := ix.getLocked(e.ID); {
+	case cur == nil:
+		c.deleted.Store(true)
+	case cur != e:
+		if cc := cur.usage.Load(); cc != nil {
+			c = cc
+		} else {
+			cur.usage.Store(c)
+		}
+	}
+	e.usage.Store(c)
+	return c
 }
 
 // Delete removes the key with the given ID. Verification fails for it from
@@ -238,7 +291,9 @@ func (ix *Index) deleteLocked(id string) {
 	s := ix.shard(&d)
 	s.mu.Lock()
 	if e := s.byDigest[d]; e != nil {
-		e.usage.deleted.Store(true)
+		if c := e.usage.Load(); c != nil {
+			c.deleted.Store(true)
+		}
 	}
 	delete(s.byDigest, d)
 	s.mu.Unlock()
@@ -344,7 +399,7 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 		e.Active == (k.Status == latchkey.StatusActive) && e.ExpiresAt == exp &&
 		// restrictions: compare the compiled forms' sources cheaply by
 		// recompiling only when either side has any
-		e.app == nil && e.key == nil && e.report == nil &&
+		e.rules == nil &&
 		k.AppRestrictions.Empty() && k.Restrictions.Empty() && k.ReportOnly.Empty()
 }
 

@@ -12,18 +12,26 @@ import (
 )
 
 // usageCell accumulates one key's usage between flushes. It is carried over
-// when the key's entry is replaced.
+// when the key's entry is replaced. What only refused calls and report-only
+// restrictions produce is in rare, allocated on the first of them, so that
+// the cell of a key that only ever succeeds stays small.
 type usageCell struct {
 	id      string
 	deleted atomic.Bool
 
-	mu      sync.Mutex
-	dirty   bool
-	uses    int64
+	mu     sync.Mutex
+	dirty  bool
+	uses   int64
+	usedAt int64 // Unix nanoseconds; 0 = none since last flush
+	usedIP netip.Addr
+	usedUA string
+	mins   []minuteBucket // calls per minute and code since the last flush
+	rare   *rareUsage
+}
+
+// rareUsage is a cell's record of refusals and would-be refusals.
+type rareUsage struct {
 	rejects int64
-	usedAt  int64 // Unix nanoseconds; 0 = none since last flush
-	usedIP  netip.Addr
-	usedUA  string
 	rejAt   int64
 	rejIP   netip.Addr
 	rejUA   string
@@ -33,7 +41,13 @@ type usageCell struct {
 	wdIP    netip.Addr
 	wdUA    string
 	wdWhy   latchkey.Code
-	mins    []minuteBucket // calls per minute and code since the last flush
+}
+
+func (c *usageCell) rareLocked() *rareUsage {
+	if c.rare == nil {
+		c.rare = &rareUsage{}
+	}
+	return c.rare
 }
 
 // codeSlots are the decision codes counted per minute: those that can
@@ -96,16 +110,12 @@ func minuteCounts(bs []minuteBucket) []latchkey.UsageCount {
 
 // usageSnap is a copy of a cell's counters taken at flush.
 type usageSnap struct {
-	uses, rejects int64
-	usedAt, rejAt int64
-	usedIP, rejIP netip.Addr
-	usedUA, rejUA string
-	rejWhy        latchkey.Code
-	wdN, wdAt     int64
-	wdIP          netip.Addr
-	wdUA          string
-	wdWhy         latchkey.Code
-	minutes       []latchkey.UsageCount
+	uses    int64
+	usedAt  int64
+	usedIP  netip.Addr
+	usedUA  string
+	rare    rareUsage
+	minutes []latchkey.UsageCount
 }
 
 // UsageSink receives batches of usage. latchkey.Store implements it.
@@ -121,6 +131,14 @@ type Recorder struct {
 	// the index's usage gate from taking the counts out of memory until
 	// the store has them, and Index.ReadUsage waits for it.
 	Index *Index
+
+	// MaxBatch bounds how many keys one flush writes; 0 means no bound.
+	// Keys past it stay pending, still counting, for the next flush. It
+	// bounds the rows the store writes per interval whatever the spread
+	// of the traffic over keys, not only the transactions: a million
+	// keys each used once a second would otherwise cost a million row
+	// updates a second.
+	MaxBatch int
 
 	sink     UsageSink
 	log      *slog.Logger
@@ -141,8 +159,13 @@ func NewRecorder(sink UsageSink, interval time.Duration, log *slog.Logger) *Reco
 	if interval <= 0 {
 		interval = time.Second
 	}
-	return &Recorder{sink: sink, log: log, interval: interval, done: make(chan struct{}), stopped: make(chan struct{})}
+	return &Recorder{sink: sink, log: log, interval: interval, MaxBatch: DefaultMaxBatch, done: make(chan struct{}), stopped: make(chan struct{})}
 }
+
+// DefaultMaxBatch is a new Recorder's MaxBatch: with the default interval of
+// a second, at most 2,000 key rows a second, a few percent of one core for
+// SQLite, however many keys are in use.
+const DefaultMaxBatch = 2000
 
 func (r *Recorder) markDirty(c *usageCell) {
 	r.mu.Lock()
@@ -169,10 +192,11 @@ func (r *Recorder) use(c *usageCell, now time.Time, ip netip.Addr, ua string) {
 func (r *Recorder) reject(c *usageCell, now time.Time, ip netip.Addr, ua string, why latchkey.Code) {
 	n := now.UnixNano()
 	c.mu.Lock()
-	c.rejects++
+	rr := c.rareLocked()
+	rr.rejects++
 	c.countMinute(n, why)
-	if n >= c.rejAt {
-		c.rejAt, c.rejIP, c.rejUA, c.rejWhy = n, ip, ua, why
+	if n >= rr.rejAt {
+		rr.rejAt, rr.rejIP, rr.rejUA, rr.rejWhy = n, ip, ua, why
 	}
 	mark := !c.dirty
 	c.dirty = true
@@ -185,9 +209,10 @@ func (r *Recorder) reject(c *usageCell, now time.Time, ip netip.Addr, ua string,
 func (r *Recorder) wouldDeny(c *usageCell, now time.Time, ip netip.Addr, ua string, why latchkey.Code) {
 	n := now.UnixNano()
 	c.mu.Lock()
-	c.wdN++
-	if n >= c.wdAt {
-		c.wdAt, c.wdIP, c.wdUA, c.wdWhy = n, ip, ua, why
+	rr := c.rareLocked()
+	rr.wdN++
+	if n >= rr.wdAt {
+		rr.wdAt, rr.wdIP, rr.wdUA, rr.wdWhy = n, ip, ua, why
 	}
 	mark := !c.dirty
 	c.dirty = true
@@ -220,7 +245,7 @@ func (r *Recorder) Start(ctx context.Context) {
 }
 
 // Stop ends the background flushing, if Start began it, and writes what is
-// pending.
+// pending, in as many batches as it takes.
 func (r *Recorder) Stop(ctx context.Context) error {
 	select {
 	case <-r.done:
@@ -233,7 +258,27 @@ func (r *Recorder) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	return r.Flush(ctx)
+	// Bounded, in case verifications go on meanwhile.
+	for range r.pendingBatches() + 1 {
+		if err := r.Flush(ctx); err != nil {
+			return err
+		}
+		if r.pendingBatches() == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+// pendingBatches is how many flushes the keys now pending would take.
+func (r *Recorder) pendingBatches() int {
+	r.mu.Lock()
+	n := len(r.dirty)
+	r.mu.Unlock()
+	if r.MaxBatch <= 0 || n == 0 {
+		return min(n, 1)
+	}
+	return (n + r.MaxBatch - 1) / r.MaxBatch
 }
 
 func ipString(a netip.Addr) string {
@@ -255,6 +300,11 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	cells := r.dirty
 	r.dirty = nil
+	if r.MaxBatch > 0 && len(cells) > r.MaxBatch {
+		// The oldest first; the rest wait, still marked dirty.
+		r.dirty = append(make([]*usageCell, 0, len(cells)-r.MaxBatch), cells[r.MaxBatch:]...)
+		cells = cells[:r.MaxBatch]
+	}
 	r.mu.Unlock()
 	if len(cells) == 0 {
 		return nil
@@ -264,28 +314,19 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	live := cells[:0]
 	for _, c := range cells {
 		c.mu.Lock()
-		snap := usageSnap{uses: c.uses, rejects: c.rejects, usedAt: c.usedAt, usedIP: c.usedIP, usedUA: c.usedUA,
-			rejAt: c.rejAt, rejIP: c.rejIP, rejUA: c.rejUA, rejWhy: c.rejWhy,
-			wdN: c.wdN, wdAt: c.wdAt, wdIP: c.wdIP, wdUA: c.wdUA, wdWhy: c.wdWhy, minutes: minuteCounts(c.mins)}
+		snap := usageSnap{uses: c.uses, usedAt: c.usedAt, usedIP: c.usedIP, usedUA: c.usedUA, minutes: minuteCounts(c.mins)}
+		if c.rare != nil {
+			snap.rare = *c.rare
+			*c.rare = rareUsage{}
+		}
 		c.mins = c.mins[:0]
-		c.uses, c.rejects, c.usedAt, c.rejAt, c.wdN, c.wdAt = 0, 0, 0, 0, 0, 0
-		c.usedUA, c.rejUA, c.wdUA = "", "", ""
+		c.uses, c.usedAt, c.usedUA = 0, 0, ""
 		c.dirty = false
 		c.mu.Unlock()
 		if c.deleted.Load() {
 			continue
 		}
-		u := latchkey.UsageUpdate{AccessKeyID: c.id, Uses: snap.uses, Rejections: snap.rejects, WouldDeny: snap.wdN, Minutes: snap.minutes}
-		if snap.wdAt != 0 {
-			u.LastWouldDeny = &latchkey.Rejection{At: time.Unix(0, snap.wdAt).UTC().Truncate(time.Microsecond), IP: ipString(snap.wdIP), UserAgent: truncateUA(snap.wdUA), Reason: snap.wdWhy}
-		}
-		if snap.usedAt != 0 {
-			u.LastUsed = &latchkey.Use{At: time.Unix(0, snap.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(snap.usedIP), UserAgent: truncateUA(snap.usedUA)}
-		}
-		if snap.rejAt != 0 {
-			u.LastRejected = &latchkey.Rejection{At: time.Unix(0, snap.rejAt).UTC().Truncate(time.Microsecond), IP: ipString(snap.rejIP), UserAgent: truncateUA(snap.rejUA), Reason: snap.rejWhy}
-		}
-		batch = append(batch, u)
+		batch = append(batch, snap.update(c.id))
 		taken = append(taken, snap)
 		live = append(live, c)
 	}
@@ -294,19 +335,22 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			s := &taken[i]
 			c.mu.Lock()
 			c.uses += s.uses
-			c.rejects += s.rejects
 			if s.usedAt > c.usedAt {
 				c.usedAt, c.usedIP, c.usedUA = s.usedAt, s.usedIP, s.usedUA
 			}
-			if s.rejAt > c.rejAt {
-				c.rejAt, c.rejIP, c.rejUA, c.rejWhy = s.rejAt, s.rejIP, s.rejUA, s.rejWhy
-			}
-			c.wdN += s.wdN
 			for _, m := range s.minutes {
 				c.addMinute(m.At.UnixNano()/int64(time.Minute), m.Code, m.Count)
 			}
-			if s.wdAt > c.wdAt {
-				c.wdAt, c.wdIP, c.wdUA, c.wdWhy = s.wdAt, s.wdIP, s.wdUA, s.wdWhy
+			if sr := &s.rare; *sr != (rareUsage{}) {
+				rr := c.rareLocked()
+				rr.rejects += sr.rejects
+				if sr.rejAt > rr.rejAt {
+					rr.rejAt, rr.rejIP, rr.rejUA, rr.rejWhy = sr.rejAt, sr.rejIP, sr.rejUA, sr.rejWhy
+				}
+				rr.wdN += sr.wdN
+				if sr.wdAt > rr.wdAt {
+					rr.wdAt, rr.wdIP, rr.wdUA, rr.wdWhy = sr.wdAt, sr.wdIP, sr.wdUA, sr.wdWhy
+				}
 			}
 			mark := !c.dirty
 			c.dirty = true
@@ -318,6 +362,21 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// update is the snapshot as the store takes it.
+func (s *usageSnap) update(id string) latchkey.UsageUpdate {
+	u := latchkey.UsageUpdate{AccessKeyID: id, Uses: s.uses, Rejections: s.rare.rejects, WouldDeny: s.rare.wdN, Minutes: s.minutes}
+	if s.usedAt != 0 {
+		u.LastUsed = &latchkey.Use{At: time.Unix(0, s.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(s.usedIP), UserAgent: truncateUA(s.usedUA)}
+	}
+	if r := &s.rare; r.rejAt != 0 {
+		u.LastRejected = &latchkey.Rejection{At: time.Unix(0, r.rejAt).UTC().Truncate(time.Microsecond), IP: ipString(r.rejIP), UserAgent: truncateUA(r.rejUA), Reason: r.rejWhy}
+	}
+	if r := &s.rare; r.wdAt != 0 {
+		u.LastWouldDeny = &latchkey.Rejection{At: time.Unix(0, r.wdAt).UTC().Truncate(time.Microsecond), IP: ipString(r.wdIP), UserAgent: truncateUA(r.wdUA), Reason: r.wdWhy}
+	}
+	return u
 }
 
 // ReadUsage runs fn, which reads stored usage and then Pending usage, so
@@ -342,20 +401,17 @@ func (ix *Index) PendingUsage(id string) latchkey.UsageUpdate {
 	if e == nil {
 		return latchkey.UsageUpdate{AccessKeyID: id}
 	}
-	c := e.usage
+	c := e.usage.Load()
+	if c == nil {
+		return latchkey.UsageUpdate{AccessKeyID: id}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	u := latchkey.UsageUpdate{AccessKeyID: id, Uses: c.uses, Rejections: c.rejects, WouldDeny: c.wdN, Minutes: minuteCounts(c.mins)}
-	if c.usedAt != 0 {
-		u.LastUsed = &latchkey.Use{At: time.Unix(0, c.usedAt).UTC().Truncate(time.Microsecond), IP: ipString(c.usedIP), UserAgent: truncateUA(c.usedUA)}
+	s := usageSnap{uses: c.uses, usedAt: c.usedAt, usedIP: c.usedIP, usedUA: c.usedUA, minutes: minuteCounts(c.mins)}
+	if c.rare != nil {
+		s.rare = *c.rare
 	}
-	if c.rejAt != 0 {
-		u.LastRejected = &latchkey.Rejection{At: time.Unix(0, c.rejAt).UTC().Truncate(time.Microsecond), IP: ipString(c.rejIP), UserAgent: truncateUA(c.rejUA), Reason: c.rejWhy}
-	}
-	if c.wdAt != 0 {
-		u.LastWouldDeny = &latchkey.Rejection{At: time.Unix(0, c.wdAt).UTC().Truncate(time.Microsecond), IP: ipString(c.wdIP), UserAgent: truncateUA(c.wdUA), Reason: c.wdWhy}
-	}
-	return u
+	return s.update(id)
 }
 
 // MaxUserAgentLen bounds what is stored of a user agent.

@@ -132,44 +132,50 @@ func (v *Verifier) decide(req *Request) Result {
 		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
+	r := e.rules
 	code := latchkey.CodeValid
 	switch {
 	case !e.Active:
 		code = latchkey.CodeInactive
 	case e.expired(now):
 		code = latchkey.CodeExpired
-	default:
-		if code = e.app.check(req); code == latchkey.CodeValid {
-			code = e.key.check(req)
+	case r != nil:
+		if code = r.app.check(req); code == latchkey.CodeValid {
+			code = r.key.check(req)
 		}
 	}
+	c := v.Index.cell(e)
 	if code != latchkey.CodeValid {
-		v.Recorder.reject(e.usage, now, req.IP, req.UserAgent, code)
+		v.Recorder.reject(c, now, req.IP, req.UserAgent, code)
 		return Result{Code: code, Entry: e}
 	}
 	res := Result{Code: latchkey.CodeValid, Entry: e}
-	if e.limit != nil {
-		ok, info := v.allow(e.ID, e.limit, now)
+	if r == nil {
+		v.Recorder.use(c, now, req.IP, req.UserAgent)
+		return res
+	}
+	if r.limit != nil {
+		ok, info := v.allow(e.ID, r.limit, now)
 		res.Rate = info
 		if !ok {
-			v.Recorder.reject(e.usage, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
+			v.Recorder.reject(c, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
 			res.Code = latchkey.CodeRateLimited
 			return res
 		}
 	}
-	if e.report != nil || e.reportLimit != nil {
-		wd := e.report.check(req)
-		if wd == latchkey.CodeValid && e.reportLimit != nil {
-			if ok, _ := v.allow(e.reportRateKey, e.reportLimit, now); !ok {
+	if r.report != nil || r.reportLimit != nil {
+		wd := r.report.check(req)
+		if wd == latchkey.CodeValid && r.reportLimit != nil {
+			if ok, _ := v.allow(r.reportRateKey, r.reportLimit, now); !ok {
 				wd = latchkey.CodeRateLimited
 			}
 		}
 		if wd != latchkey.CodeValid {
 			res.WouldDeny = wd
-			v.Recorder.wouldDeny(e.usage, now, req.IP, req.UserAgent, wd)
+			v.Recorder.wouldDeny(c, now, req.IP, req.UserAgent, wd)
 		}
 	}
-	v.Recorder.use(e.usage, now, req.IP, req.UserAgent)
+	v.Recorder.use(c, now, req.IP, req.UserAgent)
 	return res
 }
 

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/proxy"
+)
+
+// The baselines are what latchkey is measured against: bare net/http
+// servers run as processes of their own, like latchkey, by this same
+// program (`load -baseline MODE`).
+//
+//	204       answers 204 No Content to anything: the floor for forward auth
+//	json      decodes a /v1/verify body and encodes an answer of the same
+//	          size, as /v1/verify does, with encoding/json: the floor for
+//	          /v1/verify
+//	upstream  the API behind both proxies: a fixed 256-byte answer
+//	proxy     Go's plain httputil.ReverseProxy to -upstream, with latchkey's
+//	          transport settings (proxy.NewTransport)
+const baselineModes = "204, json, upstream or proxy"
+
+// baselineArgs finds "-baseline MODE" (and "-upstream URL") in args, so
+// that the test binary can act as a baseline too.
+func baselineArgs(args []string) (mode, upstream string) {
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "-baseline", "--baseline":
+			mode = args[i+1]
+		case "-upstream", "--upstream":
+			upstream = args[i+1]
+		}
+	}
+	return mode, upstream
+}
+
+// runBaseline serves mode on a loopback port, prints "listening on URL"
+// and serves until killed.
+func runBaseline(mode, upstream string) error {
+	h, err := baselineHandler(mode, upstream)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("baseline %s listening on http://%s\n", mode, ln.Addr())
+	// The same server settings as latchkey serve's API listener.
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	return srv.Serve(ln)
+}
+
+// upstreamAnswer is what the upstream API answers.
+var upstreamAnswer = func() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}()
+
+func baselineHandler(mode, upstream string) (http.Handler, error) {
+	switch mode {
+	case "204":
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNoContent)
+		}), nil
+	case "json":
+		return http.HandlerFunc(bareJSON), nil
+	case "upstream":
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write(upstreamAnswer)
+		}), nil
+	case "proxy":
+		u, err := url.Parse(upstream)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("-baseline proxy needs -upstream http://HOST:PORT, not %q", upstream)
+		}
+		return &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(u)
+				pr.SetXForwarded()
+			},
+			Transport:     proxy.NewTransport(proxy.Timeouts{}),
+			FlushInterval: -1,
+			ErrorLog:      slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
+		}, nil
+	}
+	return nil, fmt.Errorf("-baseline %q: expected %s", mode, baselineModes)
+}
+
+// bareJSON does the JSON work of POST /v1/verify and nothing else: read
+// the body with the same limit, decode it strictly into the same type,
+// encode an answer of the same type and size.
+func bareJSON(w http.ResponseWriter, r *http.Request) {
+	var in httpapi.VerifyRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, httpapi.MaxVerifyBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		http.Error(w, "trailing data", http.StatusBadRequest)
+		return
+	}
+	out := httpapi.VerifyResponse{Valid: true, Code: "VALID", Message: httpapi.Message("VALID"),
+		AccessKeyID: "LKIAAAAAAAAAAAAAAAAA", Application: "app-0000000", Account: "default"}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(out)
+}
+
+func baselineMain(mode, upstream string) {
+	if err := runBaseline(mode, upstream); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/load:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,211 @@
+// Command load measures latchkey over HTTP against bare baselines on the
+// same machine, in the same run, with the same load generator (issue 11):
+//
+//	go run ./bench/load                                  # 1,000,000 keys, 5 rounds
+//	go run ./bench/load -keys 10000 -rounds 2 -duration 2s   # a quick look
+//
+// It builds ./cmd/latchkey, seeds a SQLite database with -keys application
+// keys (their secrets stay in this process's memory), starts `latchkey
+// serve` on it (timing start-up and reading its memory), and starts the
+// baselines as processes of their own (`load -baseline MODE`, see
+// baseline.go). Then, in rounds that alternate A B A B so that drift in
+// the machine's speed hits both alike, it measures three pairs:
+//
+//	forward auth  GET /v1/authorize with a valid key  vs  a handler that answers 204
+//	verify        POST /v1/verify                     vs  a handler that decodes and
+//	                                                      encodes the same JSON
+//	proxy         latchkey's reverse proxy            vs  httputil.ReverseProxy, both
+//	                                                      in front of the same upstream
+//
+// each at the highest rate it sustains (closed loop, -conns keep-alive
+// connections) and at the fixed rates of -rates (open loop, latency
+// measured from when each call was due). For every run it reads the
+// server's CPU time from /proc/PID/stat and reports CPU microseconds per
+// request. After the rounds: management writes under verification load,
+// usage writes to the database at 1,000 verifications/s and at the
+// machine's maximum, and a flood of unknown keys. The report is Markdown,
+// the form docs/benchmarks.md records, and quotes the machine's load
+// average: on a shared machine, read the ratios, not the absolute rates.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type config struct {
+	keys     int
+	hot      int // distinct keys the load uses
+	rounds   int
+	duration time.Duration // one closed-loop run
+	warmup   time.Duration
+	conns    int
+	rates    []float64
+	rateDur  time.Duration // one fixed-rate run
+	mgmtDur  time.Duration
+	mgmtRate float64
+	usageDur time.Duration
+	settle   time.Duration // pause between phases: usage flushes (every second) catch up
+	binary   string        // latchkey binary; "" builds ./cmd/latchkey
+	profile  string        // write a CPU profile of latchkey under forward-auth load here
+	profDur  time.Duration
+	log      io.Writer // progress
+}
+
+func main() {
+	if mode, upstream := baselineArgs(os.Args[1:]); mode != "" {
+		baselineMain(mode, upstream)
+		return
+	}
+	var c config
+	var rates string
+	flag.IntVar(&c.keys, "keys", 1_000_000, "application keys in the database (two per application)")
+	flag.IntVar(&c.hot, "hot", 10_000, "distinct keys the load uses, spread over the index (at most -keys)")
+	flag.IntVar(&c.rounds, "rounds", 5, "rounds; each runs every pair A B in turn")
+	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of one closed-loop (highest rate) run")
+	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "untimed load on each server before the first round")
+	flag.IntVar(&c.conns, "conns", 64, "keep-alive connections of the closed-loop load")
+	flag.StringVar(&rates, "rates", "1000,5000", "fixed rates (requests/s) at which latency is measured, comma-separated; empty for none")
+	flag.DurationVar(&c.rateDur, "rate-duration", 5*time.Second, "length of one fixed-rate run")
+	flag.DurationVar(&c.mgmtDur, "mgmt-duration", 10*time.Second, "how long create-access-key is timed under verification load")
+	flag.Float64Var(&c.mgmtRate, "mgmt-rate", 20, "create-access-key calls per second during that time")
+	flag.DurationVar(&c.usageDur, "usage-duration", 10*time.Second, "length of each run that counts usage writes")
+	flag.StringVar(&c.binary, "latchkey", "", "latchkey binary to measure (default: go build ./cmd/latchkey)")
+	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of latchkey under forward-auth load to this file")
+	flag.DurationVar(&c.profDur, "cpuprofile-duration", 10*time.Second, "length of that profile")
+	flag.String("baseline", "", "run a baseline server instead: "+baselineModes)
+	flag.String("upstream", "", "with -baseline proxy: the upstream URL")
+	flag.Parse()
+	var err error
+	if c.rates, err = parseRates(rates); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/load: -rates:", err)
+		os.Exit(2)
+	}
+	c.log = os.Stderr
+	c.settle = 1500 * time.Millisecond
+	ctx := context.Background()
+	rep, err := run(ctx, c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/load:", err)
+		os.Exit(1)
+	}
+	rep.print(os.Stdout, c)
+}
+
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || r <= 0 {
+			return nil, fmt.Errorf("%q is not a rate in requests per second", f)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (c *config) logf(format string, args ...any) {
+	if c.log != nil {
+		fmt.Fprintf(c.log, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+}
+
+var (
+	serveRE    = regexp.MustCompile(`listening on (http://\S+)`)
+	proxyRE    = regexp.MustCompile(`reverse proxy on (http://\S+)`)
+	baselineRE = regexp.MustCompile(`baseline \S+ listening on (http://\S+)`)
+	loadedRE   = regexp.MustCompile(`index loaded.*keys=(\d+).*duration=(\S+)`)
+)
+
+// buildLatchkey builds ./cmd/latchkey into dir.
+func buildLatchkey(dir string) (string, error) {
+	bin := filepath.Join(dir, "latchkey")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/latchkey/latchkey/cmd/latchkey").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building latchkey: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// startLatchkey runs `latchkey serve` on db with the profiler on and, when
+// upstream is set, the reverse proxy.
+func startLatchkey(bin, dir, db, upstream string) (*process, string, error) {
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", "sqlite:" + db,
+		"--credentials-file", filepath.Join(dir, "credentials"), "--log-level", "info", "--pprof"}
+	if upstream != "" {
+		args = append(args, "--proxy-upstream", upstream, "--proxy-addr", "127.0.0.1:0")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME=", "LATCHKEY_SHARED_CREDENTIALS_FILE=")
+	p, err := startProcess("latchkey serve", cmd, serveRE, 5*time.Minute)
+	if err != nil {
+		return nil, "", err
+	}
+	proxyURL := ""
+	if upstream != "" {
+		// The proxy's line comes right after the API's.
+		deadline := time.After(10 * time.Second)
+		for proxyURL == "" {
+			select {
+			case <-deadline:
+				p.stop()
+				return nil, "", fmt.Errorf("latchkey printed no reverse proxy line:\n%s", p.log())
+			case <-time.After(20 * time.Millisecond):
+				if m := proxyRE.FindStringSubmatch(p.log()); m != nil {
+					proxyURL = m[1]
+				}
+			}
+		}
+	}
+	return p, proxyURL, nil
+}
+
+func startBaseline(mode, upstream string) (*process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-baseline", mode}
+	if upstream != "" {
+		args = append(args, "-upstream", upstream)
+	}
+	return startProcess("baseline "+mode, exec.Command(self, args...), baselineRE, 30*time.Second)
+}
+
+func hostOf(u string) string {
+	_, a, _ := strings.Cut(u, "://")
+	return strings.TrimSuffix(a, "/")
+}
+
+// memory is what a latchkey process holds after start-up.
+type memory struct {
+	rss, heap int64 // resident set; live Go heap after a forced collection
+}
+
+func measureMemory(p *process, operator string) (memory, error) {
+	var m memory
+	// A forced collection first, so that the heap figure is live data,
+	// not garbage from loading.
+	if _, err := httpGet(p.url+"/debug/pprof/heap?gc=1", operator); err != nil {
+		return m, err
+	}
+	metrics, err := scrape(p.url)
+	if err != nil {
+		return m, err
+	}
+	m.heap = int64(metrics[`go_memstats_heap_alloc_bytes`])
+	m.rss, err = p.rss()
+	return m, err
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+func newSecret() (string, error) { return keyformat.NewSecret() }
+
+func sortDurations(d []time.Duration) { slices.Sort(d) }
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func medianDur(xs []time.Duration) time.Duration {
+	f := make([]float64, len(xs))
+	for i, x := range xs {
+		f[i] = float64(x)
+	}
+	return time.Duration(median(f))
+}
+
+func rpsOf(rs []runResult) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = r.rps
+	}
+	return out
+}
+
+func cpuOf(rs []runResult) []time.Duration {
+	out := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		out[i] = r.cpuPer
+	}
+	return out
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond)) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func (r *report) print(w io.Writer, c config) {
+	fmt.Fprintf(w, "# bench/load, %s\n\n", r.start.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "%s/%s, %d CPUs, %s; %d keys in the database, load over %d of them; %d rounds, closed loop %s on %d connections, fixed rates %v for %s on %d connections\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), r.keys, r.hot, c.rounds, c.duration, c.conns, c.rates, c.rateDur, rateConns)
+	fmt.Fprintf(w, "load average (1, 5, 15 min) before: %s; after: %s; took %s\n\n", r.loadBefore, r.loadAfter, r.end.Sub(r.start).Round(time.Second))
+
+	fmt.Fprintln(w, "## Start-up and memory (latchkey serve, SQLite)")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "- seeding %d keys took %s\n", r.keys, r.seedTook.Round(time.Millisecond))
+	fmt.Fprintf(w, "- start-up, exec to \"listening on\" with the index loaded: %s (log: index loaded, %s)\n", r.startup.Round(time.Millisecond), r.indexLine)
+	fmt.Fprintf(w, "- empty database: RSS %.1f MiB, live heap %.1f MiB; with %d keys: RSS %.1f MiB, live heap %.1f MiB\n",
+		mib(r.memEmpty.rss), mib(r.memEmpty.heap), r.keys, mib(r.memFull.rss), mib(r.memFull.heap))
+	if r.keys > 0 {
+		fmt.Fprintf(w, "- per key: %.0f bytes of RSS, %.0f bytes of live heap (target: at most 400)\n",
+			float64(r.memFull.rss-r.memEmpty.rss)/float64(r.keys), float64(r.memFull.heap-r.memEmpty.heap)/float64(r.keys))
+	}
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "## Highest rate (closed loop)")
+	for _, p := range r.pairs {
+		fmt.Fprintf(w, "\n### %s: %s vs %s\n\n", p.spec.name, p.spec.a.name, p.spec.b.name)
+		fmt.Fprintln(w, "| round | A req/s | B req/s | A/B | A server CPU µs/req | B server CPU µs/req |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
+		for i := range p.a {
+			fmt.Fprintf(w, "| %d | %.0f | %.0f | %.2f | %s | %s |\n", i+1, p.a[i].rps, p.b[i].rps, p.a[i].rps/p.b[i].rps, us(p.a[i].cpuPer), us(p.b[i].cpuPer))
+		}
+		ma, mb := median(rpsOf(p.a)), median(rpsOf(p.b))
+		ca, cb := medianDur(cpuOf(p.a)), medianDur(cpuOf(p.b))
+		fmt.Fprintf(w, "| **median** | **%.0f** | **%.0f** | **%.2f** | **%s** | **%s** |\n\n", ma, mb, ma/mb, us(ca), us(cb))
+		fmt.Fprintf(w, "%s: A/B = %.2f (target at least %.2f: %s); server CPU per request A/B = %.2f\n",
+			p.spec.name, ma/mb, p.spec.threshold, verdict(ma/mb >= p.spec.threshold), float64(ca)/float64(cb))
+	}
+	fmt.Fprintln(w)
+
+	if len(c.rates) > 0 {
+		fmt.Fprintln(w, "## Latency at fixed rates (open loop, from when each call was due; medians over rounds)")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| server | rate | achieved req/s | p50 ms | p99 ms | worst p99 ms | max ms | server CPU µs/req |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, p := range r.pairs {
+			for _, rate := range c.rates {
+				for i, t := range []target{p.spec.a, p.spec.b} {
+					rs := p.rates[rate][i]
+					var ach []float64
+					var p50, p99, mx, cpu []time.Duration
+					for _, x := range rs {
+						ach = append(ach, x.achieved)
+						p50, p99, mx, cpu = append(p50, x.p50), append(p99, x.p99), append(mx, x.pMax), append(cpu, x.cpuPer)
+					}
+					fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n", t.name, rate, median(ach),
+						ms(medianDur(p50)), ms(medianDur(p99)), ms(slices.Max(p99)), ms(slices.Max(mx)), us(medianDur(cpu)))
+				}
+			}
+		}
+		fmt.Fprintln(w)
+	}
+
+	fmt.Fprintln(w, "## Management writes (create-access-key through the API, from when each call was due)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| verification load | verifications/s meanwhile | calls | p50 ms | p99 ms | max ms | p99 under 20 ms |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+	for _, m := range r.mgmt {
+		label := m.label
+		if m.rate > 0 {
+			label = fmt.Sprintf("%s (%.0f/s)", m.label, m.rate)
+		}
+		p99 := percentile(m.lat, 99)
+		fmt.Fprintf(w, "| %s | %.0f | %d | %s | %s | %s | %s |\n", label, m.verifications, len(m.lat),
+			ms(percentile(m.lat, 50)), ms(p99), ms(percentile(m.lat, 100)), verdict(p99 < 20*time.Millisecond))
+	}
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "## Usage writes to the database (write transactions counted by latchkey_store_duration_seconds_count)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| load | verifications/s | usage write transactions/s | other write transactions/s | seconds |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
+	for _, u := range r.usage {
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %.1f |\n", u.label, u.verifications, u.usageWrites, u.otherWrites, u.seconds)
+	}
+	fmt.Fprintln(w)
+
+	fmt.Fprintln(w, "## Flood of unknown keys (GET /v1/authorize, closed loop, one client address)")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "- %.0f req/s, server CPU %s µs/req; answers by status: %v\n", r.flood.rps, us(r.flood.cpuPer), r.flood.statuses)
+	fmt.Fprintf(w, "- store operations meanwhile: view %.0f, update %.0f, scan_access_keys %.0f, record_usage %.0f\n",
+		r.flood.storeOps["view"], r.flood.storeOps["update"], r.flood.storeOps["scan_access_keys"], r.flood.storeOps["record_usage"])
+	if len(r.pairs) > 0 {
+		fwd := r.pairs[0]
+		fmt.Fprintf(w, "- valid keys in the rounds above: %.0f req/s, server CPU %s µs/req\n", median(rpsOf(fwd.a)), us(medianDur(cpuOf(fwd.a))))
+	}
+	if r.profile != "" {
+		fmt.Fprintf(w, "\nCPU profile of latchkey under forward-auth load: %s (go tool pprof -top %s)\n", r.profile, r.profile)
+	}
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
