@@ -44,6 +44,15 @@ func TestScripts(t *testing.T) {
 			"capture":  cmdCapture, // new-secret FILE writes a well-formed secret no key has
 			"use-key":  cmdUseKey,
 			"filemode": cmdFileMode,
+			// new-secret-env VAR sets VAR to a well-formed secret no key has.
+			"new-secret-env": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: new-secret-env VAR")
+				}
+				sec, err := keyformat.NewSecret()
+				ts.Check(err)
+				ts.Setenv(args[0], sec)
+			},
 			"new-secret": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
 					ts.Fatalf("usage: new-secret FILE")
