@@ -33,8 +33,8 @@ func StatusFor(code string) int {
 	if s, ok := codes[code]; ok {
 		return s
 	}
-	if s := StatusForCode(latchkey.Code(code)); s != http.StatusUnauthorized || isDecisionCode(code) {
-		return s // a decision code, as the forward-auth surface answers it
+	if isDecisionCode(code) {
+		return StatusForCode(latchkey.Code(code)) // as the forward-auth surface answers it
 	}
 	return http.StatusInternalServerError
 }

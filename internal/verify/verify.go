@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
 	"math/rand/v2"
 	"net/netip"
@@ -118,7 +117,7 @@ func (v *Verifier) decide(req *Request) Result {
 		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeMalformed}
 	}
-	d := digest(req.Secret)
+	d := keyformat.Sum(req.Secret) // does not allocate
 	e := v.Index.Lookup(&d)
 	if e == nil {
 		v.Guard.fail(req.IP, now)
@@ -177,18 +176,6 @@ func (v *Verifier) decide(req *Request) Result {
 	}
 	v.Recorder.use(c, now, req.IP, req.UserAgent)
 	return res
-}
-
-// digest is keyformat.Sum of a string already checked to be a secret. It
-// hashes a copy on the stack: converting a string longer than 32 bytes to
-// []byte, as keyformat.Sum does, puts the copy on the heap.
-func digest(secret string) keyformat.Digest {
-	if len(secret) != keyformat.SecretLen {
-		return keyformat.Sum(secret)
-	}
-	var b [keyformat.SecretLen]byte
-	copy(b[:], secret)
-	return sha256.Sum256(b[:])
 }
 
 // Find returns the entry whose secret this is, without deciding or
