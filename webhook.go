@@ -250,7 +250,9 @@ func VerifyWebhook(secret, msgID, timestamp, signatures string, body []byte, now
 		if !ok || v != webhookSignatureVersion {
 			continue
 		}
-		got, err := base64.StdEncoding.DecodeString(sig)
+		// Strict: base64 with non-zero padding bits decodes to the same
+		// bytes as the canonical form, but it is not the signature we sent.
+		got, err := base64.StdEncoding.Strict().DecodeString(sig)
 		if err == nil && hmac.Equal(got, want) {
 			return nil
 		}

@@ -54,6 +54,9 @@ func TestVerifyWebhook(t *testing.T) {
 		{"body changed", vectorSecret, vectorID, ts, vectorSignature, `{"test": 2432232315}`, now, latchkey.EUNAUTHORIZED},
 		{"id changed", vectorSecret, "msg_other", ts, vectorSignature, vectorPayload, now, latchkey.EUNAUTHORIZED},
 		{"another secret", other, vectorID, ts, vectorSignature, vectorPayload, now, latchkey.EUNAUTHORIZED},
+		// Same bytes as the vector once decoded leniently (the last
+		// character's two padding bits differ): found by FuzzVerifyWebhook.
+		{"non-canonical base64", vectorSecret, vectorID, ts, strings.TrimSuffix(vectorSignature, "E=") + "G=", vectorPayload, now, latchkey.EUNAUTHORIZED},
 		{"another version", vectorSecret, vectorID, ts, strings.Replace(vectorSignature, "v1,", "v2,", 1), vectorPayload, now, latchkey.EUNAUTHORIZED},
 		{"timestamp not a number", vectorSecret, vectorID, "yesterday", vectorSignature, vectorPayload, now, latchkey.EINVALID},
 		{"secret not base64", "whsec_!!!", vectorID, ts, vectorSignature, vectorPayload, now, latchkey.EINVALID},
