@@ -272,6 +272,33 @@ func (db *DB) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) e
 	return db.Err(rows.Err())
 }
 
+// recordUsageSQL merges one key's usage into its row. Every SET
+// expression sees the row's old values, so the conditions agree on which
+// side is newer. The CAST gives PostgreSQL the type of a parameter it
+// cannot infer.
+const recordUsageSQL = `UPDATE access_keys SET
+	use_count = use_count + ?,
+	reject_count = reject_count + ?,
+	last_used_ip = CASE WHEN ` + newerUse + ` THEN ? ELSE last_used_ip END,
+	last_used_ua = CASE WHEN ` + newerUse + ` THEN ? ELSE last_used_ua END,
+	last_used_at = CASE WHEN ` + newerUse + ` THEN ? ELSE last_used_at END,
+	last_rejected_ip = CASE WHEN ` + newerRej + ` THEN ? ELSE last_rejected_ip END,
+	last_rejected_ua = CASE WHEN ` + newerRej + ` THEN ? ELSE last_rejected_ua END,
+	last_rejected_reason = CASE WHEN ` + newerRej + ` THEN ? ELSE last_rejected_reason END,
+	last_rejected_at = CASE WHEN ` + newerRej + ` THEN ? ELSE last_rejected_at END,
+	would_deny_count = would_deny_count + ?,
+	last_would_deny_ip = CASE WHEN ` + newerWD + ` THEN ? ELSE last_would_deny_ip END,
+	last_would_deny_ua = CASE WHEN ` + newerWD + ` THEN ? ELSE last_would_deny_ua END,
+	last_would_deny_reason = CASE WHEN ` + newerWD + ` THEN ? ELSE last_would_deny_reason END,
+	last_would_deny_at = CASE WHEN ` + newerWD + ` THEN ? ELSE last_would_deny_at END
+	WHERE id = ?`
+
+const (
+	newerUse = `CAST(? AS BIGINT) IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
+	newerRej = `CAST(? AS BIGINT) IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
+	newerWD  = `CAST(? AS BIGINT) IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < ?)`
+)
+
 // RecordUsage merges usage batches: the newest time wins; counts add up.
 func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) error {
 	if len(batch) == 0 {
@@ -283,6 +310,16 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 	slices.SortStableFunc(batch, func(a, b latchkey.UsageUpdate) int { return strings.Compare(a.AccessKeyID, b.AccessKeyID) })
 	return db.Update(ctx, func(ltx latchkey.Tx) error {
 		t := ltx.(*Tx)
+		update, err := t.prepare(ctx, recordUsageSQL)
+		if err != nil {
+			return err
+		}
+		defer update.s.Close()
+		minutes, err := t.prepare(ctx, recordMinuteSQL)
+		if err != nil {
+			return err
+		}
+		defer minutes.s.Close()
 		for _, u := range batch {
 			var usedAt, rejAt, wdAt sql.NullInt64
 			var wdIP, wdUA, wdReason string
@@ -299,28 +336,7 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 				rejAt = sql.NullInt64{Int64: toMicros(r.At), Valid: true}
 				rejIP, rejUA, rejReason = r.IP, r.UserAgent, string(r.Reason)
 			}
-			// Every SET expression sees the row's old values, so the
-			// conditions agree on which side is newer. The CAST gives
-			// PostgreSQL the type of a parameter it cannot infer.
-			const newerUse = `CAST(? AS BIGINT) IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
-			const newerRej = `CAST(? AS BIGINT) IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
-			const newerWD = `CAST(? AS BIGINT) IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < ?)`
-			res, err := t.exec(ctx, `UPDATE access_keys SET
-				use_count = use_count + ?,
-				reject_count = reject_count + ?,
-				last_used_ip = CASE WHEN `+newerUse+` THEN ? ELSE last_used_ip END,
-				last_used_ua = CASE WHEN `+newerUse+` THEN ? ELSE last_used_ua END,
-				last_used_at = CASE WHEN `+newerUse+` THEN ? ELSE last_used_at END,
-				last_rejected_ip = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_ip END,
-				last_rejected_ua = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_ua END,
-				last_rejected_reason = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_reason END,
-				last_rejected_at = CASE WHEN `+newerRej+` THEN ? ELSE last_rejected_at END,
-				would_deny_count = would_deny_count + ?,
-				last_would_deny_ip = CASE WHEN `+newerWD+` THEN ? ELSE last_would_deny_ip END,
-				last_would_deny_ua = CASE WHEN `+newerWD+` THEN ? ELSE last_would_deny_ua END,
-				last_would_deny_reason = CASE WHEN `+newerWD+` THEN ? ELSE last_would_deny_reason END,
-				last_would_deny_at = CASE WHEN `+newerWD+` THEN ? ELSE last_would_deny_at END
-				WHERE id = ?`,
+			res, err := t.execStmt(ctx, update,
 				u.Uses, u.Rejections,
 				usedAt, usedAt, usedIP,
 				usedAt, usedAt, usedUA,
@@ -341,7 +357,7 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				continue // the key was deleted meanwhile
 			}
-			if err := t.recordMinutes(ctx, u.AccessKeyID, u.Minutes); err != nil {
+			if err := t.recordMinutes(ctx, minutes, u.AccessKeyID, u.Minutes); err != nil {
 				return err
 			}
 		}

@@ -138,6 +138,31 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return res, nil
 }
 
+// stmt is a statement prepared once in a transaction and run many times:
+// the database parses it once instead of for every row of a batch.
+type stmt struct{ s *sql.Stmt }
+
+// prepare prepares query for the transaction's lifetime; close it when
+// the batch is done.
+func (t *Tx) prepare(ctx context.Context, query string) (stmt, error) {
+	s, err := t.tx.PrepareContext(ctx, t.q(query))
+	if err != nil {
+		return stmt{}, mapErr(t.d, err)
+	}
+	return stmt{s}, nil
+}
+
+func (t *Tx) execStmt(ctx context.Context, s stmt, args ...any) (sql.Result, error) {
+	if err := checkText(args); err != nil {
+		return nil, err
+	}
+	res, err := s.s.ExecContext(ctx, args...)
+	if err != nil {
+		return nil, mapErr(t.d, err)
+	}
+	return res, nil
+}
+
 func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if err := checkText(args); err != nil {
 		return nil, err

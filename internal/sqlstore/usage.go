@@ -11,13 +11,14 @@ func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
 
 func fromUnixMinute(m int64) time.Time { return time.Unix(m*60, 0).UTC() }
 
+const recordMinuteSQL = `INSERT INTO usage_minutes (access_key_id, minute, code, count) VALUES (?, ?, ?, ?)
+	ON CONFLICT (access_key_id, minute, code) DO UPDATE SET count = usage_minutes.count + excluded.count`
+
 // recordMinutes adds per-minute counts; called inside RecordUsage's
 // transaction.
-func (t *Tx) recordMinutes(ctx context.Context, id string, counts []latchkey.UsageCount) error {
+func (t *Tx) recordMinutes(ctx context.Context, s stmt, id string, counts []latchkey.UsageCount) error {
 	for _, c := range counts {
-		_, err := t.exec(ctx, `INSERT INTO usage_minutes (access_key_id, minute, code, count) VALUES (?, ?, ?, ?)
-			ON CONFLICT (access_key_id, minute, code) DO UPDATE SET count = usage_minutes.count + excluded.count`,
-			id, unixMinute(c.At), string(c.Code), c.Count)
+		_, err := t.execStmt(ctx, s, id, unixMinute(c.At), string(c.Code), c.Count)
 		if err != nil {
 			return err
 		}

@@ -140,6 +140,12 @@ type Recorder struct {
 	// updates a second.
 	MaxBatch int
 
+	// TxRows bounds the keys written in one store transaction; a flush
+	// of more keys takes several, one after another. 0 means one
+	// transaction per flush. On SQLite, where writes take turns, it
+	// bounds how long a management write waits behind a flush.
+	TxRows int
+
 	sink     UsageSink
 	log      *slog.Logger
 	interval time.Duration
@@ -159,13 +165,17 @@ func NewRecorder(sink UsageSink, interval time.Duration, log *slog.Logger) *Reco
 	if interval <= 0 {
 		interval = time.Second
 	}
-	return &Recorder{sink: sink, log: log, interval: interval, MaxBatch: DefaultMaxBatch, done: make(chan struct{}), stopped: make(chan struct{})}
+	return &Recorder{sink: sink, log: log, interval: interval, MaxBatch: DefaultMaxBatch, TxRows: DefaultTxRows, done: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // DefaultMaxBatch is a new Recorder's MaxBatch: with the default interval of
 // a second, at most 2,000 key rows a second, a few percent of one core for
 // SQLite, however many keys are in use.
 const DefaultMaxBatch = 2000
+
+// DefaultTxRows is a new Recorder's TxRows: a full flush of DefaultMaxBatch
+// keys is 8 transactions of a few milliseconds each.
+const DefaultTxRows = 250
 
 func (r *Recorder) markDirty(c *usageCell) {
 	r.mu.Lock()
@@ -330,38 +340,54 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		taken = append(taken, snap)
 		live = append(live, c)
 	}
-	if err := r.sink.RecordUsage(ctx, batch); err != nil {
-		for i, c := range live {
-			s := &taken[i]
-			c.mu.Lock()
-			c.uses += s.uses
-			if s.usedAt > c.usedAt {
-				c.usedAt, c.usedIP, c.usedUA = s.usedAt, s.usedIP, s.usedUA
-			}
-			for _, m := range s.minutes {
-				c.addMinute(m.At.UnixNano()/int64(time.Minute), m.Code, m.Count)
-			}
-			if sr := &s.rare; *sr != (rareUsage{}) {
-				rr := c.rareLocked()
-				rr.rejects += sr.rejects
-				if sr.rejAt > rr.rejAt {
-					rr.rejAt, rr.rejIP, rr.rejUA, rr.rejWhy = sr.rejAt, sr.rejIP, sr.rejUA, sr.rejWhy
-				}
-				rr.wdN += sr.wdN
-				if sr.wdAt > rr.wdAt {
-					rr.wdAt, rr.wdIP, rr.wdUA, rr.wdWhy = sr.wdAt, sr.wdIP, sr.wdUA, sr.wdWhy
-				}
-			}
-			mark := !c.dirty
-			c.dirty = true
-			c.mu.Unlock()
-			if mark {
-				r.markDirty(c)
-			}
+	// One transaction per chunk: a management write waiting for the
+	// store's writer waits for one chunk, not for the whole batch.
+	chunk := r.TxRows
+	if chunk <= 0 {
+		chunk = len(batch)
+	}
+	for start := 0; start < len(batch); start += chunk {
+		end := min(start+chunk, len(batch))
+		if err := r.sink.RecordUsage(ctx, batch[start:end]); err != nil {
+			// This chunk and the ones after it were not written.
+			r.restore(live[start:], taken[start:])
+			return err
 		}
-		return err
 	}
 	return nil
+}
+
+// restore puts snapshots that could not be written back into their cells,
+// merged with what arrived meanwhile, and marks the cells dirty again.
+func (r *Recorder) restore(live []*usageCell, taken []usageSnap) {
+	for i, c := range live {
+		s := &taken[i]
+		c.mu.Lock()
+		c.uses += s.uses
+		if s.usedAt > c.usedAt {
+			c.usedAt, c.usedIP, c.usedUA = s.usedAt, s.usedIP, s.usedUA
+		}
+		for _, m := range s.minutes {
+			c.addMinute(m.At.UnixNano()/int64(time.Minute), m.Code, m.Count)
+		}
+		if sr := &s.rare; *sr != (rareUsage{}) {
+			rr := c.rareLocked()
+			rr.rejects += sr.rejects
+			if sr.rejAt > rr.rejAt {
+				rr.rejAt, rr.rejIP, rr.rejUA, rr.rejWhy = sr.rejAt, sr.rejIP, sr.rejUA, sr.rejWhy
+			}
+			rr.wdN += sr.wdN
+			if sr.wdAt > rr.wdAt {
+				rr.wdAt, rr.wdIP, rr.wdUA, rr.wdWhy = sr.wdAt, sr.wdIP, sr.wdUA, sr.wdWhy
+			}
+		}
+		mark := !c.dirty
+		c.dirty = true
+		c.mu.Unlock()
+		if mark {
+			r.markDirty(c)
+		}
+	}
 }
 
 // update is the snapshot as the store takes it.

@@ -51,3 +51,62 @@ func TestRecorderMaxBatch(t *testing.T) {
 		t.Errorf("Stop wrote uses %v, want keys 3-6, key 6 with 2 uses", uses)
 	}
 }
+
+// TestRecorderTxRows: a flush writes its keys in transactions of at most
+// TxRows keys; when one fails, the keys already written stay written and
+// only the others are kept for the next flush, so nothing is counted twice.
+func TestRecorderTxRows(t *testing.T) {
+	var keys []testKey
+	for i := range 7 {
+		keys = append(keys, newKey(t, "acme", fmt.Sprintf("app-%d", i)))
+	}
+	tests := []struct {
+		name      string
+		okFirst   int   // sink calls that succeed before one fails
+		fail      int   // failing sink calls
+		wantSizes []int // batch sizes of the first flush
+		wantErr   bool
+		retry     []int // batch sizes of the second flush
+	}{
+		{name: "all written", wantSizes: []int{3, 3, 1}},
+		{name: "second transaction fails", okFirst: 1, fail: 1, wantSizes: []int{3}, wantErr: true, retry: []int{3, 1}},
+		{name: "first transaction fails", fail: 1, wantErr: true, retry: []int{3, 3, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, keys...)
+			r.rec.TxRows = 3
+			r.sink.okFirst, r.sink.fail = tt.okFirst, tt.fail
+			for _, k := range keys {
+				r.call(t, k, t0, "192.0.2.1", "ua", latchkey.CodeValid)
+			}
+			err := r.rec.Flush(t.Context())
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Flush = %v, want error %v", err, tt.wantErr)
+			}
+			uses := map[string]int64{}
+			check := func(flush string, batches [][]latchkey.UsageUpdate, want []int) {
+				var sizes []int
+				for _, b := range batches {
+					sizes = append(sizes, len(b))
+					for _, u := range b {
+						uses[u.AccessKeyID] += u.Uses
+					}
+				}
+				if fmt.Sprint(sizes) != fmt.Sprint(want) {
+					t.Errorf("%s flush wrote batches of %v keys, want %v", flush, sizes, want)
+				}
+			}
+			check("first", r.sink.take(), tt.wantSizes)
+			if err := r.rec.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			check("second", r.sink.take(), tt.retry)
+			for _, k := range keys {
+				if uses[k.ID] != 1 {
+					t.Errorf("key %s written with %d uses in all, want 1", k.ID, uses[k.ID])
+				}
+			}
+		})
+	}
+}

@@ -23,12 +23,15 @@ type memSink struct {
 	mu      sync.Mutex
 	batches [][]latchkey.UsageUpdate
 	fail    int // how many calls still fail
+	okFirst int // with fail: how many calls succeed before the failing ones
 }
 
 func (s *memSink) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fail > 0 {
+	if s.okFirst > 0 {
+		s.okFirst--
+	} else if s.fail > 0 {
 		s.fail--
 		return errors.New("store down")
 	}
