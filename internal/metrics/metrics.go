@@ -203,6 +203,11 @@ func (t *timedStore) ScanAccessKeys(ctx context.Context, fn func(*latchkey.Acces
 	return t.Store.ScanAccessKeys(ctx, fn)
 }
 
+func (t *timedStore) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) error) (err error) {
+	defer func(start time.Time) { t.observe("scan_key_index", start, err) }(time.Now())
+	return t.Store.ScanKeyIndex(ctx, fn)
+}
+
 func (t *timedStore) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) (err error) {
 	defer func(start time.Time) { t.observe("record_usage", start, err) }(time.Now())
 	return t.Store.RecordUsage(ctx, batch)

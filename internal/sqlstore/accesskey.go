@@ -48,25 +48,14 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if k.Restrictions, err = unmarshalRestrictions(restr); err != nil {
-		return nil, fmt.Errorf("access key %s: restrictions: %w", k.ID, err)
-	}
-	if k.ReportOnly, err = unmarshalRestrictions(reportOnly); err != nil {
-		return nil, fmt.Errorf("access key %s: report-only restrictions: %w", k.ID, err)
-	}
-	if k.AppRestrictions, err = unmarshalRestrictions(appRestr); err != nil {
-		return nil, fmt.Errorf("access key %s: application restrictions: %w", k.ID, err)
+	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr); err != nil {
+		return nil, err
 	}
 	if wouldDeny.Valid {
 		k.LastWouldDeny = &latchkey.Rejection{At: fromMicros(wouldDeny.Int64), IP: wdIP, UserAgent: wdUA, Reason: latchkey.Code(wdReason)}
 	}
-	if len(digest) != len(k.SecretDigest) {
-		return nil, fmt.Errorf("access key %s: stored digest has %d bytes", k.ID, len(digest))
-	}
-	copy(k.SecretDigest[:], digest)
 	k.CreatedAt = fromMicros(created)
 	k.UpdatedAt = fromMicros(updated)
-	k.ExpiresAt = timePtr(expires)
 	if used.Valid {
 		k.LastUsed = &latchkey.Use{At: fromMicros(used.Int64), IP: usedIP, UserAgent: usedUA}
 	}
@@ -77,6 +66,26 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		k.Exposed = &latchkey.Exposure{At: fromMicros(expos.Int64), Where: exposedWhere}
 	}
 	return &k, nil
+}
+
+// setIndexFields decodes the columns ScanKeyIndex and scanKey share.
+func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64, restr, reportOnly, appRestr sql.NullString) error {
+	var err error
+	if k.Restrictions, err = unmarshalRestrictions(restr); err != nil {
+		return fmt.Errorf("access key %s: restrictions: %w", k.ID, err)
+	}
+	if k.ReportOnly, err = unmarshalRestrictions(reportOnly); err != nil {
+		return fmt.Errorf("access key %s: report-only restrictions: %w", k.ID, err)
+	}
+	if k.AppRestrictions, err = unmarshalRestrictions(appRestr); err != nil {
+		return fmt.Errorf("access key %s: application restrictions: %w", k.ID, err)
+	}
+	if len(digest) != len(k.SecretDigest) {
+		return fmt.Errorf("access key %s: stored digest has %d bytes", k.ID, len(digest))
+	}
+	copy(k.SecretDigest[:], digest)
+	k.ExpiresAt = timePtr(expires)
+	return nil
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
@@ -266,6 +275,83 @@ func (db *DB) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) e
 			return db.Err(err)
 		}
 		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return db.Err(rows.Err())
+}
+
+// ScanKeyIndex implements latchkey.Store. Principals' roles and
+// applications' restrictions are few beside keys: they are read first,
+// and the keys then without a join, each application's restrictions
+// decoded once and shared by its keys. The three reads are not one
+// snapshot; the index's resync lets changes that arrive meanwhile win.
+func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+	type name struct{ account, name string }
+	roles := map[name]latchkey.Role{}
+	err := db.scanRows(ctx, `SELECT account, name, role FROM principals`, func(rows *sql.Rows) error {
+		var n name
+		var role latchkey.Role
+		if err := rows.Scan(&n.account, &n.name, &role); err != nil {
+			return db.Err(err)
+		}
+		roles[n] = role
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	apps := map[name]*latchkey.Restrictions{}
+	err = db.scanRows(ctx, `SELECT account, name, restrictions FROM applications WHERE restrictions IS NOT NULL`, func(rows *sql.Rows) error {
+		var n name
+		var restr sql.NullString
+		if err := rows.Scan(&n.account, &n.name, &restr); err != nil {
+			return db.Err(err)
+		}
+		r, err := unmarshalRestrictions(restr)
+		if err != nil {
+			return latchkey.Internal(fmt.Errorf("application %s/%s: restrictions: %w", n.account, n.name, err))
+		}
+		apps[n] = r
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return db.scanRows(ctx, `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
+		secret_digest, status, expires_at, restrictions, report_only FROM access_keys`, func(rows *sql.Rows) error {
+		var (
+			k                 latchkey.AccessKey
+			digest            []byte
+			expires           sql.NullInt64
+			restr, reportOnly sql.NullString
+		)
+		if err := rows.Scan(&k.ID, &k.Account, &k.Application, &k.Principal,
+			&digest, &k.Status, &expires, &restr, &reportOnly); err != nil {
+			return db.Err(err)
+		}
+		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}); err != nil {
+			return latchkey.Internal(err)
+		}
+		if k.Principal != "" {
+			k.Role = roles[name{k.Account, k.Principal}]
+		} else {
+			k.AppRestrictions = apps[name{k.Account, k.Application}]
+		}
+		return fn(&k)
+	})
+}
+
+// scanRows runs a query on the read pool and calls fn for each row; fn's
+// error stops the scan and is returned as it is.
+func (db *DB) scanRows(ctx context.Context, query string, fn func(*sql.Rows) error) error {
+	rows, err := db.Read.QueryContext(ctx, query)
+	if err != nil {
+		return db.Err(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
 			return err
 		}
 	}

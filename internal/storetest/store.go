@@ -18,6 +18,8 @@ import (
 var storeTests = []test{
 	{"ScanAccessKeys", testScanAccessKeys},
 	{"ScanAccessKeysStops", testScanAccessKeysStops},
+	{"ScanKeyIndex", testScanKeyIndex},
+	{"ScanKeyIndexStops", testScanKeyIndexStops},
 	{"UpdateRollsBackOnError", testUpdateRollsBackOnError},
 	{"UpdateRollsBackAfterTxError", testUpdateRollsBackAfterTxError},
 	{"UpdateRollsBackOnPanic", testUpdateRollsBackOnPanic},
@@ -81,6 +83,83 @@ func testScanAccessKeysStops(t *testing.T, s latchkey.Store) {
 	// The store is still usable afterwards.
 	if n := len(allKeys(t, s)); n != 2 {
 		t.Errorf("ScanAccessKeys after a stopped scan found %d keys, want 2", n)
+	}
+}
+
+// testScanKeyIndex: ScanKeyIndex returns every key with exactly the
+// fields a decision needs, equal to what ScanAccessKeys returns for them,
+// whatever else the key carries (usage, exposure, descriptions), and each
+// application's restrictions from its own account.
+func testScanKeyIndex(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createAccount(t, s, "other")
+	restricted := sampleRestrictions()
+	update(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+		return tx.CreateApplication(ctx, &latchkey.Application{Account: "acme", Name: "web", CreatedAt: at(0), Restrictions: restricted})
+	})
+	createApplication(t, s, "other", "web") // same name, no restrictions
+	createApplication(t, s, "acme", "batch")
+	createPrincipal(t, s, "acme", "alice", latchkey.RoleAdmin)
+	createPrincipal(t, s, "other", "alice", latchkey.RoleViewer)
+
+	plain := newKey(t, "acme", "web", at(1))
+	own := newKey(t, "acme", "batch", at(2))
+	own.Restrictions = &latchkey.Restrictions{Scopes: []string{"shipments:read"}}
+	own.ReportOnly = &latchkey.Restrictions{AllowedIPs: []string{"192.0.2.0/24"}}
+	own.ExpiresAt = ptr(at(90))
+	own.Description = "nightly batch"
+	inactive := newKey(t, "other", "web", at(3))
+	inactive.Status = latchkey.StatusInactive
+	inactive.Exposed = &latchkey.Exposure{At: at(4), Where: "a public gist"}
+	for _, k := range []*latchkey.AccessKey{plain, own, inactive,
+		newPrincipalKey(t, "acme", "alice", at(5)), newPrincipalKey(t, "other", "alice", at(6))} {
+		createKey(t, s, k)
+	}
+	err := s.RecordUsage(t.Context(), []latchkey.UsageUpdate{{AccessKeyID: plain.ID, Uses: 3,
+		LastUsed: &latchkey.Use{At: at(7), IP: "192.0.2.1", UserAgent: "curl"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]*latchkey.AccessKey{}
+	for id, k := range allKeys(t, s) {
+		want[id] = &latchkey.AccessKey{ID: k.ID, Account: k.Account, Application: k.Application, Principal: k.Principal,
+			Role: k.Role, SecretDigest: k.SecretDigest, Status: k.Status, ExpiresAt: k.ExpiresAt,
+			Restrictions: k.Restrictions, ReportOnly: k.ReportOnly, AppRestrictions: k.AppRestrictions}
+	}
+	if len(want) != 5 || want[plain.ID].AppRestrictions == nil || want[inactive.ID].AppRestrictions != nil {
+		t.Fatalf("ScanAccessKeys gives %d keys, application restrictions %v and %v; the test's premise does not hold",
+			len(want), want[plain.ID].AppRestrictions, want[inactive.ID].AppRestrictions)
+	}
+	got := map[string]*latchkey.AccessKey{}
+	err = s.ScanKeyIndex(t.Context(), func(k *latchkey.AccessKey) error {
+		if _, dup := got[k.ID]; dup {
+			t.Errorf("ScanKeyIndex returned %s twice", k.ID)
+		}
+		got[k.ID] = k
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ScanKeyIndex mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testScanKeyIndexStops(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	createKey(t, s, newKey(t, "acme", "billing", at(1)))
+	createKey(t, s, newKey(t, "acme", "billing", at(2)))
+	stop := errors.New("stop here")
+	calls := 0
+	err := s.ScanKeyIndex(t.Context(), func(*latchkey.AccessKey) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("ScanKeyIndex returned %v after %d calls, want the callback's error after 1", err, calls)
 	}
 }
 

@@ -328,7 +328,7 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 
 	var keys []*latchkey.AccessKey
 	seen := map[string]struct{}{}
-	err := store.ScanAccessKeys(ctx, func(k *latchkey.AccessKey) error {
+	err := store.ScanKeyIndex(ctx, func(k *latchkey.AccessKey) error {
 		keys = append(keys, k)
 		if len(keys) >= 4096 {
 			ix.applySync(keys, seen)
