@@ -86,7 +86,7 @@ const (
 // about: X-Original-Method/X-Original-URI (nginx), X-Forwarded-Method/
 // X-Forwarded-Uri (Traefik, Caddy), or the request itself.
 func OriginalRequest(r *http.Request) (method, uri string) {
-	method, uri = r.Header.Get("X-Original-Method"), r.Header.Get("X-Original-URI")
+	method, uri = r.Header.Get("X-Original-Method"), r.Header.Get("X-Original-Uri")
 	if method == "" {
 		method = r.Header.Get("X-Forwarded-Method")
 	}
@@ -122,12 +122,28 @@ func StatusForCode(c latchkey.Code) int {
 // CREDENTIALS_IN_URL, and any real key found there is flagged exposed;
 // otherwise VerifyHTTP decides.
 func (s *Server) Decide(r *http.Request, method, uri string) verify.Result {
-	orig := &http.Request{Method: method, URL: parseURI(uri), Header: r.Header, RemoteAddr: r.RemoteAddr}
-	if found, secrets := SecretInURL(orig); found {
+	if found, secrets := secretInURL(splitURI(uri)); found {
+		orig := &http.Request{Method: method, URL: parseURI(uri), Header: r.Header, RemoteAddr: r.RemoteAddr}
 		s.tripwire(orig.WithContext(r.Context()), secrets)
 		return verify.Result{Code: latchkey.CodeCredentialsInURL}
 	}
 	return s.VerifyHTTP(r, method, uri)
+}
+
+// splitURI returns the decoded path and the raw query of a request URI,
+// as parseURI would: without parsing when the URI is a plain origin-form
+// path with nothing to decode.
+func splitURI(uri string) (path, rawQuery string) {
+	plain := strings.HasPrefix(uri, "/")
+	for i := 0; plain && i < len(uri); i++ {
+		plain = uri[i] != '%' && uri[i] >= 0x20 && uri[i] != 0x7f
+	}
+	if plain {
+		path, rawQuery, _ = strings.Cut(uri, "?")
+		return path, rawQuery
+	}
+	u := parseURI(uri)
+	return u.Path, u.RawQuery
 }
 
 // VerifyHTTP decides on the call r describes, as every HTTP surface does:

@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/latchkey/latchkey/keyformat"
 )
@@ -62,36 +64,77 @@ var credentialParams = map[string]bool{
 // or query. It returns every valid latchkey secret found, so the caller can
 // flag those keys exposed.
 func SecretInURL(r *http.Request) (found bool, secrets []string) {
-	raw := r.URL.RawQuery
-	path := r.URL.Path
+	return secretInURL(r.URL.Path, r.URL.RawQuery)
+}
+
+// secretInURL is SecretInURL on a decoded path and a raw query. It splits
+// and decodes the query as url.ParseQuery does (pairs separated by "&",
+// pairs with ";" or undecodable escapes skipped), without building the
+// url.Values: it allocates nothing unless it finds something.
+func secretInURL(path, raw string) (found bool, secrets []string) {
 	if strings.Contains(path, keyformat.SecretPrefix) {
 		secrets = appendSecrets(secrets, path)
 	}
-	if raw != "" {
-		q := r.URL.Query()
-		for name, vals := range q {
-			if credentialParams[strings.ToLower(name)] {
-				for _, v := range vals {
-					if v != "" {
-						found = true
-					}
-				}
-			}
-			for _, v := range vals {
-				if strings.Contains(v, keyformat.SecretPrefix) {
-					secrets = appendSecrets(secrets, v)
-				}
-			}
-			if strings.Contains(name, keyformat.SecretPrefix) {
-				secrets = appendSecrets(secrets, name)
-			}
+	for q := raw; q != ""; {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue
 		}
-		if strings.Contains(raw, keyformat.SecretPrefix) && len(secrets) == 0 {
-			// malformed query that url.Query could not split
-			secrets = appendSecrets(secrets, raw)
+		name, val, _ := strings.Cut(pair, "=")
+		name, ok := queryUnescape(name)
+		if !ok {
+			continue
+		}
+		if val, ok = queryUnescape(val); !ok {
+			continue
+		}
+		if val != "" && isCredentialParam(name) {
+			found = true
+		}
+		if strings.Contains(val, keyformat.SecretPrefix) {
+			secrets = appendSecrets(secrets, val)
+		}
+		if strings.Contains(name, keyformat.SecretPrefix) {
+			secrets = appendSecrets(secrets, name)
 		}
 	}
+	if len(secrets) == 0 && strings.Contains(raw, keyformat.SecretPrefix) {
+		// malformed query that could not be split
+		secrets = appendSecrets(secrets, raw)
+	}
 	return found || len(secrets) > 0, secrets
+}
+
+// queryUnescape decodes a query component, copying only when it has
+// something to decode.
+func queryUnescape(s string) (string, bool) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
+}
+
+// isCredentialParam reports whether a query parameter's name, in any case,
+// is one of credentialParams.
+func isCredentialParam(name string) bool {
+	var b [len("secret_access_key")]byte
+	for i := range len(name) {
+		c := name[i]
+		if c >= utf8.RuneSelf {
+			// Unicode case folding: "\u212aey" (Kelvin sign) is "key".
+			return credentialParams[strings.ToLower(name)]
+		}
+		if i >= len(b) {
+			return false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return credentialParams[string(b[:len(name)])]
 }
 
 // appendSecrets appends each checksum-valid secret in s that out does not

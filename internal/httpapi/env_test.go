@@ -321,7 +321,7 @@ func (e *env) expect(t *testing.T, tc apiCase, r *resp) {
 
 func (e *env) sys() latchkey.Actor { return latchkey.System() }
 
-func (e *env) mustApp(t *testing.T, account, name string) *latchkey.Application {
+func (e *env) mustApp(t testing.TB, account, name string) *latchkey.Application {
 	t.Helper()
 	app, err := e.svc.CreateApplication(t.Context(), e.sys(), account, name, "", nil)
 	if err != nil {
@@ -330,7 +330,7 @@ func (e *env) mustApp(t *testing.T, account, name string) *latchkey.Application 
 	return app
 }
 
-func (e *env) mustKey(t *testing.T, account, app string) *manage.CreatedKey {
+func (e *env) mustKey(t testing.TB, account, app string) *manage.CreatedKey {
 	t.Helper()
 	k, err := e.svc.CreateAccessKey(t.Context(), e.sys(), account, app, latchkey.NewAccessKey{Description: "fixture"})
 	if err != nil {

@@ -6,11 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 // fuzzEnv is an API on a SQLite store with an application "billing" and one
@@ -210,6 +213,88 @@ func FuzzScopeRule(f *testing.F) {
 		pathOK := path == r.Path || wild && strings.HasPrefix(path, prefix)
 		if (got != "") != (methodOK && pathOK) {
 			t.Fatalf("rule %q on %s %s: ScopeFor = %q", rule, method, path, got)
+		}
+	})
+}
+
+// secretInURLReference is SecretInURL as it was written first, on
+// url.Values: FuzzSecretInURL holds the allocation-free version to it.
+func secretInURLReference(r *http.Request) (found bool, secrets []string) {
+	credentialParams := map[string]bool{
+		"api_key": true, "apikey": true, "api-key": true, "key": true, "access_key": true,
+		"secret": true, "secret_access_key": true, "token": true, "access_token": true, "x-api-key": true,
+	}
+	add := func(s string) {
+		for {
+			i := strings.Index(s, keyformat.SecretPrefix)
+			if i < 0 {
+				return
+			}
+			s = s[i:]
+			if len(s) >= keyformat.SecretLen && keyformat.ValidSecret(s[:keyformat.SecretLen]) {
+				if !slices.Contains(secrets, s[:keyformat.SecretLen]) {
+					secrets = append(secrets, s[:keyformat.SecretLen])
+				}
+				s = s[keyformat.SecretLen:]
+				continue
+			}
+			s = s[len(keyformat.SecretPrefix):]
+		}
+	}
+	raw := r.URL.RawQuery
+	if strings.Contains(r.URL.Path, keyformat.SecretPrefix) {
+		add(r.URL.Path)
+	}
+	if raw != "" {
+		for name, vals := range r.URL.Query() {
+			if credentialParams[strings.ToLower(name)] {
+				for _, v := range vals {
+					if v != "" {
+						found = true
+					}
+				}
+			}
+			for _, v := range vals {
+				if strings.Contains(v, keyformat.SecretPrefix) {
+					add(v)
+				}
+			}
+			if strings.Contains(name, keyformat.SecretPrefix) {
+				add(name)
+			}
+		}
+		if strings.Contains(raw, keyformat.SecretPrefix) && len(secrets) == 0 {
+			add(raw)
+		}
+	}
+	return found || len(secrets) > 0, secrets
+}
+
+// FuzzSecretInURL: SecretInURL finds exactly what the url.Values-based
+// reference finds, for any path and query.
+func FuzzSecretInURL(f *testing.F) {
+	secret, err := keyformat.NewSecret()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("/shipments/42", "expand=items&limit=5")
+	f.Add("/v1/x", "API_KEY=abc")
+	f.Add("/v1/x", "\u212aey=abc") // Kelvin sign: lower-cases to "key"
+	f.Add("/v1/"+secret, "")
+	f.Add("/v1/x", "a="+secret+"&b="+secret)
+	f.Add("/v1/x", "a=%6C"+secret[1:]+";b")
+	f.Add("/v1/x", "x;"+secret)
+	f.Add("/v1/x", "%zz="+secret+"&token=&token=1")
+	f.Add("/v1/x", secret+"=1&+key+=%2")
+	f.Fuzz(func(t *testing.T, path, rawQuery string) {
+		r := &http.Request{URL: &url.URL{Path: path, RawQuery: rawQuery}}
+		found, secrets := httpapi.SecretInURL(r)
+		wantFound, wantSecrets := secretInURLReference(r)
+		slices.Sort(secrets)
+		slices.Sort(wantSecrets)
+		if found != wantFound || !slices.Equal(secrets, wantSecrets) {
+			t.Errorf("SecretInURL(%q, %q) = %v, %d secrets; the reference says %v, %d secrets",
+				path, rawQuery, found, len(secrets), wantFound, len(wantSecrets))
 		}
 	})
 }

@@ -54,7 +54,8 @@ type Server struct {
 	// Webhooks, when set, sends webhook pings at once (webhook.go).
 	Webhooks *manage.Dispatcher
 
-	mux *http.ServeMux
+	mux   *http.ServeMux
+	authz http.Handler // /v1/authorize, served before routing
 }
 
 // route is one registered endpoint: the OpenAPI test checks the document
@@ -139,6 +140,7 @@ func (s *Server) Handler() http.Handler {
 	for _, ep := range s.routes() {
 		mux.Handle(strings.TrimSpace(ep.method+" "+ep.pattern), s.wrap(ep.h))
 	}
+	s.authz = s.wrap(s.authorize)
 	if s.Mount != nil {
 		s.Mount(mux)
 	}
@@ -172,13 +174,22 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 					writeError(sw, http.StatusInternalServerError, latchkey.EINTERNAL, "internal error")
 				}
 			}
-			s.Log.Debug("request", append(logAttrs(r, sw.status), "duration", time.Since(start), "client_ip", ClientIP(r, s.TrustedProxies))...)
+			// Checked first: the arguments cost allocations on every
+			// request even when the line is not written.
+			if s.Log.Enabled(r.Context(), slog.LevelDebug) {
+				s.Log.Debug("request", append(logAttrs(r, sw.status), "duration", time.Since(start), "client_ip", ClientIP(r, s.TrustedProxies))...)
+			}
 		}()
 		// /v1/authorize checks the URL of the call it is asked about
 		// itself, and answers in decision codes (403 CREDENTIALS_IN_URL)
 		// as gateways expect. Caddy's forward_auth keeps the call's query
-		// string on its request to /v1/authorize.
-		if found, secrets := SecretInURL(r); found && r.URL.Path != authorizePath {
+		// string on its request to /v1/authorize. It is the hot path of
+		// every gateway and takes any method: it skips the mux.
+		if r.URL.Path == authorizePath {
+			s.authz.ServeHTTP(sw, r)
+			return
+		}
+		if found, secrets := SecretInURL(r); found {
 			s.tripwire(r, secrets)
 			writeError(sw, http.StatusBadRequest, latchkey.ECREDSINURL,
 				"credentials must not be sent in a URL (they end up in logs and browser history); send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed")
