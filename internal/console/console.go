@@ -260,13 +260,13 @@ func (c *Console) authenticate(r *http.Request, automatic bool) (*user, string) 
 	}
 	e := c.Verifier.Index.Get(sv.actor.AccessKeyID)
 	if e == nil || !e.Active || (e.ExpiresAt != 0 && now.UnixNano() >= e.ExpiresAt) ||
-		e.Principal != sv.actor.Principal || e.Account != sv.actor.Account ||
-		e.Role == "" || e.Role == latchkey.RoleVerifier {
+		e.Principal() != sv.actor.Principal || e.Account != sv.actor.Account ||
+		e.Role() == "" || e.Role() == latchkey.RoleVerifier {
 		c.sessions.delete(sv.id)
 		return nil, "revoked"
 	}
 	a := sv.actor
-	a.Role = e.Role // a role change applies at once
+	a.Role = e.Role() // a role change applies at once
 	a.SourceIP, a.UserAgent = c.clientIP(r).String(), r.UserAgent()
 	if a.Role != latchkey.RoleOperator {
 		sv.account = a.Account

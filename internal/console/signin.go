@@ -112,17 +112,17 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := res.Entry
-	if e.Role == "" || e.Role == latchkey.RoleVerifier {
+	if e.Role() == "" || e.Role() == latchkey.RoleVerifier {
 		fail(http.StatusForbidden, msgSigninVerifier)
 		return
 	}
-	actor := latchkey.Actor{Principal: e.Principal, Account: e.Account, Role: e.Role, AccessKeyID: e.ID}
+	actor := latchkey.Actor{Principal: e.Principal(), Account: e.Account, Role: e.Role(), AccessKeyID: e.ID}
 	id, err := c.sessions.create(actor, c.now(), c.IdleTimeout, c.MaxSessionAge)
 	if err != nil {
 		c.fail(w, r, nil, err)
 		return
 	}
-	c.Log.Info("console sign-in", "principal", e.Principal, "account", e.Account, "access_key_id", e.ID, "client_ip", ip.String())
+	c.Log.Info("console sign-in", "principal", e.Principal(), "account", e.Account, "access_key_id", e.ID, "client_ip", ip.String())
 	http.SetCookie(w, c.sessionCookie(r, id))
 	http.SetCookie(w, c.signinCookie(r, ""))
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)

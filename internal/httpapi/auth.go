@@ -36,7 +36,7 @@ func (s *Server) Authenticate(r *http.Request) (latchkey.Actor, error) {
 	}
 	e := res.Entry
 	return latchkey.Actor{
-		Principal: e.Principal, Account: e.Account, Role: e.Role, AccessKeyID: e.ID,
+		Principal: e.Principal(), Account: e.Account, Role: e.Role(), AccessKeyID: e.ID,
 		SourceIP: addrString(ip), UserAgent: r.UserAgent(),
 	}, nil
 }

@@ -205,7 +205,7 @@ func SetIdentityHeaders(h http.Header, e *verify.Entry) {
 		return
 	}
 	h.Set(HeaderKeyID, e.ID)
-	h.Set(HeaderApplication, e.Application)
+	h.Set(HeaderApplication, e.Application())
 	h.Set(HeaderAccount, e.Account)
 	if sc := e.Scopes(); sc != "" {
 		h.Set(HeaderScopes, sc)

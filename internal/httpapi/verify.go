@@ -109,7 +109,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	res := s.Verifier.Verify(&req)
 	out := VerifyResponse{Valid: res.Valid(), Code: res.Code, Message: Message(res.Code)}
 	if res.Entry != nil {
-		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application, res.Entry.Account
+		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application(), res.Entry.Account
 	}
 	out.WouldDeny = res.WouldDeny
 	if res.Rate.Limit > 0 {

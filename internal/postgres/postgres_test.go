@@ -316,6 +316,10 @@ func TestServerGone(t *testing.T) {
 	if got := latchkey.ErrorCode(err); got != latchkey.EUNAVAILABLE {
 		t.Errorf("ScanAccessKeys: error code %q, want %q (error: %v)", got, latchkey.EUNAVAILABLE, err)
 	}
+	err = s.ScanKeyIndex(ctx, func(*latchkey.AccessKey) error { return nil })
+	if got := latchkey.ErrorCode(err); got != latchkey.EUNAVAILABLE {
+		t.Errorf("ScanKeyIndex: error code %q, want %q (error: %v)", got, latchkey.EUNAVAILABLE, err)
+	}
 
 	if _, err := admin.Exec(ctx, "ALTER DATABASE "+name+" WITH ALLOW_CONNECTIONS true"); err != nil {
 		t.Fatal(err)

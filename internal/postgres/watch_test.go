@@ -148,13 +148,13 @@ func TestWatcherFollowsChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := p.AccessKey.ID
-		waitFor(t, time.Second, "the principal's key", func() bool { e := r.ix.Get(id); return e != nil && e.Role == latchkey.RoleViewer })
+		waitFor(t, time.Second, "the principal's key", func() bool { e := r.ix.Get(id); return e != nil && e.Role() == latchkey.RoleViewer })
 		// No Tx method changes a role yet; the trigger covers a change made
 		// in SQL, or by a later version.
 		if _, err := r.a.Pool().Exec(ctx, `UPDATE principals SET role = 'admin' WHERE name = 'alice'`); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, time.Second, "the new role", func() bool { e := r.ix.Get(id); return e != nil && e.Role == latchkey.RoleAdmin })
+		waitFor(t, time.Second, "the new role", func() bool { e := r.ix.Get(id); return e != nil && e.Role() == latchkey.RoleAdmin })
 		if err := r.svc.DeletePrincipal(ctx, sys, latchkey.DefaultAccount, "alice"); err != nil {
 			t.Fatal(err)
 		}

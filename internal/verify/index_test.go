@@ -13,6 +13,39 @@ import (
 	"github.com/latchkey/latchkey/keyformat"
 )
 
+// TestEntryOwner: an entry names the application of an application key,
+// and the principal and role of a principal key, the other ones empty; a
+// principal whose role the index does not know gets no role (and so no
+// permission), but stays a principal key.
+func TestEntryOwner(t *testing.T) {
+	tests := []struct {
+		app, principal  string
+		role            latchkey.Role
+		wantApp, wantPr string
+		wantRole        latchkey.Role
+	}{
+		{app: "billing", wantApp: "billing"},
+		{principal: "olive", role: latchkey.RoleOperator, wantPr: "olive", wantRole: latchkey.RoleOperator},
+		{principal: "alice", role: latchkey.RoleAdmin, wantPr: "alice", wantRole: latchkey.RoleAdmin},
+		{principal: "victor", role: latchkey.RoleViewer, wantPr: "victor", wantRole: latchkey.RoleViewer},
+		{principal: "vera", role: latchkey.RoleVerifier, wantPr: "vera", wantRole: latchkey.RoleVerifier},
+		{principal: "nemo", role: "", wantPr: "nemo"},
+		{principal: "zed", role: "superuser", wantPr: "zed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.app+tt.principal, func(t *testing.T) {
+			ix := verify.NewIndex()
+			k := newKey(t, "acme", tt.app, func(k *latchkey.AccessKey) { k.Principal, k.Role = tt.principal, tt.role })
+			ix.Put(k.AccessKey)
+			e := ix.Get(k.ID)
+			if e.Application() != tt.wantApp || e.Principal() != tt.wantPr || e.Role() != tt.wantRole || e.IsPrincipal() != (tt.principal != "") {
+				t.Errorf("entry: application %q, principal %q, role %q, principal key %v; want %q, %q, %q",
+					e.Application(), e.Principal(), e.Role(), e.IsPrincipal(), tt.wantApp, tt.wantPr, tt.wantRole)
+			}
+		})
+	}
+}
+
 func TestIndexPutGetDelete(t *testing.T) {
 	ix := verify.NewIndex()
 	a := newKey(t, "acme", "billing", expiresAt(t0.Add(time.Hour)))
@@ -22,7 +55,7 @@ func TestIndexPutGetDelete(t *testing.T) {
 	if e == nil || ix.Get(a.ID) != e {
 		t.Fatal("Put key not found by digest and ID")
 	}
-	if e.ID != a.ID || e.Account != "acme" || e.Application != "billing" || !e.Active || e.ExpiresAt != t0.Add(time.Hour).UnixNano() || e.IsPrincipal() {
+	if e.ID != a.ID || e.Account != "acme" || e.Application() != "billing" || !e.Active || e.ExpiresAt != t0.Add(time.Hour).UnixNano() || e.IsPrincipal() {
 		t.Errorf("entry %+v", e)
 	}
 
@@ -52,9 +85,9 @@ type scanHook struct {
 	during func(i int)
 }
 
-func (s *scanHook) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+func (s *scanHook) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
 	i := 0
-	return s.Store.ScanAccessKeys(ctx, func(k *latchkey.AccessKey) error {
+	return s.Store.ScanKeyIndex(ctx, func(k *latchkey.AccessKey) error {
 		s.during(i)
 		i++
 		return fn(k)
@@ -164,7 +197,7 @@ type bigScan struct {
 	err    error
 }
 
-func (s *bigScan) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+func (s *bigScan) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
 	for i, k := range s.keys {
 		if s.during != nil {
 			s.during(i)
