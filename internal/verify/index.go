@@ -369,6 +369,12 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	ix.mu.Lock()
 	ix.resyncing = true
 	ix.touched = map[string]struct{}{}
+	// Loading an empty index (start-up) removes nothing afterwards, so it
+	// need not remember the million IDs it saw.
+	var seen map[string]struct{}
+	if len(ix.byID) > 0 {
+		seen = map[string]struct{}{}
+	}
 	ix.mu.Unlock()
 	defer func() {
 		ix.mu.Lock()
@@ -378,9 +384,10 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	}()
 
 	var keys []*latchkey.AccessKey
-	seen := map[string]struct{}{}
+	n := 0
 	err := store.ScanKeyIndex(ctx, func(k *latchkey.AccessKey) error {
 		keys = append(keys, k)
+		n++
 		if len(keys) >= 4096 {
 			ix.applySync(keys, seen)
 			keys = keys[:0]
@@ -391,6 +398,9 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		return 0, err
 	}
 	ix.applySync(keys, seen)
+	if seen == nil {
+		return n, nil
+	}
 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -403,14 +413,18 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		}
 		ix.deleteLocked(id)
 	}
-	return len(seen), nil
+	return n, nil
 }
 
+// applySync puts keys read by Sync, unless a change arrived meanwhile,
+// and notes their IDs in seen when seen is not nil.
 func (ix *Index) applySync(keys []*latchkey.AccessKey, seen map[string]struct{}) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	for _, k := range keys {
-		seen[k.ID] = struct{}{}
+		if seen != nil {
+			seen[k.ID] = struct{}{}
+		}
 		if _, ok := ix.touched[k.ID]; ok {
 			continue
 		}
