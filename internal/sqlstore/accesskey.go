@@ -360,29 +360,33 @@ func (db *DB) scanRows(ctx context.Context, query string, fn func(*sql.Rows) err
 
 // recordUsageSQL merges one key's usage into its row. Every SET
 // expression sees the row's old values, so the conditions agree on which
-// side is newer. The CAST gives PostgreSQL the type of a parameter it
-// cannot infer.
+// side is newer. Parameters are numbered ($N, which SQLite reads as the
+// N-th argument too), so that each value is bound once: $1 uses, $2
+// rejections, $3-$5 last use (time, IP, user agent), $6-$9 last rejection
+// (time, IP, user agent, reason), $10 would-deny count, $11-$14 last
+// would-deny, $15 the key ID. The CASTs give PostgreSQL the type of a
+// time that is NULL.
 const recordUsageSQL = `UPDATE access_keys SET
-	use_count = use_count + ?,
-	reject_count = reject_count + ?,
-	last_used_ip = CASE WHEN ` + newerUse + ` THEN ? ELSE last_used_ip END,
-	last_used_ua = CASE WHEN ` + newerUse + ` THEN ? ELSE last_used_ua END,
-	last_used_at = CASE WHEN ` + newerUse + ` THEN ? ELSE last_used_at END,
-	last_rejected_ip = CASE WHEN ` + newerRej + ` THEN ? ELSE last_rejected_ip END,
-	last_rejected_ua = CASE WHEN ` + newerRej + ` THEN ? ELSE last_rejected_ua END,
-	last_rejected_reason = CASE WHEN ` + newerRej + ` THEN ? ELSE last_rejected_reason END,
-	last_rejected_at = CASE WHEN ` + newerRej + ` THEN ? ELSE last_rejected_at END,
-	would_deny_count = would_deny_count + ?,
-	last_would_deny_ip = CASE WHEN ` + newerWD + ` THEN ? ELSE last_would_deny_ip END,
-	last_would_deny_ua = CASE WHEN ` + newerWD + ` THEN ? ELSE last_would_deny_ua END,
-	last_would_deny_reason = CASE WHEN ` + newerWD + ` THEN ? ELSE last_would_deny_reason END,
-	last_would_deny_at = CASE WHEN ` + newerWD + ` THEN ? ELSE last_would_deny_at END
-	WHERE id = ?`
+	use_count = use_count + $1,
+	reject_count = reject_count + $2,
+	last_used_ip = CASE WHEN ` + newerUse + ` THEN $4 ELSE last_used_ip END,
+	last_used_ua = CASE WHEN ` + newerUse + ` THEN $5 ELSE last_used_ua END,
+	last_used_at = CASE WHEN ` + newerUse + ` THEN CAST($3 AS BIGINT) ELSE last_used_at END,
+	last_rejected_ip = CASE WHEN ` + newerRej + ` THEN $7 ELSE last_rejected_ip END,
+	last_rejected_ua = CASE WHEN ` + newerRej + ` THEN $8 ELSE last_rejected_ua END,
+	last_rejected_reason = CASE WHEN ` + newerRej + ` THEN $9 ELSE last_rejected_reason END,
+	last_rejected_at = CASE WHEN ` + newerRej + ` THEN CAST($6 AS BIGINT) ELSE last_rejected_at END,
+	would_deny_count = would_deny_count + $10,
+	last_would_deny_ip = CASE WHEN ` + newerWD + ` THEN $12 ELSE last_would_deny_ip END,
+	last_would_deny_ua = CASE WHEN ` + newerWD + ` THEN $13 ELSE last_would_deny_ua END,
+	last_would_deny_reason = CASE WHEN ` + newerWD + ` THEN $14 ELSE last_would_deny_reason END,
+	last_would_deny_at = CASE WHEN ` + newerWD + ` THEN CAST($11 AS BIGINT) ELSE last_would_deny_at END
+	WHERE id = $15`
 
 const (
-	newerUse = `CAST(? AS BIGINT) IS NOT NULL AND (last_used_at IS NULL OR last_used_at < ?)`
-	newerRej = `CAST(? AS BIGINT) IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < ?)`
-	newerWD  = `CAST(? AS BIGINT) IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < ?)`
+	newerUse = `CAST($3 AS BIGINT) IS NOT NULL AND (last_used_at IS NULL OR last_used_at < CAST($3 AS BIGINT))`
+	newerRej = `CAST($6 AS BIGINT) IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < CAST($6 AS BIGINT))`
+	newerWD  = `CAST($11 AS BIGINT) IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < CAST($11 AS BIGINT))`
 )
 
 // RecordUsage merges usage batches: the newest time wins; counts add up.
@@ -424,18 +428,10 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 			}
 			res, err := t.execStmt(ctx, update,
 				u.Uses, u.Rejections,
-				usedAt, usedAt, usedIP,
-				usedAt, usedAt, usedUA,
-				usedAt, usedAt, usedAt,
-				rejAt, rejAt, rejIP,
-				rejAt, rejAt, rejUA,
-				rejAt, rejAt, rejReason,
-				rejAt, rejAt, rejAt,
+				usedAt, usedIP, usedUA,
+				rejAt, rejIP, rejUA, rejReason,
 				u.WouldDeny,
-				wdAt, wdAt, wdIP,
-				wdAt, wdAt, wdUA,
-				wdAt, wdAt, wdReason,
-				wdAt, wdAt, wdAt,
+				wdAt, wdIP, wdUA, wdReason,
 				u.AccessKeyID)
 			if err != nil {
 				return err
