@@ -189,9 +189,10 @@ func hostOf(u string) string {
 	return strings.TrimSuffix(a, "/")
 }
 
-// memory is what a latchkey process holds after start-up.
+// memory is what a latchkey process holds.
 type memory struct {
 	rss, heap int64 // resident set; live Go heap after a forced collection
+	peak      int64 // the most resident memory so far
 }
 
 func measureMemory(p *process, operator string) (memory, error) {
@@ -206,6 +207,9 @@ func measureMemory(p *process, operator string) (memory, error) {
 		return m, err
 	}
 	m.heap = int64(metrics[`go_memstats_heap_alloc_bytes`])
-	m.rss, err = p.rss()
+	if m.rss, err = p.rss(); err != nil {
+		return m, err
+	}
+	m.peak, err = p.peakRSS()
 	return m, err
 }

@@ -48,8 +48,8 @@ func TestRun(t *testing.T) {
 	if s := rep.flood.storeOps; s["view"] != 0 || s["scan_access_keys"] != 0 || s["record_usage"] != 0 {
 		t.Errorf("a flood of unknown keys reached the store: %v", s)
 	}
-	if rep.startup <= 0 || rep.memFull.heap <= 0 || rep.memEmpty.rss <= 0 {
-		t.Errorf("start-up %v, memory %+v %+v", rep.startup, rep.memEmpty, rep.memFull)
+	if rep.startup <= 0 || rep.memFull.heap <= 0 || rep.memEmpty.rss <= 0 || rep.memAfter.peak < rep.memAfter.rss {
+		t.Errorf("start-up %v, memory %+v %+v %+v", rep.startup, rep.memEmpty, rep.memFull, rep.memAfter)
 	}
 	var b strings.Builder
 	rep.print(&b, c)

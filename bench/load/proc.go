@@ -132,13 +132,19 @@ const clockTicks = 100
 
 // rss returns the process's resident memory in bytes, from
 // /proc/PID/status.
-func (p *process) rss() (int64, error) {
+func (p *process) rss() (int64, error) { return p.status("VmRSS:") }
+
+// peakRSS returns the most resident memory the process has had (VmHWM).
+func (p *process) peakRSS() (int64, error) { return p.status("VmHWM:") }
+
+// status reads one "field: N kB" line of /proc/PID/status, in bytes.
+func (p *process) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
 				return 0, err
@@ -146,7 +152,7 @@ func (p *process) rss() (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", p.cmd.Process.Pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", p.cmd.Process.Pid, field)
 }
 
 // loadavg returns the machine's load averages ("?" where unknown).

@@ -69,6 +69,7 @@ type report struct {
 	startup               time.Duration // latchkey serve: exec to "listening on"
 	indexLine             string        // the "index loaded" log line
 	memEmpty, memFull     memory
+	memAfter              memory // latchkey after every run above
 	pairs                 []*pairResult
 	mgmt                  []mgmtResult
 	usage                 []usageResult
@@ -418,6 +419,10 @@ func run(ctx context.Context, c config) (*report, error) {
 			return nil, err
 		}
 		rep.profile = c.profile
+	}
+
+	if rep.memAfter, err = measureMemory(lk, db.operator); err != nil {
+		return nil, err
 	}
 
 	// Last: the flood makes the guard throttle this address, valid keys

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -277,6 +278,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return fmt.Errorf("loading keys: %w", err)
 	}
 	log.Info("index loaded", "keys", n, "duration", time.Since(start).Round(time.Millisecond))
+	// Loading leaves garbage about the size of the index (every row as
+	// read): hand those pages back to the system now, instead of keeping
+	// them resident until the heap grows into them again.
+	go debug.FreeOSMemory()
 
 	// On PostgreSQL, other replicas change keys too: follow their changes
 	// with LISTEN/NOTIFY and a periodic resync.
