@@ -43,22 +43,23 @@ import (
 )
 
 type config struct {
-	keys     int
-	hot      int // distinct keys the load uses
-	rounds   int
-	duration time.Duration // one closed-loop run
-	warmup   time.Duration
-	conns    int
-	rates    []float64
-	rateDur  time.Duration // one fixed-rate run
-	mgmtDur  time.Duration
-	mgmtRate float64
-	usageDur time.Duration
-	settle   time.Duration // pause between phases: usage flushes (every second) catch up
-	binary   string        // latchkey binary; "" builds ./cmd/latchkey
-	profile  string        // write a CPU profile of latchkey under forward-auth load here
-	profDur  time.Duration
-	log      io.Writer // progress
+	keys         int
+	hot          int // distinct keys the load uses
+	rounds       int
+	duration     time.Duration // one closed-loop run
+	warmup       time.Duration
+	conns        int
+	rates        []float64
+	rateDur      time.Duration // one fixed-rate run
+	mgmtDur      time.Duration
+	mgmtRate     float64
+	usageDur     time.Duration
+	settle       time.Duration // pause between phases: usage flushes (every second) catch up
+	binary       string        // latchkey binary; "" builds ./cmd/latchkey
+	profile      string        // write a CPU profile of latchkey under forward-auth load here
+	profDur      time.Duration
+	allocProfile string    // write latchkey's allocation profile here after the runs
+	log          io.Writer // progress
 }
 
 func main() {
@@ -81,6 +82,7 @@ func main() {
 	flag.DurationVar(&c.usageDur, "usage-duration", 10*time.Second, "length of each run that counts usage writes")
 	flag.StringVar(&c.binary, "latchkey", "", "latchkey binary to measure (default: go build ./cmd/latchkey)")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of latchkey under forward-auth load to this file")
+	flag.StringVar(&c.allocProfile, "allocprofile", "", "write latchkey's allocation profile (every allocation since start-up) to this file after the runs")
 	flag.DurationVar(&c.profDur, "cpuprofile-duration", 10*time.Second, "length of that profile")
 	flag.String("baseline", "", "run a baseline server instead: "+baselineModes)
 	flag.String("upstream", "", "with -baseline proxy: the upstream URL")

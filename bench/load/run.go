@@ -424,6 +424,16 @@ func run(ctx context.Context, c config) (*report, error) {
 	if rep.memAfter, err = measureMemory(lk, db.operator); err != nil {
 		return nil, err
 	}
+	if c.allocProfile != "" {
+		// Every allocation since start-up, by where it was made.
+		prof, err := httpGet(lk.url+"/debug/pprof/allocs", db.operator)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(c.allocProfile, prof, 0o644); err != nil {
+			return nil, err
+		}
+	}
 
 	// Last: the flood makes the guard throttle this address, valid keys
 	// included, for minutes.

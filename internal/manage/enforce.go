@@ -66,25 +66,6 @@ func (s *Service) EnforcePolicies(ctx context.Context) (EnforceResult, error) {
 		return false
 	}
 
-	var keys []*latchkey.AccessKey
-	s.Index.ReadUsage(func() {
-		err = s.Store.ScanAccessKeys(ctx, func(k *latchkey.AccessKey) error {
-			s.mergePending(k)
-			keys = append(keys, k)
-			return nil
-		})
-	})
-	if err != nil {
-		return res, err
-	}
-	var states map[string]*latchkey.KeyState
-	if err := s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
-		states, err = keyStates(ctx, tx, keys)
-		return err
-	}); err != nil {
-		return res, err
-	}
-
 	// Notices and announcements: new ledger entries, in batches.
 	type entry struct {
 		a    *latchkey.PolicyAction
@@ -127,61 +108,102 @@ func (s *Service) EnforcePolicies(ctx context.Context) (EnforceResult, error) {
 		}
 		return nil
 	}
-	for _, k := range keys {
-		p := policy(k.Account)
-		ev := p.Evaluate(k, states[k.ID], now)
-		sent := func(kind string, due time.Time, typ string, extra map[string]any) error {
-			if !wants(k.Account, typ) {
-				return nil // no receiver: nothing to send, and nothing recorded
+	evaluate := func(page []*latchkey.AccessKey, states map[string]*latchkey.KeyState) error {
+		for _, k := range page {
+			p := policy(k.Account)
+			ev := p.Evaluate(k, states[k.ID], now)
+			sent := func(kind string, due time.Time, typ string, extra map[string]any) error {
+				if !wants(k.Account, typ) {
+					return nil // no receiver: nothing to send, and nothing recorded
+				}
+				data := map[string]any{"access_key": keyEvent(k), "findings": ev.Findings}
+				for n, v := range extra {
+					data[n] = v
+				}
+				done := now
+				pending = append(pending, entry{&latchkey.PolicyAction{AccessKeyID: k.ID, Kind: kind, DueAt: due.Truncate(time.Second),
+					Account: k.Account, ActAt: due, State: latchkey.PolicyActionApplied, CreatedAt: now, DoneAt: &done}, typ, data})
+				if len(pending) >= enforceBatch {
+					return flush()
+				}
+				return nil
 			}
-			data := map[string]any{"access_key": keyEvent(k), "findings": ev.Findings}
-			for n, v := range extra {
-				data[n] = v
+			var err error
+			switch {
+			case ev.Has(latchkey.FindingRotationDue):
+				err = sent(latchkey.NoticeRotationDue, *ev.RotationDueAt, latchkey.EventKeyRotationDue,
+					map[string]any{"rotation_due_at": ev.RotationDueAt, "overdue": true})
+			case ev.Has(latchkey.FindingRotationSoon):
+				err = sent(latchkey.NoticeRotationSoon, *ev.RotationDueAt, latchkey.EventKeyRotationDue,
+					map[string]any{"rotation_due_at": ev.RotationDueAt, "overdue": false})
 			}
-			done := now
-			pending = append(pending, entry{&latchkey.PolicyAction{AccessKeyID: k.ID, Kind: kind, DueAt: due.Truncate(time.Second),
-				Account: k.Account, ActAt: due, State: latchkey.PolicyActionApplied, CreatedAt: now, DoneAt: &done}, typ, data})
-			if len(pending) >= enforceBatch {
-				return flush()
+			if err == nil && ev.Has(latchkey.FindingExpiringSoon) {
+				err = sent(latchkey.NoticeExpiring, *k.ExpiresAt, latchkey.EventKeyExpiring, map[string]any{"expires_at": k.ExpiresAt})
 			}
-			return nil
+			if err == nil && ev.Has(latchkey.FindingUnused) {
+				err = sent(latchkey.NoticeUnused, ev.UnusedSince.Add(p.UnusedAfter.D()), latchkey.EventKeyUnused,
+					map[string]any{"unused_since": ev.UnusedSince, "deactivate_at": nil})
+			}
+			// Automatic actions are recorded whether or not anyone listens:
+			// the entry fixes when the action may happen.
+			if err == nil && ev.DeactivateAt != nil && !now.Before(ev.DeactivateAt.Add(-p.NoticeBefore.D())) {
+				act := later(*ev.DeactivateAt, now.Add(p.NoticeBefore.D()))
+				err = add(k, latchkey.ActionKindDeactivate, *ev.DeactivateAt, act, latchkey.PolicyActionScheduled, latchkey.EventKeyUnused,
+					map[string]any{"access_key": keyEvent(k), "findings": ev.Findings, "unused_since": ev.UnusedSince, "deactivate_at": act})
+			}
+			if err == nil && ev.DeleteAt != nil && !now.Before(ev.DeleteAt.Add(-p.NoticeBefore.D())) {
+				act := later(*ev.DeleteAt, now.Add(p.NoticeBefore.D()))
+				err = add(k, latchkey.ActionKindDelete, *ev.DeleteAt, act, latchkey.PolicyActionScheduled, latchkey.EventKeyDeletionSched,
+					map[string]any{"access_key": keyEvent(k), "findings": ev.Findings, "delete_at": act})
+			}
+			if err != nil {
+				return err
+			}
 		}
-		var err error
-		switch {
-		case ev.Has(latchkey.FindingRotationDue):
-			err = sent(latchkey.NoticeRotationDue, *ev.RotationDueAt, latchkey.EventKeyRotationDue,
-				map[string]any{"rotation_due_at": ev.RotationDueAt, "overdue": true})
-		case ev.Has(latchkey.FindingRotationSoon):
-			err = sent(latchkey.NoticeRotationSoon, *ev.RotationDueAt, latchkey.EventKeyRotationDue,
-				map[string]any{"rotation_due_at": ev.RotationDueAt, "overdue": false})
-		}
-		if err == nil && ev.Has(latchkey.FindingExpiringSoon) {
-			err = sent(latchkey.NoticeExpiring, *k.ExpiresAt, latchkey.EventKeyExpiring, map[string]any{"expires_at": k.ExpiresAt})
-		}
-		if err == nil && ev.Has(latchkey.FindingUnused) {
-			err = sent(latchkey.NoticeUnused, ev.UnusedSince.Add(p.UnusedAfter.D()), latchkey.EventKeyUnused,
-				map[string]any{"unused_since": ev.UnusedSince, "deactivate_at": nil})
-		}
-		// Automatic actions are recorded whether or not anyone listens:
-		// the entry fixes when the action may happen.
-		if err == nil && ev.DeactivateAt != nil && !now.Before(ev.DeactivateAt.Add(-p.NoticeBefore.D())) {
-			act := later(*ev.DeactivateAt, now.Add(p.NoticeBefore.D()))
-			err = add(k, latchkey.ActionKindDeactivate, *ev.DeactivateAt, act, latchkey.PolicyActionScheduled, latchkey.EventKeyUnused,
-				map[string]any{"access_key": keyEvent(k), "findings": ev.Findings, "unused_since": ev.UnusedSince, "deactivate_at": act})
-		}
-		if err == nil && ev.DeleteAt != nil && !now.Before(ev.DeleteAt.Add(-p.NoticeBefore.D())) {
-			act := later(*ev.DeleteAt, now.Add(p.NoticeBefore.D()))
-			err = add(k, latchkey.ActionKindDelete, *ev.DeleteAt, act, latchkey.PolicyActionScheduled, latchkey.EventKeyDeletionSched,
-				map[string]any{"access_key": keyEvent(k), "findings": ev.Findings, "delete_at": act})
-		}
+		return nil
+	}
+	// Keys a page at a time, in creation order: a million keys are never
+	// in memory at once.
+	for token := ""; ; {
+		keys, states, next, err := s.enforcePage(ctx, token)
 		if err != nil {
 			return res, err
 		}
+		if err := evaluate(keys, states); err != nil {
+			return res, err
+		}
+		if next == "" {
+			break
+		}
+		token = next
 	}
 	if err := flush(); err != nil {
 		return res, err
 	}
 	return res, s.applyDue(ctx, now, policy, &res)
+}
+
+// enforcePageSize is how many keys EnforcePolicies reads at once.
+var enforcePageSize = 1000
+
+// enforcePage reads the page of keys after page token token, with their
+// pending usage, and their states; next is the following page's token,
+// "" after the last page.
+func (s *Service) enforcePage(ctx context.Context, token string) (keys []*latchkey.AccessKey, states map[string]*latchkey.KeyState, next string, err error) {
+	s.Index.ReadUsage(func() {
+		err = s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
+			keys, next, err = tx.ListAccessKeys(ctx, latchkey.AccessKeyFilter{After: token, Limit: enforcePageSize})
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				s.mergePending(k)
+			}
+			states, err = keyStates(ctx, tx, keys)
+			return err
+		})
+	})
+	return keys, states, next, err
 }
 
 func later(a, b time.Time) time.Time {

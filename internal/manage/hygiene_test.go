@@ -2,6 +2,7 @@ package manage_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -210,6 +211,46 @@ func TestUnusedKeyDeactivatedOnceAcrossRestarts(t *testing.T) {
 	}
 	if announce["deactivate_at"] != t0.Add(20*day).Format(time.RFC3339) {
 		t.Errorf("announcement says deactivate_at %v, want %v", announce["deactivate_at"], t0.Add(20*day))
+	}
+}
+
+// TestEnforceAcrossPages: EnforcePolicies reads keys a page at a time;
+// with pages of 3 keys, each of 12 keys (8 application keys, the default
+// account's 4 principal keys) still gets its notice once, and each
+// application key its announcement and deactivation once.
+func TestEnforceAcrossPages(t *testing.T) {
+	defer func(n int) { *manage.EnforcePageSize = n }(*manage.EnforcePageSize)
+	*manage.EnforcePageSize = 3
+	e := newEnv(t)
+	r := newReceiver(t, e.clock.Now, 0)
+	e.hook(t, r, latchkey.EventKeyUnused)
+	e.policy(t, latchkey.PolicySettings{UnusedAfter: dur(10 * day), DeactivateUnusedAfter: dur(20 * day), NoticeBefore: dur(3 * day)})
+	var keys []string
+	for i := range 4 {
+		app := fmt.Sprintf("app-%d", i)
+		e.app(t, latchkey.DefaultAccount, app)
+		keys = append(keys, e.key(t, latchkey.DefaultAccount, app).ID, e.key(t, latchkey.DefaultAccount, app).ID)
+	}
+	steps := []struct {
+		at                   time.Duration
+		notices, deactivated int
+	}{
+		{10 * day, 12, 0},
+		{10 * day, 0, 0},
+		{17 * day, 8, 0},
+		{20 * day, 0, 8},
+		{20 * day, 0, 0},
+	}
+	for _, st := range steps {
+		e.clock.t = t0.Add(st.at)
+		if res := e.enforce(t, e.svc); res.Notices != st.notices || res.Deactivated != st.deactivated {
+			t.Fatalf("at %v: %+v, want %d notices and %d deactivated", st.at, res, st.notices, st.deactivated)
+		}
+	}
+	for _, id := range keys {
+		if got := e.storedKey(t, id).Status; got != latchkey.StatusInactive {
+			t.Errorf("key %s is %s, want Inactive", id, got)
+		}
 	}
 }
 
