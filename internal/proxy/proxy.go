@@ -20,6 +20,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -123,6 +124,7 @@ func New(c Config) (*Proxy, error) {
 		Rewrite:       p.rewrite(u),
 		Transport:     tr,
 		FlushInterval: -1, // stream: flush every write (server-sent events, long polls, big downloads)
+		BufferPool:    &bufferPool{},
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
@@ -203,4 +205,26 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// bufferPool reuses the buffers the proxy copies bodies through. Without
+// one, httputil.ReverseProxy allocates 32 KiB for every call, which on a
+// server whose heap holds a large key index makes the collector run, and
+// mark the index, several times as often.
+type bufferPool struct{ p sync.Pool }
+
+// copyBufferSize is what httputil.ReverseProxy allocates when it has no pool.
+const copyBufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == copyBufferSize {
+		b.p.Put(&buf)
+	}
 }

@@ -60,7 +60,7 @@ func (u *echoUpstream) count() int {
 	return len(u.calls)
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
 	if err != nil {
