@@ -170,7 +170,10 @@ func (t *Tx) ListAccessKeys(ctx context.Context, f latchkey.AccessKeyFilter) ([]
 		if !ok {
 			return nil, "", latchkey.Errorf(latchkey.EINVALID, "page_token is not valid")
 		}
-		add("(k.created_at > ? OR (k.created_at = ? AND k.id > ?))", created, created, id)
+		// A row value, which both databases answer with a seek on the
+		// (created_at, id) index; the equivalent OR of two conditions
+		// made SQLite scan every key before the page again, for each page.
+		add("(k.created_at, k.id) > (?, ?)", created, id)
 	}
 	query := `SELECT ` + keyColumns + keyFrom
 	if len(where) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"strings"
 
 	"github.com/latchkey/latchkey"
 )
@@ -64,18 +65,25 @@ func (t *Tx) FindApplication(ctx context.Context, account, name string) (*latchk
 
 // ListApplications implements latchkey.Tx.
 func (t *Tx) ListApplications(ctx context.Context, f latchkey.ApplicationFilter) ([]*latchkey.Application, string, error) {
-	after := ""
+	// The token is "account/name" of the last application of the page
+	// before; account names hold no "/".
+	var afterAccount, afterName string
 	if f.After != "" {
 		b, err := base64.RawURLEncoding.DecodeString(f.After)
 		if err != nil {
 			return nil, "", latchkey.Errorf(latchkey.EINVALID, "page_token is not valid")
 		}
-		after = string(b)
+		var ok bool
+		if afterAccount, afterName, ok = strings.Cut(string(b), "/"); !ok {
+			return nil, "", latchkey.Errorf(latchkey.EINVALID, "page_token is not valid")
+		}
 	}
 	limit := pageSize(f.Limit)
+	// A row value against the primary key (account, name): each page is
+	// a seek, not a sort of every application.
 	rows, err := t.query(ctx, `SELECT `+appColumns+` FROM applications a
-		WHERE (? = '' OR a.account = ?) AND (a.account || '/' || a.name) > ?
-		ORDER BY a.account || '/' || a.name LIMIT ?`, f.Account, f.Account, after, limit+1)
+		WHERE (? = '' OR a.account = ?) AND (a.account, a.name) > (?, ?)
+		ORDER BY a.account, a.name LIMIT ?`, f.Account, f.Account, afterAccount, afterName, limit+1)
 	if err != nil {
 		return nil, "", err
 	}

@@ -17,9 +17,8 @@ import (
 
 var storeTests = []test{
 	{"ScanAccessKeys", testScanAccessKeys},
-	{"ScanAccessKeysStops", testScanAccessKeysStops},
 	{"ScanKeyIndex", testScanKeyIndex},
-	{"ScanKeyIndexStops", testScanKeyIndexStops},
+	{"ScanStops", testScanStops},
 	{"UpdateRollsBackOnError", testUpdateRollsBackOnError},
 	{"UpdateRollsBackAfterTxError", testUpdateRollsBackAfterTxError},
 	{"UpdateRollsBackOnPanic", testUpdateRollsBackOnPanic},
@@ -63,26 +62,34 @@ func testScanAccessKeys(t *testing.T, s latchkey.Store) {
 	}
 }
 
-func testScanAccessKeysStops(t *testing.T, s latchkey.Store) {
+// testScanStops: both scans stop at the callback's first error and return
+// it, and the store is usable afterwards.
+func testScanStops(t *testing.T, s latchkey.Store) {
 	createAccount(t, s, "acme")
 	createApplication(t, s, "acme", "billing")
 	createKey(t, s, newKey(t, "acme", "billing", at(1)))
 	createKey(t, s, newKey(t, "acme", "billing", at(2)))
-	stop := errors.New("stop here")
-	calls := 0
-	err := s.ScanAccessKeys(t.Context(), func(*latchkey.AccessKey) error {
-		calls++
-		return stop
-	})
-	if !errors.Is(err, stop) {
-		t.Errorf("ScanAccessKeys returned %v, want the callback's error", err)
+	scans := []struct {
+		name string
+		scan func(context.Context, func(*latchkey.AccessKey) error) error
+	}{
+		{"ScanAccessKeys", s.ScanAccessKeys},
+		{"ScanKeyIndex", s.ScanKeyIndex},
 	}
-	if calls != 1 {
-		t.Errorf("callback called %d times after returning an error, want 1", calls)
-	}
-	// The store is still usable afterwards.
-	if n := len(allKeys(t, s)); n != 2 {
-		t.Errorf("ScanAccessKeys after a stopped scan found %d keys, want 2", n)
+	for _, sc := range scans {
+		stop := errors.New("stop here")
+		calls := 0
+		err := sc.scan(t.Context(), func(*latchkey.AccessKey) error {
+			calls++
+			return stop
+		})
+		if !errors.Is(err, stop) || calls != 1 {
+			t.Errorf("%s returned %v after %d calls, want the callback's error after 1", sc.name, err, calls)
+		}
+		// The store is still usable afterwards.
+		if n := len(allKeys(t, s)); n != 2 {
+			t.Errorf("after a stopped %s, ScanAccessKeys found %d keys, want 2", sc.name, n)
+		}
 	}
 }
 
@@ -144,22 +151,6 @@ func testScanKeyIndex(t *testing.T, s latchkey.Store) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ScanKeyIndex mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func testScanKeyIndexStops(t *testing.T, s latchkey.Store) {
-	createAccount(t, s, "acme")
-	createApplication(t, s, "acme", "billing")
-	createKey(t, s, newKey(t, "acme", "billing", at(1)))
-	createKey(t, s, newKey(t, "acme", "billing", at(2)))
-	stop := errors.New("stop here")
-	calls := 0
-	err := s.ScanKeyIndex(t.Context(), func(*latchkey.AccessKey) error {
-		calls++
-		return stop
-	})
-	if !errors.Is(err, stop) || calls != 1 {
-		t.Errorf("ScanKeyIndex returned %v after %d calls, want the callback's error after 1", err, calls)
 	}
 }
 
