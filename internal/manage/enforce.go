@@ -36,6 +36,10 @@ const enforceBatch = 100
 // replicas run EnforcePolicies, and however often the server restarts,
 // each happens once. An action due with less notice than the policy's
 // notice_before is postponed until the notice has been given.
+//
+// Keys are read a page of 1,000 at a time, with a pause after each page
+// three times as long as the page took: a round over a million keys takes
+// about a minute at a quarter of one core rather than 15 s of a whole one.
 func (s *Service) EnforcePolicies(ctx context.Context) (EnforceResult, error) {
 	var res EnforceResult
 	now := s.now()
