@@ -240,23 +240,36 @@ func ParseReferrerPattern(s string) (ReferrerPattern, error) {
 }
 
 // Match reports whether a Referer header value is allowed by the pattern.
-// It does not allocate.
+// It does not allocate. To match one value against several patterns, parse
+// it once with ParseReferrer and use MatchReferrer.
 func (p *ReferrerPattern) Match(ref string) bool {
+	r, ok := ParseReferrer(ref)
+	return ok && p.MatchReferrer(&r)
+}
+
+// Referrer is a Referer header value taken apart for matching.
+type Referrer struct {
+	HTTPS bool   // the scheme is https (else http)
+	Host  string // without a trailing dot; compared case-insensitively
+	Port  string // "" when the value names none
+	Path  string // without query or fragment; "/" when empty
+}
+
+// ParseReferrer takes a Referer header value apart. It reports false for a
+// value no pattern can match: not http or https, or with user information
+// (https://good.example.com@evil.example/). It does not allocate.
+func ParseReferrer(ref string) (Referrer, bool) {
+	var r Referrer
 	scheme, rest, ok := cutString(ref, "://")
 	if !ok {
-		return false
+		return r, false
 	}
 	switch {
 	case equalFold(scheme, "https"):
-		if p.Scheme == "http" {
-			return false
-		}
+		r.HTTPS = true
 	case equalFold(scheme, "http"):
-		if p.Scheme == "https" {
-			return false
-		}
 	default:
-		return false
+		return r, false
 	}
 	authority, path := rest, "/"
 	for i := 0; i < len(rest); i++ {
@@ -267,28 +280,17 @@ func (p *ReferrerPattern) Match(ref string) bool {
 	}
 	for i := 0; i < len(authority); i++ {
 		if authority[i] == '@' {
-			return false // userinfo: https://good.example.com@evil.example/
+			return r, false // userinfo: https://good.example.com@evil.example/
 		}
 	}
-	host, port := authority, ""
+	host := authority
 	if i := lastByte(authority, ':'); i >= 0 && authority[len(authority)-1] != ']' {
-		host, port = authority[:i], authority[i+1:]
-	}
-	if p.Port != "" && port != p.Port {
-		return false
+		host, r.Port = authority[:i], authority[i+1:]
 	}
 	if len(host) > 0 && host[len(host)-1] == '.' {
 		host = host[:len(host)-1]
 	}
-	if !p.AnyHost {
-		if p.Wildcard {
-			if len(host) <= len(p.Host)+1 || host[len(host)-len(p.Host)-1] != '.' || !equalFold(host[len(host)-len(p.Host):], p.Host) {
-				return false
-			}
-		} else if !equalFold(host, p.Host) {
-			return false
-		}
-	}
+	r.Host = host
 	for i := 0; i < len(path); i++ {
 		if c := path[i]; c == '?' || c == '#' {
 			path = path[:i]
@@ -298,10 +300,33 @@ func (p *ReferrerPattern) Match(ref string) bool {
 	if path == "" {
 		path = "/"
 	}
-	if p.PathPrefix {
-		return len(path) >= len(p.Path) && path[:len(p.Path)] == p.Path
+	r.Path = path
+	return r, true
+}
+
+// MatchReferrer reports whether a parsed Referer value is allowed by the
+// pattern.
+func (p *ReferrerPattern) MatchReferrer(r *Referrer) bool {
+	if r.HTTPS && p.Scheme == "http" || !r.HTTPS && p.Scheme == "https" {
+		return false
 	}
-	return path == p.Path
+	if p.Port != "" && r.Port != p.Port {
+		return false
+	}
+	host := r.Host
+	if !p.AnyHost {
+		if p.Wildcard {
+			if len(host) <= len(p.Host)+1 || host[len(host)-len(p.Host)-1] != '.' || !equalFold(host[len(host)-len(p.Host):], p.Host) {
+				return false
+			}
+		} else if !equalFold(host, p.Host) {
+			return false
+		}
+	}
+	if p.PathPrefix {
+		return len(r.Path) >= len(p.Path) && r.Path[:len(p.Path)] == p.Path
+	}
+	return r.Path == p.Path
 }
 
 func cutString(s, sep string) (string, string, bool) {

@@ -179,6 +179,72 @@ func TestReferrerMatchDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// matchReference is ReferrerPattern.Match as it was before it was split
+// into ParseReferrer and MatchReferrer: FuzzReferrerPattern holds the new
+// one to it.
+func (p *ReferrerPattern) matchReference(ref string) bool {
+	scheme, rest, ok := cutString(ref, "://")
+	if !ok {
+		return false
+	}
+	switch {
+	case equalFold(scheme, "https"):
+		if p.Scheme == "http" {
+			return false
+		}
+	case equalFold(scheme, "http"):
+		if p.Scheme == "https" {
+			return false
+		}
+	default:
+		return false
+	}
+	authority, path := rest, "/"
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; c == '/' || c == '?' || c == '#' {
+			authority, path = rest[:i], rest[i:]
+			break
+		}
+	}
+	for i := 0; i < len(authority); i++ {
+		if authority[i] == '@' {
+			return false // userinfo: https://good.example.com@evil.example/
+		}
+	}
+	host, port := authority, ""
+	if i := lastByte(authority, ':'); i >= 0 && authority[len(authority)-1] != ']' {
+		host, port = authority[:i], authority[i+1:]
+	}
+	if p.Port != "" && port != p.Port {
+		return false
+	}
+	if len(host) > 0 && host[len(host)-1] == '.' {
+		host = host[:len(host)-1]
+	}
+	if !p.AnyHost {
+		if p.Wildcard {
+			if len(host) <= len(p.Host)+1 || host[len(host)-len(p.Host)-1] != '.' || !equalFold(host[len(host)-len(p.Host):], p.Host) {
+				return false
+			}
+		} else if !equalFold(host, p.Host) {
+			return false
+		}
+	}
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c == '?' || c == '#' {
+			path = path[:i]
+			break
+		}
+	}
+	if path == "" {
+		path = "/"
+	}
+	if p.PathPrefix {
+		return len(path) >= len(p.Path) && path[:len(p.Path)] == p.Path
+	}
+	return path == p.Path
+}
+
 func FuzzReferrerPattern(f *testing.F) {
 	f.Add("https://*.example.com/*", "https://a.example.com/x")
 	f.Add("*://h/", "http://h")
@@ -191,7 +257,11 @@ func FuzzReferrerPattern(f *testing.F) {
 			}
 			return
 		}
-		if !p.Match(ref) {
+		matched := p.Match(ref)
+		if want := p.matchReference(ref); matched != want {
+			t.Fatalf("pattern %q, referrer %q: Match = %v, the reference says %v", pattern, ref, matched, want)
+		}
+		if !matched {
 			return
 		}
 		_, rest, _ := strings.Cut(ref, "://")

@@ -55,11 +55,15 @@ func (p *policy) check(req *Request) latchkey.Code {
 		return latchkey.CodeIPNotAllowed
 	}
 	if len(p.referrers) > 0 {
-		ok := false
-		for i := range p.referrers {
-			if p.referrers[i].Match(req.Referrer) {
-				ok = true
-				break
+		// Parsed once, matched against every pattern.
+		ref, ok := latchkey.ParseReferrer(req.Referrer)
+		if ok {
+			ok = false
+			for i := range p.referrers {
+				if p.referrers[i].MatchReferrer(&ref) {
+					ok = true
+					break
+				}
 			}
 		}
 		if !ok {
