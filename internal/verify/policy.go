@@ -2,13 +2,13 @@ package verify
 
 import (
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey"
-	"golang.org/x/time/rate"
 )
 
 // policy is a compiled set of restrictions: built once when a key is
@@ -231,9 +231,37 @@ func (s *ipSet) contains(a netip.Addr) bool {
 // per-minute bucket, both of which must have a token.
 type limiter struct {
 	cfg latchkey.RateLimit
-	sec *rate.Limiter
-	min *rate.Limiter
 	mu  sync.Mutex
+	sec *bucket
+	min *bucket
+}
+
+// bucket is a token bucket kept as the generic cell rate algorithm (GCRA)
+// keeps it: one time, the theoretical arrival time (tat) of the next call
+// at the steady rate; the bucket holds burst tokens when tat is at or
+// before now, and one token less for each interval tat is ahead of now.
+// It starts full.
+type bucket struct {
+	interval int64 // nanoseconds per token
+	burst    int64
+	tat      int64 // Unix nanoseconds
+}
+
+func newBucket(perSecond float64, burst int) *bucket {
+	return &bucket{interval: max(int64(math.Ceil(float64(time.Second)/perSecond)), 1), burst: int64(max(burst, 1))}
+}
+
+// tokens is how many calls the bucket would allow now (may be fractional).
+func (b *bucket) tokens(now int64) float64 {
+	return float64(now+b.burst*b.interval-max(b.tat, now)) / float64(b.interval)
+}
+
+// take uses a token.
+func (b *bucket) take(now int64) { b.tat = max(b.tat, now) + b.interval }
+
+// retryAfter is how long until the bucket has a token, given tokens t.
+func (b *bucket) retryAfter(t float64) time.Duration {
+	return time.Duration((1 - t) * float64(b.interval))
 }
 
 func newLimiter(cfg *latchkey.RateLimit) *limiter {
@@ -242,10 +270,10 @@ func newLimiter(cfg *latchkey.RateLimit) *limiter {
 	}
 	l := &limiter{cfg: *cfg}
 	if cfg.PerSecond > 0 {
-		l.sec = rate.NewLimiter(rate.Limit(cfg.PerSecond), max(cfg.Burst, 1))
+		l.sec = newBucket(cfg.PerSecond, cfg.Burst)
 	}
 	if cfg.PerMinute > 0 {
-		l.min = rate.NewLimiter(rate.Limit(float64(cfg.PerMinute)/60), cfg.PerMinute)
+		l.min = newBucket(float64(cfg.PerMinute)/60, cfg.PerMinute)
 	}
 	return l
 }
@@ -259,39 +287,35 @@ type RateInfo struct {
 }
 
 // allow takes a token from every bucket, or none if any is empty.
-func (l *limiter) allow(now time.Time) (bool, RateInfo) {
+func (l *limiter) allow(at time.Time) (bool, RateInfo) {
+	now := at.UnixNano()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	info := RateInfo{}
-	okSec, okMin := true, true
-	if l.sec != nil {
-		okSec = l.sec.TokensAt(now) >= 1
-	}
-	if l.min != nil {
-		okMin = l.min.TokensAt(now) >= 1
-	}
+	okSec := l.sec == nil || l.sec.tokens(now) >= 1
+	okMin := l.min == nil || l.min.tokens(now) >= 1
 	if okSec && okMin {
 		if l.sec != nil {
-			l.sec.AllowN(now, 1)
+			l.sec.take(now)
 		}
 		if l.min != nil {
-			l.min.AllowN(now, 1)
+			l.min.take(now)
 		}
 	}
 	// report the tighter bucket
 	if l.sec != nil {
-		t := l.sec.TokensAt(now)
-		info = RateInfo{Limit: l.sec.Burst(), Window: time.Second, Remaining: int(max(t, 0))}
+		t := l.sec.tokens(now)
+		info = RateInfo{Limit: int(l.sec.burst), Window: time.Second, Remaining: int(max(t, 0))}
 		if !okSec {
-			info.RetryAfter = time.Duration((1 - t) / float64(l.sec.Limit()) * float64(time.Second))
+			info.RetryAfter = l.sec.retryAfter(t)
 		}
 	}
 	if l.min != nil {
-		t := l.min.TokensAt(now)
+		t := l.min.tokens(now)
 		if l.sec == nil || !okMin || int(t) < info.Remaining {
 			info = RateInfo{Limit: l.cfg.PerMinute, Window: time.Minute, Remaining: int(max(t, 0))}
 			if !okMin {
-				info.RetryAfter = time.Duration((1 - t) / float64(l.min.Limit()) * float64(time.Second))
+				info.RetryAfter = l.min.retryAfter(t)
 			}
 		}
 	}

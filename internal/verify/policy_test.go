@@ -1,12 +1,15 @@
 package verify
 
 import (
+	"fmt"
+	mathrand "math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/keyformat"
+	"golang.org/x/time/rate"
 )
 
 func TestIPSet(t *testing.T) {
@@ -271,5 +274,60 @@ func TestRestrictedVerifyDoesNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, func() { f.v.Verify(req) }); n != 0 {
 		t.Errorf("restricted Verify allocates %v times", n)
+	}
+}
+
+// TestLimiterMatchesTokenBucket: the GCRA limiter decides as
+// golang.org/x/time/rate's token buckets do (the limiter it replaced), for
+// every kind of limit and calls at random times, and reports the same
+// remaining tokens.
+func TestLimiterMatchesTokenBucket(t *testing.T) {
+	limits := []latchkey.RateLimit{
+		{PerSecond: 5, Burst: 10},
+		{PerSecond: 0.5},
+		{PerMinute: 30},
+		{PerSecond: 100, Burst: 3, PerMinute: 120},
+	}
+	for _, cfg := range limits {
+		t.Run(fmt.Sprintf("%+v", cfg), func(t *testing.T) {
+			l := newLimiter(&cfg)
+			var sec, min *rate.Limiter
+			if cfg.PerSecond > 0 {
+				sec = rate.NewLimiter(rate.Limit(cfg.PerSecond), max(cfg.Burst, 1))
+			}
+			if cfg.PerMinute > 0 {
+				min = rate.NewLimiter(rate.Limit(float64(cfg.PerMinute)/60), cfg.PerMinute)
+			}
+			rng := mathrand.New(mathrand.NewPCG(1, 2))
+			now := time.Unix(1_700_000_000, 0)
+			allowed := 0
+			for i := range 5000 {
+				now = now.Add(time.Duration(rng.Int64N(int64(300 * time.Millisecond))))
+				ok, info := l.allow(now)
+				want := (sec == nil || sec.TokensAt(now) >= 1) && (min == nil || min.TokensAt(now) >= 1)
+				if want {
+					if sec != nil {
+						sec.AllowN(now, 1)
+					}
+					if min != nil {
+						min.AllowN(now, 1)
+					}
+					allowed++
+				}
+				if ok != want {
+					t.Fatalf("call %d at +%v: allowed %v, the token buckets say %v", i, now.Sub(time.Unix(1_700_000_000, 0)), ok, want)
+				}
+				tight := sec
+				if tight == nil || (min != nil && info.Window == time.Minute) {
+					tight = min
+				}
+				if got, want := info.Remaining, int(max(tight.TokensAt(now), 0)); got != want && got != want-1 && got != want+1 {
+					t.Fatalf("call %d: %d remaining, the token bucket has %d", i, got, want)
+				}
+			}
+			if allowed == 0 || allowed == 5000 {
+				t.Fatalf("%d of 5000 calls allowed: the test does not exercise the limit", allowed)
+			}
+		})
 	}
 }
