@@ -1,7 +1,6 @@
 package sqlite_test
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -9,7 +8,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey"
-	"github.com/latchkey/latchkey/keyformat"
+	"github.com/latchkey/latchkey/internal/storetest"
 )
 
 // BenchmarkRecordUsage measures one usage flush as the verifier sends it
@@ -27,39 +26,7 @@ func benchRecordUsage(b *testing.B, rows int) {
 	const keys = 2000
 	s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
 	ctx := b.Context()
-	now := time.Now().UTC()
-	ids := make([]string, rows)
-	err := s.Update(ctx, func(tx latchkey.Tx) error {
-		if err := tx.CreateAccount(ctx, &latchkey.Account{Name: "acme", CreatedAt: now}); err != nil {
-			return err
-		}
-		for i := range ids {
-			app := fmt.Sprintf("app-%d", i/2)
-			if i%2 == 0 {
-				if err := tx.CreateApplication(ctx, &latchkey.Application{Account: "acme", Name: app, CreatedAt: now}); err != nil {
-					return err
-				}
-			}
-			id, err := keyformat.NewID()
-			if err != nil {
-				return err
-			}
-			secret, err := keyformat.NewSecret()
-			if err != nil {
-				return err
-			}
-			ids[i] = id
-			k := &latchkey.AccessKey{ID: id, Account: "acme", Application: app, Status: latchkey.StatusActive,
-				CreatedAt: now, UpdatedAt: now, SecretDigest: keyformat.Sum(secret)}
-			if err := tx.CreateAccessKey(ctx, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	ids := storetest.SeedKeys(b, s, rows)
 	batch := make([]latchkey.UsageUpdate, keys)
 	for b.Loop() {
 		at := time.Now().UTC()
@@ -86,35 +53,7 @@ func BenchmarkListAllKeys(b *testing.B) {
 	const rows = 100_000
 	s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
 	ctx := b.Context()
-	now := time.Now().UTC()
-	err := s.Update(ctx, func(tx latchkey.Tx) error {
-		if err := tx.CreateAccount(ctx, &latchkey.Account{Name: "acme", CreatedAt: now}); err != nil {
-			return err
-		}
-		for i := range rows {
-			app := fmt.Sprintf("app-%d", i/2)
-			if i%2 == 0 {
-				if err := tx.CreateApplication(ctx, &latchkey.Application{Account: "acme", Name: app, CreatedAt: now}); err != nil {
-					return err
-				}
-			}
-			id, err := keyformat.NewID()
-			if err != nil {
-				return err
-			}
-			var d keyformat.Digest
-			binary.LittleEndian.PutUint64(d[:], uint64(i))
-			k := &latchkey.AccessKey{ID: id, Account: "acme", Application: app, Status: latchkey.StatusActive,
-				CreatedAt: now, UpdatedAt: now, SecretDigest: d}
-			if err := tx.CreateAccessKey(ctx, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	storetest.SeedKeys(b, s, rows)
 	for b.Loop() {
 		n := 0
 		for token := ""; ; {
