@@ -124,7 +124,8 @@ type UsageSink interface {
 }
 
 // Recorder collects usage in memory and writes it to a sink in batches, so
-// the store sees at most one write transaction per interval however many
+// the store sees a bounded number of write transactions per interval (at
+// most MaxBatch keys, TxRows keys to a transaction) however many
 // verifications happen.
 type Recorder struct {
 	// Index, when set, lets readers see usage consistently: a flush holds
