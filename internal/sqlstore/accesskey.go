@@ -407,12 +407,12 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 		if err != nil {
 			return err
 		}
-		defer update.s.Close()
+		defer update.Close()
 		minutes, err := t.prepare(ctx, recordMinuteSQL)
 		if err != nil {
 			return err
 		}
-		defer minutes.s.Close()
+		defer minutes.Close()
 		for _, u := range batch {
 			var usedAt, rejAt, wdAt sql.NullInt64
 			var wdIP, wdUA, wdReason string

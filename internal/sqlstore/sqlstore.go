@@ -138,25 +138,22 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return res, nil
 }
 
-// stmt is a statement prepared once in a transaction and run many times:
-// the database parses it once instead of for every row of a batch.
-type stmt struct{ s *sql.Stmt }
-
-// prepare prepares query for the transaction's lifetime; close it when
-// the batch is done.
-func (t *Tx) prepare(ctx context.Context, query string) (stmt, error) {
+// prepare prepares query for the transaction's lifetime, so that a batch
+// runs it many times and the database parses it once; close the statement
+// when the batch is done.
+func (t *Tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	s, err := t.tx.PrepareContext(ctx, t.q(query))
 	if err != nil {
-		return stmt{}, mapErr(t.d, err)
+		return nil, mapErr(t.d, err)
 	}
-	return stmt{s}, nil
+	return s, nil
 }
 
-func (t *Tx) execStmt(ctx context.Context, s stmt, args ...any) (sql.Result, error) {
+func (t *Tx) execStmt(ctx context.Context, s *sql.Stmt, args ...any) (sql.Result, error) {
 	if err := checkText(args); err != nil {
 		return nil, err
 	}
-	res, err := s.s.ExecContext(ctx, args...)
+	res, err := s.ExecContext(ctx, args...)
 	if err != nil {
 		return nil, mapErr(t.d, err)
 	}

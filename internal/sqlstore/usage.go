@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -16,7 +17,7 @@ const recordMinuteSQL = `INSERT INTO usage_minutes (access_key_id, minute, code,
 
 // recordMinutes adds per-minute counts; called inside RecordUsage's
 // transaction.
-func (t *Tx) recordMinutes(ctx context.Context, s stmt, id string, counts []latchkey.UsageCount) error {
+func (t *Tx) recordMinutes(ctx context.Context, s *sql.Stmt, id string, counts []latchkey.UsageCount) error {
 	for _, c := range counts {
 		_, err := t.execStmt(ctx, s, id, unixMinute(c.At), string(c.Code), c.Count)
 		if err != nil {
