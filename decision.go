@@ -23,4 +23,14 @@ const (
 	// CodeThrottled answers a client address that sent too many invalid
 	// credentials (the brute-force guard).
 	CodeThrottled Code = "THROTTLED"
+	// CodeAmbiguousPath answers a call whose path has more than one
+	// meaning (CanonicalizePath), or whose method is not an HTTP token,
+	// on the gateway surfaces and /v1/verify: it is refused rather than
+	// judged in one reading and served in another.
+	CodeAmbiguousPath Code = "AMBIGUOUS_PATH"
+	// CodeUntrustedGateway answers forward auth when the headers that
+	// name the original call (X-Original-*, X-Forwarded-Method/-Uri) come
+	// from a peer outside --trusted-proxies, or are repeated, incomplete
+	// or contradict each other.
+	CodeUntrustedGateway Code = "UNTRUSTED_GATEWAY"
 )
