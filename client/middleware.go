@@ -48,8 +48,18 @@ type MiddlewareOptions struct {
 	CacheSize int
 
 	// Scope returns the scope a call needs, e.g. "shipments:write" for a
-	// POST to /shipments; nil or "" checks no scope.
+	// POST to /shipments; nil or "" checks no scope. It is given the
+	// call in canonical form, as the next handler gets it (see
+	// Middleware).
 	Scope func(r *http.Request) string
+	// ScopeRules, when Scope is nil, has latchkey judge each call's
+	// method and canonical path with its own scope rules (serve
+	// --scope-rule), as its gateway surfaces do. Decisions are then
+	// cached per method and path.
+	ScopeRules bool
+	// PathRelax accepts path forms that are refused by default as having
+	// more than one meaning (latchkey.PathRelax); as serve --path-relax.
+	PathRelax latchkey.PathRelax
 	// ClientIP returns the caller's address, which latchkey checks against
 	// the key's allowed IPs and records as its last use. nil means the
 	// connection's peer; behind a proxy, read X-Forwarded-For here, and
@@ -80,6 +90,15 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 // in the request's context (IdentityFrom). The credential is read as
 // latchkey reads it: Authorization: Bearer <secret>, Authorization: Basic
 // base64(<id>:<secret>), or X-Api-Key: <secret>.
+//
+// The decision and the next handler see the same call: its canonical form
+// (latchkey.CanonicalizePath, latchkey.CanonicalMethod), with the method in
+// upper case and the path decoded where that is unambiguous, dot segments
+// removed and slashes merged. A call whose path has more than one meaning
+// is refused with 400 AMBIGUOUS_PATH before latchkey is asked, and so is
+// one with a _method query parameter. Any request header that reads as
+// X-Latchkey-* (in any case, "_" for "-") and any method-override header
+// (X-HTTP-Method-Override, ...) is removed before the next handler runs.
 //
 // A refused call is answered as latchkey's forward-auth endpoint answers it:
 // 401, 403 or 429, with {"error":{"code","message"}} holding the decision
@@ -130,6 +149,12 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 			"credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header", 0)
 		return
 	}
+	r, raw, ok := m.canonical(r)
+	if !ok {
+		refuse(w, http.StatusBadRequest, latchkey.CodeAmbiguousPath,
+			"the request's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character or invalid UTF-8), its method is not an HTTP token, or a _method parameter would change it; send the plain path", 0)
+		return
+	}
 	in := VerifyInput{
 		IP: m.clientIP(r), Referrer: r.Referer(), UserAgent: r.UserAgent(),
 		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
@@ -140,8 +165,13 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		refuse(w, http.StatusUnauthorized, latchkey.CodeMissing, "no key was given", 0)
 		return
 	}
-	if m.o.Scope != nil {
+	switch {
+	case m.o.Scope != nil:
 		in.Scope = m.o.Scope(r)
+	case m.o.ScopeRules:
+		// the path as sent: latchkey judges it as its gateway
+		// surfaces do, under every reading
+		in.Method, in.Path = r.Method, raw
 	}
 	ck := cacheKey(&in)
 	if id, ok := m.cache.get(ck, m.now()); ok {
@@ -169,6 +199,45 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		w.Header().Set("RateLimit-Remaining", strconv.Itoa(res.RateLimit.Remaining))
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+}
+
+// canonical returns r in canonical form (see Middleware) and its path as
+// it came on the wire, without any
+// header that reads as X-Latchkey-* or is a method override
+// (latchkey.MethodOverrideHeaders); false when the method or path is
+// ambiguous, or a _method query parameter would change the method.
+func (m *middleware) canonical(r *http.Request) (*http.Request, string, bool) {
+	if _, ok := latchkey.CanonicalMethod(r.Method); !ok {
+		return nil, "", false
+	}
+	raw := r.URL.EscapedPath()
+	if strings.HasPrefix(r.RequestURI, "/") { // as it came on the wire
+		raw, _, _ = strings.Cut(r.RequestURI, "?")
+	}
+	cp, err := latchkey.CanonicalizePath(raw, m.o.PathRelax)
+	if err != nil {
+		return nil, "", false
+	}
+	if latchkey.QueryOverridesMethod(r.URL.RawQuery) {
+		return nil, "", false
+	}
+	strip := func(k string) bool { return latchkey.IsIdentityHeader(k) || latchkey.IsMethodOverrideHeader(k) }
+	latchkeyHeader := false
+	for k := range r.Header {
+		latchkeyHeader = latchkeyHeader || strip(k)
+	}
+	if cp.Escaped == r.URL.EscapedPath() && cp.Segmented == r.URL.Path && !latchkeyHeader {
+		return r, raw, true
+	}
+	c := r.Clone(r.Context())
+	c.URL.Path, c.URL.RawPath = cp.Segmented, cp.Escaped
+	c.RequestURI = c.URL.RequestURI()
+	for k := range c.Header {
+		if strip(k) {
+			delete(c.Header, k)
+		}
+	}
+	return c, raw, true
 }
 
 func (m *middleware) clientIP(r *http.Request) string {
@@ -235,7 +304,7 @@ func urlHoldsSecret(r *http.Request) bool {
 // secret is hashed, never kept.
 func cacheKey(in *VerifyInput) [32]byte {
 	h := sha256.New()
-	for _, s := range []string{in.Key, in.AccessKeyID, in.IP, in.Referrer, in.Scope, in.AndroidPackage, in.AndroidCert, in.IOSBundleID} {
+	for _, s := range []string{in.Key, in.AccessKeyID, in.IP, in.Referrer, in.Scope, in.Method, in.Path, in.AndroidPackage, in.AndroidCert, in.IOSBundleID} {
 		h.Write([]byte(strconv.Itoa(len(s))))
 		h.Write([]byte{':'})
 		h.Write([]byte(s))
@@ -256,6 +325,8 @@ func StatusForCode(c latchkey.Code) int {
 		return http.StatusForbidden
 	case latchkey.CodeRateLimited, latchkey.CodeThrottled:
 		return http.StatusTooManyRequests
+	case latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway:
+		return http.StatusBadRequest
 	case latchkey.CodeValid:
 		return http.StatusOK
 	}

@@ -18,6 +18,11 @@ type VerifyInput struct {
 	UserAgent   string `json:"user_agent,omitempty"`
 	// Scope the call needs, e.g. "shipments:read"; "" checks none.
 	Scope string `json:"scope,omitempty"`
+	// Method and Path describe the call instead of Scope, for the
+	// server's scope rules (serve --scope-rule) to judge; Path is the
+	// request target as sent (escaped, query allowed).
+	Method string `json:"method,omitempty"`
+	Path   string `json:"path,omitempty"`
 	// Mobile app identity, as the app sent it (X-Android-Package,
 	// X-Android-Cert, X-Ios-Bundle-Identifier).
 	AndroidPackage string `json:"android_package,omitempty"`

@@ -145,7 +145,10 @@ func buildLatchkey(dir string) (string, error) {
 // upstream is set, the reverse proxy.
 func startLatchkey(bin, dir, db, upstream string) (*process, string, error) {
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", "sqlite:" + db,
-		"--credentials-file", filepath.Join(dir, "credentials"), "--log-level", "info", "--pprof"}
+		"--credentials-file", filepath.Join(dir, "credentials"), "--log-level", "info", "--pprof",
+		// the load generator plays the gateway: forward auth takes its
+		// X-Forwarded-Method/-Uri only from a trusted peer
+		"--trusted-proxies", "127.0.0.1"}
 	if upstream != "" {
 		args = append(args, "--proxy-upstream", upstream, "--proxy-addr", "127.0.0.1:0")
 	}

@@ -112,11 +112,13 @@ func process(t *testing.T, name string, cmd *exec.Cmd, listen string) {
 }
 
 // startNginx runs Debian's nginx with the documented configuration,
-// included in the http block of a minimal main configuration (pid file,
-// temporary paths and logs in a test directory) as conf.d files are.
+// included in the http block of a minimal main configuration (the
+// headers-more module it needs, pid file, temporary paths and logs in a
+// test directory) as conf.d files are.
 func startNginx(t *testing.T, latchkey, upstream string) string {
 	t.Helper()
 	bin := requireBinary(t, "/usr/sbin/nginx", "nginx")
+	headersMore := requireBinary(t, "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so", "libnginx-mod-http-headers-more-filter")
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil { // nginx's workers run as nobody when started as root
 		t.Fatal(err)
@@ -126,7 +128,8 @@ func startNginx(t *testing.T, latchkey, upstream string) string {
 	if err := os.WriteFile(filepath.Join(dir, "latchkey.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	main := fmt.Sprintf(`pid %[1]s/nginx.pid;
+	main := fmt.Sprintf(`load_module %[2]s;
+pid %[1]s/nginx.pid;
 error_log stderr notice;
 worker_processes 1;
 events { worker_connections 512; }
@@ -139,7 +142,7 @@ http {
     scgi_temp_path %[1]s/scgi;
     include %[1]s/latchkey.conf;
 }
-`, dir)
+`, dir, headersMore)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -208,16 +211,16 @@ func TestGateways(t *testing.T) {
 		name  string
 		start func(t *testing.T, latchkey, upstream string) string
 		// dropsAnyLatchkeyHeader: the gateway removes every client-sent
-		// X-Latchkey-* header (Caddy); nginx can only replace the ones
-		// latchkey sets.
+		// X-Latchkey-* header (both do: Caddy with request_header, nginx
+		// with the headers-more module).
 		dropsAnyLatchkeyHeader bool
 	}{
-		{"nginx", startNginx, false},
+		{"nginx", startNginx, true},
 		{"caddy", startCaddy, true},
 	}
 	for _, gw := range gateways {
 		t.Run(gw.name, func(t *testing.T) {
-			srv, c := adminClient(t, "--trusted-proxies", "127.0.0.1", "--scope-rule", "POST /orders* orders:write")
+			srv, c := adminClient(t, "--trusted-proxies", "127.0.0.1", "--scope-rule", "GET /orders* orders:read", "--scope-rule", "POST /orders* orders:write")
 			c.do("POST", "/v1/applications", map[string]any{"name": "shop"}, 201)
 			c.do("POST", "/v1/applications", map[string]any{"name": "cron"}, 201)
 			c.do("POST", "/v1/applications", map[string]any{"name": "batch"}, 201)

@@ -40,6 +40,7 @@ type serveOptions struct {
 	flushInterval   time.Duration
 	shutdownTimeout time.Duration
 	scopeRules      []string
+	pathRelax       []string
 	usageRetention  time.Duration
 	resync          time.Duration
 	leakAction      string
@@ -120,7 +121,8 @@ EXAMPLES
 	f.StringVar(&o.githubKeys, "github-secret-scanning-keys", os.Getenv("LATCHKEY_GITHUB_SECRET_SCANNING_KEYS"), "file with GitHub's secret scanning public keys (JSON as GitHub serves it); enables POST /v1/leaks/github")
 	f.StringVar(&o.tlsCert, "tls-cert", os.Getenv("LATCHKEY_TLS_CERT"), "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env LATCHKEY_TLS_CERT)")
 	f.StringVar(&o.tlsKey, "tls-key", os.Getenv("LATCHKEY_TLS_KEY"), "PEM private key for --tls-cert (env LATCHKEY_TLS_KEY)")
-	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs at /v1/authorize, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
+	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs on the gateway surfaces and /v1/verify with a method and path, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
+	f.StringSliceVar(&o.pathRelax, "path-relax", splitEnv("LATCHKEY_PATH_RELAX"), "accept paths refused by default as ambiguous: encoded-slash, semicolon, double-encoding (comma-separated; env LATCHKEY_PATH_RELAX)")
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
 	f.StringVar(&o.rateStore, "rate-limit-store", os.Getenv("LATCHKEY_RATE_LIMIT_STORE"), "redis://host:port/db to share rate limits across replicas; empty: each replica enforces each limit on its own (env LATCHKEY_RATE_LIMIT_STORE)")
@@ -253,6 +255,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		}
 		scopeRules = append(scopeRules, r)
 	}
+	pathRelax, err := latchkey.ParsePathRelax(o.pathRelax)
+	if err != nil {
+		return cli.UsageErrorf("--path-relax: %s", latchkey.ErrorMessage(err))
+	}
 	if err := o.gw.check(); err != nil {
 		return err
 	}
@@ -377,7 +383,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		ClientIP: func(r *http.Request) netip.Addr { return httpapi.ClientIP(r, trusted) },
 	}
 	api := &httpapi.Server{
-		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules,
+		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules, PathRelax: pathRelax,
 		Ready: ready, Leaks: leaks, Webhooks: dispatcher, Mount: con.Mount,
 	}
 	metricsSrv, err := o.hygiene.mountMetrics(api, mx, log)

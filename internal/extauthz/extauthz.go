@@ -25,6 +25,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/httpapi"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -46,7 +47,7 @@ func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g
 // with an error, so that Envoy's failure_mode_allow never comes into play.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	hr, target := httpRequest(ctx, req)
-	res := s.API.Decide(hr, hr.Method, target)
+	res, _ := s.API.Decide(hr, hr.Method, target)
 	if res.Valid() {
 		h := http.Header{}
 		httpapi.SetIdentityHeaders(h, res.Entry)
@@ -119,14 +120,17 @@ func httpRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Request, 
 }
 
 // toRemove lists the headers the upstream must not see: the credential,
-// and any x-latchkey-* header the client sent (those latchkey sets are
-// overwritten anyway, but a client must not add others).
+// any header the client sent that latchkey.IsIdentityHeader names
+// (x-latchkey-*, in any case and with "_" for "-": those latchkey sets
+// are overwritten anyway, but a client must not add others, nor reach a
+// WSGI server with x_latchkey_scopes), and method overrides
+// (latchkey.MethodOverrideHeaders), which would have the upstream serve
+// another method than the one judged.
 func toRemove(h http.Header) []string {
 	out := []string{"authorization", "x-api-key"}
 	for k := range h {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, strings.ToLower(httpapi.HeaderPrefix)) {
-			out = append(out, lk)
+		if latchkey.IsIdentityHeader(k) || latchkey.IsMethodOverrideHeader(k) {
+			out = append(out, strings.ToLower(k))
 		}
 	}
 	return out

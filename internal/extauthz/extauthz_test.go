@@ -92,7 +92,7 @@ func headerMap(t *testing.T, opts []*corev3.HeaderValueOption) map[string]string
 
 func TestCheck(t *testing.T) {
 	env := gatewaytest.New(t, gatewaytest.Options{TrustedProxies: []string{"10.0.0.0/8"},
-		ScopeRules: []string{"POST /shipments* shipments:write"}})
+		ScopeRules: []string{"GET /shipments* shipments:read", "POST /shipments* shipments:write"}})
 	good := env.Key(t, "web", &latchkey.Restrictions{Scopes: []string{"shipments:read"}})
 	inactive := env.Key(t, "cron", nil)
 	env.SetStatus(t, inactive.ID, latchkey.StatusInactive)
@@ -197,7 +197,7 @@ func TestCheck(t *testing.T) {
 // TestSameAsForwardAuth: for the same call, ext_authz's refusal is, byte
 // for byte, what /v1/authorize answers.
 func TestSameAsForwardAuth(t *testing.T) {
-	env := gatewaytest.New(t, gatewaytest.Options{ScopeRules: []string{"DELETE /* admin"}})
+	env := gatewaytest.New(t, gatewaytest.Options{ScopeRules: []string{"GET /* read", "DELETE /* admin"}, TrustedProxies: []string{"127.0.0.1/32"}})
 	k := env.Key(t, "web", &latchkey.Restrictions{AllowedIPs: []string{"192.0.2.0/24"}, Scopes: []string{"read"}})
 	off := env.Key(t, "off", nil)
 	env.SetStatus(t, off.ID, latchkey.StatusInactive)
@@ -209,6 +209,9 @@ func TestSameAsForwardAuth(t *testing.T) {
 		{path: "/a", headers: map[string]string{"x-api-key": off.Secret}},
 		{path: "/a", source: "198.51.100.7", headers: map[string]string{"x-api-key": k.Secret}},
 		{method: "DELETE", path: "/a", headers: map[string]string{"x-api-key": k.Secret}},
+		{method: "PUT", path: "/a", headers: map[string]string{"x-api-key": k.Secret}},
+		{path: "/%61/../b%2Fc", headers: map[string]string{"x-api-key": k.Secret}},
+		{path: "/a/..;/b", headers: map[string]string{"x-api-key": k.Secret}},
 	} {
 		resp, err := c.Check(t.Context(), tc.checkRequest(false))
 		if err != nil {
@@ -216,7 +219,8 @@ func TestSameAsForwardAuth(t *testing.T) {
 		}
 		d := resp.GetDeniedResponse()
 
-		// the same call to /v1/authorize, from the same address
+		// the same call to /v1/authorize, asked by a trusted gateway
+		// for a client at the same address
 		r := httptest.NewRequestWithContext(t.Context(), "GET", "/v1/authorize", nil)
 		for k, v := range tc.headers {
 			r.Header.Set(k, v)
@@ -224,7 +228,8 @@ func TestSameAsForwardAuth(t *testing.T) {
 		r.Header.Set("X-Original-Method", or(tc.method, "GET"))
 		r.Header.Set("X-Original-URI", tc.path)
 		r.Header.Set("User-Agent", "test/1")
-		r.RemoteAddr = or(tc.source, "192.0.2.10") + ":40000"
+		r.Header.Set("X-Forwarded-For", or(tc.source, "192.0.2.10"))
+		r.RemoteAddr = "127.0.0.1:40000"
 		rec := httptest.NewRecorder()
 		fa.ServeHTTP(rec, r)
 		body, _ := io.ReadAll(rec.Body)

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,25 +14,56 @@ import (
 	"github.com/latchkey/latchkey/internal/verify"
 )
 
-// ScopeRule maps calls to the scope they need, for the forward-auth and
-// proxy surfaces: a method ("*" for any) and a path pattern (exact, or a
-// prefix ending in "*").
+// ScopeRule maps calls to the scope they need, on every gateway surface
+// and on /v1/verify asked with a method and path: a method ("*" for any)
+// and a path pattern, exact or a prefix ending in "*".
+//
+// Rules judge the canonical request (latchkey.CanonicalizePath,
+// latchkey.CanonicalMethod): the decoded path with dot segments removed
+// and slashes merged, HEAD as GET, and letters compared without regard to
+// case (some servers route "/ADMIN" to "/admin"). A pattern ending in
+// "/*" also covers the path without its last "/" ("/admin/*" covers
+// "/admin"). The first rule that matches gives the scope. A path that
+// some rule's pattern covers, called with a method that no rule for that
+// path names, needs ScopeUnnamedMethod, which only a key that may use any
+// scope has; a path no rule covers needs no scope.
 type ScopeRule struct {
 	Method string
 	Path   string
 	Scope  string
 }
 
+// ScopeUnnamedMethod is the scope a call needs when rules cover its path
+// but none names its method. No scope a key can be granted covers it but
+// "*", so a key with scopes is refused SCOPE_DENIED: a rule set that
+// names GET and POST for a path does not let a read-only key DELETE there.
+const ScopeUnnamedMethod = "(method not named by a rule)"
+
 // ParseScopeRule parses "METHOD /path/pattern scope", e.g.
-// "GET /shipments/* shipments:read".
+// "GET /shipments/* shipments:read". The pattern must be a canonical path
+// (no escapes, dot segments or repeated slashes); HEAD is refused (a
+// GET rule covers it).
 func ParseScopeRule(s string) (ScopeRule, error) {
 	f := strings.Fields(s)
 	if len(f) != 3 {
 		return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: expected METHOD /path scope, e.g. \"GET /shipments/* shipments:read\"", s)
 	}
 	r := ScopeRule{Method: strings.ToUpper(f[0]), Path: f[1], Scope: f[2]}
-	if !strings.HasPrefix(r.Path, "/") || strings.Contains(strings.TrimSuffix(r.Path, "*"), "*") {
+	if r.Method != "*" {
+		m, ok := latchkey.CanonicalMethod(r.Method)
+		if !ok {
+			return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: %q is not an HTTP method", s, f[0])
+		}
+		if m != r.Method {
+			return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: HEAD is judged as GET; write a GET rule", s)
+		}
+	}
+	body := strings.TrimSuffix(r.Path, "*")
+	if !strings.HasPrefix(r.Path, "/") || strings.Contains(body, "*") {
 		return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: the path must start with / and may end in *", s)
+	}
+	if cp, err := latchkey.CanonicalizePath(body, 0); err != nil || cp.Path != body || cp.Escaped != body {
+		return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: the path must be canonical, as calls are judged: no %%-escapes, no . or .. segments, no //", s)
 	}
 	if err := (&latchkey.Restrictions{Scopes: []string{r.Scope}}).Validate(); err != nil {
 		return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: %s", s, latchkey.ErrorMessage(err))
@@ -38,21 +71,55 @@ func ParseScopeRule(s string) (ScopeRule, error) {
 	return r, nil
 }
 
-// ScopeFor returns the scope of the first rule that matches, or "".
+// covers reports whether the rule's pattern covers path, comparing
+// letters without regard to ASCII case.
+func (r *ScopeRule) covers(path string) bool {
+	p, prefix := strings.CutSuffix(r.Path, "*")
+	if !prefix {
+		return latchkey.EqualFoldASCII(path, p)
+	}
+	if len(path) >= len(p) && latchkey.EqualFoldASCII(path[:len(p)], p) {
+		return true
+	}
+	// "/admin/*" covers "/admin"
+	return len(p) > 1 && p[len(p)-1] == '/' && latchkey.EqualFoldASCII(path, p[:len(p)-1])
+}
+
+// ScopeFor returns the scope a call needs under rules (see ScopeRule):
+// method is the judged method (latchkey.CanonicalMethod) and path the
+// canonical path.
 func ScopeFor(rules []ScopeRule, method, path string) string {
-	for _, r := range rules {
-		if r.Method != "*" && r.Method != method {
+	covered := false
+	for i := range rules {
+		r := &rules[i]
+		if !r.covers(path) {
 			continue
 		}
-		if p, ok := strings.CutSuffix(r.Path, "*"); ok {
-			if strings.HasPrefix(path, p) {
-				return r.Scope
-			}
-		} else if path == r.Path {
+		if r.Method == "*" || r.Method == method {
 			return r.Scope
 		}
+		covered = true
+	}
+	if covered {
+		return ScopeUnnamedMethod
 	}
 	return ""
+}
+
+// scopeOf returns the scope a call needs, and false when the readings of
+// its path need different scopes: the canonical path, the path decoded
+// but not cleaned (a server that does not remove dot segments or merge
+// slashes routes on that) and, under RelaxEncodedSlash, the path split
+// before it is decoded.
+func scopeOf(rules []ScopeRule, method string, cp *latchkey.CanonicalPath) (string, bool) {
+	scope := ScopeFor(rules, method, cp.Path)
+	if cp.Decoded != cp.Path && ScopeFor(rules, method, cp.Decoded) != scope {
+		return "", false
+	}
+	if cp.Segmented != cp.Path && ScopeFor(rules, method, cp.Segmented) != scope {
+		return "", false
+	}
+	return scope, true
 }
 
 // Identity headers set on an allowed call, for the upstream.
@@ -65,9 +132,10 @@ const (
 )
 
 // HeaderPrefix starts every header latchkey sets. Each gateway surface
-// removes client-sent headers with this prefix before the call reaches the
-// upstream, so a client cannot pose as another key's application.
-const HeaderPrefix = "X-Latchkey-"
+// removes client-sent headers with this prefix (latchkey.IsIdentityHeader)
+// before the call reaches the upstream, so a client cannot pose as another
+// key's application.
+const HeaderPrefix = latchkey.IdentityHeaderPrefix
 
 // Headers for gateways that cannot pass latchkey's own answer on.
 const (
@@ -82,24 +150,61 @@ const (
 	HeaderMessage = "X-Latchkey-Message"
 )
 
-// OriginalRequest returns the method and URI of the call a gateway asks
-// about: X-Original-Method/X-Original-URI (nginx), X-Forwarded-Method/
-// X-Forwarded-Uri (Traefik, Caddy), or the request itself.
-func OriginalRequest(r *http.Request) (method, uri string) {
-	method, uri = r.Header.Get("X-Original-Method"), r.Header.Get("X-Original-Uri")
-	if method == "" {
-		method = r.Header.Get("X-Forwarded-Method")
+// Headers by which a gateway names the call it asks /v1/authorize about.
+// nginx's documented configuration sets the X-Original pair; Caddy's
+// forward_auth and Traefik's forwardAuth set the X-Forwarded pair.
+const (
+	headerOriginalMethod  = "X-Original-Method"
+	headerOriginalURI     = "X-Original-Uri"
+	headerForwardedMethod = "X-Forwarded-Method"
+	headerForwardedURI    = "X-Forwarded-Uri"
+)
+
+// OriginalRequest returns the method and request URI of the call a gateway
+// asks about, or the request itself when no gateway header names one.
+//
+// A gateway's word is taken only from a trusted proxy, and only when it is
+// whole and single: ok is false (UNTRUSTED_GATEWAY) when any of the four
+// headers comes from a peer outside trusted, is sent more than once, names
+// a method without a URI or a URI without a method, or when both pairs
+// are sent and disagree. A gateway passes on the pair it does not set
+// itself as the client sent it (Caddy passes X-Original-Uri, nginx passes
+// X-Forwarded-Uri), so disagreement means a client tried to choose the
+// request it is judged on.
+func OriginalRequest(r *http.Request, trusted []netip.Prefix) (method, uri string, ok bool) {
+	h := r.Header
+	om, ou := h[headerOriginalMethod], h[headerOriginalURI]
+	fm, fu := h[headerForwardedMethod], h[headerForwardedURI]
+	if om == nil && ou == nil && fm == nil && fu == nil {
+		return r.Method, r.URL.RequestURI(), true
 	}
-	if uri == "" {
-		uri = r.Header.Get("X-Forwarded-Uri")
+	if !peerTrusted(r, trusted) || len(om) > 1 || len(ou) > 1 || len(fm) > 1 || len(fu) > 1 {
+		return "", "", false
 	}
-	if method == "" {
-		method = r.Method
+	method, uri = first(om), first(ou)
+	if m, u := first(fm), first(fu); m != "" || u != "" {
+		if (method != "" && method != m) || (uri != "" && uri != u) {
+			return "", "", false
+		}
+		method, uri = m, u
 	}
-	if uri == "" {
-		uri = r.URL.RequestURI()
+	if method == "" || uri == "" {
+		return "", "", false
 	}
-	return strings.ToUpper(method), uri
+	return method, uri, true
+}
+
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+// peerTrusted reports whether r's connection comes from a trusted proxy.
+func peerTrusted(r *http.Request, trusted []netip.Prefix) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && inPrefixes(ap.Addr().Unmap(), trusted)
 }
 
 // StatusForCode is the HTTP status a gateway gives a refused call.
@@ -112,51 +217,160 @@ func StatusForCode(c latchkey.Code) int {
 		return http.StatusForbidden
 	case latchkey.CodeRateLimited, latchkey.CodeThrottled:
 		return http.StatusTooManyRequests
+	case latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway:
+		return http.StatusBadRequest
 	}
 	return http.StatusUnauthorized
 }
 
-// Decide is the decision of every gateway surface (forward auth, Envoy
-// ext_authz, the reverse proxy) on the call r describes, whose method and
-// request URI are given: a credential in the call's URL is refused with
-// CREDENTIALS_IN_URL, and any real key found there is flagged exposed;
-// otherwise VerifyHTTP decides.
-func (s *Server) Decide(r *http.Request, method, uri string) verify.Result {
-	if found, secrets := secretInURL(splitURI(uri)); found {
-		orig := &http.Request{Method: method, URL: parseURI(uri), Header: r.Header, RemoteAddr: r.RemoteAddr}
-		s.tripwire(orig.WithContext(r.Context()), secrets)
-		return verify.Result{Code: latchkey.CodeCredentialsInURL}
-	}
-	return s.VerifyHTTP(r, method, uri)
+// Target is the call a decision was about, in the form the upstream
+// must serve it: the reverse proxy forwards exactly this.
+type Target struct {
+	// Method is the call's method (HEAD stays HEAD, though it is judged
+	// as GET).
+	Method string
+	Path   latchkey.CanonicalPath
+	// RawQuery is the query as the client sent it.
+	RawQuery string
 }
 
-// splitURI returns the decoded path and the raw query of a request URI,
-// as parseURI would: without parsing when the URI is a plain origin-form
-// path with nothing to decode.
-func splitURI(uri string) (path, rawQuery string) {
-	plain := strings.HasPrefix(uri, "/")
-	for i := 0; plain && i < len(uri); i++ {
-		plain = uri[i] != '%' && uri[i] >= 0x20 && uri[i] != 0x7f
+// Decide is the decision of every gateway surface (forward auth, Envoy
+// ext_authz, the reverse proxy) on the call r describes, whose method and
+// request URI are given. In order:
+//   - a credential in the call's URL is refused with CREDENTIALS_IN_URL,
+//     and any real key found there is flagged exposed;
+//   - a method that is not an upper-case HTTP token
+//     (latchkey.CanonicalMethod), a _method query parameter
+//     (latchkey.QueryOverridesMethod), a path with no single meaning
+//     (latchkey.CanonicalizePath), or a path whose readings need
+//     different scopes (scopeOf) is refused with AMBIGUOUS_PATH;
+//   - otherwise the verifier decides on the canonical call: the scope
+//     rules judge its canonical method and path.
+//
+// The Target is the canonical call, set when the decision got that far.
+func (s *Server) Decide(r *http.Request, method, uri string) (verify.Result, Target) {
+	if s.credentialInURL(r, method, uri) {
+		return s.refused(latchkey.CodeCredentialsInURL), Target{}
 	}
-	if plain {
-		path, rawQuery, _ = strings.Cut(uri, "?")
-		return path, rawQuery
+	scope, t, code := s.judge(method, uri)
+	if code != "" {
+		return s.refused(code), Target{}
 	}
-	u := parseURI(uri)
-	return u.Path, u.RawQuery
+	return s.VerifyHTTP(r, scope), t
+}
+
+// judge returns the scope the call needs and the call in canonical form,
+// or AMBIGUOUS_PATH (see Decide).
+func (s *Server) judge(method, uri string) (scope string, t Target, refused latchkey.Code) {
+	judged, ok := latchkey.CanonicalMethod(method)
+	if !ok {
+		return "", Target{}, latchkey.CodeAmbiguousPath
+	}
+	path, query := splitTarget(uri)
+	if query != "" && latchkey.QueryOverridesMethod(query) {
+		s.logger().Debug("call refused: a _method query parameter would change its method", "method", judged)
+		return "", Target{}, latchkey.CodeAmbiguousPath
+	}
+	cp, err := latchkey.CanonicalizePath(path, s.PathRelax)
+	if err != nil {
+		s.logger().Debug("ambiguous path refused", "method", judged, "reason", latchkey.ErrorMessage(err))
+		return "", Target{}, latchkey.CodeAmbiguousPath
+	}
+	scope, ok = scopeOf(s.ScopeRules, judged, &cp)
+	if !ok {
+		s.logger().Debug("path refused: its readings need different scopes", "method", judged)
+		return "", Target{}, latchkey.CodeAmbiguousPath
+	}
+	return scope, Target{Method: method, Path: cp, RawQuery: query}, ""
+}
+
+// credentialInURL reports whether uri, the target of the call r
+// describes, carries a credential, and flags every real key found in it
+// exposed.
+func (s *Server) credentialInURL(r *http.Request, method, uri string) bool {
+	path, query := splitTarget(uri)
+	path = lenientUnescape(path)
+	found, secrets := secretInURL(path, query)
+	if found {
+		orig := &http.Request{Method: method, URL: &url.URL{Path: path, RawQuery: query}, Header: r.Header, RemoteAddr: r.RemoteAddr}
+		s.tripwire(orig.WithContext(r.Context()), secrets)
+	}
+	return found
+}
+
+// logger is s.Log, or a logger that discards when the server was built
+// without one and Handler has not filled it in (the gateway packages
+// call Decide directly).
+func (s *Server) logger() *slog.Logger {
+	if s.Log == nil {
+		return discard
+	}
+	return s.Log
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// refused is a refusal decided before the verifier was asked: it is
+// counted as the verifier's decisions are.
+func (s *Server) refused(c latchkey.Code) verify.Result {
+	if o := s.Verifier.Observer; o != nil {
+		o.Decided(c)
+	}
+	return verify.Result{Code: c}
+}
+
+// splitTarget returns the path and the raw query of a request target: an
+// origin-form "/path?query" as it is, or the path and query of an
+// absolute-form "http://host/path?query". Anything else is returned as
+// the path, for CanonicalizePath to refuse.
+func splitTarget(uri string) (path, rawQuery string) {
+	if !strings.HasPrefix(uri, "/") {
+		if u, err := url.ParseRequestURI(uri); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+			path, rawQuery = u.EscapedPath(), u.RawQuery
+			if path == "" {
+				path = "/"
+			}
+			return path, rawQuery
+		}
+	}
+	path, rawQuery, _ = strings.Cut(uri, "?")
+	return path, rawQuery
+}
+
+// lenientUnescape decodes a path for the URL tripwire, which must find a
+// secret however the path is encoded: invalid escapes are kept as they
+// are.
+func lenientUnescape(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	if d, err := url.PathUnescape(p); err == nil {
+		return d
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) {
+			if d, err := url.PathUnescape(p[i : i+3]); err == nil {
+				b.WriteString(d)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
 }
 
 // VerifyHTTP decides on the call r describes, as every HTTP surface does:
 // credential from the headers, client IP by the trusted-proxy rules,
-// referrer and mobile app headers, and the scope the original method and
-// path need. It does not look at the URL: use Decide.
-func (s *Server) VerifyHTTP(r *http.Request, method, uri string) verify.Result {
+// referrer and mobile app headers, and the scope the call needs. It does
+// not look at the URL: use Decide.
+func (s *Server) VerifyHTTP(r *http.Request, scope string) verify.Result {
 	cred := CredentialFromRequest(r)
-	path, _, _ := strings.Cut(uri, "?")
 	req := verify.Request{
 		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID,
 		IP: ClientIP(r, s.TrustedProxies), UserAgent: r.UserAgent(), Referrer: r.Referer(),
-		Scope:          ScopeFor(s.ScopeRules, method, path),
+		Scope:          scope,
 		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
 	}
@@ -212,11 +426,43 @@ func SetIdentityHeaders(h http.Header, e *verify.Entry) {
 	}
 }
 
-// DeleteLatchkeyHeaders removes every X-Latchkey-* header from h: a client
-// must not reach the upstream with identity headers of its own making.
+// ClientAddressHeaders are headers by which servers and frameworks learn
+// a client's address. A client must not choose them: the reverse proxy
+// removes them and sets X-Real-IP to the address latchkey decided on.
+// (Forwarded and X-Forwarded-* are set by the proxy itself.)
+var ClientAddressHeaders = []string{
+	"x-real-ip", "true-client-ip", "x-client-ip", "cf-connecting-ip", "fastly-client-ip",
+	"x-cluster-client-ip", "x-original-forwarded-for", "client-ip", "forwarded", "x-forwarded",
+}
+
+// isClientAddressHeader reports whether name, read as
+// latchkey.HeaderNameEqual reads it, is one of ClientAddressHeaders.
+func isClientAddressHeader(name string) bool {
+	for _, h := range ClientAddressHeaders {
+		if latchkey.HeaderNameEqual(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteLatchkeyHeaders removes every header latchkey.IsIdentityHeader names from
+// h: a client must not reach the upstream with identity headers of its
+// own making.
 func DeleteLatchkeyHeaders(h http.Header) {
 	for k := range h {
-		if len(k) >= len(HeaderPrefix) && strings.EqualFold(k[:len(HeaderPrefix)], HeaderPrefix) {
+		if latchkey.IsIdentityHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// DeleteClientHeaders removes what DeleteLatchkeyHeaders removes, and
+// every ClientAddressHeaders and latchkey.MethodOverrideHeaders header (read the
+// same way).
+func DeleteClientHeaders(h http.Header) {
+	for k := range h {
+		if latchkey.IsIdentityHeader(k) || isClientAddressHeader(k) || latchkey.IsMethodOverrideHeader(k) {
 			delete(h, k)
 		}
 	}
@@ -247,8 +493,7 @@ const authorizePath = "/v1/authorize"
 // (X-Latchkey-Gateway: nginx), it answers 403 where it would answer 429,
 // with X-Latchkey-Code and X-Latchkey-Message: see HeaderGateway.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
-	method, uri := OriginalRequest(r)
-	res := s.Decide(r, method, uri)
+	res := s.decideForwarded(r)
 	if !res.Valid() && strings.EqualFold(r.Header.Get(HeaderGateway), "nginx") {
 		w = nginxWriter{w}
 		w.Header().Set(HeaderMessage, Message(res.Code))
@@ -257,20 +502,63 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// decideForwarded decides on the call a gateway asks about (see
+// OriginalRequest). A credential in any URL the request carries, its own
+// or one a header names, is CREDENTIALS_IN_URL whoever sent the header:
+// a client-chosen URI does not hide a key in the real one.
+func (s *Server) decideForwarded(r *http.Request) verify.Result {
+	method, uri, ok := OriginalRequest(r, s.TrustedProxies)
+	if !ok {
+		for _, h := range []string{headerOriginalURI, headerForwardedURI} {
+			for _, u := range r.Header[h] {
+				if s.credentialInURL(r, r.Method, u) {
+					return s.refused(latchkey.CodeCredentialsInURL)
+				}
+			}
+		}
+		if s.credentialInURL(r, r.Method, r.URL.RequestURI()) {
+			return s.refused(latchkey.CodeCredentialsInURL)
+		}
+		s.untrustedGateway(r)
+		return s.refused(latchkey.CodeUntrustedGateway)
+	}
+	// Caddy keeps the call's query on its own request line too.
+	if s.credentialInURL(r, method, uri) || (uri != r.URL.RequestURI() && s.credentialInURL(r, r.Method, r.URL.RequestURI())) {
+		return s.refused(latchkey.CodeCredentialsInURL)
+	}
+	scope, _, code := s.judge(method, uri)
+	if code != "" {
+		return s.refused(code)
+	}
+	return s.VerifyHTTP(r, scope)
+}
+
+// untrustedGateway logs, at most once a minute, why a gateway's word was
+// not taken: the operator has most likely left the gateway out of
+// --trusted-proxies.
+func (s *Server) untrustedGateway(r *http.Request) {
+	now := time.Now().UnixNano()
+	last := s.untrustedLogged.Load()
+	if now-last < int64(time.Minute) || !s.untrustedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	peer, _, _ := strings.Cut(r.RemoteAddr, ":")
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peer = ap.Addr().Unmap().String()
+	}
+	if !peerTrusted(r, s.TrustedProxies) {
+		s.logger().Warn("forward auth: original-request headers from a peer outside --trusted-proxies; refused with UNTRUSTED_GATEWAY (add the gateway's address to --trusted-proxies)", "peer", peer)
+		return
+	}
+	s.logger().Warn("forward auth: original-request headers repeated, incomplete, or disagreeing between X-Original-* and X-Forwarded-*; refused with UNTRUSTED_GATEWAY (the gateway must set one pair and remove the other)", "peer", peer)
+}
+
 // nginxWriter answers 403 for 429: see HeaderGateway.
 type nginxWriter struct{ http.ResponseWriter }
 
 func (w nginxWriter) WriteHeader(code int) {
-	if code == http.StatusTooManyRequests {
+	if code == http.StatusTooManyRequests || code == http.StatusBadRequest {
 		code = http.StatusForbidden
 	}
 	w.ResponseWriter.WriteHeader(code)
-}
-
-func parseURI(uri string) *url.URL {
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return &url.URL{Path: uri}
-	}
-	return u
 }

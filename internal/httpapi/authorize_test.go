@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -43,22 +44,30 @@ func TestScopeRules(t *testing.T) {
 	}
 }
 
-func TestAuthorizeStatuses(t *testing.T) {
-	ctx := t.Context()
-	store, err := sqlite.Open(ctx, t.TempDir()+"/lk.db")
+// webApp returns a service over a new SQLite store with application "web"
+// in the default account, its index, and an operator to act as.
+func webApp(t *testing.T) (*manage.Service, *verify.Index, latchkey.Actor) {
+	t.Helper()
+	store, err := sqlite.Open(t.Context(), t.TempDir()+"/lk.db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	ix := verify.NewIndex()
 	svc := manage.New(store, ix, nil)
-	if _, err := svc.Bootstrap(ctx); err != nil {
+	if _, err := svc.Bootstrap(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	op := latchkey.Actor{Principal: "admin", Account: "default", Role: latchkey.RoleOperator}
-	if _, err := svc.CreateApplication(ctx, op, "default", "web", "", nil); err != nil {
+	if _, err := svc.CreateApplication(t.Context(), op, "default", "web", "", nil); err != nil {
 		t.Fatal(err)
 	}
+	return svc, ix, op
+}
+
+func TestAuthorizeStatuses(t *testing.T) {
+	ctx := t.Context()
+	svc, ix, op := webApp(t)
 	k, err := svc.CreateAccessKey(ctx, op, "default", "web", latchkey.NewAccessKey{Restrictions: &latchkey.Restrictions{
 		AllowedIPs: []string{"203.0.113.0/24"}, Scopes: []string{"shipments:read"},
 		RateLimit: &latchkey.RateLimit{PerMinute: 2},
@@ -66,8 +75,21 @@ func TestAuthorizeStatuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rule, _ := ParseScopeRule("POST /shipments/* shipments:write")
-	api := &Server{Service: svc, Verifier: verify.New(ix, nil), ScopeRules: []ScopeRule{rule},
+	// the same without the rate limit, for the cases after "rate limited"
+	k2, err := svc.CreateAccessKey(ctx, op, "default", "web", latchkey.NewAccessKey{Restrictions: &latchkey.Restrictions{
+		AllowedIPs: []string{"203.0.113.0/24"}, Scopes: []string{"shipments:read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []ScopeRule
+	for _, s := range []string{"GET /shipments/* shipments:read", "POST /shipments/* shipments:write", "* /admin/* admin:all"} {
+		r, err := ParseScopeRule(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, r)
+	}
+	api := &Server{Service: svc, Verifier: verify.New(ix, nil), ScopeRules: rules,
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	h := api.Handler()
 
@@ -82,14 +104,17 @@ func TestAuthorizeStatuses(t *testing.T) {
 		return rec
 	}
 	good := map[string]string{"X-Api-Key": k.Secret, "X-Forwarded-For": "203.0.113.8", "X-Original-Method": "GET", "X-Original-URI": "/shipments/1"}
-	with := func(k, v string) map[string]string {
+	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for a, b := range good {
 			m[a] = b
 		}
-		m[k] = v
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
 		return m
 	}
+	with2 := func(kv ...string) map[string]string { return with(append([]string{"X-Api-Key", k2.Secret}, kv...)...) }
 	tests := []struct {
 		name   string
 		hdr    map[string]string
@@ -97,13 +122,27 @@ func TestAuthorizeStatuses(t *testing.T) {
 		code   string
 	}{
 		{"valid", good, 200, "VALID"},
-		{"no credential", map[string]string{"X-Original-URI": "/x"}, 401, "MISSING"},
+		{"no credential", map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/x"}, 401, "MISSING"},
 		{"wrong ip via trusted proxy", with("X-Forwarded-For", "198.51.100.1"), 403, "IP_NOT_ALLOWED"},
 		{"scope by rule", with("X-Original-Method", "POST"), 403, "SCOPE_DENIED"},
 		{"traefik headers", map[string]string{"Authorization": "Bearer " + k.Secret, "X-Forwarded-For": "203.0.113.8", "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/shipments/2"}, 200, "VALID"},
 		{"rate limited", good, 429, "RATE_LIMITED"},
 		{"rate limited, asked by nginx", with(HeaderGateway, "nginx"), 403, "RATE_LIMITED"},
 		{"secret in original uri", with("X-Original-URI", "/shipments?key="+k.Secret), 403, "CREDENTIALS_IN_URL"},
+		{"method no rule for the path names", with2("X-Original-Method", "DELETE"), 403, "SCOPE_DENIED"},
+		{"HEAD judged as GET", with2("X-Original-Method", "HEAD"), 200, "VALID"},
+		{"encoded letter judged decoded", with2("X-Original-URI", "/%61dmin/users"), 403, "SCOPE_DENIED"},
+		{"upper case judged as lower", with2("X-Original-URI", "/ADMIN/users"), 403, "SCOPE_DENIED"},
+		{"dot segments that change the scope", with2("X-Original-URI", "/admin/../shipments/1"), 400, "AMBIGUOUS_PATH"},
+		{"dot segments that do not", with2("X-Original-URI", "/shipments/./1/../2"), 200, "VALID"},
+		{"encoded slash", with2("X-Original-URI", "/shipments/1%2F..%2F..%2Fadmin"), 400, "AMBIGUOUS_PATH"},
+		{"ambiguous path, asked by nginx", with2(HeaderGateway, "nginx", "X-Original-URI", "/a;b"), 403, "AMBIGUOUS_PATH"},
+		{"method that is not a token", with2("X-Original-Method", "GET /admin"), 400, "AMBIGUOUS_PATH"},
+		{"client-sent X-Forwarded-Uri beside nginx's X-Original-URI", with2("X-Forwarded-Uri", "/shipments/1", "X-Original-URI", "/admin/users"), 400, "UNTRUSTED_GATEWAY"},
+		{"client-sent X-Original-URI beside Caddy's X-Forwarded-Uri", map[string]string{"X-Api-Key": k2.Secret, "X-Forwarded-For": "203.0.113.8",
+			"X-Original-Method": "GET", "X-Original-URI": "/shipments/1", "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/admin/users"}, 400, "UNTRUSTED_GATEWAY"},
+		{"both pairs, agreeing", with2("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/shipments/1"), 200, "VALID"},
+		{"method without a URI", map[string]string{"X-Api-Key": k2.Secret, "X-Forwarded-For": "203.0.113.8", "X-Original-Method": "GET"}, 400, "UNTRUSTED_GATEWAY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +152,7 @@ func TestAuthorizeStatuses(t *testing.T) {
 			}
 			switch tt.status {
 			case 200:
-				if rec.Header().Get(HeaderKeyID) != k.ID || rec.Header().Get(HeaderApplication) != "web" ||
+				if id := rec.Header().Get(HeaderKeyID); (id != k.ID && id != k2.ID) || rec.Header().Get(HeaderApplication) != "web" ||
 					rec.Header().Get(HeaderAccount) != "default" || rec.Header().Get(HeaderScopes) != "shipments:read" {
 					t.Errorf("identity headers: %v", rec.Header())
 				}
@@ -132,7 +171,7 @@ func TestAuthorizeStatuses(t *testing.T) {
 			if got, want := rec.Header().Get(HeaderMessage), Message(latchkey.Code(tt.code)); nginx && got != want {
 				t.Errorf("%s = %q, want %q", HeaderMessage, got, want)
 			}
-			if nginx && rec.Header().Get("Retry-After") == "" {
+			if nginx && tt.code == "RATE_LIMITED" && rec.Header().Get("Retry-After") == "" {
 				t.Errorf("nginx dialect: no Retry-After: %v", rec.Header())
 			}
 			if !nginx && rec.Header().Get(HeaderMessage) != "" {
@@ -192,5 +231,86 @@ func TestDeleteLatchkeyHeaders(t *testing.T) {
 	want := http.Header{"X-Latchkey": {"kept: no prefix dash"}, "Content-Type": {"text/plain"}}
 	if diff := cmp.Diff(want, h); diff != "" {
 		t.Errorf("after DeleteLatchkeyHeaders (-want +got):\n%s", diff)
+	}
+}
+
+func TestOriginalRequest(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
+	tests := []struct {
+		name   string
+		peer   string
+		hdr    [][2]string
+		method string
+		uri    string
+		ok     bool
+	}{
+		{name: "no gateway headers: the request itself", peer: "192.0.2.1:1", method: "GET", uri: "/v1/authorize", ok: true},
+		{name: "nginx pair from the gateway", peer: "10.0.0.1:1", hdr: [][2]string{{"X-Original-Method", "POST"}, {"X-Original-URI", "/a"}}, method: "POST", uri: "/a", ok: true},
+		{name: "Caddy pair from the gateway", peer: "10.0.0.1:1", hdr: [][2]string{{"X-Forwarded-Method", "PUT"}, {"X-Forwarded-Uri", "/b"}}, method: "PUT", uri: "/b", ok: true},
+		{name: "both pairs agreeing", peer: "10.0.0.1:1", hdr: [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a"}, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/a"}}, method: "GET", uri: "/a", ok: true},
+		{name: "IPv4-mapped gateway address", peer: "[::ffff:10.0.0.1]:1", hdr: [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a"}}, method: "GET", uri: "/a", ok: true},
+		{name: "from a peer outside trusted", peer: "192.0.2.1:1", hdr: [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a"}}},
+		{name: "only a method header, from a client", peer: "192.0.2.1:1", hdr: [][2]string{{"X-Forwarded-Method", "GET"}}},
+		{name: "URIs disagree", peer: "10.0.0.1:1", hdr: [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", "/admin"}, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/a"}}},
+		{name: "methods disagree", peer: "10.0.0.1:1", hdr: [][2]string{{"X-Original-Method", "DELETE"}, {"X-Original-URI", "/a"}, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/a"}}},
+		{name: "repeated header", peer: "10.0.0.1:1", hdr: [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a"}, {"X-Original-URI", "/admin"}}},
+		{name: "method without URI", peer: "10.0.0.1:1", hdr: [][2]string{{"X-Original-Method", "GET"}}},
+		{name: "URI without method", peer: "10.0.0.1:1", hdr: [][2]string{{"X-Forwarded-Uri", "/a"}}},
+		{name: "empty header counts as sent", peer: "192.0.2.1:1", hdr: [][2]string{{"X-Original-URI", ""}}},
+		{name: "peer not an address", peer: "@", hdr: [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", "/a"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/v1/authorize", nil)
+			r.RemoteAddr = tt.peer
+			for _, h := range tt.hdr {
+				r.Header.Add(h[0], h[1])
+			}
+			method, uri, ok := OriginalRequest(r, trusted)
+			if ok != tt.ok || method != tt.method || uri != tt.uri {
+				t.Errorf("OriginalRequest = %q, %q, %v; want %q, %q, %v", method, uri, ok, tt.method, tt.uri, tt.ok)
+			}
+		})
+	}
+}
+
+// TestAuthorizeFromAnUntrustedPeer: a client that calls /v1/authorize
+// itself, naming the call it wants judged, gets UNTRUSTED_GATEWAY, and a
+// key in a URL it names is still flagged exposed.
+func TestAuthorizeFromAnUntrustedPeer(t *testing.T) {
+	ctx := t.Context()
+	svc, ix, op := webApp(t)
+	k, err := svc.CreateAccessKey(ctx, op, "default", "web", latchkey.NewAccessKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	api := &Server{Service: svc, Verifier: verify.New(ix, nil), Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}}
+	h := api.Handler()
+	for i, hdr := range []map[string]string{
+		{"X-Api-Key": k.Secret, "X-Original-Method": "GET", "X-Original-URI": "/shipments/1"},
+		{"X-Api-Key": k.Secret, "X-Original-Method": "GET", "X-Original-URI": "/shipments/1?token=" + k.Secret},
+	} {
+		req := httptest.NewRequest("GET", "/v1/authorize", nil)
+		req.RemoteAddr = "192.0.2.9:4000"
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		want, status := "UNTRUSTED_GATEWAY", 400
+		if i == 1 {
+			want, status = "CREDENTIALS_IN_URL", 403
+		}
+		if rec.Code != status || rec.Header().Get(HeaderCode) != want {
+			t.Errorf("call %d: %d %s, want %d %s", i, rec.Code, rec.Header().Get(HeaderCode), status, want)
+		}
+	}
+	if got, err := svc.GetAccessKey(ctx, op, k.ID); err != nil || got.Exposed == nil {
+		t.Errorf("a key in a URL named by an untrusted peer: exposed %+v, %v", got, err)
+	}
+	if n := strings.Count(logs.String(), "outside --trusted-proxies"); n != 1 {
+		t.Errorf("the operator was told %d times that the gateway is not trusted; want once a minute:\n%s", n, logs.String())
 	}
 }

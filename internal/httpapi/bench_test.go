@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"net/netip"
 	"testing"
 )
 
@@ -25,6 +26,7 @@ func BenchmarkAuthorize(b *testing.B) {
 	e := newEnv(b)
 	e.mustApp(b, "default", "web")
 	k := e.mustKey(b, "default", "web")
+	e.api.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // nginx's address
 	h := e.api.Handler()
 	req, err := http.NewRequest(http.MethodGet, "http://latchkey/v1/authorize", nil)
 	if err != nil {

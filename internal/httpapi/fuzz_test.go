@@ -205,14 +205,31 @@ func FuzzScopeRule(f *testing.F) {
 			t.Fatalf("ParseScopeRule(%q) accepted path %q", rule, r.Path)
 		}
 		got := httpapi.ScopeFor([]httpapi.ScopeRule{r}, method, path)
-		if got != "" && got != r.Scope {
-			t.Fatalf("ScopeFor = %q, not the rule's scope %q", got, r.Scope)
+		// the reference: ASCII letters in any case, "/p/*" also covers
+		// "/p", and a covered path with an unnamed method needs
+		// ScopeUnnamedMethod
+		lower := func(s string) string {
+			b := []byte(s)
+			for i, c := range b {
+				if 'A' <= c && c <= 'Z' {
+					b[i] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
+		prefix, wild := strings.CutSuffix(lower(r.Path), "*")
+		lp := lower(path)
+		pathOK := lp == lower(r.Path) || wild && (strings.HasPrefix(lp, prefix) || len(prefix) > 1 && strings.HasSuffix(prefix, "/") && lp == strings.TrimSuffix(prefix, "/"))
 		methodOK := r.Method == "*" || r.Method == method
-		prefix, wild := strings.CutSuffix(r.Path, "*")
-		pathOK := path == r.Path || wild && strings.HasPrefix(path, prefix)
-		if (got != "") != (methodOK && pathOK) {
-			t.Fatalf("rule %q on %s %s: ScopeFor = %q", rule, method, path, got)
+		want := ""
+		switch {
+		case pathOK && methodOK:
+			want = r.Scope
+		case pathOK:
+			want = httpapi.ScopeUnnamedMethod
+		}
+		if got != want {
+			t.Fatalf("rule %q on %s %s: ScopeFor = %q, want %q", rule, method, path, got, want)
 		}
 	})
 }

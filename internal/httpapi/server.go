@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -34,12 +35,18 @@ type Server struct {
 	Verifier *verify.Verifier
 	Log      *slog.Logger
 
-	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	// TrustedProxies are the peers whose X-Forwarded-For is believed,
+	// and the only peers whose word on the original request (forward
+	// auth's X-Original-* and X-Forwarded-Method/-Uri) is taken.
 	TrustedProxies []netip.Prefix
 
-	// ScopeRules map method and path to the scope a call needs, for the
-	// forward-auth surface.
+	// ScopeRules map method and path to the scope a call needs, on every
+	// gateway surface and on /v1/verify asked with a method and path.
 	ScopeRules []ScopeRule
+
+	// PathRelax accepts path forms that are refused by default as having
+	// more than one meaning (serve --path-relax).
+	PathRelax latchkey.PathRelax
 
 	// Leaks configures leak reports; nil means the defaults.
 	Leaks *LeakConfig
@@ -56,6 +63,8 @@ type Server struct {
 
 	mux   *http.ServeMux
 	authz http.Handler // /v1/authorize, served before routing
+
+	untrustedLogged atomic.Int64 // when UNTRUSTED_GATEWAY was last logged (unix ns)
 }
 
 // route is one registered endpoint: the OpenAPI test checks the document
@@ -235,10 +244,10 @@ func (s *Server) tripwire(r *http.Request, secrets []string) {
 		where := fmt.Sprintf("URL of a %s request to %s", r.Method, safePath(r))
 		// Not r.Context(): a client that hangs up must not stop the flag.
 		if _, err := s.Service.MarkExposed(context.WithoutCancel(r.Context()), actor, e.ID, where, false); err != nil {
-			s.Log.Error("flagging key exposed", "access_key_id", e.ID, "err", err)
+			s.logger().Error("flagging key exposed", "access_key_id", e.ID, "err", err)
 			continue
 		}
-		s.Log.Warn("credential sent in URL; key flagged exposed", "access_key_id", e.ID, "client_ip", actor.SourceIP)
+		s.logger().Warn("credential sent in URL; key flagged exposed", "access_key_id", e.ID, "client_ip", actor.SourceIP)
 	}
 }
 

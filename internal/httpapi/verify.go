@@ -22,7 +22,13 @@ type VerifyRequest struct {
 	Referrer    string `json:"referrer,omitempty"`
 	UserAgent   string `json:"user_agent,omitempty"`
 	// Scope the call needs, e.g. "shipments:read".
-	Scope          string `json:"scope,omitempty"`
+	Scope string `json:"scope,omitempty"`
+	// Method and Path describe the call instead of Scope: the server's
+	// scope rules (serve --scope-rule) judge its canonical form, as on
+	// every gateway surface. Path is the request target as the client
+	// sent it (escaped, with any query).
+	Method         string `json:"method,omitempty"`
+	Path           string `json:"path,omitempty"`
 	AndroidPackage string `json:"android_package,omitempty"`
 	AndroidCert    string `json:"android_cert,omitempty"`
 	IOSBundleID    string `json:"ios_bundle_id,omitempty"`
@@ -67,6 +73,8 @@ var codeMessages = map[latchkey.Code]string{
 	latchkey.CodeRateLimited:        "the key's rate limit is exhausted; retry later",
 	latchkey.CodeThrottled:          "too many invalid keys from this address; retry later",
 	latchkey.CodeCredentialsInURL:   "credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed",
+	latchkey.CodeAmbiguousPath:      "the request's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an HTTP token, or a _method query parameter would change it; send the plain path",
+	latchkey.CodeUntrustedGateway:   "the headers naming the original request (X-Original-Method/-URI, X-Forwarded-Method/-Uri) did not come whole and single from a trusted gateway",
 }
 
 // DecisionCodes returns every decision code a surface can answer, sorted.
@@ -106,7 +114,18 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	if caller.Role != latchkey.RoleOperator {
 		req.Account = caller.Account
 	}
-	res := s.Verifier.Verify(&req)
+	var res verify.Result
+	if in.Method != "" || in.Path != "" {
+		if in.Scope != "" {
+			return latchkey.Errorf(latchkey.EINVALID, "give scope, or method and path for the scope rules to judge, not both")
+		}
+		if in.Method == "" || in.Path == "" {
+			return latchkey.Errorf(latchkey.EINVALID, "method and path go together: give both, e.g. \"method\": \"GET\", \"path\": \"/shipments/42\"")
+		}
+		res = s.verifyCall(r, &req, in.Method, in.Path)
+	} else {
+		res = s.Verifier.Verify(&req)
+	}
 	out := VerifyResponse{Valid: res.Valid(), Code: res.Code, Message: Message(res.Code)}
 	if res.Entry != nil {
 		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application(), res.Entry.Account
@@ -120,4 +139,26 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// verifyCall decides on req for the call that method and uri describe, as
+// Decide does on the gateway surfaces: a credential in the URI is
+// CREDENTIALS_IN_URL (real keys found there are flagged exposed, the
+// call's client address and user agent recorded), an ambiguous method or
+// path AMBIGUOUS_PATH, and otherwise the scope rules give req its scope.
+func (s *Server) verifyCall(r *http.Request, req *verify.Request, method, uri string) verify.Result {
+	call := &http.Request{Method: method, Header: http.Header{}}
+	call.Header.Set("User-Agent", req.UserAgent)
+	if req.IP.IsValid() {
+		call.RemoteAddr = netip.AddrPortFrom(req.IP, 0).String()
+	}
+	if s.credentialInURL(call.WithContext(r.Context()), method, uri) {
+		return s.refused(latchkey.CodeCredentialsInURL)
+	}
+	scope, _, code := s.judge(method, uri)
+	if code != "" {
+		return s.refused(code)
+	}
+	req.Scope = scope
+	return s.Verifier.Verify(req)
 }

@@ -160,3 +160,64 @@ func TestHealth(t *testing.T) {
 		checkSchema(t, "GET", "/readyz", r)
 	})
 }
+
+// TestVerifyMethodAndPath: /v1/verify given a method and path judges the
+// call with the server's scope rules, in canonical form, as the gateway
+// surfaces do.
+func TestVerifyMethodAndPath(t *testing.T) {
+	e := newEnv(t)
+	var rules []httpapi.ScopeRule
+	for _, s := range []string{"* /admin/* admin:all", "GET /shipments/* shipments:read"} {
+		r, err := httpapi.ParseScopeRule(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, r)
+	}
+	e.api.ScopeRules = rules
+	e.mustApp(t, latchkey.DefaultAccount, "shipping")
+	k, err := e.svc.CreateAccessKey(t.Context(), e.sys(), latchkey.DefaultAccount, "shipping",
+		latchkey.NewAccessKey{Restrictions: &latchkey.Restrictions{Scopes: []string{"shipments:read"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaked := e.mustKey(t, latchkey.DefaultAccount, "shipping")
+	call := func(method, path string) string {
+		return jsonBody(t, map[string]string{"key": k.Secret, "method": method, "path": path, "ip": "203.0.113.7"})
+	}
+	code := func(c latchkey.Code) func(*testing.T, *resp) {
+		return func(t *testing.T, r *resp) {
+			t.Helper()
+			var got httpapi.VerifyResponse
+			r.decode(t, &got)
+			if got.Code != c || got.Valid != (c == latchkey.CodeValid) {
+				t.Errorf("decision %+v, want %s", got, c)
+			}
+		}
+	}
+	v := func(name, body string, want latchkey.Code) apiCase {
+		return apiCase{name: name, method: "POST", path: "/v1/verify", as: bearer(e.verifierP), body: body, status: http.StatusOK, check: code(want)}
+	}
+	bad := func(name, body string) apiCase {
+		return apiCase{name: name, method: "POST", path: "/v1/verify", as: bearer(e.verifierP), body: body, status: http.StatusBadRequest, code: latchkey.EINVALID}
+	}
+	e.run(t, []apiCase{
+		v("allowed", call("GET", "/shipments/1?page=2"), latchkey.CodeValid),
+		v("HEAD as GET", call("HEAD", "/shipments/1"), latchkey.CodeValid),
+		v("forbidden path", call("GET", "/admin/users"), latchkey.CodeScopeDenied),
+		v("encoded letter", call("GET", "/%61dmin/users"), latchkey.CodeScopeDenied),
+		v("upper case", call("GET", "/ADMIN/users"), latchkey.CodeScopeDenied),
+		v("method no rule names", call("DELETE", "/shipments/1"), latchkey.CodeScopeDenied),
+		v("dot segments across rules", call("GET", "/shipments/../admin/users"), latchkey.CodeAmbiguousPath),
+		v("encoded slash", call("GET", "/shipments%2F..%2Fadmin"), latchkey.CodeAmbiguousPath),
+		v("lower-case method", call("get", "/shipments/1"), latchkey.CodeAmbiguousPath),
+		v("_method parameter", call("POST", "/shipments/1?_method=GET"), latchkey.CodeAmbiguousPath),
+		v("key in the path's query", call("GET", "/shipments/1?api_key="+leaked.Secret), latchkey.CodeCredentialsInURL),
+		bad("scope and path", jsonBody(t, map[string]string{"key": k.Secret, "scope": "x", "method": "GET", "path": "/x"})),
+		bad("path without method", jsonBody(t, map[string]string{"key": k.Secret, "path": "/x"})),
+		bad("method without path", jsonBody(t, map[string]string{"key": k.Secret, "method": "GET"})),
+	})
+	if got := e.storedKey(t, leaked.ID); got.Exposed == nil || got.Exposed.Where != "URL of a GET request to /shipments/1" {
+		t.Errorf("a key in the described call's URL: exposed %+v", got.Exposed)
+	}
+}

@@ -24,6 +24,7 @@ var codes = []latchkey.Code{
 	latchkey.CodeValid, latchkey.CodeNotFound, latchkey.CodeInactive, latchkey.CodeExpired, latchkey.CodeMalformed,
 	latchkey.CodeMissing, latchkey.CodeIPNotAllowed, latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed,
 	latchkey.CodeScopeDenied, latchkey.CodeRateLimited, latchkey.CodeCredentialsInURL, latchkey.CodeThrottled,
+	latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway,
 }
 
 // codeIndex returns the position of c in codes, or len(codes) ("other").
@@ -55,6 +56,10 @@ func codeIndex(c latchkey.Code) int {
 		return 11
 	case latchkey.CodeThrottled:
 		return 12
+	case latchkey.CodeAmbiguousPath:
+		return 13
+	case latchkey.CodeUntrustedGateway:
+		return 14
 	}
 	return len(codes)
 }
@@ -65,7 +70,7 @@ type Metrics struct {
 
 	// One counter per code, resolved once: the hot path indexes an array
 	// instead of looking up label values.
-	verifications [14]prometheus.Counter
+	verifications [16]prometheus.Counter
 	latency       prometheus.Histogram
 	store         *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec

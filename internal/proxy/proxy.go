@@ -134,9 +134,12 @@ func New(c Config) (*Proxy, error) {
 type decisionKey struct{}
 
 // ServeHTTP decides on the call and either answers the refusal as
-// /v1/authorize would (with its JSON error) or forwards the call.
+// /v1/authorize would (with its JSON error) or forwards the call in the
+// canonical form it was judged in: upper-case method, the path with
+// dot segments removed, slashes merged and unreserved characters decoded
+// (httpapi.Target), and the query as sent.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	res := p.api.Decide(r, r.Method, r.URL.RequestURI())
+	res, t := p.api.Decide(r, r.Method, r.RequestURI)
 	if !res.Valid() {
 		p.log.Debug("proxy refused a call", "method", r.Method, "code", res.Code,
 			"client_ip", httpapi.ClientIP(r, p.api.TrustedProxies))
@@ -144,43 +147,43 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteRateLimitHeaders(w.Header(), res)
+	// The request is this handler's to change: the upstream gets the
+	// call that was judged.
+	r.Method = t.Method
+	if r.URL.Path != t.Path.Segmented || r.URL.EscapedPath() != t.Path.Escaped || r.URL.RawQuery != t.RawQuery {
+		u := *r.URL
+		u.Path, u.RawPath, u.RawQuery = t.Path.Segmented, t.Path.Escaped, t.RawQuery
+		r.URL = &u
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), decisionKey{}, res.Entry)))
 }
 
-// rewrite builds the upstream request: the credential and any client-sent
-// X-Latchkey-* header removed, the caller's identity added, and
-// X-Forwarded-For/-Host/-Proto set (the incoming X-Forwarded-For chain is
-// kept only when the peer is a trusted proxy).
+// rewrite builds the upstream request: the credential removed; any
+// client-sent X-Latchkey-* header and client-address header (X-Real-IP,
+// True-Client-IP, ..., see httpapi.ClientAddressHeaders) removed, whatever
+// its case and with "_" for "-"; the caller's identity added; X-Real-IP
+// set to the address latchkey decided on; X-Forwarded-For set to that
+// address followed by the peer when the peer is a trusted proxy, or to
+// the peer alone; X-Forwarded-Host and -Proto set.
 func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		pr.SetURL(upstream)
-		if p.peerTrusted(pr.In) {
-			if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
-				pr.Out.Header["X-Forwarded-For"] = xff
-			}
-		}
-		pr.SetXForwarded()
 		h := pr.Out.Header
 		h.Del("Authorization")
 		h.Del("X-Api-Key")
-		httpapi.DeleteLatchkeyHeaders(h)
+		httpapi.DeleteClientHeaders(h)
+		delete(h, "X-Forwarded-For")
+		client := httpapi.ClientIP(pr.In, p.api.TrustedProxies)
+		if peer, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil && peer.Addr().Unmap() != client && client.IsValid() {
+			h["X-Forwarded-For"] = []string{client.String()}
+		}
+		pr.SetXForwarded()
+		if client.IsValid() {
+			h["X-Real-Ip"] = []string{client.String()}
+		}
 		e, _ := pr.In.Context().Value(decisionKey{}).(*verify.Entry)
 		httpapi.SetIdentityHeaders(h, e)
 	}
-}
-
-func (p *Proxy) peerTrusted(r *http.Request) bool {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, pfx := range p.api.TrustedProxies {
-		if pfx.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // upstreamError answers a call the upstream did not: 504 when it did not

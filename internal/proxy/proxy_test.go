@@ -95,7 +95,7 @@ func TestNewRefusesBadUpstreams(t *testing.T) {
 
 func TestDecisions(t *testing.T) {
 	env := gatewaytest.New(t, gatewaytest.Options{TrustedProxies: []string{"127.0.0.1/32"},
-		ScopeRules: []string{"POST /shipments* shipments:write"}})
+		ScopeRules: []string{"GET /shipments* shipments:read", "POST /shipments* shipments:write"}})
 	good := env.Key(t, "web", &latchkey.Restrictions{Scopes: []string{"shipments:read"}})
 	inactive := env.Key(t, "cron", nil)
 	env.SetStatus(t, inactive.ID, latchkey.StatusInactive)
