@@ -251,13 +251,23 @@ func TestLeakReportReach(t *testing.T) {
 // is all a report needs; whoever found it, it must stop working), the
 // answer names it, and the next call with it is refused. The audit log and
 // key.exposed record it, and the server logs an error when no Active
-// operator key is left. With a second operator, that one recovers by
-// making the principal a new key.
+// operator key is left (on both stores: it asks the store). With a second
+// operator, that one recovers by making the principal a new key.
 func TestLeakReportOwnOperatorKey(t *testing.T) {
-	for _, second := range []bool{false, true} {
-		t.Run(fmt.Sprintf("second operator %v", second), func(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		second bool
+		opts   []func(*envOptions)
+	}{
+		{"sqlite, one operator", false, nil},
+		{"sqlite, second operator", true, nil},
+		{"postgres, one operator", false, []func(*envOptions){onPostgres}},
+		{"postgres, second operator", true, []func(*envOptions){onPostgres}},
+	} {
+		second := tc.second
+		t.Run(tc.name, func(t *testing.T) {
 			var logBuf syncBuffer
-			e := newEnv(t, withLogger(slog.New(slog.NewJSONHandler(&logBuf, nil))))
+			e := newEnv(t, append(tc.opts, withLogger(slog.New(slog.NewJSONHandler(&logBuf, nil))))...)
 			if _, err := e.svc.CreateWebhook(t.Context(), e.sys(), latchkey.DefaultAccount, latchkey.NewWebhook{URL: "https://hooks.example.com/latchkey"}); err != nil {
 				t.Fatal(err)
 			}
