@@ -1,5 +1,6 @@
 // Package keyformat generates, parses and checks latchkey access key IDs and
-// secret access keys, and computes the digest under which a secret is stored.
+// secret access keys, computes the digest under which a secret is stored,
+// and masks secrets (and other credentials) in text (mask.go).
 //
 // The format is fixed; scanners and SDKs depend on it:
 //

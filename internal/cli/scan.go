@@ -261,7 +261,7 @@ func reportLive(cmd *cobra.Command, cl *client.Client, findings []scan.Finding, 
 		case "deactivated":
 			fmt.Fprintf(stderr, "latchkey: reported %s: access key %s is now Inactive; rotate its application to a new key\n", leaks[i].Where, r.AccessKeyID)
 		case "flagged":
-			fmt.Fprintf(stderr, "latchkey: reported %s: access key %s is flagged exposed (the server only flags); deactivate and rotate it\n", leaks[i].Where, r.AccessKeyID)
+			fmt.Fprintf(stderr, "latchkey: reported %s: access key %s is flagged exposed but still Active; deactivate and rotate it\n", leaks[i].Where, r.AccessKeyID)
 		default:
 			fmt.Fprintf(stderr, "latchkey: reported %s: %s\n", leaks[i].Where, r.Status)
 		}

@@ -1,12 +1,6 @@
 package httpapi_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"slices"
@@ -15,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/latchkey/latchkey"
-	"github.com/latchkey/latchkey/internal/httpapi"
 )
 
 // The columns of the authorization matrix: who calls.
@@ -130,17 +123,7 @@ var matrix = []matrixRow{
 // objects, an answer indistinguishable from the one for a missing object.
 func TestAuthorizationMatrix(t *testing.T) {
 	e := newEnv(t)
-	// A GitHub key, so that /v1/leaks/github is open to signed requests.
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
-	doc, _ := json.Marshal(map[string]any{"public_keys": []map[string]any{{
-		"key_identifier": "gh-1", "key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}}})
-	if e.api.Leaks.GitHubKeys, err = httpapi.ParseGitHubKeys(doc); err != nil {
-		t.Fatal(err)
-	}
+	e.githubSigner(t) // a GitHub key, so that /v1/leaks/github is open to signed requests
 
 	e.mustApp(t, latchkey.DefaultAccount, "callers")
 	appKey := e.mustKey(t, latchkey.DefaultAccount, "callers")

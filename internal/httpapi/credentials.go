@@ -159,52 +159,9 @@ func appendSecrets(out []string, s string) []string {
 	}
 }
 
-// maskSecrets replaces anything that starts like a secret with its mask.
-func maskSecrets(s string) string {
-	if !strings.Contains(s, keyformat.SecretPrefix) {
-		return s
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(s, keyformat.SecretPrefix)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i])
-		j := i + len(keyformat.SecretPrefix)
-		for j < len(s) && keyformat.IsBase62(s[j]) {
-			j++
-		}
-		b.WriteString(keyformat.Mask(s[i:j]))
-		s = s[j:]
-	}
-}
-
 // safePath returns the request path for logs, with anything that looks like
 // a secret masked.
-func safePath(r *http.Request) string {
-	p := r.URL.Path
-	if !strings.Contains(p, keyformat.SecretPrefix) {
-		return p
-	}
-	var b strings.Builder
-	for {
-		i := strings.Index(p, keyformat.SecretPrefix)
-		if i < 0 {
-			b.WriteString(p)
-			return b.String()
-		}
-		b.WriteString(p[:i])
-		b.WriteString(keyformat.SecretPrefix + "[masked]")
-		p = p[i+len(keyformat.SecretPrefix):]
-		j := 0
-		for j < len(p) && keyformat.IsBase62(p[j]) {
-			j++
-		}
-		p = p[j:]
-	}
-}
+func safePath(r *http.Request) string { return keyformat.MaskSecrets(r.URL.Path) }
 
 // ClientIP returns the address of the client: the connection's peer, or, when
 // the peer is a trusted proxy, the nearest untrusted address in

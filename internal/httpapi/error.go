@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 // codes maps error codes to HTTP statuses. The Go client reverses it.
@@ -71,7 +72,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	var body ErrorBody
 	// Messages may quote the caller's input (a bad name, an unknown field);
 	// anything shaped like a secret in it is masked.
-	body.Error.Code, body.Error.Message = code, maskSecrets(msg)
+	body.Error.Code, body.Error.Message = code, keyformat.MaskSecrets(msg)
 	writeJSON(w, status, body)
 }
 

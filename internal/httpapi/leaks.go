@@ -107,7 +107,8 @@ func parseDigest(f LeakFinding, allowDigest bool) (keyformat.Digest, bool, error
 // reportLeaks is POST /v1/leaks. With an admin credential it answers what
 // it did per finding; without one (a member of the public, a scanner) it
 // needs the raw secrets, is rate limited per address, and answers the same
-// whatever matched.
+// whatever matched. Which keys a finding reaches is manage.ReportLeak's
+// rule: any key for a raw secret, of an application or a principal.
 func (s *Server) reportLeaks(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Findings []LeakFinding `json:"findings"`
@@ -136,10 +137,6 @@ func (s *Server) reportLeaks(w http.ResponseWriter, r *http.Request) error {
 	if len(in.Findings) == 0 || len(in.Findings) > MaxLeakFindings {
 		return latchkey.Errorf(latchkey.EINVALID, "findings must hold 1 to %d entries", MaxLeakFindings)
 	}
-	account := ""
-	if authed && a.Role != latchkey.RoleOperator {
-		account = a.Account
-	}
 	results := make([]manage.LeakResult, len(in.Findings))
 	for i, f := range in.Findings {
 		d, ok, err := parseDigest(f, authed)
@@ -154,14 +151,11 @@ func (s *Server) reportLeaks(w http.ResponseWriter, r *http.Request) error {
 		if f.Where != "" {
 			where = "leak report: " + f.Where
 		}
-		res, err := s.Service.ReportLeak(r.Context(), a, account, d, where, s.Leaks.action())
+		res, err := s.Service.ReportLeak(r.Context(), a, manage.Leak{Digest: d, Secret: f.Secret != "", Where: where}, s.Leaks.action())
 		if err != nil {
 			return err
 		}
 		results[i] = res
-		if res.AccessKeyID != "" {
-			s.Log.Warn("leaked key reported", "access_key_id", res.AccessKeyID, "status", res.Status, "reporter", a.Principal)
-		}
 	}
 	if !authed {
 		writeJSON(w, http.StatusAccepted, map[string]int{"received": len(in.Findings)})
@@ -242,12 +236,9 @@ func (s *Server) githubLeaks(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		where := fmt.Sprintf("GitHub secret scanning: %s %s", m.Source, m.URL)
-		res, err := s.Service.ReportLeak(r.Context(), a, "", keyformat.Sum(m.Token), where, s.Leaks.action())
-		if err != nil {
+		leak := manage.Leak{Digest: keyformat.Sum(m.Token), Secret: true, Where: where}
+		if _, err := s.Service.ReportLeak(r.Context(), a, leak, s.Leaks.action()); err != nil {
 			return err
-		}
-		if res.AccessKeyID != "" {
-			s.Log.Warn("leaked key reported by GitHub", "access_key_id", res.AccessKeyID, "status", res.Status)
 		}
 	}
 	writeJSON(w, http.StatusOK, []struct{}{})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 // malformedCase is one hostile request and the answer it must get: always
@@ -344,6 +345,31 @@ func TestHostileTextIsStoredSafely(t *testing.T) {
 			}
 			if n := len(e.auditEvents(t)); n < 6 {
 				t.Errorf("only %d audit events after the run", n)
+			}
+		})
+	}
+}
+
+// TestErrorMessagesMaskSecrets: an error message that quotes the caller's
+// input shows no more of a secret in it than its first four characters,
+// however the secret is written.
+func TestErrorMessagesMaskSecrets(t *testing.T) {
+	e := newEnv(t)
+	s := newSecret(t)
+	body := s[len(keyformat.SecretPrefix):]
+	for _, tc := range []struct{ name, appName string }{
+		{"as written", s + " x"},
+		{"after another prefix", "lksk_" + s + " x"},
+		{"prefix in capitals", "LKSK_" + body + " x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(t, "POST", "/v1/applications", bearer(e.operator), jsonBody(t, map[string]string{"name": tc.appName}))
+			msg := r.errorBody(t).Error.Message
+			if r.status != http.StatusBadRequest || !strings.Contains(msg, "may hold only") {
+				t.Fatalf("status %d, message %q: want the name refused, quoted", r.status, strings.ReplaceAll(msg, body, "<secret>"))
+			}
+			if strings.Contains(msg, body[4:]) {
+				t.Errorf("the message shows the secret: %q", strings.ReplaceAll(msg, body[4:], "<secret>"))
 			}
 		})
 	}

@@ -335,8 +335,9 @@ func (s *Service) DeleteAccessKey(ctx context.Context, a latchkey.Actor, id stri
 // URL, a commit, a leak report) and, when deactivate is set, makes it
 // Inactive in the same transaction. The actor must be able to change the
 // key's account (the URL tripwire and leak reports act as the system for
-// the key's own account); otherwise the key is ENOTFOUND. The audit names where; it never holds
-// the secret.
+// the key's own account); otherwise the key is ENOTFOUND. The key, its
+// audit event and its key.exposed event name where, with every credential
+// in it masked (exposureWhere); they never hold the secret.
 func (s *Service) MarkExposed(ctx context.Context, a latchkey.Actor, id, where string, deactivate bool) (*latchkey.AccessKey, error) {
 	now := s.now()
 	var after *latchkey.AccessKey
@@ -352,7 +353,7 @@ func (s *Service) MarkExposed(ctx context.Context, a latchkey.Actor, id, where s
 			return keyNotFound(id)
 		}
 		k := *before
-		k.Exposed = &latchkey.Exposure{At: now, Where: latchkey.CleanText(where, 512)}
+		k.Exposed = &latchkey.Exposure{At: now, Where: exposureWhere(where)}
 		if deactivate {
 			k.Status = latchkey.StatusInactive
 		}
@@ -374,4 +375,16 @@ func (s *Service) MarkExposed(ctx context.Context, a latchkey.Actor, id, where s
 		return nil, fmt.Errorf("marking %s exposed: %w", id, err)
 	}
 	return after, nil
+}
+
+// maxWhereLen bounds where a key was seen, as stored.
+const maxWhereLen = 512
+
+// exposureWhere is where as an exposure records it: valid text without
+// control characters, every credential in it masked, at most maxWhereLen
+// bytes. The text is cleaned before it is masked, as dropping a control
+// character could join a secret that masking would otherwise not see
+// ("lk\x00sk_..."), and cut after, as masking shortens it.
+func exposureWhere(where string) string {
+	return latchkey.CleanText(keyformat.MaskCredentials(latchkey.CleanText(where, 4*maxWhereLen)), maxWhereLen)
 }

@@ -20,33 +20,65 @@ const (
 // LeakResult is what a leak report did for one finding.
 type LeakResult struct {
 	// Status: "deactivated", "flagged" (exposed, left as it was),
-	// "already_inactive", or "unknown" (no key the reporter may see).
+	// "already_inactive", or "unknown": no key the reporter may see (a key
+	// of another account that a secret reached was still flagged and
+	// deactivated).
 	Status      string `json:"status"`
 	AccessKeyID string `json:"access_key_id,omitempty"`
 }
 
-// ReportLeak handles one leaked secret, given by its digest: the matching
-// key is flagged exposed with where it was found and, with LeakDeactivate,
-// made Inactive in the same transaction, audited with the reporter as
-// actor. account limits the match to one account ("" = any, for operators
-// and verified scanning partners); keys outside it are "unknown", as are
-// digests that match nothing.
-func (s *Service) ReportLeak(ctx context.Context, a latchkey.Actor, account string, digest keyformat.Digest, where string, action LeakAction) (LeakResult, error) {
-	e := s.Index.Lookup(&digest)
-	if e == nil || (account != "" && e.Account != account) || e.IsPrincipal() && a.Role != latchkey.RoleOperator {
-		return LeakResult{Status: "unknown"}, nil
+// Leak is one leaked secret as a report gives it.
+type Leak struct {
+	Digest keyformat.Digest
+	// Secret says that the report carried the secret itself, not only its
+	// digest (see ReportLeak).
+	Secret bool
+	// Where it was found, as the reporter says; it is masked before it
+	// is recorded (MarkExposed).
+	Where string
+}
+
+// ReportLeak handles one leaked secret: the matching key is flagged exposed
+// with where it was found and, with LeakDeactivate, made Inactive in the
+// same transaction, audited with the reporter as actor, and announced by
+// a key.exposed event. Keys of admin principals are handled as keys of
+// applications: a leaked admin or operator key stops working at once.
+//
+// Which keys a report reaches depends on what it proves. With the secret
+// itself, any key, in any account: whoever holds a secret can use it, so
+// anyone may have it stopped. With only its digest (authenticated
+// reporters; a copy of the database holds every digest), the keys the
+// reporter could deactivate itself; an operator's key in the reporter's
+// account is only flagged, for an operator to act on.
+//
+// The result says what happened only for keys the reporter may read;
+// other keys, and digests that match nothing, are "unknown".
+func (s *Service) ReportLeak(ctx context.Context, a latchkey.Actor, l Leak, action LeakAction) (LeakResult, error) {
+	unknown := LeakResult{Status: "unknown"}
+	e := s.Index.Lookup(&l.Digest)
+	if e == nil {
+		return unknown, nil
+	}
+	deactivate := action == LeakDeactivate
+	if !l.Secret {
+		if !a.CanWrite(e.Account) {
+			return unknown, nil
+		}
+		if e.Role() == latchkey.RoleOperator && a.Role != latchkey.RoleOperator {
+			deactivate = false
+		}
 	}
 	actor := a
 	if actor.Role != latchkey.RoleOperator {
-		// A verified reporter acts for the key's own account, and only
-		// to flag and deactivate it.
+		// The reporter acts for the key's own account, and only to flag
+		// and deactivate it.
 		actor.Account, actor.Role = e.Account, latchkey.RoleAdmin
 	}
 	wasActive := e.Active
-	k, err := s.MarkExposed(ctx, actor, e.ID, where, action == LeakDeactivate)
+	k, err := s.MarkExposed(ctx, actor, e.ID, l.Where, deactivate)
 	if err != nil {
 		if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
-			return LeakResult{Status: "unknown"}, nil
+			return unknown, nil
 		}
 		return LeakResult{}, err
 	}
@@ -54,10 +86,50 @@ func (s *Service) ReportLeak(ctx context.Context, a latchkey.Actor, account stri
 	switch {
 	case !wasActive:
 		res.Status = "already_inactive"
-	case action == LeakDeactivate:
+	case deactivate:
 		res.Status = "deactivated"
 	}
+	s.Log.Warn("leaked key reported", "access_key_id", k.ID, "owner", k.Owner(), "status", res.Status, "reporter", a.Principal)
+	if wasActive && deactivate && k.Role == latchkey.RoleOperator {
+		s.alertIfNoOperatorLeft(ctx, k)
+	}
+	if !a.CanRead(k.Account) {
+		return unknown, nil
+	}
 	return res, nil
+}
+
+// alertIfNoOperatorLeft logs an error when deactivating k left no Active
+// operator key: nobody can manage every account until an operator has a
+// key again (docs/security.md, "Leaked admin keys").
+func (s *Service) alertIfNoOperatorLeft(ctx context.Context, k *latchkey.AccessKey) {
+	now := s.now()
+	active := 0
+	err := s.Store.View(ctx, func(tx latchkey.Tx) error {
+		f := latchkey.AccessKeyFilter{Kind: "principal", Limit: 1000}
+		for {
+			keys, next, err := tx.ListAccessKeys(ctx, f)
+			if err != nil {
+				return err
+			}
+			for _, o := range keys {
+				if o.Role == latchkey.RoleOperator && o.Status == latchkey.StatusActive && (o.ExpiresAt == nil || o.ExpiresAt.After(now)) {
+					active++
+				}
+			}
+			if next == "" || active > 0 {
+				return nil
+			}
+			f.After = next
+		}
+	})
+	switch {
+	case err != nil:
+		s.Log.Error("counting the operator keys left after a leak report", "access_key_id", k.ID, "err", err)
+	case active == 0:
+		s.Log.Error("a leak report deactivated the last Active operator key: no operator can sign in until one has a new key (see docs/security.md, Leaked admin keys)",
+			"access_key_id", k.ID, "principal", k.Principal, "account", k.Account)
+	}
 }
 
 // KeyStatus answers whether a digest is a live key the actor may see:
