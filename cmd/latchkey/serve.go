@@ -232,7 +232,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		if err != nil {
 			return cli.UsageErrorf("--tls-cert/--tls-key: %v", err)
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsConfig = serverTLSConfig(cert)
 	}
 	leaks := &httpapi.LeakConfig{Action: manage.LeakAction(o.leakAction)}
 	switch leaks.Action {
@@ -449,6 +449,28 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// tls12CipherSuites are the TLS 1.2 suites serve accepts: ECDHE key
+// exchange (forward secrecy) with an AEAD cipher. No CBC suite: the
+// CBC-SHA1 ones that Go would otherwise enable are the MAC-then-encrypt
+// constructions behind Lucky Thirteen and other padding oracles, and the
+// CBC-SHA256 ones are no better. TLS 1.3 suites are not configurable in Go
+// and are all AEAD.
+var tls12CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// serverTLSConfig is the TLS configuration of every listener serve opens
+// with --tls-cert: the API, the reverse proxy and the ext_authz service.
+func serverTLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tls12CipherSuites,
+	}
 }
 
 // parseWebhookAllow reads --webhook-allow-cidr: CIDR ranges in canonical
