@@ -118,3 +118,43 @@ func TestServeWebhookAllowCIDR(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseWebhookAllow: whatever the operator writes, an accepted value
+// is a canonical range that opens nothing beyond what was written.
+func FuzzParseWebhookAllow(f *testing.F) {
+	for _, s := range []string{"10.1.2.0/24", "127.0.0.1", "fd00:1::/64,::1", "10.1.2.3/24", "::ffff:10.0.0.0/104", "fe80::1%eth0", " , "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseWebhookAllow([]string{s})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "--webhook-allow-cidr ") {
+				t.Fatalf("error %q does not name the flag", err)
+			}
+			return
+		}
+		var written []string
+		for _, w := range strings.Split(s, ",") {
+			if w = strings.TrimSpace(w); w != "" {
+				written = append(written, w)
+			}
+		}
+		if len(got) != len(written) {
+			t.Fatalf("%q gave %d ranges for %d values", s, len(got), len(written))
+		}
+		for i, p := range got {
+			if !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+				t.Fatalf("%q gave %s", s, p)
+			}
+			// Exactly the range written, or the one address.
+			want, err := netip.ParsePrefix(written[i])
+			if err != nil {
+				a := netip.MustParseAddr(written[i])
+				want = netip.PrefixFrom(a, a.BitLen())
+			}
+			if p != want {
+				t.Fatalf("%q gave %s for %q", s, p, written[i])
+			}
+		}
+	})
+}
