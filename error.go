@@ -25,6 +25,7 @@ const (
 	EMETHOD       = "MethodNotAllowed"   // the path exists, the method does not
 	EUNSUPPORTED  = "UnsupportedMediaType"
 	EPRECONDITION = "PreconditionFailed"
+	EDESTINATION  = "DestinationNotAllowed" // a webhook URL names an address the destination policy refuses
 )
 
 // Error is the one error type of latchkey. Code and Message are safe to show

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -94,6 +95,11 @@ type WebhookUpdate struct {
 
 // ValidateWebhookURL accepts http and https URLs with a host and without
 // user information (credentials do not belong in a URL) or a fragment.
+// The host is a DNS name or an IP address in standard form: not an IPv6
+// zone, and not the numeric shorthands some resolvers turn into addresses
+// ("127.1", "0x7f000001", "2130706433"), which would hide an address from
+// the destination policy's check at creation. Whether the server may reach
+// the host is the destination policy's question (DestinationPolicy).
 func ValidateWebhookURL(s string) error {
 	if len(s) > maxWebhookURLLen {
 		return Errorf(EINVALID, "url must be at most %d characters", maxWebhookURLLen)
@@ -108,7 +114,40 @@ func ValidateWebhookURL(s string) error {
 	if u.Fragment != "" || strings.HasSuffix(s, "#") {
 		return Errorf(EINVALID, "url must not have a fragment")
 	}
+	return validateWebhookHost(u.Hostname())
+}
+
+func validateWebhookHost(host string) error {
+	if host == "" {
+		return Errorf(EINVALID, "url must name a host")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return Errorf(EINVALID, "url must not name an IPv6 zone")
+		}
+		return nil
+	}
+	// No top-level domain is numeric, so a name whose last label is a
+	// number is an address in disguise.
+	name := strings.TrimSuffix(host, ".")
+	last := name[strings.LastIndexByte(name, '.')+1:]
+	if isNumericLabel(last) {
+		return Errorf(EINVALID, "url host %q is neither a DNS name nor an IP address in standard form (such as 192.0.2.10 or [2001:db8::10])", host)
+	}
 	return nil
+}
+
+// isNumericLabel reports whether s is a decimal, octal or hexadecimal
+// number, as inet_aton reads the parts of an IPv4 address.
+func isNumericLabel(s string) bool {
+	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+		s = h
+		if s == "" {
+			return true
+		}
+		return strings.Trim(s, "0123456789abcdef") == ""
+	}
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // ValidateEventTypes checks a subscription list.

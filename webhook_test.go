@@ -109,6 +109,20 @@ func TestValidateWebhookURL(t *testing.T) {
 		{"https://hooks.example.com/#frag", false},
 		{"javascript:alert(1)", false},
 		{"https://hooks.example.com/" + strings.Repeat("a", 2048), false},
+		{"https://hooks.example.com./latchkey", true},
+		{"https://[2001:db8::10]:8443/hook", true},
+		{"https://1e100.net/", true},
+		{"http://:80/", false},
+		{"http://[fe80::1%25eth0]/", false},
+		// Numeric shorthands that inet_aton (and so a cgo resolver) reads
+		// as 127.0.0.1.
+		{"http://127.1/", false},
+		{"http://2130706433/", false},
+		{"http://0x7f000001/", false},
+		{"http://0x7f.0.0.1/", false},
+		{"http://017700000001/", false},
+		{"http://127.0.0.01/", false},
+		{"http://hooks.0x/", false},
 	}
 	for _, tt := range tests {
 		err := latchkey.ValidateWebhookURL(tt.url)

@@ -309,6 +309,8 @@ func TestServeFlagErrors(t *testing.T) {
 	}{
 		{"bad database url", []string{"--database-url", "mysql://x"}, "--database-url"},
 		{"bad trusted proxy", []string{"--trusted-proxies", "10.0.0.0/33"}, "--trusted-proxies"},
+		{"webhook range with host bits", []string{"--webhook-allow-cidr", "10.1.2.3/24"}, "--webhook-allow-cidr"},
+		{"webhook range not an address", []string{"--webhook-allow-cidr", "intranet.corp"}, "--webhook-allow-cidr"},
 		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"bad max keys", []string{"--max-keys-per-application", "0"}, "--max-keys-per-application"},
 		{"unknown flag", []string{"--nope"}, "unknown flag"},

@@ -37,6 +37,7 @@ type serveOptions struct {
 	logFormat       string
 	maxKeys         int
 	trustedProxies  []string
+	webhookAllow    []string
 	flushInterval   time.Duration
 	shutdownTimeout time.Duration
 	scopeRules      []string
@@ -102,7 +103,11 @@ EXAMPLES
   latchkey serve --proxy-upstream http://127.0.0.1:9000 --proxy-addr :8081
 
   # The Envoy ext_authz service for an Envoy sidecar
-  latchkey serve --ext-authz-addr 127.0.0.1:9191`,
+  latchkey serve --ext-authz-addr 127.0.0.1:9191
+
+  # Webhook receivers on the internal network 10.1.2.0/24 (webhooks reach
+  # only public addresses unless a range is opened)
+  latchkey serve --webhook-allow-cidr 10.1.2.0/24`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -117,6 +122,7 @@ EXAMPLES
 	f.StringVar(&o.logFormat, "log-format", envOr("LATCHKEY_LOG_FORMAT", "text"), "text or json (env LATCHKEY_LOG_FORMAT)")
 	f.IntVar(&o.maxKeys, "max-keys-per-application", envInt("LATCHKEY_MAX_KEYS_PER_APPLICATION", latchkey.DefaultMaxKeysPerApplication), "access keys an application may own (env LATCHKEY_MAX_KEYS_PER_APPLICATION)")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", splitEnv("LATCHKEY_TRUSTED_PROXIES"), "peers whose X-Forwarded-For is trusted, as IPs or CIDRs (env LATCHKEY_TRUSTED_PROXIES)")
+	f.StringSliceVar(&o.webhookAllow, "webhook-allow-cidr", splitEnv("LATCHKEY_WEBHOOK_ALLOW_CIDR"), "a range webhooks may reach although it is not public (loopback, private, link-local, ...), as a CIDR or an IP address; cloud metadata endpoints open only by their exact address (repeatable; env LATCHKEY_WEBHOOK_ALLOW_CIDR, comma-separated)")
 	f.StringVar(&o.leakAction, "leak-action", envOr("LATCHKEY_LEAK_ACTION", "deactivate"), "what a leak report does to a live key: deactivate, or flag (exposed, left Active) (env LATCHKEY_LEAK_ACTION)")
 	f.StringVar(&o.githubKeys, "github-secret-scanning-keys", os.Getenv("LATCHKEY_GITHUB_SECRET_SCANNING_KEYS"), "file with GitHub's secret scanning public keys (JSON as GitHub serves it); enables POST /v1/leaks/github")
 	f.StringVar(&o.tlsCert, "tls-cert", os.Getenv("LATCHKEY_TLS_CERT"), "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env LATCHKEY_TLS_CERT)")
@@ -186,6 +192,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		return cli.UsageErrorf("%v", err)
 	}
+	webhookAllow, err := parseWebhookAllow(o.webhookAllow)
+	if err != nil {
+		return cli.UsageErrorf("%v", err)
+	}
 	if o.usageRetention == 0 {
 		o.usageRetention = 14 * 24 * time.Hour
 	}
@@ -224,7 +234,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		if err != nil {
 			return cli.UsageErrorf("--tls-cert/--tls-key: %v", err)
 		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsConfig = serverTLSConfig(cert)
 	}
 	leaks := &httpapi.LeakConfig{Action: manage.LeakAction(o.leakAction)}
 	switch leaks.Action {
@@ -319,6 +329,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	dispatcher.UserAgent = "latchkey-webhooks/" + cli.Version
 	dispatcher.Observe = mx.ObserveDelivery
 	svc.Wake = dispatcher.Wake
+	destinations := &manage.Destinations{Policy: latchkey.DestinationPolicy{Allow: webhookAllow}}
+	svc.Destinations, dispatcher.Destinations = destinations, destinations
+	if len(webhookAllow) > 0 {
+		log.Info("webhook destinations opened", "ranges", fmt.Sprint(webhookAllow))
+	}
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -440,6 +455,60 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// tls12CipherSuites are the TLS 1.2 suites serve accepts: ECDHE key
+// exchange (forward secrecy) with an AEAD cipher. No CBC suite: the
+// CBC-SHA1 ones that Go would otherwise enable are the MAC-then-encrypt
+// constructions behind Lucky Thirteen and other padding oracles, and the
+// CBC-SHA256 ones are no better. TLS 1.3 suites are not configurable in Go
+// and are all AEAD.
+var tls12CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// serverTLSConfig is the TLS configuration of every listener serve opens
+// with --tls-cert: the API, the reverse proxy and the ext_authz service.
+func serverTLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tls12CipherSuites,
+	}
+}
+
+// parseWebhookAllow reads --webhook-allow-cidr: CIDR ranges in canonical
+// form, or bare addresses, IPv4 written as IPv4. A range with host bits
+// set is refused rather than narrowed to its network, so that a typo
+// opens nothing that was not meant.
+func parseWebhookAllow(vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil || a.Zone() != "" {
+					return nil, fmt.Errorf("--webhook-allow-cidr %q: expected a CIDR range such as 10.1.2.0/24 or fd00:1::/64, or an IP address such as 10.1.2.3", s)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			if p.Addr().Is4In6() {
+				return nil, fmt.Errorf("--webhook-allow-cidr %q: write IPv4 ranges as IPv4, such as %s", s, netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0)).Masked())
+			}
+			if p != p.Masked() {
+				return nil, fmt.Errorf("--webhook-allow-cidr %q: host bits are set; did you mean %s?", s, p.Masked())
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // hsts tells browsers to use HTTPS only, for a year, once they have seen

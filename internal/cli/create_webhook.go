@@ -30,7 +30,11 @@ now. latchkey keeps it to sign, but never shows it again.
 Events (all when no --event is given): ` + strings.Join(latchkey.EventTypes(), ", ") + `.
 
 The URL must be http or https, without user:password@ (the signature is the
-credential).
+credential). The server sends only to public addresses unless its operator
+opened a range (latchkey serve --webhook-allow-cidr): a URL whose address, or
+an address its host name resolves to, is loopback, private, link-local, cloud
+metadata or otherwise reserved is refused with DestinationNotAllowed, and is
+checked again on every delivery. Redirects are not followed.
 
 JSON OUTPUT
   {"id", "account", "url", "description", "events", "enabled", "created_at",

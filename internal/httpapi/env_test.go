@@ -2,12 +2,15 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -60,6 +63,17 @@ func (s *syncBuffer) Bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Clone(s.b.Bytes())
+}
+
+// names is a resolver that knows only its own entries, so that tests never
+// ask the network.
+type names map[string][]netip.Addr
+
+func (n names) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := n[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 // cred is an access key as the client holds it.
@@ -126,6 +140,9 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	e.rec = verify.NewRecorder(store, time.Hour, o.log)
 	e.svc = manage.New(store, e.ix, o.log)
 	e.svc.Now = e.clock.Now
+	// The default destination policy, without real DNS: names that tests
+	// do not teach it are unknown (accepted at creation).
+	e.svc.Destinations = &manage.Destinations{Resolver: names{}}
 	e.verifier = verify.New(e.ix, e.rec)
 	e.verifier.Now = e.clock.Now
 

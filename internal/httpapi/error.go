@@ -13,6 +13,7 @@ var codes = map[string]int{
 	latchkey.EINVALID:      http.StatusBadRequest,
 	latchkey.EMALFORMED:    http.StatusBadRequest,
 	latchkey.ECREDSINURL:   http.StatusBadRequest,
+	latchkey.EDESTINATION:  http.StatusBadRequest,
 	latchkey.EUNAUTHORIZED: http.StatusUnauthorized,
 	latchkey.EFORBIDDEN:    http.StatusForbidden,
 	latchkey.ENOTFOUND:     http.StatusNotFound,

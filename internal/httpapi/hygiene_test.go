@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,10 @@ func TestWebhooks(t *testing.T) {
 	e := newEnv(t, withLogger(slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	d := manage.NewDispatcher(e.store, slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	d.Now = e.clock.Now
+	// The receiver listens on 127.0.0.1: open it, as an operator would
+	// with --webhook-allow-cidr 127.0.0.1/32.
+	e.svc.Destinations.Policy.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	d.Destinations = e.svc.Destinations
 	e.api.Webhooks = d
 	var (
 		mu     sync.Mutex
@@ -179,5 +184,94 @@ func TestWebhooks(t *testing.T) {
 		if bytes.Contains(b, []byte(key)) {
 			t.Errorf("the webhook secret appears after creation: %.200s", b)
 		}
+	}
+}
+
+// TestWebhookDestinationPolicy: URLs whose address, or whose host's
+// addresses, the destination policy refuses are answered 400
+// DestinationNotAllowed, with the rule and never a resolved address; a
+// ping to a destination refused at delivery says only "destination not
+// allowed".
+func TestWebhookDestinationPolicy(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Destinations.Resolver = names{
+		"hooks.example.com": {netip.MustParseAddr("93.184.215.14")},
+		"intranet.corp":     {netip.MustParseAddr("93.184.215.14"), netip.MustParseAddr("172.20.0.5")},
+		"imds.corp":         {netip.MustParseAddr("fd00:ec2::254")},
+	}
+	refused := func(rule string) func(*testing.T, *resp) {
+		return func(t *testing.T, r *resp) {
+			msg := r.errorBody(t).Error.Message
+			if !strings.Contains(msg, rule) || strings.Contains(msg, "172.20.0.5") || strings.Contains(msg, "93.184") {
+				t.Errorf("message %q: want the rule %q and no resolved address", msg, rule)
+			}
+		}
+	}
+	post := func(name, url, rule string) apiCase {
+		return apiCase{name: name, method: "POST", path: "/v1/webhooks", as: bearer(e.admin), body: `{"url":"` + url + `"}`,
+			status: http.StatusBadRequest, code: latchkey.EDESTINATION, check: refused(rule)}
+	}
+	var id string
+	e.run(t, []apiCase{
+		post("loopback", "http://127.0.0.1:8080/hook", "loopback address (127.0.0.0/8)"),
+		post("loopback v6", "http://[::1]/hook", "loopback address (::1/128)"),
+		post("IPv4-mapped loopback", "http://[::ffff:127.0.0.1]/hook", "loopback address (127.0.0.0/8)"),
+		post("NAT64 loopback", "http://[64:ff9b::7f00:1]/hook", "NAT64 address (64:ff9b::/96) of a loopback address"),
+		post("6to4 loopback", "http://[2002:7f00:1::]/hook", "6to4 address (2002::/16) of a loopback address"),
+		post("localhost", "http://localhost:8080/hook", "loopback address"),
+		post("unspecified", "http://0.0.0.0:8080/hook", "unspecified address"),
+		post("private", "http://192.168.1.10/hook", "private address (192.168.0.0/16, RFC 1918)"),
+		post("CGNAT", "http://100.100.1.1/hook", "carrier-grade NAT"),
+		post("link-local", "http://169.254.10.10/hook", "link-local address (169.254.0.0/16)"),
+		post("metadata", "http://169.254.169.254/latest/meta-data/iam/", "cloud metadata address"),
+		post("metadata name", "http://metadata.google.internal/computeMetadata/v1/", "cloud metadata address"),
+		post("metadata v6", "http://[fd00:ec2::254]/latest/", "cloud metadata address"),
+		post("ULA", "http://[fd12::1]/hook", "unique local address (fc00::/7, RFC 4193)"),
+		post("multicast", "http://239.1.1.1/hook", "multicast address"),
+		post("name with a private address", "https://intranet.corp/hook", "private address (172.16.0.0/12, RFC 1918)"),
+		post("name with a metadata address", "https://imds.corp/hook", "cloud metadata address"),
+		{name: "numeric shorthand", method: "POST", path: "/v1/webhooks", as: bearer(e.admin), body: `{"url":"http://0x7f000001/hook"}`,
+			status: http.StatusBadRequest, code: latchkey.EINVALID},
+		{name: "viewer learns nothing", method: "POST", path: "/v1/webhooks", as: bearer(e.viewer), body: `{"url":"http://127.0.0.1/"}`,
+			status: http.StatusForbidden, code: latchkey.EFORBIDDEN},
+		{name: "public name", method: "POST", path: "/v1/webhooks", as: bearer(e.admin), body: `{"url":"https://hooks.example.com/hook"}`,
+			status: http.StatusCreated, check: func(t *testing.T, r *resp) {
+				var w manage.CreatedWebhook
+				r.decode(t, &w)
+				id = w.ID
+			}},
+	})
+	e.run(t, []apiCase{
+		{name: "update to a private name", method: "PATCH", path: "/v1/webhooks/" + id, as: bearer(e.admin), body: `{"url":"https://intranet.corp/hook"}`,
+			status: http.StatusBadRequest, code: latchkey.EDESTINATION, check: refused("private address")},
+		{name: "update by another account", method: "PATCH", path: "/v1/webhooks/" + id, as: bearer(e.otherAdmin), body: `{"url":"https://intranet.corp/hook"}`,
+			status: http.StatusNotFound, code: latchkey.ENOTFOUND},
+	})
+
+	// The name now resolves to 10.0.0.7: the ping's delivery says only
+	// that the destination is not allowed.
+	var logBuf syncBuffer
+	d := manage.NewDispatcher(e.store, slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	d.Now = e.clock.Now
+	d.Destinations = &manage.Destinations{Resolver: names{"hooks.example.com": {netip.MustParseAddr("10.0.0.7")}}}
+	e.api.Webhooks = d
+	e.run(t, []apiCase{
+		{name: "ping after rebinding", method: "POST", path: "/v1/webhooks/" + id + "/ping", as: bearer(e.admin), status: http.StatusOK,
+			check: func(t *testing.T, r *resp) {
+				var got latchkey.WebhookDelivery
+				r.decode(t, &got)
+				if got.LastError != "destination not allowed" || got.ResponseCode != 0 || strings.Contains(string(r.body), "10.0.0.7") {
+					t.Errorf("ping %s", r.body)
+				}
+			}},
+		{name: "deliveries", method: "GET", path: "/v1/webhooks/" + id + "/deliveries", as: bearer(e.viewer), status: http.StatusOK,
+			check: func(t *testing.T, r *resp) {
+				if !strings.Contains(string(r.body), `"last_error":"destination not allowed"`) || strings.Contains(string(r.body), "10.0.0.7") {
+					t.Errorf("deliveries %s", r.body)
+				}
+			}},
+	})
+	if !strings.Contains(string(logBuf.Bytes()), "10.0.0.7") {
+		t.Errorf("the debug log does not name the refused address:\n%s", logBuf.Bytes())
 	}
 }

@@ -1,6 +1,9 @@
 package manage_test
 
 import (
+	"context"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -38,6 +41,10 @@ type env struct {
 	store *sqlite.Store
 	ix    *verify.Index
 	clock *clock
+	// dest is the webhook destination policy of svc and of e.dispatcher:
+	// it opens 127.0.0.1, where the tests' receivers listen, as an
+	// operator would with --webhook-allow-cidr, and asks no real DNS.
+	dest *manage.Destinations
 
 	operator, admin, otherAdmin, viewer, verifier latchkey.Actor
 }
@@ -49,9 +56,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{store: store, ix: verify.NewIndex(), clock: &clock{t: t0}}
+	e := &env{store: store, ix: verify.NewIndex(), clock: &clock{t: t0}, dest: &manage.Destinations{
+		Policy:   latchkey.DestinationPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+		Resolver: noDNS{},
+	}}
 	e.svc = manage.New(store, e.ix, nil)
 	e.svc.Now = e.clock.Now
+	e.svc.Destinations = e.dest
 	boot, err := e.svc.Bootstrap(t.Context())
 	if err != nil || boot == nil {
 		t.Fatalf("Bootstrap = %v, %v", boot, err)
@@ -68,6 +79,13 @@ func newEnv(t *testing.T) *env {
 	e.verifier = e.principal(t, latchkey.DefaultAccount, "vera", latchkey.RoleVerifier)
 	e.otherAdmin = e.principal(t, "other", "olga", latchkey.RoleAdmin)
 	return e
+}
+
+// noDNS knows no name, so that tests never ask the network.
+type noDNS struct{}
+
+func (noDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 // actorOf is the actor a principal's key signs in as.

@@ -90,6 +90,7 @@ func (e *env) hook(t *testing.T, r *receiver, events ...string) *manage.CreatedW
 
 func (e *env) dispatcher() *manage.Dispatcher {
 	d := manage.NewDispatcher(e.store, nil)
+	d.Destinations = e.dest
 	d.Now = e.clock.Now
 	d.Backoff = func(attempt int) time.Duration { return time.Duration(attempt) * time.Minute }
 	return d
@@ -378,7 +379,7 @@ func TestDeliveryRetriedThenDelivered(t *testing.T) {
 		t.Fatalf("claimed %d", n)
 	}
 	if got := log(); got.Status != latchkey.DeliveryPending || got.Attempts != 1 || got.ResponseCode != 503 ||
-		got.LastError != "the receiver answered 503" || !got.NextAttemptAt.Equal(t0.Add(time.Minute)) {
+		got.LastError != "HTTP 503" || !got.NextAttemptAt.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("after attempt 1: %+v", got)
 	}
 	if n := e.deliver(t, d); n != 0 {

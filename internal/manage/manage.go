@@ -42,6 +42,10 @@ type Service struct {
 	// DefaultPolicy is the hygiene policy of accounts that have not set
 	// their own (policy.go).
 	DefaultPolicy latchkey.Policy
+	// Destinations is the webhook destination policy that URLs are
+	// checked against when they are set; nil applies the default policy
+	// with the system's resolver. Serve gives the Dispatcher the same one.
+	Destinations *Destinations
 	// Wake, when set, is called after every committed change, so that a
 	// webhook dispatcher sends new events at once instead of at its next
 	// poll. It must not block.

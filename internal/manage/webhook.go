@@ -53,15 +53,26 @@ func validateWebhook(url, description string, events []string) error {
 	return latchkey.ValidateEventTypes(events)
 }
 
+func (s *Service) destinations() *Destinations {
+	if s.Destinations != nil {
+		return s.Destinations
+	}
+	return &Destinations{}
+}
+
 // CreateWebhook registers a receiver of the account's events and returns
 // it with its signing secret (shown once). Returns EINVALID for a URL that
 // is not http(s) or holds credentials, or an unknown event type;
-// EFORBIDDEN, ENOTFOUND.
+// EDESTINATION for a URL whose address, or one its host resolves to, the
+// destination policy refuses; EFORBIDDEN, ENOTFOUND.
 func (s *Service) CreateWebhook(ctx context.Context, a latchkey.Actor, account string, in latchkey.NewWebhook) (*CreatedWebhook, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
 	if err := validateWebhook(in.URL, in.Description, in.Events); err != nil {
+		return nil, err
+	}
+	if err := s.destinations().CheckURL(ctx, in.URL); err != nil {
 		return nil, err
 	}
 	id, err := randomID("wh_", 10)
@@ -132,8 +143,14 @@ func (s *Service) ListWebhooks(ctx context.Context, a latchkey.Actor, account st
 }
 
 // UpdateWebhook changes a webhook's URL, description, events or whether it
-// is enabled. Returns ENOTFOUND, EFORBIDDEN, EINVALID.
+// is enabled. Returns ENOTFOUND, EFORBIDDEN, EINVALID, and EDESTINATION
+// for a new URL the destination policy refuses.
 func (s *Service) UpdateWebhook(ctx context.Context, a latchkey.Actor, id string, u latchkey.WebhookUpdate) (*latchkey.Webhook, error) {
+	if u.URL != nil {
+		if err := s.checkNewURL(ctx, a, id, *u.URL); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now()
 	var after *latchkey.Webhook
 	err := s.update(ctx, func(tx latchkey.Tx) error {
@@ -181,6 +198,28 @@ func (s *Service) UpdateWebhook(ctx context.Context, a latchkey.Actor, id string
 		return nil, err
 	}
 	return after, nil
+}
+
+// checkNewURL checks a webhook's new URL against the destination policy,
+// outside the update's transaction (it may wait for DNS), and only for an
+// actor who may change the webhook, so that nobody else learns what the
+// policy says of a name.
+func (s *Service) checkNewURL(ctx context.Context, a latchkey.Actor, id, url string) error {
+	var w *latchkey.Webhook
+	err := s.Store.View(ctx, func(tx latchkey.Tx) (err error) {
+		w, err = findWebhook(ctx, tx, a, id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !a.CanWrite(w.Account) {
+		return latchkey.Errorf(latchkey.EFORBIDDEN, "role %s may not change anything", a.Role)
+	}
+	if err := latchkey.ValidateWebhookURL(url); err != nil {
+		return err
+	}
+	return s.destinations().CheckURL(ctx, url)
 }
 
 // DeleteWebhook deletes a webhook and its delivery log. Returns ENOTFOUND,

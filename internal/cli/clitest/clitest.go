@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -55,6 +56,11 @@ func Start(t TB) *Server {
 	// tests must not depend on that timing.
 	rec := verify.NewRecorder(store, time.Hour, log)
 	svc := manage.New(store, ix, log)
+	// Test receivers listen on loopback: open it, as an operator would
+	// with serve --webhook-allow-cidr 127.0.0.0/8.
+	svc.Destinations = &manage.Destinations{Policy: latchkey.DestinationPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
+	dispatcher := manage.NewDispatcher(store, log)
+	dispatcher.Destinations = svc.Destinations
 	boot, err := svc.Bootstrap(ctx)
 	if err != nil || boot == nil {
 		t.Fatalf("bootstrap: %v", err)
@@ -62,7 +68,7 @@ func Start(t TB) *Server {
 	api := &httpapi.Server{
 		Service: svc, Verifier: verify.New(ix, rec), Log: log,
 		Ready:    func(ctx context.Context) error { return store.Ping(ctx) },
-		Webhooks: manage.NewDispatcher(store, log), // pings are sent at once
+		Webhooks: dispatcher, // pings are sent at once
 	}
 	hs := httptest.NewServer(api.Handler())
 	recCtx, stopRec := context.WithCancel(ctx)
