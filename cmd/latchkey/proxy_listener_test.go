@@ -6,14 +6,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 // bodyReadingAPI is a protected API that reads each call's whole body
@@ -197,4 +201,133 @@ func TestProxyRefusesWithoutReading(t *testing.T) {
 		t.Errorf("Expect: 100-continue with no key: first answer %d, want 401", res.StatusCode)
 	}
 	srv.stop()
+}
+
+// TestProxyWebSocketRevocation measures, through the real binary, how long
+// a WebSocket outlives its key: from the PATCH that deactivates the key,
+// and from the DELETE that deletes it, to the caller's read failing, over
+// 20 WebSockets each. Another WebSocket stays open throughout, as on a
+// server in use, so that each change falls at a random point of the
+// proxy's check interval.
+func TestProxyWebSocketRevocation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("40 WebSockets, each closed by a key change")
+	}
+	ended := make(chan struct{}, 64)
+	api := httptest.NewServer(websocket.Handler(func(ws *websocket.Conn) {
+		defer func() { ended <- struct{}{} }()
+		_, _ = io.Copy(ws, ws)
+	}))
+	t.Cleanup(api.Close)
+	home := t.TempDir()
+	srv := startBinary(t, plainBinary(t), home, "--log-level", "info", "--proxy-upstream", api.URL, "--proxy-addr", "127.0.0.1:0")
+	proxyURL := srv.waitFor(proxyRE)
+	c := operatorClient(t, srv)
+	c.do("POST", "/v1/applications", map[string]any{"name": "chat"}, 201)
+	c.do("POST", "/v1/applications", map[string]any{"name": "lobby"}, 201)
+	lobby := c.do("POST", "/v1/applications/lobby/access-keys", map[string]any{}, 201)["secret_access_key"].(string)
+	background := dialProxyWebSocket(t, proxyURL, lobby)
+
+	trial := func(change func(id string)) (time.Duration, string) {
+		t.Helper()
+		k := c.do("POST", "/v1/applications/chat/access-keys", map[string]any{}, 201)
+		id, secret := k["access_key_id"].(string), k["secret_access_key"].(string)
+		ws := dialProxyWebSocket(t, proxyURL, secret)
+		if err := wsEcho(ws, "hello"); err != nil {
+			t.Fatal(err)
+		}
+		failed := make(chan time.Time, 1)
+		go func() {
+			var s string
+			for websocket.Message.Receive(ws, &s) == nil {
+			}
+			failed <- time.Now()
+		}()
+		// A random point of the check interval.
+		time.Sleep(rand.N(250 * time.Millisecond))
+		start := time.Now()
+		change(id)
+		var took time.Duration
+		select {
+		case at := <-failed:
+			took = at.Sub(start)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a WebSocket was still open 5s after its key changed\nstderr:\n%s", srv.stderr)
+		}
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the upstream's end of a WebSocket stayed open after its key changed")
+		}
+		return took, id
+	}
+	var patched, deleted []time.Duration
+	for range 20 {
+		took, id := trial(func(id string) {
+			c.do("PATCH", "/v1/access-keys/"+id, map[string]any{"status": "Inactive"}, 200)
+		})
+		patched = append(patched, took)
+		c.do("DELETE", "/v1/access-keys/"+id, nil, 204) // an application has two keys at most
+		took, _ = trial(func(id string) {
+			c.do("DELETE", "/v1/access-keys/"+id+"?force=true", nil, 204)
+		})
+		deleted = append(deleted, took)
+	}
+	for _, m := range []struct {
+		what string
+		d    []time.Duration
+	}{{"PATCH status Inactive", patched}, {"DELETE", deleted}} {
+		med, p99, worst := percentiles(m.d)
+		t.Logf("%s to the caller's failed read, %d WebSockets: median %s, p99 %s, max %s", m.what, len(m.d), med, p99, worst)
+		if worst > 1500*time.Millisecond {
+			t.Errorf("%s: a WebSocket outlived its key by %s, want under 1.5s", m.what, worst)
+		}
+	}
+	if err := wsEcho(background, "still here"); err != nil {
+		t.Errorf("the WebSocket of a key left alone: %v", err)
+	}
+	if !strings.Contains(srv.stderr.String(), "closed upgraded connections") {
+		t.Errorf("no log line for the closed connections:\n%s", srv.stderr)
+	}
+	srv.stop()
+}
+
+func dialProxyWebSocket(t *testing.T, proxyURL, secret string) *websocket.Conn {
+	t.Helper()
+	cfg, err := websocket.NewConfig("ws"+strings.TrimPrefix(proxyURL, "http")+"/chat", proxyURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Header.Set("X-Api-Key", secret)
+	ws, err := websocket.DialConfig(cfg)
+	if err != nil {
+		t.Fatalf("WebSocket handshake through the proxy: %v", err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+func wsEcho(ws *websocket.Conn, msg string) error {
+	_ = ws.SetDeadline(time.Now().Add(5 * time.Second))
+	defer ws.SetDeadline(time.Time{})
+	if err := websocket.Message.Send(ws, msg); err != nil {
+		return err
+	}
+	var got string
+	if err := websocket.Message.Receive(ws, &got); err != nil {
+		return err
+	}
+	if got != msg {
+		return fmt.Errorf("echo %q, want %q", got, msg)
+	}
+	return nil
+}
+
+// percentiles returns the median, the 99th percentile (nearest rank) and
+// the largest of d, to the millisecond.
+func percentiles(d []time.Duration) (med, p99, worst time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	rank := (len(s)*99 + 99) / 100 // ceil(0.99 n)
+	return s[len(s)/2].Round(time.Millisecond), s[rank-1].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond)
 }

@@ -33,9 +33,10 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, res verify.Result
 
 // bound returns the allowed call r, to be forwarded, with the bounds the
 // proxy keeps on it while it runs: its body must make progress within the
-// Body timeout. A call without a body, the common case, is returned as it
-// is.
-func (p *Proxy) bound(w http.ResponseWriter, r *http.Request) *http.Request {
+// Body timeout, and an upgraded connection (WebSocket) ends when key e
+// stops being valid (upgrade.go). A call without a body that is not an
+// upgrade, the common case, is returned as it is.
+func (p *Proxy) bound(w http.ResponseWriter, r *http.Request, e *verify.Entry) *http.Request {
 	if r.Body != nil && r.Body != http.NoBody {
 		b := &timedBody{body: r.Body, conn: connOf(r), rc: http.NewResponseController(w), d: p.client.Body}
 		b.timer = time.AfterFunc(b.d, b.stall)
@@ -46,7 +47,7 @@ func (p *Proxy) bound(w http.ResponseWriter, r *http.Request) *http.Request {
 		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
 		r.Body = b
 	}
-	return r
+	return p.upgrades.watch(r, e)
 }
 
 type bodyKey struct{}

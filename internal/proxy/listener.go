@@ -77,6 +77,9 @@ func (p *Proxy) NewServer() *http.Server {
 			return ctx
 		},
 	}
+	// Shutdown does not wait for upgraded connections (net/http no
+	// longer tracks them): close them, as the process is about to.
+	s.RegisterOnShutdown(p.upgrades.closeAll)
 	return s
 }
 

@@ -11,7 +11,8 @@
 //
 // Callers are bounded stage by stage rather than by whole-request or
 // whole-response timeouts, which would cut legitimate streams
-// (listener.go), and the body of a refused call is never read (body.go).
+// (listener.go); the body of a refused call is never read (body.go); and
+// an upgraded connection ends when its key stops being valid (upgrade.go).
 package proxy
 
 import (
@@ -100,10 +101,11 @@ type Config struct {
 // Proxy is an http.Handler that verifies each call and forwards the allowed
 // ones to the upstream.
 type Proxy struct {
-	api    *httpapi.Server
-	rp     *httputil.ReverseProxy
-	log    *slog.Logger
-	client ClientTimeouts
+	api      *httpapi.Server
+	rp       *httputil.ReverseProxy
+	log      *slog.Logger
+	client   ClientTimeouts
+	upgrades *upgrades
 }
 
 // New returns a proxy to c.Upstream. Returns EINVALID when the upstream is
@@ -123,6 +125,7 @@ func New(c Config) (*Proxy, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.upgrades = newUpgrades(c.API.Verifier, p.log)
 	tr := c.Transport
 	if tr == nil {
 		tr = NewTransport(c.Timeouts)
@@ -152,7 +155,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteRateLimitHeaders(w.Header(), res)
-	r = p.bound(w, r)
+	r = p.bound(w, r, res.Entry)
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), decisionKey{}, res.Entry)))
 }
 
@@ -194,10 +197,17 @@ func (p *Proxy) peerTrusted(r *http.Request) bool {
 
 // upstreamError answers a call the upstream did not: 504 when it did not
 // answer in time, 502 otherwise, with a JSON error. A call whose body
-// stopped arriving gets 408; a caller that went away gets nothing.
+// stopped arriving gets 408; an upgrade whose key stopped being valid
+// before the upstream answered gets the refusal; a caller that went away
+// gets nothing.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	if bodyFailed(w, r) {
 		p.log.Debug("the caller's request body stopped arriving", "method", r.Method)
+		return
+	}
+	var revoked revokedError
+	if errors.As(context.Cause(r.Context()), &revoked) {
+		httpapi.WriteDecision(w, verify.Result{Code: revoked.Code})
 		return
 	}
 	if r.Context().Err() != nil {
