@@ -34,6 +34,7 @@ type gatewayOptions struct {
 	proxyUpstream  string
 	proxyAddr      string
 	proxyTimeouts  proxy.Timeouts
+	proxyClient    proxy.ClientTimeouts
 	upstreamParsed *url.URL
 }
 
@@ -43,6 +44,11 @@ func addGatewayFlags(f *pflag.FlagSet, o *gatewayOptions) {
 	f.StringVar(&o.proxyAddr, "proxy-addr", envOr("LATCHKEY_PROXY_ADDR", "127.0.0.1:8081"), "address the reverse proxy listens on, with --proxy-upstream (env LATCHKEY_PROXY_ADDR)")
 	f.DurationVar(&o.proxyTimeouts.ResponseHeader, "proxy-response-header-timeout", proxy.DefaultTimeouts.ResponseHeader, "how long the reverse proxy waits for the upstream's response headers before answering 504")
 	f.DurationVar(&o.proxyTimeouts.Dial, "proxy-dial-timeout", proxy.DefaultTimeouts.Dial, "how long the reverse proxy waits to connect to the upstream before answering 502")
+	d := proxy.DefaultClientTimeouts
+	f.DurationVar(&o.proxyClient.ReadHeader, "proxy-read-header-timeout", d.ReadHeader, "how long a caller of the reverse proxy may take to send a request's line and headers")
+	f.DurationVar(&o.proxyClient.Body, "proxy-body-timeout", d.Body, "how long a request body sent through the reverse proxy may go without a byte before the call is cut off (between two reads, not for the whole body)")
+	f.DurationVar(&o.proxyClient.Send, "proxy-send-timeout", d.Send, "how long the reverse proxy waits for a caller to take each write of its answer before cutting it off (per write, not for the whole answer; WebSockets included)")
+	f.DurationVar(&o.proxyClient.Idle, "proxy-idle-timeout", d.Idle, "how long a kept-alive connection to the reverse proxy may wait for its next request")
 }
 
 // check validates the options; errors name the flag.
@@ -59,6 +65,20 @@ func (o *gatewayOptions) check() error {
 	}
 	if o.proxyTimeouts.ResponseHeader < 0 || o.proxyTimeouts.Dial < 0 {
 		return cli.UsageErrorf("--proxy-response-header-timeout and --proxy-dial-timeout must not be negative")
+	}
+	if o.proxyClient == (proxy.ClientTimeouts{}) { // options not made by the flags
+		o.proxyClient = proxy.DefaultClientTimeouts
+	}
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"--proxy-read-header-timeout", o.proxyClient.ReadHeader}, {"--proxy-body-timeout", o.proxyClient.Body},
+		{"--proxy-send-timeout", o.proxyClient.Send}, {"--proxy-idle-timeout", o.proxyClient.Idle},
+	} {
+		if t.d < 100*time.Millisecond || t.d > time.Hour {
+			return cli.UsageErrorf("%s %s: expected 100ms to 1h", t.flag, t.d)
+		}
 	}
 	return nil
 }
@@ -126,20 +146,15 @@ func (l *gatewayListeners) serve(o *gatewayOptions, api *httpapi.Server, tlsConf
 		fmt.Fprintf(stdout, "Envoy ext_authz gRPC service on %s\n", l.extAuthz.Addr())
 	}
 	if l.proxy != nil {
-		p, err := proxy.New(proxy.Config{Upstream: o.upstreamParsed, API: api, Timeouts: o.proxyTimeouts, Log: log})
+		p, err := proxy.New(proxy.Config{Upstream: o.upstreamParsed, API: api, Timeouts: o.proxyTimeouts, Client: o.proxyClient, Log: log})
 		if err != nil {
 			return nil, cli.UsageErrorf("--proxy-upstream: %s", latchkey.ErrorMessage(err))
 		}
-		// No ReadTimeout or WriteTimeout: bodies of any size stream
-		// through, and WebSocket connections stay open.
-		g.proxy = &http.Server{
-			Handler:           p,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		}
-		ln, scheme := l.proxy, "http"
+		// No whole-request or whole-response timeout: bodies of any size
+		// stream through, and WebSocket connections stay open. Each stage
+		// is bounded instead (proxy.ClientTimeouts).
+		g.proxy = p.NewServer()
+		ln, scheme := p.Listener(l.proxy), "http"
 		if tlsConfig != nil {
 			ln, scheme = tls.NewListener(ln, tlsConfig), "https"
 		}

@@ -117,6 +117,10 @@ func TestServeGatewayFlagErrors(t *testing.T) {
 		{"proxy address taken", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-addr", "256.0.0.1:1"}, "--proxy-addr"},
 		{"ext_authz address", []string{"--ext-authz-addr", "256.0.0.1:1"}, "--ext-authz-addr"},
 		{"negative timeout", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-response-header-timeout", "-1s"}, "--proxy-response-header-timeout"},
+		{"no body timeout", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-body-timeout", "0s"}, "--proxy-body-timeout 0s: expected 100ms to 1h"},
+		{"send timeout too long", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-send-timeout", "2h"}, "--proxy-send-timeout 2h0m0s: expected 100ms to 1h"},
+		{"header timeout too short", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-read-header-timeout", "10ms"}, "--proxy-read-header-timeout"},
+		{"idle timeout negative", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-idle-timeout", "-5s"}, "--proxy-idle-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,11 @@
 // flushed as they come), WebSocket and other protocol upgrades pass
 // through, and an upstream that cannot be reached or does not answer in
 // time gets the caller a JSON error (502 or 504), never a hang.
+//
+// Callers are bounded stage by stage rather than by whole-request or
+// whole-response timeouts, which would cut legitimate streams
+// (listener.go); the body of a refused call is never read (body.go); and
+// an upgraded connection ends when its key stops being valid (upgrade.go).
 package proxy
 
 import (
@@ -88,15 +93,19 @@ type Config struct {
 	// Transport reaches the upstream; nil means NewTransport(Timeouts).
 	Transport http.RoundTripper
 	Timeouts  Timeouts
-	Log       *slog.Logger
+	// Client bounds the callers' connections (listener.go).
+	Client ClientTimeouts
+	Log    *slog.Logger
 }
 
 // Proxy is an http.Handler that verifies each call and forwards the allowed
 // ones to the upstream.
 type Proxy struct {
-	api *httpapi.Server
-	rp  *httputil.ReverseProxy
-	log *slog.Logger
+	api      *httpapi.Server
+	rp       *httputil.ReverseProxy
+	log      *slog.Logger
+	client   ClientTimeouts
+	upgrades *upgrades
 }
 
 // New returns a proxy to c.Upstream. Returns EINVALID when the upstream is
@@ -112,21 +121,23 @@ func New(c Config) (*Proxy, error) {
 	if c.API == nil {
 		return nil, latchkey.Errorf(latchkey.EINVALID, "proxy: no API to decide with")
 	}
-	p := &Proxy{api: c.API, log: c.Log}
+	p := &Proxy{api: c.API, log: c.Log, client: c.Client.withDefaults()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.upgrades = newUpgrades(c.API.Verifier, p.log)
 	tr := c.Transport
 	if tr == nil {
 		tr = NewTransport(c.Timeouts)
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:       p.rewrite(u),
-		Transport:     tr,
-		FlushInterval: -1, // stream: flush every write (server-sent events, long polls, big downloads)
-		BufferPool:    &bufferPool{},
-		ErrorHandler:  p.upstreamError,
-		ErrorLog:      slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+		Rewrite:        p.rewrite(u),
+		Transport:      tr,
+		FlushInterval:  -1, // stream: flush every write (server-sent events, long polls, big downloads)
+		BufferPool:     &bufferPool{},
+		ModifyResponse: p.answered,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
 	return p, nil
 }
@@ -135,15 +146,15 @@ type decisionKey struct{}
 
 // ServeHTTP decides on the call and either answers the refusal as
 // /v1/authorize would (with its JSON error) or forwards the call in the
-// canonical form it was judged in: upper-case method, the path with
-// dot segments removed, slashes merged and unreserved characters decoded
-// (httpapi.Target), and the query as sent.
+// canonical form it was judged in (httpapi.Target): the path with dot
+// segments removed, slashes merged and unreserved characters decoded, and
+// the method and query as sent.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, t := p.api.Decide(r, r.Method, r.RequestURI)
 	if !res.Valid() {
 		p.log.Debug("proxy refused a call", "method", r.Method, "code", res.Code,
 			"client_ip", httpapi.ClientIP(r, p.api.TrustedProxies))
-		httpapi.WriteDecision(w, res)
+		p.refuse(w, r, res)
 		return
 	}
 	httpapi.WriteRateLimitHeaders(w.Header(), res)
@@ -155,6 +166,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path, u.RawPath, u.RawQuery = t.Path.Segmented, t.Path.Escaped, t.RawQuery
 		r.URL = &u
 	}
+	r = p.bound(w, r, res.Entry)
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), decisionKey{}, res.Entry)))
 }
 
@@ -187,9 +199,20 @@ func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 }
 
 // upstreamError answers a call the upstream did not: 504 when it did not
-// answer in time, 502 otherwise, with a JSON error. A caller that went away
+// answer in time, 502 otherwise, with a JSON error. A call whose body
+// stopped arriving gets 408; an upgrade whose key stopped being valid
+// before the upstream answered gets the refusal; a caller that went away
 // gets nothing.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if bodyFailed(w, r) {
+		p.log.Debug("the caller's request body stopped arriving", "method", r.Method)
+		return
+	}
+	var revoked revokedError
+	if errors.As(context.Cause(r.Context()), &revoked) {
+		httpapi.WriteDecision(w, verify.Result{Code: revoked.Code})
+		return
+	}
 	if r.Context().Err() != nil {
 		p.log.Debug("caller went away before the upstream answered", "method", r.Method)
 		return
