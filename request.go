@@ -357,24 +357,30 @@ func IsMethodOverrideHeader(name string) bool {
 // be judged as one method and served as another, and every surface
 // refuses it (AMBIGUOUS_PATH).
 func QueryOverridesMethod(q string) bool {
-	for q != "" {
-		var pair string
-		if i := strings.IndexAny(q, "&;"); i >= 0 {
-			pair, q = q[:i], q[i+1:]
-		} else {
-			pair, q = q, ""
+	// One pass; only a name that starts with "_" or "%" (an encoded "_")
+	// is looked at closer, so an ordinary query costs a byte loop.
+	for start := 0; start < len(q); {
+		end := start
+		for end < len(q) && q[end] != '&' && q[end] != ';' {
+			end++
 		}
-		name, _, _ := strings.Cut(pair, "=")
-		if strings.ContainsAny(name, "%+") {
-			if n, err := url.QueryUnescape(name); err == nil {
-				name = n
-			}
-		}
-		if HeaderNameEqual(strings.TrimSpace(name), "_method") {
+		if c := q[start]; (c == '_' || c == '%' || c == ' ' || c == '+') && methodParam(q[start:end]) {
 			return true
 		}
+		start = end + 1
 	}
 	return false
+}
+
+// methodParam reports whether a query pair's name is _method.
+func methodParam(pair string) bool {
+	name, _, _ := strings.Cut(pair, "=")
+	if strings.ContainsAny(name, "%+") {
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+	}
+	return HeaderNameEqual(strings.TrimSpace(name), "_method")
 }
 
 // CanonicalMethod returns the method a decision judges: m itself, or GET

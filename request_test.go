@@ -198,3 +198,29 @@ func FuzzCanonicalizePath(f *testing.F) {
 		}
 	})
 }
+
+func TestQueryOverridesMethod(t *testing.T) {
+	tests := []struct {
+		q    string
+		want bool
+	}{
+		{"", false},
+		{"page=2&expand=items", false},
+		{"method=DELETE", false},
+		{"x_method=DELETE", false},
+		{"_method=DELETE", true},
+		{"page=2&_method=DELETE", true},
+		{"page=2;_method=DELETE", true},
+		{"_METHOD=delete", true},
+		{"%5Fmethod=DELETE", true},
+		{"%5fMethod", true},
+		{"+_method=PUT", true},
+		{"a=1&&_method", true},
+		{"a=_method", false},
+	}
+	for _, tt := range tests {
+		if got := latchkey.QueryOverridesMethod(tt.q); got != tt.want {
+			t.Errorf("QueryOverridesMethod(%q) = %v, want %v", tt.q, got, tt.want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,7 +151,11 @@ type decisionKey struct{}
 // segments removed, slashes merged and unreserved characters decoded, and
 // the method and query as sent.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	res, t := p.api.Decide(r, r.Method, r.RequestURI)
+	uri := r.RequestURI // as it came on the wire
+	if !strings.HasPrefix(uri, "/") {
+		uri = r.URL.RequestURI() // absolute-form: net/http has parsed it
+	}
+	res, t := p.api.Decide(r, r.Method, uri)
 	if !res.Valid() {
 		p.log.Debug("proxy refused a call", "method", r.Method, "code", res.Code,
 			"client_ip", httpapi.ClientIP(r, p.api.TrustedProxies))
