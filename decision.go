@@ -34,3 +34,15 @@ const (
 	// or contradict each other.
 	CodeUntrustedGateway Code = "UNTRUSTED_GATEWAY"
 )
+
+// BearerChallenge is the WWW-Authenticate value of a 401 with code c.
+// A call that sent no credential gets the bare challenge: RFC 6750
+// section 3.1 says a request that lacks authentication information gets
+// no error code. A credential that was sent and refused gets
+// error="invalid_token".
+func BearerChallenge(c Code) string {
+	if c == CodeMissing {
+		return `Bearer realm="latchkey"`
+	}
+	return `Bearer realm="latchkey", error="invalid_token"`
+}

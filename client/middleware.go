@@ -336,7 +336,7 @@ func StatusForCode(c latchkey.Code) int {
 func refuse(w http.ResponseWriter, status int, code latchkey.Code, msg string, retryAfter int) {
 	w.Header().Set("X-Latchkey-Code", string(code))
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
+		w.Header().Set("WWW-Authenticate", latchkey.BearerChallenge(code))
 	}
 	if retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))

@@ -354,12 +354,24 @@ func checkRefusal(t *testing.T, resp *http.Response, body []byte, code string) {
 	}
 	switch resp.StatusCode {
 	case 401:
-		if vs := resp.Header.Values("WWW-Authenticate"); len(vs) != 1 || !strings.HasPrefix(vs[0], "Bearer") {
-			t.Errorf("WWW-Authenticate %q, want one Bearer challenge", vs)
+		// RFC 6750 section 3.1: no error code when no credential was sent
+		want := `Bearer realm="latchkey", error="invalid_token"`
+		if code == "MISSING" {
+			want = `Bearer realm="latchkey"`
+		}
+		if vs := resp.Header.Values("WWW-Authenticate"); len(vs) != 1 || vs[0] != want {
+			t.Errorf("WWW-Authenticate %q, want %q", vs, want)
 		}
 	case 429:
 		if ra := resp.Header.Get("Retry-After"); ra == "" || ra == "0" {
 			t.Errorf("429 with Retry-After %q", ra)
+		}
+		if code == "RATE_LIMITED" {
+			for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"} {
+				if resp.Header.Get(h) == "" {
+					t.Errorf("429 RATE_LIMITED without %s: %v", h, resp.Header)
+				}
+			}
 		}
 	}
 }

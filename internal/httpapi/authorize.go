@@ -480,7 +480,7 @@ func WriteDecision(w http.ResponseWriter, res verify.Result) {
 	}
 	status := StatusForCode(res.Code)
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
+		w.Header().Set("WWW-Authenticate", latchkey.BearerChallenge(res.Code))
 	}
 	writeError(w, status, string(res.Code), Message(res.Code))
 }

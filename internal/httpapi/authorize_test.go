@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/internal/manage"
 	"github.com/latchkey/latchkey/internal/sqlite"
 	"github.com/latchkey/latchkey/internal/verify"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 func TestScopeRules(t *testing.T) {
@@ -114,6 +115,10 @@ func TestAuthorizeStatuses(t *testing.T) {
 		}
 		return m
 	}
+	unknown, err := keyformat.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
 	with2 := func(kv ...string) map[string]string { return with(append([]string{"X-Api-Key", k2.Secret}, kv...)...) }
 	tests := []struct {
 		name   string
@@ -123,6 +128,7 @@ func TestAuthorizeStatuses(t *testing.T) {
 	}{
 		{"valid", good, 200, "VALID"},
 		{"no credential", map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/x"}, 401, "MISSING"},
+		{"unknown key", map[string]string{"X-Api-Key": unknown, "X-Original-Method": "GET", "X-Original-URI": "/x"}, 401, "NOT_FOUND"},
 		{"wrong ip via trusted proxy", with("X-Forwarded-For", "198.51.100.1"), 403, "IP_NOT_ALLOWED"},
 		{"scope by rule", with("X-Original-Method", "POST"), 403, "SCOPE_DENIED"},
 		{"traefik headers", map[string]string{"Authorization": "Bearer " + k.Secret, "X-Forwarded-For": "203.0.113.8", "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/shipments/2"}, 200, "VALID"},
@@ -157,8 +163,13 @@ func TestAuthorizeStatuses(t *testing.T) {
 					t.Errorf("identity headers: %v", rec.Header())
 				}
 			case 401:
-				if !strings.Contains(rec.Header().Get("WWW-Authenticate"), "Bearer") {
-					t.Errorf("401 without WWW-Authenticate")
+				// RFC 6750 section 3.1: no error code without a credential
+				want := `Bearer realm="latchkey", error="invalid_token"`
+				if tt.code == "MISSING" {
+					want = `Bearer realm="latchkey"`
+				}
+				if got := rec.Header().Get("WWW-Authenticate"); got != want {
+					t.Errorf("WWW-Authenticate %q, want %q", got, want)
 				}
 			case 429:
 				if rec.Header().Get("Retry-After") == "" || rec.Header().Get("RateLimit-Limit") != "2" {
