@@ -2,6 +2,7 @@ package latchkey
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -22,8 +23,9 @@ type PathRelax uint8
 
 const (
 	// RelaxEncodedSlash accepts %2F, %5C and a raw backslash. They are
-	// forwarded as sent; for judging, each is read as "/" (the reading of
-	// a server that decodes before it routes, the stricter one).
+	// forwarded encoded (%2F, %5C); for judging, each is read as "/"
+	// (the reading of a server that decodes before it routes, the
+	// stricter one).
 	RelaxEncodedSlash PathRelax = 1 << iota
 	// RelaxSemicolon accepts ";" in a segment and judges it literally
 	// (Tomcat and Jetty drop ";..." from a segment before routing).
@@ -41,22 +43,13 @@ var PathRelaxNames = []string{"encoded-slash", "semicolon", "double-encoding"}
 func ParsePathRelax(names []string) (PathRelax, error) {
 	var r PathRelax
 	for _, n := range names {
-		i := indexOf(PathRelaxNames, strings.TrimSpace(n))
+		i := slices.Index(PathRelaxNames, strings.TrimSpace(n))
 		if i < 0 {
 			return 0, Errorf(EINVALID, "%q: expected one of %s", n, strings.Join(PathRelaxNames, ", "))
 		}
 		r |= 1 << i
 	}
 	return r, nil
-}
-
-func indexOf(list []string, s string) int {
-	for i, v := range list {
-		if v == s {
-			return i
-		}
-	}
-	return -1
 }
 
 // CanonicalPath is a request path in the forms a decision needs.
