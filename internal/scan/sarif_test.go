@@ -173,3 +173,105 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// npmTools is where .ci/run installs the npm packages of .ci/npm.
+const npmTools = "../../.ci/npm"
+
+// requireNpmTool returns the path of a file an npm package of .ci/npm
+// installs, or skips the test when it is missing; with CI set a missing
+// tool fails the test, since .ci/run installs it.
+func requireNpmTool(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join(npmTools, "node_modules", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing (CI is set; .ci/run installs it with npm ci --prefix .ci/npm)", p)
+		}
+		t.Skipf("%s is missing: npm ci --prefix .ci/npm", p)
+	}
+	return p
+}
+
+// TestSARIFSchema validates a real scan's SARIF log against the SARIF
+// 2.1.0 JSON schema (the one Microsoft's SARIF SDK ships) with two
+// validators of their own: ajv, and the SARIF SDK's multitool, which also
+// applies the SARIF specification's rules and GitHub code scanning's
+// ingestion rules (rule kinds Sarif and Gh, errors and warnings).
+func TestSARIFSchema(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("node is required in CI")
+		}
+		t.Skip("node not installed")
+	}
+	schema := requireNpmTool(t, "@microsoft/sarif-multitool-linux/sarif-2.1.0.json")
+	multitool := requireNpmTool(t, "@microsoft/sarif-multitool-linux/Sarif.Multitool")
+	ajv := requireNpmTool(t, "ajv-cli/dist/index.js")
+	npmDir, err := filepath.Abs(npmTools) // before the Chdir below
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+
+	repo := filepath.Join(t.TempDir(), "repo")
+	sarifProject(t, repo)
+	if out, err := git(t, repo, nil, "init", "-q"); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	t.Chdir(repo)
+	out, stderr, code := latchkey(t, "on standard input: "+secret(t)+"\n", "scan", "--format", "sarif", "--no-git", ".", "-")
+	if code != 1 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "latchkey.sarif")
+	if err := os.WriteFile(log, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// ajv reads data files by their extension.
+	if err := os.WriteFile(filepath.Join(dir, "latchkey.json"), []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("ajv", func(t *testing.T) {
+		// The schema is written for draft 2020-12; strict mode is about
+		// how a schema is written, not about the data.
+		cmd := exec.Command(node, ajv, "validate", "--spec=draft2020", "--strict=false", "-c", "ajv-formats",
+			"-s", schema, "-d", filepath.Join(dir, "latchkey.json"), "--errors=text")
+		cmd.Dir = npmDir // where -c finds ajv-formats
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("ajv: %v\n%s", err, b)
+		}
+	})
+	t.Run("sarif multitool", func(t *testing.T) {
+		report := filepath.Join(dir, "validation.sarif")
+		cmd := exec.Command(multitool, "validate", log, "--json-schema", schema, "--rule-kind", "Gh;Sarif",
+			"--level", "Error;Warning", "--output", report, "--log", "ForceOverwrite")
+		cmd.Env = append(os.Environ(), "DOTNET_CLI_TELEMETRY_OPTOUT=1")
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("multitool: %v\n%s", err, b)
+		}
+		var v struct {
+			Runs []struct {
+				Results []json.RawMessage `json:"results"`
+			} `json:"runs"`
+		}
+		raw, err := os.ReadFile(report)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &v); err != nil || len(v.Runs) != 1 {
+			t.Fatalf("multitool report: %v\n%s", err, raw)
+		}
+		if n := len(v.Runs[0].Results); n > 0 {
+			t.Errorf("%d problems:\n%s", n, b)
+		}
+	})
+}
