@@ -109,8 +109,8 @@ func TestWriteJSON(t *testing.T) {
 	}
 }
 
-// What code scanning reads, checked by hand; TestSARIFSchema validates the
-// same log against the SARIF 2.1.0 schema.
+// What code scanning reads, checked by hand; TestSARIFSchema validates a
+// real scan's log against the SARIF 2.1.0 schema.
 func TestWriteSARIF(t *testing.T) {
 	fs, _ := sampleFindings(t)
 	var b bytes.Buffer
