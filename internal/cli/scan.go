@@ -172,7 +172,11 @@ EXAMPLES
 			case "json":
 				err = errors.Join(err, scan.WriteJSON(stdout, findings))
 			case "sarif":
-				err = errors.Join(err, scan.WriteSARIF(stdout, findings, Version))
+				root, rerr := scan.SARIFRoot(args)
+				if rerr != nil {
+					return rerr
+				}
+				err = errors.Join(err, scan.WriteSARIF(stdout, findings, Version, root))
 			default:
 				err = errors.Join(err, scan.WriteText(stdout, findings))
 				if !quiet {

@@ -199,6 +199,10 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 			return
 		}
 		if found, secrets := SecretInURL(r); found {
+			// A decision on the credential, as the caller's
+			// authentication would have been: counted as
+			// CREDENTIALS_IN_URL, like the gateways' refusals.
+			s.refused(latchkey.CodeCredentialsInURL)
 			s.tripwire(r, secrets)
 			writeError(sw, http.StatusBadRequest, latchkey.ECREDSINURL,
 				"credentials must not be sent in a URL (they end up in logs and browser history); send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed")

@@ -27,6 +27,11 @@ var codes = []latchkey.Code{
 	latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway,
 }
 
+// storeOps are the store operations timed and counted, in the order of
+// the timedStore's methods. Each has its series from the start, at 0, so
+// that rate() and increase() see the first error.
+var storeOps = []string{"update", "view", "scan_access_keys", "scan_key_index", "record_usage", "usage_series", "compact_usage", "ping"}
+
 // codeIndex returns the position of c in codes, or len(codes) ("other").
 func codeIndex(c latchkey.Code) int {
 	switch c {
@@ -105,6 +110,10 @@ func New(ix *verify.Index) *Metrics {
 		Name: "latchkey_store_errors_total",
 		Help: "Store operations that failed with an internal or unavailable error, by operation.",
 	}, []string{"op"})
+	for _, op := range storeOps {
+		m.store.WithLabelValues(op)
+		m.storeErrors.WithLabelValues(op)
+	}
 	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "latchkey_webhook_deliveries_total",
 		Help: "Webhook delivery attempts by outcome: delivered, retry (failed, will be retried) or failed (gave up).",

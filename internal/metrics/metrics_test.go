@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http/httptest"
 	"path/filepath"
@@ -89,6 +90,68 @@ func TestMetrics(t *testing.T) {
 	for _, bad := range []string{k.ID, k.Secret, boot.ID, "billing", `"default"`, "lksk_"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("metrics hold %q", bad)
+		}
+	}
+}
+
+// downStore fails every timed operation as an unreachable database does.
+type downStore struct{ latchkey.Store }
+
+var errDown = latchkey.Unavailable(errors.New("connection refused"))
+
+func (downStore) Update(context.Context, func(latchkey.Tx) error) error { return errDown }
+func (downStore) View(context.Context, func(latchkey.Tx) error) error   { return errDown }
+func (downStore) ScanAccessKeys(context.Context, func(*latchkey.AccessKey) error) error {
+	return errDown
+}
+func (downStore) ScanKeyIndex(context.Context, func(*latchkey.AccessKey) error) error {
+	return errDown
+}
+func (downStore) RecordUsage(context.Context, []latchkey.UsageUpdate) error { return errDown }
+func (downStore) UsageSeries(context.Context, string, time.Time, time.Time) ([]latchkey.UsageCount, error) {
+	return nil, errDown
+}
+func (downStore) CompactUsage(context.Context, time.Time) (int64, error) { return 0, errDown }
+func (downStore) Ping(context.Context) error                             { return errDown }
+
+// TestStoreSeriesFromTheStart: every store operation has its latency and
+// error series at 0 before its first call, so that an alert on
+// rate(latchkey_store_errors_total[5m]) sees the first error (a series
+// that appears at 1 has no increase), and each error counts once.
+func TestStoreSeriesFromTheStart(t *testing.T) {
+	ops := []string{"update", "view", "scan_access_keys", "scan_key_index", "record_usage", "usage_series", "compact_usage", "ping"}
+	m := metrics.New(nil)
+	s := m.Store(downStore{})
+	out := scrape(t, m)
+	for _, op := range ops {
+		for _, want := range []string{
+			`latchkey_store_errors_total{op="` + op + `"} 0`,
+			`latchkey_store_duration_seconds_count{op="` + op + `"} 0`,
+		} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("first scrape lacks %s", want)
+			}
+		}
+	}
+
+	ctx := t.Context()
+	_ = s.Update(ctx, nil)
+	_ = s.View(ctx, nil)
+	_ = s.ScanAccessKeys(ctx, nil)
+	_ = s.ScanKeyIndex(ctx, nil)
+	_ = s.RecordUsage(ctx, nil)
+	_, _ = s.UsageSeries(ctx, "", time.Time{}, time.Time{})
+	_, _ = s.CompactUsage(ctx, time.Time{})
+	_ = s.Ping(ctx)
+	out = scrape(t, m)
+	for _, op := range ops {
+		for _, want := range []string{
+			`latchkey_store_errors_total{op="` + op + `"} 1`,
+			`latchkey_store_duration_seconds_count{op="` + op + `"} 1`,
+		} {
+			if !strings.Contains(out, want+"\n") {
+				t.Errorf("after one failed %s: no %s", op, want)
+			}
 		}
 	}
 }

@@ -34,6 +34,10 @@ type Finding struct {
 	File   string
 	Line   int // 1-based
 	Column int // 1-based, in bytes
+	// ColumnUTF16 is Column in UTF-16 code units, SARIF's default unit
+	// (an invalid UTF-8 byte counts as one); Len is how many characters
+	// the secret takes as written (all ASCII). Both are 0 when unknown.
+	ColumnUTF16, Len int
 	// Commit is the commit that added the secret at File; empty for files
 	// on disk and for staged changes.
 	Commit     string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"io"
+	"unicode/utf8"
 
 	"github.com/latchkey/latchkey/keyformat"
 )
@@ -91,6 +92,8 @@ var (
 // digest.
 type match struct {
 	line, col int    // 1-based; col counts bytes
+	col16     int    // col in UTF-16 code units, SARIF's default (see utf16Units)
+	size      int    // bytes the secret takes as written: all ASCII
 	secret    string // the whole secret
 	keyID     string // the nearest access key ID, if any
 	credValue bool   // the secret is the value of latchkey_secret_access_key
@@ -124,12 +127,16 @@ func newMatcherSize(size int) *matcher {
 func (m *matcher) scan(r io.Reader, skipBinary bool, emit func(match)) (total int64, binary bool, err error) {
 	buf := m.buf
 	var (
-		n          int   // valid bytes in buf
-		base       int64 // offset in the stream of buf[0]
-		from       int   // where the next prefix search starts
-		lineAt     int   // newlines are counted up to here
-		line       = 1   // line number at lineAt
-		lineStart  int64 // stream offset where that line starts
+		n         int   // valid bytes in buf
+		base      int64 // offset in the stream of buf[0]
+		from      int   // where the next prefix search starts
+		lineAt    int   // newlines are counted up to here
+		line      = 1   // line number at lineAt
+		lineStart int64 // stream offset where that line starts
+		// UTF-16 code units of the current line before unitsAt, for a
+		// line that started before the window: its start is gone.
+		lineUnits  int
+		unitsAt    int64
 		eof, first = false, true
 	)
 	// advance counts the newlines in buf[lineAt:to].
@@ -187,7 +194,12 @@ func (m *matcher) scan(r io.Reader, skipBinary bool, emit func(match)) (total in
 			// No needle can start inside what was matched.
 			from = i + size
 			advance(i)
-			mt.line, mt.col = line, int(base+int64(i)-lineStart)+1
+			mt.line, mt.col, mt.size = line, int(base+int64(i)-lineStart)+1, size
+			if unitsAt < lineStart {
+				unitsAt, lineUnits = lineStart, 0
+			}
+			u, _ := utf16Units(buf[:n], int(unitsAt-base), i)
+			mt.col16 = lineUnits + u + 1
 			if mt.keyID == "" {
 				mt.keyID = nearestID(buf[:n], i, i+size)
 			}
@@ -200,12 +212,43 @@ func (m *matcher) scan(r io.Reader, skipBinary bool, emit func(match)) (total in
 		// candidate for nearestID.
 		keep := max(limit-nearBytes, 0)
 		advance(max(keep, lineAt))
+		// What leaves the window of the current line is counted now.
+		if unitsAt < lineStart {
+			unitsAt, lineUnits = lineStart, 0
+		}
+		if unitsAt < base+int64(keep) {
+			u, end := utf16Units(buf[:n], int(unitsAt-base), keep)
+			lineUnits += u
+			unitsAt = base + int64(end)
+		}
 		copy(buf, buf[keep:n])
 		n -= keep
 		base += int64(keep)
 		from -= keep
 		lineAt -= keep
 	}
+}
+
+// utf16Units counts the UTF-16 code units of b[from:to] read as UTF-8,
+// an invalid byte counting as one (U+FFFD), as editors and SARIF viewers
+// count columns. A character that starts before to and continues past it
+// is read whole from b; end is where counting stopped.
+func utf16Units(b []byte, from, to int) (units, end int) {
+	i := from
+	for i < to {
+		if b[i] < utf8.RuneSelf {
+			units++
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		units++
+		if r > 0xFFFF {
+			units++ // a surrogate pair
+		}
+		i += size
+	}
+	return units, i
 }
 
 // decodeAt checks the candidate of kind at b[i:] and returns the match

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf16"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/latchkey/latchkey/keyformat"
@@ -61,6 +63,26 @@ func scanAll(t testing.TB, m *matcher, r io.Reader, skipBinary bool) ([]match, b
 
 var matchCmp = cmp.AllowUnexported(match{})
 
+// ascii fills in what a match on an ASCII line has: its UTF-16 column is
+// its byte column, and its size is that of its encoding.
+func ascii(ms []match) []match {
+	out := slices.Clone(ms)
+	for i := range out {
+		out[i].col16, out[i].size = out[i].col, sizeOf(out[i].encoding)
+	}
+	return out
+}
+
+func sizeOf(encoding string) int {
+	switch encoding {
+	case "base64":
+		return b64SecretLen
+	case "basic":
+		return b64BasicLen
+	}
+	return keyformat.SecretLen
+}
+
 func TestMatcher(t *testing.T) {
 	s1, s2, id := newSecret(t), newSecret(t), newID(t)
 	bad := lookAlike(rand.New(rand.NewPCG(1, 2)))
@@ -113,7 +135,7 @@ func TestMatcher(t *testing.T) {
 				{"one byte at a time", iotest.OneByteReader(strings.NewReader(tt.input))},
 			} {
 				got, _ := scanAll(t, newMatcher(), r.r, true)
-				if d := cmp.Diff(tt.want, got, matchCmp); d != "" {
+				if d := cmp.Diff(ascii(tt.want), got, matchCmp); d != "" {
 					t.Errorf("%s: matches (-want +got):\n%s", r.name, d)
 				}
 			}
@@ -130,12 +152,60 @@ func TestMatcherWindowEdges(t *testing.T) {
 		s := newSecret(t)
 		in := strings.Repeat("a", off-30) + "\n" + id + "         " + s + "\nzz " + b64(id+":"+s) + "\n"
 		got, _ := scanAll(t, newMatcherSize(size), strings.NewReader(in), true)
-		want := []match{
+		want := ascii([]match{
 			{line: 2, col: 30, secret: s, keyID: id},
 			{line: 3, col: 4, secret: s, keyID: id, encoding: "basic"},
-		}
+		})
 		if d := cmp.Diff(want, got, matchCmp); d != "" {
 			t.Fatalf("offset %d (-want +got):\n%s", off, d)
+		}
+	}
+}
+
+// Columns in UTF-16 code units, SARIF's default unit: a character of the
+// Basic Multilingual Plane is one unit whatever its UTF-8 length, one
+// beyond it (an emoji, U+1D11E) two, an invalid byte one (U+FFFD). Lines
+// longer than the read window, with characters cut by its edges, count the
+// same.
+func TestMatcherUTF16Columns(t *testing.T) {
+	s, id := newSecret(t), newID(t)
+	tests := []struct {
+		name       string
+		before     string // on the secret's line, before it
+		col, col16 int
+	}{
+		{"ascii", "key = ", 7, 7},
+		{"two-byte letters", "clé = é", 10, 8},
+		{"three-byte letters", "键 = ", 7, 5},
+		{"outside the BMP", "\U0001D11E\U0001F511 ", 10, 6},
+		{"invalid bytes", "\xff\xfe\xc3 ", 5, 5},
+		{"cut sequence", "\xe2\x82 ", 4, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := "first line é\n" + tt.before + s + " " + id + "\n"
+			for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in))} {
+				got, _ := scanAll(t, newMatcher(), r, true)
+				want := []match{{line: 2, col: tt.col, col16: tt.col16, size: keyformat.SecretLen, secret: s, keyID: id}}
+				if d := cmp.Diff(want, got, matchCmp); d != "" {
+					t.Errorf("(-want +got):\n%s", d)
+				}
+			}
+		})
+	}
+
+	// One line of multi-byte characters many windows long, the secret at
+	// every offset around an edge.
+	const size = minBufSize + 100
+	for _, ch := range []string{"é", "键", "\U0001D11E"} {
+		for pad := 3*size - 40; pad < 3*size+40; pad += 3 {
+			line := strings.Repeat(ch, pad/len(ch)) + strings.Repeat("x", pad%len(ch))
+			in := line + s + "\n"
+			got, _ := scanAll(t, newMatcherSize(size), strings.NewReader(in), true)
+			want := []match{{line: 1, col: len(line) + 1, col16: len(utf16.Encode([]rune(line))) + 1, size: keyformat.SecretLen, secret: s}}
+			if d := cmp.Diff(want, got, matchCmp); d != "" {
+				t.Fatalf("%q x %d: (-want +got):\n%s", ch, pad, d)
+			}
 		}
 	}
 }
@@ -156,7 +226,7 @@ func TestMatcherMinifiedLine(t *testing.T) {
 	b.WriteString("};\n")
 	m := newMatcher()
 	got, _ := scanAll(t, m, &b, true)
-	want := []match{{line: 1, col: col, secret: s}}
+	want := ascii([]match{{line: 1, col: col, secret: s}})
 	if d := cmp.Diff(want, got, matchCmp); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)
 	}
@@ -241,6 +311,9 @@ func reference(b []byte) []match {
 		}
 		mt.line = 1 + bytes.Count(b[:i], []byte{'\n'})
 		mt.col = i - bytes.LastIndexByte(b[:i], '\n')
+		// Go decodes each invalid byte as one U+FFFD, as viewers do.
+		mt.col16 = len(utf16.Encode([]rune(string(b[i-mt.col+1:i])))) + 1
+		mt.size = size
 		if mt.keyID == "" {
 			mt.keyID = nearestID(b, i, i+size)
 		}
@@ -273,6 +346,7 @@ func FuzzMatcher(f *testing.F) {
 	f.Add([]byte(strings.Repeat("z\n", 600)+id+" "+s1+s2+strings.Repeat("q", 900)), uint8(17))
 	f.Add([]byte(strings.Repeat("lksk_", 400)+s2), uint8(200))
 	f.Add([]byte("\x00"+s1), uint8(1))
+	f.Add([]byte(strings.Repeat("é键\U0001D11E\xff", 300)+s1+"\n"+strings.Repeat("\xe2\x82", 400)+s2), uint8(11))
 	f.Add([]byte("data:\n  KEY: "+b64(s1)+"\nAuthorization: Basic "+b64(id+":"+s2)+"\n"), uint8(5))
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
 		want := reference(in)

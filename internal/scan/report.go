@@ -1,12 +1,15 @@
 package scan
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteText writes one line per finding:
@@ -60,8 +63,12 @@ type (
 		Runs    []sarifRun `json:"runs"`
 	}
 	sarifRun struct {
-		Tool    sarifTool     `json:"tool"`
-		Results []sarifResult `json:"results"`
+		Tool sarifTool `json:"tool"`
+		// OriginalURIBaseIDs says where %SRCROOT% is, so that relative
+		// artifact URIs resolve whatever directory was scanned.
+		OriginalURIBaseIDs map[string]sarifArtifact `json:"originalUriBaseIds,omitempty"`
+		ColumnKind         string                   `json:"columnKind"`
+		Results            []sarifResult            `json:"results"`
 	}
 	sarifTool struct {
 		Driver sarifDriver `json:"driver"`
@@ -107,12 +114,18 @@ type (
 		URI       string `json:"uri"`
 		URIBaseID string `json:"uriBaseId,omitempty"`
 	}
-	// Columns are left out: SARIF counts them in UTF-16 code units by
-	// default and the scanner counts bytes without keeping the line.
+	// Columns are in UTF-16 code units (columnKind utf16CodeUnits,
+	// SARIF's default); endColumn is the column after the secret.
 	sarifRegion struct {
-		StartLine int `json:"startLine"`
+		StartLine   int `json:"startLine"`
+		StartColumn int `json:"startColumn,omitempty"`
+		EndLine     int `json:"endLine,omitempty"`
+		EndColumn   int `json:"endColumn,omitempty"`
 	}
 )
+
+// srcRoot is the base of relative artifact URIs.
+const srcRoot = "%SRCROOT%"
 
 const sarifSchema = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -138,24 +151,55 @@ var sarifRules = []sarifRule{
 }
 
 // WriteSARIF writes a SARIF 2.1.0 log with one run; version is the tool
-// version.
-func WriteSARIF(w io.Writer, fs []Finding, version string) error {
+// version. Artifact URIs are relative to root (%SRCROOT%, given in the
+// run's originalUriBaseIds as a file URI), which SARIFRoot chooses for the
+// paths scanned; "" means the current directory. A file outside root gets
+// an absolute file URI.
+//
+// Regions give the secret's start and end, columns in UTF-16 code units.
+// Each result has partialFingerprints.primaryLocationLineHash, by which
+// code scanning tells an alert seen again from a new one: a hash and an
+// occurrence counter, "hash:N", as GitHub's own. GitHub hashes the text
+// of the line; here the hash is of the rule, the file and the secret's
+// digest (the line holds the secret itself, and the secret is what stays
+// the same while the lines around it change), and N numbers the
+// occurrences of that secret in that file in line order, so that every
+// location has its own.
+func WriteSARIF(w io.Writer, fs []Finding, version, root string) error {
+	if root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		root = wd
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
 	results := make([]sarifResult, 0, len(fs))
+	occurrences := map[string]int{}
 	for _, f := range fs {
 		idx := 0
 		if f.Rule == RuleCredentialsFile {
 			idx = 1
 		}
+		art := sarifArtifactFor(f.File, root)
+		region := sarifRegion{StartLine: max(f.Line, 1)}
+		if f.ColumnUTF16 > 0 && f.Len > 0 {
+			region.StartColumn, region.EndLine, region.EndColumn = f.ColumnUTF16, region.StartLine, f.ColumnUTF16+f.Len
+		}
+		sum := sha256.Sum256([]byte(string(f.Rule) + "\x00" + art.URIBaseID + "\x00" + art.URI + "\x00" + hex.EncodeToString(f.Digest[:])))
+		hash := hex.EncodeToString(sum[:8])
+		occurrences[hash]++
 		r := sarifResult{
 			RuleID:    string(f.Rule),
 			RuleIndex: idx,
 			Level:     "error",
 			Message:   sarifText{f.Message()},
-			Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{
-				ArtifactLocation: sarifArtifactFor(f.File),
-				Region:           sarifRegion{StartLine: max(f.Line, 1)},
-			}}},
+			Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: art, Region: region}}},
 			PartialFingerprints: map[string]string{
+				"primaryLocationLineHash": fmt.Sprintf("%s:%d", hash, occurrences[hash]),
 				"latchkeySecretSha256/v1": hex.EncodeToString(f.Digest[:]),
 			},
 		}
@@ -182,7 +226,9 @@ func WriteSARIF(w io.Writer, fs []Finding, version string) error {
 				InformationURI: "https://github.com/latchkey/latchkey",
 				Rules:          sarifRules,
 			}},
-			Results: results,
+			OriginalURIBaseIDs: map[string]sarifArtifact{srcRoot: {URI: fileURI(root, true)}},
+			ColumnKind:         "utf16CodeUnits",
+			Results:            results,
 		}},
 	}
 	enc := json.NewEncoder(w)
@@ -190,17 +236,79 @@ func WriteSARIF(w io.Writer, fs []Finding, version string) error {
 	return enc.Encode(log)
 }
 
-// sarifArtifactFor turns a scanned path into a URI: relative to the source
-// root (%SRCROOT%, what code scanning resolves against the repository) or,
-// for an absolute path, a file URI.
-func sarifArtifactFor(file string) sarifArtifact {
+// SARIFRoot returns the directory that WriteSARIF makes artifact URIs
+// relative to, for a scan of paths: the top of the git work tree that
+// holds them all, since code scanning reads a relative URI as a path in
+// the repository, or else the deepest directory that holds them all.
+// Standard input ("-") is left out; with nothing else, it is the current
+// directory.
+func SARIFRoot(paths []string) (string, error) {
+	var common string
+	for _, p := range paths {
+		if p == "-" {
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "", err
+		}
+		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+			abs = filepath.Dir(abs)
+		}
+		if common == "" {
+			common = abs
+		}
+		for !within(abs, common) {
+			common = filepath.Dir(common)
+		}
+	}
+	if common == "" {
+		return os.Getwd()
+	}
+	for d := common; ; d = filepath.Dir(d) {
+		if isRepoRoot(d) {
+			return d, nil
+		}
+		if d == filepath.Dir(d) {
+			return common, nil
+		}
+	}
+}
+
+// within reports whether path is dir or below it; both are absolute and
+// clean.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// sarifArtifactFor turns a scanned path into a URI relative to root
+// (%SRCROOT%), or a file URI for a path outside it.
+func sarifArtifactFor(file, root string) sarifArtifact {
 	if file == "-" {
 		return sarifArtifact{URI: "stdin"}
 	}
-	p := filepath.ToSlash(filepath.Clean(file))
-	if filepath.IsAbs(file) {
-		return sarifArtifact{URI: (&url.URL{Scheme: "file", Path: p}).String()}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return sarifArtifact{URI: (&url.URL{Path: filepath.ToSlash(file)}).String()}
 	}
+	if !within(abs, root) {
+		return sarifArtifact{URI: fileURI(abs, false)}
+	}
+	rel, _ := filepath.Rel(root, abs)
 	// String, unlike EscapedPath, guards a first segment with a colon.
-	return sarifArtifact{URI: (&url.URL{Path: p}).String(), URIBaseID: "%SRCROOT%"}
+	return sarifArtifact{URI: (&url.URL{Path: filepath.ToSlash(rel)}).String(), URIBaseID: srcRoot}
+}
+
+// fileURI is the file URI of an absolute path; a directory's ends in "/",
+// as SARIF requires of a base URI.
+func fileURI(abs string, dir bool) string {
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows drive: file:///C:/...
+	}
+	if dir && !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	return (&url.URL{Scheme: "file", Path: p}).String()
 }

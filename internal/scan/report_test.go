@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,10 +22,10 @@ func sampleFindings(t *testing.T) ([]Finding, []string) {
 	s1, s2 := newSecret(t), newSecret(t)
 	id := newID(t)
 	fs := []Finding{
-		secretFinding("src/app config.go", match{line: 3, col: 7, secret: s1, keyID: id}),
-		secretFinding("deploy/.env", match{line: 1, col: 16, secret: s2}),
+		secretFinding("src/app config.go", match{line: 3, col: 7, col16: 6, size: keyformat.SecretLen, secret: s1, keyID: id}),
+		secretFinding("deploy/.env", match{line: 1, col: 16, col16: 16, size: keyformat.SecretLen, secret: s2}),
 		{Rule: RuleCredentialsFile, File: "deploy/.env", Line: 1, Masked: keyformat.Mask(s2), Digest: keyformat.Sum(s2)},
-		secretFinding("-", match{line: 2, col: 1, secret: s1}),
+		secretFinding("-", match{line: 2, col: 1, col16: 1, size: keyformat.SecretLen, secret: s1}),
 	}
 	fs[1].Commit = "0123456789abcdef0123456789abcdef01234567"
 	fs[1].CommitTime = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -39,7 +42,7 @@ func TestReportsNeverHoldSecrets(t *testing.T) {
 	}{
 		{"text", func(b *bytes.Buffer) error { return WriteText(b, fs) }},
 		{"json", func(b *bytes.Buffer) error { return WriteJSON(b, fs) }},
-		{"sarif", func(b *bytes.Buffer) error { return WriteSARIF(b, fs, "test") }},
+		{"sarif", func(b *bytes.Buffer) error { return WriteSARIF(b, fs, "test", "") }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -106,12 +109,12 @@ func TestWriteJSON(t *testing.T) {
 	}
 }
 
-// The machine cannot download the SARIF 2.1.0 schema, so this checks by
-// hand the structure the schema requires and what code scanning reads.
+// What code scanning reads, checked by hand; TestSARIFSchema validates a
+// real scan's log against the SARIF 2.1.0 schema.
 func TestWriteSARIF(t *testing.T) {
 	fs, _ := sampleFindings(t)
 	var b bytes.Buffer
-	if err := WriteSARIF(&b, fs, "1.2.3"); err != nil {
+	if err := WriteSARIF(&b, fs, "1.2.3", ""); err != nil {
 		t.Fatal(err)
 	}
 	var log map[string]any
@@ -199,6 +202,45 @@ func TestWriteSARIF(t *testing.T) {
 	if uri := get(results[0], "locations", 0, "physicalLocation", "artifactLocation", "uri"); uri != "src/app%20config.go" {
 		t.Errorf("uri = %v", uri)
 	}
+	if base := get(results[0], "locations", 0, "physicalLocation", "artifactLocation", "uriBaseId"); base != "%SRCROOT%" {
+		t.Errorf("uriBaseId = %v", base)
+	}
+	// %SRCROOT% is the directory scanned (here the working directory),
+	// as an absolute file URI ending in "/".
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := get(run, "originalUriBaseIds", "%SRCROOT%", "uri"), "file://"+filepath.ToSlash(wd)+"/"; got != want {
+		t.Errorf("originalUriBaseIds = %v, want %s", got, want)
+	}
+	if v := get(run, "columnKind"); v != "utf16CodeUnits" {
+		t.Errorf("columnKind = %v", v)
+	}
+	// Regions: the secret from its first to the column after its last
+	// character.
+	for i, want := range []map[string]any{
+		{"startLine": 3.0, "startColumn": 6.0, "endLine": 3.0, "endColumn": float64(6 + keyformat.SecretLen)},
+		{"startLine": 1.0, "startColumn": 16.0, "endLine": 1.0, "endColumn": float64(16 + keyformat.SecretLen)},
+		{"startLine": 1.0}, // no column known
+		{"startLine": 2.0, "startColumn": 1.0, "endLine": 2.0, "endColumn": float64(1 + keyformat.SecretLen)},
+	} {
+		if d := cmp.Diff(want, get(results[i], "locations", 0, "physicalLocation", "region")); d != "" {
+			t.Errorf("result %d: region (-want +got):\n%s", i, d)
+		}
+	}
+	// One primaryLocationLineHash per location, in GitHub's "hash:N" form.
+	seen := map[any]int{}
+	for i, r := range results {
+		fp := get(r, "partialFingerprints", "primaryLocationLineHash")
+		if s, _ := fp.(string); !regexp.MustCompile(`^[0-9a-f]{16}:[1-9][0-9]*$`).MatchString(s) {
+			t.Errorf("result %d: primaryLocationLineHash %v", i, fp)
+		}
+		if j, dup := seen[fp]; dup {
+			t.Errorf("results %d and %d share primaryLocationLineHash %v", j, i, fp)
+		}
+		seen[fp] = i
+	}
 	if c := get(results[1], "properties", "commitSha"); c != fs[1].Commit {
 		t.Errorf("commitSha = %v", c)
 	}
@@ -206,7 +248,7 @@ func TestWriteSARIF(t *testing.T) {
 	// An empty run still has a results array, as code scanning requires
 	// to close earlier alerts.
 	b.Reset()
-	if err := WriteSARIF(&b, nil, "1"); err != nil {
+	if err := WriteSARIF(&b, nil, "1", ""); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), `"results": []`) {
@@ -215,19 +257,60 @@ func TestWriteSARIF(t *testing.T) {
 }
 
 func TestSarifArtifact(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "repo")
 	tests := []struct {
 		file string
 		want sarifArtifact
 	}{
-		{"a/b.go", sarifArtifact{"a/b.go", "%SRCROOT%"}},
-		{"./a/../c d#.go", sarifArtifact{"c%20d%23.go", "%SRCROOT%"}},
-		{"/abs/x.go", sarifArtifact{"file:///abs/x.go", ""}},
+		{filepath.Join(root, "a/b.go"), sarifArtifact{"a/b.go", "%SRCROOT%"}},
+		{filepath.Join(root, "a/../c d#.go"), sarifArtifact{"c%20d%23.go", "%SRCROOT%"}},
+		{filepath.Join(root, "x:y.go"), sarifArtifact{"./x:y.go", "%SRCROOT%"}},
+		{filepath.Join(root, "..", "other", "x.go"), sarifArtifact{"file://" + filepath.ToSlash(filepath.Dir(root)) + "/other/x.go", ""}},
+		{filepath.Join(root+"2", "x.go"), sarifArtifact{"file://" + filepath.ToSlash(root) + "2/x.go", ""}},
 		{"-", sarifArtifact{"stdin", ""}},
 	}
 	for _, tt := range tests {
-		if got := sarifArtifactFor(tt.file); got != tt.want {
+		if got := sarifArtifactFor(tt.file, root); got != tt.want {
 			t.Errorf("sarifArtifactFor(%q) = %+v, want %+v", tt.file, got, tt.want)
 		}
+	}
+}
+
+// The same secret twice in one file, and in another file: each location
+// its own fingerprint, numbered within its file.
+func TestSARIFFingerprints(t *testing.T) {
+	s1, s2 := newSecret(t), newSecret(t)
+	m := func(line int, s string) match {
+		return match{line: line, col: 1, col16: 1, size: keyformat.SecretLen, secret: s}
+	}
+	fs := []Finding{
+		secretFinding("a.go", m(1, s1)), secretFinding("a.go", m(5, s1)), secretFinding("a.go", m(6, s2)),
+		secretFinding("b.go", m(1, s1)),
+	}
+	var b bytes.Buffer
+	if err := WriteSARIF(&b, fs, "1", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	var log struct {
+		Runs []struct {
+			Results []struct {
+				PartialFingerprints map[string]string
+			}
+		}
+	}
+	if err := json.Unmarshal(b.Bytes(), &log); err != nil {
+		t.Fatal(err)
+	}
+	var hashes, counters []string
+	for _, r := range log.Runs[0].Results {
+		h, n, _ := strings.Cut(r.PartialFingerprints["primaryLocationLineHash"], ":")
+		hashes, counters = append(hashes, h), append(counters, n)
+	}
+	if hashes[0] != hashes[1] || hashes[1] == hashes[2] || hashes[0] == hashes[3] || hashes[2] == hashes[3] {
+		t.Errorf("hashes %v: want the first two equal (one secret, one file), the others different", hashes)
+	}
+	if d := cmp.Diff([]string{"1", "2", "1", "1"}, counters); d != "" {
+		t.Errorf("counters (-want +got):\n%s", d)
 	}
 }
 

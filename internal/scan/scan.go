@@ -155,7 +155,7 @@ func (s *Scanner) ScanReader(name string, r io.Reader) ([]Finding, error) {
 
 func secretFinding(file string, m match) Finding {
 	return Finding{
-		Rule: RuleSecret, File: file, Line: m.line, Column: m.col,
+		Rule: RuleSecret, File: file, Line: m.line, Column: m.col, ColumnUTF16: m.col16, Len: m.size,
 		Masked: keyformat.Mask(m.secret), Digest: keyformat.Sum(m.secret),
 		AccessKeyID: m.keyID, Encoding: m.encoding,
 	}
@@ -316,7 +316,8 @@ func (s *Scanner) scanFile(m *matcher, path string) ([]Finding, error) {
 	}
 	if len(out) > 0 && (credValue || isDotEnv(filepath.Base(path))) && s.ign.trackable(path) {
 		out = append(out, Finding{
-			Rule: RuleCredentialsFile, File: path, Line: out[0].Line,
+			Rule: RuleCredentialsFile, File: path, Line: out[0].Line, Column: out[0].Column,
+			ColumnUTF16: out[0].ColumnUTF16, Len: out[0].Len,
 			Masked: out[0].Masked, Digest: out[0].Digest, AccessKeyID: out[0].AccessKeyID,
 		})
 	}
