@@ -41,16 +41,19 @@ var migrationFS embed.FS
 // bytes of "latchkey". Advisory locks are per database.
 const migrationLock int64 = 0x6c617463686b6579
 
+// DefaultOperationTimeout is Store.OperationTimeout after Open, and the
+// connect timeout when the database URL sets none.
+const DefaultOperationTimeout = 5 * time.Second
+
 // Store is the PostgreSQL implementation of latchkey.Store.
+//
+// Its OperationTimeout (sqlstore.DB's) bounds each transaction, every
+// statement in it, usage writes and reads, and Ping. Open sets it to
+// DefaultOperationTimeout; zero or less means no bound.
 type Store struct {
 	*sqlstore.DB
 	pool      *pgxpool.Pool
 	closeOnce sync.Once
-
-	// OperationTimeout bounds each transaction, usage write and ping
-	// whose context has no earlier deadline (see bound). Open sets it to
-	// DefaultOperationTimeout; zero or less means no bound.
-	OperationTimeout time.Duration
 }
 
 var _ latchkey.Store = (*Store)(nil)
@@ -89,7 +92,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connecting: %w", unavailable(err))
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect}, pool: pool, OperationTimeout: DefaultOperationTimeout}
+	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect, OperationTimeout: DefaultOperationTimeout}, pool: pool}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -164,7 +167,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // in recovery (a standby) or with default_transaction_read_only set gives
 // EUNAVAILABLE.
 func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.Bound(ctx)
 	defer cancel()
 	var readOnly string
 	if err := s.pool.QueryRow(ctx, `SELECT current_setting('transaction_read_only')`).Scan(&readOnly); err != nil {
