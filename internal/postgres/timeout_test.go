@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"net/url"
 	"testing"
 	"time"
 
@@ -117,5 +118,69 @@ func TestOperationTimeout(t *testing.T) {
 	s.OperationTimeout = 5 * time.Second
 	if err := s.View(ctx, func(tx latchkey.Tx) error { _, err := tx.FindAccount(ctx, "acme"); return err }); err != nil {
 		t.Errorf("after the timeouts: %v", err)
+	}
+}
+
+// TestIdleTransactionEnds: the server ends a transaction that its client
+// has left idle (as a replica cut off mid-transaction by a partition
+// does), so that the row locks it holds stop blocking every other
+// replica; the client then gets EUNAVAILABLE. The store sets a bound when
+// the URL sets none, and a URL's own value wins.
+func TestIdleTransactionEnds(t *testing.T) {
+	dbURL := newDatabase(t)
+	ctx := t.Context()
+	show := func(s *postgres.Store) string {
+		t.Helper()
+		var v string
+		if err := s.Pool().QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := show(openDB(t, dbURL)); got != "10s" {
+		t.Errorf("idle_in_transaction_session_timeout = %q, want 10s", got)
+	}
+
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("idle_in_transaction_session_timeout", "300ms")
+	u.RawQuery = q.Encode()
+	s := openDB(t, u.String())
+	if got := show(s); got != "300ms" {
+		t.Errorf("idle_in_transaction_session_timeout with the URL's = %q, want 300ms", got)
+	}
+	if err := s.Update(ctx, func(tx latchkey.Tx) error {
+		return tx.CreateAccount(ctx, &latchkey.Account{Name: "acme", CreatedAt: latchkey.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	other, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.Background())
+	err = s.Update(ctx, func(tx latchkey.Tx) error {
+		if _, err := tx.FindAccount(ctx, "acme"); err != nil { // locks the row
+			return err
+		}
+		// Idle, as a client that the network has cut off: another
+		// session gets the row once the server has ended this one.
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if _, err := other.Exec(lctx, `SELECT 1 FROM accounts WHERE name = 'acme' FOR UPDATE`); err != nil {
+			t.Errorf("the row is still locked by the idle transaction: %v", err)
+		}
+		_, err := tx.ListAccounts(ctx)
+		return err
+	})
+	if latchkey.ErrorCode(err) != latchkey.EUNAVAILABLE {
+		t.Errorf("Update after the server ended it = %v, want EUNAVAILABLE", err)
+	}
+	if err := s.View(ctx, func(tx latchkey.Tx) error { _, err := tx.FindAccount(ctx, "acme"); return err }); err != nil {
+		t.Errorf("after the ended transaction: %v", err)
 	}
 }
