@@ -186,58 +186,65 @@ func (c *indexCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Store wraps a store so that every operation is timed. Methods other than
-// those below (added to latchkey.Store later) pass through untimed.
-func (m *Metrics) Store(s latchkey.Store) latchkey.Store { return &timedStore{Store: s, m: m} }
+// Store wraps a store so that every operation but Close is timed, and
+// counted when it fails with an internal or unavailable error. The wrapper
+// holds the store instead of embedding it: a method added to
+// latchkey.Store does not build until it is timed here.
+func (m *Metrics) Store(s latchkey.Store) latchkey.Store { return &timedStore{s: s, m: m} }
 
 type timedStore struct {
-	latchkey.Store
+	s latchkey.Store
 	m *Metrics
 }
 
-func (t *timedStore) observe(op string, start time.Time, err error) {
-	t.m.store.WithLabelValues(op).Observe(time.Since(start).Seconds())
+// timed runs f, one store operation, and observes it under op.
+func timed[T any](m *Metrics, op string, f func() (T, error)) (T, error) {
+	start := time.Now()
+	v, err := f()
+	m.store.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if c := latchkey.ErrorCode(err); c == latchkey.EINTERNAL || c == latchkey.EUNAVAILABLE {
-		t.m.storeErrors.WithLabelValues(op).Inc()
+		m.storeErrors.WithLabelValues(op).Inc()
 	}
+	return v, err
 }
 
-func (t *timedStore) Update(ctx context.Context, fn func(latchkey.Tx) error) (err error) {
-	defer func(start time.Time) { t.observe("update", start, err) }(time.Now())
-	return t.Store.Update(ctx, fn)
+// do is timed for an operation that returns only an error.
+func (t *timedStore) do(op string, f func() error) error {
+	_, err := timed(t.m, op, func() (struct{}, error) { return struct{}{}, f() })
+	return err
 }
 
-func (t *timedStore) View(ctx context.Context, fn func(latchkey.Tx) error) (err error) {
-	defer func(start time.Time) { t.observe("view", start, err) }(time.Now())
-	return t.Store.View(ctx, fn)
+func (t *timedStore) Update(ctx context.Context, fn func(latchkey.Tx) error) error {
+	return t.do("update", func() error { return t.s.Update(ctx, fn) })
 }
 
-func (t *timedStore) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) error) (err error) {
-	defer func(start time.Time) { t.observe("scan_access_keys", start, err) }(time.Now())
-	return t.Store.ScanAccessKeys(ctx, fn)
+func (t *timedStore) View(ctx context.Context, fn func(latchkey.Tx) error) error {
+	return t.do("view", func() error { return t.s.View(ctx, fn) })
 }
 
-func (t *timedStore) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) error) (err error) {
-	defer func(start time.Time) { t.observe("scan_key_index", start, err) }(time.Now())
-	return t.Store.ScanKeyIndex(ctx, fn)
+func (t *timedStore) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+	return t.do("scan_access_keys", func() error { return t.s.ScanAccessKeys(ctx, fn) })
 }
 
-func (t *timedStore) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) (err error) {
-	defer func(start time.Time) { t.observe("record_usage", start, err) }(time.Now())
-	return t.Store.RecordUsage(ctx, batch)
+func (t *timedStore) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+	return t.do("scan_key_index", func() error { return t.s.ScanKeyIndex(ctx, fn) })
 }
 
-func (t *timedStore) UsageSeries(ctx context.Context, id string, from, to time.Time) (out []latchkey.UsageCount, err error) {
-	defer func(start time.Time) { t.observe("usage_series", start, err) }(time.Now())
-	return t.Store.UsageSeries(ctx, id, from, to)
+func (t *timedStore) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) error {
+	return t.do("record_usage", func() error { return t.s.RecordUsage(ctx, batch) })
 }
 
-func (t *timedStore) CompactUsage(ctx context.Context, before time.Time) (n int64, err error) {
-	defer func(start time.Time) { t.observe("compact_usage", start, err) }(time.Now())
-	return t.Store.CompactUsage(ctx, before)
+func (t *timedStore) UsageSeries(ctx context.Context, id string, from, to time.Time) ([]latchkey.UsageCount, error) {
+	return timed(t.m, "usage_series", func() ([]latchkey.UsageCount, error) { return t.s.UsageSeries(ctx, id, from, to) })
 }
 
-func (t *timedStore) Ping(ctx context.Context) (err error) {
-	defer func(start time.Time) { t.observe("ping", start, err) }(time.Now())
-	return t.Store.Ping(ctx)
+func (t *timedStore) CompactUsage(ctx context.Context, before time.Time) (int64, error) {
+	return timed(t.m, "compact_usage", func() (int64, error) { return t.s.CompactUsage(ctx, before) })
 }
+
+func (t *timedStore) Ping(ctx context.Context) error {
+	return t.do("ping", func() error { return t.s.Ping(ctx) })
+}
+
+// Close is not timed: it is called once, at shutdown.
+func (t *timedStore) Close() error { return t.s.Close() }

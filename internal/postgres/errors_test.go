@@ -26,6 +26,7 @@ func TestMapError(t *testing.T) {
 		{"check violation", pg("23514"), latchkey.EINVALID},
 		{"not null violation", pg("23502"), latchkey.EINVALID},
 		{"read-only transaction", pg("25006"), latchkey.EUNAVAILABLE},
+		{"idle in transaction timeout", pg("25P03"), latchkey.EUNAVAILABLE},
 		{"serialization failure", pg("40001"), latchkey.EUNAVAILABLE},
 		{"deadlock", pg("40P01"), latchkey.EUNAVAILABLE},
 		{"lock not available", pg("55P03"), latchkey.EUNAVAILABLE},

@@ -22,6 +22,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -41,16 +42,23 @@ var migrationFS embed.FS
 // bytes of "latchkey". Advisory locks are per database.
 const migrationLock int64 = 0x6c617463686b6579
 
+// DefaultOperationTimeout is Store.OperationTimeout after Open, and the
+// connect timeout when the database URL sets none.
+const DefaultOperationTimeout = 5 * time.Second
+
+// idleInTransactionTimeout is the server's idle_in_transaction_session_timeout
+// on the store's connections when the database URL sets none (see Open).
+const idleInTransactionTimeout = 2 * DefaultOperationTimeout
+
 // Store is the PostgreSQL implementation of latchkey.Store.
+//
+// Its OperationTimeout (sqlstore.DB's) bounds each transaction, every
+// statement in it, usage writes and reads, and Ping. Open sets it to
+// DefaultOperationTimeout; zero or less means no bound.
 type Store struct {
 	*sqlstore.DB
 	pool      *pgxpool.Pool
 	closeOnce sync.Once
-
-	// OperationTimeout bounds each transaction, usage write and ping
-	// whose context has no earlier deadline (see bound). Open sets it to
-	// DefaultOperationTimeout; zero or less means no bound.
-	OperationTimeout time.Duration
 }
 
 var _ latchkey.Store = (*Store)(nil)
@@ -74,6 +82,16 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// or database default of REPEATABLE READ would count from a snapshot
 	// taken before the wait, so the store pins the level.
 	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
+	// A replica cut off mid-transaction (a partition) gives the
+	// transaction up after the operation timeout, but the server hears
+	// of it only when TCP keepalives fail, two hours by default, and
+	// keeps its row locks meanwhile: every other replica's writes to
+	// those rows would fail. latchkey runs a transaction's statements
+	// back to back, so one idle this long has been abandoned, and the
+	// server ends it.
+	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(idleInTransactionTimeout.Milliseconds(), 10)
+	}
 	// Without a connect_timeout in the URL, a server that accepts TCP
 	// connections and then says nothing (a partition, a hung host) would
 	// hold every new connection, and the pool's callers, indefinitely.
@@ -89,7 +107,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connecting: %w", unavailable(err))
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect}, pool: pool, OperationTimeout: DefaultOperationTimeout}
+	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect, OperationTimeout: DefaultOperationTimeout}, pool: pool}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -164,7 +182,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // in recovery (a standby) or with default_transaction_read_only set gives
 // EUNAVAILABLE.
 func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := s.bound(ctx)
+	ctx, cancel := s.Bound(ctx)
 	defer cancel()
 	var readOnly string
 	if err := s.pool.QueryRow(ctx, `SELECT current_setting('transaction_read_only')`).Scan(&readOnly); err != nil {
@@ -197,6 +215,7 @@ const (
 	codeBadCharacter        = "22021" // character_not_in_repertoire: NUL, or not UTF-8
 	codeUntranslatable      = "22P05"
 	codeReadOnlyTransaction = "25006"
+	codeIdleInTransaction   = "25P03" // the server ended a transaction left idle
 	codeSerialization       = "40001"
 	codeDeadlock            = "40P01"
 	codeLockNotAvailable    = "55P03"
@@ -224,6 +243,8 @@ func mapError(err error) error {
 			return latchkey.Errorf(latchkey.EINVALID, "text values must be valid UTF-8 without NUL bytes").WithCause(err)
 		case codeReadOnlyTransaction:
 			return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database cannot be written right now (read-only transaction or standby)").WithCause(err)
+		case codeIdleInTransaction:
+			return latchkey.Unavailable(err)
 		case codeSerialization, codeDeadlock, codeLockNotAvailable:
 			return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database is busy; retry").WithCause(err)
 		}

@@ -122,7 +122,7 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 	}
 	conn := pc.Hijack()
 	defer closeConn(ctx, conn)
-	lctx, cancel := w.store.bound(ctx)
+	lctx, cancel := w.store.Bound(ctx)
 	_, err = conn.Exec(lctx, "LISTEN "+Channel)
 	cancel()
 	if err != nil {
@@ -157,7 +157,7 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 			// otherwise wait forever.
 			// The ping is bounded: over a partition it would never
 			// return, and the watcher would stay ready while deaf.
-			pctx, cancel := w.store.bound(ctx)
+			pctx, cancel := w.store.Bound(ctx)
 			err := conn.Ping(pctx)
 			cancel()
 			if err != nil {

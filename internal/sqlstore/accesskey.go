@@ -393,6 +393,8 @@ const (
 )
 
 // RecordUsage merges usage batches: the newest time wins; counts add up.
+// It runs within the operation timeout: a flush that cannot finish keeps
+// its counts for the next one.
 func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) error {
 	if len(batch) == 0 {
 		return nil
@@ -403,6 +405,7 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 	slices.SortStableFunc(batch, func(a, b latchkey.UsageUpdate) int { return strings.Compare(a.AccessKeyID, b.AccessKeyID) })
 	return db.Update(ctx, func(ltx latchkey.Tx) error {
 		t := ltx.(*Tx)
+		ctx := t.ctx // already the transaction's: no context per statement
 		update, err := t.prepare(ctx, recordUsageSQL)
 		if err != nil {
 			return err

@@ -16,7 +16,7 @@ func (t *Tx) FindPolicy(ctx context.Context, account string) (*latchkey.AccountP
 		settings string
 		updated  int64
 	)
-	err := t.tx.QueryRowContext(ctx, t.q(`SELECT settings, updated_at FROM key_policies WHERE account = ?`), account).Scan(&settings, &updated)
+	err := t.queryRow(ctx, `SELECT settings, updated_at FROM key_policies WHERE account = ?`, account).Scan(&settings, &updated)
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "account %q has no policy of its own", account))
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/latchkey/latchkey"
 )
@@ -35,19 +36,55 @@ type DB struct {
 	Write   *sql.DB // read-write transactions
 	Read    *sql.DB // read-only transactions; may be the same as Write
 	Dialect Dialect
+
+	// OperationTimeout bounds each transaction (Update, View,
+	// RecordUsage), every statement in it, and each UsageSeries, when
+	// their context has no earlier deadline; zero or less means no
+	// bound. A database that stops answering without closing its
+	// connections (a network partition, a hung server) would otherwise
+	// hold a management call, and the client that made it, until TCP
+	// gives up, minutes later; bounded, the call fails with EUNAVAILABLE
+	// and the connection is closed.
+	//
+	// ScanAccessKeys, ScanKeyIndex and CompactUsage are not bounded: they
+	// read or fold every row, which may take longer than any one
+	// management call should; their callers' contexts govern them.
+	OperationTimeout time.Duration
 }
 
-// Update runs fn in a read-write transaction.
+// Bound returns ctx with the operation timeout, unless ctx ends sooner.
+func (db *DB) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if db.OperationTimeout <= 0 {
+		return ctx, func() {}
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= db.OperationTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, db.OperationTimeout)
+}
+
+// Update runs fn in a read-write transaction, within the operation
+// timeout.
 func (db *DB) Update(ctx context.Context, fn func(latchkey.Tx) error) error {
+	ctx, cancel := db.Bound(ctx)
+	defer cancel()
 	return db.run(ctx, db.Write, false, fn)
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction, within the operation timeout.
 func (db *DB) View(ctx context.Context, fn func(latchkey.Tx) error) error {
+	ctx, cancel := db.Bound(ctx)
+	defer cancel()
 	return db.run(ctx, db.Read, true, fn)
 }
 
+// run runs fn in a transaction that ends when ctx does: each statement
+// runs within ctx as well as its caller's context (see Tx.within).
 func (db *DB) run(ctx context.Context, sdb *sql.DB, readOnly bool, fn func(latchkey.Tx) error) error {
+	// Cancelled when the transaction ends, which releases the contexts
+	// of its statements.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stx, err := sdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: readOnly})
 	if err != nil {
 		return db.Err(err)
@@ -55,9 +92,10 @@ func (db *DB) run(ctx context.Context, sdb *sql.DB, readOnly bool, fn func(latch
 	// Deferred so that a panic in fn also ends the transaction: otherwise
 	// it stays open, holding its connection and locks (for SQLite, the one
 	// writing connection) until its context ends, which may be never.
-	// After Commit, Rollback is a no-op.
+	// After Commit, Rollback is a no-op. It runs before cancel, so that
+	// a rollback keeps the connection.
 	defer func() { _ = stx.Rollback() }()
-	t := &Tx{tx: stx, d: &db.Dialect, writable: !readOnly}
+	t := &Tx{tx: stx, ctx: ctx, d: &db.Dialect, writable: !readOnly}
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -91,8 +129,13 @@ func mapErr(d *Dialect, err error) error {
 }
 
 // Tx is one transaction; it implements latchkey.Tx.
+//
+// Its statements go through exec, prepare, execStmt, query and queryRow,
+// which run them within the transaction's context (see within); none uses
+// tx directly (TestStatementsWithinTx).
 type Tx struct {
 	tx       *sql.Tx
+	ctx      context.Context // ends with the transaction, or at its bound
 	d        *Dialect
 	writable bool
 }
@@ -127,11 +170,28 @@ func (t *Tx) forUpdate() string {
 	return ""
 }
 
+// within returns ctx, ended also when the transaction's context ends.
+// Statements run on it. Bounding BEGIN and COMMIT alone is not enough: a
+// statement waiting on its caller's context alone would hold the
+// connection past the bound, and database/sql's rollback at the deadline
+// waits for that statement, for ever over a partition.
+//
+// The context is released when the transaction ends, not before: the
+// rows of a query are read after the call that ran it returns.
+func (t *Tx) within(ctx context.Context) context.Context {
+	if ctx == t.ctx {
+		return ctx
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
+	return ctx
+}
+
 func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if err := checkText(args); err != nil {
 		return nil, err
 	}
-	res, err := t.tx.ExecContext(ctx, t.q(query), args...)
+	res, err := t.tx.ExecContext(t.within(ctx), t.q(query), args...)
 	if err != nil {
 		return nil, mapErr(t.d, err)
 	}
@@ -142,7 +202,7 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 // runs it many times and the database parses it once; close the statement
 // when the batch is done.
 func (t *Tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
-	s, err := t.tx.PrepareContext(ctx, t.q(query))
+	s, err := t.tx.PrepareContext(t.within(ctx), t.q(query))
 	if err != nil {
 		return nil, mapErr(t.d, err)
 	}
@@ -153,7 +213,7 @@ func (t *Tx) execStmt(ctx context.Context, s *sql.Stmt, args ...any) (sql.Result
 	if err := checkText(args); err != nil {
 		return nil, err
 	}
-	res, err := s.ExecContext(ctx, args...)
+	res, err := s.ExecContext(t.within(ctx), args...)
 	if err != nil {
 		return nil, mapErr(t.d, err)
 	}
@@ -164,7 +224,7 @@ func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	if err := checkText(args); err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.QueryContext(ctx, t.q(query), args...)
+	rows, err := t.tx.QueryContext(t.within(ctx), t.q(query), args...)
 	if err != nil {
 		return nil, mapErr(t.d, err)
 	}

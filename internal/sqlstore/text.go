@@ -45,5 +45,5 @@ func (t *Tx) queryRow(ctx context.Context, query string, args ...any) interface{
 	if err := checkText(args); err != nil {
 		return errRow{err}
 	}
-	return t.tx.QueryRowContext(ctx, t.q(query), args...)
+	return t.tx.QueryRowContext(t.within(ctx), t.q(query), args...)
 }

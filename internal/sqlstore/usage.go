@@ -27,8 +27,10 @@ func (t *Tx) recordMinutes(ctx context.Context, s *sql.Stmt, id string, counts [
 	return nil
 }
 
-// UsageSeries implements latchkey.Store.
+// UsageSeries implements latchkey.Store, within the operation timeout.
 func (db *DB) UsageSeries(ctx context.Context, id string, from, to time.Time) ([]latchkey.UsageCount, error) {
+	ctx, cancel := db.Bound(ctx)
+	defer cancel()
 	q := rebind(&db.Dialect, `SELECT minute, code, count FROM (
 			SELECT minute, code, count FROM usage_minutes WHERE access_key_id = ? AND minute >= ? AND minute < ?
 			UNION ALL
@@ -53,13 +55,15 @@ func (db *DB) UsageSeries(ctx context.Context, id string, from, to time.Time) ([
 	return out, db.Err(rows.Err())
 }
 
-// CompactUsage implements latchkey.Store.
+// CompactUsage implements latchkey.Store. It is not bounded by the
+// operation timeout (see DB).
 func (db *DB) CompactUsage(ctx context.Context, before time.Time) (int64, error) {
 	cut := unixMinute(before)
 	cut -= cut % 60 // only whole hours
 	var n int64
-	err := db.Update(ctx, func(ltx latchkey.Tx) error {
+	err := db.run(ctx, db.Write, false, func(ltx latchkey.Tx) error {
 		t := ltx.(*Tx)
+		ctx := t.ctx
 		if _, err := t.exec(ctx, `INSERT INTO usage_hours (access_key_id, minute, code, count)
 			SELECT access_key_id, minute - (minute % 60), code, SUM(count) FROM usage_minutes WHERE minute < ?
 			GROUP BY access_key_id, minute - (minute % 60), code

@@ -55,7 +55,7 @@ func (t *Tx) CreateWebhook(ctx context.Context, w *latchkey.Webhook) error {
 
 // FindWebhook implements latchkey.Tx.
 func (t *Tx) FindWebhook(ctx context.Context, id string) (*latchkey.Webhook, error) {
-	row := t.tx.QueryRowContext(ctx, t.q(`SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`+t.forUpdate()), id)
+	row := t.queryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`+t.forUpdate(), id)
 	w, err := scanWebhook(row)
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "webhook %s not found", id))
@@ -120,8 +120,8 @@ func (t *Tx) EnqueueEvent(ctx context.Context, e *latchkey.WebhookEvent, webhook
 	out := make([]*latchkey.WebhookDelivery, 0, len(webhookIDs))
 	for _, wid := range webhookIDs {
 		var id int64
-		err := t.tx.QueryRowContext(ctx, t.q(`INSERT INTO webhook_deliveries (webhook_id, event_id, status, next_attempt_at, created_at)
-			VALUES (?, ?, ?, ?, ?) RETURNING id`), wid, e.ID, latchkey.DeliveryPending, at, at).Scan(&id)
+		err := t.queryRow(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, status, next_attempt_at, created_at)
+			VALUES (?, ?, ?, ?, ?) RETURNING id`, wid, e.ID, latchkey.DeliveryPending, at, at).Scan(&id)
 		if err != nil {
 			if latchkey.ErrorCode(mapErr(t.d, err)) == latchkey.ENOTFOUND {
 				return nil, latchkey.Errorf(latchkey.ENOTFOUND, "webhook %s not found", wid)
@@ -195,8 +195,8 @@ func (t *Tx) ListDeliveries(ctx context.Context, f latchkey.DeliveryFilter) ([]*
 
 // FindDelivery implements latchkey.Tx.
 func (t *Tx) FindDelivery(ctx context.Context, id int64) (*latchkey.WebhookDelivery, error) {
-	row := t.tx.QueryRowContext(ctx, t.q(`SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-		WHERE d.id = ?`), id)
+	row := t.queryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+		WHERE d.id = ?`, id)
 	d, err := scanDelivery(row)
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "delivery %d not found", id))
