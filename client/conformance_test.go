@@ -83,13 +83,12 @@ func runConformanceCase(t *testing.T, f *conformance.Fixture, c *conformance.Cas
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := client.New(endpoint, client.WithCredentials(f.Verifier.Client()),
-		client.WithHTTPClient(&http.Client{Timeout: time.Duration(f.TimeoutMS) * time.Millisecond}))
+	v, err := client.New(endpoint, client.WithCredentials(f.Verifier.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got *seen
-	h := client.Middleware(client.MiddlewareOptions{Client: v, Scope: func(*http.Request) string { return c.Scope }})(
+	h := client.Middleware(client.MiddlewareOptions{Client: v, Timeout: time.Duration(f.TimeoutMS) * time.Millisecond, Scope: func(*http.Request) string { return c.Scope }})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id, _ := client.IdentityFrom(r.Context())
 			got = &seen{identity: id, method: r.Method, path: r.URL.Path, header: r.Header.Clone()}

@@ -26,6 +26,9 @@ const (
 	// DefaultCacheSize is how many decisions it keeps unless told
 	// otherwise.
 	DefaultCacheSize = 10000
+	// DefaultVerifyTimeout is how long Middleware waits for latchkey's
+	// decision unless told otherwise; the call is then refused with 503.
+	DefaultVerifyTimeout = 2 * time.Second
 )
 
 // MiddlewareOptions configure Middleware.
@@ -46,6 +49,14 @@ type MiddlewareOptions struct {
 	// CacheSize bounds how many decisions are kept: DefaultCacheSize when
 	// 0 or less.
 	CacheSize int
+
+	// Timeout bounds the wait for latchkey's decision:
+	// DefaultVerifyTimeout when 0; no bound of the middleware's own when
+	// negative (the Client's http.Client may still have one). A call
+	// whose decision does not come in time is refused with 503, as when
+	// latchkey cannot be reached: a slow key service never holds calls
+	// open, and never lets them through.
+	Timeout time.Duration
 
 	// Scope returns the scope a call needs, e.g. "shipments:write" for a
 	// POST to /shipments; nil or "" checks no scope. It is given the
@@ -105,8 +116,9 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 // code (INACTIVE, IP_NOT_ALLOWED, ...), X-Latchkey-Code, WWW-Authenticate on
 // a 401 and Retry-After on a 429. A call with a secret in its URL is refused
 // with 403 CREDENTIALS_IN_URL without asking latchkey (only latchkey's own
-// surfaces can flag that key exposed). When latchkey cannot be reached the
-// call is refused with 503: the middleware fails closed.
+// surfaces can flag that key exposed). When latchkey cannot be reached, or
+// does not answer within MiddlewareOptions.Timeout, the call is refused
+// with 503: the middleware fails closed.
 //
 // Positive decisions are cached for MiddlewareOptions.CacheTTL, keyed by
 // the SHA-256 digest of the secret together with everything the decision
@@ -128,6 +140,9 @@ func Middleware(o MiddlewareOptions) func(http.Handler) http.Handler {
 	now := o.Now
 	if now == nil {
 		now = time.Now
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultVerifyTimeout
 	}
 	m := &middleware{o: o, now: now, cache: &decisionCache{ttl: ttl, max: size, m: map[[32]byte]cached{}}}
 	return func(next http.Handler) http.Handler {
@@ -178,7 +193,13 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 		return
 	}
-	res, err := m.o.Client.Verify(r.Context(), in)
+	ctx := r.Context()
+	if m.o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.o.Timeout)
+		defer cancel()
+	}
+	res, err := m.o.Client.Verify(ctx, in)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the caller went away

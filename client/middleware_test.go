@@ -289,6 +289,53 @@ func TestMiddlewareUnreachable(t *testing.T) {
 	}
 }
 
+// TestMiddlewareSlowService: a latchkey that does not answer in time is
+// treated as unreachable: 503 after the timeout, by default and when set,
+// with an http.Client that has no timeout of its own.
+func TestMiddlewareSlowService(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	c, err := client.New(slow.URL, client.WithCredentials(client.Credentials{SecretAccessKey: "x"}),
+		client.WithHTTPClient(&http.Client{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		timeout time.Duration
+		want    time.Duration
+	}{
+		{"default", 0, client.DefaultVerifyTimeout},
+		{"set", 300 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reached := false
+			h := client.Middleware(client.MiddlewareOptions{Client: c, Timeout: tt.timeout})(
+				http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
+			r := httptest.NewRequestWithContext(t.Context(), "GET", "/", nil)
+			r.Header.Set("X-Api-Key", "lksk_"+"0123456789012345678901234567890123456789abcdef")
+			w := httptest.NewRecorder()
+			start := time.Now()
+			h.ServeHTTP(w, r)
+			took := time.Since(start)
+			if w.Code != 503 || reached {
+				t.Fatalf("status %d, reached %v, want 503 and not reached", w.Code, reached)
+			}
+			// the bound, not the slow service, ended the wait
+			if took < tt.want || took > tt.want+5*time.Second {
+				t.Errorf("refused after %v, want about %v", took, tt.want)
+			}
+		})
+	}
+}
+
 // TestMiddlewareStatusesMatchServer: the middleware answers each decision
 // code with the status latchkey's gateway surfaces use.
 func TestMiddlewareStatusesMatchServer(t *testing.T) {
