@@ -596,7 +596,7 @@ func TestBrowserConsole(t *testing.T) {
 	if got := b.eval(`document.querySelector('.stepper li.current').dataset.step`); got != "2" {
 		t.Fatalf("after creating the new key the wizard is at step %s, want 2", got)
 	}
-	b.submit(`nav.hours a[href$="hours=1"]`)
+	b.submit(`nav.hours a[href*="hours=1&"]`)
 
 	// Step 2: the instances move one by one; the chart updates live.
 	generated := b.eval(`document.querySelector('#usage-chart').dataset.generated`)
