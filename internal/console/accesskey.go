@@ -33,8 +33,7 @@ type keyData struct {
 	Key        *latchkey.AccessKey
 	App        *latchkey.Application
 	Chart      *chartModel
-	Hours      []int
-	HoursBase  string
+	Periods    []periodLink
 	Events     []*auditRow
 	Enforced   restrictionsForm
 	ReportOnly restrictionsForm
@@ -60,18 +59,16 @@ func (c *Console) key(w http.ResponseWriter, r *http.Request, u *user) error {
 	if err != nil {
 		return err
 	}
-	d := keyData{Key: k, App: app, Chart: chart, Hours: hourOptions(), HoursBase: keyURL(k.ID) + "?", Events: auditRows(evs),
+	periods := periodLinks(chart.Hours, func(hours int) string {
+		if hours == 0 {
+			return keyURL(k.ID)
+		}
+		return keyURL(k.ID) + "?hours=" + strconv.Itoa(hours)
+	})
+	d := keyData{Key: k, App: app, Chart: chart, Periods: periods, Events: auditRows(evs),
 		Enforced: formOf(k.Restrictions), ReportOnly: formOf(k.ReportOnly)}
 	c.renderRefreshing(w, r, u, "key", k.ID, "keys", d)
 	return nil
-}
-
-func hourOptions() []int {
-	var out []int
-	for _, h := range chartHours {
-		out = append(out, h.Hours)
-	}
-	return out
 }
 
 // renderRefreshing renders a page with a live chart: with scripts off, the

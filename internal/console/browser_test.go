@@ -259,6 +259,159 @@ func (b *bt) status(keyID string) string {
 	return b.eval(fmt.Sprintf(`(document.querySelector('tr[data-key-id=%q] [data-status]') || {}).dataset?.status || "missing"`, keyID))
 }
 
+// rigOptions are what a browser test changes in the server it drives.
+type rigOptions struct {
+	now            func() time.Time // the clock of the service, verifier and console
+	refreshSeconds int              // the chart's refresh interval
+	trafficWindow  time.Duration
+	// wrap, when set, wraps the server's handler, to watch or delay
+	// requests.
+	wrap    func(http.Handler) http.Handler
+	timeout time.Duration // the whole browser session (default 2 minutes)
+}
+
+// rig is a browser test's world: the server, wired as latchkey serve wires
+// it (the console mounted into the API server), and Debian's headless
+// Chromium with a fresh profile at 1280 x 900, whose console errors,
+// warnings and exceptions (a CSP violation is one) are collected. It skips
+// or fails the test without Chromium, as missingChromium says.
+type rig struct {
+	*bt
+	svc  *manage.Service
+	ver  *verify.Verifier
+	srv  *httptest.Server
+	boot *manage.CreatedKey
+
+	mu       sync.Mutex
+	problems []string
+}
+
+func newRig(t *testing.T, o rigOptions) *rig {
+	t.Helper()
+	chromium := findChromium()
+	if chromium == "" {
+		if fail, msg := missingChromium(os.Getenv("CI") != ""); fail {
+			t.Fatal(msg)
+		} else {
+			t.Skip(msg)
+		}
+	}
+	if testing.Short() && os.Getenv("CI") == "" {
+		t.Skip("the browser tests take a minute or more; skipped with -short outside CI")
+	}
+	ctx := t.Context()
+	if o.now == nil {
+		o.now = time.Now
+	}
+	store, err := sqlite.Open(ctx, t.TempDir()+"/lk.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ix := verify.NewIndex()
+	log := slog.New(slog.DiscardHandler)
+	svc := manage.New(store, ix, log)
+	svc.Now = o.now
+	rec := verify.NewRecorder(store, 200*time.Millisecond, log)
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	rec.Start(recCtx)
+	t.Cleanup(func() { stopRec(); _ = rec.Stop(context.Background()) })
+	ver := verify.New(ix, rec)
+	ver.Now = o.now
+	boot, err := svc.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := &Console{Service: svc, Verifier: ver, Log: log, Now: o.now, RefreshSeconds: o.refreshSeconds, TrafficWindow: o.trafficWindow,
+		ClientIP: func(r *http.Request) netip.Addr { return httpapi.ClientIP(r, nil) }}
+	api := &httpapi.Server{Service: svc, Verifier: ver, Log: log, Mount: con.Mount}
+	h := api.Handler()
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	if o.timeout == 0 {
+		o.timeout = 2 * time.Minute
+	}
+	bctx, cancelTimeout := context.WithTimeout(bctx, o.timeout)
+	t.Cleanup(cancelTimeout)
+	r := &rig{bt: &bt{t: t, ctx: bctx, base: srv.URL, shots: artifactsDir(t)}, svc: svc, ver: ver, srv: srv, boot: boot}
+
+	logs := chromedp.Events(bctx, cdplog.EntryAdded)
+	exceptions := chromedp.Events(bctx, runtime.ExceptionThrown)
+	go func() {
+		for ev, err := range logs {
+			if err != nil {
+				return
+			}
+			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning {
+				r.problem(fmt.Sprintf("%s: %s (%s)", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+			}
+		}
+	}()
+	go func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			r.problem("exception: " + ev.ExceptionDetails.Text)
+		}
+	}()
+	return r
+}
+
+func (r *rig) problem(p string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.problems = append(r.problems, p)
+}
+
+// checkProblems fails the test if the browser reported a problem that
+// expected does not match (nil: every problem fails it).
+func (r *rig) checkProblems(expected *regexp.Regexp) {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var real []string
+	for _, p := range r.problems {
+		if expected == nil || !expected.MatchString(p) {
+			real = append(real, p)
+		}
+	}
+	if len(real) > 0 {
+		r.t.Errorf("the browser reported problems:\n%s", strings.Join(real, "\n"))
+	}
+}
+
+// signIn signs in with the first operator's key through the sign-in form.
+func (r *rig) signIn() {
+	r.t.Helper()
+	r.nav("/console/signin")
+	r.do(chromedp.SendKeys(chromedp.ID("access_key_id"), r.boot.ID), chromedp.SendKeys(chromedp.ID("secret_access_key"), r.boot.Secret))
+	r.submit(`form[action="/console/signin"] button[type=submit]`)
+	if loc := r.location(); loc != "/console/applications" {
+		r.t.Fatalf("after sign-in at %s", loc)
+	}
+}
+
 // TestBrowserConsole drives Debian's headless Chromium through the console
 // the way a new user would, with a background client using the keys:
 // sign in with the keyboard, register an application, create a key and
@@ -270,100 +423,12 @@ func (b *bt) status(keyID string) string {
 // POSTs; check phone width; sign out. It fails on any console error (a
 // CSP violation included). Screenshots go to artifacts/console/.
 func TestBrowserConsole(t *testing.T) {
-	chromium := findChromium()
-	if chromium == "" {
-		if fail, msg := missingChromium(os.Getenv("CI") != ""); fail {
-			t.Fatal(msg)
-		} else {
-			t.Skip(msg)
-		}
-	}
-	if testing.Short() && os.Getenv("CI") == "" {
-		t.Skip("the browser test takes about a minute; skipped with -short outside CI")
-	}
-	shots := artifactsDir(t)
-	ctx := t.Context()
-
-	// The server, wired as latchkey serve wires it, on a clock that runs
-	// 60 times faster than the wall clock.
+	// The server runs on a clock 60 times faster than the wall clock.
 	clk := fastClock{start: time.Now().UTC().Truncate(time.Minute), real: time.Now(), speed: 60}
-	store, err := sqlite.Open(ctx, t.TempDir()+"/lk.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	ix := verify.NewIndex()
-	log := slog.New(slog.DiscardHandler)
-	svc := manage.New(store, ix, log)
-	svc.Now = clk.Now
-	rec := verify.NewRecorder(store, 200*time.Millisecond, log)
-	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
-	rec.Start(recCtx)
-	t.Cleanup(func() { stopRec(); _ = rec.Stop(context.Background()) })
-	ver := verify.New(ix, rec)
-	ver.Now = clk.Now
-	boot, err := svc.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	con := &Console{Service: svc, Verifier: ver, Log: log, Now: clk.Now, RefreshSeconds: 2, TrafficWindow: 5 * time.Minute,
-		ClientIP: func(r *http.Request) netip.Addr { return httpapi.ClientIP(r, nil) }}
-	api := &httpapi.Server{Service: svc, Verifier: ver, Log: log, Mount: con.Mount}
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(srv.Close)
-
-	// The browser: Debian's Chromium, headless, with a fresh profile.
-	profile := t.TempDir()
+	r := newRig(t, rigOptions{now: clk.Now, refreshSeconds: 2, trafficWindow: 5 * time.Minute, timeout: 4 * time.Minute})
+	ctx := t.Context()
+	b, bctx, svc, ver, srv, boot := r.bt, r.ctx, r.svc, r.ver, r.srv, r.boot
 	downloads := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 4*time.Minute)
-	defer cancelTimeout()
-	b := &bt{t: t, ctx: bctx, base: srv.URL, shots: shots}
-
-	// Collect every console error and exception (a CSP violation is one).
-	var (
-		problemsMu sync.Mutex
-		problems   []string
-	)
-	logs := chromedp.Events(bctx, cdplog.EntryAdded)
-	exceptions := chromedp.Events(bctx, runtime.ExceptionThrown)
-	go func() {
-		for ev, err := range logs {
-			if err != nil {
-				return
-			}
-			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning {
-				problemsMu.Lock()
-				problems = append(problems, fmt.Sprintf("%s: %s (%s)", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
-				problemsMu.Unlock()
-			}
-		}
-	}()
-	go func() {
-		for ev, err := range exceptions {
-			if err != nil {
-				return
-			}
-			problemsMu.Lock()
-			problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
-			problemsMu.Unlock()
-		}
-	}()
 	if _, err := chromedp.CallBrowser(bctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
 		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
 		t.Fatal(err)
@@ -531,7 +596,7 @@ func TestBrowserConsole(t *testing.T) {
 	if got := b.eval(`document.querySelector('.stepper li.current').dataset.step`); got != "2" {
 		t.Fatalf("after creating the new key the wizard is at step %s, want 2", got)
 	}
-	b.submit(`nav.hours a[href$="hours=1"]`)
+	b.submit(`nav.hours a[href*="hours=1&"]`)
 
 	// Step 2: the instances move one by one; the chart updates live.
 	generated := b.eval(`document.querySelector('#usage-chart').dataset.generated`)
@@ -693,19 +758,8 @@ func TestBrowserConsole(t *testing.T) {
 		t.Fatalf("after signing out /console/keys is at %s", loc)
 	}
 
-	problemsMu.Lock()
-	defer problemsMu.Unlock()
-	var real []string
-	for _, p := range problems {
-		// the forged POSTs' 403 answers are expected failures
-		if regexp.MustCompile(`status of 403`).MatchString(p) {
-			continue
-		}
-		real = append(real, p)
-	}
-	if len(real) > 0 {
-		t.Errorf("the browser reported problems:\n%s", strings.Join(real, "\n"))
-	}
+	// the forged POSTs' 403 answers are expected failures
+	r.checkProblems(regexp.MustCompile(`status of 403`))
 	f.mu.Lock()
 	t.Logf("background client calls: %v", f.calls)
 	f.mu.Unlock()

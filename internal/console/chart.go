@@ -42,6 +42,23 @@ func chartHoursOK(hours int) (time.Duration, bool) {
 	return 0, false
 }
 
+// periodLink is one of the chart's periods on offer.
+type periodLink struct {
+	Label, Title, URL string
+	Current           bool
+}
+
+// periodLinks offers "auto" (the chart chooses its period from the
+// traffic) and each of chartHours; current is the chart's hours (0 for
+// auto), and url gives the page's address for a number of hours.
+func periodLinks(current int, url func(hours int) string) []periodLink {
+	out := []periodLink{{Label: "auto", Title: fmt.Sprintf("from just before the first call in the last %d hours", autoHours), URL: url(0), Current: current == 0}}
+	for _, h := range chartHours {
+		out = append(out, periodLink{Label: fmt.Sprintf("%d h", h.Hours), URL: url(h.Hours), Current: current == h.Hours})
+	}
+	return out
+}
+
 func chartStep(hours int) (int, time.Duration) {
 	for _, h := range chartHours {
 		if h.Hours == hours {
@@ -149,15 +166,27 @@ func lineStyle(role string) (class, dash, width, shape string) {
 	return "s-key", "", "2.5", "square"
 }
 
+// autoHours is the longest period the chart chooses by itself.
+const autoHours = 3
+
 // buildChart reads each key's usage over the last hours and lays it out.
-// deactivated, when set, marks when the old key was made Inactive.
+// With hours 0 the chart chooses its period from the traffic (see
+// fitToTraffic), within the last autoHours. deactivated, when set, marks
+// when the old key was made Inactive.
 func (c *Console) buildChart(ctx context.Context, u *user, keys []chartKey, hours int, deactivated *time.Time, refreshURL string) (*chartModel, error) {
+	auto := hours == 0
+	if auto {
+		hours = autoHours
+	}
 	hours, step := chartStep(hours)
 	now := c.now()
 	from := now.Add(-time.Duration(hours) * time.Hour)
 	m := &chartModel{
 		RefreshURL: refreshURL, RefreshSeconds: c.RefreshSeconds, Generated: now, Hours: hours,
 		StepLabel: stepWords(step), Window: durationWords(c.TrafficWindow), W: chartW,
+	}
+	if auto {
+		m.Hours = 0
 	}
 	series := make([][]manage.UsagePoint, len(keys))
 	for i, k := range keys {
@@ -179,9 +208,16 @@ func (c *Console) buildChart(ctx context.Context, u *user, keys []chartKey, hour
 		class, dash, width, shape := lineStyle(k.Role)
 		m.Legend = append(m.Legend, legendItem{Role: k.Role, KeyID: k.Key.ID, Class: class, Dash: dash, Width: width, Shape: shape})
 	}
+	if auto {
+		series = fitToTraffic(series)
+	}
 	n := 0
 	if len(series) > 0 {
 		n = len(series[0])
+	}
+	period := time.Duration(hours) * time.Hour
+	if auto {
+		period = time.Duration(n) * step
 	}
 	xAt := func(i int) float64 {
 		if n < 2 {
@@ -190,18 +226,11 @@ func (c *Console) buildChart(ctx context.Context, u *user, keys []chartKey, hour
 		return chartLeft + float64(i)*plotW/float64(n-1)
 	}
 	valid := func(p manage.UsagePoint) int64 { return p.Valid }
-	rejected := func(p manage.UsagePoint) int64 {
-		var s int64
-		for _, v := range p.Rejected {
-			s += v
-		}
-		return s
-	}
 	per := "per " + m.StepLabel
 	for pi, pan := range []struct {
 		title string
 		val   func(manage.UsagePoint) int64
-	}{{"Valid requests " + per, valid}, {"Rejected requests " + per, rejected}} {
+	}{{"Valid requests " + per, valid}, {"Rejected requests " + per, rejectedSum}} {
 		top := pi*(panelTitleH+plotH+panelGap) + panelTitleH
 		p := chartPanel{Title: pan.title, Top: top, Bottom: top + plotH}
 		var peak int64
@@ -244,7 +273,7 @@ func (c *Console) buildChart(ctx context.Context, u *user, keys []chartKey, hour
 	if n > 0 {
 		first := series[0][0].At
 		span := series[0][n-1].At.Sub(first)
-		tick := tickEvery(hours)
+		tick := tickEvery(period)
 		for t := first.Truncate(tick); !t.After(first.Add(span)); t = t.Add(tick) {
 			if t.Before(first) {
 				continue
@@ -260,9 +289,9 @@ func (c *Console) buildChart(ctx context.Context, u *user, keys []chartKey, hour
 			m.Marker = &chartMarker{X: min(x, chartLeft+plotW), Label: "old key deactivated " + deactivated.UTC().Format("15:04")}
 		}
 	}
-	m.Title = fmt.Sprintf("Requests %s over the last %s (times in UTC)", per, durationWords(time.Duration(hours)*time.Hour))
+	m.Title = fmt.Sprintf("Requests %s over the last %s (times in UTC)", per, durationWords(period))
 	m.Desc = chartDescription(m)
-	m.Table = chartTableFor(keys, series, 15, valid, rejected)
+	m.Table = chartTableFor(keys, series, 15, valid, rejectedSum)
 	return m, nil
 }
 
@@ -361,15 +390,63 @@ func niceMax(v int64) int64 {
 	return v + v%2
 }
 
-func tickEvery(hours int) time.Duration {
+// fitToTraffic cuts the quiet start off the series of a chart whose
+// period the user did not choose, so that the traffic fills the chart
+// instead of a sliver at its right edge: the series then start a step
+// before the first step with a call (valid or refused) of any key, rounded
+// up to whole multiples of 5 steps, 10 steps at least. Series without a
+// call are left whole.
+func fitToTraffic(series [][]manage.UsagePoint) [][]manage.UsagePoint {
+	const round, least = 5, 10
+	if len(series) == 0 {
+		return series
+	}
+	n := len(series[0])
+	first := n
+	for _, s := range series {
+		for i, p := range s[:min(first, len(s))] {
+			if p.Valid > 0 || rejectedSum(p) > 0 {
+				first = i
+				break
+			}
+		}
+	}
+	if first == n {
+		return series
+	}
+	keep := n - first + 1
+	keep = max(least, (keep+round-1)/round*round)
+	if keep >= n {
+		return series
+	}
+	out := make([][]manage.UsagePoint, len(series))
+	for i, s := range series {
+		out[i] = s[len(s)-keep:]
+	}
+	return out
+}
+
+func rejectedSum(p manage.UsagePoint) int64 {
+	var s int64
+	for _, v := range p.Rejected {
+		s += v
+	}
+	return s
+}
+
+// tickEvery is the distance between the time axis's labels for a chart
+// of the given period.
+func tickEvery(period time.Duration) time.Duration {
 	switch {
-	case hours <= 1:
+	case period <= 20*time.Minute:
+		return 5 * time.Minute
+	case period <= time.Hour:
 		return 10 * time.Minute
-	case hours <= 3:
+	case period <= 3*time.Hour:
 		return 30 * time.Minute
-	case hours <= 6:
+	case period <= 6*time.Hour:
 		return time.Hour
-	case hours <= 12:
+	case period <= 12*time.Hour:
 		return 2 * time.Hour
 	}
 	return 4 * time.Hour
@@ -425,9 +502,15 @@ func (c *Console) chartFragment(w http.ResponseWriter, r *http.Request, u *user)
 
 // chartOf builds the chart of key k alone or, when nk is set, the rotation
 // chart of k (old) and nk (new), with the old key's deactivation marked.
+// hours is one of the periods offered; anything else lets the chart choose
+// its period from the traffic.
 func (c *Console) chartOf(ctx context.Context, u *user, k, nk *latchkey.AccessKey, hours int) (*chartModel, error) {
-	hours, _ = chartStep(hours)
-	q := url.Values{"hours": {strconv.Itoa(hours)}}
+	q := url.Values{}
+	if _, ok := chartHoursOK(hours); ok {
+		q.Set("hours", strconv.Itoa(hours))
+	} else {
+		hours = 0
+	}
 	keys := []chartKey{{Role: "key", Key: k}}
 	var deactivated *time.Time
 	if nk != nil {
@@ -443,5 +526,9 @@ func (c *Console) chartOf(ctx context.Context, u *user, k, nk *latchkey.AccessKe
 			}
 		}
 	}
-	return c.buildChart(ctx, u, keys, hours, deactivated, keyURL(k.ID)+"/chart?"+q.Encode())
+	refresh := keyURL(k.ID) + "/chart"
+	if len(q) > 0 {
+		refresh += "?" + q.Encode()
+	}
+	return c.buildChart(ctx, u, keys, hours, deactivated, refresh)
 }

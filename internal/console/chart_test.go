@@ -157,6 +157,72 @@ func TestChart(t *testing.T) {
 	}
 }
 
+// TestChartDefaultWindow checks that the rotation chart's default period
+// shows the traffic: from just before the first call of either key in the
+// last three hours, not three hours with the traffic as a sliver at the
+// right edge. A period the user chose is kept.
+func TestChartDefaultWindow(t *testing.T) {
+	tests := []struct {
+		name      string
+		oldFrom   time.Duration // the old key is called every minute since this long ago (0: never)
+		newFrom   time.Duration // likewise the new key
+		hours     int           // the period asked for (0: none)
+		wantSteps int           // minutes on the chart
+		wantTitle string
+	}{
+		{"a rotation 40 minutes old", 40 * time.Minute, 15 * time.Minute, 0, 45, "over the last 45 minutes"},
+		{"the new key first", 0, 22 * time.Minute, 0, 25, "over the last 25 minutes"},
+		{"traffic of 3 minutes", 3 * time.Minute, 0, 0, 10, "over the last 10 minutes"},
+		{"traffic of an hour", 59 * time.Minute, 30 * time.Minute, 0, 60, "over the last hour"},
+		{"traffic for longer than 3 hours", 5 * time.Hour, time.Hour, 0, 180, "over the last 3 hours"},
+		{"no traffic", 0, 0, 0, 180, "over the last 3 hours"},
+		{"a period chosen", 40 * time.Minute, 15 * time.Minute, 3, 180, "over the last 3 hours"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			old := e.app("web")
+			nk := e.key("web")
+			span := max(tt.oldFrom, tt.newFrom)
+			for at := time.Duration(0); at < span; at += time.Minute {
+				if tt.oldFrom > 0 && at >= span-tt.oldFrom {
+					e.call(old.Secret, "203.0.113.1", "web-1")
+				}
+				if tt.newFrom > 0 && at >= span-tt.newFrom {
+					e.call(nk.Secret, "203.0.113.2", "web-2")
+				}
+				e.clock.Advance(time.Minute)
+			}
+			if span == 0 {
+				e.clock.Advance(time.Minute)
+			}
+			e.clock.Advance(30 * time.Second)
+			u := &user{sessionView: sessionView{account: "default"}, actor: e.op}
+			m, err := e.con.chartOf(t.Context(), u, e.get(old.ID), e.get(nk.ID), tt.hours)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pts := strings.Count(m.Panels[0].Lines[0].D, "L") + 1
+			if pts != tt.wantSteps || !strings.Contains(m.Title, tt.wantTitle) {
+				t.Errorf("the chart has %d minutes, titled %q; want %d, %q", pts, m.Title, tt.wantSteps, tt.wantTitle)
+			}
+			if tt.hours == 0 && m.Hours != 0 {
+				t.Errorf("the chart chose its period, but says it shows %d hours", m.Hours)
+			}
+			if tt.hours == 0 && strings.Contains(m.RefreshURL, "hours=") {
+				t.Errorf("the live update of a chart that chooses its period asks for a fixed one: %s", m.RefreshURL)
+			}
+			// Traffic of 20 minutes or more, within the chart's three
+			// hours, fills at least three quarters of its width.
+			if tt.hours == 0 && span >= 20*time.Minute && span <= 3*time.Hour {
+				if share := float64(span) / float64(time.Duration(pts)*time.Minute); share < 0.75 {
+					t.Errorf("the traffic fills %.0f%% of the chart's width, want 75%% or more", share*100)
+				}
+			}
+		})
+	}
+}
+
 func TestSpreadLabels(t *testing.T) {
 	lines := []chartLine{{Label: "old", LabelY: 100}, {Label: "new", LabelY: 100}}
 	spreadLabels(lines, 20, 130)

@@ -21,6 +21,8 @@ var funcs = template.FuncMap{
 	"utc":       utc,
 	"rfc3339":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"expiry":    expiry,
+	"expires":   expires,
+	"code":      codeHTML,
 	"ua":        shortUA,
 	"lines":     func(ss []string) string { return strings.Join(ss, "\n") },
 	"restr":     restrictionSummary,
@@ -87,6 +89,24 @@ func expiry(now time.Time, t *time.Time) string {
 		return "expired " + ago(now, *t)
 	}
 	return ago(now, *t)
+}
+
+// expires says when a key that has an expiry stops working, or stopped.
+func expires(now time.Time, t *time.Time) string {
+	if t.After(now) {
+		return "expires " + ago(now, *t)
+	}
+	return "expired " + ago(now, *t)
+}
+
+// codeHTML shows a reason code such as IP_NOT_ALLOWED in a narrow place:
+// it may break after an underscore, and nowhere else.
+func codeHTML(c latchkey.Code) template.HTML {
+	parts := strings.Split(string(c), "_")
+	for i, p := range parts {
+		parts[i] = template.HTMLEscapeString(p)
+	}
+	return template.HTML(`<span class="code">` + strings.Join(parts, "_<wbr>") + `</span>`)
 }
 
 // shortUA keeps user agents readable in a table cell.

@@ -35,8 +35,7 @@ type rotateData struct {
 	Step      int
 	Steps     []stepView
 	Chart     *chartModel
-	Hours     []int
-	HoursBase string
+	Periods   []periodLink
 	MaxKeys   int
 	CanCreate bool
 	Nonce     string
@@ -71,7 +70,7 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 	if err != nil {
 		return err
 	}
-	d := rotateData{Old: old, App: app, MaxKeys: c.Service.MaxKeysPerApplication, Hours: hourOptions()}
+	d := rotateData{Old: old, App: app, MaxKeys: c.Service.MaxKeysPerApplication}
 	d.New = pickNew(old, siblings, r.URL.Query().Get("new"))
 	newID := ""
 	if d.New != nil {
@@ -98,7 +97,6 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 	if n, err := strconv.Atoi(r.URL.Query().Get("step")); err == nil && n >= 1 && n <= 5 && reach(n) {
 		d.Step = n
 	}
-	d.HoursBase = rotateURL(old.ID, d.Step, newID) + "&"
 	hours, _ := strconv.Atoi(r.URL.Query().Get("hours"))
 	if _, ok := chartHoursOK(hours); !ok {
 		hours = 0
@@ -139,6 +137,7 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 	if d.Chart, err = c.chartOf(ctx, u, old, d.New, hours); err != nil {
 		return err
 	}
+	d.Periods = periodLinks(d.Chart.Hours, func(hours int) string { return rotateURLHours(old.ID, d.Step, newID, hours) })
 	now := c.now()
 	for _, s := range d.Chart.Summary {
 		if s.Role == "old" || s.Role == "key" {

@@ -74,6 +74,9 @@ func TestRotationWizard(t *testing.T) {
 	if strings.Contains(p.body, newSecret) {
 		t.Error("step 2 shows the new secret")
 	}
+	if !strings.Contains(p.body, `aria-current="true" title="from just before the first call in the last 3 hours">auto</a>`) {
+		t.Error("step 2's chart does not choose its period from the traffic by default")
+	}
 	if !regexp.MustCompile(`<noscript><meta http-equiv="refresh" content="30; url=/console/keys/` + old.ID + `/rotate\?auto=1&amp;[^"]*"></noscript>`).MatchString(p.body) {
 		t.Error("step 2 does not refresh itself without scripts")
 	}

@@ -74,17 +74,25 @@
   }
 
   // Live charts: fetch a fresh chart every few seconds and swap it in,
-  // keeping the data table open if it was.
+  // keeping the data table open if it was. live returns a function that
+  // stops the updates and abandons a request still under way.
   function live(fig) {
     var secs = parseInt(fig.getAttribute('data-refresh-seconds'), 10) || 10;
+    var pending = null;
     var timer = setInterval(function () {
-      if (document.hidden) { return; }
-      fetch(fig.getAttribute('data-refresh-url'), { credentials: 'same-origin', cache: 'no-store', headers: { 'Accept': 'text/html' } })
+      if (document.hidden || pending) { return; }
+      pending = new AbortController();
+      fetch(fig.getAttribute('data-refresh-url'), { credentials: 'same-origin', cache: 'no-store', headers: { 'Accept': 'text/html' }, signal: pending.signal })
         .then(function (res) {
-          if (!res.ok) { throw new Error(res.status === 401 ? 'Your session has ended: reload the page to sign in again.' : 'The chart could not be updated (' + res.status + ').'); }
+          if (!res.ok) {
+            throw new Error(res.status === 401 ? 'Your session has ended: reload the page to sign in again.' :
+              res.status === 404 ? 'This key no longer exists: the chart is no longer updated.' :
+              'The chart could not be updated (' + res.status + ').');
+          }
           return res.text();
         })
         .then(function (html) {
+          pending = null;
           var tpl = document.createElement('template');
           tpl.innerHTML = html.trim();
           var fresh = tpl.content.querySelector('figure.chart');
@@ -99,12 +107,36 @@
           if (atEnd) { scrollToNow(fig); }
         })
         .catch(function (err) {
+          pending = null;
+          if (err.name === 'AbortError') { return; }
           clearInterval(timer);
           var p = $('.chart-updated', fig);
           if (p) { p.textContent = err.message; p.setAttribute('role', 'alert'); }
         });
     }, secs * 1000);
+    return function stop() {
+      clearInterval(timer);
+      if (pending) { pending.abort(); }
+    };
   }
+
+  // A form sent from the page stops its live charts at once: the page is
+  // about to change, and after a delete it must not ask for the chart of
+  // a key that is gone (the answer, a 404, would arrive while the browser
+  // still shows the page). If the browser brings the page back from its
+  // back/forward cache, the charts start again.
+  var stops = [];
+  function startLive() {
+    stops = $$('figure.chart[data-refresh-url]').map(live);
+  }
+  function stopLive() {
+    stops.forEach(function (stop) { stop(); });
+    stops = [];
+  }
+  document.addEventListener('submit', stopLive);
+  window.addEventListener('pageshow', function (ev) {
+    if (ev.persisted && stops.length === 0) { startLive(); }
+  });
 
   // The page that shows a new secret wipes it when the browser leaves the
   // page, so that Back (even from the back/forward cache) cannot show it
@@ -122,7 +154,7 @@
     reveal(document);
     guardSecrets();
     $$('figure.chart').forEach(scrollToNow);
-    $$('figure.chart[data-refresh-url]').forEach(live);
+    startLive();
   }
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);
