@@ -549,10 +549,13 @@ func TestSendTimeout(t *testing.T) {
 	}
 }
 
-// TestStreamsOutliveTheTimeouts: with every caller timeout at 300ms, an
-// event stream with 700ms between events, a WebSocket quiet for a second,
-// and 16 MiB each way all pass: the timeouts bound stalls, not streams.
+// TestStreamsOutliveTheTimeouts: with every caller timeout at d, an event
+// stream with d+400ms between events, a WebSocket quiet for d+700ms, and
+// 16 MiB each way all pass: the timeouts bound stalls, not streams. d is a
+// second: a race build on a loaded machine can stall a 16 MiB copy for
+// 300ms, which the timeout rightly cuts.
 func TestStreamsOutliveTheTimeouts(t *testing.T) {
+	const d = time.Second
 	env := gatewaytest.New(t, gatewaytest.Options{})
 	k := env.Key(t, "web", nil)
 	mux := http.NewServeMux()
@@ -560,7 +563,7 @@ func TestStreamsOutliveTheTimeouts(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := range 3 {
 			if i > 0 {
-				time.Sleep(700 * time.Millisecond)
+				time.Sleep(d + 400*time.Millisecond)
 			}
 			fmt.Fprintf(w, "data: %d\n\n", i)
 			w.(http.Flusher).Flush()
@@ -573,7 +576,6 @@ func TestStreamsOutliveTheTimeouts(t *testing.T) {
 	})
 	mux.Handle("/chat", websocket.Handler(func(ws *websocket.Conn) { _, _ = io.Copy(ws, ws) }))
 	up := newUpstream(t, mux.ServeHTTP)
-	const d = 300 * time.Millisecond
 	h := serveHardened(t, env, up, proxy.ClientTimeouts{ReadHeader: d, Body: d, Send: d, Idle: d})
 
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", h.URL+"/events", nil)
@@ -601,9 +603,9 @@ func TestStreamsOutliveTheTimeouts(t *testing.T) {
 	}
 
 	ws := dialWebSocket(t, h.URL, k.Secret)
-	time.Sleep(time.Second)
+	time.Sleep(d + 700*time.Millisecond)
 	if err := echo(ws, "still there"); err != nil {
-		t.Errorf("a WebSocket quiet for 1s: %v", err)
+		t.Errorf("a WebSocket quiet for %v: %v", d+700*time.Millisecond, err)
 	}
 }
 
