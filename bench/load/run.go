@@ -565,6 +565,31 @@ func profileUnderLoad(ctx context.Context, lk *process, operator string, t targe
 	return os.WriteFile(c.profile, prof, 0o644)
 }
 
+// usageSettled waits at least settle, then until the usage of the calls
+// before has been written (no usage write for longer than the flush
+// interval, a second), at most ten seconds, and returns the last scrape.
+// A flush that a loaded machine made late would otherwise be counted
+// against the phase that follows.
+func usageSettled(lk *process, settle time.Duration) (map[string]float64, error) {
+	time.Sleep(settle)
+	last, err := scrape(lk.url)
+	if err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(1200 * time.Millisecond)
+		now, err := scrape(lk.url)
+		if err != nil {
+			return nil, err
+		}
+		if storeOps(now, "record_usage") == storeOps(last, "record_usage") {
+			return now, nil
+		}
+		last = now
+	}
+	return last, nil
+}
+
 // flood sends well-formed secrets that no key has, as fast as latchkey
 // answers, and counts the store operations meanwhile.
 func flood(ctx context.Context, lk *process, c config) (floodResult, error) {
@@ -576,8 +601,7 @@ func flood(ctx context.Context, lk *process, c config) (floodResult, error) {
 		}
 		unknown[i] = s
 	}
-	time.Sleep(c.settle)
-	before, err := scrape(lk.url)
+	before, err := usageSettled(lk, c.settle)
 	if err != nil {
 		return floodResult{}, err
 	}
