@@ -19,21 +19,6 @@ import (
 func docInputEnums(t *testing.T, doc map[string]any) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	deref := func(v any) map[string]any {
-		m, _ := v.(map[string]any)
-		for m != nil {
-			ref, ok := m["$ref"].(string)
-			if !ok {
-				break
-			}
-			r, err := resolve(doc, ref)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, _ = r.(map[string]any)
-		}
-		return m
-	}
 	enum := func(m map[string]any) []string {
 		var vs []string
 		for _, v := range m["enum"].([]any) {
@@ -43,7 +28,7 @@ func docInputEnums(t *testing.T, doc map[string]any) map[string][]string {
 	}
 	var walk func(key string, schema any)
 	walk = func(key string, schema any) {
-		m := deref(schema)
+		m := deref(t, doc, schema)
 		if m == nil {
 			return
 		}
@@ -74,10 +59,10 @@ func docInputEnums(t *testing.T, doc map[string]any) map[string][]string {
 			params, _ := item["parameters"].([]any)
 			more, _ := op["parameters"].([]any)
 			for _, p := range append(slices.Clone(params), more...) {
-				pm := deref(p)
+				pm := deref(t, doc, p)
 				walk(fmt.Sprintf("%s ?%s", opName, pm["name"]), pm["schema"])
 			}
-			if rb := deref(op["requestBody"]); rb != nil {
+			if rb := deref(t, doc, op["requestBody"]); rb != nil {
 				for _, c := range rb["content"].(map[string]any) {
 					walk(opName+" body", c.(map[string]any)["schema"])
 				}
@@ -85,6 +70,25 @@ func docInputEnums(t *testing.T, doc map[string]any) map[string][]string {
 		}
 	}
 	return out
+}
+
+// deref follows $refs from v to the object they lead to; nil if v is not
+// an object.
+func deref(t *testing.T, doc map[string]any, v any) map[string]any {
+	t.Helper()
+	m, _ := v.(map[string]any)
+	for m != nil {
+		ref, ok := m["$ref"].(string)
+		if !ok {
+			break
+		}
+		r, err := resolve(doc, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ = r.(map[string]any)
+	}
+	return m
 }
 
 // enumProbe sends one value where the document declares an enum.
