@@ -18,21 +18,14 @@ import (
 	"github.com/latchkey/latchkey"
 )
 
-// decode reads a JSON object of at most limit bytes into v. Unknown fields,
-// trailing data, wrong types and a non-JSON content type are 4xx errors that
-// say what is wrong: the field by its path in the document
+// decode reads a JSON object of at most limit bytes into v. A content type
+// other than JSON, unknown fields, trailing data and wrong types are 4xx
+// errors that say what is wrong: the field by its path in the document
 // ("restrictions.allowed_ips[2]") and the types by JSON's names ("a
 // string", "an array"), never Go's.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		// curl -d sends application/x-www-form-urlencoded unless told
-		// otherwise; the body is still read as JSON, so accept it.
-		ok := err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json") ||
-			mt == "application/x-www-form-urlencoded" || mt == "text/plain")
-		if !ok {
-			return latchkey.Errorf(latchkey.EUNSUPPORTED, "Content-Type must be application/json")
-		}
+	if err := jsonContentType(r.Header.Get("Content-Type")); err != nil {
+		return err
 	}
 	// Read whole (the limit bounds it) so that a value that does not fit
 	// can be found again and named by its path.
@@ -52,6 +45,39 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		return latchkey.Errorf(latchkey.EMALFORMED, "request body must hold one JSON object and nothing after it")
 	}
 	return nil
+}
+
+// jsonContentType accepts application/json, with no parameter but an
+// optional charset=utf-8 (the body is read as UTF-8), and refuses anything
+// else with EUNSUPPORTED, a missing Content-Type too. Refusing form and
+// text types is what keeps other web sites out: a browser sends those
+// across origins without asking (a CORS "simple request"), with any HTTP
+// Basic credentials it holds for the API, and a text/plain form can carry
+// a body that is valid JSON. application/json needs a preflight, which the
+// API never grants.
+func jsonContentType(ct string) error {
+	const want = "Content-Type must be application/json (optionally with charset=utf-8)"
+	if ct == "" {
+		return latchkey.Errorf(latchkey.EUNSUPPORTED, "%s; the request has none", want)
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err == nil && mt == "application/json" {
+		ok := true
+		for k, v := range params {
+			ok = ok && k == "charset" && strings.EqualFold(v, "utf-8")
+		}
+		if ok {
+			return nil
+		}
+	}
+	if len(ct) > 100 {
+		ct = ct[:100] + "..."
+	}
+	hint := ""
+	if mt == "application/x-www-form-urlencoded" {
+		hint = " (what curl -d sends unless told otherwise: add -H 'Content-Type: application/json')"
+	}
+	return latchkey.Errorf(latchkey.EUNSUPPORTED, "%s, not %q%s", want, ct, hint)
 }
 
 // readBody reads r to its end, into a buffer of the announced length when

@@ -117,18 +117,7 @@ func nest(path []string, v any) any {
 // its path and shows no Go type.
 func TestWrongTypesNameTheField(t *testing.T) {
 	e := newEnv(t)
-	e.mustApp(t, latchkey.DefaultAccount, "billing")
-	key := e.mustKey(t, latchkey.DefaultAccount, "billing")
-	wh, err := e.svc.CreateWebhook(t.Context(), e.sys(), latchkey.DefaultAccount, latchkey.NewWebhook{URL: "https://hooks.example.com/types"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := strings.NewReplacer(
-		"/v1/webhooks/{id}", "/v1/webhooks/"+wh.ID,
-		"/v1/access-keys/{id}", "/v1/access-keys/"+key.ID,
-		"/v1/principals/{name}", "/v1/principals/alice",
-		"/v1/applications/{name}", "/v1/applications/billing",
-	)
+	target := e.bodyTargets(t)
 	fields := docBodyFields(t, loadDoc(t))
 	ops := make([]string, 0, len(fields))
 	for op := range fields {
@@ -176,6 +165,24 @@ func TestWrongTypesNameTheField(t *testing.T) {
 		t.Errorf("only %d wrong values sent; the walk of the document is broken", sent)
 	}
 	t.Logf("%d wrong values sent to %d operations", sent, tested)
+}
+
+// bodyTargets makes an application "billing" with a key, and a webhook,
+// and returns what turns the document's paths into theirs.
+func (e *env) bodyTargets(t *testing.T) *strings.Replacer {
+	t.Helper()
+	e.mustApp(t, latchkey.DefaultAccount, "billing")
+	key := e.mustKey(t, latchkey.DefaultAccount, "billing")
+	wh, err := e.svc.CreateWebhook(t.Context(), e.sys(), latchkey.DefaultAccount, latchkey.NewWebhook{URL: "https://hooks.example.com/targets"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer(
+		"/v1/webhooks/{id}", "/v1/webhooks/"+wh.ID,
+		"/v1/access-keys/{id}", "/v1/access-keys/"+key.ID,
+		"/v1/principals/{name}", "/v1/principals/alice",
+		"/v1/applications/{name}", "/v1/applications/billing",
+	)
 }
 
 // TestDecodeMessages pins the messages for the cases people meet first.
