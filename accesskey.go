@@ -14,16 +14,12 @@ const (
 	StatusInactive Status = "Inactive"
 )
 
-// ParseStatus accepts "Active" or "Inactive" (any case).
-func ParseStatus(s string) (Status, error) {
-	switch {
-	case equalFold(s, string(StatusActive)):
-		return StatusActive, nil
-	case equalFold(s, string(StatusInactive)):
-		return StatusInactive, nil
-	}
-	return "", Errorf(EINVALID, "status must be Active or Inactive, not %q", s)
-}
+// Statuses lists every status, in the order the OpenAPI document does.
+func Statuses() []Status { return []Status{StatusActive, StatusInactive} }
+
+// ParseStatus accepts "Active" or "Inactive", exactly: "inactive" and
+// "ACTIVE" are refused with EINVALID, as the OpenAPI enum says.
+func ParseStatus(s string) (Status, error) { return ParseChoice("status", s, Statuses()) }
 
 // AccessKey is the stored part of an access key: its public ID, the SHA-256
 // digest of its secret (never the secret), and what it belongs to. Exactly
@@ -127,6 +123,9 @@ type AccessKeyUpdate struct {
 	// enforced ones (replacing them) and clears the report-only set.
 	EnforceReportOnly bool `json:"enforce_report_only"`
 }
+
+// KeyKinds lists what a key may belong to, for AccessKeyFilter.Kind.
+func KeyKinds() []string { return []string{"application", "principal"} }
 
 // AccessKeyFilter selects keys in a list. Empty fields match everything.
 type AccessKeyFilter struct {

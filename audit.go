@@ -42,6 +42,14 @@ const (
 	ActionWebhookDelete     = "webhook.delete"
 )
 
+// AuditActions lists every audit action, for filters.
+func AuditActions() []string {
+	return []string{ActionAccountCreate, ActionApplicationCreate, ActionApplicationDelete, ActionApplicationUpdate,
+		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed,
+		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
+		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete}
+}
+
 // AuditFilter selects audit events. Results are newest first.
 type AuditFilter struct {
 	Account     string // "" = every account (operators only)

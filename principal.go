@@ -16,14 +16,12 @@ const (
 	RoleVerifier Role = "verifier"
 )
 
-// ParseRole accepts the four role names.
-func ParseRole(s string) (Role, error) {
-	switch r := Role(s); r {
-	case RoleOperator, RoleAdmin, RoleViewer, RoleVerifier:
-		return r, nil
-	}
-	return "", Errorf(EINVALID, "role must be one of operator, admin, viewer, verifier; not %q", s)
-}
+// Roles lists every role, in the order the OpenAPI document does.
+func Roles() []Role { return []Role{RoleOperator, RoleAdmin, RoleViewer, RoleVerifier} }
+
+// ParseRole accepts the four role names, exactly (case-sensitive).
+// Returns EINVALID naming them otherwise.
+func ParseRole(s string) (Role, error) { return ParseChoice("role", s, Roles()) }
 
 // Principal is a person or automation that manages keys. It authenticates
 // with an access key of its own.

@@ -67,7 +67,8 @@ type Tx interface {
 	ListAccounts(ctx context.Context) ([]*Account, error)
 
 	// CreateApplication returns EEXISTS if the account already has an
-	// application of that name, ENOTFOUND if the account does not exist.
+	// application of that name in any case ("Billing" beside "billing"),
+	// ENOTFOUND if the account does not exist. Lookups by name are exact.
 	CreateApplication(ctx context.Context, app *Application) error
 	// FindApplication returns the application with its KeyCount, or
 	// ENOTFOUND.

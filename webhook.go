@@ -150,16 +150,14 @@ func isNumericLabel(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
-// ValidateEventTypes checks a subscription list.
+// ValidateEventTypes checks a subscription list: each entry is one of
+// EventTypes, exactly (case-sensitive). Returns EINVALID naming them
+// otherwise.
 func ValidateEventTypes(types []string) error {
 	known := EventTypes()
 	for _, t := range types {
-		ok := false
-		for _, k := range known {
-			ok = ok || k == t
-		}
-		if !ok {
-			return Errorf(EINVALID, "event %q is not one of %s", t, strings.Join(known, ", "))
+		if _, err := ParseChoice("event", t, known); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -182,6 +180,9 @@ const (
 	DeliveryDelivered = "delivered" // the receiver answered 2xx
 	DeliveryFailed    = "failed"    // every attempt failed; no more tries
 )
+
+// DeliveryStatuses lists every delivery status, for filters.
+func DeliveryStatuses() []string { return []string{DeliveryPending, DeliveryDelivered, DeliveryFailed} }
 
 // WebhookDelivery is one event on its way to one webhook, with what became
 // of the attempts so far.

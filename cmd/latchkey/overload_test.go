@@ -105,6 +105,7 @@ func TestOverload(t *testing.T) {
 			for n := i; ctx.Err() == nil; n++ {
 				req, _ := http.NewRequestWithContext(ctx, "POST", srv.endpoint+"/v1/verify", bytes.NewReader(bodies[n%len(bodies)]))
 				req.Header.Set("Authorization", c.auth)
+				req.Header.Set("Content-Type", "application/json")
 				res, err := hc.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {

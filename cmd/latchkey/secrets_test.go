@@ -235,6 +235,7 @@ func verifyAs(t *testing.T, srv *server, as, key string) {
 	body, _ := json.Marshal(map[string]string{"key": key, "ip": "192.0.2.9", "user_agent": "svc/1"})
 	req, _ := http.NewRequest("POST", srv.endpoint+"/v1/verify", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+as)
+	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/client"
 	"github.com/latchkey/latchkey/internal/credfile"
 	"github.com/spf13/cobra"
@@ -54,10 +55,10 @@ func (s *state) addGlobalFlags(root *cobra.Command) {
 	f := root.PersistentFlags()
 	f.StringVar(&s.endpointURL, "endpoint-url", "", "latchkey server URL (env "+EnvEndpointURL+"; else the profile's endpoint_url; else "+client.DefaultEndpoint+")")
 	f.StringVar(&s.profile, "profile", "", "credentials profile to use (env "+EnvProfile+"; default \"default\")")
-	f.StringVarP(&s.output, "output", "o", "", "output format: json, table or text (env "+EnvOutput+"; default table on a terminal, text otherwise)")
+	f.StringVarP(&s.output, "output", "o", "", "output format: "+latchkey.Choices(outputFormats)+" (env "+EnvOutput+"; default table on a terminal, text otherwise)")
 	f.BoolVar(&s.noColor, "no-color", false, "do not color the table output (also when "+EnvNoColor+" is set)")
 	f.StringVar(&s.account, "account", "", "account to act on (operators only; default: your own, or \"default\")")
-	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "table", "text"}, cobra.ShellCompDirectiveNoFileComp))
+	completeChoices(root, "output", outputFormats)
 }
 
 // config is where each setting came from, for configure list and messages.

@@ -44,9 +44,9 @@ EXAMPLES
 			if err := required("role", role, "admin"); err != nil {
 				return err
 			}
-			r, err := latchkey.ParseRole(role)
+			r, err := choice("role", role, latchkey.Roles())
 			if err != nil {
-				return UsageErrorf("--role %q: expected operator, admin, viewer or verifier", role)
+				return err
 			}
 			if err := latchkey.ValidateName("--principal-name", name); err != nil {
 				return UsageErrorf("%s", errMessage(err))
@@ -86,10 +86,10 @@ EXAMPLES
 		},
 	}
 	cmd.Flags().StringVar(&name, "principal-name", "", "name of the new principal (required)")
-	cmd.Flags().StringVar(&role, "role", "", "operator, admin, viewer or verifier (required)")
+	cmd.Flags().StringVar(&role, "role", "", latchkey.Choices(latchkey.Roles())+" (required)")
 	cmd.Flags().StringVar(&profile, "save-to-profile", "", "write the key to this credentials profile instead of printing the secret")
 	cmd.Flags().StringVar(&credsAt, "credentials-file", "", "credentials file for --save-to-profile (default ~/.latchkey/credentials, env "+EnvCredentialsFile+")")
-	_ = cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions([]string{"operator", "admin", "viewer", "verifier"}, cobra.ShellCompDirectiveNoFileComp))
+	completeChoices(cmd, "role", latchkey.Roles())
 	return cmd
 }
 

@@ -51,8 +51,8 @@ EXAMPLES
 			if err := latchkey.ValidateWebhookURL(url); err != nil {
 				return UsageErrorf("--url: %s", errMessage(err))
 			}
-			if err := latchkey.ValidateEventTypes(events); err != nil {
-				return UsageErrorf("--event: %s", errMessage(err))
+			if err := eventFlags(events); err != nil {
+				return err
 			}
 			p, err := s.printer(cmd)
 			if err != nil {
@@ -81,8 +81,8 @@ EXAMPLES
 	}
 	cmd.Flags().StringVar(&url, "url", "", "where to POST events (required)")
 	cmd.Flags().StringVar(&description, "description", "", "what the receiver is, for people")
-	cmd.Flags().StringArrayVar(&events, "event", nil, "an event type to send (repeatable; default all)")
-	_ = cmd.RegisterFlagCompletionFunc("event", cobra.FixedCompletions(latchkey.EventTypes(), cobra.ShellCompDirectiveNoFileComp))
+	cmd.Flags().StringArrayVar(&events, "event", nil, "an event type to send (repeatable; default all): "+latchkey.Choices(latchkey.EventTypes()))
+	completeChoices(cmd, "event", latchkey.EventTypes())
 	return cmd
 }
 

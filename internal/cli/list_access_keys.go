@@ -47,10 +47,10 @@ EXAMPLES
 			if app != "" && principal != "" {
 				return UsageErrorf("give --application-name or --principal-name, not both")
 			}
-			switch kind {
-			case "", "application", "principal":
-			default:
-				return UsageErrorf("--kind %q: expected application or principal", kind)
+			if kind != "" {
+				if _, err := choice("kind", kind, latchkey.KeyKinds()); err != nil {
+					return err
+				}
 			}
 			if maxItems < 0 {
 				return UsageErrorf("--max-items %d: expected 0 (all) or more", maxItems)
@@ -80,9 +80,9 @@ EXAMPLES
 	f := cmd.Flags()
 	f.StringVar(&app, "application-name", "", "list this application's keys")
 	f.StringVar(&principal, "principal-name", "", "list this admin principal's keys")
-	f.StringVar(&kind, "kind", "", "application or principal (default both)")
+	f.StringVar(&kind, "kind", "", latchkey.Choices(latchkey.KeyKinds())+" (default both)")
 	f.IntVar(&maxItems, "max-items", 0, "stop after this many keys (0: all)")
-	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions([]string{"application", "principal"}, cobra.ShellCompDirectiveNoFileComp))
+	completeChoices(cmd, "kind", latchkey.KeyKinds())
 	_ = cmd.RegisterFlagCompletionFunc("application-name", s.completeApplications)
 	return cmd
 }

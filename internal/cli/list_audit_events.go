@@ -43,6 +43,11 @@ EXAMPLES
 		RunE: func(cmd *cobra.Command, args []string) error {
 			now := s.env.Now()
 			var err error
+			if in.Action != "" {
+				if _, err = choice("action", in.Action, latchkey.AuditActions()); err != nil {
+					return err
+				}
+			}
 			if in.Since, err = parseWhen("since", since, now); err != nil {
 				return err
 			}
@@ -85,16 +90,11 @@ EXAMPLES
 	f.StringVar(&in.AccessKeyID, "access-key-id", "", "events about this key")
 	f.StringVar(&in.Application, "application-name", "", "events about this application and its keys")
 	f.StringVar(&in.Actor, "actor", "", "events caused by this principal")
-	f.StringVar(&in.Action, "action", "", "one action, e.g. access_key.update, application.create")
+	f.StringVar(&in.Action, "action", "", "only events of this action: "+latchkey.Choices(latchkey.AuditActions()))
 	f.StringVar(&since, "since", "", "events at or after this time (RFC 3339, or a duration back from now: 24h, 7d)")
 	f.StringVar(&until, "until", "", "events before this time (same forms as --since)")
 	f.IntVar(&maxItems, "max-items", 100, "stop after this many events (0: all)")
-	_ = cmd.RegisterFlagCompletionFunc("action", cobra.FixedCompletions([]string{
-		latchkey.ActionAccountCreate, latchkey.ActionApplicationCreate, latchkey.ActionApplicationUpdate,
-		latchkey.ActionApplicationDelete, latchkey.ActionAccessKeyCreate, latchkey.ActionAccessKeyUpdate,
-		latchkey.ActionAccessKeyDelete, latchkey.ActionAccessKeyExposed, latchkey.ActionPrincipalCreate,
-		latchkey.ActionPrincipalDelete,
-	}, cobra.ShellCompDirectiveNoFileComp))
+	completeChoices(cmd, "action", latchkey.AuditActions())
 	return cmd
 }
 

@@ -35,10 +35,10 @@ EXAMPLES
 			if err := required("webhook-id", id, "wh_abcdefghijklmnop"); err != nil {
 				return err
 			}
-			switch status {
-			case "", latchkey.DeliveryPending, latchkey.DeliveryDelivered, latchkey.DeliveryFailed:
-			default:
-				return UsageErrorf("--status %q: expected pending, delivered or failed", status)
+			if status != "" {
+				if _, err := choice("status", status, latchkey.DeliveryStatuses()); err != nil {
+					return err
+				}
 			}
 			if maxItems < 0 {
 				return UsageErrorf("--max-items %d: expected 0 (all) or more", maxItems)
@@ -72,9 +72,9 @@ EXAMPLES
 	}
 	f := cmd.Flags()
 	f.StringVar(&id, "webhook-id", "", "the webhook (required)")
-	f.StringVar(&status, "status", "", "only pending, delivered or failed deliveries")
+	f.StringVar(&status, "status", "", "only deliveries with this status: "+latchkey.Choices(latchkey.DeliveryStatuses()))
 	f.IntVar(&maxItems, "max-items", 0, "stop after this many deliveries (0: all)")
-	_ = cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{"pending", "delivered", "failed"}, cobra.ShellCompDirectiveNoFileComp))
+	completeChoices(cmd, "status", latchkey.DeliveryStatuses())
 	return cmd
 }
 

@@ -21,6 +21,9 @@ const (
 	formatText  = "text"
 )
 
+// outputFormats are the values of --output.
+var outputFormats = []string{formatJSON, formatTable, formatText}
+
 // printer writes a command's result in the chosen format.
 type printer struct {
 	format string
@@ -44,9 +47,10 @@ func (s *state) printer(cmd *cobra.Command) (*printer, error) {
 		if tty {
 			format = formatTable
 		}
-	case formatJSON, formatTable, formatText:
 	default:
-		return nil, UsageErrorf("--output %q: expected json, table or text", format)
+		if _, err := choice("output", format, outputFormats); err != nil {
+			return nil, err
+		}
 	}
 	p := &printer{
 		format: format, out: cmd.OutOrStdout(), info: cmd.OutOrStdout(), err: cmd.ErrOrStderr(),

@@ -60,9 +60,9 @@ EXAMPLES
 			}
 			var u latchkey.AccessKeyUpdate
 			if status != "" {
-				st, err := latchkey.ParseStatus(status)
+				st, err := choice("status", status, latchkey.Statuses())
 				if err != nil {
-					return UsageErrorf("--status %q: expected Active or Inactive", status)
+					return err
 				}
 				u.Status = &st
 			}
@@ -159,7 +159,7 @@ EXAMPLES
 	}
 	f := cmd.Flags()
 	f.StringVar(&id, "access-key-id", "", "key to change (required)")
-	f.StringVar(&status, "status", "", "Active or Inactive")
+	f.StringVar(&status, "status", "", latchkey.Choices(latchkey.Statuses()))
 	f.StringVar(&description, "description", "", "new description")
 	f.StringVar(&expiresAt, "expires-at", "", "time (RFC 3339) after which the key stops working")
 	f.BoolVar(&clearExpiry, "clear-expiry", false, "remove the key's expiry")
@@ -168,6 +168,6 @@ EXAMPLES
 	f.BoolVar(&enforce, "enforce-report-only", false, "make the report-only restrictions binding")
 	f.DurationVar(&recent, "recent-window", time.Hour, "ask before deactivating a key used this recently")
 	f.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-	_ = cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{"Active", "Inactive"}, cobra.ShellCompDirectiveNoFileComp))
+	completeChoices(cmd, "status", latchkey.Statuses())
 	return cmd
 }

@@ -41,8 +41,8 @@ EXAMPLES
 				return UsageErrorf("give --event or --all-events, not both")
 			}
 			if fl.Changed("event") {
-				if err := latchkey.ValidateEventTypes(events); err != nil {
-					return UsageErrorf("--event: %s", errMessage(err))
+				if err := eventFlags(events); err != nil {
+					return err
 				}
 				u.Events = &events
 			}
@@ -75,8 +75,9 @@ EXAMPLES
 	f.StringVar(&id, "webhook-id", "", "webhook to change (required)")
 	f.StringVar(&url, "url", "", "new receiver URL")
 	f.StringVar(&description, "description", "", "new description")
-	f.StringArrayVar(&events, "event", nil, "the event types to send (repeatable; replaces the list)")
+	f.StringArrayVar(&events, "event", nil, "an event type to send (repeatable; replaces the list): "+latchkey.Choices(latchkey.EventTypes()))
 	f.BoolVar(&allEvents, "all-events", false, "send every event type")
+	completeChoices(cmd, "event", latchkey.EventTypes())
 	f.BoolVar(&enabled, "enabled", true, "deliver events (false pauses the webhook)")
 	return cmd
 }

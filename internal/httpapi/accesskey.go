@@ -70,13 +70,11 @@ func (s *Server) listAccessKeys(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Application, f.Kind = app, "application"
 	}
-	switch kind := q.Get("kind"); kind {
-	case "", "application", "principal":
-		if kind != "" {
-			f.Kind = kind
+	if kind := q.Get("kind"); kind != "" {
+		var err error
+		if f.Kind, err = latchkey.ParseChoice("kind", kind, latchkey.KeyKinds()); err != nil {
+			return err
 		}
-	default:
-		return latchkey.Errorf(latchkey.EINVALID, "kind must be application or principal")
 	}
 	return s.listKeys(w, r, f)
 }
@@ -94,13 +92,6 @@ func (s *Server) updateAccessKey(w http.ResponseWriter, r *http.Request) error {
 	var in latchkey.AccessKeyUpdate
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
 		return err
-	}
-	if in.Status != nil {
-		st, err := latchkey.ParseStatus(string(*in.Status))
-		if err != nil {
-			return err
-		}
-		in.Status = &st
 	}
 	k, err := s.Service.UpdateAccessKey(r.Context(), actor(r), r.PathValue("id"), in)
 	if err != nil {

@@ -138,7 +138,13 @@ func TestUpdateAccessKey(t *testing.T) {
 	}
 	deactivate := patch("deactivate", e.admin, k.ID, `{"status":"Inactive"}`, http.StatusOK, "")
 	deactivate.check = status(latchkey.StatusInactive, latchkey.CodeInactive)
-	reactivate := patch("reactivate, any case", e.admin, k.ID, `{"status":"active"}`, http.StatusOK, "")
+	wrongCase := patch("status in another case", e.admin, k.ID, `{"status":"active"}`, http.StatusBadRequest, latchkey.EINVALID)
+	wrongCase.check = func(t *testing.T, r *resp) {
+		if got := e.storedKey(t, k.ID).Status; got != latchkey.StatusInactive {
+			t.Errorf("after a refused status the key is %s", got)
+		}
+	}
+	reactivate := patch("reactivate", e.admin, k.ID, `{"status":"Active"}`, http.StatusOK, "")
 	reactivate.check = status(latchkey.StatusActive, latchkey.CodeValid)
 	expiry := patch("description and expiry", e.admin, k.ID, `{"description":"rotated","expires_at":"`+later.Format(time.RFC3339)+`"}`, http.StatusOK, "")
 	expiry.check = func(t *testing.T, r *resp) {
@@ -150,6 +156,7 @@ func TestUpdateAccessKey(t *testing.T) {
 	}
 	e.run(t, []apiCase{
 		deactivate,
+		wrongCase,
 		reactivate,
 		expiry,
 		patch("status not known", e.admin, k.ID, `{"status":"Paused"}`, http.StatusBadRequest, latchkey.EINVALID),

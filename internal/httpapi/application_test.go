@@ -55,6 +55,7 @@ func TestCreateApplication(t *testing.T) {
 		ok,
 		okOther,
 		post("name taken", e.admin, "/v1/applications", `{"name":"billing"}`, http.StatusConflict, latchkey.EEXISTS),
+		post("name taken in another case", e.admin, "/v1/applications", `{"name":"Billing"}`, http.StatusConflict, latchkey.EEXISTS),
 		post("no name", e.admin, "/v1/applications", `{"description":"x"}`, http.StatusBadRequest, latchkey.EINVALID),
 		post("name with a slash", e.admin, "/v1/applications", `{"name":"a/b"}`, http.StatusBadRequest, latchkey.EINVALID),
 		post("name starting with a dot", e.admin, "/v1/applications", `{"name":".hidden"}`, http.StatusBadRequest, latchkey.EINVALID),

@@ -13,10 +13,10 @@ import (
 // that accepts text/csv and not JSON.
 func (s *Server) getCredentialReport(w http.ResponseWriter, r *http.Request) error {
 	format := r.URL.Query().Get("format")
-	switch format {
-	case "", "json", "csv":
-	default:
-		return latchkey.Errorf(latchkey.EINVALID, "format must be json or csv")
+	if format != "" {
+		if _, err := latchkey.ParseChoice("format", format, []string{"json", "csv"}); err != nil {
+			return err
+		}
 	}
 	if format == "" && acceptsCSV(r.Header.Get("Accept")) {
 		format = "csv"

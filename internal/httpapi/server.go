@@ -8,12 +8,8 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -291,65 +287,6 @@ func (r *headerRecorder) Write(b []byte) (int, error) {
 		r.status = http.StatusOK
 	}
 	return len(b), nil
-}
-
-// decode reads a JSON object of at most limit bytes into v. Unknown fields,
-// trailing data, wrong types and a non-JSON content type are 4xx errors that
-// say what is wrong.
-func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		// curl -d sends application/x-www-form-urlencoded unless told
-		// otherwise; the body is still read as JSON, so accept it.
-		ok := err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json") ||
-			mt == "application/x-www-form-urlencoded" || mt == "text/plain")
-		if !ok {
-			return latchkey.Errorf(latchkey.EUNSUPPORTED, "Content-Type must be application/json")
-		}
-	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err, limit)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return jsonError(err, limit)
-		}
-		return latchkey.Errorf(latchkey.EMALFORMED, "request body must hold one JSON object and nothing after it")
-	}
-	return nil
-}
-
-func jsonError(err error, limit int64) error {
-	var (
-		syn   *json.SyntaxError
-		typ   *json.UnmarshalTypeError
-		large *http.MaxBytesError
-	)
-	switch {
-	case errors.As(err, &large):
-		return latchkey.Errorf(latchkey.ETOOLARGE, "request body is larger than %d bytes", limit)
-	case errors.Is(err, io.EOF):
-		return latchkey.Errorf(latchkey.EMALFORMED, "request body is empty; send a JSON object")
-	case errors.As(err, &syn):
-		return latchkey.Errorf(latchkey.EMALFORMED, "request body is not valid JSON (at byte %d)", syn.Offset)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return latchkey.Errorf(latchkey.EMALFORMED, "field %q must be %s, not %s", typ.Field, typ.Type.String(), typ.Value)
-		}
-		return latchkey.Errorf(latchkey.EMALFORMED, "request body must be a JSON object, not %s", typ.Value)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return latchkey.Errorf(latchkey.EMALFORMED, "request body ends in the middle of a JSON value")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return latchkey.Errorf(latchkey.EMALFORMED, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
-	}
-	var le *latchkey.Error
-	if errors.As(err, &le) {
-		return le
-	}
-	return latchkey.Errorf(latchkey.EMALFORMED, "request body could not be read as JSON")
 }
 
 // pageParams reads ?limit= and ?page_token=.

@@ -204,7 +204,7 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		if err != nil {
 			return nil, err
 		}
-		u.Status = &st // store the canonical spelling, not the caller's
+		u.Status = &st
 	}
 	if err := validateRestrictions(u.Restrictions, u.ReportOnly); err != nil {
 		return nil, err

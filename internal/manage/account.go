@@ -54,7 +54,14 @@ func (s *Service) ListAccounts(ctx context.Context, a latchkey.Actor) ([]*latchk
 }
 
 // ListAuditEvents returns one page of audit events the actor may read.
+// Returns EINVALID for an action that is not one of latchkey.AuditActions;
+// ENOTFOUND for an account the actor may not read.
 func (s *Service) ListAuditEvents(ctx context.Context, a latchkey.Actor, f latchkey.AuditFilter) ([]*latchkey.AuditEvent, string, error) {
+	if f.Action != "" {
+		if _, err := latchkey.ParseChoice("action", f.Action, latchkey.AuditActions()); err != nil {
+			return nil, "", err
+		}
+	}
 	if f.Account == "" && a.Role != latchkey.RoleOperator {
 		f.Account = a.Account
 	}

@@ -246,27 +246,28 @@ func TestValidation(t *testing.T) {
 	})
 }
 
-// TestStatusNormalized: the service stores the canonical status whatever
-// case the caller used, so the index and the store agree.
-func TestStatusNormalized(t *testing.T) {
+// TestStatusStrict: the service takes a status exactly as the API
+// documents it. Another case ("inactive", "ACTIVE") or another word is
+// EINVALID, and the key, in the store and in the index, is left as it was.
+func TestStatusStrict(t *testing.T) {
 	e := newEnv(t)
 	e.app(t, "default", "billing")
 	k := e.key(t, "default", "billing")
-	for _, tc := range []struct {
-		in   latchkey.Status
-		want latchkey.Status
-	}{{"inactive", latchkey.StatusInactive}, {"ACTIVE", latchkey.StatusActive}} {
-		st := tc.in
-		got, err := e.svc.UpdateAccessKey(t.Context(), e.admin, k.ID, latchkey.AccessKeyUpdate{Status: &st})
-		if err != nil {
-			t.Fatal(err)
+	for _, in := range []latchkey.Status{"inactive", "INACTIVE", "ACTIVE", "active", "Paused", ""} {
+		st := in
+		_, err := e.svc.UpdateAccessKey(t.Context(), e.admin, k.ID, latchkey.AccessKeyUpdate{Status: &st})
+		wantCode(t, err, latchkey.EINVALID)
+		if got := e.storedKey(t, k.ID).Status; got != latchkey.StatusActive {
+			t.Errorf("status %q: stored %q, want Active", in, got)
 		}
-		if got.Status != tc.want || e.storedKey(t, k.ID).Status != tc.want {
-			t.Errorf("status %q: returned %q, stored %q; want %q", tc.in, got.Status, e.storedKey(t, k.ID).Status, tc.want)
+		if !e.ix.Get(k.ID).Active {
+			t.Errorf("status %q: the index says inactive", in)
 		}
-		if e.ix.Get(k.ID).Active != (tc.want == latchkey.StatusActive) {
-			t.Errorf("status %q: index says active=%v", tc.in, e.ix.Get(k.ID).Active)
-		}
+	}
+	st := latchkey.StatusInactive
+	got, err := e.svc.UpdateAccessKey(t.Context(), e.admin, k.ID, latchkey.AccessKeyUpdate{Status: &st})
+	if err != nil || got.Status != latchkey.StatusInactive || e.ix.Get(k.ID).Active {
+		t.Errorf("status Inactive: %v, %v; index active=%v", got, err, e.ix.Get(k.ID).Active)
 	}
 }
 

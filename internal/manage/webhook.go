@@ -246,12 +246,13 @@ func (s *Service) DeleteWebhook(ctx context.Context, a latchkey.Actor, id string
 }
 
 // ListDeliveries returns one page of a webhook's delivery log, newest
-// first. Returns ENOTFOUND.
+// first. Returns ENOTFOUND; EINVALID for a status that is not one of
+// latchkey.DeliveryStatuses.
 func (s *Service) ListDeliveries(ctx context.Context, a latchkey.Actor, f latchkey.DeliveryFilter) ([]*latchkey.WebhookDelivery, string, error) {
-	switch f.Status {
-	case "", latchkey.DeliveryPending, latchkey.DeliveryDelivered, latchkey.DeliveryFailed:
-	default:
-		return nil, "", latchkey.Errorf(latchkey.EINVALID, "status must be pending, delivered or failed")
+	if f.Status != "" {
+		if _, err := latchkey.ParseChoice("status", f.Status, latchkey.DeliveryStatuses()); err != nil {
+			return nil, "", err
+		}
 	}
 	var (
 		out  []*latchkey.WebhookDelivery

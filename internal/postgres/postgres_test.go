@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"net/url"
 	"os"
@@ -109,6 +110,12 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) latchkey.Store {
 		return openDB(t, newDatabase(t))
 	})
+}
+
+func TestFoldedNamesMigration(t *testing.T) {
+	dbURL := newDatabase(t)
+	storetest.FoldedNamesMigration(t, func() (latchkey.Store, error) { return postgres.Open(t.Context(), dbURL) },
+		func(s latchkey.Store) *sql.DB { return s.(*postgres.Store).Write })
 }
 
 func TestConcurrentMigrations(t *testing.T) {

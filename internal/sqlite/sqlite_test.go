@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,12 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) latchkey.Store {
 		return open(t, filepath.Join(t.TempDir(), "latchkey.db"))
 	})
+}
+
+func TestFoldedNamesMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latchkey.db")
+	storetest.FoldedNamesMigration(t, func() (latchkey.Store, error) { return sqlite.Open(t.Context(), path) },
+		func(s latchkey.Store) *sql.DB { return s.(*sqlite.Store).Write })
 }
 
 func TestFileMode(t *testing.T) {

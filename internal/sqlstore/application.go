@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"strings"
 
 	"github.com/latchkey/latchkey"
@@ -17,6 +18,18 @@ func (t *Tx) CreateApplication(ctx context.Context, app *latchkey.Application) e
 	restr, err := marshalRestrictions(app.Restrictions)
 	if err != nil {
 		return err
+	}
+	// Names are unique without regard to case (an index on lower(name)
+	// holds it); find the one that is in the way, to name it.
+	var existing string
+	err = t.queryRow(ctx, `SELECT name FROM applications WHERE account = ? AND lower(name) = lower(?)`, app.Account, app.Name).Scan(&existing)
+	switch {
+	case err == nil && existing == app.Name:
+		return latchkey.Errorf(latchkey.EEXISTS, "application %q already exists", app.Name)
+	case err == nil:
+		return latchkey.Errorf(latchkey.EEXISTS, "application %q cannot be created: application %q exists, and names are unique without regard to case", app.Name, existing)
+	case !errors.Is(err, sql.ErrNoRows):
+		return mapErr(t.d, err)
 	}
 	_, err = t.exec(ctx, `INSERT INTO applications (account, name, description, created_at, restrictions) VALUES (?, ?, ?, ?, ?)`,
 		app.Account, app.Name, app.Description, toMicros(app.CreatedAt), restr)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -12,6 +13,7 @@ import (
 var applicationTests = []test{
 	{"CreateFind", testApplicationCreateFind},
 	{"CreateErrors", testApplicationCreateErrors},
+	{"NamesFoldCase", testApplicationNamesFoldCase},
 	{"FindMissing", testApplicationFindMissing},
 	{"KeyCount", testApplicationKeyCount},
 	{"Update", testApplicationUpdate},
@@ -75,6 +77,36 @@ func testApplicationCreateErrors(t *testing.T, s latchkey.Store) {
 	if got.Description != "app billing" || !got.CreatedAt.Equal(base) {
 		t.Errorf("application after a refused duplicate = %+v", got)
 	}
+}
+
+// testApplicationNamesFoldCase: application names are unique in an
+// account without regard to case, so "Billing" cannot join "billing"; the
+// refusal names the one that exists. Lookups stay exact, and the name is
+// free again once the application is gone.
+func testApplicationNamesFoldCase(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createAccount(t, s, "other")
+	createApplication(t, s, "acme", "billing")
+	create := func(account, name string) error {
+		return tryUpdate(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+			return tx.CreateApplication(ctx, &latchkey.Application{Account: account, Name: name, CreatedAt: at(1)})
+		})
+	}
+	for _, name := range []string{"Billing", "BILLING", "billinG"} {
+		t.Run(name, func(t *testing.T) {
+			err := create("acme", name)
+			wantCode(t, err, latchkey.EEXISTS)
+			if msg := latchkey.ErrorMessage(err); !strings.Contains(msg, `"billing"`) || !strings.Contains(msg, `"`+name+`"`) {
+				t.Errorf("message %q does not name both %q and the existing \"billing\"", msg, name)
+			}
+			if _, err := findApp(t, s, "acme", name); latchkey.ErrorCode(err) != latchkey.ENOTFOUND {
+				t.Errorf("FindApplication(%q) = %v, want ENOTFOUND: lookups are exact", name, err)
+			}
+		})
+	}
+	wantCode(t, create("other", "Billing"), "")
+	update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.DeleteApplication(ctx, "acme", "billing") })
+	wantCode(t, create("acme", "Billing"), "")
 }
 
 func testApplicationFindMissing(t *testing.T, s latchkey.Store) {

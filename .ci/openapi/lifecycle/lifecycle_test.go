@@ -69,7 +69,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	verify("verify", lkclient.VerifyCodeVALID)
 
-	inactive := string(lkclient.StatusInactive)
+	inactive := lkclient.StatusInactive
 	upd, err := c.UpdateAccessKeyWithResponse(ctx, id, lkclient.UpdateAccessKeyRequest{Status: &inactive})
 	check(t, "deactivate", upd, err, http.StatusOK)
 	if upd.JSON200 == nil || upd.JSON200.Status != lkclient.StatusInactive {
