@@ -57,6 +57,7 @@ func (s *state) addGlobalFlags(root *cobra.Command) {
 	f.StringVarP(&s.output, "output", "o", "", "output format: json, table or text (env "+EnvOutput+"; default table on a terminal, text otherwise)")
 	f.BoolVar(&s.noColor, "no-color", false, "do not color the table output (also when "+EnvNoColor+" is set)")
 	f.StringVar(&s.account, "account", "", "account to act on (operators only; default: your own, or \"default\")")
+	_ = root.RegisterFlagCompletionFunc("profile", s.completeProfiles)
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "table", "text"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
