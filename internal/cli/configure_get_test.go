@@ -1,12 +1,9 @@
 package cli_test
 
 import (
-	"bytes"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/latchkey/latchkey/internal/cli"
 	"github.com/latchkey/latchkey/internal/credfile"
@@ -47,23 +44,12 @@ func TestConfigureGetTerminal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			root := cli.NewRootEnv(cli.Env{
-				Getenv:     func(k string) string { return map[string]string{cli.EnvCredentialsFile: creds}[k] },
-				Now:        time.Now,
-				After:      time.After,
-				IsTerminal: func(f any) bool { return tt.tty && f == &stdout },
-			})
-			root.SetArgs(append([]string{"configure", "get"}, tt.args...))
-			root.SetOut(&stdout)
-			root.SetErr(&stderr)
-			root.SetIn(strings.NewReader(""))
-			code := cli.ExitCode(root.Execute(), func(msg string) { fmt.Fprintln(&stderr, msg) })
-			if code != tt.code || stdout.String() != tt.stdout || !strings.Contains(stderr.String(), tt.inStderr) {
+			stdout, stderr, code := runAs(t, map[string]string{cli.EnvCredentialsFile: creds}, tt.tty, append([]string{"configure", "get"}, tt.args...)...)
+			if code != tt.code || stdout != tt.stdout || !strings.Contains(stderr, tt.inStderr) {
 				t.Errorf("exit %d, want %d\nstdout %q, want %q\nstderr %q, want it to hold %q",
-					code, tt.code, mask(stdout.String(), secret), mask(tt.stdout, secret), stderr.String(), tt.inStderr)
+					code, tt.code, mask(stdout, secret), mask(tt.stdout, secret), stderr, tt.inStderr)
 			}
-			if strings.Contains(stderr.String(), secret) {
+			if strings.Contains(stderr, secret) {
 				t.Errorf("the secret is on stderr")
 			}
 		})
