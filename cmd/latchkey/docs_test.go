@@ -14,24 +14,26 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// docFiles returns README.md and every Markdown file under docs/, with
-// their text.
+// docFiles returns every Markdown file of the repository (README.md,
+// docs/, the SDKs'), by path, with its text; hidden directories and
+// node_modules are not the project's.
 func docFiles(t *testing.T) map[string]string {
 	t.Helper()
 	files := map[string]string{}
-	read := func(path string) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && path != "../.." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules"):
+			return filepath.SkipDir
+		case !d.IsDir() && strings.HasSuffix(path, ".md"):
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			files[strings.TrimPrefix(path, "../../")] = string(b)
 		}
-		files[strings.TrimPrefix(path, "../../")] = string(b)
-	}
-	read(readmePath)
-	err := filepath.WalkDir("../../docs", func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
-			read(path)
-		}
-		return err
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
