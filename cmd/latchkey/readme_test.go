@@ -279,3 +279,20 @@ func TestReadmeServeOutput(t *testing.T) {
 		}
 	}
 }
+
+// The quick start stays two commands: one that starts the server, one that
+// runs the tests.
+func TestReadmeQuickStartIsTwoCommands(t *testing.T) {
+	doc, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := shellSteps(codeBlocks(markdownSection(t, string(doc), "## Quick start"), "sh"))
+	if len(steps) != 2 || !strings.Contains(steps[0].command, " serve") || !strings.Contains(steps[1].command, "go test") {
+		var cmds []string
+		for _, s := range steps {
+			cmds = append(cmds, s.command)
+		}
+		t.Errorf("the quick start has these commands, want one that starts the server and one that runs the tests:\n%s", strings.Join(cmds, "\n"))
+	}
+}
