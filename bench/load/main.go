@@ -1,5 +1,5 @@
 // Command load measures latchkey over HTTP against bare baselines on the
-// same machine, in the same run, with the same load generator (issue 11):
+// same machine, in the same run, with the same load generator:
 //
 //	go run ./bench/load                                  # 1,000,000 keys, 5 rounds
 //	go run ./bench/load -keys 10000 -rounds 2 -duration 2s   # a quick look

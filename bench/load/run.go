@@ -26,7 +26,7 @@ type target struct {
 type pairSpec struct {
 	name      string
 	a, b      target
-	threshold float64 // issue 11: A's rate must be at least this share of B's
+	threshold float64 // the target: A's rate must be at least this share of B's (docs/benchmarks.md)
 }
 
 type runResult struct {

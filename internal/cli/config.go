@@ -59,6 +59,7 @@ func (s *state) addGlobalFlags(root *cobra.Command) {
 	f.BoolVar(&s.noColor, "no-color", false, "do not color the table output (also when "+EnvNoColor+" is set)")
 	f.StringVar(&s.account, "account", "", "account to act on (operators only; default: your own, or \"default\")")
 	completeChoices(root, "output", outputFormats)
+	_ = root.RegisterFlagCompletionFunc("profile", s.completeProfiles)
 }
 
 // config is where each setting came from, for configure list and messages.

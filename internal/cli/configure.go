@@ -46,7 +46,10 @@ EXAMPLES
       latchkey configure --profile ci --access-key-id LKIAEXAMPLEEXAMPLE23
 
   # Where each setting comes from
-  latchkey configure list`,
+  latchkey configure list
+
+  # One setting, for a script (the secret never goes through a command line)
+  ADMIN=$(latchkey configure get latchkey_secret_access_key)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return s.runConfigure(cmd, id, credsAt, noCheck)
@@ -55,21 +58,32 @@ EXAMPLES
 	cmd.Flags().StringVar(&id, "access-key-id", "", "access key ID of the admin principal")
 	cmd.Flags().StringVar(&credsAt, "credentials-file", "", "credentials file to write (default ~/.latchkey/credentials, env "+EnvCredentialsFile+")")
 	cmd.Flags().BoolVar(&noCheck, "no-check", false, "save without checking the key against the server")
-	cmd.AddCommand(s.newConfigureListCmd())
+	cmd.AddCommand(s.newConfigureListCmd(), s.newConfigureGetCmd())
 	return cmd
 }
 
-func (s *state) runConfigure(cmd *cobra.Command, id, credsAt string, noCheck bool) error {
+// profileFile reads the credentials file that configure and its
+// subcommands work on (credsAt, else the default) and names the profile
+// (--profile, else LATCHKEY_PROFILE, else "default").
+func (s *state) profileFile(credsAt string) (path, name string, f *credfile.File, err error) {
 	if credsAt == "" {
 		credsAt = s.credentialsFile()
 	}
-	name, _ := s.setting(s.profile, "profile", EnvProfile)
+	name, _ = s.setting(s.profile, "profile", EnvProfile)
 	if name == "" {
 		name = "default"
 	}
-	f, err := credfile.Read(credsAt)
+	f, err = credfile.Read(credsAt)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", credsAt, err)
+		return "", "", nil, fmt.Errorf("reading %s: %w", credsAt, err)
+	}
+	return credsAt, name, f, nil
+}
+
+func (s *state) runConfigure(cmd *cobra.Command, id, credsAt string, noCheck bool) error {
+	credsAt, name, f, err := s.profileFile(credsAt)
+	if err != nil {
+		return err
 	}
 	old := f.Profile(name)
 	p := credfile.Profile{}

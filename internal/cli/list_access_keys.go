@@ -35,9 +35,11 @@ JSON OUTPUT
     "findings": ["rotation_due", ...] (absent when none)}, ...]}
 
 TEXT OUTPUT
-  access_key_id  owner  status  created_at  last_used_at  description  findings
+  access_key_id  owner  status  created_at  last_used_at  restrictions
+  description  findings
   (times in RFC 3339, "-" for never; owner "principal:NAME" for admin keys;
-  findings comma-separated, "-" for none)
+  restrictions a count of each kind, "1 IP ranges, 2 scopes", or "none",
+  then "(+report-only: ...)" if any; findings comma-separated, "-" for none)
 
 EXAMPLES
   latchkey list-access-keys --application-name billing

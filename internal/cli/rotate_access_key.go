@@ -36,7 +36,8 @@ steps of a safe rotation, each shown as it happens:
   1. Create the second key. If the application already has two keys and the
      other one is Inactive, say which one to delete first, and stop.
   2. Hand the new key over: write it to --save-to-profile (the profile the
-     application's instances read), or print it once. Then watch both keys'
+     application's instances read, which holds the old key or nothing yet;
+     the old key is kept as PROFILE-previous-N), or print it once. Then watch both keys'
      last use, live, and move on once the old key has not been used for
      --quiet-period (press Enter or type skip to move on sooner).
   3. Deactivate the old key (it can still be made Active again).
@@ -77,7 +78,7 @@ EXAMPLES
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.id, "access-key-id", "", "the access key to replace (required)")
-	f.StringVar(&o.profile, "save-to-profile", "", "write the new key to this credentials profile instead of printing it")
+	f.StringVar(&o.profile, "save-to-profile", "", "write the new key to this credentials profile (one that holds the old key, or a new one) instead of printing it")
 	f.StringVar(&o.credsAt, "credentials-file", "", "credentials file for --save-to-profile (default ~/.latchkey/credentials, env "+EnvCredentialsFile+")")
 	f.DurationVar(&o.quiet, "quiet-period", 15*time.Minute, "step 2: move on once the old key has not been used for this long")
 	f.DurationVar(&o.validate, "validate-period", 15*time.Minute, "step 4: how long to watch for calls with the deactivated key")
@@ -249,6 +250,9 @@ func (r *rotation) run(ctx context.Context) error {
 	if r.newKey != nil {
 		r.res.NewAccessKeyID = r.newKey.ID
 	}
+	if err := r.checkProfile(); err != nil {
+		return err
+	}
 
 	switch {
 	case old.Status == latchkey.StatusActive:
@@ -281,6 +285,27 @@ func (r *rotation) run(ctx context.Context) error {
 		return err
 	}
 	return r.deleteOld(ctx)
+}
+
+// checkProfile refuses a --save-to-profile that holds a key other than
+// the one being rotated (or the new key, on a resumed run): saving there
+// would move that key to PROFILE-previous-N, and whatever reads the profile
+// would lose it. It runs before anything changes.
+func (r *rotation) checkProfile() error {
+	if r.o.profile == "" {
+		return nil
+	}
+	f, err := credfile.Read(r.o.credsAt)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", r.o.credsAt, err)
+	}
+	held := f.Profile(r.o.profile)[credfile.KeyAccessKeyID]
+	if held == "" || held == r.old.ID || r.newKey != nil && held == r.newKey.ID {
+		return nil
+	}
+	return UsageErrorf("--save-to-profile %s: profile %q in %s holds access key %s, not %s, the key being rotated; "+
+		"name the profile that holds %s, or a new one (nothing was changed)",
+		r.o.profile, r.o.profile, r.o.credsAt, held, r.old.ID, r.old.ID)
 }
 
 // createSecond is step 1. It returns the new key when it created one, nil

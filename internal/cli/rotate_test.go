@@ -621,3 +621,54 @@ func TestRotateRefuses(t *testing.T) {
 		})
 	}
 }
+
+// A --save-to-profile that holds some other key (another application's,
+// say) is refused before anything changes: saving the new key there would
+// rename that profile to PROFILE-previous-1 behind its readers' backs.
+func TestRotateLeavesOtherProfilesAlone(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	if _, err := r.admin.CreateApplication(ctx, client.CreateApplicationInput{Name: "shipping"}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := r.admin.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: "shipping"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := credfile.SaveProfile(r.appCreds, "shipping", credfile.Profile{
+		credfile.KeyAccessKeyID: other.ID, credfile.KeySecretAccessKey: other.SecretAccessKey,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := credfile.Read(r.appCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	stdout, stderr, code := r.runCLI(t, "rotate-access-key", "--access-key-id", r.old.ID, "--save-to-profile", "shipping",
+		"--credentials-file", r.appCreds, "--quiet-period", "0", "--validate-period", "0", "--yes")
+	if code != 2 {
+		t.Errorf("exit %d, want 2\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	mustContain(t, "stderr", stderr, `--save-to-profile shipping: profile "shipping" in `+r.appCreds+" holds access key "+other.ID+", not "+r.old.ID)
+	after, err := credfile.Read(r.appCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(after.Bytes()), string(before.Bytes()); got != want {
+		t.Errorf("the credentials file changed: profiles %v, were %v", after.Profiles(), before.Profiles())
+	}
+	n := 0
+	for _, err := range r.admin.AccessKeys(ctx, client.ListAccessKeysInput{Application: "billing"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Errorf("application billing has %d keys, want 1: a key was created although the rotation was refused", n)
+	}
+	if got := r.status(t, r.old.ID); got != latchkey.StatusActive {
+		t.Errorf("old key is %s", got)
+	}
+}

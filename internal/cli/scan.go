@@ -60,6 +60,12 @@ themselves never leave the machine. --report also files every live one as a
 leak, which flags it exposed and deactivates it at once (unless the server
 runs with --leak-action flag); rotate the application to a new key next.
 
+--format json prints {"findings": [...]}, each finding with snake_case
+fields as in the management API: rule, file, line, column, commit,
+commit_time, author, secret (masked), sha256, access_key_id, encoding,
+status (with --verify: active, inactive or unknown; after --report, the
+status the report left) and message.
+
 --staged scans what 'git commit' would add in the repository at PATH, and
 --install-hook installs a git pre-commit hook that runs it and refuses the
 commit when it finds a secret.
@@ -234,7 +240,9 @@ func (c checker) Check(ctx context.Context, digests []keyformat.Digest) (map[key
 	return out, nil
 }
 
-// reportLive files every Active finding as a leak and says what happened.
+// reportLive files every Active finding as a leak, says what happened, and
+// marks the findings of the keys it deactivated Inactive, so that the
+// report shows where the keys stand now.
 func reportLive(cmd *cobra.Command, cl *client.Client, findings []scan.Finding, stderr io.Writer) error {
 	var leaks []client.LeakFinding
 	seen := map[keyformat.Digest]bool{}
@@ -260,14 +268,21 @@ func reportLive(cmd *cobra.Command, cl *client.Client, findings []scan.Finding, 
 	if err != nil {
 		return fmt.Errorf("reporting the live keys found: %w", err)
 	}
+	deactivated := map[keyformat.Digest]bool{}
 	for i, r := range res {
 		switch r.Status {
 		case "deactivated":
+			deactivated[leaks[i].Digest] = true
 			fmt.Fprintf(stderr, "latchkey: reported %s: access key %s is now Inactive; rotate its application to a new key\n", leaks[i].Where, r.AccessKeyID)
 		case "flagged":
 			fmt.Fprintf(stderr, "latchkey: reported %s: access key %s is flagged exposed but still Active; deactivate and rotate it\n", leaks[i].Where, r.AccessKeyID)
 		default:
 			fmt.Fprintf(stderr, "latchkey: reported %s: %s\n", leaks[i].Where, r.Status)
+		}
+	}
+	for i := range findings {
+		if findings[i].Rule == scan.RuleSecret && deactivated[findings[i].Digest] {
+			findings[i].Status = scan.StatusInactive
 		}
 	}
 	return nil

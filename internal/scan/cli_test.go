@@ -135,6 +135,18 @@ func TestScanCommandJSON(t *testing.T) {
 	}
 }
 
+// requireGit skips a test that needs the git command where it is missing,
+// and fails it in CI, which has it.
+func requireGit(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("git is required in CI")
+		}
+		t.Skip("git not installed")
+	}
+}
+
 // git runs git in dir with a configuration of its own (no user or system
 // config, so no hooksPath or signing from the machine).
 func git(t *testing.T, dir string, env []string, args ...string) (string, error) {
@@ -152,12 +164,7 @@ func git(t *testing.T, dir string, env []string, args ...string) (string, error)
 
 // The pre-commit hook in a real repository with real `git commit`.
 func TestPreCommitHook(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("git is required in CI")
-		}
-		t.Skip("git not installed")
-	}
+	requireGit(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -257,5 +264,33 @@ func TestPreCommitHook(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(hook); !strings.Contains(string(b), "latchkey pre-commit hook") {
 		t.Error("hook not replaced with --force")
+	}
+}
+
+// scan prints as many findings as its summary counts, also when a secret
+// is both in a file and in the history that added it (reported once, at
+// its commit).
+func TestScanCountsWhatItPrints(t *testing.T) {
+	requireGit(t)
+	dir := t.TempDir()
+	committed, onDisk := secret(t), secret(t)
+	if err := os.WriteFile(filepath.Join(dir, "app.cfg"), []byte("key="+committed+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "app.cfg"}, {"commit", "-q", "-m", "config"}} {
+		if out, err := git(t, dir, nil, args...); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte(onDisk+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := latchkey(t, "", "scan", dir)
+	if code != 1 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	printed := strings.Count(out, "\n")
+	if want := fmt.Sprintf(": %d findings", printed); printed != 2 || !strings.Contains(errs, want) {
+		t.Errorf("printed %d findings, want 2; the summary should say %q:\nstdout:\n%s\nstderr:\n%s", printed, want, out, errs)
 	}
 }

@@ -88,11 +88,11 @@ type findingJSON struct {
 	Line        int        `json:"line"`
 	Column      int        `json:"column,omitempty"`
 	Commit      string     `json:"commit,omitempty"`
-	CommitTime  *time.Time `json:"commitTime,omitempty"`
+	CommitTime  *time.Time `json:"commit_time,omitempty"`
 	Author      string     `json:"author,omitempty"`
 	Secret      string     `json:"secret"`
 	SHA256      string     `json:"sha256"`
-	AccessKeyID string     `json:"accessKeyId,omitempty"`
+	AccessKeyID string     `json:"access_key_id,omitempty"`
 	Encoding    string     `json:"encoding,omitempty"`
 	Status      KeyStatus  `json:"status,omitempty"`
 	Message     string     `json:"message"`

@@ -92,12 +92,23 @@ func TestWriteJSON(t *testing.T) {
 	sum := keyformat.Sum(secrets[1])
 	want := map[string]any{
 		"rule": "latchkey-secret-access-key", "file": "deploy/.env", "line": 1.0, "column": 16.0,
-		"commit": "0123456789abcdef0123456789abcdef01234567", "commitTime": "2026-05-01T12:00:00Z",
+		"commit": "0123456789abcdef0123456789abcdef01234567", "commit_time": "2026-05-01T12:00:00Z",
 		"author": "Dev", "secret": keyformat.Mask(secrets[1]), "sha256": hex.EncodeToString(sum[:]),
 		"message": "latchkey secret access key " + keyformat.Mask(secrets[1]),
 	}
 	if d := cmp.Diff(want, got.Findings[1]); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+	// Field names are snake_case, as in the management API.
+	for _, f := range got.Findings {
+		for k := range f {
+			if !snakeCase.MatchString(k) {
+				t.Errorf("field %q is not snake_case", k)
+			}
+		}
+	}
+	if got.Findings[0]["access_key_id"] == nil {
+		t.Errorf("the access key ID found next to a secret is not under access_key_id: %v", got.Findings[0])
 	}
 
 	b.Reset()
@@ -108,6 +119,8 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("empty report = %s", got)
 	}
 }
+
+var snakeCase = regexp.MustCompile(`^[a-z0-9]+(_[a-z0-9]+)*$`)
 
 // What code scanning reads, checked by hand; TestSARIFSchema validates a
 // real scan's log against the SARIF 2.1.0 schema.

@@ -66,12 +66,7 @@ func sarifProject(t *testing.T, dir string) []string {
 // hold exactly a secret that was planted there, and every location has a
 // fingerprint of its own.
 func TestScanSARIFResolves(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("git is required in CI")
-		}
-		t.Skip("git not installed")
-	}
+	requireGit(t)
 	tmp := t.TempDir()
 	plain := filepath.Join(tmp, "plain")
 	repo := filepath.Join(tmp, "repo")

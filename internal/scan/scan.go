@@ -187,7 +187,11 @@ func (s *Scanner) scanPath(ctx context.Context, root string, warn func(string)) 
 	} else if err != nil {
 		return nil, err
 	}
-	return append(dedupe(files, hist), hist...), nil
+	kept := dedupe(files, hist)
+	// What dedupe drops was counted as found: the summary and the progress
+	// line count what is reported.
+	s.stats.findings.Add(int64(len(kept) - len(files)))
+	return append(kept, hist...), nil
 }
 
 // dedupe drops the file findings that the history already reports (the
