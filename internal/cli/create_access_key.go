@@ -61,7 +61,8 @@ EXAMPLES
   # A second key for an admin principal, to rotate its own credential
   latchkey create-access-key --principal-name ci --save-to-profile ci-new`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
+			var err error
 			if app == "" && principal == "" {
 				return UsageErrorf("--application-name is required, e.g. --application-name billing (or --principal-name for an admin's key)")
 			}
@@ -78,14 +79,6 @@ EXAMPLES
 					return UsageErrorf("--expires-at applies to application keys only")
 				}
 				exp = &t
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			if credsAt == "" {
 				credsAt = s.credentialsFile()
@@ -128,7 +121,7 @@ EXAMPLES
 				return fmt.Errorf("%w; access key %s was created but its secret could not be saved: delete it with 'latchkey delete-access-key --access-key-id %s --force' and try again", err, k.ID, k.ID)
 			}
 			return p.Print(keyCreatedView(p, savedKey{AccessKey: k.AccessKey, Profile: profile, File: credsAt}, k, profile, credsAt))
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&app, "application-name", "", "application that will own the key (required unless --principal-name)")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -22,24 +23,13 @@ EXAMPLES
   latchkey create-account --account-name acme
   latchkey create-principal --account acme --principal-name alice --role admin --save-to-profile acme-alice`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("account-name", name, "acme"); err != nil {
-				return err
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			acc, err := cl.CreateAccount(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
 			return p.Print(p.accountsView(acc, acc))
-		},
+		}, need{"account-name", &name, "acme"}),
 	}
 	cmd.Flags().StringVar(&name, "account-name", "", "name of the new account (required)")
 	return cmd

@@ -33,20 +33,10 @@ EXAMPLES
   latchkey create-application --application-name billing --description "nightly invoice run"
   latchkey create-application --application-name web --allowed-referrers 'https://*.example.com/*'`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("application-name", name, "billing"); err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
+			var err error
 			if err := latchkey.ValidateName("--application-name", name); err != nil {
 				return UsageErrorf("%s", errMessage(err))
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			in := client.CreateApplicationInput{Account: s.account, Name: name, Description: description}
 			if rf.changed(cmd) {
@@ -59,7 +49,7 @@ EXAMPLES
 				return err
 			}
 			return p.Print(p.applicationsView(app, app))
-		},
+		}, need{"application-name", &name, "billing"}),
 	}
 	cmd.Flags().StringVar(&name, "application-name", "", "name of the new application (required)")
 	cmd.Flags().StringVar(&description, "description", "", "what the application is, for people")

@@ -37,27 +37,13 @@ EXAMPLES
   latchkey create-principal --principal-name gateway --role verifier --save-to-profile gateway
   latchkey create-principal --account acme --principal-name alice --role admin`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("principal-name", name, "ci"); err != nil {
-				return err
-			}
-			if err := required("role", role, "admin"); err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			r, err := choice("role", role, latchkey.Roles())
 			if err != nil {
 				return err
 			}
 			if err := latchkey.ValidateName("--principal-name", name); err != nil {
 				return UsageErrorf("%s", errMessage(err))
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			if credsAt == "" {
 				credsAt = s.credentialsFile()
@@ -83,7 +69,7 @@ EXAMPLES
 				AccessKey savedKey `json:"access_key"`
 			}{pr.Principal, savedKey{AccessKey: pr.AccessKey.AccessKey, Profile: profile, File: credsAt}}
 			return p.Print(keyCreatedView(p, js, pr.AccessKey, profile, credsAt))
-		},
+		}, need{"principal-name", &name, "ci"}, need{"role", &role, "admin"}),
 	}
 	cmd.Flags().StringVar(&name, "principal-name", "", "name of the new principal (required)")
 	cmd.Flags().StringVar(&role, "role", "", latchkey.Choices(latchkey.Roles())+" (required)")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/latchkey/latchkey/client"
 	"strings"
 
 	"github.com/latchkey/latchkey"
@@ -44,22 +45,11 @@ EXAMPLES
   latchkey create-webhook --url https://hooks.example.com/latchkey
   latchkey create-webhook --url https://ops.example.com/keys --event key.unused --event key.rotation_due`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("url", url, "https://hooks.example.com/latchkey"); err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if err := latchkey.ValidateWebhookURL(url); err != nil {
 				return UsageErrorf("--url: %s", errMessage(err))
 			}
 			if err := eventFlags(events); err != nil {
-				return err
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
 				return err
 			}
 			w, err := cl.CreateWebhook(cmd.Context(), s.account, latchkey.NewWebhook{URL: url, Description: description, Events: events})
@@ -77,7 +67,7 @@ EXAMPLES
 			}
 			fmt.Fprintln(p.err, "latchkey: this is the only time the signing secret is shown: give it to the receiver now.")
 			return nil
-		},
+		}, need{"url", &url, "https://hooks.example.com/latchkey"}),
 	}
 	cmd.Flags().StringVar(&url, "url", "", "where to POST events (required)")
 	cmd.Flags().StringVar(&description, "description", "", "what the receiver is, for people")

@@ -26,19 +26,8 @@ EXAMPLES
   latchkey delete-access-key --access-key-id LKIAEXAMPLEEXAMPLE23
   latchkey delete-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --force`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("access-key-id", id, "LKIAEXAMPLEEXAMPLE23"); err != nil {
-				return err
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
-			err = cl.DeleteAccessKey(cmd.Context(), client.DeleteAccessKeyInput{AccessKeyID: id, Force: force})
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
+			err := cl.DeleteAccessKey(cmd.Context(), client.DeleteAccessKeyInput{AccessKeyID: id, Force: force})
 			if latchkey.ErrorCode(err) == latchkey.EKEYACTIVE {
 				return latchkey.Errorf(latchkey.EKEYACTIVE,
 					"access key %s is Active; deactivate it first (latchkey update-access-key --access-key-id %s --status Inactive), check that nothing still uses it, or pass --force", id, id)
@@ -47,7 +36,7 @@ EXAMPLES
 			}
 			p.Infof("Deleted access key %s.\n", id)
 			return nil
-		},
+		}, need{"access-key-id", &id, "LKIAEXAMPLEEXAMPLE23"}),
 	}
 	cmd.Flags().StringVar(&id, "access-key-id", "", "key to delete (required)")
 	cmd.Flags().BoolVar(&force, "force", false, "delete the key even while it is Active")

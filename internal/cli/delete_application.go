@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -16,24 +17,13 @@ removed by accident. Prints nothing with --output json.
 EXAMPLES
   latchkey delete-application --application-name billing`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("application-name", name, "billing"); err != nil {
-				return err
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if err := cl.DeleteApplication(cmd.Context(), s.account, name); err != nil {
 				return err
 			}
 			p.Infof("Deleted application %q.\n", name)
 			return nil
-		},
+		}, need{"application-name", &name, "billing"}),
 	}
 	cmd.Flags().StringVar(&name, "application-name", "", "application to delete (required)")
 	return cmd

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -16,24 +17,13 @@ longer sign in. A principal cannot delete itself. Prints nothing with
 EXAMPLES
   latchkey delete-principal --principal-name ci`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("principal-name", name, "ci"); err != nil {
-				return err
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if err := cl.DeletePrincipal(cmd.Context(), s.account, name); err != nil {
 				return err
 			}
 			p.Infof("Deleted principal %q and its access keys.\n", name)
 			return nil
-		},
+		}, need{"principal-name", &name, "ci"}),
 	}
 	cmd.Flags().StringVar(&name, "principal-name", "", "principal to delete (required)")
 	return cmd

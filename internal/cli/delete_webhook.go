@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -15,24 +16,13 @@ log. Prints nothing with --output json.
 EXAMPLES
   latchkey delete-webhook --webhook-id wh_abcdefghijklmnop`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("webhook-id", id, "wh_abcdefghijklmnop"); err != nil {
-				return err
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if err := cl.DeleteWebhook(cmd.Context(), id); err != nil {
 				return err
 			}
 			p.Infof("Deleted webhook %s.\n", id)
 			return nil
-		},
+		}, need{"webhook-id", &id, "wh_abcdefghijklmnop"}),
 	}
 	cmd.Flags().StringVar(&id, "webhook-id", "", "webhook to delete (required)")
 	return cmd

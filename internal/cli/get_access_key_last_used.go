@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -28,18 +29,7 @@ TEXT OUTPUT
 EXAMPLES
   latchkey get-access-key-last-used --access-key-id LKIAEXAMPLEEXAMPLE23`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("access-key-id", id, "LKIAEXAMPLEEXAMPLE23"); err != nil {
-				return err
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			lu, err := cl.GetAccessKeyLastUsed(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -65,7 +55,7 @@ EXAMPLES
 				}
 			}
 			return p.Print(v)
-		},
+		}, need{"access-key-id", &id, "LKIAEXAMPLEEXAMPLE23"}),
 	}
 	cmd.Flags().StringVar(&id, "access-key-id", "", "key to look at (required)")
 	return cmd

@@ -42,15 +42,7 @@ EXAMPLES
   latchkey get-credential-report --csv > keys.csv
   latchkey get-credential-report -o json | jq '.keys[] | select(.findings | index("rotation_due")) | .access_key_id'`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if csv {
 				b, err := cl.GetCredentialReportCSV(cmd.Context(), s.account)
 				if err != nil {
@@ -64,7 +56,7 @@ EXAMPLES
 				return err
 			}
 			return p.Print(p.reportView(rep))
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&csv, "csv", false, "print the report as CSV")
 	return cmd

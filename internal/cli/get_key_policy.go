@@ -27,21 +27,13 @@ EXAMPLES
   latchkey get-key-policy
   latchkey get-key-policy --account acme -o json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			v, err := cl.GetPolicy(cmd.Context(), s.account)
 			if err != nil {
 				return err
 			}
 			return p.Print(policyView(v))
-		},
+		}),
 	}
 	return cmd
 }

@@ -45,7 +45,7 @@ EXAMPLES
   latchkey list-access-keys --application-name billing
   latchkey list-access-keys --kind application --output text | awk '$3 == "Inactive" {print $1}'`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if app != "" && principal != "" {
 				return UsageErrorf("give --application-name or --principal-name, not both")
 			}
@@ -56,14 +56,6 @@ EXAMPLES
 			}
 			if maxItems < 0 {
 				return UsageErrorf("--max-items %d: expected 0 (all) or more", maxItems)
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			keys := []*latchkey.AccessKey{}
 			in := client.ListAccessKeysInput{Account: s.account, Application: app, Principal: principal, Kind: kind}
@@ -77,7 +69,7 @@ EXAMPLES
 				}
 			}
 			return p.Print(p.keysView(map[string]any{"access_keys": keys}, keys...))
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&app, "application-name", "", "list this application's keys")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -18,15 +19,7 @@ JSON OUTPUT
 EXAMPLES
   latchkey list-accounts`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			accs, err := cl.ListAccounts(cmd.Context())
 			if err != nil {
 				return err
@@ -35,6 +28,6 @@ EXAMPLES
 				accs = []*latchkey.Account{}
 			}
 			return p.Print(p.accountsView(map[string]any{"accounts": accs}, accs...))
-		},
+		}),
 	}
 }

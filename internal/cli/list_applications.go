@@ -21,17 +21,9 @@ EXAMPLES
   latchkey list-applications
   latchkey list-applications --output json | jq -r '.applications[].name'`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if maxItems < 0 {
 				return UsageErrorf("--max-items %d: expected 0 (all) or more", maxItems)
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			apps := []*latchkey.Application{}
 			for a, err := range cl.Applications(cmd.Context(), client.ListApplicationsInput{Account: s.account}) {
@@ -44,7 +36,7 @@ EXAMPLES
 				}
 			}
 			return p.Print(p.applicationsView(map[string]any{"applications": apps}, apps...))
-		},
+		}),
 	}
 	cmd.Flags().IntVar(&maxItems, "max-items", 0, "stop after this many applications (0: all)")
 	return cmd

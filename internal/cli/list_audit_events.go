@@ -40,7 +40,7 @@ EXAMPLES
   latchkey list-audit-events --access-key-id LKIAEXAMPLEEXAMPLE23 --since 7d
   latchkey list-audit-events --action access_key.delete --max-items 0 --output json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			now := s.env.Now()
 			var err error
 			if in.Action != "" {
@@ -56,14 +56,6 @@ EXAMPLES
 			}
 			if maxItems < 0 {
 				return UsageErrorf("--max-items %d: expected 0 (all) or more", maxItems)
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			in.Account = s.account
 			evs := []*latchkey.AuditEvent{}
@@ -84,7 +76,7 @@ EXAMPLES
 					c(dash(ev.Application)), c(dash(ev.SourceIP)), c(dash(change(ev.Before, ev.After)))})
 			}
 			return p.Print(v)
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.AccessKeyID, "access-key-id", "", "events about this key")

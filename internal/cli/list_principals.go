@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -20,15 +21,7 @@ EXAMPLES
   latchkey list-principals
   latchkey list-principals --account acme --output json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			ps, err := cl.ListPrincipals(cmd.Context(), s.account)
 			if err != nil {
 				return err
@@ -37,6 +30,6 @@ EXAMPLES
 				ps = []*latchkey.Principal{}
 			}
 			return p.Print(p.principalsView(map[string]any{"principals": ps}, ps...))
-		},
+		}),
 	}
 }

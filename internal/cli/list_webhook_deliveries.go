@@ -31,10 +31,7 @@ EXAMPLES
   latchkey list-webhook-deliveries --webhook-id wh_abcdefghijklmnop
   latchkey list-webhook-deliveries --webhook-id wh_abcdefghijklmnop --status failed -o json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("webhook-id", id, "wh_abcdefghijklmnop"); err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if status != "" {
 				if _, err := choice("status", status, latchkey.DeliveryStatuses()); err != nil {
 					return err
@@ -42,14 +39,6 @@ EXAMPLES
 			}
 			if maxItems < 0 {
 				return UsageErrorf("--max-items %d: expected 0 (all) or more", maxItems)
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			all := []*latchkey.WebhookDelivery{}
 			in := client.ListWebhookDeliveriesInput{WebhookID: id, Status: status}
@@ -68,7 +57,7 @@ EXAMPLES
 				all = all[:maxItems]
 			}
 			return p.Print(p.deliveriesView(map[string]any{"deliveries": all}, all...))
-		},
+		}, need{"webhook-id", &id, "wh_abcdefghijklmnop"}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&id, "webhook-id", "", "the webhook (required)")

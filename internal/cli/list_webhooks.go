@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -23,15 +24,7 @@ EXAMPLES
   latchkey list-webhooks
   latchkey list-webhooks -o text | cut -f1`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			hooks, err := cl.ListWebhooks(cmd.Context(), s.account)
 			if err != nil {
 				return err
@@ -40,7 +33,7 @@ EXAMPLES
 				hooks = []*latchkey.Webhook{}
 			}
 			return p.Print(p.webhooksView(map[string]any{"webhooks": hooks}, hooks...))
-		},
+		}),
 	}
 	return cmd
 }

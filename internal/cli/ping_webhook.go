@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -16,24 +17,13 @@ with the error and when it will be retried. A paused webhook is pinged too.
 EXAMPLES
   latchkey ping-webhook --webhook-id wh_abcdefghijklmnop`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("webhook-id", id, "wh_abcdefghijklmnop"); err != nil {
-				return err
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			d, err := cl.PingWebhook(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
 			return p.Print(p.deliveriesView(d, d))
-		},
+		}, need{"webhook-id", &id, "wh_abcdefghijklmnop"}),
 	}
 	cmd.Flags().StringVar(&id, "webhook-id", "", "webhook to ping (required)")
 	return cmd

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/latchkey/latchkey/client"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -54,10 +55,7 @@ EXAMPLES
   latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --scopes shipments:read --rate-limit 10/s:20
   latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --expires-at 2027-01-31T00:00:00Z`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("access-key-id", id, "LKIAEXAMPLEEXAMPLE23"); err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			var u latchkey.AccessKeyUpdate
 			if status != "" {
 				st, err := choice("status", status, latchkey.Statuses())
@@ -92,14 +90,6 @@ EXAMPLES
 			}
 			if recent < 0 {
 				return UsageErrorf("--recent-window %s: expected a duration of 0 or more, such as 1h", recent)
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			if rf.changed(cmd) {
 				cur, err := cl.GetAccessKey(cmd.Context(), id)
@@ -155,7 +145,7 @@ EXAMPLES
 				return err
 			}
 			return p.Print(p.keysView(k, k))
-		},
+		}, need{"access-key-id", &id, "LKIAEXAMPLEEXAMPLE23"}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&id, "access-key-id", "", "key to change (required)")

@@ -28,20 +28,9 @@ EXAMPLES
   latchkey update-application --application-name billing --rate-limit 50/s:100
   latchkey update-application --application-name billing --clear-restrictions`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("application-name", name, "billing"); err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			if !cmd.Flags().Changed("description") && !rf.changed(cmd) {
 				return UsageErrorf("nothing to change: give --description or a restriction flag such as --allowed-ips")
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			in := client.UpdateApplicationInput{Account: s.account, Name: name}
 			if cmd.Flags().Changed("description") {
@@ -61,7 +50,7 @@ EXAMPLES
 				return err
 			}
 			return p.Print(p.applicationsView(app, app))
-		},
+		}, need{"application-name", &name, "billing"}),
 	}
 	cmd.Flags().StringVar(&name, "application-name", "", "application to change (required)")
 	cmd.Flags().StringVar(&description, "description", "", "new description")

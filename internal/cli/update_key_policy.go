@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -47,21 +48,13 @@ EXAMPLES
   # Back to the server's defaults
   latchkey update-key-policy --reset`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			changed := reset
 			for _, f := range flags {
 				changed = changed || cmd.Flags().Changed(f.name)
 			}
 			if !changed {
 				return UsageErrorf("name at least one rule to change (e.g. --max-key-age 30d), or --reset")
-			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
 			}
 			cur, err := cl.GetPolicy(cmd.Context(), s.account)
 			if err != nil {
@@ -92,7 +85,7 @@ EXAMPLES
 				return err
 			}
 			return p.Print(policyView(v))
-		},
+		}),
 	}
 	for _, f := range flags {
 		cmd.Flags().String(f.name, f.value, f.help)

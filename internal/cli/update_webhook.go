@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
@@ -22,10 +23,7 @@ EXAMPLES
   latchkey update-webhook --webhook-id wh_abcdefghijklmnop --enabled=false
   latchkey update-webhook --webhook-id wh_abcdefghijklmnop --event key.unused --event key.expiring`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := required("webhook-id", id, "wh_abcdefghijklmnop"); err != nil {
-				return err
-			}
+		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			var u latchkey.WebhookUpdate
 			fl := cmd.Flags()
 			if fl.Changed("url") {
@@ -56,20 +54,12 @@ EXAMPLES
 			if u == (latchkey.WebhookUpdate{}) {
 				return UsageErrorf("name something to change: --url, --description, --event, --all-events or --enabled")
 			}
-			p, err := s.printer(cmd)
-			if err != nil {
-				return err
-			}
-			cl, err := s.client(cmd)
-			if err != nil {
-				return err
-			}
 			w, err := cl.UpdateWebhook(cmd.Context(), id, u)
 			if err != nil {
 				return err
 			}
 			return p.Print(p.webhooksView(w, w))
-		},
+		}, need{"webhook-id", &id, "wh_abcdefghijklmnop"}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&id, "webhook-id", "", "webhook to change (required)")
