@@ -441,15 +441,18 @@ func (r *Restrictions) String() string {
 		return "none"
 	}
 	var parts []string
-	add := func(n int, what string) {
-		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, what))
+	add := func(n int, one, many string) {
+		switch {
+		case n == 1:
+			parts = append(parts, "1 "+one)
+		case n > 1:
+			parts = append(parts, fmt.Sprintf("%d %s", n, many))
 		}
 	}
-	add(len(r.AllowedIPs), "IP ranges")
-	add(len(r.AllowedReferrers), "referrers")
-	add(len(r.AndroidApps)+len(r.IOSBundleIDs), "apps")
-	add(len(r.Scopes), "scopes")
+	add(len(r.AllowedIPs), "IP range", "IP ranges")
+	add(len(r.AllowedReferrers), "referrer", "referrers")
+	add(len(r.AndroidApps)+len(r.IOSBundleIDs), "app", "apps")
+	add(len(r.Scopes), "scope", "scopes")
 	if r.RateLimit != nil {
 		parts = append(parts, "rate limit")
 	}

@@ -293,3 +293,18 @@ func FuzzParsePrefix(f *testing.F) {
 		}
 	})
 }
+
+func TestRestrictionsString(t *testing.T) {
+	for _, tt := range []struct {
+		r    Restrictions
+		want string
+	}{
+		{Restrictions{}, "none"},
+		{Restrictions{AllowedReferrers: []string{"https://a.example/"}, Scopes: []string{"s:r"}}, "1 referrer, 1 scope"},
+		{Restrictions{AllowedIPs: []string{"10.0.0.0/8", "192.0.2.1"}, IOSBundleIDs: []string{"com.example.app"}}, "2 IP ranges, 1 app"},
+	} {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.r, got, tt.want)
+		}
+	}
+}

@@ -38,7 +38,7 @@ TEXT OUTPUT
   access_key_id  owner  status  created_at  last_used_at  restrictions
   description  findings
   (times in RFC 3339, "-" for never; owner "principal:NAME" for admin keys;
-  restrictions a count of each kind, "1 IP ranges, 2 scopes", or "none",
+  restrictions a count of each kind, "1 IP range, 2 scopes", or "none",
   then "(+report-only: ...)" if any; findings comma-separated, "-" for none)
 
 EXAMPLES
