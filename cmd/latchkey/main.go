@@ -21,10 +21,10 @@ func main() {
 	os.Exit(cli.ExitCode(err, func(msg string) { fmt.Fprintln(os.Stderr, msg) }))
 }
 
-// addServerCmds adds the commands that need the stores (serve, migrate) to
-// the CLI's root.
+// addServerCmds adds the commands that need the stores (serve, migrate,
+// backup, restore) to the CLI's root.
 func addServerCmds(root *cobra.Command) *cobra.Command {
-	for _, c := range []*cobra.Command{newServeCmd(), newMigrateCmd()} {
+	for _, c := range []*cobra.Command{newServeCmd(), newMigrateCmd(), newBackupCmd(), newRestoreCmd()} {
 		c.GroupID = cli.GroupServer
 		root.AddCommand(c)
 	}
