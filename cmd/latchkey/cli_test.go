@@ -85,7 +85,7 @@ func TestServeThenCLI(t *testing.T) {
 	if out, code := run("migrate", "--database-url", "sqlite:"+filepath.Join(dir, "latchkey.db")); code != 0 || !strings.Contains(out, "is up to date") {
 		t.Errorf("migrate (exit %d):\n%s", code, out)
 	}
-	if out, code := run("--help"); code != 0 || !strings.Contains(out, "Server:\n  migrate") {
+	if out, code := run("--help"); code != 0 || !regexp.MustCompile(`Server:\n  backup .*\n  migrate .*\n  restore .*\n  serve `).MatchString(out) {
 		t.Errorf("help does not group the server commands:\n%s", out)
 	}
 }
