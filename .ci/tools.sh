@@ -14,6 +14,7 @@ BENCHSTAT_VERSION=v0.0.0-20260908200009-22c9c6c9d4da        # golang.org/x/perf 
 GITLEAKS_VERSION=v8.30.1                                    # github.com/zricethezav/gitleaks/v8
 OAPI_CODEGEN_VERSION=v2.8.2                                 # github.com/oapi-codegen/oapi-codegen/v2 (.ci/openapi/run)
 VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018           # golang.org/x/vulndb (OSV data + cmd/indexdb)
+CYCLONEDX_GOMOD_VERSION=v1.10.0                             # github.com/CycloneDX/cyclonedx-gomod (.ci/release SBOMs)
 
 VULNDB_DIR=${1:-/tmp/vulndb}
 
@@ -43,6 +44,7 @@ install_pinned honnef.co/go/tools       honnef.co/go/tools/cmd/staticcheck   "$S
 install_pinned golang.org/x/vuln        golang.org/x/vuln/cmd/govulncheck    "$GOVULNCHECK_VERSION"
 install_pinned golang.org/x/perf        golang.org/x/perf/cmd/benchstat      "$BENCHSTAT_VERSION"
 install_pinned github.com/oapi-codegen/oapi-codegen/v2 github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen "$OAPI_CODEGEN_VERSION"
+install_pinned github.com/CycloneDX/cyclonedx-gomod github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod "$CYCLONEDX_GOMOD_VERSION"
 if [ "${SKIP_GITLEAKS:-0}" != 1 ]; then
   install_pinned github.com/zricethezav/gitleaks/v8 github.com/zricethezav/gitleaks/v8 "$GITLEAKS_VERSION" \
     -ldflags "-X github.com/zricethezav/gitleaks/v8/version.Version=$GITLEAKS_VERSION"
@@ -78,6 +80,7 @@ echo "staticcheck: $(staticcheck -version)"
 echo "govulncheck: $GOVULNCHECK_VERSION, vulndb $VULNDB_VERSION ($(ls "$VULNDB_DIR/ID" | grep -c '\.json$') entries)"
 echo "benchstat:   $BENCHSTAT_VERSION"
 echo "oapi-codegen: $(oapi-codegen --version | tail -1)"
+echo "cyclonedx-gomod: $CYCLONEDX_GOMOD_VERSION"
 [ "${SKIP_GITLEAKS:-0}" = 1 ] || echo "gitleaks:    $(gitleaks version)"
 echo
 echo "Run:  govulncheck -db file://$VULNDB_DIR ./..."

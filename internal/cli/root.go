@@ -31,8 +31,11 @@ import (
 	"golang.org/x/term"
 )
 
-// Version is set at build time with -ldflags "-X .../internal/cli.Version=...".
-var Version = "0.1.0-dev"
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=..."
+// (.ci/release does).
+var Version = defaultVersion
+
+const defaultVersion = "0.1.0-dev"
 
 // Exit codes.
 const (
