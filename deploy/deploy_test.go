@@ -1,7 +1,7 @@
 // Package deploy holds the tests of what operators install: the systemd
 // unit (deploy/systemd) checked with systemd-analyze and run with its own
-// settings, and the container image and Helm chart (their checks are in
-// .ci/container and deploy/helm).
+// settings. The container image (deploy/container) is checked by
+// .ci/container; there is no Helm chart yet.
 package deploy
 
 import (
