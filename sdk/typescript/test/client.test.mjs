@@ -123,6 +123,9 @@ test("the CommonJS build loads with require and has the same API", () => {
   const require = createRequire(import.meta.url);
   const cjs = require("@latchkey/sdk");
   assert.equal(typeof cjs.Client, "function");
+  assert.equal(typeof require("@latchkey/sdk/express").latchkey, "function");
+  assert.equal(typeof require("@latchkey/sdk/fastify").rewriteUrl, "function");
+  assert.equal(typeof require("@latchkey/sdk/hono").getPath, "function");
   assert.equal(new cjs.Client().endpoint, "http://127.0.0.1:8080");
 });
 
