@@ -57,19 +57,21 @@ function send(reply: FastifyReply, r: Refusal): FastifyReply {
  */
 export function latchkey(options: FastifyHookOptions) {
   const gate = new Gate(options as MiddlewareOptions<never>);
-  return async function latchkeyHook(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  // A refusal returns the reply, as Fastify asks of an async hook that
+  // answers the call itself.
+  return async function latchkeyHook(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
     const raw = request.raw as IncomingMessage & { originalUrl?: string };
     const target = raw.originalUrl ?? raw.url ?? "/";
     const p = gate.prepare(nodeCall(raw, target, options.clientIp?.(request)));
-    if (p.refused) return void (await send(reply, p));
+    if (p.refused) return send(reply, p);
     if (raw.url !== p.url) {
       // routed on another path than the one latchkey would judge: no
       // rewriteUrl, or one that does something else
-      return void (await send(reply, ambiguous()));
+      return send(reply, ambiguous());
     }
     stripHeaders(raw, p.strip);
     const out = await gate.decide(p, request.method, options.scope?.(request));
-    if (out.refused) return void (await send(reply, out));
+    if (out.refused) return send(reply, out);
     reply.headers(out.headers);
     request.latchkey = out.verified;
   };

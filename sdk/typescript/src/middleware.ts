@@ -3,7 +3,7 @@
 // around the framework's own work (prepare, then the adapter puts the call
 // in canonical form, then decide).
 
-import { Client, SECRET_PREFIX, type VerifyRequest } from "./client.js";
+import { SECRET_PREFIX, type Client, type VerifyRequest } from "./client.js";
 import {
   AmbiguousPathError,
   canonicalMethod,
@@ -345,7 +345,11 @@ export class Gate {
   readonly #now: () => number;
 
   constructor(o: MiddlewareOptions<never>) {
-    if (!(o.client instanceof Client)) throw new TypeError("latchkey middleware: options.client must be a Client");
+    // Not instanceof: the ES module and CommonJS builds each have their own
+    // Client class, and an app may load one of each.
+    if (typeof (o.client as Partial<Client> | undefined)?.verify !== "function") {
+      throw new TypeError("latchkey middleware: options.client must be a Client of @latchkey/sdk");
+    }
     this.#client = o.client;
     this.#timeoutMs = o.timeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS;
     this.#relax = o.pathRelax ?? {};

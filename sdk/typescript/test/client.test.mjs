@@ -127,6 +127,10 @@ test("the CommonJS build loads with require and has the same API", () => {
   assert.equal(typeof require("@latchkey/sdk/fastify").rewriteUrl, "function");
   assert.equal(typeof require("@latchkey/sdk/hono").getPath, "function");
   assert.equal(new cjs.Client().endpoint, "http://127.0.0.1:8080");
+  // an app may load one build's Client and the other's middleware
+  const { latchkey: cjsExpress } = require("@latchkey/sdk/express");
+  assert.equal(typeof cjsExpress({ client: new Client() }), "function");
+  assert.throws(() => cjsExpress({ client: {} }), TypeError);
 });
 
 test("fromProfile reads the credentials file as the CLI does", async () => {
