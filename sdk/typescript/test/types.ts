@@ -15,8 +15,8 @@ export async function typed(client: Client): Promise<void> {
   const secret: string = key.secret_access_key;
   // @ts-expect-error the application's name is required
   await client.createAccessKey({ body: {} });
-  // @ts-expect-error status is a string ("Active" or "Inactive", in any case)
-  await client.updateAccessKey({ path: { id }, body: { status: false } });
+  // @ts-expect-error status is Active or Inactive, exactly
+  await client.updateAccessKey({ path: { id }, body: { status: "inactive" } });
   await client.updateAccessKey({ path: { id }, body: { status: "Inactive" } });
   const deleted: undefined = await client.deleteAccessKey({ path: { id }, query: { force: true } });
   const list: components["schemas"]["AccessKey"][] = (await client.listAccessKeys({ query: { application: "shop" } })).access_keys;

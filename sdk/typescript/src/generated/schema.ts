@@ -852,6 +852,7 @@ export interface components {
             name: components["schemas"]["Name"];
         };
         CreateApplicationRequest: {
+            /** @description Unique in the account without regard to case: while billing exists, Billing is refused with AlreadyExists. */
             name: components["schemas"]["Name"];
             description?: components["schemas"]["Description"];
             restrictions?: components["schemas"]["Restrictions"];
@@ -865,19 +866,19 @@ export interface components {
             description?: components["schemas"]["Description"];
             /**
              * Format: date-time
-             * @description When the key stops working; must be in the future.
+             * @description When the key stops working: an RFC 3339 time with a zone, such as 2027-01-31T00:00:00Z, in the future.
              */
             expires_at?: string | null;
             restrictions?: components["schemas"]["Restrictions"];
             report_only_restrictions?: components["schemas"]["Restrictions"];
         };
         UpdateAccessKeyRequest: {
-            /** @description Active or Inactive (any case). An Inactive key can be made Active again. */
-            status?: string;
+            /** @description Active or Inactive, exactly: values are case-sensitive, and "inactive" is refused with InvalidArgument. An Inactive key can be made Active again. */
+            status?: components["schemas"]["Status"];
             description?: components["schemas"]["Description"];
             /**
              * Format: date-time
-             * @description A new expiry in the future.
+             * @description A new expiry: an RFC 3339 time with a zone, such as 2027-01-31T00:00:00Z, in the future.
              */
             expires_at?: string | null;
             /** @description Replaces the key's restrictions; {} removes them. */
@@ -1281,7 +1282,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Unsupported media type. Codes: UnsupportedMediaType (the Content-Type is not JSON). */
+        /** @description Unsupported media type. Codes: UnsupportedMediaType (the Content-Type is not application/json with, at most, the parameter charset=utf-8; a request without a Content-Type is refused too). */
         UnsupportedMediaType: {
             headers: {
                 [name: string]: unknown;
