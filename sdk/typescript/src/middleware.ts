@@ -50,7 +50,11 @@ export interface Verified {
 export interface MiddlewareOptions<Req> {
   /** Asks latchkey (POST /v1/verify). Its credentials must be an admin principal's; role verifier is enough and is the one to use. */
   client: Client;
-  /** How long to wait for latchkey before refusing the call with 503: DEFAULT_VERIFY_TIMEOUT_MS when not given. */
+  /**
+   * How long to wait for latchkey's decision before refusing the call with
+   * 503: DEFAULT_VERIFY_TIMEOUT_MS when 0 or not given; when negative, no
+   * bound of the middleware's own (the client's timeoutMs still applies).
+   */
   timeoutMs?: number;
   /**
    * How long a positive decision is reused without asking latchkey again:
@@ -339,7 +343,7 @@ async function cacheKey(in_: VerifyRequest): Promise<string> {
 export class Gate {
   readonly cache: DecisionCache;
   readonly #client: Client;
-  readonly #timeoutMs: number;
+  readonly #timeoutMs: number | undefined; // undefined: the client's
   readonly #relax: PathRelax;
   readonly #scopeRules: boolean;
   readonly #now: () => number;
@@ -351,7 +355,8 @@ export class Gate {
       throw new TypeError("latchkey middleware: options.client must be a Client of @latchkey/sdk");
     }
     this.#client = o.client;
-    this.#timeoutMs = o.timeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS;
+    const t = o.timeoutMs ?? 0;
+    this.#timeoutMs = t === 0 ? DEFAULT_VERIFY_TIMEOUT_MS : t < 0 ? undefined : t;
     this.#relax = o.pathRelax ?? {};
     this.#scopeRules = Boolean(o.scopeRules && !o.scope);
     this.#now = o.now ?? Date.now;
@@ -418,7 +423,7 @@ export class Gate {
     if (hit) return { refused: false, verified: { identity: hit, code: "VALID", cached: true }, headers: {} };
     let res;
     try {
-      res = await this.#client.verify(input, { timeoutMs: this.#timeoutMs });
+      res = await this.#client.verify(input, this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs });
     } catch {
       return errorAnswer(503, "ServiceUnavailable", "the key service cannot be reached; try again shortly");
     }

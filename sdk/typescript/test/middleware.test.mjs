@@ -84,6 +84,25 @@ test("cacheTtlMs below zero turns the cache off; above the maximum it is cut to 
   assert.equal(new DecisionCache(undefined, undefined).ttl, DEFAULT_CACHE_TTL_MS);
 });
 
+test("timeoutMs bounds the wait for latchkey: 2 s by default, the client's own when negative", async () => {
+  const fx = await latchkey();
+  for (const [options, clientTimeout, least, most] of [
+    [{ timeoutMs: 300 }, 10_000, 250, 1500],
+    [{}, 10_000, 1900, 3500],
+    [{ timeoutMs: -1 }, 600, 550, 2000],
+  ]) {
+    const client = await clientAs("verifier", { endpoint: fx.slow_url, timeoutMs: clientTimeout });
+    const srv = await expressApp({ client, ...options });
+    try {
+      const r = await send({ port: srv.port, target: "/orders", headers: { "x-api-key": fx.keys.active.secret_access_key } });
+      assert.equal(r.status, 503, JSON.stringify(options));
+      assert.ok(r.ms >= least && r.ms <= most, `${JSON.stringify(options)}: answered in ${Math.round(r.ms)} ms, want ${least} to ${most}`);
+    } finally {
+      await srv.close();
+    }
+  }
+});
+
 test("the cache holds at most cacheSize decisions, and keeps the newest", () => {
   const c = new DecisionCache(5000, 8);
   const id = { accessKeyId: "LKIA", application: "a", account: "default" };
