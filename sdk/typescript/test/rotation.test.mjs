@@ -1,10 +1,12 @@
 // An Express app (then a Fastify and a Hono one) protected by latchkey,
 // under steady traffic from four instances of its client application, driven
 // through the five-step rotation: create a second key, move every instance
-// to it, mark the old key Inactive, check that everything still works, delete
-// the old key. Not one call may fail.
+// to it, mark the old key Inactive, check that everything still works (for
+// longer than the middleware caches a decision), delete the old key. Not one
+// call may fail, and each must be served as the key its instance sent.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { DEFAULT_CACHE_TTL_MS } from "@latchkey/sdk";
 import { frameworks } from "./frameworks.mjs";
 import { clientAs, latchkey, send, uniqueName } from "./helpers.mjs";
 
@@ -41,9 +43,11 @@ async function rotate(fx, framework) {
     }
   };
   const running = instances.map(worker);
-  const settle = async () => {
+  // settle lets traffic run for at least CALLS_PER_STEP calls and minMs.
+  const settle = async (minMs = 0) => {
     const target = calls.total + CALLS_PER_STEP;
-    while (calls.total < target) await new Promise((r) => setTimeout(r, 5));
+    const until = performance.now() + minMs;
+    while (calls.total < target || performance.now() < until) await new Promise((r) => setTimeout(r, 5));
   };
   const started = performance.now();
   try {
@@ -64,8 +68,9 @@ async function rotate(fx, framework) {
 
     step = "4. old key Inactive, everything still works";
     await admin.updateAccessKey({ path: { id: old.access_key_id }, body: { status: "Inactive" } });
-    await settle();
-    await settle();
+    // longer than the middleware's cache keeps a decision: whatever it held
+    // for the old key has expired by the end of this step
+    await settle(DEFAULT_CACHE_TTL_MS + 1000);
     // evidence: the old key is refused now; the instances never notice
     const probe = await verifier.verify({ key: old.secret_access_key, ip: "203.0.113.9", user_agent: "rotation-probe" });
     assert.equal(probe.code, "INACTIVE");
