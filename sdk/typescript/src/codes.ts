@@ -1,0 +1,60 @@
+// latchkey's decision codes and the HTTP answer each gets.
+
+import type { components } from "./generated/schema.js";
+
+/** A decision code: the outcome of verifying a credential, on every surface. */
+export type DecisionCode = components["schemas"]["VerifyCode"];
+
+/** The decision codes, by name. */
+export const DecisionCode = {
+  VALID: "VALID",
+  NOT_FOUND: "NOT_FOUND",
+  INACTIVE: "INACTIVE",
+  EXPIRED: "EXPIRED",
+  MALFORMED: "MALFORMED",
+  MISSING: "MISSING",
+  IP_NOT_ALLOWED: "IP_NOT_ALLOWED",
+  REFERRER_NOT_ALLOWED: "REFERRER_NOT_ALLOWED",
+  APP_NOT_ALLOWED: "APP_NOT_ALLOWED",
+  SCOPE_DENIED: "SCOPE_DENIED",
+  RATE_LIMITED: "RATE_LIMITED",
+  THROTTLED: "THROTTLED",
+  CREDENTIALS_IN_URL: "CREDENTIALS_IN_URL",
+  AMBIGUOUS_PATH: "AMBIGUOUS_PATH",
+  UNTRUSTED_GATEWAY: "UNTRUSTED_GATEWAY",
+} as const satisfies { [K in DecisionCode]: K };
+
+/**
+ * statusForCode is the HTTP status latchkey's gateway surfaces and the
+ * middleware give a decision: 200 for VALID, 403 for a restriction or a
+ * credential in the URL, 429 for a rate limit, 400 for an ambiguous path
+ * or an untrusted gateway, 401 otherwise.
+ */
+export function statusForCode(code: string): number {
+  switch (code) {
+    case "IP_NOT_ALLOWED":
+    case "REFERRER_NOT_ALLOWED":
+    case "APP_NOT_ALLOWED":
+    case "SCOPE_DENIED":
+    case "CREDENTIALS_IN_URL":
+      return 403;
+    case "RATE_LIMITED":
+    case "THROTTLED":
+      return 429;
+    case "AMBIGUOUS_PATH":
+    case "UNTRUSTED_GATEWAY":
+      return 400;
+    case "VALID":
+      return 200;
+  }
+  return 401;
+}
+
+/**
+ * bearerChallenge is the WWW-Authenticate value of a 401 with this code: the
+ * bare challenge when no credential was sent (RFC 6750 section 3.1),
+ * error="invalid_token" when one was sent and refused.
+ */
+export function bearerChallenge(code: string): string {
+  return code === "MISSING" ? 'Bearer realm="latchkey"' : 'Bearer realm="latchkey", error="invalid_token"';
+}

@@ -1,0 +1,451 @@
+// The framework-neutral core of the Express, Fastify and Hono middleware: it
+// does what the Go middleware (client/middleware.go) does, in two steps
+// around the framework's own work (prepare, then the adapter puts the call
+// in canonical form, then decide).
+
+import { SECRET_PREFIX, type Client, type VerifyRequest } from "./client.js";
+import {
+  AmbiguousPathError,
+  canonicalMethod,
+  canonicalizePath,
+  isIdentityHeader,
+  isMethodOverrideHeader,
+  percentDecode,
+  queryOverridesMethod,
+  trimSpace,
+  type PathRelax,
+} from "./canonical.js";
+import { bearerChallenge, statusForCode, type DecisionCode } from "./codes.js";
+
+/** How long a positive decision is reused unless told otherwise. */
+export const DEFAULT_CACHE_TTL_MS = 5_000;
+/** The longest a positive decision may be reused: a longer cacheTtlMs is cut to it. */
+export const MAX_CACHE_TTL_MS = 60_000;
+/** How many decisions are kept unless told otherwise. */
+export const DEFAULT_CACHE_SIZE = 10_000;
+/** How long the middleware waits for latchkey before it refuses the call with 503, unless told otherwise. */
+export const DEFAULT_VERIFY_TIMEOUT_MS = 2_000;
+
+/** The caller's key, as latchkey decided on it. */
+export interface Identity {
+  accessKeyId: string;
+  application: string;
+  account: string;
+}
+
+/** What the middleware puts on a call it lets through. */
+export interface Verified {
+  identity: Identity;
+  /** The decision: always VALID on a call that was let through. */
+  code: "VALID";
+  /** Whether the decision came from the middleware's cache rather than from latchkey. */
+  cached: boolean;
+  /** The key's rate limit, when it has one (such decisions are never cached). */
+  rateLimit?: { limit: number; remaining: number; windowSeconds: number };
+  /** What a report-only restriction would have answered (such decisions are never cached). */
+  wouldDeny?: DecisionCode;
+}
+
+/** Options every framework's middleware takes; Req is the framework's request. */
+export interface MiddlewareOptions<Req> {
+  /** Asks latchkey (POST /v1/verify). Its credentials must be an admin principal's; role verifier is enough and is the one to use. */
+  client: Client;
+  /**
+   * How long to wait for latchkey's decision before refusing the call with
+   * 503: DEFAULT_VERIFY_TIMEOUT_MS when 0 or not given; when negative, no
+   * bound of the middleware's own (the client's timeoutMs still applies).
+   */
+  timeoutMs?: number;
+  /**
+   * How long a positive decision is reused without asking latchkey again:
+   * DEFAULT_CACHE_TTL_MS when 0 or not given, at most MAX_CACHE_TTL_MS, no
+   * caching when negative. This is the staleness a service accepts: a key
+   * deactivated, deleted or restricted in latchkey may still pass for up to
+   * this long where it passed just before. Refusals are never cached, and
+   * neither are decisions on keys with a rate limit or a report-only
+   * restriction.
+   */
+  cacheTtlMs?: number;
+  /** How many decisions are kept: DEFAULT_CACHE_SIZE when 0 or less. */
+  cacheSize?: number;
+  /**
+   * The scope a call needs, e.g. "orders:write" for a POST to /orders;
+   * undefined or "" checks none. It is given the call in canonical form.
+   */
+  scope?: (req: Req) => string | undefined;
+  /**
+   * When scope is not given: have latchkey judge each call's method and
+   * path with its own scope rules (serve --scope-rule). Decisions are then
+   * cached per method and path.
+   */
+  scopeRules?: boolean;
+  /** Path forms to accept that are refused by default as having more than one meaning (as serve --path-relax). */
+  pathRelax?: PathRelax;
+  /**
+   * The caller's address, which latchkey checks against the key's allowed
+   * IPs and records as its last use. By default the connection's peer;
+   * behind a proxy, read X-Forwarded-For here, and only from proxies you
+   * trust.
+   */
+  clientIp?: (req: Req) => string | undefined;
+  /** The clock, in milliseconds (Date.now when not given). */
+  now?: () => number;
+}
+
+/** A call as it came, read by a framework adapter. */
+export interface IncomingCall {
+  method: string;
+  /** The request target as it came on the wire (path and query). */
+  target: string;
+  /** The first value of a header (name in lower case), or undefined. */
+  header(name: string): string | undefined;
+  /** The names of the call's headers. */
+  headerNames: readonly string[];
+  /** The caller's address. */
+  ip: string;
+}
+
+/** An answer that refuses a call. */
+export interface Refusal {
+  refused: true;
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A call that may go on to latchkey: what the adapter must change before its handler runs. */
+export interface Prepared {
+  refused: false;
+  /** The canonical target (escaped path and the query as sent) the next handler must see. */
+  url: string;
+  /** The canonical path, escaped and decoded. */
+  escapedPath: string;
+  path: string;
+  /** Whether url differs from the target as sent. */
+  rewritten: boolean;
+  /** The header names to remove before the next handler runs. */
+  strip: string[];
+  /** The path as sent, for scope rules. */
+  rawPath: string;
+  input: VerifyRequest;
+}
+
+/** A call latchkey let through. */
+export interface Passed {
+  refused: false;
+  verified: Verified;
+  /** Headers to put on the answer (RateLimit-Limit, RateLimit-Remaining). */
+  headers: Record<string, string>;
+}
+
+const AMBIGUOUS_MESSAGE =
+  "the request's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character or invalid UTF-8), its method is not an HTTP token, or a _method parameter would change it; send the plain path";
+
+/** refusal builds the answer to a refused call, as latchkey's forward-auth endpoint answers it. */
+export function refusal(status: number, code: string, message: string, retryAfter = 0): Refusal {
+  const headers: Record<string, string> = { "X-Latchkey-Code": code };
+  if (status === 401) headers["WWW-Authenticate"] = bearerChallenge(code);
+  if (retryAfter > 0) headers["Retry-After"] = String(retryAfter);
+  return errorAnswer(status, code, message, headers);
+}
+
+function errorAnswer(status: number, code: string, message: string, headers: Record<string, string> = {}): Refusal {
+  return {
+    refused: true,
+    status,
+    headers: { ...headers, "Content-Type": "application/json", "Cache-Control": "no-store" },
+    body: JSON.stringify({ error: { code, message } }) + "\n",
+  };
+}
+
+/** The refusal of a call whose path has more than one meaning. */
+export function ambiguous(): Refusal {
+  return refusal(400, "AMBIGUOUS_PATH", AMBIGUOUS_MESSAGE);
+}
+
+// Query parameter names latchkey refuses.
+const URL_CREDENTIAL_PARAMS = new Set([
+  "api_key", "apikey", "api-key", "key", "access_key", "secret",
+  "secret_access_key", "token", "access_token", "x-api-key",
+]);
+
+const latin1 = new TextDecoder("latin1");
+const utf8 = new TextDecoder("utf-8");
+
+/** splitTarget splits a request target into its path as sent and its query. */
+export function splitTarget(target: string): { rawPath: string; query: string } {
+  let t = target;
+  if (!t.startsWith("/")) {
+    // absolute-form (a proxy's request): the path after the authority
+    const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(t);
+    if (m) t = t.slice(m[0].length);
+  }
+  const q = t.indexOf("?");
+  return q < 0 ? { rawPath: t, query: "" } : { rawPath: t.slice(0, q), query: t.slice(q + 1) };
+}
+
+/**
+ * urlHoldsSecret reports whether a URL carries a credential: a latchkey
+ * secret anywhere in it (decoded or not), or a query parameter named like
+ * a credential with a value, as Go's url.Query reads the query.
+ */
+export function urlHoldsSecret(rawPath: string, query: string): boolean {
+  const decodedPath = percentDecode(rawPath, false);
+  if (rawPath.includes(SECRET_PREFIX) || query.includes(SECRET_PREFIX)) return true;
+  if (decodedPath && latin1.decode(decodedPath).includes(SECRET_PREFIX)) return true;
+  if (query === "") return false;
+  for (const pair of query.split("&")) {
+    if (pair === "" || pair.includes(";")) continue; // Go's url.ParseQuery skips these
+    const eq = pair.indexOf("=");
+    const rawName = eq < 0 ? pair : pair.slice(0, eq);
+    const rawValue = eq < 0 ? "" : pair.slice(eq + 1);
+    const name = percentDecode(rawName, true);
+    const value = percentDecode(rawValue, true);
+    if (name === undefined || value === undefined) continue;
+    if (value.length > 0 && URL_CREDENTIAL_PARAMS.has(foldASCII(utf8.decode(name)))) return true;
+  }
+  return false;
+}
+
+/**
+ * foldASCII lower-cases s for comparing it with an ASCII name as Go's
+ * strings.EqualFold compares: the Kelvin sign folds to "k" and the long s
+ * to "s", the only letters outside ASCII that fold to an ASCII one.
+ */
+function foldASCII(s: string): string {
+  return s.replace(/[A-Z\u212a\u017f]/g, (c) => (c === "\u212a" ? "k" : c === "\u017f" ? "s" : c.toLowerCase()));
+}
+
+/**
+ * credential reads the secret (and the access key ID, from Basic) as
+ * latchkey reads it: Authorization (Bearer or Basic) when present, else
+ * X-Api-Key. An Authorization of another scheme, or a Basic value that is
+ * not base64 of ID:SECRET, gives no credential.
+ */
+export function credential(header: (name: string) => string | undefined): { key: string; accessKeyId: string } {
+  const h = header("authorization");
+  if (h) {
+    const sp = h.indexOf(" ");
+    const scheme = sp < 0 ? h : h.slice(0, sp);
+    const rest = sp < 0 ? "" : trimSpace(h.slice(sp + 1));
+    if (foldASCII(scheme) === "bearer") return { key: rest, accessKeyId: "" };
+    if (foldASCII(scheme) === "basic") {
+      const raw = decodeBase64(rest);
+      if (raw === undefined) return { key: "", accessKeyId: "" };
+      const colon = raw.indexOf(":");
+      return colon < 0
+        ? { key: "", accessKeyId: raw }
+        : { key: raw.slice(colon + 1), accessKeyId: raw.slice(0, colon) };
+    }
+    return { key: "", accessKeyId: "" };
+  }
+  return { key: trimSpace(header("x-api-key") ?? ""), accessKeyId: "" };
+}
+
+// Standard base64 with padding, as Go's base64.StdEncoding reads it
+// (which ignores CR and LF).
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function decodeBase64(s: string): string | undefined {
+  const t = s.replace(/[\r\n]/g, "");
+  if (!BASE64.test(t)) return undefined;
+  const bin = atob(t);
+  const b = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) b[i] = bin.charCodeAt(i);
+  return utf8.decode(b);
+}
+
+/** unmapIPv4 turns "::ffff:192.0.2.1", as Node reports an IPv4 peer on a dual-stack socket, into "192.0.2.1". */
+export function unmapIPv4(ip: string | undefined): string {
+  if (!ip) return "";
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m ? m[1]! : ip;
+}
+
+/**
+ * canonicalTarget returns the canonical form of a request target (escaped
+ * path and the query as sent), or undefined when its path has more than one
+ * meaning. Fastify's rewriteUrl and Hono's getPath route on it.
+ */
+export function canonicalTarget(target: string, relax: PathRelax = {}): { url: string; escapedPath: string; path: string } | undefined {
+  const { rawPath, query } = splitTarget(target);
+  try {
+    const cp = canonicalizePath(rawPath, relax);
+    return { url: cp.escaped + (target.includes("?") ? `?${query}` : ""), escapedPath: cp.escaped, path: cp.segmented };
+  } catch (err) {
+    if (err instanceof AmbiguousPathError) return undefined;
+    throw err;
+  }
+}
+
+interface CacheEntry {
+  identity: Identity;
+  expires: number;
+}
+
+/** DecisionCache keeps positive decisions for a bounded time, in bounded number. */
+export class DecisionCache {
+  readonly ttl: number; // < 0: no caching
+  readonly max: number;
+  readonly #m = new Map<string, CacheEntry>();
+
+  constructor(ttlMs: number | undefined, size: number | undefined) {
+    let ttl = ttlMs ?? 0;
+    if (ttl === 0) ttl = DEFAULT_CACHE_TTL_MS;
+    else if (ttl > MAX_CACHE_TTL_MS) ttl = MAX_CACHE_TTL_MS;
+    this.ttl = ttl;
+    this.max = size && size > 0 ? size : DEFAULT_CACHE_SIZE;
+  }
+
+  get size(): number {
+    return this.#m.size;
+  }
+
+  get(k: string, now: number): Identity | undefined {
+    if (this.ttl < 0) return undefined;
+    const e = this.#m.get(k);
+    if (!e) return undefined;
+    if (now >= e.expires) {
+      this.#m.delete(k);
+      return undefined;
+    }
+    return e.identity;
+  }
+
+  put(k: string, identity: Identity, now: number): void {
+    if (this.ttl < 0) return;
+    if (!this.#m.has(k) && this.#m.size >= this.max) {
+      for (const [ek, e] of this.#m) if (now >= e.expires) this.#m.delete(ek); // drop what has expired
+      // Still full: drop the oldest, an eighth of the cache at once so that
+      // a full cache is not swept on every call.
+      for (const ek of this.#m.keys()) {
+        if (this.#m.size < this.max - Math.floor(this.max / 8)) break;
+        this.#m.delete(ek);
+      }
+    }
+    this.#m.delete(k);
+    this.#m.set(k, { identity, expires: now + this.ttl });
+  }
+}
+
+/**
+ * cacheKey is the SHA-256 digest of everything a decision depends on; the
+ * secret is hashed, never kept.
+ */
+async function cacheKey(in_: VerifyRequest): Promise<string> {
+  const parts = [in_.key, in_.access_key_id, in_.ip, in_.referrer, in_.scope, in_.method, in_.path,
+    in_.android_package, in_.android_cert, in_.ios_bundle_id].map((s) => s ?? "");
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(JSON.stringify(parts)));
+  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+}
+
+/** Gate is one middleware's state: its options and its cache. */
+export class Gate {
+  readonly cache: DecisionCache;
+  readonly #client: Client;
+  readonly #timeoutMs: number | undefined; // undefined: the client's
+  readonly #relax: PathRelax;
+  readonly #scopeRules: boolean;
+  readonly #now: () => number;
+
+  constructor(o: MiddlewareOptions<never>) {
+    // Not instanceof: the ES module and CommonJS builds each have their own
+    // Client class, and an app may load one of each.
+    if (typeof (o.client as Partial<Client> | undefined)?.verify !== "function") {
+      throw new TypeError("latchkey middleware: options.client must be a Client of @latchkey/sdk");
+    }
+    this.#client = o.client;
+    const t = o.timeoutMs ?? 0;
+    this.#timeoutMs = t === 0 ? DEFAULT_VERIFY_TIMEOUT_MS : t < 0 ? undefined : t;
+    this.#relax = o.pathRelax ?? {};
+    this.#scopeRules = Boolean(o.scopeRules && !o.scope);
+    this.#now = o.now ?? Date.now;
+    this.cache = new DecisionCache(o.cacheTtlMs, o.cacheSize);
+  }
+
+  get pathRelax(): PathRelax {
+    return this.#relax;
+  }
+
+  /**
+   * prepare refuses a call with a credential in its URL (403
+   * CREDENTIALS_IN_URL), an ambiguous path or method (400 AMBIGUOUS_PATH) or
+   * no credential (401 MISSING), without asking latchkey; otherwise it says
+   * how the call must be changed before the scope hook and the handler see it.
+   */
+  prepare(call: IncomingCall): Refusal | Prepared {
+    const { rawPath, query } = splitTarget(call.target);
+    if (urlHoldsSecret(rawPath, query)) {
+      return refusal(403, "CREDENTIALS_IN_URL",
+        "credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header");
+    }
+    const target = canonicalTarget(call.target, this.#relax);
+    if (!target || canonicalMethod(call.method) === undefined || queryOverridesMethod(query)) return ambiguous();
+    const { key, accessKeyId } = credential(call.header);
+    if (key === "") return refusal(401, "MISSING", "no key was given");
+    const input: VerifyRequest = { key };
+    const set = (name: keyof VerifyRequest, v: string | undefined) => {
+      if (v) (input as Record<string, string>)[name] = v;
+    };
+    set("access_key_id", accessKeyId);
+    set("ip", call.ip);
+    set("referrer", call.header("referer"));
+    set("user_agent", call.header("user-agent"));
+    set("android_package", call.header("x-android-package"));
+    set("android_cert", call.header("x-android-cert"));
+    set("ios_bundle_id", call.header("x-ios-bundle-identifier"));
+    return {
+      refused: false,
+      url: target.url,
+      escapedPath: target.escapedPath,
+      path: target.path,
+      rewritten: target.url !== call.target,
+      strip: call.headerNames.filter((n) => isIdentityHeader(n) || isMethodOverrideHeader(n)),
+      rawPath,
+      input,
+    };
+  }
+
+  /**
+   * decide answers from the cache or asks latchkey. A call latchkey cannot
+   * be asked about in time is refused with 503: the middleware fails closed.
+   */
+  async decide(p: Prepared, method: string, scope: string | undefined): Promise<Refusal | Passed> {
+    const input: VerifyRequest = { ...p.input };
+    if (scope) input.scope = scope;
+    else if (this.#scopeRules) {
+      // the path as sent: latchkey judges it as its gateway surfaces do
+      input.method = method;
+      input.path = p.rawPath;
+    }
+    const k = this.cache.ttl < 0 ? "" : await cacheKey(input);
+    const hit = k ? this.cache.get(k, this.#now()) : undefined;
+    if (hit) return { refused: false, verified: { identity: hit, code: "VALID", cached: true }, headers: {} };
+    let res;
+    try {
+      res = await this.#client.verify(input, this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs });
+    } catch {
+      return errorAnswer(503, "ServiceUnavailable", "the key service cannot be reached; try again shortly");
+    }
+    if (!res.valid) return refusal(statusForCode(res.code), res.code, res.message, res.retry_after_seconds ?? 0);
+    const identity: Identity = {
+      accessKeyId: res.access_key_id ?? "",
+      application: res.application ?? "",
+      account: res.account ?? "",
+    };
+    const verified: Verified = { identity, code: "VALID", cached: false };
+    const headers: Record<string, string> = {};
+    if (res.rate_limit) {
+      verified.rateLimit = {
+        limit: res.rate_limit.limit,
+        remaining: res.rate_limit.remaining,
+        windowSeconds: res.rate_limit.window_seconds,
+      };
+      headers["RateLimit-Limit"] = String(res.rate_limit.limit);
+      headers["RateLimit-Remaining"] = String(res.rate_limit.remaining);
+    }
+    if (res.would_deny) verified.wouldDeny = res.would_deny;
+    if (k && !res.rate_limit && !res.would_deny) this.cache.put(k, identity, this.#now());
+    return { refused: false, verified, headers };
+  }
+}
