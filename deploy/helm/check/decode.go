@@ -29,13 +29,13 @@ type Object struct {
 // into. A kind missing here is an error: the chart may render only what
 // this package knows how to check.
 var kinds = map[string]func() any{
-	"v1 ServiceAccount":                          func() any { return new(corev1.ServiceAccount) },
-	"v1 Service":                                 func() any { return new(corev1.Service) },
-	"v1 PersistentVolumeClaim":                   func() any { return new(corev1.PersistentVolumeClaim) },
-	"apps/v1 Deployment":                         func() any { return new(appsv1.Deployment) },
-	"policy/v1 PodDisruptionBudget":              func() any { return new(policyv1.PodDisruptionBudget) },
-	"networking.k8s.io/v1 NetworkPolicy":         func() any { return new(networkingv1.NetworkPolicy) },
-	"monitoring.coreos.com/v1 ServiceMonitor":    func() any { return new(monitoringv1.ServiceMonitor) },
+	"v1 ServiceAccount":                       func() any { return new(corev1.ServiceAccount) },
+	"v1 Service":                              func() any { return new(corev1.Service) },
+	"v1 PersistentVolumeClaim":                func() any { return new(corev1.PersistentVolumeClaim) },
+	"apps/v1 Deployment":                      func() any { return new(appsv1.Deployment) },
+	"policy/v1 PodDisruptionBudget":           func() any { return new(policyv1.PodDisruptionBudget) },
+	"networking.k8s.io/v1 NetworkPolicy":      func() any { return new(networkingv1.NetworkPolicy) },
+	"monitoring.coreos.com/v1 ServiceMonitor": func() any { return new(monitoringv1.ServiceMonitor) },
 }
 
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
