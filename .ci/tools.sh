@@ -15,6 +15,7 @@ GITLEAKS_VERSION=v8.30.1                                    # github.com/zriceth
 OAPI_CODEGEN_VERSION=v2.8.2                                 # github.com/oapi-codegen/oapi-codegen/v2 (.ci/openapi/run)
 VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018           # golang.org/x/vulndb (OSV data + cmd/indexdb)
 CYCLONEDX_GOMOD_VERSION=v1.10.0                             # github.com/CycloneDX/cyclonedx-gomod (.ci/release SBOMs)
+HELM_VERSION=v4.3.2                                         # helm.sh/helm/v4 (deploy/helm/check: lint and template the chart)
 
 VULNDB_DIR=${1:-/tmp/vulndb}
 
@@ -45,6 +46,9 @@ install_pinned golang.org/x/vuln        golang.org/x/vuln/cmd/govulncheck    "$G
 install_pinned golang.org/x/perf        golang.org/x/perf/cmd/benchstat      "$BENCHSTAT_VERSION"
 install_pinned github.com/oapi-codegen/oapi-codegen/v2 github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen "$OAPI_CODEGEN_VERSION"
 install_pinned github.com/CycloneDX/cyclonedx-gomod github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod "$CYCLONEDX_GOMOD_VERSION"
+# -X sets what `helm version` reports (a go install build says v4.x+unreleased).
+install_pinned helm.sh/helm/v4 helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
+  -ldflags "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 if [ "${SKIP_GITLEAKS:-0}" != 1 ]; then
   install_pinned github.com/zricethezav/gitleaks/v8 github.com/zricethezav/gitleaks/v8 "$GITLEAKS_VERSION" \
     -ldflags "-X github.com/zricethezav/gitleaks/v8/version.Version=$GITLEAKS_VERSION"
@@ -81,6 +85,7 @@ echo "govulncheck: $GOVULNCHECK_VERSION, vulndb $VULNDB_VERSION ($(ls "$VULNDB_D
 echo "benchstat:   $BENCHSTAT_VERSION"
 echo "oapi-codegen: $(oapi-codegen --version | tail -1)"
 echo "cyclonedx-gomod: $CYCLONEDX_GOMOD_VERSION"
+echo "helm:        $(helm version --short)"
 [ "${SKIP_GITLEAKS:-0}" = 1 ] || echo "gitleaks:    $(gitleaks version)"
 echo
 echo "Run:  govulncheck -db file://$VULNDB_DIR ./..."

@@ -1,7 +1,8 @@
 // Package deploy holds the tests of what operators install: the systemd
 // unit (deploy/systemd) checked with systemd-analyze and run with its own
 // settings. The container image (deploy/container) is checked by
-// .ci/container; there is no Helm chart yet.
+// .ci/container, and the Helm chart (deploy/helm/latchkey) by the module
+// deploy/helm/check, which keeps the Kubernetes API types out of go.mod.
 package deploy
 
 import (
