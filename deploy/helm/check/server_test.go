@@ -128,7 +128,11 @@ func runContainer(t *testing.T, bin string, c corev1.Container, grace int64, sec
 			ports[n] = freePort(t)
 			v = "127.0.0.1:" + ports[n]
 		default:
-			v = strings.ReplaceAll(v, "/data", data)
+			for _, prefix := range []string{"/data", "sqlite:/data"} {
+				if rest, ok := strings.CutPrefix(v, prefix); ok && (rest == "" || rest[0] == '/') {
+					v = strings.TrimSuffix(prefix, "/data") + data + rest
+				}
+			}
 		}
 		environ = append(environ, e.Name+"="+v)
 	}
