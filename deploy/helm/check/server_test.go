@@ -128,7 +128,11 @@ func runContainer(t *testing.T, bin string, c corev1.Container, grace int64, sec
 			ports[n] = freePort(t)
 			v = "127.0.0.1:" + ports[n]
 		default:
-			v = strings.ReplaceAll(v, "/data", data)
+			for _, prefix := range []string{"/data", "sqlite:/data"} {
+				if rest, ok := strings.CutPrefix(v, prefix); ok && (rest == "" || rest[0] == '/') {
+					v = strings.TrimSuffix(prefix, "/data") + data + rest
+				}
+			}
 		}
 		environ = append(environ, e.Name+"="+v)
 	}
@@ -145,10 +149,12 @@ func runContainer(t *testing.T, bin string, c corev1.Container, grace int64, sec
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// out is read only once Wait has returned (it copies the output until then).
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	done := false
 	defer func() {
-		if cmd.ProcessState == nil {
+		if !done {
 			_ = cmd.Process.Kill()
 			<-exited
 		}
@@ -178,6 +184,7 @@ func runContainer(t *testing.T, bin string, c corev1.Container, grace int64, sec
 	for i := int32(0); i < sp.FailureThreshold && !started; i++ {
 		select {
 		case err := <-exited:
+			done = true
 			t.Fatalf("the server exited before its startup probe passed: %v", err)
 		default:
 		}
@@ -221,18 +228,18 @@ func runContainer(t *testing.T, bin string, c corev1.Container, grace int64, sec
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("credentials file in /data: %v, mode %v; want mode 0600", err, st)
 	}
-	if strings.Contains(out.String(), "lksk_") {
-		t.Error("the server printed a secret")
-	}
-
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
 	select {
 	case err := <-exited:
+		done = true
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+		if strings.Contains(out.String(), "lksk_") {
+			t.Error("the server printed a secret")
 		}
 		t.Logf("stopped on SIGTERM in %s, exit 0 (grace period %ds)", time.Since(t0).Round(time.Millisecond), grace)
 	case <-time.After(time.Duration(grace) * time.Second):
