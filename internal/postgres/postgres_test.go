@@ -112,6 +112,13 @@ func TestStore(t *testing.T) {
 	})
 }
 
+func TestAuditTamper(t *testing.T) {
+	open := func(t *testing.T) latchkey.Store { return openDB(t, newDatabase(t)) }
+	raw := func(s latchkey.Store) *sql.DB { return s.(*postgres.Store).Write }
+	storetest.AuditTamper(t, open, raw)
+	storetest.AuditRewrite(t, open, raw)
+}
+
 func TestFoldedNamesMigration(t *testing.T) {
 	dbURL := newDatabase(t)
 	storetest.FoldedNamesMigration(t, func() (latchkey.Store, error) { return postgres.Open(t.Context(), dbURL) },
