@@ -92,7 +92,7 @@ func TestAuditChainReplicasCrash(t *testing.T) {
 		}
 		return string(out), 0
 	}
-	summary := regexp.MustCompile(`account default: (\d+) events, (\d+) checkpoints \(checkpoints signed by --public-key [0-9a-f]{16}\): clean`)
+	summary := regexp.MustCompile(`account default: (\d+) events, (\d+) checkpoints \(checkpoints signed by --public-key [0-9a-f]{16}, newest at seq \d+, [0-9TZ:-]+\): clean`)
 	out, code := cli("audit", "verify", "--public-key", keyFile+".pub")
 	m := summary.FindStringSubmatch(out)
 	if code != 0 || m == nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/client"
@@ -187,6 +188,15 @@ EXAMPLES
 				trust := "checkpoints not checked: no public key"
 				if pub != nil {
 					trust = fmt.Sprintf("checkpoints signed by %s %s", how, latchkey.AuditKeyID(pub))
+				}
+				if n := len(c.checkpoints); n > 0 && pub != nil {
+					newest := c.checkpoints[0]
+					for _, cp := range c.checkpoints {
+						if cp.Seq > newest.Seq {
+							newest = cp
+						}
+					}
+					trust += fmt.Sprintf(", newest at seq %d, %s", newest.Seq, newest.Time.UTC().Format(time.RFC3339))
 				}
 				fmt.Fprintf(out, "account %s: %d events, %d checkpoints (%s): ", acc, len(c.events), len(c.checkpoints), trust)
 				if len(probs) == 0 {

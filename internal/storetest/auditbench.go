@@ -42,7 +42,7 @@ func BenchAuditWrite(b *testing.B, s latchkey.Store, raw *sql.DB, numbered bool,
 		}
 		return query
 	}
-	if _, err := raw.ExecContext(ctx, `CREATE TABLE audit_unchained (id INTEGER PRIMARY KEY, time BIGINT NOT NULL, account TEXT NOT NULL,
+	if _, err := raw.ExecContext(ctx, `CREATE TABLE audit_unchained (id BIGINT PRIMARY KEY, time BIGINT NOT NULL, account TEXT NOT NULL,
 		actor TEXT NOT NULL, action TEXT NOT NULL, target_type TEXT NOT NULL, target TEXT NOT NULL, before TEXT, after TEXT)`); err != nil {
 		b.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func BenchAuditWrite(b *testing.B, s latchkey.Store, raw *sql.DB, numbered bool,
 		b.Run(tc.name+"/4writers", func(b *testing.B) {
 			b.SetParallelism(2) // 2 x GOMAXPROCS(2) = 4 writers on this machine's 2 cores
 			start := id + 1
-			id += 1 << 40
+			id += 1 << 30
 			var next = make(chan int64, 1)
 			next <- start
 			b.RunParallel(func(pb *testing.PB) {
