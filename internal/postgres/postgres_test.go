@@ -119,6 +119,12 @@ func TestAuditTamper(t *testing.T) {
 	storetest.AuditRewrite(t, open, raw)
 }
 
+func TestAuditChainBackfill(t *testing.T) {
+	dbURL := newDatabase(t)
+	storetest.AuditChainBackfill(t, func() (latchkey.Store, error) { return postgres.Open(t.Context(), dbURL) },
+		func(s latchkey.Store) *sql.DB { return s.(*postgres.Store).Write })
+}
+
 func TestFoldedNamesMigration(t *testing.T) {
 	dbURL := newDatabase(t)
 	storetest.FoldedNamesMigration(t, func() (latchkey.Store, error) { return postgres.Open(t.Context(), dbURL) },

@@ -36,6 +36,12 @@ func TestAuditTamper(t *testing.T) {
 	storetest.AuditRewrite(t, open, raw)
 }
 
+func TestAuditChainBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latchkey.db")
+	storetest.AuditChainBackfill(t, func() (latchkey.Store, error) { return sqlite.Open(t.Context(), path) },
+		func(s latchkey.Store) *sql.DB { return s.(*sqlite.Store).Write })
+}
+
 func TestFoldedNamesMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "latchkey.db")
 	storetest.FoldedNamesMigration(t, func() (latchkey.Store, error) { return sqlite.Open(t.Context(), path) },

@@ -276,3 +276,65 @@ func AuditRewrite(t *testing.T, open func(t *testing.T) latchkey.Store, raw func
 		})
 	}
 }
+
+// AuditChainBackfill takes a database back to before migration 8 (the
+// chain's columns and tables dropped, the migration unrecorded), as a
+// database written by an older latchkey is, and opens it again: the
+// migration must chain the existing events per account in the order they
+// were written, to the same hashes the events had when appended.
+// openDB opens the same database each time; raw returns its SQL handle.
+func AuditChainBackfill(t *testing.T, openDB func() (latchkey.Store, error), raw func(latchkey.Store) *sql.DB) {
+	t.Helper()
+	s, err := openDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 9; n++ {
+		appendAudit(t, s, chainEvent("acme", n))
+		if n%3 == 0 {
+			appendAudit(t, s, chainEvent("other", n))
+		}
+	}
+	want, _, _ := readChain(t, s, "acme")
+	for _, q := range []string{
+		`DROP INDEX audit_events_chain`,
+		`DROP TABLE audit_chain_heads`,
+		`DROP TABLE audit_checkpoints`,
+		`ALTER TABLE audit_events DROP COLUMN seq`,
+		`ALTER TABLE audit_events DROP COLUMN prev_hash`,
+		`ALTER TABLE audit_events DROP COLUMN hash`,
+		`DELETE FROM schema_migrations WHERE version = 8`,
+	} {
+		if _, err := raw(s).ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+	s, err = openDB()
+	if err != nil {
+		t.Fatalf("opening the database to migrate it again: %v", err)
+	}
+	defer s.Close()
+	got, head, _ := readChain(t, s, "acme")
+	if len(got) != len(want) {
+		t.Fatalf("%d events after the backfill; want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || got[i].Seq != want[i].Seq || got[i].Hash != want[i].Hash {
+			t.Errorf("event %d after the backfill: id %d seq %d hash %s; want id %d seq %d hash %s",
+				i, got[i].ID, got[i].Seq, got[i].Hash, want[i].ID, want[i].Seq, want[i].Hash)
+		}
+	}
+	if p := latchkey.VerifyAuditChain("acme", got, nil, head, nil); len(p) != 0 {
+		t.Errorf("backfilled chain: %v", p)
+	}
+	oevs, ohead, _ := readChain(t, s, "other")
+	if len(oevs) != 3 || ohead.Seq != 3 {
+		t.Errorf("other account: %d events, head %+v; want 3", len(oevs), ohead)
+	}
+	// and the chain goes on from where the backfill left it
+	e := appendAudit(t, s, chainEvent("acme", 10))
+	if e.Seq != 10 || e.PrevHash != head.Hash {
+		t.Errorf("first event after the backfill: seq %d prev %s; want 10 and %s", e.Seq, e.PrevHash, head.Hash)
+	}
+}
