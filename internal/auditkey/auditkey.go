@@ -1,5 +1,5 @@
 // Package auditkey reads and writes the Ed25519 key that signs audit
-// checkpoints: the private key as a PKCS #8 PEM file that only its owner
+// checkpoints: the private key as a PKCS8 PEM file that only its owner
 // may read (openssl genpkey -algorithm ed25519 writes the same), the public
 // key as a PKIX PEM file. The private key never leaves its file: it is not
 // stored in the database, logged or served.
@@ -69,11 +69,11 @@ func ReadPrivate(path string) (ed25519.PrivateKey, error) {
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: expected a PEM \"PRIVATE KEY\" (PKCS #8 Ed25519), as latchkey audit keygen writes", path)
+		return nil, fmt.Errorf("%s: expected a PEM \"PRIVATE KEY\" (PKCS8 Ed25519), as latchkey audit keygen writes", path)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a PKCS #8 private key", path)
+		return nil, fmt.Errorf("%s: not a PKCS8 private key", path)
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {

@@ -63,7 +63,7 @@ func (s *state) newAuditKeygenCmd() *cobra.Command {
 		Use:   "keygen --out FILE",
 		Short: "Make an Ed25519 key that signs audit checkpoints",
 		Long: `Make an Ed25519 key pair for serve --audit-signing-key: the private key goes
-to FILE (PKCS #8 PEM, mode 0600; an existing file is not overwritten), the
+to FILE (PKCS8 PEM, mode 0600; an existing file is not overwritten), the
 public key to FILE.pub (PKIX PEM), for audit verify --public-key. Keep the
 private key away from the database: whoever holds both can rewrite the log.
 
