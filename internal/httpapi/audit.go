@@ -22,19 +22,23 @@ func afterSeq(r *http.Request) (int64, error) {
 	return n, nil
 }
 
+// chainParams reads the account, after_seq and limit of the chain routes.
+func (s *Server) chainParams(r *http.Request) (account string, after int64, limit int, err error) {
+	if limit, _, err = pageParams(r); err != nil {
+		return "", 0, 0, err
+	}
+	if after, err = afterSeq(r); err != nil {
+		return "", 0, 0, err
+	}
+	account, err = s.account(r)
+	return account, after, limit, err
+}
+
 // getAuditChain answers one page of an account's audit chain in chain
 // order, with its head; next_after_seq is the after_seq of the next page,
 // absent on the last.
 func (s *Server) getAuditChain(w http.ResponseWriter, r *http.Request) error {
-	limit, _, err := pageParams(r)
-	if err != nil {
-		return err
-	}
-	after, err := afterSeq(r)
-	if err != nil {
-		return err
-	}
-	acc, err := s.account(r)
+	acc, after, limit, err := s.chainParams(r)
 	if err != nil {
 		return err
 	}
@@ -58,15 +62,7 @@ func (s *Server) getAuditChain(w http.ResponseWriter, r *http.Request) error {
 // getAuditCheckpoints answers one page of an account's signed checkpoints
 // and the public key that signs them (absent when the server signs none).
 func (s *Server) getAuditCheckpoints(w http.ResponseWriter, r *http.Request) error {
-	limit, _, err := pageParams(r)
-	if err != nil {
-		return err
-	}
-	after, err := afterSeq(r)
-	if err != nil {
-		return err
-	}
-	acc, err := s.account(r)
+	acc, after, limit, err := s.chainParams(r)
 	if err != nil {
 		return err
 	}

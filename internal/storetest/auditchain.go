@@ -143,6 +143,15 @@ func testAuditCheckpoints(t *testing.T, s latchkey.Store) {
 	}
 }
 
+// checkpointHead signs and stores a checkpoint of the account's head.
+func checkpointHead(t *testing.T, s latchkey.Store, key ed25519.PrivateKey, account string) {
+	t.Helper()
+	_, head, _ := readChain(t, s, account)
+	cp := &latchkey.AuditCheckpoint{Account: account, Seq: head.Seq, Hash: head.Hash, Time: at(100)}
+	latchkey.SignAuditCheckpoint(cp, key)
+	update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.AddAuditCheckpoint(ctx, cp) })
+}
+
 // AuditTamper changes an audit log behind the store's back, with SQL on
 // raw (its database handle), the ways someone with write access to the
 // database could, and checks that VerifyAuditChain names each change.
@@ -192,10 +201,7 @@ func AuditTamper(t *testing.T, open func(t *testing.T) latchkey.Store, raw func(
 				appendAudit(t, s, chainEvent("acme", n))
 				appendAudit(t, s, chainEvent("other", n)) // interleaved, untouched
 				if n == 10 {
-					_, head, _ := readChain(t, s, "acme")
-					cp := &latchkey.AuditCheckpoint{Account: "acme", Seq: head.Seq, Hash: head.Hash, Time: at(100)}
-					latchkey.SignAuditCheckpoint(cp, key)
-					update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.AddAuditCheckpoint(ctx, cp) })
+					checkpointHead(t, s, key, "acme")
 				}
 			}
 			db := raw(s)
@@ -240,10 +246,7 @@ func AuditRewrite(t *testing.T, open func(t *testing.T) latchkey.Store, raw func
 			for n := 1; n <= 8; n++ {
 				appendAudit(t, s, chainEvent("acme", n))
 				if n == 5 {
-					_, head, _ := readChain(t, s, "acme")
-					cp := &latchkey.AuditCheckpoint{Account: "acme", Seq: head.Seq, Hash: head.Hash, Time: at(100)}
-					latchkey.SignAuditCheckpoint(cp, key)
-					update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.AddAuditCheckpoint(ctx, cp) })
+					checkpointHead(t, s, key, "acme")
 				}
 			}
 			evs, _, _ := readChain(t, s, "acme")
