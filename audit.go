@@ -22,6 +22,11 @@ type AuditEvent struct {
 	Application string          `json:"application,omitempty"`
 	Before      json.RawMessage `json:"before"`
 	After       json.RawMessage `json:"after"`
+
+	// The audit chain (see auditchain.go), set by the store.
+	Seq      int64  `json:"seq,omitempty"`
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 }
 
 // Audit actions.

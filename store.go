@@ -108,8 +108,22 @@ type Tx interface {
 	// DeleteAccessKey returns ENOTFOUND.
 	DeleteAccessKey(ctx context.Context, id string) error
 
-	// AppendAudit stores an event and sets its ID.
+	// AppendAudit stores an event, links it to its account's audit chain
+	// and sets its ID, Seq, PrevHash and Hash. It locks the account's
+	// chain head until commit, so that each seq is given once.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
+	// ListAuditChain returns up to limit events of the account with a seq
+	// above afterSeq, in chain order.
+	ListAuditChain(ctx context.Context, account string, afterSeq int64, limit int) ([]*AuditEvent, error)
+	// AuditChainHeads returns the chain head of the account ("" = of every
+	// account with events), by account.
+	AuditChainHeads(ctx context.Context, account string) ([]*AuditChainHead, error)
+	// AddAuditCheckpoint stores a signed checkpoint; one already stored
+	// for the same account and seq is kept.
+	AddAuditCheckpoint(ctx context.Context, c *AuditCheckpoint) error
+	// ListAuditCheckpoints returns up to limit checkpoints of the account
+	// with a seq above afterSeq, by seq.
+	ListAuditCheckpoints(ctx context.Context, account string, afterSeq int64, limit int) ([]*AuditCheckpoint, error)
 	// ListAuditEvents returns one page, newest first, and the next token.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, string, error)
 

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"iter"
+	"strconv"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -61,4 +62,53 @@ func (c *Client) AuditEvents(ctx context.Context, in ListAuditEventsInput) iter.
 		}
 		return p.AuditEvents, p.NextPageToken, nil
 	}, in.PageToken)
+}
+
+// AuditChainPage is one page of an account's audit chain, in chain order,
+// with the chain's head. NextAfterSeq is the AfterSeq of the next page, 0
+// on the last.
+type AuditChainPage struct {
+	Account      string                   `json:"account"`
+	AuditEvents  []*latchkey.AuditEvent   `json:"audit_events"`
+	Head         *latchkey.AuditChainHead `json:"head"`
+	NextAfterSeq int64                    `json:"next_after_seq,omitempty"`
+}
+
+// GetAuditChain returns the events of the account's ("" = the caller's)
+// audit chain with a seq above afterSeq.
+func (c *Client) GetAuditChain(ctx context.Context, account string, afterSeq int64, limit int) (*AuditChainPage, error) {
+	q := pageQuery(accountQuery(account), limit, "")
+	if afterSeq > 0 {
+		q.Set("after_seq", strconv.FormatInt(afterSeq, 10))
+	}
+	var out AuditChainPage
+	if err := c.get(ctx, q, &out, "v1", "audit-chain"); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AuditCheckpointPage is one page of an account's signed audit
+// checkpoints, with the server's public key (base64, absent when the
+// server signs none).
+type AuditCheckpointPage struct {
+	Account      string                      `json:"account"`
+	PublicKey    string                      `json:"public_key,omitempty"`
+	KeyID        string                      `json:"key_id,omitempty"`
+	Checkpoints  []*latchkey.AuditCheckpoint `json:"checkpoints"`
+	NextAfterSeq int64                       `json:"next_after_seq,omitempty"`
+}
+
+// GetAuditCheckpoints returns the account's checkpoints with a seq above
+// afterSeq.
+func (c *Client) GetAuditCheckpoints(ctx context.Context, account string, afterSeq int64, limit int) (*AuditCheckpointPage, error) {
+	q := pageQuery(accountQuery(account), limit, "")
+	if afterSeq > 0 {
+		q.Set("after_seq", strconv.FormatInt(afterSeq, 10))
+	}
+	var out AuditCheckpointPage
+	if err := c.get(ctx, q, &out, "v1", "audit-checkpoints"); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

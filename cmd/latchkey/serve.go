@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/auditkey"
 	"github.com/latchkey/latchkey/internal/cli"
 	"github.com/latchkey/latchkey/internal/console"
 	"github.com/latchkey/latchkey/internal/credfile"
@@ -52,6 +54,9 @@ type serveOptions struct {
 	guardRefill     float64
 	pprof           bool
 	hygiene         hygieneOptions // hygiene.go
+	auditKey        string
+	auditEvery      int64
+	auditInterval   time.Duration
 	gw              gatewayOptions
 	rateStore       string
 	rateFailure     string
@@ -139,6 +144,9 @@ EXAMPLES
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	o.hygiene.addFlags(f)
+	f.StringVar(&o.auditKey, "audit-signing-key", os.Getenv("LATCHKEY_AUDIT_SIGNING_KEY"), "Ed25519 private key file (latchkey audit keygen; mode 0600) that signs audit chain checkpoints; empty: none are signed (env LATCHKEY_AUDIT_SIGNING_KEY)")
+	f.Int64Var(&o.auditEvery, "audit-checkpoint-events", 1000, "sign an account's audit chain head once this many events were appended since its last checkpoint (0: by interval only)")
+	f.DurationVar(&o.auditInterval, "audit-checkpoint-interval", time.Minute, "sign an account's audit chain head when this long has passed since its last checkpoint and it moved (0: by count only)")
 	addGatewayFlags(f, &o.gw)
 	d := httpapi.DefaultTimeouts
 	f.DurationVar(&o.timeouts.ReadHeader, "read-header-timeout", d.ReadHeader, "how long a client may take to send a request's headers")
@@ -256,6 +264,15 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defaultPolicy, err := o.hygiene.policy()
 	if err != nil {
 		return err
+	}
+	var auditKey ed25519.PrivateKey
+	if o.auditKey != "" {
+		if auditKey, err = auditkey.ReadPrivate(o.auditKey); err != nil {
+			return cli.UsageErrorf("--audit-signing-key: %v", err)
+		}
+		if o.auditEvery <= 0 && o.auditInterval <= 0 {
+			return cli.UsageErrorf("--audit-checkpoint-events and --audit-checkpoint-interval: at least one must be above 0")
+		}
 	}
 	var scopeRules []httpapi.ScopeRule
 	for _, s := range o.scopeRules {
@@ -400,6 +417,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules, PathRelax: pathRelax,
 		Ready: ready, Leaks: leaks, Webhooks: dispatcher, Mount: con.Mount,
+	}
+	if auditKey != nil {
+		api.AuditPublicKey = auditKey.Public().(ed25519.PublicKey)
+		ck := &manage.Checkpointer{Service: svc, Key: auditKey, Every: o.auditEvery, Interval: o.auditInterval}
+		go ck.Run(ctx, time.Second)
 	}
 	metricsSrv, err := o.hygiene.mountMetrics(api, mx, log)
 	if err != nil {

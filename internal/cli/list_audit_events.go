@@ -30,7 +30,9 @@ duration back from now (90m, 24h, 7d).
 JSON OUTPUT
   {"audit_events": [{"id", "time", "account", "actor", "actor_access_key_id",
     "source_ip", "user_agent", "action", "target_type", "target",
-    "application", "before", "after"}, ...]}
+    "application", "before", "after", "seq", "prev_hash", "hash"}, ...]}
+  (seq, prev_hash and hash link the event into its account's audit chain:
+  see latchkey audit verify)
 
 TEXT OUTPUT
   time  actor  action  target  application  source_ip  change

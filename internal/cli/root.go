@@ -60,8 +60,8 @@ func ExitCode(err error, print func(string)) int {
 	if err == nil {
 		return ExitOK
 	}
-	if errors.Is(err, errFindings) {
-		return ExitServer // scan: the findings are the message
+	if errors.Is(err, errFindings) || errors.Is(err, errTampered) {
+		return ExitServer // scan, audit verify: the findings are the message
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
@@ -178,7 +178,7 @@ EXAMPLES
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{
-		s.newConfigureCmd(), s.newListAuditEventsCmd(),
+		s.newConfigureCmd(), s.newListAuditEventsCmd(), s.newAuditCmd(),
 		s.newCreatePrincipalCmd(), s.newListPrincipalsCmd(), s.newDeletePrincipalCmd(),
 		s.newCreateAccountCmd(), s.newListAccountsCmd(),
 	} {

@@ -93,6 +93,8 @@ var matrix = []matrixRow{
 	{"POST /v1/principals/{name}/access-keys", "/v1/principals/{principal}/access-keys", `{}`, "201 201 404 403 403 401 401 401 401"},
 
 	{"GET /v1/audit-events", "/v1/audit-events", "", "200 200 200 200 403 401 401 401 401"},
+	{"GET /v1/audit-chain", "/v1/audit-chain", "", "200 200 200 200 403 401 401 401 401"},
+	{"GET /v1/audit-checkpoints", "/v1/audit-checkpoints", "", "200 200 200 200 403 401 401 401 401"},
 
 	// Leak reports: anyone may report without a credential (202, the same
 	// answer whatever matched); a credential that is sent must be an
@@ -283,6 +285,8 @@ func TestOtherAccountNamedLooksMissing(t *testing.T) {
 		{"GET", "/v1/principals/pat/access-keys", ""},
 		{"POST", "/v1/principals/pat/access-keys", `{}`},
 		{"GET", "/v1/audit-events", ""},
+		{"GET", "/v1/audit-chain", ""},
+		{"GET", "/v1/audit-checkpoints", ""},
 	} {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
 			other := e.do(t, c.method, c.path+"?account=default", as, c.body)

@@ -8,6 +8,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -53,6 +54,11 @@ type Server struct {
 
 	// Extra routes registered by other adapters (console, metrics).
 	Mount func(mux *http.ServeMux)
+
+	// AuditPublicKey is the public half of the key that signs audit
+	// checkpoints (serve --audit-signing-key), served beside them; nil
+	// when the server signs none.
+	AuditPublicKey ed25519.PublicKey
 
 	// Webhooks, when set, sends webhook pings at once (webhook.go).
 	Webhooks *manage.Dispatcher
@@ -126,6 +132,8 @@ func (s *Server) routes() []endpoint {
 		e("POST", "/v1/principals/{name}/access-keys", s.admin(s.createPrincipalKey)),
 
 		e("GET", "/v1/audit-events", s.admin(s.listAuditEvents)),
+		e("GET", "/v1/audit-chain", s.admin(s.getAuditChain)),
+		e("GET", "/v1/audit-checkpoints", s.admin(s.getAuditCheckpoints)),
 
 		e("POST", "/v1/leaks", s.reportLeaks),
 		e("POST", "/v1/leaks/check", s.admin(s.checkLeaks)),

@@ -43,7 +43,7 @@ var reach struct {
 
 // connectAdmin connects to adminURL. When PostgreSQL cannot be reached the
 // test fails if CI is set, and is skipped otherwise.
-func connectAdmin(t *testing.T) *pgx.Conn {
+func connectAdmin(t testing.TB) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -64,7 +64,7 @@ func connectAdmin(t *testing.T) *pgx.Conn {
 
 // newDatabase creates an empty database for this test, dropped when the
 // test ends, and returns its URL.
-func newDatabase(t *testing.T) string {
+func newDatabase(t testing.TB) string {
 	t.Helper()
 	reach.mu.Lock()
 	unreachable := reach.err
@@ -96,7 +96,7 @@ func newDatabase(t *testing.T) string {
 }
 
 // openDB opens a store on the database at dbURL, closed when the test ends.
-func openDB(t *testing.T, dbURL string) *postgres.Store {
+func openDB(t testing.TB, dbURL string) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(t.Context(), dbURL)
 	if err != nil {
@@ -110,6 +110,19 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) latchkey.Store {
 		return openDB(t, newDatabase(t))
 	})
+}
+
+func TestAuditTamper(t *testing.T) {
+	open := func(t *testing.T) latchkey.Store { return openDB(t, newDatabase(t)) }
+	raw := func(s latchkey.Store) *sql.DB { return s.(*postgres.Store).Write }
+	storetest.AuditTamper(t, open, raw)
+	storetest.AuditRewrite(t, open, raw)
+}
+
+func TestAuditChainBackfill(t *testing.T) {
+	dbURL := newDatabase(t)
+	storetest.AuditChainBackfill(t, func() (latchkey.Store, error) { return postgres.Open(t.Context(), dbURL) },
+		func(s latchkey.Store) *sql.DB { return s.(*postgres.Store).Write })
 }
 
 func TestFoldedNamesMigration(t *testing.T) {
@@ -405,4 +418,11 @@ func TestIsolationPinned(t *testing.T) {
 	if n := created.Load(); n != latchkey.DefaultMaxKeysPerApplication {
 		t.Errorf("%d keys created concurrently, want %d", n, latchkey.DefaultMaxKeysPerApplication)
 	}
+}
+
+// BenchmarkAuditWrite is the audit chain's cost on a management write
+// (storetest.BenchAuditWrite); docs/benchmarks.md has the figures.
+func BenchmarkAuditWrite(b *testing.B) {
+	s := openDB(b, newDatabase(b))
+	storetest.BenchAuditWrite(b, s, s.Write, true, "FOR UPDATE")
 }

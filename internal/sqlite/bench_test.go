@@ -75,3 +75,10 @@ func BenchmarkListAllKeys(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAuditWrite is the audit chain's cost on a management write
+// (storetest.BenchAuditWrite); docs/benchmarks.md has the figures.
+func BenchmarkAuditWrite(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
+	storetest.BenchAuditWrite(b, s, s.Write, false, "")
+}

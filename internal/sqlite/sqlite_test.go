@@ -29,6 +29,19 @@ func TestStore(t *testing.T) {
 	})
 }
 
+func TestAuditTamper(t *testing.T) {
+	open := func(t *testing.T) latchkey.Store { return open(t, filepath.Join(t.TempDir(), "latchkey.db")) }
+	raw := func(s latchkey.Store) *sql.DB { return s.(*sqlite.Store).Write }
+	storetest.AuditTamper(t, open, raw)
+	storetest.AuditRewrite(t, open, raw)
+}
+
+func TestAuditChainBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latchkey.db")
+	storetest.AuditChainBackfill(t, func() (latchkey.Store, error) { return sqlite.Open(t.Context(), path) },
+		func(s latchkey.Store) *sql.DB { return s.(*sqlite.Store).Write })
+}
+
 func TestFoldedNamesMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "latchkey.db")
 	storetest.FoldedNamesMigration(t, func() (latchkey.Store, error) { return sqlite.Open(t.Context(), path) },

@@ -66,6 +66,11 @@ func applyOne(ctx context.Context, db *sql.DB, d Dialect, version int, body stri
 	if _, err := tx.ExecContext(ctx, body); err != nil {
 		return false, err
 	}
+	if fill := postflights[version]; fill != nil {
+		if err := fill(ctx, tx, &d); err != nil {
+			return false, err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, rebind(&d, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, toMicros(nowFunc())); err != nil {
 		return false, err
 	}
@@ -78,6 +83,12 @@ func applyOne(ctx context.Context, db *sql.DB, d Dialect, version int, body stri
 // migrations alike and share these.
 var preflights = map[int]func(ctx context.Context, tx *sql.Tx) error{
 	6: applicationNamesFoldCase,
+}
+
+// postflights complete a migration in its transaction, after its SQL, with
+// what SQL alone cannot do in both databases.
+var postflights = map[int]func(ctx context.Context, tx *sql.Tx, d *Dialect) error{
+	8: backfillAuditChain,
 }
 
 // applicationNamesFoldCase refuses migration 6, which makes application

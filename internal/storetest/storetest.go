@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) latchkey.Store) {
 		tests []test
 	}{
 		{"Account", accountTests},
+		{"AuditChain", auditChainTests},
 		{"Application", applicationTests},
 		{"Principal", principalTests},
 		{"AccessKey", accessKeyTests},

@@ -29,6 +29,8 @@ export const operationTable = {
   listPrincipalAccessKeys: { method: "GET", path: "/v1/principals/{name}/access-keys", auth: true },
   createPrincipalAccessKey: { method: "POST", path: "/v1/principals/{name}/access-keys", auth: true },
   listAuditEvents: { method: "GET", path: "/v1/audit-events", auth: true },
+  getAuditChain: { method: "GET", path: "/v1/audit-chain", auth: true },
+  listAuditCheckpoints: { method: "GET", path: "/v1/audit-checkpoints", auth: true },
   getAccessKeyUsage: { method: "GET", path: "/v1/access-keys/{id}/usage", auth: true },
   getCredentialReport: { method: "GET", path: "/v1/credential-report", auth: true },
   getPolicy: { method: "GET", path: "/v1/policy", auth: true },
@@ -275,6 +277,24 @@ export abstract class Operations {
    */
   listAuditEvents(args: Args<"listAuditEvents"> = {}, options?: CallOptions): Promise<Result<"listAuditEvents">> {
     return this.call("listAuditEvents", args, options);
+  }
+
+  /**
+   * Get the audit chain
+   *
+   * `GET /v1/audit-chain`
+   */
+  getAuditChain(args: Args<"getAuditChain"> = {}, options?: CallOptions): Promise<Result<"getAuditChain">> {
+    return this.call("getAuditChain", args, options);
+  }
+
+  /**
+   * List signed audit checkpoints
+   *
+   * `GET /v1/audit-checkpoints`
+   */
+  listAuditCheckpoints(args: Args<"listAuditCheckpoints"> = {}, options?: CallOptions): Promise<Result<"listAuditCheckpoints">> {
+    return this.call("listAuditCheckpoints", args, options);
   }
 
   /**

@@ -344,6 +344,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit-chain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the audit chain
+         * @description One page of an account's audit chain in chain order (seq ascending), with the chain's head, for latchkey audit verify. ENOTFOUND for an account with no events.
+         */
+        get: operations["getAuditChain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List signed audit checkpoints
+         * @description One page of an account's signed checkpoints by seq, and the public key that signs them.
+         */
+        get: operations["listAuditCheckpoints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/access-keys/{id}/usage": {
         parameters: {
             query?: never;
@@ -765,6 +805,12 @@ export interface components {
             before: Record<string, never> | null;
             /** @description The object's public JSON after the change; null on delete. */
             after: Record<string, never> | null;
+            /** @description The event's place in its account's audit chain: 1, 2, 3, ... with no gap. */
+            seq?: number;
+            /** @description The hash of the event before it in the chain (seq - 1); absent for seq 1. */
+            prev_hash?: string;
+            /** @description Hex SHA-256 of the event's canonical encoding (see docs/security.md), which covers prev_hash. */
+            hash?: string;
         };
         /** @description A credential to decide on. */
         VerifyRequest: {
@@ -1152,6 +1198,40 @@ export interface components {
             url?: string;
             source?: string;
         };
+        /** @description The newest link of an account's audit chain. */
+        AuditChainHead: {
+            account: components["schemas"]["Name"];
+            seq: number;
+            hash: string;
+        };
+        /** @description A statement, signed with the server's audit signing key, that the account's chain had event seq with hash at time. */
+        AuditCheckpoint: {
+            account: components["schemas"]["Name"];
+            seq: number;
+            hash: string;
+            /** Format: date-time */
+            time: string;
+            /** @description First 8 bytes of the SHA-256 of the signing public key, hex. */
+            key_id: string;
+            /** @description Base64 Ed25519 signature of the checkpoint's canonical encoding. */
+            signature: string;
+        };
+        AuditChain: {
+            account: components["schemas"]["Name"];
+            audit_events: components["schemas"]["AuditEvent"][];
+            head: components["schemas"]["AuditChainHead"];
+            /** @description after_seq of the next page; absent on the last. */
+            next_after_seq?: number;
+        };
+        AuditCheckpointList: {
+            account: components["schemas"]["Name"];
+            /** @description Base64 of the 32-byte Ed25519 public key that signs checkpoints; absent when the server signs none. */
+            public_key?: string;
+            key_id?: string;
+            checkpoints: components["schemas"]["AuditCheckpoint"][];
+            /** @description after_seq of the next page; absent on the last. */
+            next_after_seq?: number;
+        };
     };
     responses: {
         /** @description Bad request. Codes: CredentialsInUrl (a credential was sent in the URL; any real key found there is flagged exposed). */
@@ -1325,6 +1405,8 @@ export interface components {
         until: string;
         /** @description Webhook ID (wh_...). */
         webhook_id: string;
+        /** @description Only entries with a seq above this (paging). */
+        after_seq: number;
     };
     requestBodies: never;
     headers: never;
@@ -2135,6 +2217,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditEventList"];
+                };
+            };
+            400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAuditChain: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+                /** @description Only entries with a seq above this (paging). */
+                after_seq?: components["parameters"]["after_seq"];
+                /** @description Page size. */
+                limit?: components["parameters"]["limit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditChain"];
+                };
+            };
+            400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listAuditCheckpoints: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+                /** @description Only entries with a seq above this (paging). */
+                after_seq?: components["parameters"]["after_seq"];
+                /** @description Page size. */
+                limit?: components["parameters"]["limit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditCheckpointList"];
                 };
             };
             400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
