@@ -23,14 +23,16 @@ const (
 // form. It must be a JSON object of valid UTF-8, with no key repeated in
 // any object, at most MaxMetadataDepth levels of objects and arrays deep,
 // and at most MaxMetadataBytes once compacted. An empty object or null
-// returns nil: no metadata. Returns EINVALID otherwise.
+// returns nil: no metadata. Returns EMALFORMED for a value that is not an
+// object, EINVALID otherwise.
 func NormalizeMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
 	if raw[0] != '{' {
-		return nil, Errorf(EINVALID, "metadata must be a JSON object")
+		// A wrong JSON type, as the API's decoder answers one.
+		return nil, Errorf(EMALFORMED, "metadata must be a JSON object")
 	}
 	if !utf8.Valid(raw) {
 		return nil, Errorf(EINVALID, "metadata must be valid UTF-8")

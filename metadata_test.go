@@ -23,9 +23,9 @@ func TestNormalizeMetadata(t *testing.T) {
 		{name: "depth 5", in: `{"a":{"b":[{"c":[1]}]}}`, code: EINVALID},
 		{name: "array depth 5", in: `{"a":[[[[1]]]]}`, code: EINVALID},
 		{name: "over the size bound", in: `{"a":"` + strings.Repeat("x", MaxMetadataBytes-7) + `"}`, code: EINVALID},
-		{name: "not an object", in: `["a"]`, code: EINVALID},
-		{name: "a string", in: `"a"`, code: EINVALID},
-		{name: "a number", in: `1`, code: EINVALID},
+		{name: "not an object", in: `["a"]`, code: EMALFORMED},
+		{name: "a string", in: `"a"`, code: EMALFORMED},
+		{name: "a number", in: `1`, code: EMALFORMED},
 		{name: "broken", in: `{"a":`, code: EINVALID},
 		{name: "trailing data", in: `{"a":1}{"b":2}`, code: EINVALID},
 		{name: "repeated key", in: `{"a":1,"a":2}`, code: EINVALID},
@@ -101,8 +101,8 @@ func FuzzNormalizeMetadata(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		got, err := NormalizeMetadata(json.RawMessage(in))
 		if err != nil {
-			if ErrorCode(err) != EINVALID {
-				t.Fatalf("error %v is not EINVALID", err)
+			if c := ErrorCode(err); c != EINVALID && c != EMALFORMED {
+				t.Fatalf("error %v is neither EINVALID nor EMALFORMED", err)
 			}
 			return
 		}

@@ -82,8 +82,8 @@ func TestKeyMetadata(t *testing.T) {
 	}
 	deep := `{"a":{"b":{"c":{"d":{"e":1}}}}}` // five levels
 	e.run(t, []apiCase{
-		post("metadata not an object", `{"metadata":["a"]}`, latchkey.EINVALID),
-		post("metadata a string", `{"metadata":"plan=pro"}`, latchkey.EINVALID),
+		post("metadata not an object", `{"metadata":["a"]}`, latchkey.EMALFORMED),
+		post("metadata a string", `{"metadata":"plan=pro"}`, latchkey.EMALFORMED),
 		post("metadata too deep", `{"metadata":`+deep+`}`, latchkey.EINVALID),
 		post("metadata too large", `{"metadata":{"a":"`+strings.Repeat("x", latchkey.MaxMetadataBytes)+`"}}`, latchkey.EINVALID),
 		post("metadata repeats a key", `{"metadata":{"a":1,"a":2}}`, latchkey.EINVALID),
@@ -94,7 +94,7 @@ func TestKeyMetadata(t *testing.T) {
 		{name: "list by external ID", method: "GET", path: "/v1/access-keys?external_id=cus_42", as: bearer(e.admin), status: http.StatusOK, check: listed(created.ID)},
 		{name: "list by unknown external ID", method: "GET", path: "/v1/access-keys?external_id=cus_43", as: bearer(e.admin), status: http.StatusOK, check: listed()},
 		{name: "list by a bad external ID", method: "GET", path: "/v1/access-keys?external_id=a%20b", as: bearer(e.admin), status: http.StatusBadRequest, code: latchkey.EINVALID},
-		patch("bad metadata on update", `{"metadata":[1]}`, http.StatusBadRequest, latchkey.EINVALID),
+		patch("bad metadata on update", `{"metadata":[1]}`, http.StatusBadRequest, latchkey.EMALFORMED),
 		patch("new metadata", `{"metadata":{"plan":"team"},"external_id":"cus_43"}`, http.StatusOK, ""),
 		{name: "listed by its new external ID", method: "GET", path: "/v1/access-keys?external_id=cus_43", as: bearer(e.admin), status: http.StatusOK, check: listed(created.ID)},
 	})
