@@ -1,6 +1,7 @@
 package latchkey
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -25,21 +26,26 @@ func ParseStatus(s string) (Status, error) { return ParseChoice("status", s, Sta
 // digest of its secret (never the secret), and what it belongs to. Exactly
 // one of Application and Principal is set.
 type AccessKey struct {
-	ID           string     `json:"access_key_id"`
-	Account      string     `json:"account"`
-	Application  string     `json:"application,omitempty"`
-	Principal    string     `json:"principal,omitempty"`
-	Role         Role       `json:"role,omitempty"` // the principal's role, for principal keys
-	Description  string     `json:"description"`
-	Status       Status     `json:"status"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
-	ExpiresAt    *time.Time `json:"expires_at"`
-	LastUsed     *Use       `json:"last_used"`
-	LastRejected *Rejection `json:"last_rejected"`
-	UseCount     int64      `json:"use_count"`
-	RejectCount  int64      `json:"reject_count"`
-	Exposed      *Exposure  `json:"exposed"`
+	ID          string `json:"access_key_id"`
+	Account     string `json:"account"`
+	Application string `json:"application,omitempty"`
+	Principal   string `json:"principal,omitempty"`
+	Role        Role   `json:"role,omitempty"` // the principal's role, for principal keys
+	Description string `json:"description"`
+	// ExternalID is the API provider's own name for the key's customer;
+	// Metadata a small JSON object (NormalizeMetadata). Both are returned
+	// by every verification and passed upstream.
+	ExternalID   string          `json:"external_id,omitempty"`
+	Metadata     json.RawMessage `json:"metadata,omitempty"`
+	Status       Status          `json:"status"`
+	CreatedAt    time.Time       `json:"created_at"`
+	UpdatedAt    time.Time       `json:"updated_at"`
+	ExpiresAt    *time.Time      `json:"expires_at"`
+	LastUsed     *Use            `json:"last_used"`
+	LastRejected *Rejection      `json:"last_rejected"`
+	UseCount     int64           `json:"use_count"`
+	RejectCount  int64           `json:"reject_count"`
+	Exposed      *Exposure       `json:"exposed"`
 
 	// Restrictions are enforced; ReportOnly restrictions are evaluated on
 	// every valid call and what they would deny is recorded, without
@@ -104,19 +110,25 @@ func (k *AccessKey) Owner() string {
 
 // NewAccessKey is what a caller gives to create a key.
 type NewAccessKey struct {
-	Description  string        `json:"description"`
-	ExpiresAt    *time.Time    `json:"expires_at"`
-	Restrictions *Restrictions `json:"restrictions"`
-	ReportOnly   *Restrictions `json:"report_only_restrictions"`
+	Description  string          `json:"description"`
+	ExternalID   string          `json:"external_id"`
+	Metadata     json.RawMessage `json:"metadata"`
+	ExpiresAt    *time.Time      `json:"expires_at"`
+	Restrictions *Restrictions   `json:"restrictions"`
+	ReportOnly   *Restrictions   `json:"report_only_restrictions"`
 }
 
 // AccessKeyUpdate changes a key; nil fields are left alone.
 type AccessKeyUpdate struct {
-	Status       *Status       `json:"status"`
-	Description  *string       `json:"description"`
-	ExpiresAt    *time.Time    `json:"expires_at"`
-	Restrictions *Restrictions `json:"restrictions"`
-	ReportOnly   *Restrictions `json:"report_only_restrictions"`
+	Status      *Status `json:"status"`
+	Description *string `json:"description"`
+	// ExternalID "" removes the external ID.
+	ExternalID *string `json:"external_id"`
+	// Metadata replaces the whole document; {} or null removes it.
+	Metadata     json.RawMessage `json:"metadata"`
+	ExpiresAt    *time.Time      `json:"expires_at"`
+	Restrictions *Restrictions   `json:"restrictions"`
+	ReportOnly   *Restrictions   `json:"report_only_restrictions"`
 	// ClearExpiry removes the expiry.
 	ClearExpiry bool `json:"clear_expiry"`
 	// EnforceReportOnly moves the report-only restrictions into the
@@ -133,6 +145,7 @@ type AccessKeyFilter struct {
 	Application string
 	Principal   string
 	Kind        string // "application", "principal" or "" for both
+	ExternalID  string // keys with exactly this external ID
 	After       string // page token from a previous page
 	Limit       int
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"net/url"
@@ -41,14 +42,20 @@ type CreateAccessKeyInput struct {
 	ExpiresAt    *time.Time
 	Restrictions *latchkey.Restrictions
 	ReportOnly   *latchkey.Restrictions
+	// ExternalID is your own name for the key's customer; Metadata a
+	// small JSON object. Verification returns both.
+	ExternalID string
+	Metadata   json.RawMessage
 }
 
 // CreateAccessKey creates an Active key for an application. Returns ELIMIT
 // when the application already owns the most keys it may (two by default),
 // ENOTFOUND for an unknown application, EINVALID for a bad description or an
-// expiry in the past, EFORBIDDEN for a read-only caller.
+// expiry in the past or a bad external ID or metadata, EFORBIDDEN for a
+// read-only caller.
 func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
-	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly}
+	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly,
+		ExternalID: in.ExternalID, Metadata: in.Metadata}
 	var out CreatedAccessKey
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
 		return nil, err
@@ -66,9 +73,10 @@ func (c *Client) GetAccessKey(ctx context.Context, id string) (*latchkey.AccessK
 	return &out, nil
 }
 
-// UpdateAccessKey changes a key's status, description, expiry or
-// restrictions; nil fields are left alone (a non-nil empty Restrictions
-// removes them). Returns ENOTFOUND, EINVALID, EFORBIDDEN.
+// UpdateAccessKey changes a key's status, description, expiry,
+// restrictions, external ID or metadata; nil fields are left alone (a
+// non-nil empty Restrictions removes them, as do an empty ExternalID and
+// Metadata {}). Returns ENOTFOUND, EINVALID, EFORBIDDEN.
 func (c *Client) UpdateAccessKey(ctx context.Context, id string, u latchkey.AccessKeyUpdate) (*latchkey.AccessKey, error) {
 	body := struct {
 		Status            *latchkey.Status       `json:"status,omitempty"`
@@ -78,7 +86,9 @@ func (c *Client) UpdateAccessKey(ctx context.Context, id string, u latchkey.Acce
 		ReportOnly        *latchkey.Restrictions `json:"report_only_restrictions,omitempty"`
 		ClearExpiry       bool                   `json:"clear_expiry,omitempty"`
 		EnforceReportOnly bool                   `json:"enforce_report_only,omitempty"`
-	}{u.Status, u.Description, u.ExpiresAt, u.Restrictions, u.ReportOnly, u.ClearExpiry, u.EnforceReportOnly}
+		ExternalID        *string                `json:"external_id,omitempty"`
+		Metadata          json.RawMessage        `json:"metadata,omitempty"`
+	}{u.Status, u.Description, u.ExpiresAt, u.Restrictions, u.ReportOnly, u.ClearExpiry, u.EnforceReportOnly, u.ExternalID, u.Metadata}
 	var out latchkey.AccessKey
 	if err := c.patch(ctx, nil, body, &out, "v1", "access-keys", id); err != nil {
 		return nil, err
@@ -137,8 +147,11 @@ type ListAccessKeysInput struct {
 	Application string
 	Principal   string
 	Kind        string
-	Limit       int
-	PageToken   string
+	// ExternalID selects the keys with this external ID (every key the
+	// caller may see; not with Application or Principal).
+	ExternalID string
+	Limit      int
+	PageToken  string
 }
 
 // AccessKeyPage is one page of keys, oldest first.
@@ -160,6 +173,9 @@ func (c *Client) ListAccessKeys(ctx context.Context, in ListAccessKeysInput) (*A
 		path = []string{"v1", "access-keys"}
 		if in.Kind != "" {
 			q.Set("kind", in.Kind)
+		}
+		if in.ExternalID != "" {
+			q.Set("external_id", in.ExternalID)
 		}
 	}
 	var out AccessKeyPage

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,7 +146,7 @@ func runConformanceCase(t *testing.T, f *conformance.Fixture, c *conformance.Cas
 	case e.Handler != nil:
 		want := client.Identity{AccessKeyID: sub(e.Handler.Identity.AccessKeyID), Application: sub(e.Handler.Identity.Application),
 			Account: sub(e.Handler.Identity.Account)}
-		if got.identity != want {
+		if !reflect.DeepEqual(got.identity, want) {
 			t.Errorf("the handler saw identity %+v, want %+v", got.identity, want)
 		}
 		if got.method != e.Handler.Method || got.path != e.Handler.Path {

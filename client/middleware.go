@@ -86,6 +86,11 @@ type Identity struct {
 	AccessKeyID string
 	Application string
 	Account     string
+	// ExternalID is the key's external ID, "" when it has none; Metadata
+	// its metadata (a JSON object), nil when it has none. Handlers must
+	// not change Metadata: cached decisions share it.
+	ExternalID string
+	Metadata   json.RawMessage
 }
 
 type identityKey struct{}
@@ -211,7 +216,8 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		refuse(w, StatusForCode(res.Code), res.Code, res.Message, res.RetryAfterSeconds)
 		return
 	}
-	id := Identity{AccessKeyID: res.AccessKeyID, Application: res.Application, Account: res.Account}
+	id := Identity{AccessKeyID: res.AccessKeyID, Application: res.Application, Account: res.Account,
+		ExternalID: res.ExternalID, Metadata: res.Metadata}
 	if res.RateLimit == nil && res.WouldDeny == "" {
 		m.cache.put(ck, id, m.now())
 	}

@@ -348,3 +348,49 @@ func TestMiddlewareStatusesMatchServer(t *testing.T) {
 		t.Errorf("statuses (-server +client):\n%s", diff)
 	}
 }
+
+// TestMiddlewareExternalIDAndMetadata: the handler reads the key's external
+// ID and metadata from the context, on a fresh decision and a cached one,
+// and a client's own X-Latchkey-* headers do not change them.
+func TestMiddlewareExternalIDAndMetadata(t *testing.T) {
+	e := newMWEnv(t, client.MiddlewareOptions{})
+	ctx := t.Context()
+	if _, err := e.admin.CreateApplication(ctx, client.CreateApplicationInput{Name: "shop"}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.admin.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: "shop", ExternalID: "cus_42",
+		Metadata: json.RawMessage(`{"plan": "pro"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := e.key(t, "shop", nil)
+	tests := []struct {
+		name, secret string
+		want         client.Identity
+	}{
+		{"with both", k.SecretAccessKey, client.Identity{AccessKeyID: k.ID, Application: "shop", Account: "default",
+			ExternalID: "cus_42", Metadata: json.RawMessage(`{"plan":"pro"}`)}},
+		{"cached", k.SecretAccessKey, client.Identity{AccessKeyID: k.ID, Application: "shop", Account: "default",
+			ExternalID: "cus_42", Metadata: json.RawMessage(`{"plan":"pro"}`)}},
+		{"without", plain.SecretAccessKey, client.Identity{AccessKeyID: plain.ID, Application: "shop", Account: "default"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := e.call(t, "GET", "/orders", "192.0.2.1", map[string]string{"X-Api-Key": tt.secret,
+				"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"})
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			var got client.Identity
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if string(got.Metadata) == "null" {
+				got.Metadata = nil // the test's handler wrote nil as null
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("identity (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

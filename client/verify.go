@@ -39,6 +39,9 @@ type VerifyResult struct {
 	AccessKeyID string        `json:"access_key_id,omitempty"`
 	Application string        `json:"application,omitempty"`
 	Account     string        `json:"account,omitempty"`
+	// ExternalID and Metadata are the key's, when it has them.
+	ExternalID string          `json:"external_id,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
 	// WouldDeny is what a report-only restriction would have answered.
 	WouldDeny latchkey.Code `json:"would_deny,omitempty"`
 	// RateLimit is set when the key has a rate limit.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -225,7 +226,9 @@ func TestGateways(t *testing.T) {
 			c.do("POST", "/v1/applications", map[string]any{"name": "cron"}, 201)
 			c.do("POST", "/v1/applications", map[string]any{"name": "batch"}, 201)
 			good := c.do("POST", "/v1/applications/shop/access-keys", map[string]any{"restrictions": map[string]any{
-				"allowed_ips": []string{"127.0.0.2/32"}, "scopes": []string{"orders:read"}}}, 201)
+				"allowed_ips": []string{"127.0.0.2/32"}, "scopes": []string{"orders:read"}},
+				"external_id": "cus_42", "metadata": map[string]any{"plan": "pro", "limits": map[string]any{"seats": 5}}}, 201)
+			goodMetadata := base64.RawURLEncoding.EncodeToString([]byte(`{"limits":{"seats":5},"plan":"pro"}`))
 			goodID, goodSecret := good["access_key_id"].(string), good["secret_access_key"].(string)
 			leaked := c.do("POST", "/v1/applications/shop/access-keys", map[string]any{}, 201)
 			off := c.do("POST", "/v1/applications/cron/access-keys", map[string]any{}, 201)
@@ -252,7 +255,8 @@ func TestGateways(t *testing.T) {
 				code   string
 			}{
 				{name: "valid key", from: "127.0.0.2", target: "/orders/7?page=2", header: map[string]string{"Authorization": "Bearer " + goodSecret,
-					"X-Latchkey-Application": "forged", "X-Latchkey-Access-Key-Id": "LKIAFORGEDFORGEDFORG", "X-Latchkey-Extra": "forged"}, status: 200},
+					"X-Latchkey-Application": "forged", "X-Latchkey-Access-Key-Id": "LKIAFORGEDFORGEDFORG", "X-Latchkey-Extra": "forged",
+					"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
 				{name: "valid key in X-Api-Key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret}, status: 200},
 				{name: "no key", from: "127.0.0.2", target: "/orders/7", status: 401, code: "MISSING"},
 				{name: "unknown key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": unknown}, status: 401, code: "NOT_FOUND"},
@@ -263,7 +267,8 @@ func TestGateways(t *testing.T) {
 				{name: "scope of the method", from: "127.0.0.2", method: "POST", target: "/orders", header: map[string]string{"X-Api-Key": goodSecret}, status: 403, code: "SCOPE_DENIED"},
 				{name: "key in the url", from: "127.0.0.2", target: "/orders?api_key=" + leaked["secret_access_key"].(string), header: map[string]string{"X-Api-Key": goodSecret},
 					status: 403, code: "CREDENTIALS_IN_URL"},
-				{name: "rate-limited key, first call", from: "127.0.0.4", target: "/reports", header: map[string]string{"X-Api-Key": limited["secret_access_key"].(string)}, status: 200},
+				{name: "rate-limited key, first call", from: "127.0.0.4", target: "/reports", header: map[string]string{"X-Api-Key": limited["secret_access_key"].(string),
+					"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
 				{name: "rate-limited key", from: "127.0.0.4", target: "/reports", header: map[string]string{"X-Api-Key": limited["secret_access_key"].(string)}, status: 429, code: "RATE_LIMITED"},
 			}
 			for _, tt := range tests {
@@ -311,9 +316,11 @@ func TestGateways(t *testing.T) {
 						t.Error("a client's X-Latchkey-Extra reached the API")
 					}
 					want := map[string]string{"X-Latchkey-Application": "batch", "X-Latchkey-Account": "default",
-						"X-Latchkey-Access-Key-Id": limited["access_key_id"].(string), "X-Latchkey-Scopes": "", "X-Latchkey-Code": "VALID"}
+						"X-Latchkey-Access-Key-Id": limited["access_key_id"].(string), "X-Latchkey-Scopes": "", "X-Latchkey-Code": "VALID",
+						"X-Latchkey-External-Id": "", "X-Latchkey-Metadata": ""}
 					if tt.from == "127.0.0.2" {
 						want["X-Latchkey-Application"], want["X-Latchkey-Access-Key-Id"], want["X-Latchkey-Scopes"] = "shop", goodID, "orders:read"
+						want["X-Latchkey-External-Id"], want["X-Latchkey-Metadata"] = "cus_42", goodMetadata
 					}
 					gotID := map[string]string{}
 					for h := range want {

@@ -15,6 +15,7 @@ func (s *state) newCreateAccessKeyCmd() *cobra.Command {
 	var (
 		app, principal, description string
 		expiresAt                   string
+		externalID, metadata        string
 		profile, credsAt            string
 		reportOnly                  bool
 		rf                          restrictionFlags
@@ -37,7 +38,8 @@ JSON OUTPUT
   {<access key fields>, "secret_access_key"}
   access key fields: "access_key_id", "account", "application" or "principal",
   "description", "status", "created_at", "updated_at", "expires_at",
-  "last_used", "last_rejected", "use_count", "reject_count", "exposed".
+  "last_used", "last_rejected", "use_count", "reject_count", "exposed",
+  and "external_id" and "metadata" when the key has them.
   With --save-to-profile, "secret_access_key" is left out and
   "saved_to_profile" and "credentials_file" say where it went.
 
@@ -45,6 +47,12 @@ Restriction flags (--allowed-ips, --allowed-referrers, --android-app,
 --ios-bundle-ids, --scopes, --rate-limit) narrow the new key further than its
 application's defaults; with --report-only they only record what they would
 refuse.
+
+--external-id is your own name for the key's customer (up to 128 letters,
+digits and -_.:@/), --metadata a JSON object of at most 2,048 bytes and 4
+levels (plan, tier...). Every verification returns both, and the gateways
+pass them to the API as X-Latchkey-External-Id and X-Latchkey-Metadata.
+Metadata is not secret: it is shown, audited and sent upstream.
 
 EXAMPLES
   # Write the new key where the billing job reads it
@@ -54,6 +62,10 @@ EXAMPLES
   # Only from the billing hosts, read-only, at most 10 calls a second
   latchkey create-access-key --application-name billing --allowed-ips 203.0.113.0/24 \
       --scopes invoices:read --rate-limit 10/s:20
+
+  # A key for your customer cus_42 on the pro plan
+  latchkey create-access-key --application-name billing --external-id cus_42 \
+      --metadata '{"plan":"pro"}'
 
   # Print it once (then store it in your secret manager)
   latchkey create-access-key --application-name billing --description "prod, 2026-11"
@@ -68,6 +80,9 @@ EXAMPLES
 			}
 			if app != "" && principal != "" {
 				return UsageErrorf("give --application-name or --principal-name, not both")
+			}
+			if principal != "" && (externalID != "" || metadata != "") {
+				return UsageErrorf("--external-id and --metadata apply to application keys only")
 			}
 			var exp *time.Time
 			if expiresAt != "" {
@@ -91,6 +106,14 @@ EXAMPLES
 			var k *client.CreatedAccessKey
 			if app != "" {
 				in := client.CreateAccessKeyInput{Account: s.account, Application: app, Description: description, ExpiresAt: exp}
+				if in.ExternalID, err = externalIDFlag(externalID); err != nil {
+					return err
+				}
+				if metadata != "" {
+					if in.Metadata, err = metadataFlag(metadata); err != nil {
+						return err
+					}
+				}
 				if rf.changed(cmd) {
 					r, err := rf.apply(cmd, nil)
 					if err != nil {
@@ -128,6 +151,8 @@ EXAMPLES
 	f.StringVar(&principal, "principal-name", "", "admin principal that will own the key, instead of an application")
 	f.StringVar(&description, "description", "", "what the key is for, for people")
 	f.StringVar(&expiresAt, "expires-at", "", "time (RFC 3339) after which the key stops working")
+	f.StringVar(&externalID, "external-id", "", "your own ID for the key's customer, returned by every verification")
+	f.StringVar(&metadata, "metadata", "", "a JSON object returned by every verification, e.g. '{\"plan\":\"pro\"}'")
 	rf.register(f, false)
 	f.BoolVar(&reportOnly, "report-only", false, "create the restrictions as report-only: record what they would refuse, refuse nothing")
 	f.StringVar(&profile, "save-to-profile", "", "write the key ID and secret to this credentials profile instead of printing them")

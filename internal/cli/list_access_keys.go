@@ -8,8 +8,8 @@ import (
 
 func (s *state) newListAccessKeysCmd() *cobra.Command {
 	var (
-		app, principal, kind string
-		maxItems             int
+		app, principal, kind, externalID string
+		maxItems                         int
 	)
 	cmd := &cobra.Command{
 		Use:   "list-access-keys [--application-name NAME]",
@@ -32,6 +32,7 @@ JSON OUTPUT
     "last_used": {"at", "ip", "user_agent"} or null,
     "last_rejected": {"at", "ip", "user_agent", "reason"} or null,
     "use_count", "reject_count", "exposed": {"at", "where"} or null,
+    "external_id", "metadata": {...} (absent when none),
     "findings": ["rotation_due", ...] (absent when none)}, ...]}
 
 TEXT OUTPUT
@@ -43,6 +44,7 @@ TEXT OUTPUT
 
 EXAMPLES
   latchkey list-access-keys --application-name billing
+  latchkey list-access-keys --external-id cus_42
   latchkey list-access-keys --kind application --output text | awk '$3 == "Inactive" {print $1}'`,
 		Args: noArgs,
 		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
@@ -58,7 +60,15 @@ EXAMPLES
 				return UsageErrorf("--max-items %d: expected 0 (all) or more", maxItems)
 			}
 			keys := []*latchkey.AccessKey{}
-			in := client.ListAccessKeysInput{Account: s.account, Application: app, Principal: principal, Kind: kind}
+			if externalID != "" {
+				if _, err := externalIDFlag(externalID); err != nil {
+					return err
+				}
+				if app != "" || principal != "" {
+					return UsageErrorf("--external-id searches every key: give it without --application-name and --principal-name")
+				}
+			}
+			in := client.ListAccessKeysInput{Account: s.account, Application: app, Principal: principal, Kind: kind, ExternalID: externalID}
 			for k, err := range cl.AccessKeys(cmd.Context(), in) {
 				if err != nil {
 					return err
@@ -74,6 +84,7 @@ EXAMPLES
 	f := cmd.Flags()
 	f.StringVar(&app, "application-name", "", "list this application's keys")
 	f.StringVar(&principal, "principal-name", "", "list this admin principal's keys")
+	f.StringVar(&externalID, "external-id", "", "list the keys with this external ID")
 	f.StringVar(&kind, "kind", "", latchkey.Choices(latchkey.KeyKinds())+" (default both)")
 	f.IntVar(&maxItems, "max-items", 0, "stop after this many keys (0: all)")
 	completeChoices(cmd, "kind", latchkey.KeyKinds())

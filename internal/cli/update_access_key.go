@@ -11,13 +11,13 @@ import (
 
 func (s *state) newUpdateAccessKeyCmd() *cobra.Command {
 	var (
-		id, status, description string
-		expiresAt               string
-		recent                  time.Duration
-		yes                     bool
-		clearExpiry             bool
-		reportOnly, enforce     bool
-		rf                      restrictionFlags
+		id, status, description         string
+		expiresAt, externalID, metadata string
+		recent                          time.Duration
+		yes                             bool
+		clearExpiry                     bool
+		reportOnly, enforce             bool
+		rf                              restrictionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "update-access-key --access-key-id ID --status Active|Inactive",
@@ -41,6 +41,9 @@ refuse are recorded (get-access-key-last-used shows them) but still pass.
 When nothing would be refused any more, --enforce-report-only makes them
 binding.
 
+--external-id and --metadata replace the key's external ID and metadata
+(see create-access-key); --external-id "" and --metadata '{}' remove them.
+
 JSON OUTPUT
   the key after the change: {"access_key_id", "status", ...} as in
   list-access-keys.
@@ -53,7 +56,8 @@ EXAMPLES
   latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --allowed-ips 203.0.113.0/24 --report-only
   latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --enforce-report-only
   latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --scopes shipments:read --rate-limit 10/s:20
-  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --expires-at 2027-01-31T00:00:00Z`,
+  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --expires-at 2027-01-31T00:00:00Z
+  latchkey update-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --external-id cus_42 --metadata '{"plan":"team"}'`,
 		Args: noArgs,
 		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			var u latchkey.AccessKeyUpdate
@@ -66,6 +70,19 @@ EXAMPLES
 			}
 			if cmd.Flags().Changed("description") {
 				u.Description = &description
+			}
+			if cmd.Flags().Changed("external-id") {
+				if _, err := externalIDFlag(externalID); err != nil {
+					return err
+				}
+				u.ExternalID = &externalID
+			}
+			if cmd.Flags().Changed("metadata") {
+				m, err := metadataFlag(metadata)
+				if err != nil {
+					return err
+				}
+				u.Metadata = m
 			}
 			if expiresAt != "" {
 				t, err := time.Parse(time.RFC3339, expiresAt)
@@ -85,8 +102,9 @@ EXAMPLES
 			if reportOnly && !rf.changed(cmd) {
 				return UsageErrorf("--report-only needs a restriction flag such as --allowed-ips")
 			}
-			if u.Status == nil && u.Description == nil && u.ExpiresAt == nil && !u.ClearExpiry && !u.EnforceReportOnly && !rf.changed(cmd) {
-				return UsageErrorf("nothing to change: give --status Active|Inactive, --description TEXT, --expires-at, --clear-expiry, a restriction flag, or --enforce-report-only")
+			if u.Status == nil && u.Description == nil && u.ExpiresAt == nil && !u.ClearExpiry && !u.EnforceReportOnly && !rf.changed(cmd) &&
+				u.ExternalID == nil && u.Metadata == nil {
+				return UsageErrorf("nothing to change: give --status Active|Inactive, --description TEXT, --expires-at, --clear-expiry, --external-id, --metadata, a restriction flag, or --enforce-report-only")
 			}
 			if recent < 0 {
 				return UsageErrorf("--recent-window %s: expected a duration of 0 or more, such as 1h", recent)
@@ -151,6 +169,8 @@ EXAMPLES
 	f.StringVar(&id, "access-key-id", "", "key to change (required)")
 	f.StringVar(&status, "status", "", latchkey.Choices(latchkey.Statuses()))
 	f.StringVar(&description, "description", "", "new description")
+	f.StringVar(&externalID, "external-id", "", "new external ID (\"\" removes it)")
+	f.StringVar(&metadata, "metadata", "", "new metadata, a JSON object ('{}' removes it)")
 	f.StringVar(&expiresAt, "expires-at", "", "time (RFC 3339) after which the key stops working")
 	f.BoolVar(&clearExpiry, "clear-expiry", false, "remove the key's expiry")
 	rf.register(f, true)

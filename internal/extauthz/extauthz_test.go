@@ -94,6 +94,11 @@ func TestCheck(t *testing.T) {
 	env := gatewaytest.New(t, gatewaytest.Options{TrustedProxies: []string{"10.0.0.0/8"},
 		ScopeRules: []string{"GET /shipments* shipments:read", "POST /shipments* shipments:write"}})
 	good := env.Key(t, "web", &latchkey.Restrictions{Scopes: []string{"shipments:read"}})
+	goodExternalID := "cus_42"
+	if _, err := env.Service.UpdateAccessKey(t.Context(), env.Operator, good.ID, latchkey.AccessKeyUpdate{ExternalID: &goodExternalID,
+		Metadata: json.RawMessage(`{"plan":"pro"}`)}); err != nil {
+		t.Fatal(err)
+	}
 	inactive := env.Key(t, "cron", nil)
 	env.SetStatus(t, inactive.ID, latchkey.StatusInactive)
 	fenced := env.Key(t, "fenced", &latchkey.Restrictions{AllowedIPs: []string{"192.0.2.0/24"}})
@@ -112,7 +117,9 @@ func TestCheck(t *testing.T) {
 		{"bearer", call{path: "/shipments/1?x=1", headers: map[string]string{"authorization": "Bearer " + good.Secret}}, 200, "VALID", good},
 		{"basic", call{path: "/shipments/1", headers: map[string]string{"authorization": basic}}, 200, "VALID", good},
 		{"x-api-key, forged identity", call{path: "/shipments/1", headers: map[string]string{"x-api-key": good.Secret,
-			"x-latchkey-application": "admin", "x-latchkey-forged": "1"}}, 200, "VALID", good},
+			"x-latchkey-application": "admin", "x-latchkey-forged": "1", "x-latchkey-external-id": "cus_forged"}}, 200, "VALID", good},
+		{"forged external ID and metadata on a key without them", call{path: "/", source: "10.1.2.3", headers: map[string]string{"x-api-key": fenced.Secret,
+			"x-forwarded-for": "192.0.2.9", "x-latchkey-external-id": "cus_forged", "x-latchkey-metadata": "eyJwbGFuIjoiZnJlZSJ9"}}, 200, "VALID", fenced},
 		{"missing", call{path: "/"}, 401, "MISSING", gatewaytest.Key{}},
 		{"malformed", call{path: "/", headers: map[string]string{"x-api-key": "lksk_typo"}}, 401, "MALFORMED", gatewaytest.Key{}},
 		{"inactive", call{path: "/", headers: map[string]string{"x-api-key": inactive.Secret}}, 401, "INACTIVE", gatewaytest.Key{}},
@@ -149,6 +156,8 @@ func TestCheck(t *testing.T) {
 						"x-latchkey-account": latchkey.DefaultAccount}
 					if tt.key == good {
 						want["x-latchkey-scopes"] = "shipments:read"
+						want["x-latchkey-external-id"] = goodExternalID
+						want["x-latchkey-metadata"] = base64.RawURLEncoding.EncodeToString([]byte(`{"plan":"pro"}`))
 					}
 					if diff := cmp.Diff(want, headerMap(t, ok.GetHeaders())); diff != "" {
 						t.Errorf("headers to the upstream (-want +got):\n%s", diff)
@@ -159,8 +168,10 @@ func TestCheck(t *testing.T) {
 							t.Errorf("headers_to_remove %v lacks %s", remove, h)
 						}
 					}
-					if _, forged := tt.call.headers["x-latchkey-forged"]; forged && !slices.Contains(remove, "x-latchkey-forged") {
-						t.Errorf("headers_to_remove %v lacks the client's x-latchkey-forged", remove)
+					for _, h := range []string{"x-latchkey-forged", "x-latchkey-external-id", "x-latchkey-metadata"} {
+						if _, forged := tt.call.headers[h]; forged && !slices.Contains(remove, h) {
+							t.Errorf("headers_to_remove %v lacks the client's %s", remove, h)
+						}
 					}
 					if tt.key == limited && headerMap(t, ok.GetResponseHeadersToAdd())["ratelimit-limit"] != "1" {
 						t.Errorf("response headers %v lack ratelimit-limit", ok.GetResponseHeadersToAdd())

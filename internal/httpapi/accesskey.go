@@ -70,6 +70,7 @@ func (s *Server) listAccessKeys(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Application, f.Kind = app, "application"
 	}
+	f.ExternalID = q.Get("external_id")
 	if kind := q.Get("kind"); kind != "" {
 		var err error
 		if f.Kind, err = latchkey.ParseChoice("kind", kind, latchkey.KeyKinds()); err != nil {

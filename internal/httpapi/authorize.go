@@ -129,6 +129,11 @@ const (
 	HeaderAccount     = "X-Latchkey-Account"
 	HeaderScopes      = "X-Latchkey-Scopes"
 	HeaderCode        = "X-Latchkey-Code"
+	// HeaderExternalID is the key's external ID; HeaderMetadata its
+	// metadata, base64url of the compact JSON (latchkey.MetadataHeader),
+	// at most 2,731 characters.
+	HeaderExternalID = "X-Latchkey-External-Id"
+	HeaderMetadata   = "X-Latchkey-Metadata"
 )
 
 // HeaderPrefix starts every header latchkey sets. Each gateway surface
@@ -381,17 +386,20 @@ func (s *Server) VerifyHTTP(r *http.Request, scope string) verify.Result {
 // scopes header lists the key's granted scopes), the decision code, and
 // RateLimit-*/Retry-After headers whenever they apply.
 //
-// On an allowed call the scopes header is always there, empty when the key
-// may use any scope: a gateway that copies a header the answer lacks may
-// copy something else (Caddy 2.6's copy_headers sets the header to its own
+// On an allowed call the scopes, external ID and metadata headers are
+// always there, empty when the key may use any scope or has no external ID
+// or metadata: a gateway that copies a header the answer lacks may copy
+// something else (Caddy 2.6's copy_headers sets the header to its own
 // placeholder text, "{http.reverse_proxy.header.X-Latchkey-Scopes}").
 func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	h.Set(HeaderCode, string(res.Code))
 	WriteRateLimitHeaders(h, res)
 	if res.Valid() && res.Entry != nil {
 		SetIdentityHeaders(h, res.Entry)
-		if h.Get(HeaderScopes) == "" {
-			h[HeaderScopes] = []string{""}
+		for _, name := range []string{HeaderScopes, HeaderExternalID, HeaderMetadata} {
+			if h.Get(name) == "" {
+				h[name] = []string{""}
+			}
 		}
 	}
 }
@@ -413,7 +421,8 @@ func WriteRateLimitHeaders(h http.Header, res verify.Result) {
 
 // SetIdentityHeaders sets the identity of an allowed call's key, for the
 // upstream: access key ID, application, account, and the key's granted
-// scopes when it has any. A nil entry sets nothing.
+// scopes, external ID and metadata when it has them. A nil entry sets
+// nothing.
 func SetIdentityHeaders(h http.Header, e *verify.Entry) {
 	if e == nil {
 		return
@@ -423,6 +432,12 @@ func SetIdentityHeaders(h http.Header, e *verify.Entry) {
 	h.Set(HeaderAccount, e.Account)
 	if sc := e.Scopes(); sc != "" {
 		h.Set(HeaderScopes, sc)
+	}
+	if id := e.ExternalID(); id != "" {
+		h.Set(HeaderExternalID, id)
+	}
+	if m := e.MetadataHeader(); m != "" {
+		h.Set(HeaderMetadata, m)
 	}
 }
 

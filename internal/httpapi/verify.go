@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
 	"net/netip"
@@ -43,6 +44,9 @@ type VerifyResponse struct {
 	AccessKeyID string        `json:"access_key_id,omitempty"`
 	Application string        `json:"application,omitempty"`
 	Account     string        `json:"account,omitempty"`
+	// ExternalID and Metadata are the key's, when it has them.
+	ExternalID string          `json:"external_id,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
 	// WouldDeny is what a report-only restriction would have answered.
 	WouldDeny latchkey.Code `json:"would_deny,omitempty"`
 	// RateLimit describes the key's bucket when it has a rate limit.
@@ -129,6 +133,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	out := VerifyResponse{Valid: res.Valid(), Code: res.Code, Message: Message(res.Code)}
 	if res.Entry != nil {
 		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application(), res.Entry.Account
+		out.ExternalID, out.Metadata = res.Entry.ExternalID(), res.Entry.Metadata()
 	}
 	out.WouldDeny = res.WouldDeny
 	if res.Rate.Limit > 0 {

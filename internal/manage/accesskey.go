@@ -1,7 +1,9 @@
 package manage
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -18,8 +20,8 @@ type CreatedKey struct {
 
 // CreateAccessKey creates a key for an application. Returns ELIMIT when the
 // application already owns the maximum number of keys, ENOTFOUND for an
-// unknown application, EINVALID for a bad description or an expiry in the
-// past, EFORBIDDEN for a read-only actor.
+// unknown application, EINVALID for a bad description, external ID or
+// metadata or an expiry in the past, EFORBIDDEN for a read-only actor.
 func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account, application string, in latchkey.NewAccessKey) (*CreatedKey, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
@@ -28,6 +30,13 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 		return nil, err
 	}
 	if err := validateRestrictions(in.Restrictions, in.ReportOnly); err != nil {
+		return nil, err
+	}
+	if err := latchkey.ValidateExternalID(in.ExternalID); err != nil {
+		return nil, err
+	}
+	metadata, err := latchkey.NormalizeMetadata(in.Metadata)
+	if err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -39,7 +48,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 		in.ExpiresAt = &t
 	}
 	var out *CreatedKey
-	err := retryOnCollision(func() error {
+	err = retryOnCollision(func() error {
 		id, secret, err := s.newKeyMaterial()
 		if err != nil {
 			return err
@@ -48,6 +57,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 			ID: id, Account: account, Application: application, Description: in.Description,
 			Status: latchkey.StatusActive, CreatedAt: now, UpdatedAt: now, ExpiresAt: in.ExpiresAt,
 			SecretDigest: keyformat.Sum(secret), Restrictions: nilIfEmpty(in.Restrictions), ReportOnly: nilIfEmpty(in.ReportOnly),
+			ExternalID: in.ExternalID, Metadata: metadata,
 		}
 		return s.update(ctx, func(tx latchkey.Tx) error {
 			app, err := tx.FindApplication(ctx, account, application)
@@ -161,6 +171,9 @@ func (s *Service) ListAccessKeys(ctx context.Context, a latchkey.Actor, f latchk
 	if f.Account == "" && a.Role != latchkey.RoleOperator {
 		f.Account = a.Account
 	}
+	if err := latchkey.ValidateExternalID(f.ExternalID); err != nil {
+		return nil, "", err
+	}
 	if f.Account != "" {
 		if err := requireRead(a, f.Account); err != nil {
 			return nil, "", err
@@ -191,7 +204,8 @@ func (s *Service) ListAccessKeys(ctx context.Context, a latchkey.Actor, f latchk
 	return keys, next, err
 }
 
-// UpdateAccessKey changes a key's status, description or expiry. Returns
+// UpdateAccessKey changes a key's status, description, expiry,
+// restrictions, external ID or metadata. Returns
 // ENOTFOUND, EFORBIDDEN, EINVALID.
 func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id string, u latchkey.AccessKeyUpdate) (*latchkey.AccessKey, error) {
 	if u.Description != nil {
@@ -208,6 +222,18 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 	}
 	if err := validateRestrictions(u.Restrictions, u.ReportOnly); err != nil {
 		return nil, err
+	}
+	if u.ExternalID != nil {
+		if err := latchkey.ValidateExternalID(*u.ExternalID); err != nil {
+			return nil, err
+		}
+	}
+	var metadata json.RawMessage
+	if u.Metadata != nil {
+		var err error
+		if metadata, err = latchkey.NormalizeMetadata(u.Metadata); err != nil {
+			return nil, err
+		}
 	}
 	if u.ClearExpiry && u.ExpiresAt != nil {
 		return nil, latchkey.Errorf(latchkey.EINVALID, "give expires_at or clear_expiry, not both")
@@ -242,6 +268,12 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		}
 		if u.ClearExpiry && k.ExpiresAt != nil {
 			k.ExpiresAt, changed = nil, true
+		}
+		if u.ExternalID != nil && *u.ExternalID != k.ExternalID {
+			k.ExternalID, changed = *u.ExternalID, true
+		}
+		if u.Metadata != nil && !bytes.Equal(metadata, k.Metadata) {
+			k.Metadata, changed = metadata, true
 		}
 		if u.Restrictions != nil && !sameRestrictions(k.Restrictions, u.Restrictions) {
 			k.Restrictions, changed = nilIfEmpty(u.Restrictions), true

@@ -97,6 +97,11 @@ func TestDecisions(t *testing.T) {
 	env := gatewaytest.New(t, gatewaytest.Options{TrustedProxies: []string{"127.0.0.1/32"},
 		ScopeRules: []string{"GET /shipments* shipments:read", "POST /shipments* shipments:write"}})
 	good := env.Key(t, "web", &latchkey.Restrictions{Scopes: []string{"shipments:read"}})
+	goodExternalID := "cus_42"
+	if _, err := env.Service.UpdateAccessKey(t.Context(), env.Operator, good.ID, latchkey.AccessKeyUpdate{ExternalID: &goodExternalID,
+		Metadata: json.RawMessage(`{"plan":"pro"}`)}); err != nil {
+		t.Fatal(err)
+	}
 	inactive := env.Key(t, "cron", nil)
 	env.SetStatus(t, inactive.ID, latchkey.StatusInactive)
 	fenced := env.Key(t, "fenced", &latchkey.Restrictions{AllowedIPs: []string{"192.0.2.0/24"}})
@@ -124,13 +129,15 @@ func TestDecisions(t *testing.T) {
 		{name: "basic", target: "/shipments/1", header: map[string]string{"Authorization": basic}, status: 200},
 		{name: "x-api-key", target: "/shipments/1", header: map[string]string{"X-Api-Key": good.Secret}, status: 200},
 		{name: "forged identity is replaced", target: "/shipments/1", header: map[string]string{"X-Api-Key": good.Secret,
-			"X-Latchkey-Access-Key-Id": "LKIAFORGEDFORGEDFORG", "X-Latchkey-Application": "admin-app", "X-Latchkey-Extra": "x"}, status: 200},
+			"X-Latchkey-Access-Key-Id": "LKIAFORGEDFORGEDFORG", "X-Latchkey-Application": "admin-app", "X-Latchkey-Extra": "x",
+			"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
 		{name: "missing", target: "/shipments/1", status: 401, code: "MISSING"},
 		{name: "malformed", target: "/shipments/1", header: map[string]string{"X-Api-Key": "lksk_nope"}, status: 401, code: "MALFORMED"},
 		{name: "unknown", target: "/shipments/1", header: map[string]string{"X-Api-Key": unknown.Secret}, status: 401, code: "NOT_FOUND"},
 		{name: "inactive", target: "/shipments/1", header: map[string]string{"X-Api-Key": inactive.Secret}, status: 401, code: "INACTIVE"},
 		{name: "wrong ip", target: "/x", header: map[string]string{"X-Api-Key": fenced.Secret}, status: 403, code: "IP_NOT_ALLOWED"},
-		{name: "ip from a trusted proxy", target: "/x", header: map[string]string{"X-Api-Key": fenced.Secret, "X-Forwarded-For": "192.0.2.10"}, status: 200},
+		{name: "ip from a trusted proxy", target: "/x", header: map[string]string{"X-Api-Key": fenced.Secret, "X-Forwarded-For": "192.0.2.10",
+			"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
 		{name: "scope by rule", method: "POST", target: "/shipments", header: map[string]string{"X-Api-Key": good.Secret}, status: 403, code: "SCOPE_DENIED"},
 		{name: "first call of a limited key", target: "/x", header: map[string]string{"X-Api-Key": limited.Secret}, status: 200},
 		{name: "rate limited", target: "/x", header: map[string]string{"X-Api-Key": limited.Secret}, status: 429, code: "RATE_LIMITED"},
@@ -189,6 +196,11 @@ func TestDecisions(t *testing.T) {
 				"ip from a trusted proxy": fenced, "first call of a limited key": limited}[tt.name]
 			wantID := map[string]string{
 				httpapi.HeaderKeyID: key.ID, httpapi.HeaderApplication: key.Application, httpapi.HeaderAccount: latchkey.DefaultAccount,
+				httpapi.HeaderExternalID: "", httpapi.HeaderMetadata: "",
+			}
+			if key == good {
+				wantID[httpapi.HeaderExternalID] = goodExternalID
+				wantID[httpapi.HeaderMetadata] = base64.RawURLEncoding.EncodeToString([]byte(`{"plan":"pro"}`))
 			}
 			gotID := map[string]string{}
 			for h := range wantID {

@@ -19,7 +19,8 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.last_rejected_at, k.last_rejected_ip, k.last_rejected_ua, k.last_rejected_reason,
 	k.use_count, k.reject_count, k.exposed_at, k.exposed_where,
 	k.restrictions, k.report_only, a.restrictions,
-	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count`
+	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count,
+	k.external_id, k.metadata`
 
 const keyFrom = ` FROM access_keys k
 	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
@@ -37,6 +38,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		restr, reportOnly, appRestr    sql.NullString
 		wouldDeny                      sql.NullInt64
 		wdIP, wdUA, wdReason           string
+		externalID, metadata           sql.NullString
 	)
 	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
 		&digest, &k.Description, &k.Status, &created, &updated, &expires,
@@ -44,11 +46,12 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		&rejected, &rejIP, &rejUA, &rejReason,
 		&k.UseCount, &k.RejectCount, &expos, &exposedWhere,
 		&restr, &reportOnly, &appRestr,
-		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount)
+		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount,
+		&externalID, &metadata)
 	if err != nil {
 		return nil, err
 	}
-	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr); err != nil {
+	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, externalID, metadata); err != nil {
 		return nil, err
 	}
 	if wouldDeny.Valid {
@@ -69,8 +72,15 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 }
 
 // setIndexFields decodes the columns ScanKeyIndex and scanKey share.
-func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64, restr, reportOnly, appRestr sql.NullString) error {
+func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64, restr, reportOnly, appRestr, externalID, metadata sql.NullString) error {
 	var err error
+	k.ExternalID = externalID.String
+	if metadata.Valid && metadata.String != "" {
+		if !json.Valid([]byte(metadata.String)) {
+			return fmt.Errorf("access key %s: metadata is not JSON", k.ID)
+		}
+		k.Metadata = json.RawMessage(metadata.String)
+	}
 	if k.Restrictions, err = unmarshalRestrictions(restr); err != nil {
 		return fmt.Errorf("access key %s: restrictions: %w", k.ID, err)
 	}
@@ -113,11 +123,11 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	}
 	_, err = t.exec(ctx, `INSERT INTO access_keys
 		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where,
-		 restrictions, report_only)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 restrictions, report_only, external_id, metadata)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
 		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere,
-		restr, reportOnly)
+		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)))
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
 		return latchkey.Errorf(latchkey.EEXISTS, "an access key with this ID or secret already exists")
@@ -158,6 +168,9 @@ func (t *Tx) ListAccessKeys(ctx context.Context, f latchkey.AccessKeyFilter) ([]
 	}
 	if f.Principal != "" {
 		add("k.principal = ?", f.Principal)
+	}
+	if f.ExternalID != "" {
+		add("k.external_id = ?", f.ExternalID)
 	}
 	switch f.Kind {
 	case "application":
@@ -242,9 +255,9 @@ func (t *Tx) UpdateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 		return err
 	}
 	res, err := t.exec(ctx, `UPDATE access_keys SET status = ?, description = ?, expires_at = ?, updated_at = ?,
-		exposed_at = ?, exposed_where = ?, restrictions = ?, report_only = ? WHERE id = ?`,
+		exposed_at = ?, exposed_where = ?, restrictions = ?, report_only = ?, external_id = ?, metadata = ? WHERE id = ?`,
 		string(k.Status), k.Description, nullMicros(k.ExpiresAt), toMicros(k.UpdatedAt), exposedAt, exposedWhere,
-		restr, reportOnly, k.ID)
+		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), k.ID)
 	if err != nil {
 		return err
 	}
@@ -322,18 +335,19 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 		return err
 	}
 	return db.scanRows(ctx, `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
-		secret_digest, status, expires_at, restrictions, report_only FROM access_keys`, func(rows *sql.Rows) error {
+		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata FROM access_keys`, func(rows *sql.Rows) error {
 		var (
-			k                 latchkey.AccessKey
-			digest            []byte
-			expires           sql.NullInt64
-			restr, reportOnly sql.NullString
+			k                    latchkey.AccessKey
+			digest               []byte
+			expires              sql.NullInt64
+			restr, reportOnly    sql.NullString
+			externalID, metadata sql.NullString
 		)
 		if err := rows.Scan(&k.ID, &k.Account, &k.Application, &k.Principal,
-			&digest, &k.Status, &expires, &restr, &reportOnly); err != nil {
+			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata); err != nil {
 			return db.Err(err)
 		}
-		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}); err != nil {
+		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, externalID, metadata); err != nil {
 			return latchkey.Internal(err)
 		}
 		if k.Principal != "" {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 	"testing"
 	"time"
@@ -39,6 +40,10 @@ func testKeyCreateFindApplicationKey(t *testing.T, s latchkey.Store) {
 		{"exposed at creation", func(k *latchkey.AccessKey) {
 			k.Exposed = &latchkey.Exposure{At: at(3), Where: "imported from a leak report"}
 			k.Description = "ünïcode déscription"
+		}},
+		{"external ID and metadata", func(k *latchkey.AccessKey) {
+			k.ExternalID = "cus_42"
+			k.Metadata = json.RawMessage(`{"plan":"pro","note":"ünï","limits":{"seats":5}}`)
 		}},
 	}
 	for _, tt := range tests {
@@ -215,6 +220,11 @@ func testKeyUpdate(t *testing.T, s latchkey.Store) {
 			k.Exposed = &latchkey.Exposure{At: at(40), Where: "commit 0123abc"}
 		}},
 		{"clear exposure", func(k *latchkey.AccessKey) { k.Exposed = nil }},
+		{"set external ID and metadata", func(k *latchkey.AccessKey) {
+			k.ExternalID, k.Metadata = "tenant:9", json.RawMessage(`{"tier":"gold"}`)
+		}},
+		{"change metadata", func(k *latchkey.AccessKey) { k.Metadata = json.RawMessage(`{"tier":"silver","b":[1,2]}`) }},
+		{"clear external ID and metadata", func(k *latchkey.AccessKey) { k.ExternalID, k.Metadata = "", nil }},
 	}
 	for i, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -330,14 +340,15 @@ func testKeyList(t *testing.T, s latchkey.Store) {
 		want.Role = role
 		keys = append(keys, &want)
 	}
-	add(newKey(t, "acme", "billing", at(5)), "")
+	withExternalID := func(k *latchkey.AccessKey, id string) *latchkey.AccessKey { k.ExternalID = id; return k }
+	add(withExternalID(newKey(t, "acme", "billing", at(5)), "cus_1"), "")
 	add(newKey(t, "acme", "billing", at(2)), "")
 	add(newKey(t, "acme", "shipping", at(2)), "")
-	add(newKey(t, "acme", "shipping", at(1)), "")
+	add(withExternalID(newKey(t, "acme", "shipping", at(1)), "cus_1"), "")
 	add(newPrincipalKey(t, "acme", "alice", at(2)), latchkey.RoleAdmin)
 	add(newPrincipalKey(t, "acme", "alice", at(3)), latchkey.RoleAdmin)
 	add(newKey(t, "other", "billing", at(2)), "")
-	add(newKey(t, "other", "billing", at(4)), "")
+	add(withExternalID(newKey(t, "other", "billing", at(4)), "cus_1"), "")
 	add(newPrincipalKey(t, "other", "bob", at(0)), latchkey.RoleViewer)
 	// Keys created in the same microsecond, the case the ID tie-break is for.
 	add(newKey(t, "other", "billing", at(2)), "")
@@ -372,6 +383,11 @@ func testKeyList(t *testing.T, s latchkey.Store) {
 		}},
 		{"principal of another account", latchkey.AccessKeyFilter{Account: "acme", Principal: "bob"}, func(k *latchkey.AccessKey) bool { return false }},
 		{"application and kind principal", latchkey.AccessKeyFilter{Application: "billing", Kind: "principal"}, func(k *latchkey.AccessKey) bool { return false }},
+		{"external ID in every account", latchkey.AccessKeyFilter{ExternalID: "cus_1"}, func(k *latchkey.AccessKey) bool { return k.ExternalID == "cus_1" }},
+		{"external ID of an account", latchkey.AccessKeyFilter{Account: "acme", ExternalID: "cus_1"}, func(k *latchkey.AccessKey) bool {
+			return k.Account == "acme" && k.ExternalID == "cus_1"
+		}},
+		{"unknown external ID", latchkey.AccessKeyFilter{ExternalID: "cus_2"}, func(k *latchkey.AccessKey) bool { return false }},
 	}
 	for _, tt := range tests {
 		var want []*latchkey.AccessKey

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -115,6 +116,7 @@ func testScanKeyIndex(t *testing.T, s latchkey.Store) {
 	own.ReportOnly = &latchkey.Restrictions{AllowedIPs: []string{"192.0.2.0/24"}}
 	own.ExpiresAt = ptr(at(90))
 	own.Description = "nightly batch"
+	own.ExternalID, own.Metadata = "cus_42", json.RawMessage(`{"plan":"pro"}`)
 	inactive := newKey(t, "other", "web", at(3))
 	inactive.Status = latchkey.StatusInactive
 	inactive.Exposed = &latchkey.Exposure{At: at(4), Where: "a public gist"}
@@ -132,9 +134,10 @@ func testScanKeyIndex(t *testing.T, s latchkey.Store) {
 	for id, k := range allKeys(t, s) {
 		want[id] = &latchkey.AccessKey{ID: k.ID, Account: k.Account, Application: k.Application, Principal: k.Principal,
 			Role: k.Role, SecretDigest: k.SecretDigest, Status: k.Status, ExpiresAt: k.ExpiresAt,
-			Restrictions: k.Restrictions, ReportOnly: k.ReportOnly, AppRestrictions: k.AppRestrictions}
+			Restrictions: k.Restrictions, ReportOnly: k.ReportOnly, AppRestrictions: k.AppRestrictions,
+			ExternalID: k.ExternalID, Metadata: k.Metadata}
 	}
-	if len(want) != 5 || want[plain.ID].AppRestrictions == nil || want[inactive.ID].AppRestrictions != nil {
+	if len(want) != 5 || want[plain.ID].AppRestrictions == nil || want[inactive.ID].AppRestrictions != nil || want[own.ID].ExternalID != "cus_42" {
 		t.Fatalf("ScanAccessKeys gives %d keys, application restrictions %v and %v; the test's premise does not hold",
 			len(want), want[plain.ID].AppRestrictions, want[inactive.ID].AppRestrictions)
 	}

@@ -10,6 +10,7 @@ package verify
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,6 +99,43 @@ type rules struct {
 	scopes           string   // the key's granted scopes, space-separated ("" = any)
 	reportLimit      *limiter
 	reportRateKey    string // the report-only limit's name in a RateStore
+	about            *about // nil: no external ID, no metadata
+}
+
+// about is what a verification tells the caller about a key's customer,
+// ready to send: the external ID, the metadata, and the metadata in its
+// header encoding (latchkey.MetadataHeader), encoded once per change of
+// the key rather than once per call.
+type about struct {
+	externalID     string
+	metadata       json.RawMessage
+	metadataHeader string
+}
+
+// ExternalID is the key's external ID; "" when it has none.
+func (e *Entry) ExternalID() string {
+	if e.rules == nil || e.rules.about == nil {
+		return ""
+	}
+	return e.rules.about.externalID
+}
+
+// Metadata is the key's metadata as compact JSON; nil when it has none.
+// The caller must not change it.
+func (e *Entry) Metadata() json.RawMessage {
+	if e.rules == nil || e.rules.about == nil {
+		return nil
+	}
+	return e.rules.about.metadata
+}
+
+// MetadataHeader is the key's metadata in its header encoding
+// (latchkey.MetadataHeader); "" when it has none.
+func (e *Entry) MetadataHeader() string {
+	if e.rules == nil || e.rules.about == nil {
+		return ""
+	}
+	return e.rules.about.metadataHeader
 }
 
 // Scopes returns the scopes the key may use, space-separated; "" means any.
@@ -248,6 +286,9 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	}
 	if r.reportLimit != nil {
 		r.reportRateKey = k.ID + reportSuffix
+	}
+	if k.ExternalID != "" || len(k.Metadata) > 0 {
+		r.about = &about{externalID: k.ExternalID, metadata: k.Metadata, metadataHeader: latchkey.MetadataHeader(k.Metadata)}
 	}
 	if *r != (rules{}) {
 		e.rules = r
@@ -464,7 +505,7 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 		e.Active == (k.Status == latchkey.StatusActive) && e.ExpiresAt == exp &&
 		// restrictions: compare the compiled forms' sources cheaply by
 		// recompiling only when either side has any
-		e.rules == nil &&
+		e.rules == nil && k.ExternalID == "" && len(k.Metadata) == 0 &&
 		k.AppRestrictions.Empty() && k.Restrictions.Empty() && k.ReportOnly.Empty()
 }
 

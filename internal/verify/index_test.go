@@ -2,6 +2,8 @@ package verify_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -284,5 +286,48 @@ func mustUpdate(t *testing.T, s latchkey.Store, fn func(latchkey.Tx) error) {
 	t.Helper()
 	if err := s.Update(t.Context(), fn); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIndexExternalIDAndMetadata: an entry carries its key's external ID,
+// metadata and the metadata's header form; a change made in the store
+// behind the index's back reaches it at the next Sync, in both directions.
+func TestIndexExternalIDAndMetadata(t *testing.T) {
+	store := openStore(t)
+	k := seedKey(t, store, "acme", "shop")
+	ix := verify.NewIndex()
+	if _, err := ix.Sync(t.Context(), store); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step, id, metadata string) {
+		t.Helper()
+		e := ix.Get(k.ID)
+		if e == nil {
+			t.Fatalf("%s: no entry", step)
+		}
+		header := ""
+		if metadata != "" {
+			header = base64.RawURLEncoding.EncodeToString([]byte(metadata))
+		}
+		if e.ExternalID() != id || string(e.Metadata()) != metadata || e.MetadataHeader() != header {
+			t.Errorf("%s: external ID %q, metadata %s, header %q; want %q, %s, %q", step,
+				e.ExternalID(), e.Metadata(), e.MetadataHeader(), id, metadata, header)
+		}
+	}
+	check("none", "", "")
+	for _, step := range []struct{ name, id, metadata string }{
+		{"set in the store", "cus_42", `{"plan":"pro"}`},
+		{"changed in the store", "cus_42", `{"plan":"team"}`},
+		{"removed in the store", "", ""},
+	} {
+		k.ExternalID, k.Metadata = step.id, nil
+		if step.metadata != "" {
+			k.Metadata = json.RawMessage(step.metadata)
+		}
+		mustUpdate(t, store, func(tx latchkey.Tx) error { return tx.UpdateAccessKey(t.Context(), k.AccessKey) })
+		if _, err := ix.Sync(t.Context(), store); err != nil {
+			t.Fatal(err)
+		}
+		check(step.name, step.id, step.metadata)
 	}
 }

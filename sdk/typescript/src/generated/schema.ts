@@ -702,6 +702,8 @@ export interface components {
             /** @description The principal's role, for principal keys. */
             role?: components["schemas"]["Role"];
             description: components["schemas"]["Description"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["Metadata"];
             status: components["schemas"]["Status"];
             /** Format: date-time */
             created_at: string;
@@ -841,6 +843,8 @@ export interface components {
             access_key_id?: components["schemas"]["AccessKeyID"];
             application?: components["schemas"]["Name"];
             account?: components["schemas"]["Name"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["Metadata"];
             /** @description What a report-only restriction would have answered a valid call. */
             would_deny?: components["schemas"]["VerifyCode"];
             rate_limit?: {
@@ -910,6 +914,8 @@ export interface components {
         };
         CreateAccessKeyRequest: {
             description?: components["schemas"]["Description"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["Metadata"];
             /**
              * Format: date-time
              * @description When the key stops working: an RFC 3339 time with a zone, such as 2027-01-31T00:00:00Z, in the future.
@@ -922,6 +928,12 @@ export interface components {
             /** @description Active or Inactive, exactly: values are case-sensitive, and "inactive" is refused with InvalidArgument. An Inactive key can be made Active again. */
             status?: components["schemas"]["Status"];
             description?: components["schemas"]["Description"];
+            /** @description Replaces the key's external ID; "" removes it. */
+            external_id?: string;
+            /** @description Replaces the key's metadata as a whole (see Metadata); {} or null removes it. */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Format: date-time
              * @description A new expiry: an RFC 3339 time with a zone, such as 2027-01-31T00:00:00Z, in the future.
@@ -1232,6 +1244,12 @@ export interface components {
             /** @description after_seq of the next page; absent on the last. */
             next_after_seq?: number;
         };
+        /** @description Your own ID for the key's customer or tenant: 1 to 128 letters, digits and -_.:@/. Returned by every verification and sent upstream as X-Latchkey-External-Id. */
+        ExternalID: string;
+        /** @description A JSON object of at most 2048 bytes once compacted and 4 levels of objects and arrays deep, with no key repeated in an object. Returned by every verification and sent upstream as X-Latchkey-Metadata: base64url without padding (RFC 4648 section 5) of the compact JSON. Not secret: it is shown, audited and sent upstream. */
+        Metadata: {
+            [key: string]: unknown;
+        };
     };
     responses: {
         /** @description Bad request. Codes: CredentialsInUrl (a credential was sent in the URL; any real key found there is flagged exposed). */
@@ -1407,6 +1425,8 @@ export interface components {
         webhook_id: string;
         /** @description Only entries with a seq above this (paging). */
         after_seq: number;
+        /** @description Only the keys with this external ID. */
+        external_id: components["schemas"]["ExternalID"];
     };
     requestBodies: never;
     headers: never;
@@ -1824,6 +1844,8 @@ export interface operations {
                 application?: components["parameters"]["application_filter"];
                 /** @description Only application keys or only admin principal keys. */
                 kind?: components["parameters"]["kind"];
+                /** @description Only the keys with this external ID. */
+                external_id?: components["parameters"]["external_id"];
                 /** @description Page size. */
                 limit?: components["parameters"]["limit"];
                 /** @description The next_page_token of the previous page. */
