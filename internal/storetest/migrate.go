@@ -67,8 +67,14 @@ func FoldedNamesMigration(t *testing.T, openDB func() (latchkey.Store, error), r
 	if strings.Contains(msg, `"other"`) {
 		t.Errorf("error %q names account other, whose names differ from acme's only in case", msg)
 	}
-	if v := schemaVersion(ctx, t, db); v != 5 {
-		t.Errorf("schema version %d after a refused migration, want 5", v)
+	// Later migrations were applied when the store was first opened; what
+	// matters is that version 6 is not recorded.
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = 6`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("version 6 recorded after a refused migration")
 	}
 
 	if _, err := db.ExecContext(ctx, `DELETE FROM applications WHERE account = 'acme' AND name IN ('Billing', 'BILLING', 'Shipping')`); err != nil {
