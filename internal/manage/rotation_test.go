@@ -24,7 +24,6 @@ type rollReplicas struct {
 	svcs   []*manage.Service
 	clock  *clock
 	op     latchkey.Actor
-	e      *env // for the receiver's destination policy and dispatcher
 }
 
 func sqliteReplicas(t *testing.T) []latchkey.Store {
