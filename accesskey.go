@@ -62,6 +62,11 @@ type AccessKey struct {
 	// computed.
 	Findings []Finding `json:"findings,omitempty"`
 
+	// Roll is the latest server-side roll the key is part of, as old or
+	// new key, set when the key is read (list and get); absent when it
+	// was never rolled.
+	Roll *Rotation `json:"roll,omitempty"`
+
 	// AppRestrictions are the owning application's restrictions, loaded
 	// with the key so the index can enforce both. Not serialized.
 	AppRestrictions *Restrictions `json:"-"`

@@ -45,6 +45,8 @@ const (
 	ActionWebhookCreate     = "webhook.create"
 	ActionWebhookUpdate     = "webhook.update"
 	ActionWebhookDelete     = "webhook.delete"
+	ActionAccessKeyRoll     = "access_key.roll"
+	ActionRotationUpdate    = "rotation.update"
 )
 
 // AuditActions lists every audit action, for filters.
@@ -52,7 +54,7 @@ func AuditActions() []string {
 	return []string{ActionAccountCreate, ActionApplicationCreate, ActionApplicationDelete, ActionApplicationUpdate,
 		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed,
 		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
-		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete}
+		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate}
 }
 
 // AuditFilter selects audit events. Results are newest first.

@@ -28,6 +28,7 @@ const (
 	EventKeyDeletionSched  = "key.deletion_scheduled"
 	EventRotationStarted   = "rotation.started"
 	EventRotationCompleted = "rotation.completed"
+	EventRotationStalled   = "rotation.stalled"
 	EventWebhookPing       = "webhook.ping"
 )
 
@@ -42,7 +43,8 @@ const (
 // EventTypes lists every event type a webhook may subscribe to.
 func EventTypes() []string {
 	return []string{EventKeyCreated, EventKeyUpdated, EventKeyDeleted, EventKeyExposed, EventKeyRotationDue,
-		EventKeyExpiring, EventKeyUnused, EventKeyDeletionSched, EventRotationStarted, EventRotationCompleted}
+		EventKeyExpiring, EventKeyUnused, EventKeyDeletionSched, EventRotationStarted, EventRotationCompleted,
+		EventRotationStalled}
 }
 
 // Webhook is a receiver of an account's events. Its signing secret is

@@ -44,6 +44,11 @@ type CredentialRow struct {
 	DeactivateAt       *time.Time         `json:"deactivate_at"`
 	DeleteAt           *time.Time         `json:"delete_at"`
 	Findings           []latchkey.Finding `json:"findings"`
+	// RollState is the state of the key's latest server-side roll
+	// (waiting, stalled, done), "" if it was never rolled; RolledWith is
+	// the other key of that roll.
+	RollState  string `json:"roll_state"`
+	RolledWith string `json:"rolled_with"`
 }
 
 // GetCredentialReport returns the report of an account ("" = the caller's

@@ -23,6 +23,10 @@ type rotateOptions struct {
 	validate time.Duration
 	poll     time.Duration
 	yes      bool
+
+	serverSide bool
+	expiresIn  string
+	hardLimit  string
 }
 
 func (s *state) newRotateAccessKeyCmd() *cobra.Command {
@@ -51,6 +55,17 @@ exists: step 2; the old key is Inactive: step 4). --yes answers every
 question with its safe answer for scripts: reactivate a key still in use,
 delete the old key once validated.
 
+SERVER-SIDE ROLL
+  With --server-side the command makes one call (POST
+  /v1/access-keys/{id}/roll) and returns: the server creates the new key
+  (saved to --save-to-profile or printed once) and, from
+  --old-key-expires-in on, deactivates the old key as soon as it has gone
+  --quiet-period without a valid call. While the old key is still in use it
+  waits and sends the rotation.stalled webhook once; with --hard-limit it
+  deactivates the old key at that time anyway. Without --old-key-expires-in
+  the old key stays until someone deactivates it. Deleting the Inactive old
+  key follows the account's policy (delete_inactive_after).
+
 Exit status: 0 when the rotation completed (or you chose to keep the old key
 Inactive), 1 when it stopped (old key reactivated, an error, interrupted).
 
@@ -70,7 +85,11 @@ EXAMPLES
 
   # Shorter waits, no questions (CI)
   latchkey rotate-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --save-to-profile billing \
-      --quiet-period 5m --validate-period 10m --yes`,
+      --quiet-period 5m --validate-period 10m --yes
+
+  # Let the server finish it: the old key goes once quiet after 24h, by 72h at the latest
+  latchkey rotate-access-key --access-key-id LKIAEXAMPLEEXAMPLE23 --save-to-profile billing \
+      --server-side --old-key-expires-in 24h --hard-limit 72h`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return s.runRotate(cmd, o)
@@ -85,7 +104,79 @@ EXAMPLES
 	f.BoolVarP(&o.yes, "yes", "y", false, "answer every question (reactivate a key still in use; delete the old key)")
 	f.DurationVar(&o.poll, "poll-interval", 2*time.Second, "how often to read the keys' last use")
 	_ = f.MarkHidden("poll-interval")
+	f.BoolVar(&o.serverSide, "server-side", false, "roll on the server in one call and return; the server retires the old key (see SERVER-SIDE ROLL)")
+	f.StringVar(&o.expiresIn, "old-key-expires-in", "", "with --server-side: how long the old key may stay, such as 24h or 7d (default: until deactivated)")
+	f.StringVar(&o.hardLimit, "hard-limit", "", "with --server-side: deactivate the old key this long after the roll even if still in use, such as 72h")
 	return cmd
+}
+
+// runServerSide rolls the key with one call and leaves the rest to the
+// server.
+func (s *state) runServerSide(cmd *cobra.Command, o rotateOptions, p *printer, cl *client.Client) error {
+	var in latchkey.Roll
+	for _, f := range []struct {
+		flag, v string
+		dst     **latchkey.Duration
+	}{{"old-key-expires-in", o.expiresIn, &in.OldKeyExpiresIn}, {"hard-limit", o.hardLimit, &in.HardLimit}} {
+		if f.v == "" {
+			continue
+		}
+		d, err := latchkey.ParseDuration(f.flag, f.v)
+		if err != nil || d.Off() {
+			return UsageErrorf("--%s %q: expected a duration such as 24h or 7d", f.flag, f.v)
+		}
+		*f.dst = &d
+	}
+	if cmd.Flags().Changed("quiet-period") {
+		q := latchkey.Duration(o.quiet.Truncate(time.Second))
+		if q.D() < time.Second {
+			return UsageErrorf("--quiet-period %s: expected at least 1s with --server-side", o.quiet)
+		}
+		in.QuietPeriod = &q
+	}
+	if in.HardLimit != nil && in.OldKeyExpiresIn == nil {
+		return UsageErrorf("--hard-limit needs --old-key-expires-in")
+	}
+	if in.HardLimit != nil && *in.HardLimit < *in.OldKeyExpiresIn {
+		return UsageErrorf("--hard-limit %s is shorter than --old-key-expires-in %s", in.HardLimit, in.OldKeyExpiresIn)
+	}
+	if o.profile != "" {
+		if err := s.checkSaveTarget(o.credsAt, o.profile); err != nil {
+			return err
+		}
+	}
+	out, err := cl.RollAccessKey(cmd.Context(), o.id, in)
+	if err != nil {
+		return err
+	}
+	k, r := out.AccessKey, out.Rotation
+	if o.profile != "" {
+		if err := s.saveKey(p.info, p.err, o.credsAt, o.profile, k.ID, k.SecretAccessKey); err != nil {
+			return fmt.Errorf("%w; access key %s was created but its secret could not be saved: delete it with 'latchkey delete-access-key --access-key-id %s --force' and try again", err, k.ID, k.ID)
+		}
+	}
+	if p.format == formatJSON {
+		if o.profile != "" {
+			return p.JSON(struct {
+				AccessKey savedKey           `json:"access_key"`
+				Rotation  *latchkey.Rotation `json:"rotation"`
+			}{savedKey{AccessKey: k.AccessKey, Profile: o.profile, File: o.credsAt}, r})
+		}
+		return p.JSON(out)
+	}
+	if o.profile == "" {
+		warnSecretOnce(p)
+		fmt.Fprintf(p.out, "Access key ID:     %s\nSecret access key: %s\n", k.ID, k.SecretAccessKey)
+	}
+	when := "stays Active until someone deactivates it"
+	if r.ExpiresAt != nil {
+		when = fmt.Sprintf("goes from %s, once unused for %s", r.ExpiresAt.Format(time.RFC3339), r.QuietPeriod)
+		if r.HardLimitAt != nil {
+			when += fmt.Sprintf(", and at %s at the latest", r.HardLimitAt.Format(time.RFC3339))
+		}
+	}
+	fmt.Fprintf(p.err, "Rolled %s to %s: the old key %s. Follow it with latchkey list-access-keys or the console.\n", r.OldKeyID, r.NewKeyID, when)
+	return nil
 }
 
 // Outcomes of a rotation, in its JSON summary.
@@ -153,6 +244,12 @@ func (s *state) runRotate(cmd *cobra.Command, o rotateOptions) error {
 	}
 	if o.credsAt == "" {
 		o.credsAt = s.credentialsFile()
+	}
+	if o.serverSide {
+		return s.runServerSide(cmd, o, p, cl)
+	}
+	if o.expiresIn != "" || o.hardLimit != "" {
+		return UsageErrorf("--old-key-expires-in and --hard-limit need --server-side")
 	}
 	if o.profile != "" {
 		if err := s.checkSaveTarget(o.credsAt, o.profile); err != nil {

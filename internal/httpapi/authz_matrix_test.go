@@ -83,6 +83,9 @@ var matrix = []matrixRow{
 	{"DELETE /v1/access-keys/{id}", "/v1/access-keys/{key}", "", "204 204 404 403 403 401 401 401 401"},
 	{"GET /v1/access-keys/{id}/last-used", "/v1/access-keys/{key}/last-used", "", "200 200 404 200 403 401 401 401 401"},
 	{"GET /v1/access-keys/{id}/usage", "/v1/access-keys/{key}/usage", "", "200 200 404 200 403 401 401 401 401"},
+	// {key} is Inactive: a roll is refused as such, after the role checks.
+	{"POST /v1/access-keys/{id}/roll", "/v1/access-keys/{key}/roll", `{}`, "400 400 404 403 403 401 401 401 401"},
+	{"GET /v1/rotations", "/v1/rotations", "", "200 200 200 200 403 401 401 401 401"},
 
 	// Principals.
 	{"GET /v1/principals", "/v1/principals", "", "200 200 200 200 403 401 401 401 401"},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,7 @@ func TestCredentialReport(t *testing.T) {
 			for _, rec := range recs[1:] {
 				if rec[3] == k.ID {
 					found = true
-					if rec[1] != "billing" || rec[6] != "31" || rec[len(rec)-1] != "rotation_due;unused;unrestricted" {
+					if rec[1] != "billing" || rec[6] != "31" || rec[slices.Index(manage.CSVHeader, "findings")] != "rotation_due;unused;unrestricted" {
 						t.Errorf("row %v", rec)
 					}
 				}

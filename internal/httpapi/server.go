@@ -123,6 +123,8 @@ func (s *Server) routes() []endpoint {
 		e("DELETE", "/v1/access-keys/{id}", s.admin(s.deleteAccessKey)),
 		e("GET", "/v1/access-keys/{id}/last-used", s.admin(s.getLastUsed)),
 		e("GET", "/v1/access-keys/{id}/usage", s.admin(s.getUsage)),
+		e("POST", "/v1/access-keys/{id}/roll", s.admin(s.rollAccessKey)),
+		e("GET", "/v1/rotations", s.admin(s.listRotations)),
 
 		e("GET", "/v1/principals", s.admin(s.listPrincipals)),
 		e("POST", "/v1/principals", s.admin(s.createPrincipal)),

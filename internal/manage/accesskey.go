@@ -60,27 +60,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 			ExternalID: in.ExternalID, Metadata: metadata,
 		}
 		return s.update(ctx, func(tx latchkey.Tx) error {
-			app, err := tx.FindApplication(ctx, account, application)
-			if err != nil {
-				return err
-			}
-			k.AppRestrictions = app.Restrictions
-			if app.KeyCount >= s.MaxKeysPerApplication {
-				return latchkey.Errorf(latchkey.ELIMIT,
-					"application %q already has %d access keys, the most it may have; delete an Inactive key first (deactivate a key it no longer needs, check that nothing still uses it, then delete it)",
-					application, app.KeyCount)
-			}
-			if err := tx.CreateAccessKey(ctx, k); err != nil {
-				return err
-			}
-			ev, err := s.audit(a, now, account, latchkey.ActionAccessKeyCreate, "access_key", k.ID, application, nil, k)
-			if err != nil {
-				return err
-			}
-			if err := tx.AppendAudit(ctx, ev); err != nil {
-				return err
-			}
-			if err := s.keyCreated(ctx, tx, a, now, k); err != nil {
+			if err := s.insertAppKey(ctx, tx, a, now, k); err != nil {
 				return err
 			}
 			out = &CreatedKey{AccessKey: k, Secret: secret}
@@ -91,6 +71,32 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 		return nil, err
 	}
 	return out, nil
+}
+
+// insertAppKey stores the new application key k in tx, within the
+// application's key limit (ELIMIT), audited and announced.
+func (s *Service) insertAppKey(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, k *latchkey.AccessKey) error {
+	app, err := tx.FindApplication(ctx, k.Account, k.Application)
+	if err != nil {
+		return err
+	}
+	k.AppRestrictions = app.Restrictions
+	if app.KeyCount >= s.MaxKeysPerApplication {
+		return latchkey.Errorf(latchkey.ELIMIT,
+			"application %q already has %d access keys, the most it may have; delete an Inactive key first (deactivate a key it no longer needs, check that nothing still uses it, then delete it)",
+			k.Application, app.KeyCount)
+	}
+	if err := tx.CreateAccessKey(ctx, k); err != nil {
+		return err
+	}
+	ev, err := s.audit(a, now, k.Account, latchkey.ActionAccessKeyCreate, "access_key", k.ID, k.Application, nil, k)
+	if err != nil {
+		return err
+	}
+	if err := tx.AppendAudit(ctx, ev); err != nil {
+		return err
+	}
+	return s.keyCreated(ctx, tx, a, now, k)
 }
 
 // GetAccessKey returns a key the actor may read, with usage not yet flushed

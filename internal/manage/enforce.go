@@ -13,6 +13,8 @@ type EnforceResult struct {
 	Deactivated int
 	Deleted     int
 	Cancelled   int // announced actions no longer due (the key was used, reactivated or deleted)
+	Rolled      int // old keys of rolls deactivated (quiet, or at the hard limit)
+	Stalled     int // rolls whose old key was still in use when it was due to go
 }
 
 // policyActor is the audit actor of automatic actions.
@@ -192,7 +194,10 @@ func (s *Service) EnforcePolicies(ctx context.Context) (EnforceResult, error) {
 	if err := flush(); err != nil {
 		return res, err
 	}
-	return res, s.applyDue(ctx, now, policy, &res)
+	if err := s.applyDue(ctx, now, policy, &res); err != nil {
+		return res, err
+	}
+	return res, s.driveRolls(ctx, now, &res)
 }
 
 // enforcePageSize is how many keys EnforcePolicies reads at once.
@@ -313,21 +318,8 @@ func (s *Service) applyAction(ctx context.Context, now time.Time, p latchkey.Pol
 			deleted = true
 			return s.keyDeleted(ctx, tx, actor, now, k)
 		}
-		before := *k
-		n := *k
-		n.Status, n.UpdatedAt = latchkey.StatusInactive, now
-		if err := tx.UpdateAccessKey(ctx, &n); err != nil {
-			return err
-		}
-		ev2, err := s.audit(actor, now, k.Account, latchkey.ActionAccessKeyUpdate, "access_key", k.ID, k.Application, &before, &n)
-		if err != nil {
-			return err
-		}
-		if err := tx.AppendAudit(ctx, ev2); err != nil {
-			return err
-		}
-		after = &n
-		return s.keyUpdated(ctx, tx, actor, now, &before, &n, latchkey.EventKeyUpdated)
+		after, err = s.deactivateAsPolicy(ctx, tx, now, k)
+		return err
 	}, func() {
 		switch {
 		case deleted:
@@ -352,6 +344,26 @@ func (s *Service) applyAction(ctx context.Context, now time.Time, p latchkey.Pol
 	return nil
 }
 
+// deactivateAsPolicy makes k Inactive in tx, audited and announced with
+// the actor "policy", and returns the key as it now is.
+func (s *Service) deactivateAsPolicy(ctx context.Context, tx latchkey.Tx, now time.Time, k *latchkey.AccessKey) (*latchkey.AccessKey, error) {
+	actor := policyActor(k.Account)
+	before := *k
+	n := *k
+	n.Status, n.UpdatedAt = latchkey.StatusInactive, now
+	if err := tx.UpdateAccessKey(ctx, &n); err != nil {
+		return nil, err
+	}
+	ev, err := s.audit(actor, now, k.Account, latchkey.ActionAccessKeyUpdate, "access_key", k.ID, k.Application, &before, &n)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.AppendAudit(ctx, ev); err != nil {
+		return nil, err
+	}
+	return &n, s.keyUpdated(ctx, tx, actor, now, &before, &n, latchkey.EventKeyUpdated)
+}
+
 // RunPolicies runs EnforcePolicies every interval until ctx ends, tells
 // observe (if set) what each round did, and prunes webhook deliveries
 // finished more than retention ago.
@@ -368,7 +380,7 @@ func (s *Service) RunPolicies(ctx context.Context, interval, retention time.Dura
 			s.Log.Warn("enforcing hygiene policies", "err", err)
 		case res != EnforceResult{}:
 			s.Log.Info("hygiene policies enforced", "notices", res.Notices, "deactivated", res.Deactivated,
-				"deleted", res.Deleted, "cancelled", res.Cancelled)
+				"deleted", res.Deleted, "cancelled", res.Cancelled, "rolled", res.Rolled, "stalled", res.Stalled)
 		}
 		if retention > 0 {
 			cut := s.now().Add(-retention)

@@ -132,7 +132,7 @@ func (s *Service) addFindings(ctx context.Context, keys []*latchkey.AccessKey) {
 				k.Findings = f
 			}
 		}
-		return nil
+		return s.addRolls(ctx, tx, keys)
 	})
 	if err != nil {
 		s.Log.Warn("computing key findings", "err", err)

@@ -45,6 +45,11 @@ type CredentialRow struct {
 	DeactivateAt       *time.Time         `json:"deactivate_at"`
 	DeleteAt           *time.Time         `json:"delete_at"`
 	Findings           []latchkey.Finding `json:"findings"`
+	// RollState is the state of the key's latest server-side roll, as old
+	// or new key (waiting, stalled, done), "" if it was never rolled; and
+	// RolledWith the other key of that roll.
+	RollState  string `json:"roll_state"`
+	RolledWith string `json:"rolled_with"`
 }
 
 // CredentialReport reports on every key of account (application and
@@ -60,6 +65,7 @@ func (s *Service) CredentialReport(ctx context.Context, a latchkey.Actor, accoun
 		err    error
 		view   *PolicyView
 		states map[string]*latchkey.KeyState
+		rolls  []*latchkey.Rotation
 	)
 	s.Index.ReadUsage(func() {
 		err = s.Store.View(ctx, func(tx latchkey.Tx) error {
@@ -81,7 +87,10 @@ func (s *Service) CredentialReport(ctx context.Context, a latchkey.Actor, accoun
 			if view, err = s.policyView(ctx, tx, account); err != nil {
 				return err
 			}
-			states, err = keyStates(ctx, tx, keys)
+			if states, err = keyStates(ctx, tx, keys); err != nil {
+				return err
+			}
+			rolls, err = tx.ListRotations(ctx, latchkey.RotationFilter{Account: account, NewestFirst: true, Limit: 1000})
 			return err
 		})
 		if err == nil {
@@ -93,6 +102,7 @@ func (s *Service) CredentialReport(ctx context.Context, a latchkey.Actor, accoun
 	if err != nil {
 		return nil, err
 	}
+	roll := rollsByKey(rolls)
 	r := &CredentialReport{GeneratedAt: now, Account: account, Policy: view.Policy, Keys: make([]*CredentialRow, 0, len(keys)), Summary: map[string]int{}}
 	for _, k := range keys {
 		ev := view.Policy.Evaluate(k, states[k.ID], now)
@@ -114,6 +124,12 @@ func (s *Service) CredentialReport(ctx context.Context, a latchkey.Actor, accoun
 		if st := states[k.ID]; st != nil {
 			row.LastRotatedAt = st.RotatedAt
 		}
+		if ro := roll[k.ID]; ro != nil {
+			row.RollState, row.RolledWith = ro.State, ro.OldKeyID
+			if ro.OldKeyID == k.ID {
+				row.RolledWith = ro.NewKeyID
+			}
+		}
 		for _, f := range ev.Findings {
 			r.Summary[string(f)]++
 		}
@@ -125,7 +141,7 @@ func (s *Service) CredentialReport(ctx context.Context, a latchkey.Actor, accoun
 // CSVHeader is the first line of the CSV form of the report.
 var CSVHeader = []string{"account", "application", "principal", "access_key_id", "status", "created_at", "age_days",
 	"last_used_at", "last_used_ip", "last_rejected_at", "last_rejected_ip", "last_rejected_reason", "last_rotated_at",
-	"expires_at", "exposed", "restricted", "rotation_due_at", "deactivate_at", "delete_at", "findings"}
+	"expires_at", "exposed", "restricted", "rotation_due_at", "deactivate_at", "delete_at", "findings", "roll_state", "rolled_with"}
 
 // WriteCSV writes the report as CSV: a header, then one line per key, with
 // times in RFC 3339, "" for never, and findings separated by ';'.
@@ -143,7 +159,7 @@ func (r *CredentialReport) WriteCSV(w io.Writer) error {
 			strconv.Itoa(k.AgeDays), csvTime(k.LastUsedAt), k.LastUsedIP, csvTime(k.LastRejectedAt), k.LastRejectedIP,
 			string(k.LastRejectedReason), csvTime(k.LastRotatedAt), csvTime(k.ExpiresAt), strconv.FormatBool(k.Exposed),
 			strconv.FormatBool(k.Restricted), csvTime(k.RotationDueAt), csvTime(k.DeactivateAt), csvTime(k.DeleteAt),
-			strings.Join(findings, ";")}
+			strings.Join(findings, ";"), k.RollState, k.RolledWith}
 		for i, v := range rec {
 			rec[i] = csvSafe(v)
 		}

@@ -44,6 +44,8 @@ export const operationTable = {
   pingWebhook: { method: "POST", path: "/v1/webhooks/{id}/ping", auth: true },
   reportLeaks: { method: "POST", path: "/v1/leaks", auth: true },
   checkLeaks: { method: "POST", path: "/v1/leaks/check", auth: true },
+  rollAccessKey: { method: "POST", path: "/v1/access-keys/{id}/roll", auth: true },
+  listRotations: { method: "GET", path: "/v1/rotations", auth: true },
 } as const;
 
 /** The operationId of an operation the client can call. */
@@ -412,5 +414,23 @@ export abstract class Operations {
    */
   checkLeaks(args: Args<"checkLeaks">, options?: CallOptions): Promise<Result<"checkLeaks">> {
     return this.call("checkLeaks", args, options);
+  }
+
+  /**
+   * Roll an access key
+   *
+   * `POST /v1/access-keys/{id}/roll`
+   */
+  rollAccessKey(args: Args<"rollAccessKey">, options?: CallOptions): Promise<Result<"rollAccessKey">> {
+    return this.call("rollAccessKey", args, options);
+  }
+
+  /**
+   * List rolls
+   *
+   * `GET /v1/rotations`
+   */
+  listRotations(args: Args<"listRotations"> = {}, options?: CallOptions): Promise<Result<"listRotations">> {
+    return this.call("listRotations", args, options);
   }
 }

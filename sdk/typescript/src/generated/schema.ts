@@ -640,6 +640,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/access-keys/{id}/roll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll an access key
+         * @description Creates the successor of an Active application key (same application, restrictions and description; the secret is in this response only) and records the pair as a rotation. From old_key_expires_in on, the server deactivates the old key once it has gone quiet_period without a valid call; while it is still in use the roll waits and sends rotation.stalled once, and at hard_limit deactivates it anyway. Deleting the Inactive old key follows the account's policy. Runs once across replicas.
+         */
+        post: operations["rollAccessKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/rotations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List rolls
+         * @description Server-side rolls of an account (operators: every account unless one is named), or of one key, old or new, oldest first; at most 1,000.
+         */
+        get: operations["listRotations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -663,7 +703,7 @@ export interface components {
         /** @description Free text, at most 1024 bytes of UTF-8 without NUL. */
         Description: string;
         /** @enum {string} */
-        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete";
+        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update";
         /**
          * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory.
          * @enum {string}
@@ -723,6 +763,8 @@ export interface components {
             would_deny_count: number;
             /** @description The account's hygiene policy's findings, computed when the key is read (get and list). Absent when there are none. */
             findings?: components["schemas"]["Finding"][];
+            /** @description The latest server-side roll the key is part of, as old or new key; absent when it was never rolled. */
+            roll?: components["schemas"]["Rotation"];
         };
         /** @description A new access key with its secret access key. The secret is returned only once, in the response that creates the key; only its SHA-256 digest is stored, and it is never shown again. */
         CreatedAccessKey: {
@@ -1085,6 +1127,13 @@ export interface components {
              */
             delete_at: string | null;
             findings: components["schemas"]["Finding"][];
+            /**
+             * @description State of the key's latest server-side roll, as old or new key; empty if never rolled.
+             * @enum {string}
+             */
+            roll_state: "" | "waiting" | "stalled" | "done";
+            /** @description The other key of that roll; empty if never rolled. */
+            rolled_with: string;
         };
         CredentialReport: {
             /** Format: date-time */
@@ -1098,7 +1147,7 @@ export interface components {
             };
         };
         /** @enum {string} */
-        EventType: "key.created" | "key.updated" | "key.deleted" | "key.exposed" | "key.rotation_due" | "key.expiring" | "key.unused" | "key.deletion_scheduled" | "rotation.started" | "rotation.completed";
+        EventType: "key.created" | "key.updated" | "key.deleted" | "key.exposed" | "key.rotation_due" | "key.expiring" | "key.unused" | "key.deletion_scheduled" | "rotation.started" | "rotation.completed" | "rotation.stalled";
         /** @description A receiver of the account's events. Its signing secret is never part of it. */
         Webhook: {
             id: string;
@@ -1249,6 +1298,60 @@ export interface components {
         /** @description A JSON object of at most 2048 bytes once compacted and 4 levels of objects and arrays deep, with no key repeated in an object. Returned by every verification and sent upstream as X-Latchkey-Metadata: base64url without padding (RFC 4648 section 5) of the compact JSON. Not secret: it is shown, audited and sent upstream. */
         Metadata: {
             [key: string]: unknown;
+        };
+        /** @description A server-side roll: the successor of an Active application key and the plan for the old key. */
+        Rotation: {
+            old_access_key_id: components["schemas"]["AccessKeyID"];
+            new_access_key_id: components["schemas"]["AccessKeyID"];
+            account: components["schemas"]["Name"];
+            application: components["schemas"]["Name"];
+            /** @description The principal that asked for the roll. */
+            created_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description How long the old key must go without a valid call before the roll deactivates it. */
+            quiet_period: components["schemas"]["PolicyDuration"];
+            /**
+             * Format: date-time
+             * @description When the old key may go; null: it stays until someone deactivates it.
+             */
+            old_key_expires_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the old key goes even if it is still in use; null: never.
+             */
+            hard_limit_at: string | null;
+            /**
+             * @description waiting: until the old key may go; stalled: it was still in use when it might go (rotation.stalled was sent); done: the old key is Inactive or deleted.
+             * @enum {string}
+             */
+            state: "waiting" | "stalled" | "done";
+            /** Format: date-time */
+            stalled_at: string | null;
+            /** Format: date-time */
+            done_at: string | null;
+            /**
+             * @description How the roll ended: the old key went quiet, the hard limit came, or someone else deactivated or deleted it.
+             * @enum {string}
+             */
+            outcome?: "quiet" | "hard_limit" | "manual";
+        };
+        RotationList: {
+            rotations: components["schemas"]["Rotation"][];
+        };
+        RollAccessKeyRequest: {
+            /** @description How long after the roll the old key may go, e.g. "24h". Left out: the old key stays until deactivated. */
+            old_key_expires_in?: components["schemas"]["PolicyDuration"];
+            /** @description How long the old key must go without a valid call before the roll deactivates it. Default 15m. */
+            quiet_period?: components["schemas"]["PolicyDuration"];
+            /** @description How long after the roll the old key is deactivated even if still in use; at least old_key_expires_in. */
+            hard_limit?: components["schemas"]["PolicyDuration"];
+            /** @description The successor's description; left out: the old key's. */
+            description?: components["schemas"]["Description"];
+        };
+        RolledAccessKey: {
+            access_key: components["schemas"]["CreatedAccessKey"];
+            rotation: components["schemas"]["Rotation"];
         };
     };
     responses: {
@@ -3295,6 +3398,76 @@ export interface operations {
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rollAccessKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Access key ID. */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        /** @description When the old key goes. At most 1 MiB; unknown fields are refused. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RollAccessKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The successor with its secret, returned only once, and the rotation. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolledAccessKey"];
+                };
+            };
+            400: components["responses"]["BadRequest_MalformedRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict_LimitExceeded"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listRotations: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+                /** @description Only the rolls of this key, as old or new key. */
+                access_key_id?: components["schemas"]["AccessKeyID"];
+                /** @description Only the rolls not done. */
+                open?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rolls. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotationList"];
+                };
+            };
+            400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
