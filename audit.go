@@ -34,6 +34,7 @@ const (
 	ActionAccessKeyUpdate   = "access_key.update"
 	ActionAccessKeyDelete   = "access_key.delete"
 	ActionAccessKeyExposed  = "access_key.exposed"
+	ActionCanaryTriggered   = "access_key.canary_triggered"
 	ActionPrincipalCreate   = "principal.create"
 	ActionPrincipalDelete   = "principal.delete"
 	ActionPolicyUpdate      = "policy.update"
@@ -45,7 +46,7 @@ const (
 // AuditActions lists every audit action, for filters.
 func AuditActions() []string {
 	return []string{ActionAccountCreate, ActionApplicationCreate, ActionApplicationDelete, ActionApplicationUpdate,
-		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed,
+		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed, ActionCanaryTriggered,
 		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
 		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete}
 }

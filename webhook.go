@@ -29,6 +29,8 @@ const (
 	EventRotationStarted   = "rotation.started"
 	EventRotationCompleted = "rotation.completed"
 	EventWebhookPing       = "webhook.ping"
+	// EventCanaryTriggered reports a use of a canary key.
+	EventCanaryTriggered = "canary.triggered"
 )
 
 const (
@@ -42,7 +44,7 @@ const (
 // EventTypes lists every event type a webhook may subscribe to.
 func EventTypes() []string {
 	return []string{EventKeyCreated, EventKeyUpdated, EventKeyDeleted, EventKeyExposed, EventKeyRotationDue,
-		EventKeyExpiring, EventKeyUnused, EventKeyDeletionSched, EventRotationStarted, EventRotationCompleted}
+		EventKeyExpiring, EventKeyUnused, EventKeyDeletionSched, EventRotationStarted, EventRotationCompleted, EventCanaryTriggered}
 }
 
 // Webhook is a receiver of an account's events. Its signing secret is
