@@ -41,6 +41,9 @@ type CreateAccessKeyInput struct {
 	ExpiresAt    *time.Time
 	Restrictions *latchkey.Restrictions
 	ReportOnly   *latchkey.Restrictions
+	// Canary makes a canary key: it never authorizes anything and any
+	// use of it raises a canary.triggered alert (latchkey.AccessKey.Canary).
+	Canary bool
 }
 
 // CreateAccessKey creates an Active key for an application. Returns ELIMIT
@@ -48,7 +51,7 @@ type CreateAccessKeyInput struct {
 // ENOTFOUND for an unknown application, EINVALID for a bad description or an
 // expiry in the past, EFORBIDDEN for a read-only caller.
 func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
-	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly}
+	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly, Canary: in.Canary}
 	var out CreatedAccessKey
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ func (s *state) newCreateAccessKeyCmd() *cobra.Command {
 		app, principal, description string
 		expiresAt                   string
 		profile, credsAt            string
-		reportOnly                  bool
+		reportOnly, canary          bool
 		rf                          restrictionFlags
 	)
 	cmd := &cobra.Command{
@@ -37,7 +37,8 @@ JSON OUTPUT
   {<access key fields>, "secret_access_key"}
   access key fields: "access_key_id", "account", "application" or "principal",
   "description", "status", "created_at", "updated_at", "expires_at",
-  "last_used", "last_rejected", "use_count", "reject_count", "exposed".
+  "last_used", "last_rejected", "use_count", "reject_count", "exposed",
+  and "canary": true for a canary key.
   With --save-to-profile, "secret_access_key" is left out and
   "saved_to_profile" and "credentials_file" say where it went.
 
@@ -45,6 +46,14 @@ Restriction flags (--allowed-ips, --allowed-referrers, --android-app,
 --ios-bundle-ids, --scopes, --rate-limit) narrow the new key further than its
 application's defaults; with --report-only they only record what they would
 refuse.
+
+With --canary the key is a canary (a honeytoken): it looks like any other key
+but never authorizes anything; any use of it is answered as an unknown key's
+and raises a canary.triggered alert (webhook, audit event, metric, console
+banner). Plant it where real keys are kept (a CI variable, a credentials
+file, a .env in a config repository); it does not count towards the
+application's two keys. Only operators and the account's admins see that a
+key is a canary; viewers do not see canaries at all.
 
 EXAMPLES
   # Write the new key where the billing job reads it
@@ -57,6 +66,10 @@ EXAMPLES
 
   # Print it once (then store it in your secret manager)
   latchkey create-access-key --application-name billing --description "prod, 2026-11"
+
+  # A canary to plant in the CI variable store: any use of it is an alert
+  latchkey create-access-key --application-name billing --canary \
+      --description "canary: CI variables" --save-to-profile canary-ci
 
   # A second key for an admin principal, to rotate its own credential
   latchkey create-access-key --principal-name ci --save-to-profile ci-new`,
@@ -80,6 +93,9 @@ EXAMPLES
 				}
 				exp = &t
 			}
+			if canary && (principal != "" || rf.changed(cmd) || reportOnly) {
+				return UsageErrorf("--canary makes an application key with no restrictions: give it with --application-name only (no --principal-name, restriction flags or --report-only)")
+			}
 			if credsAt == "" {
 				credsAt = s.credentialsFile()
 			}
@@ -90,7 +106,7 @@ EXAMPLES
 			}
 			var k *client.CreatedAccessKey
 			if app != "" {
-				in := client.CreateAccessKeyInput{Account: s.account, Application: app, Description: description, ExpiresAt: exp}
+				in := client.CreateAccessKeyInput{Account: s.account, Application: app, Description: description, ExpiresAt: exp, Canary: canary}
 				if rf.changed(cmd) {
 					r, err := rf.apply(cmd, nil)
 					if err != nil {
@@ -130,6 +146,7 @@ EXAMPLES
 	f.StringVar(&expiresAt, "expires-at", "", "time (RFC 3339) after which the key stops working")
 	rf.register(f, false)
 	f.BoolVar(&reportOnly, "report-only", false, "create the restrictions as report-only: record what they would refuse, refuse nothing")
+	f.BoolVar(&canary, "canary", false, "make a canary key: it never authorizes anything and any use of it raises an alert")
 	f.StringVar(&profile, "save-to-profile", "", "write the key ID and secret to this credentials profile instead of printing them")
 	f.StringVar(&credsAt, "credentials-file", "", "credentials file for --save-to-profile (default ~/.latchkey/credentials, env "+EnvCredentialsFile+")")
 	return cmd
