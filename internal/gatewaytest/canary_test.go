@@ -298,7 +298,9 @@ func TestCanaryEverySurface(t *testing.T) {
 			// Headers come in map order, different for any two calls:
 			// compare them sorted.
 			if d := res.GetDeniedResponse(); d != nil {
-				slices.SortFunc(d.Headers, func(a, b *corev3.HeaderValueOption) int { return strings.Compare(a.GetHeader().GetKey(), b.GetHeader().GetKey()) })
+				slices.SortFunc(d.Headers, func(a, b *corev3.HeaderValueOption) int {
+					return strings.Compare(a.GetHeader().GetKey(), b.GetHeader().GetKey())
+				})
 			}
 			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(res)
 			if err != nil {
