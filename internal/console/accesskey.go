@@ -136,7 +136,7 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, u *user) err
 		return c.back(w, r, u, back, flash{Error: true, Message: "That form had already been used, so no key was created. " +
 			"A secret is shown only once: if you did not save it, deactivate that key and create another."})
 	}
-	in := latchkey.NewAccessKey{Description: strings.TrimSpace(r.PostForm.Get("description"))}
+	in := latchkey.NewAccessKey{Description: strings.TrimSpace(r.PostForm.Get("description")), Canary: rotate == "" && r.PostForm.Get("canary") == "on"}
 	if v := strings.TrimSpace(r.PostForm.Get("expires")); v != "" {
 		t, err := time.Parse("2006-01-02", v)
 		if err != nil {

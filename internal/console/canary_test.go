@@ -46,7 +46,7 @@ func TestCanaryBanner(t *testing.T) {
 	b := e.browser()
 	b.mustSignIn(admin.AccessKey.ID, admin.AccessKey.Secret)
 	p := b.get("/console/keys")
-	for _, want := range []string{`id="canary-alerts"`, ck.ID, "on authorize /orders", "from 203.0.113.9", "3 uses"} {
+	for _, want := range []string{`id="canary-alerts"`, ck.ID, "on authorize /orders", "from 203.0.113.9", "3 uses", ">canary</span>"} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("admin's key list lacks %q", want)
 		}
@@ -54,7 +54,7 @@ func TestCanaryBanner(t *testing.T) {
 	v := e.browser()
 	v.mustSignIn(viewer.AccessKey.ID, viewer.AccessKey.Secret)
 	p = v.get("/console/keys")
-	if strings.Contains(p.body, "canary-alerts") || strings.Contains(p.body, ck.ID) {
+	if strings.Contains(p.body, "canary-alerts") || strings.Contains(p.body, ck.ID) || strings.Contains(p.body, ">canary</span>") {
 		t.Error("a viewer's key list shows the canary or its alert")
 	}
 }
