@@ -70,6 +70,12 @@ func TestCanaryVisibility(t *testing.T) {
 					t.Errorf("a viewer cannot read a real key: %v", err)
 				}
 			}
+			// The scanner's check of a found secret: a canary to those who
+			// may see canaries, unknown to others.
+			st, id := e.svc.KeyStatus(tt.actor, ck.SecretDigest)
+			if wantSt := map[bool]string{true: "Canary", false: "unknown"}[tt.sees]; st != wantSt || (id == ck.ID) != tt.sees {
+				t.Errorf("KeyStatus = %q, %q; want %q", st, id, wantSt)
+			}
 			rep, err := e.svc.CredentialReport(ctx, tt.actor, "default")
 			if err != nil {
 				t.Fatal(err)

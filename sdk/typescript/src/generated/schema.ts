@@ -1150,8 +1150,11 @@ export interface components {
         LeakCheckResults: {
             results: {
                 digest: string;
-                /** @enum {string} */
-                status: "Active" | "Inactive" | "unknown";
+                /**
+                 * @description Canary: the secret is a canary key's (only operators and the account's admins are told; to others a canary is unknown). Its finding means the place it was planted in has been read or copied.
+                 * @enum {string}
+                 */
+                status: "Active" | "Inactive" | "Canary" | "unknown";
                 access_key_id?: components["schemas"]["AccessKeyID"];
             }[];
         };
