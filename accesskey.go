@@ -46,6 +46,10 @@ type AccessKey struct {
 	UseCount     int64           `json:"use_count"`
 	RejectCount  int64           `json:"reject_count"`
 	Exposed      *Exposure       `json:"exposed"`
+	// Canary marks a key that never authorizes anything: any use of it is
+	// answered as an unknown key's and raises a canary.triggered alert.
+	// Only those who may change the account see it (Actor.CanSeeCanaries).
+	Canary bool `json:"canary,omitempty"`
 
 	// Restrictions are enforced; ReportOnly restrictions are evaluated on
 	// every valid call and what they would deny is recorded, without
@@ -121,6 +125,9 @@ type NewAccessKey struct {
 	ExpiresAt    *time.Time      `json:"expires_at"`
 	Restrictions *Restrictions   `json:"restrictions"`
 	ReportOnly   *Restrictions   `json:"report_only_restrictions"`
+	// Canary makes a canary key (AccessKey.Canary). It cannot be changed
+	// later, either way.
+	Canary bool `json:"canary"`
 }
 
 // AccessKeyUpdate changes a key; nil fields are left alone.
@@ -153,7 +160,35 @@ type AccessKeyFilter struct {
 	ExternalID  string // keys with exactly this external ID
 	After       string // page token from a previous page
 	Limit       int
+	// NoCanaries leaves canary keys out, for those who may not see them.
+	NoCanaries bool
 }
+
+// CanaryUse is one presentation of a canary key, on any surface: what its
+// canary.triggered alert reports. It never holds the secret.
+type CanaryUse struct {
+	AccessKeyID string    `json:"access_key_id"`
+	Account     string    `json:"account"`
+	Application string    `json:"application,omitempty"`
+	At          time.Time `json:"at"`
+	IP          string    `json:"ip"`
+	UserAgent   string    `json:"user_agent"`
+	// Surface is where the key was presented: verify, authorize, proxy,
+	// ext_authz, management or console.
+	Surface string `json:"surface"`
+	// Path is the path of the call the key came with, when known.
+	Path string `json:"path"`
+}
+
+// Canary surfaces.
+const (
+	SurfaceVerify     = "verify"
+	SurfaceAuthorize  = "authorize"
+	SurfaceProxy      = "proxy"
+	SurfaceExtAuthz   = "ext_authz"
+	SurfaceManagement = "management"
+	SurfaceConsole    = "console"
+)
 
 // UsageUpdate is a batch of usage observed in memory for one key, written to
 // the store at most about once a second. The newest time wins; counts add up.

@@ -39,6 +39,7 @@ const (
 	ActionAccessKeyUpdate   = "access_key.update"
 	ActionAccessKeyDelete   = "access_key.delete"
 	ActionAccessKeyExposed  = "access_key.exposed"
+	ActionCanaryTriggered   = "access_key.canary_triggered"
 	ActionPrincipalCreate   = "principal.create"
 	ActionPrincipalDelete   = "principal.delete"
 	ActionPolicyUpdate      = "policy.update"
@@ -52,7 +53,7 @@ const (
 // AuditActions lists every audit action, for filters.
 func AuditActions() []string {
 	return []string{ActionAccountCreate, ActionApplicationCreate, ActionApplicationDelete, ActionApplicationUpdate,
-		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed,
+		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed, ActionCanaryTriggered,
 		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
 		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate}
 }

@@ -242,6 +242,12 @@ func (e Evaluation) Has(f Finding) bool {
 // deactivated or deleted by policy, so an operator cannot be locked out.
 func (p Policy) Evaluate(k *AccessKey, st *KeyState, now time.Time) Evaluation {
 	ev := Evaluation{Findings: []Finding{}}
+	if k.Canary {
+		// A canary is never used on purpose, never rotated and never
+		// acted on: a finding ("never used") or an action would only
+		// give it away.
+		return ev
+	}
 	active := k.Status == StatusActive
 	statusSince := k.CreatedAt
 	if st != nil && st.StatusSince != nil && st.StatusSince.After(statusSince) {

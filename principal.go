@@ -70,6 +70,14 @@ func (a Actor) CanWrite(account string) bool {
 	return false
 }
 
+// CanSeeCanaries reports whether the actor may see account's canary keys
+// and that they are canaries: those who may change the account (operators,
+// and the account's admins). To a viewer a canary does not exist: it is
+// left out of lists, reports and the audit log, and reading it is
+// NOT_FOUND, so that a viewer's credential, if stolen, cannot be used to
+// tell the canaries from the real keys.
+func (a Actor) CanSeeCanaries(account string) bool { return a.CanWrite(account) }
+
 // CanVerify reports whether the actor may verify keys of account.
 func (a Actor) CanVerify(account string) bool {
 	if a.Role == RoleOperator {

@@ -30,6 +30,8 @@ const (
 	EventRotationCompleted = "rotation.completed"
 	EventRotationStalled   = "rotation.stalled"
 	EventWebhookPing       = "webhook.ping"
+	// EventCanaryTriggered reports a use of a canary key.
+	EventCanaryTriggered = "canary.triggered"
 )
 
 const (
@@ -44,7 +46,7 @@ const (
 func EventTypes() []string {
 	return []string{EventKeyCreated, EventKeyUpdated, EventKeyDeleted, EventKeyExposed, EventKeyRotationDue,
 		EventKeyExpiring, EventKeyUnused, EventKeyDeletionSched, EventRotationStarted, EventRotationCompleted,
-		EventRotationStalled}
+		EventRotationStalled, EventCanaryTriggered}
 }
 
 // Webhook is a receiver of an account's events. Its signing secret is

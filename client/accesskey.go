@@ -46,6 +46,9 @@ type CreateAccessKeyInput struct {
 	// small JSON object. Verification returns both.
 	ExternalID string
 	Metadata   json.RawMessage
+	// Canary makes a canary key: it never authorizes anything and any
+	// use of it raises a canary.triggered alert (latchkey.AccessKey.Canary).
+	Canary bool
 }
 
 // CreateAccessKey creates an Active key for an application. Returns ELIMIT
@@ -55,7 +58,7 @@ type CreateAccessKeyInput struct {
 // read-only caller.
 func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
 	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly,
-		ExternalID: in.ExternalID, Metadata: in.Metadata}
+		ExternalID: in.ExternalID, Metadata: in.Metadata, Canary: in.Canary}
 	var out CreatedAccessKey
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
 		return nil, err

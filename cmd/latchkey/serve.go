@@ -392,6 +392,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 
 	verifier := verify.New(ix, rec)
 	verifier.Observer = mx
+	canaries := manage.NewCanaryAlerts(svc)
+	canaries.Counted = mx.CanaryTriggered
+	verifier.Canary = canaries
+	canaryCtx, stopCanaries := context.WithCancel(context.WithoutCancel(ctx))
+	canariesDone := make(chan struct{})
+	go func() { defer close(canariesDone); canaries.Run(canaryCtx) }()
+	defer func() { stopCanaries(); <-canariesDone }()
 	if rates != nil {
 		verifier.Rates, verifier.OnRateStoreError = redisRates{rates}, rateFailure
 	}

@@ -17,7 +17,7 @@ func (s *state) newCreateAccessKeyCmd() *cobra.Command {
 		expiresAt                   string
 		externalID, metadata        string
 		profile, credsAt            string
-		reportOnly                  bool
+		reportOnly, canary          bool
 		rf                          restrictionFlags
 	)
 	cmd := &cobra.Command{
@@ -39,7 +39,8 @@ JSON OUTPUT
   access key fields: "access_key_id", "account", "application" or "principal",
   "description", "status", "created_at", "updated_at", "expires_at",
   "last_used", "last_rejected", "use_count", "reject_count", "exposed",
-  and "external_id" and "metadata" when the key has them.
+  "external_id" and "metadata" when the key has them, and "canary": true
+  for a canary key.
   With --save-to-profile, "secret_access_key" is left out and
   "saved_to_profile" and "credentials_file" say where it went.
 
@@ -53,6 +54,14 @@ digits and -_.:@/), --metadata a JSON object of at most 2,048 bytes and 4
 levels (plan, tier...). Every verification returns both, and the gateways
 pass them to the API as X-Latchkey-External-Id and X-Latchkey-Metadata.
 Metadata is not secret: it is shown, audited and sent upstream.
+
+With --canary the key is a canary (a honeytoken): it looks like any other key
+but never authorizes anything; any use of it is answered as an unknown key's
+and raises a canary.triggered alert (webhook, audit event, metric, console
+banner). Plant it where real keys are kept (a CI variable, a credentials
+file, a .env in a config repository); it does not count towards the
+application's two keys. Only operators and the account's admins see that a
+key is a canary; viewers do not see canaries at all.
 
 EXAMPLES
   # Write the new key where the billing job reads it
@@ -69,6 +78,10 @@ EXAMPLES
 
   # Print it once (then store it in your secret manager)
   latchkey create-access-key --application-name billing --description "prod, 2026-11"
+
+  # A canary to plant in the CI variable store: any use of it is an alert
+  latchkey create-access-key --application-name billing --canary \
+      --description "canary: CI variables" --save-to-profile canary-ci
 
   # A second key for an admin principal, to rotate its own credential
   latchkey create-access-key --principal-name ci --save-to-profile ci-new`,
@@ -95,6 +108,9 @@ EXAMPLES
 				}
 				exp = &t
 			}
+			if canary && (principal != "" || rf.changed(cmd) || reportOnly) {
+				return UsageErrorf("--canary makes an application key with no restrictions: give it with --application-name only (no --principal-name, restriction flags or --report-only)")
+			}
 			if credsAt == "" {
 				credsAt = s.credentialsFile()
 			}
@@ -105,7 +121,7 @@ EXAMPLES
 			}
 			var k *client.CreatedAccessKey
 			if app != "" {
-				in := client.CreateAccessKeyInput{Account: s.account, Application: app, Description: description, ExpiresAt: exp}
+				in := client.CreateAccessKeyInput{Account: s.account, Application: app, Description: description, ExpiresAt: exp, Canary: canary}
 				if in.ExternalID, err = externalIDFlag(externalID); err != nil {
 					return err
 				}
@@ -155,6 +171,7 @@ EXAMPLES
 	f.StringVar(&metadata, "metadata", "", "a JSON object returned by every verification, e.g. '{\"plan\":\"pro\"}'")
 	rf.register(f, false)
 	f.BoolVar(&reportOnly, "report-only", false, "create the restrictions as report-only: record what they would refuse, refuse nothing")
+	f.BoolVar(&canary, "canary", false, "make a canary key: it never authorizes anything and any use of it raises an alert")
 	f.StringVar(&profile, "save-to-profile", "", "write the key ID and secret to this credentials profile instead of printing them")
 	f.StringVar(&credsAt, "credentials-file", "", "credentials file for --save-to-profile (default ~/.latchkey/credentials, env "+EnvCredentialsFile+")")
 	return cmd

@@ -234,6 +234,8 @@ func (c checker) Check(ctx context.Context, digests []keyformat.Digest) (map[key
 				out[batch[i]] = scan.StatusActive
 			case "Inactive":
 				out[batch[i]] = scan.StatusInactive
+			case "Canary":
+				out[batch[i]] = scan.StatusCanary
 			}
 		}
 	}

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"encoding/json"
 	"fmt"
+	"github.com/latchkey/latchkey/internal/manage"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,6 +17,15 @@ import (
 type keysData struct {
 	Keys []*latchkey.AccessKey
 	Next string
+	// Canaries are the canary alerts of the last day, for those who may
+	// see canaries (the banner).
+	Canaries []canaryBanner
+}
+
+// canaryBanner is one canary alert as the banner shows it.
+type canaryBanner struct {
+	At    time.Time
+	Alert manage.CanaryAlert
 }
 
 // keys is the main key list: every application key of the account, with
@@ -25,7 +36,22 @@ func (c *Console) keys(w http.ResponseWriter, r *http.Request, u *user) error {
 	if err != nil {
 		return err
 	}
-	c.render(w, r, u, http.StatusOK, "keys", "Access keys", "keys", keysData{Keys: keys, Next: next})
+	d := keysData{Keys: keys, Next: next}
+	if u.actor.CanSeeCanaries(u.account) {
+		since := c.Service.Now().Add(-24 * time.Hour)
+		evs, _, err := c.Service.ListAuditEvents(r.Context(), u.actor, latchkey.AuditFilter{
+			Account: u.account, Action: latchkey.ActionCanaryTriggered, Since: &since, Limit: 5})
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			var a manage.CanaryAlert
+			if json.Unmarshal(ev.After, &a) == nil {
+				d.Canaries = append(d.Canaries, canaryBanner{At: ev.Time, Alert: a})
+			}
+		}
+	}
+	c.render(w, r, u, http.StatusOK, "keys", "Access keys", "keys", d)
 	return nil
 }
 
@@ -110,7 +136,7 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, u *user) err
 		return c.back(w, r, u, back, flash{Error: true, Message: "That form had already been used, so no key was created. " +
 			"A secret is shown only once: if you did not save it, deactivate that key and create another."})
 	}
-	in := latchkey.NewAccessKey{Description: strings.TrimSpace(r.PostForm.Get("description"))}
+	in := latchkey.NewAccessKey{Description: strings.TrimSpace(r.PostForm.Get("description")), Canary: rotate == "" && r.PostForm.Get("canary") == "on"}
 	if v := strings.TrimSpace(r.PostForm.Get("expires")); v != "" {
 		t, err := time.Parse("2006-01-02", v)
 		if err != nil {

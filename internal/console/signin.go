@@ -91,7 +91,8 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := c.clientIP(r)
-	res := c.Verifier.Verify(&verify.Request{Secret: secret, AccessKeyID: d.AccessKeyID, IP: ip, UserAgent: r.UserAgent(), Principal: true})
+	res := c.Verifier.Verify(&verify.Request{Secret: secret, AccessKeyID: d.AccessKeyID, IP: ip, UserAgent: r.UserAgent(), Principal: true,
+		Surface: latchkey.SurfaceConsole, Path: r.URL.Path})
 	switch res.Code {
 	case latchkey.CodeValid:
 	case latchkey.CodeMalformed:

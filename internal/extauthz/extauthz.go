@@ -112,7 +112,7 @@ func httpRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Request, 
 	if err != nil {
 		u = &url.URL{Path: target}
 	}
-	r := (&http.Request{Method: method, URL: u, Header: h, Host: in.GetHost()}).WithContext(ctx)
+	r := (&http.Request{Method: method, URL: u, Header: h, Host: in.GetHost()}).WithContext(httpapi.WithSurface(ctx, latchkey.SurfaceExtAuthz))
 	if sa := a.GetSource().GetAddress().GetSocketAddress(); sa != nil {
 		r.RemoteAddr = net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
 	}

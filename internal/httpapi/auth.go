@@ -30,6 +30,7 @@ func (s *Server) Authenticate(r *http.Request) (latchkey.Actor, error) {
 	}
 	res := s.Verifier.Verify(&verify.Request{
 		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID, IP: ip, UserAgent: r.UserAgent(), Principal: true,
+		Surface: latchkey.SurfaceManagement, Path: r.URL.Path,
 	})
 	if !res.Valid() {
 		return latchkey.Actor{}, latchkey.Errorf(latchkey.EUNAUTHORIZED, "the access key is not valid for the management API")

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"net/http"
@@ -206,6 +207,24 @@ func first(vs []string) string {
 	return vs[0]
 }
 
+type surfaceKey struct{}
+
+// WithSurface names the surface that decides on the calls whose context
+// is ctx (latchkey.SurfaceProxy, latchkey.SurfaceExtAuthz, ...), for the
+// alert a canary key raises. It changes no decision.
+func WithSurface(ctx context.Context, surface string) context.Context {
+	return context.WithValue(ctx, surfaceKey{}, surface)
+}
+
+// SurfaceOf is the surface WithSurface named, and forward auth
+// (latchkey.SurfaceAuthorize) when none was.
+func SurfaceOf(ctx context.Context) string {
+	if s, ok := ctx.Value(surfaceKey{}).(string); ok {
+		return s
+	}
+	return latchkey.SurfaceAuthorize
+}
+
 // peerTrusted reports whether r's connection comes from a trusted proxy.
 func peerTrusted(r *http.Request, trusted []netip.Prefix) bool {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
@@ -261,7 +280,8 @@ func (s *Server) Decide(r *http.Request, method, uri string) (verify.Result, Tar
 	if code != "" {
 		return s.refused(code), Target{}
 	}
-	return s.VerifyHTTP(r, scope), t
+	path, _ := splitTarget(uri)
+	return s.verifyHTTP(r, scope, path), t
 }
 
 // judge returns the scope the call needs and the call in canonical form,
@@ -371,8 +391,15 @@ func lenientUnescape(p string) string {
 // referrer and mobile app headers, and the scope the call needs. It does
 // not look at the URL: use Decide.
 func (s *Server) VerifyHTTP(r *http.Request, scope string) verify.Result {
+	return s.verifyHTTP(r, scope, r.URL.Path)
+}
+
+// verifyHTTP is VerifyHTTP for a call whose path is path (for a canary
+// key's alert).
+func (s *Server) verifyHTTP(r *http.Request, scope, path string) verify.Result {
 	cred := CredentialFromRequest(r)
 	req := verify.Request{
+		Surface: SurfaceOf(r.Context()), Path: path,
 		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID,
 		IP: ClientIP(r, s.TrustedProxies), UserAgent: r.UserAgent(), Referrer: r.Referer(),
 		Scope:          scope,
@@ -545,7 +572,8 @@ func (s *Server) decideForwarded(r *http.Request) verify.Result {
 	if code != "" {
 		return s.refused(code)
 	}
-	return s.VerifyHTTP(r, scope)
+	path, _ := splitTarget(uri)
+	return s.verifyHTTP(r, scope, path)
 }
 
 // untrustedGateway logs, at most once a minute, why a gateway's word was

@@ -249,6 +249,15 @@ func (s *Server) tripwire(r *http.Request, secrets []string) {
 		if e == nil {
 			continue
 		}
+		if e.Canary {
+			// A canary is not flagged exposed (that would change it for all
+			// to see): it raises its alert, as on any other use.
+			if s.Verifier.Canary != nil {
+				s.Verifier.Canary.CanaryUsed(e, &verify.Request{IP: ClientIP(r, s.TrustedProxies), UserAgent: r.UserAgent(),
+					Surface: SurfaceOf(r.Context()), Path: safePath(r)}, time.Now())
+			}
+			continue
+		}
 		actor := latchkey.Actor{Principal: "tripwire", Account: e.Account, Role: latchkey.RoleOperator,
 			SourceIP: addrString(ClientIP(r, s.TrustedProxies)), UserAgent: r.UserAgent()}
 		where := fmt.Sprintf("URL of a %s request to %s", r.Method, safePath(r))

@@ -107,7 +107,8 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req := verify.Request{Secret: in.Key, AccessKeyID: in.AccessKeyID, UserAgent: in.UserAgent, Referrer: in.Referrer,
-		Scope: in.Scope, AndroidPackage: in.AndroidPackage, AndroidCert: in.AndroidCert, IOSBundleID: in.IOSBundleID}
+		Scope: in.Scope, AndroidPackage: in.AndroidPackage, AndroidCert: in.AndroidCert, IOSBundleID: in.IOSBundleID,
+		Surface: latchkey.SurfaceVerify, Path: in.Path}
 	if in.IP != "" {
 		ip, err := netip.ParseAddr(in.IP)
 		if err != nil {

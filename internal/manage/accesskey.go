@@ -47,6 +47,9 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 		}
 		in.ExpiresAt = &t
 	}
+	if in.Canary && (in.Restrictions != nil || in.ReportOnly != nil) {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "a canary key never authorizes anything: give it no restrictions or report_only_restrictions")
+	}
 	var out *CreatedKey
 	err = retryOnCollision(func() error {
 		id, secret, err := s.newKeyMaterial()
@@ -57,7 +60,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 			ID: id, Account: account, Application: application, Description: in.Description,
 			Status: latchkey.StatusActive, CreatedAt: now, UpdatedAt: now, ExpiresAt: in.ExpiresAt,
 			SecretDigest: keyformat.Sum(secret), Restrictions: nilIfEmpty(in.Restrictions), ReportOnly: nilIfEmpty(in.ReportOnly),
-			ExternalID: in.ExternalID, Metadata: metadata,
+			ExternalID: in.ExternalID, Metadata: metadata, Canary: in.Canary,
 		}
 		return s.update(ctx, func(tx latchkey.Tx) error {
 			if err := s.insertAppKey(ctx, tx, a, now, k); err != nil {
@@ -81,7 +84,9 @@ func (s *Service) insertAppKey(ctx context.Context, tx latchkey.Tx, a latchkey.A
 		return err
 	}
 	k.AppRestrictions = app.Restrictions
-	if app.KeyCount >= s.MaxKeysPerApplication {
+	// KeyCount leaves canaries out: they take no place of the two a
+	// rotation needs.
+	if !k.Canary && app.KeyCount >= s.MaxKeysPerApplication {
 		return latchkey.Errorf(latchkey.ELIMIT,
 			"application %q already has %d access keys, the most it may have; delete an Inactive key first (deactivate a key it no longer needs, check that nothing still uses it, then delete it)",
 			k.Application, app.KeyCount)
@@ -123,7 +128,7 @@ func (s *Service) GetAccessKey(ctx context.Context, a latchkey.Actor, id string)
 		}
 		return nil, err
 	}
-	if !a.CanRead(k.Account) {
+	if !a.CanRead(k.Account) || (k.Canary && !a.CanSeeCanaries(k.Account)) {
 		return nil, keyNotFound(id)
 	}
 	s.addFindings(ctx, []*latchkey.AccessKey{k})
@@ -184,6 +189,7 @@ func (s *Service) ListAccessKeys(ctx context.Context, a latchkey.Actor, f latchk
 		if err := requireRead(a, f.Account); err != nil {
 			return nil, "", err
 		}
+		f.NoCanaries = !a.CanSeeCanaries(f.Account)
 	}
 	var (
 		keys []*latchkey.AccessKey
@@ -329,7 +335,7 @@ func (s *Service) findWritableKey(ctx context.Context, tx latchkey.Tx, a latchke
 		}
 		return nil, err
 	}
-	if !a.CanRead(k.Account) {
+	if !a.CanRead(k.Account) || (k.Canary && !a.CanSeeCanaries(k.Account)) {
 		return nil, keyNotFound(id)
 	}
 	if !a.CanWrite(k.Account) {

@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"slices"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/keyformat"
@@ -78,6 +79,12 @@ func (s *Service) ListAuditEvents(ctx context.Context, a latchkey.Actor, f latch
 		evs, next, err = tx.ListAuditEvents(ctx, f)
 		return err
 	})
+	if err == nil && !a.CanSeeCanaries(f.Account) {
+		// A viewer does not learn of canaries from their alerts; the page
+		// may then hold fewer events than asked for, and next still
+		// leads on.
+		evs = slices.DeleteFunc(evs, func(e *latchkey.AuditEvent) bool { return e.Action == latchkey.ActionCanaryTriggered })
+	}
 	return evs, next, err
 }
 

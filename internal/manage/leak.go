@@ -133,11 +133,16 @@ func (s *Service) alertIfNoOperatorLeft(ctx context.Context, k *latchkey.AccessK
 }
 
 // KeyStatus answers whether a digest is a live key the actor may see:
-// "Active", "Inactive", or "unknown". It never touches the store.
+// "Active", "Inactive", "Canary" (to those who may see canaries), or
+// "unknown". It never touches the store, and raises no canary alert: the
+// one asking is the key's owner checking a scan.
 func (s *Service) KeyStatus(a latchkey.Actor, digest keyformat.Digest) (status, id string) {
 	e := s.Index.Lookup(&digest)
-	if e == nil || !a.CanRead(e.Account) {
+	if e == nil || !a.CanRead(e.Account) || (e.Canary && !a.CanSeeCanaries(e.Account)) {
 		return "unknown", ""
+	}
+	if e.Canary {
+		return "Canary", e.ID
 	}
 	if e.Active {
 		return string(latchkey.StatusActive), e.ID

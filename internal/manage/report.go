@@ -72,7 +72,7 @@ func (s *Service) CredentialReport(ctx context.Context, a latchkey.Actor, accoun
 			if _, err := tx.FindAccount(ctx, account); err != nil {
 				return err
 			}
-			f := latchkey.AccessKeyFilter{Account: account, Limit: 1000}
+			f := latchkey.AccessKeyFilter{Account: account, Limit: 1000, NoCanaries: !a.CanSeeCanaries(account)}
 			for {
 				page, next, err := tx.ListAccessKeys(ctx, f)
 				if err != nil {

@@ -341,11 +341,12 @@ type eventKey struct {
 	ExpiresAt   *time.Time         `json:"expires_at"`
 	LastUsedAt  *time.Time         `json:"last_used_at"`
 	Exposed     *latchkey.Exposure `json:"exposed"`
+	Canary      bool               `json:"canary,omitempty"`
 }
 
 func keyEvent(k *latchkey.AccessKey) eventKey {
 	e := eventKey{ID: k.ID, Account: k.Account, Application: k.Application, Principal: k.Principal, Description: k.Description,
-		Status: k.Status, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, Exposed: k.Exposed}
+		Status: k.Status, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, Exposed: k.Exposed, Canary: k.Canary}
 	if k.LastUsed != nil {
 		t := k.LastUsed.At
 		e.LastUsedAt = &t
@@ -375,7 +376,8 @@ func otherKeys(ctx context.Context, tx latchkey.Tx, k *latchkey.AccessKey) ([]*l
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(keys, func(o *latchkey.AccessKey) bool { return o.ID == k.ID }), nil
+	// Canaries take no part in a rotation.
+	return slices.DeleteFunc(keys, func(o *latchkey.AccessKey) bool { return o.ID == k.ID || o.Canary }), nil
 }
 
 // keyCreated runs in the transaction that creates k: key.created, and
@@ -384,6 +386,9 @@ func otherKeys(ctx context.Context, tx latchkey.Tx, k *latchkey.AccessKey) ([]*l
 func (s *Service) keyCreated(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, k *latchkey.AccessKey) error {
 	if err := s.emit(ctx, tx, now, k.Account, latchkey.EventKeyCreated, keyEventData{keyEvent(k), a.Principal}); err != nil {
 		return err
+	}
+	if k.Canary {
+		return nil
 	}
 	others, err := otherKeys(ctx, tx, k)
 	if err != nil {

@@ -82,6 +82,7 @@ type Metrics struct {
 	deliveries    *prometheus.CounterVec
 	deliveryTime  prometheus.Histogram
 	policyRuns    *prometheus.CounterVec
+	canaries      *prometheus.CounterVec
 }
 
 // New returns the metrics, registered with the Go runtime and process
@@ -133,7 +134,15 @@ func New(ix *verify.Index) *Metrics {
 	for _, a := range []string{"notice", "deactivated", "deleted", "cancelled"} {
 		m.policyRuns.WithLabelValues(a)
 	}
-	m.Registry.MustRegister(vec, m.latency, m.store, m.storeErrors, m.deliveries, m.deliveryTime, m.policyRuns,
+	m.canaries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_canary_triggered_total",
+		Help: "Uses of canary keys, by surface (verify, authorize, proxy, ext_authz, management, console). Every use counts, including those an alert only sums up.",
+	}, []string{"surface"})
+	for _, sf := range []string{latchkey.SurfaceVerify, latchkey.SurfaceAuthorize, latchkey.SurfaceProxy, latchkey.SurfaceExtAuthz,
+		latchkey.SurfaceManagement, latchkey.SurfaceConsole} {
+		m.canaries.WithLabelValues(sf)
+	}
+	m.Registry.MustRegister(vec, m.latency, m.store, m.storeErrors, m.deliveries, m.deliveryTime, m.policyRuns, m.canaries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if ix != nil {
 		m.Registry.MustRegister(&indexCollector{ix: ix})
@@ -147,6 +156,10 @@ func (m *Metrics) Decided(code latchkey.Code) { m.verifications[codeIndex(code)]
 
 // Took implements verify.Observer.
 func (m *Metrics) Took(elapsed time.Duration) { m.latency.Observe(elapsed.Seconds()) }
+
+// CanaryTriggered counts one use of a canary key on surface; it is a
+// manage.CanaryAlerts's Counted.
+func (m *Metrics) CanaryTriggered(surface string) { m.canaries.WithLabelValues(surface).Inc() }
 
 // ObserveDelivery is a manage.Dispatcher's Observe.
 func (m *Metrics) ObserveDelivery(outcome string, d time.Duration) {

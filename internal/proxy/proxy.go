@@ -155,6 +155,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(uri, "/") {
 		uri = r.URL.RequestURI() // absolute-form: net/http has parsed it
 	}
+	r = r.WithContext(httpapi.WithSurface(r.Context(), latchkey.SurfaceProxy))
 	res, t := p.api.Decide(r, r.Method, uri)
 	if !res.Valid() {
 		p.log.Debug("proxy refused a call", "method", r.Method, "code", res.Code,

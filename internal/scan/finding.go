@@ -135,6 +135,9 @@ const (
 	StatusActive   KeyStatus = "active"   // a live key: deactivate and rotate it now
 	StatusInactive KeyStatus = "inactive" // deactivated but not deleted
 	StatusUnknown  KeyStatus = "unknown"  // no key has this secret (deleted, or another server's)
+	// StatusCanary is a canary key: it authorizes nothing, and finding it
+	// means the place it was planted in has been read or copied.
+	StatusCanary KeyStatus = "canary"
 )
 
 // Checker looks up the keys behind found secrets by digest, so that no

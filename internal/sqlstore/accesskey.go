@@ -20,7 +20,7 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.use_count, k.reject_count, k.exposed_at, k.exposed_where,
 	k.restrictions, k.report_only, a.restrictions,
 	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count,
-	k.external_id, k.metadata`
+	k.external_id, k.metadata, k.canary`
 
 const keyFrom = ` FROM access_keys k
 	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
@@ -39,6 +39,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		wouldDeny                      sql.NullInt64
 		wdIP, wdUA, wdReason           string
 		externalID, metadata           sql.NullString
+		canary                         int
 	)
 	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
 		&digest, &k.Description, &k.Status, &created, &updated, &expires,
@@ -47,13 +48,14 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		&k.UseCount, &k.RejectCount, &expos, &exposedWhere,
 		&restr, &reportOnly, &appRestr,
 		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount,
-		&externalID, &metadata)
+		&externalID, &metadata, &canary)
 	if err != nil {
 		return nil, err
 	}
 	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, externalID, metadata); err != nil {
 		return nil, err
 	}
+	k.Canary = canary == 1
 	if wouldDeny.Valid {
 		k.LastWouldDeny = &latchkey.Rejection{At: fromMicros(wouldDeny.Int64), IP: wdIP, UserAgent: wdUA, Reason: latchkey.Code(wdReason)}
 	}
@@ -123,11 +125,11 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	}
 	_, err = t.exec(ctx, `INSERT INTO access_keys
 		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where,
-		 restrictions, report_only, external_id, metadata)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 restrictions, report_only, external_id, metadata, canary)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
 		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere,
-		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)))
+		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), boolInt(k.Canary))
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
 		return latchkey.Errorf(latchkey.EEXISTS, "an access key with this ID or secret already exists")
@@ -177,6 +179,9 @@ func (t *Tx) ListAccessKeys(ctx context.Context, f latchkey.AccessKeyFilter) ([]
 		add("k.application IS NOT NULL")
 	case "principal":
 		add("k.principal IS NOT NULL")
+	}
+	if f.NoCanaries {
+		add("k.canary = 0")
 	}
 	if f.After != "" {
 		created, id, ok := parseKeyToken(f.After)
@@ -335,18 +340,20 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 		return err
 	}
 	return db.scanRows(ctx, `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
-		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata FROM access_keys`, func(rows *sql.Rows) error {
+		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata, canary FROM access_keys`, func(rows *sql.Rows) error {
 		var (
 			k                    latchkey.AccessKey
 			digest               []byte
 			expires              sql.NullInt64
 			restr, reportOnly    sql.NullString
 			externalID, metadata sql.NullString
+			canary               int
 		)
 		if err := rows.Scan(&k.ID, &k.Account, &k.Application, &k.Principal,
-			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata); err != nil {
+			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata, &canary); err != nil {
 			return db.Err(err)
 		}
+		k.Canary = canary == 1
 		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, externalID, metadata); err != nil {
 			return latchkey.Internal(err)
 		}

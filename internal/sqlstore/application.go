@@ -40,7 +40,7 @@ func (t *Tx) CreateApplication(ctx context.Context, app *latchkey.Application) e
 }
 
 const appColumns = `a.account, a.name, a.description, a.created_at, a.restrictions,
-	(SELECT COUNT(*) FROM access_keys k WHERE k.account = a.account AND k.application = a.name)`
+	(SELECT COUNT(*) FROM access_keys k WHERE k.account = a.account AND k.application = a.name AND k.canary = 0)`
 
 func scanApp(s interface{ Scan(...any) error }) (*latchkey.Application, error) {
 	var a latchkey.Application
@@ -140,8 +140,14 @@ func (t *Tx) DeleteApplication(ctx context.Context, account, name string) error 
 	if err != nil {
 		return err
 	}
-	if app.KeyCount > 0 {
-		return latchkey.Errorf(latchkey.ECONFLICT, "application %q still has %d access key(s); delete them first", name, app.KeyCount)
+	// KeyCount leaves canaries out (they do not take a place of the
+	// two); they still belong to the application and must go first.
+	n := app.KeyCount
+	if err := t.queryRow(ctx, `SELECT COUNT(*) FROM access_keys WHERE account = ? AND application = ?`, account, name).Scan(&n); err != nil {
+		return mapErr(t.d, err)
+	}
+	if n > 0 {
+		return latchkey.Errorf(latchkey.ECONFLICT, "application %q still has %d access key(s); delete them first", name, n)
 	}
 	res, err := t.exec(ctx, `DELETE FROM applications WHERE account = ? AND name = ?`, account, name)
 	if err != nil {

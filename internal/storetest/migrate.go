@@ -42,7 +42,9 @@ func FoldedNamesMigration(t *testing.T, openDB func() (latchkey.Store, error), r
 	db := raw(s)
 	for _, q := range []string{
 		`DROP INDEX applications_name_fold`,
-		`DELETE FROM schema_migrations WHERE version = 6`,
+		// and before every later version
+		`ALTER TABLE access_keys DROP COLUMN canary`, // 7
+		`DELETE FROM schema_migrations WHERE version >= 6`,
 		`INSERT INTO applications (account, name, description, created_at) VALUES ('acme', 'Billing', '', 0)`,
 		`INSERT INTO applications (account, name, description, created_at) VALUES ('acme', 'BILLING', '', 0)`,
 		`INSERT INTO applications (account, name, description, created_at) VALUES ('acme', 'Shipping', '', 0)`,

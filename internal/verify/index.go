@@ -44,6 +44,9 @@ type Entry struct {
 	owner  string
 	kind   uint8
 	Active bool
+	// Canary marks a canary key: Verify answers it as NOT_FOUND and tells
+	// the Verifier's Canary hook.
+	Canary bool
 }
 
 // Entry.kind: an application key, or a principal key and its role.
@@ -238,6 +241,7 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		owner:  k.Application,
 		kind:   keyKind(k),
 		Active: k.Status == latchkey.StatusActive,
+		Canary: k.Canary,
 	}
 	if e.kind != kindApplication {
 		e.owner = ix.intern(k.Principal)
@@ -502,7 +506,7 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 	}
 	return e.ID == k.ID && e.Account == k.Account && e.Application() == k.Application &&
 		e.Principal() == k.Principal && e.kind == keyKind(k) &&
-		e.Active == (k.Status == latchkey.StatusActive) && e.ExpiresAt == exp &&
+		e.Active == (k.Status == latchkey.StatusActive) && e.Canary == k.Canary && e.ExpiresAt == exp &&
 		// restrictions: compare the compiled forms' sources cheaply by
 		// recompiling only when either side has any
 		e.rules == nil && k.ExternalID == "" && len(k.Metadata) == 0 &&

@@ -32,6 +32,12 @@ type Request struct {
 	// Principal asks for an admin principal's key instead of an
 	// application's.
 	Principal bool
+
+	// Surface and Path say where the credential was presented, for the
+	// alert a canary key raises (latchkey.CanaryUse); they do not change
+	// the decision.
+	Surface string
+	Path    string
 }
 
 // Result is the decision. Entry is set when the credential matched a key of
@@ -68,6 +74,15 @@ type Verifier struct {
 	// call gets when it cannot answer.
 	Rates            RateStore
 	OnRateStoreError RateStoreFailure
+	// Canary, when set, is told every use of a canary key. It is called
+	// on the hot path and must not block (manage.CanaryAlerts queues).
+	Canary CanaryHook
+}
+
+// CanaryHook is told of each use of a canary key, after the decision
+// (NOT_FOUND) is made and before it is returned.
+type CanaryHook interface {
+	CanaryUsed(e *Entry, req *Request, at time.Time)
 }
 
 // New returns a verifier over ix that records usage with rec.
@@ -84,6 +99,11 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED
 // (application restrictions, then the key's), RATE_LIMITED. The rate limit
 // comes last, so refused calls do not use up a key's tokens.
+//
+// A canary key is NOT_FOUND as soon as it is found, whatever else the call
+// carries, by the branch an unknown key takes (the guard counts it as a
+// failure, no usage is recorded, no entry is returned), and the Canary hook
+// is told: nothing about the answer tells a canary from a dead key.
 func (v *Verifier) Verify(req *Request) Result {
 	o := v.Observer
 	if o == nil {
@@ -119,8 +139,11 @@ func (v *Verifier) decide(req *Request) Result {
 	}
 	d := keyformat.Sum(req.Secret) // does not allocate
 	e := v.Index.Lookup(&d)
-	if e == nil {
+	if e == nil || e.Canary {
 		v.Guard.fail(req.IP, now)
+		if e != nil && v.Canary != nil {
+			v.Canary.CanaryUsed(e, req, now)
+		}
 		return Result{Code: latchkey.CodeNotFound}
 	}
 	if req.AccessKeyID != "" && subtle.ConstantTimeCompare([]byte(req.AccessKeyID), []byte(e.ID)) != 1 {

@@ -703,7 +703,7 @@ export interface components {
         /** @description Free text, at most 1024 bytes of UTF-8 without NUL. */
         Description: string;
         /** @enum {string} */
-        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update";
+        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update";
         /**
          * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory.
          * @enum {string}
@@ -756,6 +756,8 @@ export interface components {
             use_count: number;
             reject_count: number;
             exposed: components["schemas"]["Exposure"] | null;
+            /** @description A canary key: it never authorizes anything, any use of it is answered exactly as an unknown key's (NOT_FOUND) and raises a canary.triggered alert. Present (true) only for canaries, and only to operators and the account's admins; viewers never see canary keys at all. */
+            canary?: boolean;
             restrictions?: components["schemas"]["Restrictions"];
             report_only_restrictions?: components["schemas"]["Restrictions"];
             /** @description The last valid call a report-only restriction would have refused. */
@@ -789,6 +791,8 @@ export interface components {
             use_count: number;
             reject_count: number;
             exposed: components["schemas"]["Exposure"] | null;
+            /** @description A canary key: it never authorizes anything, any use of it is answered exactly as an unknown key's (NOT_FOUND) and raises a canary.triggered alert. Present (true) only for canaries, and only to operators and the account's admins; viewers never see canary keys at all. */
+            canary?: boolean;
             /** @description Returned only once. */
             secret_access_key: components["schemas"]["SecretAccessKey"];
             restrictions?: components["schemas"]["Restrictions"];
@@ -965,6 +969,11 @@ export interface components {
             expires_at?: string | null;
             restrictions?: components["schemas"]["Restrictions"];
             report_only_restrictions?: components["schemas"]["Restrictions"];
+            /**
+             * @description Make a canary key (a honeytoken): same prefix, checksum and ID shape as any key, never authorizes, alerts on any use with a canary.triggered webhook, an audit event and the latchkey_canary_triggered_total metric. It does not count towards the application's key limit and cannot have restrictions. Cannot be changed later.
+             * @default false
+             */
+            canary: boolean;
         };
         UpdateAccessKeyRequest: {
             /** @description Active or Inactive, exactly: values are case-sensitive, and "inactive" is refused with InvalidArgument. An Inactive key can be made Active again. */
@@ -1147,7 +1156,7 @@ export interface components {
             };
         };
         /** @enum {string} */
-        EventType: "key.created" | "key.updated" | "key.deleted" | "key.exposed" | "key.rotation_due" | "key.expiring" | "key.unused" | "key.deletion_scheduled" | "rotation.started" | "rotation.completed" | "rotation.stalled";
+        EventType: "key.created" | "key.updated" | "key.deleted" | "key.exposed" | "key.rotation_due" | "key.expiring" | "key.unused" | "key.deletion_scheduled" | "rotation.started" | "rotation.completed" | "rotation.stalled" | "canary.triggered";
         /** @description A receiver of the account's events. Its signing secret is never part of it. */
         Webhook: {
             id: string;
@@ -1248,8 +1257,11 @@ export interface components {
         LeakCheckResults: {
             results: {
                 digest: string;
-                /** @enum {string} */
-                status: "Active" | "Inactive" | "unknown";
+                /**
+                 * @description Canary: the secret is a canary key's (only operators and the account's admins are told; to others a canary is unknown). Its finding means the place it was planted in has been read or copied.
+                 * @enum {string}
+                 */
+                status: "Active" | "Inactive" | "Canary" | "unknown";
                 access_key_id?: components["schemas"]["AccessKeyID"];
             }[];
         };
