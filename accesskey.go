@@ -41,6 +41,11 @@ type AccessKey struct {
 	RejectCount  int64      `json:"reject_count"`
 	Exposed      *Exposure  `json:"exposed"`
 
+	// KeyType is bearer (a secret) or signing (PublicKey is set); see
+	// signing.go.
+	KeyType   KeyType    `json:"key_type"`
+	PublicKey *PublicKey `json:"public_key,omitempty"`
+
 	// Restrictions are enforced; ReportOnly restrictions are evaluated on
 	// every valid call and what they would deny is recorded, without
 	// denying, so that a live key can be tightened safely.
@@ -108,6 +113,10 @@ type NewAccessKey struct {
 	ExpiresAt    *time.Time    `json:"expires_at"`
 	Restrictions *Restrictions `json:"restrictions"`
 	ReportOnly   *Restrictions `json:"report_only_restrictions"`
+	// PublicKey, when given, makes a signing key: the PEM public key of
+	// an Ed25519 or ECDSA P-256 key pair (ParsePublicKey). No secret is
+	// made and none is returned.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // AccessKeyUpdate changes a key; nil fields are left alone.

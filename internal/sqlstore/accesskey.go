@@ -19,7 +19,7 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.last_rejected_at, k.last_rejected_ip, k.last_rejected_ua, k.last_rejected_reason,
 	k.use_count, k.reject_count, k.exposed_at, k.exposed_where,
 	k.restrictions, k.report_only, a.restrictions,
-	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count`
+	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count, k.public_key`
 
 const keyFrom = ` FROM access_keys k
 	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
@@ -37,6 +37,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		restr, reportOnly, appRestr    sql.NullString
 		wouldDeny                      sql.NullInt64
 		wdIP, wdUA, wdReason           string
+		pub                            sql.NullString
 	)
 	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
 		&digest, &k.Description, &k.Status, &created, &updated, &expires,
@@ -44,11 +45,11 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		&rejected, &rejIP, &rejUA, &rejReason,
 		&k.UseCount, &k.RejectCount, &expos, &exposedWhere,
 		&restr, &reportOnly, &appRestr,
-		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount)
+		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount, &pub)
 	if err != nil {
 		return nil, err
 	}
-	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr); err != nil {
+	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, pub); err != nil {
 		return nil, err
 	}
 	if wouldDeny.Valid {
@@ -69,8 +70,15 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 }
 
 // setIndexFields decodes the columns ScanKeyIndex and scanKey share.
-func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64, restr, reportOnly, appRestr sql.NullString) error {
+func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64, restr, reportOnly, appRestr, pub sql.NullString) error {
 	var err error
+	k.KeyType = latchkey.KeyTypeBearer
+	if pub.Valid {
+		if k.PublicKey, err = latchkey.ParsePublicKey(pub.String); err != nil {
+			return fmt.Errorf("access key %s: public key: %w", k.ID, err)
+		}
+		k.KeyType = latchkey.KeyTypeSigning
+	}
 	if k.Restrictions, err = unmarshalRestrictions(restr); err != nil {
 		return fmt.Errorf("access key %s: restrictions: %w", k.ID, err)
 	}
@@ -113,11 +121,11 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	}
 	_, err = t.exec(ctx, `INSERT INTO access_keys
 		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where,
-		 restrictions, report_only)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 restrictions, report_only, public_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
 		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere,
-		restr, reportOnly)
+		restr, reportOnly, publicKeyPEM(k.PublicKey))
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
 		return latchkey.Errorf(latchkey.EEXISTS, "an access key with this ID or secret already exists")
@@ -127,6 +135,14 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 		return latchkey.Errorf(latchkey.EINVALID, "access key %s must belong to exactly one application or principal", k.ID)
 	}
 	return err
+}
+
+// publicKeyPEM is the public_key column's value: NULL for a bearer key.
+func publicKeyPEM(p *latchkey.PublicKey) sql.NullString {
+	if p == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: p.PEM, Valid: true}
 }
 
 // FindAccessKey implements latchkey.Tx.
@@ -322,18 +338,18 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 		return err
 	}
 	return db.scanRows(ctx, `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
-		secret_digest, status, expires_at, restrictions, report_only FROM access_keys`, func(rows *sql.Rows) error {
+		secret_digest, status, expires_at, restrictions, report_only, public_key FROM access_keys`, func(rows *sql.Rows) error {
 		var (
-			k                 latchkey.AccessKey
-			digest            []byte
-			expires           sql.NullInt64
-			restr, reportOnly sql.NullString
+			k                      latchkey.AccessKey
+			digest                 []byte
+			expires                sql.NullInt64
+			restr, reportOnly, pub sql.NullString
 		)
 		if err := rows.Scan(&k.ID, &k.Account, &k.Application, &k.Principal,
-			&digest, &k.Status, &expires, &restr, &reportOnly); err != nil {
+			&digest, &k.Status, &expires, &restr, &reportOnly, &pub); err != nil {
 			return db.Err(err)
 		}
-		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}); err != nil {
+		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, pub); err != nil {
 			return latchkey.Internal(err)
 		}
 		if k.Principal != "" {

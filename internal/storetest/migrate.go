@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,8 +68,10 @@ func FoldedNamesMigration(t *testing.T, openDB func() (latchkey.Store, error), r
 	if strings.Contains(msg, `"other"`) {
 		t.Errorf("error %q names account other, whose names differ from acme's only in case", msg)
 	}
-	if v := schemaVersion(ctx, t, db); v != 5 {
-		t.Errorf("schema version %d after a refused migration, want 5", v)
+	// Later versions stay recorded (they were applied before version 6
+	// was taken back); what matters is that version 6 is not.
+	if hasVersion(ctx, t, db, 6) {
+		t.Error("version 6 is recorded after a refused migration")
 	}
 
 	if _, err := db.ExecContext(ctx, `DELETE FROM applications WHERE account = 'acme' AND name IN ('Billing', 'BILLING', 'Shipping')`); err != nil {
@@ -89,6 +92,15 @@ func FoldedNamesMigration(t *testing.T, openDB func() (latchkey.Store, error), r
 	if _, err := db.ExecContext(ctx, `INSERT INTO applications (account, name, description, created_at) VALUES ('acme', 'SHIPPING', '', 0)`); err == nil {
 		t.Error("the database took \"SHIPPING\" beside \"shipping\"")
 	}
+}
+
+func hasVersion(ctx context.Context, t *testing.T, db *sql.DB, v int) bool {
+	t.Helper()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = `+strconv.Itoa(v)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
 
 func schemaVersion(ctx context.Context, t *testing.T, db *sql.DB) int {
