@@ -43,6 +43,10 @@ type Entry struct {
 	owner  string
 	kind   uint8
 	Active bool
+	// signing marks a signing key, which no secret may use (its digest
+	// is latchkey.SigningDigest, which no secret has; this is the second
+	// lock on that door). Its public key is in rules.
+	signing bool
 }
 
 // Entry.kind: an application key, or a principal key and its role.
@@ -98,6 +102,7 @@ type rules struct {
 	scopes           string   // the key's granted scopes, space-separated ("" = any)
 	reportLimit      *limiter
 	reportRateKey    string // the report-only limit's name in a RateStore
+	pub              *latchkey.PublicKey
 }
 
 // Scopes returns the scopes the key may use, space-separated; "" means any.
@@ -207,7 +212,8 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.ExpiresAt != nil {
 		e.ExpiresAt = k.ExpiresAt.UnixNano()
 	}
-	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly)}
+	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey}
+	e.signing = k.PublicKey != nil
 	switch {
 	case k.Restrictions != nil && len(k.Restrictions.Scopes) > 0:
 		r.scopes = strings.Join(k.Restrictions.Scopes, " ")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/httpsig"
 	"github.com/latchkey/latchkey/keyformat"
 )
 
@@ -47,6 +48,9 @@ type Result struct {
 	WouldDeny latchkey.Code
 	// RetryAfter is set for THROTTLED.
 	RetryAfter time.Duration
+	// Err says why a signature was refused (an *httpsig.Error, or the
+	// nonce store's error), for the caller's message; nil otherwise.
+	Err error
 }
 
 // Valid reports whether the decision lets the call through.
@@ -68,6 +72,9 @@ type Verifier struct {
 	// call gets when it cannot answer.
 	Rates            RateStore
 	OnRateStoreError RateStoreFailure
+	// Signatures judges signing keys' request signatures (VerifySigned);
+	// nil: the default window and skew with an in-process nonce cache.
+	Signatures *httpsig.Policy
 }
 
 // New returns a verifier over ix that records usage with rec.
@@ -127,10 +134,16 @@ func (v *Verifier) decide(req *Request) Result {
 		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
-	if req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) {
+	if req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) || e.signing {
 		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
+	return v.judge(req, e, now)
+}
+
+// judge decides on a call whose credential proved to be e's: status,
+// expiry, restrictions, rate limit, and records the outcome.
+func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 	r := e.rules
 	code := latchkey.CodeValid
 	switch {
