@@ -16,7 +16,7 @@ import (
 // (or read SecretAccessKey) to hand the secret over.
 type CreatedAccessKey struct {
 	latchkey.AccessKey
-	SecretAccessKey string `json:"secret_access_key"`
+	SecretAccessKey string `json:"secret_access_key,omitempty"` // "" for a signing key
 }
 
 // Credentials returns the key as credentials for a client.
@@ -41,6 +41,9 @@ type CreateAccessKeyInput struct {
 	ExpiresAt    *time.Time
 	Restrictions *latchkey.Restrictions
 	ReportOnly   *latchkey.Restrictions
+	// PublicKey, a PEM PUBLIC KEY block of an Ed25519 or ECDSA P-256
+	// key, makes a signing key: no secret is made or returned.
+	PublicKey string
 }
 
 // CreateAccessKey creates an Active key for an application. Returns ELIMIT
@@ -48,7 +51,8 @@ type CreateAccessKeyInput struct {
 // ENOTFOUND for an unknown application, EINVALID for a bad description or an
 // expiry in the past, EFORBIDDEN for a read-only caller.
 func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
-	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly}
+	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly,
+		PublicKey: in.PublicKey}
 	var out CreatedAccessKey
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
 		return nil, err

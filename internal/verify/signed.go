@@ -93,4 +93,3 @@ func (v *Verifier) signatures() *httpsig.Policy {
 // defaultSignatures is the policy of a Verifier built without one: the
 // default window and skew, and one in-process nonce cache.
 var defaultSignatures = httpsig.Policy{Nonces: &httpsig.NonceCache{}}
-
