@@ -21,10 +21,10 @@ import (
 	"github.com/latchkey/latchkey/internal/console"
 	"github.com/latchkey/latchkey/internal/credfile"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/httpsig"
 	"github.com/latchkey/latchkey/internal/manage"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/postgres"
-	"github.com/latchkey/latchkey/internal/httpsig"
 	"github.com/latchkey/latchkey/internal/verify"
 	"github.com/spf13/cobra"
 )
