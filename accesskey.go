@@ -51,6 +51,11 @@ type AccessKey struct {
 	// Only those who may change the account see it (Actor.CanSeeCanaries).
 	Canary bool `json:"canary,omitempty"`
 
+	// KeyType is bearer (a secret) or signing (PublicKey is set); see
+	// signing.go.
+	KeyType   KeyType    `json:"key_type"`
+	PublicKey *PublicKey `json:"public_key,omitempty"`
+
 	// Restrictions are enforced; ReportOnly restrictions are evaluated on
 	// every valid call and what they would deny is recorded, without
 	// denying, so that a live key can be tightened safely.
@@ -128,6 +133,10 @@ type NewAccessKey struct {
 	// Canary makes a canary key (AccessKey.Canary). It cannot be changed
 	// later, either way.
 	Canary bool `json:"canary"`
+	// PublicKey, when given, makes a signing key: the PEM public key of
+	// an Ed25519 or ECDSA P-256 key pair (ParsePublicKey). No secret is
+	// made and none is returned.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // AccessKeyUpdate changes a key; nil fields are left alone.

@@ -33,6 +33,30 @@ const (
 	// from a peer outside --trusted-proxies, or are repeated, incomplete
 	// or contradict each other.
 	CodeUntrustedGateway Code = "UNTRUSTED_GATEWAY"
+
+	// Refusals of a signing key's request signature (RFC 9421; see
+	// internal/httpsig). Each is given only for a key ID that names a
+	// signing key the caller may use; any other key ID is NOT_FOUND.
+	//
+	// CodeSignatureInvalid: the signature does not verify with the key.
+	CodeSignatureInvalid Code = "SIGNATURE_INVALID"
+	// CodeSignatureExpired: created is older than the window, or expires
+	// has passed.
+	CodeSignatureExpired Code = "SIGNATURE_EXPIRED"
+	// CodeSignatureFromFuture: created is later than now plus the allowed
+	// clock skew.
+	CodeSignatureFromFuture Code = "SIGNATURE_FROM_FUTURE"
+	// CodeNonceReplayed: the key already signed a request with this nonce
+	// within the window.
+	CodeNonceReplayed Code = "NONCE_REPLAYED"
+	// CodeDigestMismatch: the body does not match its Content-Digest.
+	CodeDigestMismatch Code = "DIGEST_MISMATCH"
+	// CodeComponentMissing: the signature does not cover a component
+	// latchkey requires (@method, the target, content-digest with a body,
+	// created, nonce), or covers one the request lacks.
+	CodeComponentMissing Code = "COMPONENT_MISSING"
+	// CodeAlgorithmMismatch: alg names another algorithm than the key's.
+	CodeAlgorithmMismatch Code = "ALGORITHM_MISMATCH"
 )
 
 // BearerChallenge is the WWW-Authenticate value of a 401 with code c.

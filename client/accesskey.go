@@ -17,7 +17,7 @@ import (
 // (or read SecretAccessKey) to hand the secret over.
 type CreatedAccessKey struct {
 	latchkey.AccessKey
-	SecretAccessKey string `json:"secret_access_key"`
+	SecretAccessKey string `json:"secret_access_key,omitempty"` // "" for a signing key
 }
 
 // Credentials returns the key as credentials for a client.
@@ -49,6 +49,9 @@ type CreateAccessKeyInput struct {
 	// Canary makes a canary key: it never authorizes anything and any
 	// use of it raises a canary.triggered alert (latchkey.AccessKey.Canary).
 	Canary bool
+	// PublicKey, a PEM PUBLIC KEY block of an Ed25519 or ECDSA P-256
+	// key, makes a signing key: no secret is made or returned.
+	PublicKey string
 }
 
 // CreateAccessKey creates an Active key for an application. Returns ELIMIT
@@ -58,7 +61,7 @@ type CreateAccessKeyInput struct {
 // read-only caller.
 func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
 	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly,
-		ExternalID: in.ExternalID, Metadata: in.Metadata, Canary: in.Canary}
+		ExternalID: in.ExternalID, Metadata: in.Metadata, Canary: in.Canary, PublicKey: in.PublicKey}
 	var out CreatedAccessKey
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
 		return nil, err

@@ -182,7 +182,7 @@ func TestReadmeAPITableShowsRequestFields(t *testing.T) {
 	}
 	rowRE := regexp.MustCompile("^\\| (`[^|]*(/v1/[^` ]*)`) \\| (.*) \\|$")
 	methodRE := regexp.MustCompile(`\b(POST|PUT|PATCH)\b`)
-	quoted := regexp.MustCompile(`"([a-z_]+)"`)
+	quoted := regexp.MustCompile(`"([a-z0-9_]+)"`)
 	rows := 0
 	for _, line := range strings.Split(string(readme), "\n") {
 		m := rowRE.FindStringSubmatch(line)

@@ -23,6 +23,7 @@ import (
 	"github.com/latchkey/latchkey/internal/console"
 	"github.com/latchkey/latchkey/internal/credfile"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/internal/httpsig"
 	"github.com/latchkey/latchkey/internal/manage"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/postgres"
@@ -60,6 +61,7 @@ type serveOptions struct {
 	gw              gatewayOptions
 	rateStore       string
 	rateFailure     string
+	signatureWindow time.Duration
 	timeouts        httpapi.Timeouts
 }
 
@@ -139,6 +141,7 @@ EXAMPLES
 	f.StringVar(&o.rateStore, "rate-limit-store", os.Getenv("LATCHKEY_RATE_LIMIT_STORE"), "redis://host:port/db to share rate limits across replicas; empty: each replica enforces each limit on its own (env LATCHKEY_RATE_LIMIT_STORE)")
 	f.StringVar(&o.rateFailure, "rate-limit-store-failure", envOr("LATCHKEY_RATE_LIMIT_STORE_FAILURE", "local"), "when the rate limit store cannot answer: local (enforce per replica), open (allow) or closed (refuse) (env LATCHKEY_RATE_LIMIT_STORE_FAILURE)")
 	f.BoolVar(&o.pprof, "pprof", os.Getenv("LATCHKEY_PPROF") == "true", "serve Go's profiler at /debug/pprof/ on the API's listener, to operator credentials only (env LATCHKEY_PPROF=true)")
+	f.DurationVar(&o.signatureWindow, "signature-window", httpsig.DefaultWindow, "how old a signing key's request signature (its created) may be; its nonce is remembered this long, in --rate-limit-store when set, else per replica")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
@@ -401,6 +404,17 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defer func() { stopCanaries(); <-canariesDone }()
 	if rates != nil {
 		verifier.Rates, verifier.OnRateStoreError = redisRates{rates}, rateFailure
+	}
+	if o.signatureWindow <= 0 || o.signatureWindow > time.Hour {
+		return cli.UsageErrorf("--signature-window %s: expected a duration from 1s to 1h, e.g. 60s", o.signatureWindow)
+	}
+	// Nonces are shared through Redis when there is one, so that a
+	// replay sent to another replica is refused; otherwise each replica
+	// remembers the nonces it saw (docs/security.md says what that
+	// guarantees).
+	verifier.Signatures = &httpsig.Policy{Window: o.signatureWindow, Nonces: &httpsig.NonceCache{}}
+	if rates != nil {
+		verifier.Signatures.Nonces = rates
 	}
 	if o.guardFailures > 0 {
 		verifier.Guard = verify.NewGuard(o.guardFailures, o.guardRefill)

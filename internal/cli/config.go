@@ -207,6 +207,14 @@ func (s *state) checkSaveTarget(path, name string) error {
 // refuses the profile the CLI itself signs in with: overwriting it would
 // lock the CLI out. It says what it did on w, and warns on errw.
 func (s *state) saveKey(w, errw io.Writer, path, name, id, secret string) error {
+	return s.saveKeyFields(w, errw, path, name, id, credfile.KeySecretAccessKey, secret)
+}
+
+// saveKeyFields writes key id to profile name with its credential under
+// field: a bearer key's secret (KeySecretAccessKey) or a signing key's
+// private half (KeySigningKey). The other kind's field is removed, so a
+// profile never holds two credentials for one key ID.
+func (s *state) saveKeyFields(w, errw io.Writer, path, name, id, field, value string) error {
 	if err := s.checkSaveTarget(path, name); err != nil {
 		return err
 	}
@@ -218,13 +226,19 @@ func (s *state) saveKey(w, errw io.Writer, path, name, id, secret string) error 
 	for k, v := range f.Profile(name) {
 		p[k] = v
 	}
+	delete(p, credfile.KeySecretAccessKey)
+	delete(p, credfile.KeySigningKey)
 	p[credfile.KeyAccessKeyID] = id
-	p[credfile.KeySecretAccessKey] = secret
+	p[field] = value
 	moved, err := credfile.SaveProfile(path, name, p)
 	if err != nil {
 		return fmt.Errorf("saving profile %q to %s: %w", name, path, err)
 	}
-	fmt.Fprintf(w, "Saved access key %s to profile %q in %s (mode 0600); the secret is not shown.\n", id, name, path)
+	what := "secret"
+	if field == credfile.KeySigningKey {
+		what = "private key"
+	}
+	fmt.Fprintf(w, "Saved access key %s to profile %q in %s (mode 0600); the %s is not shown.\n", id, name, path, what)
 	if moved != "" {
 		fmt.Fprintf(w, "The key the profile held before is kept as profile %q.\n", moved)
 	}

@@ -19,6 +19,9 @@ func (s *state) newCreateAccessKeyCmd() *cobra.Command {
 		profile, credsAt            string
 		reportOnly, canary          bool
 		rf                          restrictionFlags
+		publicKeyFile               string
+		generate                    bool
+		keyAlg                      string
 	)
 	cmd := &cobra.Command{
 		Use:   "create-access-key --application-name NAME [--save-to-profile PROFILE]",
@@ -43,6 +46,15 @@ JSON OUTPUT
   for a canary key.
   With --save-to-profile, "secret_access_key" is left out and
   "saved_to_profile" and "credentials_file" say where it went.
+
+SIGNING KEYS
+A signing key is never sent: the client holds an Ed25519 (or ECDSA P-256)
+private key and signs each request (RFC 9421); latchkey stores only the
+public key and its fingerprint. --public-key-file registers the public half
+of a pair you made (a PEM PUBLIC KEY block, e.g. openssl pkey -pubout).
+--generate-key-pair makes the pair here, sends only the public half, and
+writes the private half to --save-to-profile (mode 0600), from which the
+SDK's signer reads it; it is never printed.
 
 Restriction flags (--allowed-ips, --allowed-referrers, --android-app,
 --ios-bundle-ids, --scopes, --rate-limit) narrow the new key further than its
@@ -83,6 +95,14 @@ EXAMPLES
   latchkey create-access-key --application-name billing --canary \
       --description "canary: CI variables" --save-to-profile canary-ci
 
+  # A signing key: the private key is made here and never leaves this machine
+  latchkey create-access-key --application-name billing --generate-key-pair --save-to-profile billing
+
+  # A signing key for a public key made elsewhere
+  openssl genpkey -algorithm ed25519 -out billing.key
+  openssl pkey -in billing.key -pubout -out billing.pub
+  latchkey create-access-key --application-name billing --public-key-file billing.pub
+
   # A second key for an admin principal, to rotate its own credential
   latchkey create-access-key --principal-name ci --save-to-profile ci-new`,
 		Args: noArgs,
@@ -119,9 +139,14 @@ EXAMPLES
 					return err
 				}
 			}
+			signing, err := signingKeyFlags(publicKeyFile, generate, keyAlg, profile, principal)
+			if err != nil {
+				return err
+			}
 			var k *client.CreatedAccessKey
 			if app != "" {
-				in := client.CreateAccessKeyInput{Account: s.account, Application: app, Description: description, ExpiresAt: exp, Canary: canary}
+				in := client.CreateAccessKeyInput{Account: s.account, Application: app, Description: description, ExpiresAt: exp, Canary: canary,
+					PublicKey: signing.publicPEM}
 				if in.ExternalID, err = externalIDFlag(externalID); err != nil {
 					return err
 				}
@@ -152,6 +177,9 @@ EXAMPLES
 			if err != nil {
 				return err
 			}
+			if k.PublicKey != nil {
+				return s.signingKeyCreated(p, k, signing, credsAt, profile)
+			}
 			if profile == "" {
 				warnSecretOnce(p)
 				return p.Print(keyCreatedView(p, k, k, "", ""))
@@ -173,6 +201,9 @@ EXAMPLES
 	f.BoolVar(&reportOnly, "report-only", false, "create the restrictions as report-only: record what they would refuse, refuse nothing")
 	f.BoolVar(&canary, "canary", false, "make a canary key: it never authorizes anything and any use of it raises an alert")
 	f.StringVar(&profile, "save-to-profile", "", "write the key ID and secret to this credentials profile instead of printing them")
+	f.StringVar(&publicKeyFile, "public-key-file", "", "make a signing key for this PEM public key (Ed25519 or ECDSA P-256); no secret is made")
+	f.BoolVar(&generate, "generate-key-pair", false, "make a signing key pair here; the private key goes to --save-to-profile, only the public key is sent")
+	f.StringVar(&keyAlg, "key-algorithm", latchkey.AlgEd25519, "algorithm of --generate-key-pair: "+latchkey.AlgEd25519+" or "+latchkey.AlgECDSAP256SHA)
 	f.StringVar(&credsAt, "credentials-file", "", "credentials file for --save-to-profile (default ~/.latchkey/credentials, env "+EnvCredentialsFile+")")
 	return cmd
 }

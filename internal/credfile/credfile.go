@@ -26,7 +26,10 @@ import (
 const (
 	KeyAccessKeyID     = "latchkey_access_key_id"
 	KeySecretAccessKey = "latchkey_secret_access_key"
-	KeyEndpointURL     = "endpoint_url"
+	// KeySigningKey is a signing key's private half: the standard base64
+	// of its PKCS #8 DER. It never leaves the machine that made it.
+	KeySigningKey  = "latchkey_signing_key"
+	KeyEndpointURL = "endpoint_url"
 )
 
 // DefaultPath returns $LATCHKEY_SHARED_CREDENTIALS_FILE or

@@ -33,7 +33,7 @@ func TestCreateAccessKey(t *testing.T) {
 			if !keyformat.ValidSecret(k.Secret) || !keyformat.ValidID(k.ID) {
 				t.Fatalf("new key %s: not a valid ID and secret", k.ID)
 			}
-			want := latchkey.AccessKey{ID: k.ID, Account: "default", Application: "billing", Description: "ci",
+			want := latchkey.AccessKey{ID: k.ID, KeyType: latchkey.KeyTypeBearer, Account: "default", Application: "billing", Description: "ci",
 				Status: latchkey.StatusActive, CreatedAt: start, UpdatedAt: start, ExpiresAt: wantExpiry}
 			if diff := cmp.Diff(want, k.AccessKey); diff != "" {
 				t.Errorf("key (-want +got):\n%s", diff)

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/netip"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/httpsig"
 	"github.com/latchkey/latchkey/internal/verify"
 )
 
@@ -33,6 +36,21 @@ type VerifyRequest struct {
 	AndroidPackage string `json:"android_package,omitempty"`
 	AndroidCert    string `json:"android_cert,omitempty"`
 	IOSBundleID    string `json:"ios_bundle_id,omitempty"`
+
+	// A request signed with a signing key (RFC 9421) instead of a key:
+	// its Signature-Input and Signature field values, with Method and
+	// Path, the Authority (host[:port]) and Scheme ("https" when empty)
+	// it was sent to, the other fields its signature covers (Headers,
+	// e.g. content-digest), and its body (BodyBase64) when it has one,
+	// whose Content-Digest is then checked. HasBody says there is a body
+	// the caller checks against Content-Digest itself.
+	SignatureInput string            `json:"signature_input,omitempty"`
+	Signature      string            `json:"signature,omitempty"`
+	Authority      string            `json:"authority,omitempty"`
+	Scheme         string            `json:"scheme,omitempty"`
+	Headers        map[string]string `json:"headers,omitempty"`
+	BodyBase64     string            `json:"body_base64,omitempty"`
+	HasBody        bool              `json:"has_body,omitempty"`
 }
 
 // VerifyResponse is the decision. Identity fields are set only when the
@@ -79,6 +97,14 @@ var codeMessages = map[latchkey.Code]string{
 	latchkey.CodeCredentialsInURL:   "credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed",
 	latchkey.CodeAmbiguousPath:      "the request's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an HTTP token, or a _method query parameter would change it; send the plain path",
 	latchkey.CodeUntrustedGateway:   "the headers naming the original request (X-Original-Method/-URI, X-Forwarded-Method/-Uri) did not come whole and single from a trusted gateway",
+
+	latchkey.CodeSignatureInvalid:    "the request signature does not verify with the signing key",
+	latchkey.CodeSignatureExpired:    "the request signature is older than the window, or past its expires",
+	latchkey.CodeSignatureFromFuture: "the request signature was created later than this server's clock allows",
+	latchkey.CodeNonceReplayed:       "the signing key already signed a request with this nonce: a replay",
+	latchkey.CodeDigestMismatch:      "the request body does not match its Content-Digest",
+	latchkey.CodeComponentMissing:    "the request signature does not cover what it must (@method, @target-uri or @authority+@path+@query, content-digest with a body, created, nonce) or covers a field the request lacks",
+	latchkey.CodeAlgorithmMismatch:   "the request signature's alg is not the signing key's algorithm",
 }
 
 // DecisionCodes returns every decision code a surface can answer, sorted.
@@ -120,7 +146,11 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 		req.Account = caller.Account
 	}
 	var res verify.Result
-	if in.Method != "" || in.Path != "" {
+	if in.SignatureInput != "" || in.Signature != "" {
+		if res, err = s.verifySigned(r, &req, &in); err != nil {
+			return err
+		}
+	} else if in.Method != "" || in.Path != "" {
 		if in.Scope != "" {
 			return latchkey.Errorf(latchkey.EINVALID, "give scope, or method and path for the scope rules to judge, not both")
 		}
@@ -132,6 +162,10 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 		res = s.Verifier.Verify(&req)
 	}
 	out := VerifyResponse{Valid: res.Valid(), Code: res.Code, Message: Message(res.Code)}
+	var he *httpsig.Error
+	if errors.As(res.Err, &he) && he.Code == res.Code {
+		out.Message += ": " + he.Reason
+	}
 	if res.Entry != nil {
 		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application(), res.Entry.Account
 		out.ExternalID, out.Metadata = res.Entry.ExternalID(), res.Entry.Metadata()
@@ -152,6 +186,57 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 // CREDENTIALS_IN_URL (real keys found there are flagged exposed, the
 // call's client address and user agent recorded), an ambiguous method or
 // path AMBIGUOUS_PATH, and otherwise the scope rules give req its scope.
+// verifySigned decides on a signed request described by in. The path
+// judged and the path the signature must cover are the same: the
+// canonical form, as on every gateway surface.
+func (s *Server) verifySigned(r *http.Request, req *verify.Request, in *VerifyRequest) (verify.Result, error) {
+	switch {
+	case in.Key != "" || in.AccessKeyID != "":
+		return verify.Result{}, latchkey.Errorf(latchkey.EINVALID, "give key, or signature_input and signature, not both (a signed request names its key in keyid)")
+	case in.Scope != "":
+		return verify.Result{}, latchkey.Errorf(latchkey.EINVALID, "a signed request is judged by its method and path; leave scope out")
+	case in.Method == "" || in.Path == "" || in.Authority == "":
+		return verify.Result{}, latchkey.Errorf(latchkey.EINVALID, "a signed request needs method, path and authority, e.g. \"method\": \"POST\", \"path\": \"/shipments?page=2\", \"authority\": \"api.example.com\"")
+	}
+	scheme := in.Scheme
+	if scheme == "" {
+		scheme = "https"
+	}
+	if scheme != "https" && scheme != "http" {
+		return verify.Result{}, latchkey.Errorf(latchkey.EINVALID, "scheme must be https or http, not %q", in.Scheme)
+	}
+	sr := &verify.SignedRequest{Request: *req}
+	sr.SignatureInput = []string{in.SignatureInput}
+	sr.Signature = []string{in.Signature}
+	h := http.Header{}
+	for k, v := range in.Headers {
+		h.Add(k, v)
+	}
+	if in.BodyBase64 != "" {
+		b, err := base64.StdEncoding.DecodeString(in.BodyBase64)
+		if err != nil {
+			return verify.Result{}, latchkey.Errorf(latchkey.EINVALID, "body_base64 is not standard base64")
+		}
+		sr.HTTP.Body = b
+	}
+	sr.HTTP.HasBody = in.HasBody || sr.HTTP.Body != nil
+	call := &http.Request{Method: in.Method, Header: http.Header{}}
+	if req.IP.IsValid() {
+		call.RemoteAddr = netip.AddrPortFrom(req.IP, 0).String()
+	}
+	if s.credentialInURL(call.WithContext(r.Context()), in.Method, in.Path) {
+		return s.refused(latchkey.CodeCredentialsInURL), nil
+	}
+	scope, t, code := s.judge(in.Method, in.Path)
+	if code != "" {
+		return s.refused(code), nil
+	}
+	sr.Scope = scope
+	sr.HTTP.Message = httpsig.Message{Method: t.Method, Scheme: scheme, Authority: in.Authority,
+		Path: t.Path.Escaped, Query: t.RawQuery, Header: h}
+	return s.Verifier.VerifySigned(r.Context(), sr), nil
+}
+
 func (s *Server) verifyCall(r *http.Request, req *verify.Request, method, uri string) verify.Result {
 	call := &http.Request{Method: method, Header: http.Header{}}
 	call.Header.Set("User-Agent", req.UserAgent)

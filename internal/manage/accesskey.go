@@ -15,13 +15,18 @@ import (
 // returned once and never stored.
 type CreatedKey struct {
 	*latchkey.AccessKey
-	Secret string `json:"secret_access_key"`
+	// Secret is "" for a signing key, whose private half latchkey never
+	// sees.
+	Secret string `json:"secret_access_key,omitempty"`
 }
 
 // CreateAccessKey creates a key for an application. Returns ELIMIT when the
 // application already owns the maximum number of keys, ENOTFOUND for an
 // unknown application, EINVALID for a bad description, external ID or
-// metadata or an expiry in the past, EFORBIDDEN for a read-only actor.
+// metadata, an expiry in the past or a public key it does not accept,
+// EFORBIDDEN for a read-only actor. With in.PublicKey it makes a signing
+// key: no secret, and the secret digest stored is latchkey.SigningDigest,
+// which no secret matches.
 func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account, application string, in latchkey.NewAccessKey) (*CreatedKey, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
@@ -38,6 +43,15 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 	metadata, err := latchkey.NormalizeMetadata(in.Metadata)
 	if err != nil {
 		return nil, err
+	}
+	var pub *latchkey.PublicKey
+	if in.PublicKey != "" {
+		if in.Canary {
+			return nil, latchkey.Errorf(latchkey.EINVALID, "a canary key is a bearer key: give it no public_key")
+		}
+		if pub, err = latchkey.ParsePublicKey(in.PublicKey); err != nil {
+			return nil, err
+		}
 	}
 	now := s.now()
 	if in.ExpiresAt != nil {
@@ -61,6 +75,11 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 			Status: latchkey.StatusActive, CreatedAt: now, UpdatedAt: now, ExpiresAt: in.ExpiresAt,
 			SecretDigest: keyformat.Sum(secret), Restrictions: nilIfEmpty(in.Restrictions), ReportOnly: nilIfEmpty(in.ReportOnly),
 			ExternalID: in.ExternalID, Metadata: metadata, Canary: in.Canary,
+			KeyType: latchkey.KeyTypeBearer,
+		}
+		if pub != nil {
+			k.KeyType, k.PublicKey, k.SecretDigest = latchkey.KeyTypeSigning, pub, latchkey.SigningDigest(id)
+			secret = ""
 		}
 		return s.update(ctx, func(tx latchkey.Tx) error {
 			if err := s.insertAppKey(ctx, tx, a, now, k); err != nil {

@@ -106,7 +106,7 @@ func (s *Service) Bootstrap(ctx context.Context) (*CreatedKey, error) {
 	acc := &latchkey.Account{Name: latchkey.DefaultAccount, CreatedAt: now}
 	p := &latchkey.Principal{Account: acc.Name, Name: BootstrapPrincipal, Role: latchkey.RoleOperator, CreatedAt: now}
 	k := &latchkey.AccessKey{ID: id, Account: acc.Name, Principal: p.Name, Role: p.Role, Status: latchkey.StatusActive,
-		CreatedAt: now, UpdatedAt: now, SecretDigest: keyformat.Sum(secret), Description: "created with the principal"}
+		CreatedAt: now, UpdatedAt: now, KeyType: latchkey.KeyTypeBearer, SecretDigest: keyformat.Sum(secret), Description: "created with the principal"}
 	created := false
 	err = s.update(ctx, func(tx latchkey.Tx) error {
 		_, err := tx.FindAccount(ctx, acc.Name)

@@ -39,7 +39,7 @@ func (s *Service) CreatePrincipal(ctx context.Context, a latchkey.Actor, account
 			return err
 		}
 		k := &latchkey.AccessKey{ID: id, Account: account, Principal: name, Role: role, Status: latchkey.StatusActive,
-			CreatedAt: now, UpdatedAt: now, SecretDigest: keyformat.Sum(secret), Description: "created with the principal"}
+			CreatedAt: now, UpdatedAt: now, KeyType: latchkey.KeyTypeBearer, SecretDigest: keyformat.Sum(secret), Description: "created with the principal"}
 		return s.update(ctx, func(tx latchkey.Tx) error {
 			if err := tx.CreatePrincipal(ctx, p); err != nil {
 				return err
@@ -85,7 +85,7 @@ func (s *Service) CreatePrincipalKey(ctx context.Context, a latchkey.Actor, acco
 			return err
 		}
 		k := &latchkey.AccessKey{ID: id, Account: account, Principal: name, Status: latchkey.StatusActive,
-			CreatedAt: now, UpdatedAt: now, SecretDigest: keyformat.Sum(secret), Description: description}
+			CreatedAt: now, UpdatedAt: now, KeyType: latchkey.KeyTypeBearer, SecretDigest: keyformat.Sum(secret), Description: description}
 		return s.update(ctx, func(tx latchkey.Tx) error {
 			p, err := tx.FindPrincipal(ctx, account, name)
 			if err != nil {

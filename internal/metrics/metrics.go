@@ -25,6 +25,8 @@ var codes = []latchkey.Code{
 	latchkey.CodeMissing, latchkey.CodeIPNotAllowed, latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed,
 	latchkey.CodeScopeDenied, latchkey.CodeRateLimited, latchkey.CodeCredentialsInURL, latchkey.CodeThrottled,
 	latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway,
+	latchkey.CodeSignatureInvalid, latchkey.CodeSignatureExpired, latchkey.CodeSignatureFromFuture,
+	latchkey.CodeNonceReplayed, latchkey.CodeDigestMismatch, latchkey.CodeComponentMissing, latchkey.CodeAlgorithmMismatch,
 }
 
 // storeOps are the store operations timed and counted, in the order of
@@ -65,6 +67,20 @@ func codeIndex(c latchkey.Code) int {
 		return 13
 	case latchkey.CodeUntrustedGateway:
 		return 14
+	case latchkey.CodeSignatureInvalid:
+		return 15
+	case latchkey.CodeSignatureExpired:
+		return 16
+	case latchkey.CodeSignatureFromFuture:
+		return 17
+	case latchkey.CodeNonceReplayed:
+		return 18
+	case latchkey.CodeDigestMismatch:
+		return 19
+	case latchkey.CodeComponentMissing:
+		return 20
+	case latchkey.CodeAlgorithmMismatch:
+		return 21
 	}
 	return len(codes)
 }
@@ -75,7 +91,7 @@ type Metrics struct {
 
 	// One counter per code, resolved once: the hot path indexes an array
 	// instead of looking up label values.
-	verifications [16]prometheus.Counter
+	verifications [23]prometheus.Counter
 	latency       prometheus.Histogram
 	store         *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec

@@ -228,3 +228,22 @@ func (l *Limiter) answered() {
 		l.log.Info("shared rate limit store answers again")
 	}
 }
+
+// Claim records a signing key's nonce (key) for ttl with SET NX PX, and
+// reports whether it was new: every replica that shares this Redis sees
+// the first use, so a signed request replayed to another replica within
+// the window is refused there too. It implements httpsig.NonceStore. An
+// error (Redis unreachable) refuses the signature: a replay cannot be
+// ruled out.
+func (l *Limiter) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if until := l.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return false, ErrUnavailable
+	}
+	ok, err := l.client.SetNX(ctx, l.prefix+"nonce:"+key, 1, ttl).Result()
+	if err != nil {
+		l.failed(err)
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l.answered()
+	return ok, nil
+}

@@ -20,7 +20,7 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.use_count, k.reject_count, k.exposed_at, k.exposed_where,
 	k.restrictions, k.report_only, a.restrictions,
 	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count,
-	k.external_id, k.metadata, k.canary`
+	k.external_id, k.metadata, k.canary, k.public_key`
 
 const keyFrom = ` FROM access_keys k
 	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
@@ -40,6 +40,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		wdIP, wdUA, wdReason           string
 		externalID, metadata           sql.NullString
 		canary                         int
+		pub                            sql.NullString
 	)
 	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
 		&digest, &k.Description, &k.Status, &created, &updated, &expires,
@@ -48,11 +49,11 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		&k.UseCount, &k.RejectCount, &expos, &exposedWhere,
 		&restr, &reportOnly, &appRestr,
 		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount,
-		&externalID, &metadata, &canary)
+		&externalID, &metadata, &canary, &pub)
 	if err != nil {
 		return nil, err
 	}
-	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, externalID, metadata); err != nil {
+	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, externalID, metadata, pub); err != nil {
 		return nil, err
 	}
 	k.Canary = canary == 1
@@ -74,7 +75,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 }
 
 // setIndexFields decodes the columns ScanKeyIndex and scanKey share.
-func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64, restr, reportOnly, appRestr, externalID, metadata sql.NullString) error {
+func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64, restr, reportOnly, appRestr, externalID, metadata, pub sql.NullString) error {
 	var err error
 	k.ExternalID = externalID.String
 	if metadata.Valid && metadata.String != "" {
@@ -82,6 +83,13 @@ func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64,
 			return fmt.Errorf("access key %s: metadata is not JSON", k.ID)
 		}
 		k.Metadata = json.RawMessage(metadata.String)
+	}
+	k.KeyType = latchkey.KeyTypeBearer
+	if pub.Valid {
+		if k.PublicKey, err = latchkey.ParsePublicKey(pub.String); err != nil {
+			return fmt.Errorf("access key %s: public key: %w", k.ID, err)
+		}
+		k.KeyType = latchkey.KeyTypeSigning
 	}
 	if k.Restrictions, err = unmarshalRestrictions(restr); err != nil {
 		return fmt.Errorf("access key %s: restrictions: %w", k.ID, err)
@@ -125,11 +133,11 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	}
 	_, err = t.exec(ctx, `INSERT INTO access_keys
 		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where,
-		 restrictions, report_only, external_id, metadata, canary)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 restrictions, report_only, external_id, metadata, canary, public_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
 		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere,
-		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), boolInt(k.Canary))
+		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), boolInt(k.Canary), publicKeyPEM(k.PublicKey))
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
 		return latchkey.Errorf(latchkey.EEXISTS, "an access key with this ID or secret already exists")
@@ -139,6 +147,14 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 		return latchkey.Errorf(latchkey.EINVALID, "access key %s must belong to exactly one application or principal", k.ID)
 	}
 	return err
+}
+
+// publicKeyPEM is the public_key column's value: NULL for a bearer key.
+func publicKeyPEM(p *latchkey.PublicKey) sql.NullString {
+	if p == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: p.PEM, Valid: true}
 }
 
 // FindAccessKey implements latchkey.Tx.
@@ -340,21 +356,21 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 		return err
 	}
 	return db.scanRows(ctx, `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
-		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata, canary FROM access_keys`, func(rows *sql.Rows) error {
+		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata, canary, public_key FROM access_keys`, func(rows *sql.Rows) error {
 		var (
-			k                    latchkey.AccessKey
-			digest               []byte
-			expires              sql.NullInt64
-			restr, reportOnly    sql.NullString
-			externalID, metadata sql.NullString
-			canary               int
+			k                      latchkey.AccessKey
+			digest                 []byte
+			expires                sql.NullInt64
+			restr, reportOnly, pub sql.NullString
+			externalID, metadata   sql.NullString
+			canary                 int
 		)
 		if err := rows.Scan(&k.ID, &k.Account, &k.Application, &k.Principal,
-			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata, &canary); err != nil {
+			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata, &canary, &pub); err != nil {
 			return db.Err(err)
 		}
 		k.Canary = canary == 1
-		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, externalID, metadata); err != nil {
+		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, externalID, metadata, pub); err != nil {
 			return latchkey.Internal(err)
 		}
 		if k.Principal != "" {

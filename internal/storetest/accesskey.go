@@ -2,6 +2,11 @@ package storetest
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"sort"
 	"testing"
@@ -45,6 +50,8 @@ func testKeyCreateFindApplicationKey(t *testing.T, s latchkey.Store) {
 			k.ExternalID = "cus_42"
 			k.Metadata = json.RawMessage(`{"plan":"pro","note":"ünï","limits":{"seats":5}}`)
 		}},
+		{"signing ed25519", func(k *latchkey.AccessKey) { signWith(t, k, ed25519Public(t)) }},
+		{"signing ecdsa p-256", func(k *latchkey.AccessKey) { signWith(t, k, p256Public(t)) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -451,4 +458,32 @@ func testKeyListBadToken(t *testing.T, s latchkey.Store) {
 			wantCode(t, err, latchkey.EINVALID)
 		})
 	}
+}
+
+// signWith makes k a signing key with public key pub, as the service does.
+func signWith(t *testing.T, k *latchkey.AccessKey, pub crypto.PublicKey) {
+	t.Helper()
+	p, err := latchkey.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.KeyType, k.PublicKey, k.SecretDigest = latchkey.KeyTypeSigning, p, latchkey.SigningDigest(k.ID)
+}
+
+func ed25519Public(t *testing.T) crypto.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+func p256Public(t *testing.T) crypto.PublicKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Public()
 }

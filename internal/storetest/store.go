@@ -135,7 +135,7 @@ func testScanKeyIndex(t *testing.T, s latchkey.Store) {
 		want[id] = &latchkey.AccessKey{ID: k.ID, Account: k.Account, Application: k.Application, Principal: k.Principal,
 			Role: k.Role, SecretDigest: k.SecretDigest, Status: k.Status, ExpiresAt: k.ExpiresAt,
 			Restrictions: k.Restrictions, ReportOnly: k.ReportOnly, AppRestrictions: k.AppRestrictions,
-			ExternalID: k.ExternalID, Metadata: k.Metadata}
+			ExternalID: k.ExternalID, Metadata: k.Metadata, KeyType: k.KeyType, PublicKey: k.PublicKey}
 	}
 	if len(want) != 5 || want[plain.ID].AppRestrictions == nil || want[inactive.ID].AppRestrictions != nil || want[own.ID].ExternalID != "cus_42" {
 		t.Fatalf("ScanAccessKeys gives %d keys, application restrictions %v and %v; the test's premise does not hold",

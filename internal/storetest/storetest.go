@@ -166,6 +166,7 @@ func newKey(t *testing.T, account, app string, created time.Time) *latchkey.Acce
 		CreatedAt:    created,
 		UpdatedAt:    created,
 		SecretDigest: keyformat.Sum(secret),
+		KeyType:      latchkey.KeyTypeBearer,
 	}
 }
 

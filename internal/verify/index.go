@@ -47,6 +47,10 @@ type Entry struct {
 	// Canary marks a canary key: Verify answers it as NOT_FOUND and tells
 	// the Verifier's Canary hook.
 	Canary bool
+	// signing marks a signing key, which no secret may use (its digest
+	// is latchkey.SigningDigest, which no secret has; this is the second
+	// lock on that door). Its public key is in rules.
+	signing bool
 }
 
 // Entry.kind: an application key, or a principal key and its role.
@@ -103,6 +107,7 @@ type rules struct {
 	reportLimit      *limiter
 	reportRateKey    string // the report-only limit's name in a RateStore
 	about            *about // nil: no external ID, no metadata
+	pub              *latchkey.PublicKey
 }
 
 // about is what a verification tells the caller about a key's customer,
@@ -249,7 +254,8 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.ExpiresAt != nil {
 		e.ExpiresAt = k.ExpiresAt.UnixNano()
 	}
-	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly)}
+	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey}
+	e.signing = k.PublicKey != nil
 	switch {
 	case k.Restrictions != nil && len(k.Restrictions.Scopes) > 0:
 		r.scopes = strings.Join(k.Restrictions.Scopes, " ")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/httpsig"
 	"github.com/latchkey/latchkey/keyformat"
 )
 
@@ -53,6 +54,9 @@ type Result struct {
 	WouldDeny latchkey.Code
 	// RetryAfter is set for THROTTLED.
 	RetryAfter time.Duration
+	// Err says why a signature was refused (an *httpsig.Error, or the
+	// nonce store's error), for the caller's message; nil otherwise.
+	Err error
 }
 
 // Valid reports whether the decision lets the call through.
@@ -77,6 +81,9 @@ type Verifier struct {
 	// Canary, when set, is told every use of a canary key. It is called
 	// on the hot path and must not block (manage.CanaryAlerts queues).
 	Canary CanaryHook
+	// Signatures judges signing keys' request signatures (VerifySigned);
+	// nil: the default window and skew with an in-process nonce cache.
+	Signatures *httpsig.Policy
 }
 
 // CanaryHook is told of each use of a canary key, after the decision
@@ -150,10 +157,16 @@ func (v *Verifier) decide(req *Request) Result {
 		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
-	if req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) {
+	if req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) || e.signing {
 		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
+	return v.judge(req, e, now)
+}
+
+// judge decides on a call whose credential proved to be e's: status,
+// expiry, restrictions, rate limit, and records the outcome.
+func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 	r := e.rules
 	code := latchkey.CodeValid
 	switch {

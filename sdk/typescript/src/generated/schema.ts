@@ -705,10 +705,10 @@ export interface components {
         /** @enum {string} */
         AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update";
         /**
-         * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory.
+         * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory. Signed requests (signing keys, /v1/verify with signature_input and signature): MISSING and MALFORMED (the signature fields), NOT_FOUND (keyid names no signing key), then COMPONENT_MISSING (the signature does not cover @method, @target-uri or @authority+@path+@query, content-digest with a body, created and nonce, or covers a field the request lacks), ALGORITHM_MISMATCH (alg is not the key's), SIGNATURE_FROM_FUTURE, SIGNATURE_EXPIRED (older than the window, 60 s by default, or past expires), SIGNATURE_INVALID, DIGEST_MISMATCH (the body does not match Content-Digest), NONCE_REPLAYED; then INACTIVE, EXPIRED, restrictions and rate limit as for a bearer key.
          * @enum {string}
          */
-        VerifyCode: "VALID" | "NOT_FOUND" | "INACTIVE" | "EXPIRED" | "MALFORMED" | "MISSING" | "IP_NOT_ALLOWED" | "REFERRER_NOT_ALLOWED" | "APP_NOT_ALLOWED" | "SCOPE_DENIED" | "RATE_LIMITED" | "THROTTLED" | "CREDENTIALS_IN_URL" | "AMBIGUOUS_PATH" | "UNTRUSTED_GATEWAY";
+        VerifyCode: "VALID" | "NOT_FOUND" | "INACTIVE" | "EXPIRED" | "MALFORMED" | "MISSING" | "IP_NOT_ALLOWED" | "REFERRER_NOT_ALLOWED" | "APP_NOT_ALLOWED" | "SCOPE_DENIED" | "RATE_LIMITED" | "THROTTLED" | "CREDENTIALS_IN_URL" | "AMBIGUOUS_PATH" | "UNTRUSTED_GATEWAY" | "SIGNATURE_INVALID" | "SIGNATURE_EXPIRED" | "SIGNATURE_FROM_FUTURE" | "NONCE_REPLAYED" | "DIGEST_MISMATCH" | "COMPONENT_MISSING" | "ALGORITHM_MISMATCH";
         /** @description Where and when a key was last accepted. */
         Use: {
             /** Format: date-time */
@@ -767,6 +767,9 @@ export interface components {
             findings?: components["schemas"]["Finding"][];
             /** @description The latest server-side roll the key is part of, as old or new key; absent when it was never rolled. */
             roll?: components["schemas"]["Rotation"];
+            key_type: components["schemas"]["KeyType"];
+            /** @description Set for signing keys. */
+            public_key?: components["schemas"]["PublicKey"];
         };
         /** @description A new access key with its secret access key. The secret is returned only once, in the response that creates the key; only its SHA-256 digest is stored, and it is never shown again. */
         CreatedAccessKey: {
@@ -793,13 +796,16 @@ export interface components {
             exposed: components["schemas"]["Exposure"] | null;
             /** @description A canary key: it never authorizes anything, any use of it is answered exactly as an unknown key's (NOT_FOUND) and raises a canary.triggered alert. Present (true) only for canaries, and only to operators and the account's admins; viewers never see canary keys at all. */
             canary?: boolean;
-            /** @description Returned only once. */
-            secret_access_key: components["schemas"]["SecretAccessKey"];
+            /** @description Returned only once, for a bearer key; a signing key has none. */
+            secret_access_key?: components["schemas"]["SecretAccessKey"];
             restrictions?: components["schemas"]["Restrictions"];
             report_only_restrictions?: components["schemas"]["Restrictions"];
             /** @description The last valid call a report-only restriction would have refused. */
             last_would_deny: components["schemas"]["Rejection"] | null;
             would_deny_count: number;
+            key_type: components["schemas"]["KeyType"];
+            /** @description Set for signing keys. */
+            public_key?: components["schemas"]["PublicKey"];
         };
         /** @description A client system of the protected API. */
         Application: {
@@ -880,6 +886,22 @@ export interface components {
             /** @description SHA-1 signing-certificate fingerprint of the calling Android app. */
             android_cert?: string;
             ios_bundle_id?: string;
+            /** @description A signed request's Signature-Input field value (RFC 9421). With signature, method, path and authority, instead of key. */
+            signature_input?: string;
+            /** @description A signed request's Signature field value. */
+            signature?: string;
+            /** @description The host[:port] a signed request was sent to. */
+            authority?: string;
+            /** @description The scheme a signed request was sent with: https (when absent) or http. */
+            scheme?: string;
+            /** @description The other fields a signed request's signature covers, by name, e.g. content-digest. */
+            headers?: {
+                [key: string]: string;
+            };
+            /** @description A signed request's body, base64: its Content-Digest is checked. */
+            body_base64?: string;
+            /** @description The signed request has a body that the caller checks against Content-Digest itself. */
+            has_body?: boolean;
         };
         /** @description The decision. Identity fields are set only when the credential matched a key the caller may see. */
         VerifyResponse: {
@@ -974,6 +996,8 @@ export interface components {
              * @default false
              */
             canary: boolean;
+            /** @description Makes a signing key: the PEM PUBLIC KEY block (openssl pkey -pubout) of an Ed25519 or ECDSA P-256 key pair. No secret is made. A private key is refused. */
+            public_key?: string;
         };
         UpdateAccessKeyRequest: {
             /** @description Active or Inactive, exactly: values are case-sensitive, and "inactive" is refused with InvalidArgument. An Inactive key can be made Active again. */
@@ -1364,6 +1388,23 @@ export interface components {
         RolledAccessKey: {
             access_key: components["schemas"]["CreatedAccessKey"];
             rotation: components["schemas"]["Rotation"];
+        };
+        /**
+         * @description bearer: the key is a secret sent with every call. signing: the key is the public half of the client's Ed25519 or ECDSA P-256 key pair; each call is signed per RFC 9421 (Signature-Input and Signature, keyid = the access key ID) and latchkey holds nothing secret.
+         * @enum {string}
+         */
+        KeyType: "bearer" | "signing";
+        /** @description The public half of a signing key. */
+        PublicKey: {
+            /**
+             * @description The only RFC 9421 algorithm the key verifies.
+             * @enum {string}
+             */
+            algorithm: "ed25519" | "ecdsa-p256-sha256";
+            /** @description The public key, a PEM PUBLIC KEY block (SubjectPublicKeyInfo). */
+            pem: string;
+            /** @description SHA256: and the unpadded base64 of the SHA-256 of the SubjectPublicKeyInfo. */
+            fingerprint: string;
         };
     };
     responses: {
