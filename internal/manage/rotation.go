@@ -46,6 +46,13 @@ func (s *Service) RollAccessKey(ctx context.Context, a latchkey.Actor, id string
 			if old.Status != latchkey.StatusActive {
 				return latchkey.Errorf(latchkey.EINVALID, "access key %s is Inactive; only an Active key can be rolled", id)
 			}
+			if old.Canary {
+				return latchkey.Errorf(latchkey.EINVALID, "access key %s is a canary; a canary is never rolled", id)
+			}
+			if old.KeyType == latchkey.KeyTypeSigning {
+				return latchkey.Errorf(latchkey.EINVALID,
+					"access key %s is a signing key, whose private key the server never holds; make its successor with create-access-key --generate-key-pair (or --public-key-file)", id)
+			}
 			desc := old.Description
 			if in.Description != nil {
 				desc = *in.Description
@@ -54,6 +61,7 @@ func (s *Service) RollAccessKey(ctx context.Context, a latchkey.Actor, id string
 				ID: newID, Account: old.Account, Application: old.Application, Description: desc,
 				Status: latchkey.StatusActive, CreatedAt: now, UpdatedAt: now,
 				SecretDigest: keyformat.Sum(secret), Restrictions: old.Restrictions, ReportOnly: old.ReportOnly,
+				ExternalID: old.ExternalID, Metadata: old.Metadata, KeyType: latchkey.KeyTypeBearer,
 			}
 			if err := s.insertAppKey(ctx, tx, a, now, k); err != nil {
 				return err

@@ -1,6 +1,11 @@
 package manage_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -271,5 +276,56 @@ func TestRollDrivenToTheEnd(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRollRefusesAndCarries: a canary and a signing key are not rolled (the
+// server holds no private key to give a signing key's successor); a bearer
+// key's successor keeps its external ID and metadata.
+func TestRollRefusesAndCarries(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	e.app(t, "default", "web")
+	e.app(t, "default", "api")
+	canary, err := e.svc.CreateAccessKey(ctx, e.operator, "default", "web", latchkey.NewAccessKey{Canary: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signing, err := e.svc.CreateAccessKey(ctx, e.operator, "default", "web", latchkey.NewAccessKey{
+		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{canary.ID, signing.ID} {
+		_, err := e.svc.RollAccessKey(ctx, e.operator, id, latchkey.Roll{})
+		wantCode(t, err, latchkey.EINVALID)
+	}
+	_, err = e.svc.CreateAccessKey(ctx, e.operator, "default", "web", latchkey.NewAccessKey{Canary: true,
+		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))})
+	wantCode(t, err, latchkey.EINVALID)
+
+	old, err := e.svc.CreateAccessKey(ctx, e.operator, "default", "api", latchkey.NewAccessKey{
+		ExternalID: "cus_42", Metadata: json.RawMessage(`{"plan":"pro"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rolled, err := e.svc.RollAccessKey(ctx, e.operator, old.ID, latchkey.Roll{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	succ, err := e.svc.GetAccessKey(ctx, e.operator, rolled.AccessKey.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if succ.ExternalID != "cus_42" || string(succ.Metadata) != `{"plan":"pro"}` || succ.KeyType != latchkey.KeyTypeBearer {
+		t.Errorf("successor: external ID %q, metadata %s, type %q; want the old key's and bearer", succ.ExternalID, succ.Metadata, succ.KeyType)
 	}
 }
