@@ -12,7 +12,9 @@ import { latchkey as honoLatchkey, getPath, type LatchkeyEnv } from "@latchkey/s
 export async function typed(client: Client): Promise<void> {
   const key = await client.createAccessKey({ path: { name: "shop" }, body: { description: "prod" } });
   const id: string = key.access_key_id;
-  const secret: string = key.secret_access_key;
+  // Absent for a signing key (made with public_key), which has no secret.
+  const secret = key.secret_access_key;
+  if (secret === undefined) throw new Error("a bearer key comes with its secret");
   // @ts-expect-error the application's name is required
   await client.createAccessKey({ body: {} });
   // @ts-expect-error status is Active or Inactive, exactly

@@ -991,11 +991,8 @@ export interface components {
             expires_at?: string | null;
             restrictions?: components["schemas"]["Restrictions"];
             report_only_restrictions?: components["schemas"]["Restrictions"];
-            /**
-             * @description Make a canary key (a honeytoken): same prefix, checksum and ID shape as any key, never authorizes, alerts on any use with a canary.triggered webhook, an audit event and the latchkey_canary_triggered_total metric. It does not count towards the application's key limit and cannot have restrictions. Cannot be changed later.
-             * @default false
-             */
-            canary: boolean;
+            /** @description Make a canary key (a honeytoken; false unless given): same prefix, checksum and ID shape as any key, never authorizes, alerts on any use with a canary.triggered webhook, an audit event and the latchkey_canary_triggered_total metric. It does not count towards the application's key limit and cannot have restrictions. Cannot be changed later. */
+            canary?: boolean;
             /** @description Makes a signing key: the PEM PUBLIC KEY block (openssl pkey -pubout) of an Ed25519 or ECDSA P-256 key pair. No secret is made. A private key is refused. */
             public_key?: string;
         };
