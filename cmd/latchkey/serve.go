@@ -216,6 +216,12 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if o.flushInterval < 10*time.Millisecond || o.flushInterval > time.Minute {
 		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
 	}
+	if o.signatureWindow == 0 {
+		o.signatureWindow = httpsig.DefaultWindow
+	}
+	if o.signatureWindow < time.Second || o.signatureWindow > time.Hour {
+		return cli.UsageErrorf("--signature-window %s: expected a duration from 1s to 1h, e.g. 60s", o.signatureWindow)
+	}
 
 	if o.timeouts == (httpapi.Timeouts{}) {
 		o.timeouts = httpapi.DefaultTimeouts
@@ -404,9 +410,6 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defer func() { stopCanaries(); <-canariesDone }()
 	if rates != nil {
 		verifier.Rates, verifier.OnRateStoreError = redisRates{rates}, rateFailure
-	}
-	if o.signatureWindow <= 0 || o.signatureWindow > time.Hour {
-		return cli.UsageErrorf("--signature-window %s: expected a duration from 1s to 1h, e.g. 60s", o.signatureWindow)
 	}
 	// Nonces are shared through Redis when there is one, so that a
 	// replay sent to another replica is refused; otherwise each replica
