@@ -48,10 +48,11 @@ func TestLifecycle(t *testing.T) {
 
 	key, err := c.CreateAccessKeyWithResponse(ctx, app, nil, lkclient.CreateAccessKeyRequest{Description: &desc})
 	check(t, "create access key", key, err, http.StatusCreated)
-	if key.JSON201 == nil || key.JSON201.SecretAccessKey == "" || key.JSON201.Status != lkclient.StatusActive {
+	// secret_access_key is optional in the document: a signing key has none.
+	if key.JSON201 == nil || key.JSON201.SecretAccessKey == nil || *key.JSON201.SecretAccessKey == "" || key.JSON201.Status != lkclient.StatusActive {
 		t.Fatal("create access key: JSON201 has no secret or is not Active")
 	}
-	id, keySecret := key.JSON201.AccessKeyId, string(key.JSON201.SecretAccessKey)
+	id, keySecret := key.JSON201.AccessKeyId, string(*key.JSON201.SecretAccessKey)
 	t.Logf("created access key %s (%s)", id, key.JSON201.Status)
 
 	verify := func(step string, want lkclient.VerifyCode) {
