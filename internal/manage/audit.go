@@ -11,10 +11,18 @@ import (
 // AuditChain returns up to limit events of the account's audit chain with
 // a seq above afterSeq, in chain order, with the account's chain head.
 // Returns ENOTFOUND for an account the actor may not read (or that has no
-// events: the two look alike).
+// events: the two look alike), EFORBIDDEN for one who may read it but not
+// see its canaries (a viewer).
 func (s *Service) AuditChain(ctx context.Context, a latchkey.Actor, account string, afterSeq int64, limit int) ([]*latchkey.AuditEvent, *latchkey.AuditChainHead, error) {
 	if err := requireRead(a, account); err != nil {
 		return nil, nil, err
+	}
+	// The chain is every event, unfiltered (a gap would read as
+	// tampering), and so holds canary alerts, which only those who may
+	// see canaries see (latchkey.Actor.CanSeeCanaries).
+	if !a.CanSeeCanaries(account) {
+		return nil, nil, latchkey.Errorf(latchkey.EFORBIDDEN,
+			"role %s may not read the audit chain: it holds canary alerts; an admin of the account runs audit verify", a.Role)
 	}
 	if afterSeq < 0 {
 		return nil, nil, latchkey.Errorf(latchkey.EINVALID, "after_seq must be 0 or more")

@@ -99,6 +99,16 @@ func TestCanaryVisibility(t *testing.T) {
 			if alerted != tt.sees {
 				t.Errorf("canary alert in the audit log: %v, want %v", alerted, tt.sees)
 			}
+			// The audit chain is unfiltered (a gap would read as tampering),
+			// so it is not for those who may not see canaries.
+			chain, _, err := e.svc.AuditChain(ctx, tt.actor, "default", 0, 1000)
+			if tt.sees {
+				if err != nil || !slices.ContainsFunc(chain, func(ev *latchkey.AuditEvent) bool { return ev.Action == latchkey.ActionCanaryTriggered }) {
+					t.Errorf("AuditChain: %d events, %v; want the canary alert in it", len(chain), err)
+				}
+			} else {
+				wantCode(t, err, latchkey.EFORBIDDEN)
+			}
 		})
 	}
 	// An application with a canary cannot be deleted until the canary is.

@@ -353,7 +353,7 @@ export interface paths {
         };
         /**
          * Get the audit chain
-         * @description One page of an account's audit chain in chain order (seq ascending), with the chain's head, for latchkey audit verify. ENOTFOUND for an account with no events.
+         * @description One page of an account's audit chain in chain order (seq ascending), with the chain's head, for latchkey audit verify. ENOTFOUND for an account with no events. Operators and the account's admins only: the chain is every event, unfiltered, canary alerts included, which viewers may not see (403).
          */
         get: operations["getAuditChain"];
         put?: never;
