@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/keyformat"
 )
 
@@ -257,6 +258,10 @@ func TestGateways(t *testing.T) {
 				{name: "valid key", from: "127.0.0.2", target: "/orders/7?page=2", header: map[string]string{"Authorization": "Bearer " + goodSecret,
 					"X-Latchkey-Application": "forged", "X-Latchkey-Access-Key-Id": "LKIAFORGEDFORGEDFORG", "X-Latchkey-Extra": "forged",
 					"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
+				// Underscore twins, which CGI, WSGI and Rack servers merge with
+				// the real names.
+				{name: "valid key with underscore twins", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret,
+					"X_Latchkey_External_Id": "cus_forged", "X-Latchkey_Metadata": "eyJwbGFuIjoiZnJlZSJ9", "X_Latchkey-Application": "forged"}, status: 200},
 				{name: "valid key in X-Api-Key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret}, status: 200},
 				{name: "no key", from: "127.0.0.2", target: "/orders/7", status: 401, code: "MISSING"},
 				{name: "unknown key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": unknown}, status: 401, code: "NOT_FOUND"},
@@ -310,6 +315,11 @@ func TestGateways(t *testing.T) {
 					for _, h := range []string{"Authorization", "X-Api-Key"} {
 						if v := got.Header.Get(h); v != "" {
 							t.Errorf("the API saw %s", h)
+						}
+					}
+					for h := range got.Header {
+						if strings.Contains(h, "_") && latchkey.IsIdentityHeader(h) {
+							t.Errorf("the API saw %s: %q", h, got.Header[h])
 						}
 					}
 					if gw.dropsAnyLatchkeyHeader && got.Header.Get("X-Latchkey-Extra") != "" {

@@ -130,7 +130,9 @@ func TestDecisions(t *testing.T) {
 		{name: "x-api-key", target: "/shipments/1", header: map[string]string{"X-Api-Key": good.Secret}, status: 200},
 		{name: "forged identity is replaced", target: "/shipments/1", header: map[string]string{"X-Api-Key": good.Secret,
 			"X-Latchkey-Access-Key-Id": "LKIAFORGEDFORGEDFORG", "X-Latchkey-Application": "admin-app", "X-Latchkey-Extra": "x",
-			"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
+			"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9",
+			// underscore twins, which CGI, WSGI and Rack servers merge with the real names
+			"X_Latchkey_External_Id": "cus_forged", "X-Latchkey_Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
 		{name: "missing", target: "/shipments/1", status: 401, code: "MISSING"},
 		{name: "malformed", target: "/shipments/1", header: map[string]string{"X-Api-Key": "lksk_nope"}, status: 401, code: "MALFORMED"},
 		{name: "unknown", target: "/shipments/1", header: map[string]string{"X-Api-Key": unknown.Secret}, status: 401, code: "NOT_FOUND"},
@@ -190,6 +192,11 @@ func TestDecisions(t *testing.T) {
 			for _, h := range []string{"Authorization", "X-Api-Key", "X-Latchkey-Extra"} {
 				if v := got.Header.Get(h); v != "" {
 					t.Errorf("upstream saw %s: %q", h, v)
+				}
+			}
+			for h := range got.Header {
+				if strings.Contains(h, "_") && latchkey.IsIdentityHeader(h) {
+					t.Errorf("upstream saw %s: %q", h, got.Header[h])
 				}
 			}
 			key := map[string]gatewaytest.Key{"bearer": good, "basic": good, "x-api-key": good, "forged identity is replaced": good,
