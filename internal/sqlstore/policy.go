@@ -125,34 +125,18 @@ func (t *Tx) DeleteKeyState(ctx context.Context, id string) error {
 // concurrent insert of the same entry wait for the first and then add
 // nothing, so exactly one transaction sees a row affected.
 func (t *Tx) InsertPolicyAction(ctx context.Context, a *latchkey.PolicyAction) (bool, error) {
-	res, err := t.exec(ctx, `INSERT INTO policy_actions (access_key_id, kind, due_at, account, act_at, state, created_at, done_at)
+	return t.execOne(ctx, `INSERT INTO policy_actions (access_key_id, kind, due_at, account, act_at, state, created_at, done_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (access_key_id, kind, due_at) DO NOTHING`,
 		a.AccessKeyID, a.Kind, toMicros(a.DueAt), a.Account, toMicros(a.ActAt), a.State, toMicros(a.CreatedAt), nullMicros(a.DoneAt))
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, latchkey.Internal(err)
-	}
-	return n == 1, nil
 }
 
 // ClaimPolicyAction implements latchkey.Tx. The UPDATE's condition on the
 // state is re-checked after a concurrent claim commits, so only one claim
 // succeeds.
 func (t *Tx) ClaimPolicyAction(ctx context.Context, id, kind string, due time.Time, state string, at time.Time) (bool, error) {
-	res, err := t.exec(ctx, `UPDATE policy_actions SET state = ?, done_at = ?
+	return t.execOne(ctx, `UPDATE policy_actions SET state = ?, done_at = ?
 		WHERE access_key_id = ? AND kind = ? AND due_at = ? AND state = ?`,
 		state, toMicros(at), id, kind, toMicros(due), latchkey.PolicyActionScheduled)
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, latchkey.Internal(err)
-	}
-	return n == 1, nil
 }
 
 // ListPolicyActions implements latchkey.Tx.

@@ -27,17 +27,9 @@ func (t *Tx) CreateRotation(ctx context.Context, r *latchkey.Rotation) error {
 // condition on the state is re-checked after a concurrent update commits,
 // so only one of two replicas moves a roll on.
 func (t *Tx) UpdateRotation(ctx context.Context, r *latchkey.Rotation, from string) (bool, error) {
-	res, err := t.exec(ctx, `UPDATE rotations SET state = ?, stalled_at = ?, done_at = ?, outcome = ?
+	return t.execOne(ctx, `UPDATE rotations SET state = ?, stalled_at = ?, done_at = ?, outcome = ?
 		WHERE old_access_key_id = ? AND state = ?`,
 		r.State, nullMicros(r.StalledAt), nullMicros(r.DoneAt), r.Outcome, r.OldKeyID, from)
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, latchkey.Internal(err)
-	}
-	return n == 1, nil
 }
 
 // ListRotations implements latchkey.Tx.

@@ -231,6 +231,21 @@ func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	return rows, nil
 }
 
+// execOne runs a statement and reports whether it changed exactly one row:
+// whether this transaction won a claim or a conditional update that a
+// concurrent one may have made first.
+func (t *Tx) execOne(ctx context.Context, query string, args ...any) (bool, error) {
+	res, err := t.exec(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, latchkey.Internal(err)
+	}
+	return n == 1, nil
+}
+
 // mustAffect returns ENOTFOUND when res changed no row.
 func mustAffect(res sql.Result, notFound *latchkey.Error) error {
 	n, err := res.RowsAffected()
