@@ -63,6 +63,7 @@ type serveOptions struct {
 	rateFailure     string
 	signatureWindow time.Duration
 	timeouts        httpapi.Timeouts
+	oidc            oidcOptions
 }
 
 func envOr(name, def string) string {
@@ -114,7 +115,13 @@ EXAMPLES
 
   # Webhook receivers on the internal network 10.1.2.0/24 (webhooks reach
   # only public addresses unless a range is opened)
-  latchkey serve --webhook-allow-cidr 10.1.2.0/24`,
+  latchkey serve --webhook-allow-cidr 10.1.2.0/24
+
+  # Console sign-in through your identity provider only (docs/console.md)
+  LATCHKEY_OIDC_CLIENT_SECRET_FILE=/etc/latchkey/oidc-secret latchkey serve \
+    --oidc-issuer https://idp.example.com --oidc-client-id latchkey \
+    --oidc-redirect-url https://keys.example.com/console/oidc/callback \
+    --oidc-role-map /etc/latchkey/roles.yaml --console-access-key-signin=false`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -151,6 +158,7 @@ EXAMPLES
 	f.Int64Var(&o.auditEvery, "audit-checkpoint-events", 1000, "sign an account's audit chain head once this many events were appended since its last checkpoint (0: by interval only)")
 	f.DurationVar(&o.auditInterval, "audit-checkpoint-interval", time.Minute, "sign an account's audit chain head when this long has passed since its last checkpoint and it moved (0: by count only)")
 	addGatewayFlags(f, &o.gw)
+	o.oidc.addFlags(f)
 	d := httpapi.DefaultTimeouts
 	f.DurationVar(&o.timeouts.ReadHeader, "read-header-timeout", d.ReadHeader, "how long a client may take to send a request's headers")
 	f.DurationVar(&o.timeouts.Read, "read-timeout", d.Read, "how long a client may take to send a whole request, body included")
@@ -298,6 +306,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err := o.gw.check(); err != nil {
 		return err
 	}
+	oidcConfig, err := o.oidc.config()
+	if err != nil {
+		return err
+	}
 
 	rates, rateFailure, err := openRateStore(ctx, o.rateStore, o.rateFailure, log)
 	if err != nil {
@@ -436,7 +448,14 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	con := &console.Console{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted,
-		ClientIP: func(r *http.Request) netip.Addr { return httpapi.ClientIP(r, trusted) },
+		ClientIP:         func(r *http.Request) netip.Addr { return httpapi.ClientIP(r, trusted) },
+		DisableKeySignin: !o.oidc.keySignin,
+	}
+	if oidcConfig != nil {
+		if con.OIDC, err = newOIDC(ctx, oidcConfig); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules, PathRelax: pathRelax,

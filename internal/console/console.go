@@ -85,6 +85,12 @@ type Console struct {
 	// RefreshSeconds is how often the chart script asks for a fresh chart
 	// (default 10).
 	RefreshSeconds int
+	// OIDC, when set, offers single sign-on with an OpenID Provider on the
+	// sign-in page (see oidc.go).
+	OIDC *OIDC
+	// DisableKeySignin turns the access-key sign-in form off (with OIDC
+	// set, people then sign in only through their IdP).
+	DisableKeySignin bool
 
 	once     sync.Once
 	sessions *sessionStore
@@ -154,6 +160,10 @@ func (c *Console) routes() *http.ServeMux {
 	m.HandleFunc("GET /console/signin", c.signinPage)
 	m.HandleFunc("POST /console/signin", c.signin)
 	m.Handle("POST /console/signout", c.form(c.signout))
+	if c.OIDC != nil {
+		m.HandleFunc("GET /console/oidc/login", c.oidcLogin)
+		m.HandleFunc("GET /console/oidc/callback", c.oidcCallback)
+	}
 	m.Handle("POST /console/account", c.form(c.switchAccount))
 
 	m.Handle("GET /console/applications", c.page(c.applications))
@@ -258,15 +268,31 @@ func (c *Console) authenticate(r *http.Request, automatic bool) (*user, string) 
 		}
 		return nil, ""
 	}
-	e := c.Verifier.Index.Get(sv.actor.AccessKeyID)
-	if e == nil || !e.Active || (e.ExpiresAt != 0 && now.UnixNano() >= e.ExpiresAt) ||
-		e.Principal() != sv.actor.Principal || e.Account != sv.actor.Account ||
-		e.Role() == "" || e.Role() == latchkey.RoleVerifier {
-		c.sessions.delete(sv.id)
-		return nil, "revoked"
-	}
 	a := sv.actor
-	a.Role = e.Role() // a role change applies at once
+	if p := sv.person; p != nil {
+		// A person signed in with OIDC: the IdP is asked again at most
+		// every c.OIDC.Revalidate(); the role is what the role map gives now.
+		if c.OIDC == nil {
+			c.sessions.delete(sv.id)
+			return nil, "revoked"
+		}
+		g, err := c.OIDC.current(r.Context(), p, now)
+		if err != nil {
+			c.sessions.delete(sv.id)
+			c.Log.Info("console session ended by the IdP", "oidc_subject", p.Subject, "email", p.Email, "reason", err.Error())
+			return nil, "idp"
+		}
+		a.Role, a.Account = g.Role, g.Account
+	} else {
+		e := c.Verifier.Index.Get(sv.actor.AccessKeyID)
+		if e == nil || !e.Active || (e.ExpiresAt != 0 && now.UnixNano() >= e.ExpiresAt) ||
+			e.Principal() != sv.actor.Principal || e.Account != sv.actor.Account ||
+			e.Role() == "" || e.Role() == latchkey.RoleVerifier {
+			c.sessions.delete(sv.id)
+			return nil, "revoked"
+		}
+		a.Role = e.Role() // a role change applies at once
+	}
 	a.SourceIP, a.UserAgent = c.clientIP(r).String(), r.UserAgent()
 	if a.Role != latchkey.RoleOperator {
 		sv.account = a.Account
@@ -454,11 +480,15 @@ type view struct {
 	Refresh    int    // seconds between reloads when scripts are off (0 = none)
 	RefreshURL string // the page itself, marked as an automatic reload
 	Accounts   []string
-	Data       any
+	// Continue, when set, is a same-origin page the browser goes to at
+	// once (after an OIDC sign-in).
+	Continue string
+	Data     any
 }
 
 type userView struct {
 	Principal   string
+	Person      bool // signed in with OIDC
 	Role        latchkey.Role
 	Account     string
 	AccessKeyID string
@@ -475,7 +505,10 @@ func (c *Console) newView(r *http.Request, u *user, title, section string, data 
 	v := &view{Title: title, Section: section, Now: c.now(), Version: c.version, Data: data}
 	if u != nil {
 		v.User = &userView{Principal: u.actor.Principal, Role: u.actor.Role, Account: u.account,
-			AccessKeyID: u.actor.AccessKeyID, CanWrite: u.canWrite()}
+			AccessKeyID: u.actor.AccessKeyID, CanWrite: u.canWrite(), Person: u.person != nil}
+		if u.person != nil {
+			v.User.Principal = personLabel(u.person)
+		}
 		v.CSRF = u.csrf
 		v.Flash = c.sessions.takeFlash(u.id)
 		if u.actor.Role == latchkey.RoleOperator {
@@ -572,7 +605,7 @@ func (c *Console) serveStatic(w http.ResponseWriter, r *http.Request) {
 func safeNext(next string) string {
 	const def = Prefix + "/applications"
 	if !strings.HasPrefix(next, Prefix+"/") || strings.ContainsAny(next, "\\\r\n\t") ||
-		strings.HasPrefix(next, Prefix+"/signin") || strings.Contains(next, "/../") || strings.Contains(next, "//") {
+		strings.HasPrefix(next, Prefix+"/signin") || strings.HasPrefix(next, Prefix+"/oidc/") || strings.Contains(next, "/../") || strings.Contains(next, "//") {
 		return def
 	}
 	u, err := url.Parse(next)

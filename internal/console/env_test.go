@@ -59,6 +59,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with a hook that sets up the console before it
+// serves, knowing the URL it will serve at.
+func newEnvWith(t *testing.T, setup func(c *Console, consoleURL string)) *env {
+	t.Helper()
 	ctx := t.Context()
 	store, err := sqlite.Open(ctx, t.TempDir()+"/lk.db")
 	if err != nil {
@@ -77,9 +84,14 @@ func newEnv(t *testing.T) *env {
 	e.opID, e.opSecret = boot.ID, boot.Secret
 	e.op = latchkey.Actor{Principal: manage.BootstrapPrincipal, Account: latchkey.DefaultAccount, Role: latchkey.RoleOperator, AccessKeyID: boot.ID}
 	e.con = &Console{Service: e.svc, Verifier: e.ver, Now: e.clock.Now}
+	e.srv = httptest.NewUnstartedServer(nil)
+	if setup != nil {
+		setup(e.con, "http://"+e.srv.Listener.Addr().String())
+	}
 	mux := http.NewServeMux()
 	e.con.Mount(mux)
-	e.srv = httptest.NewServer(mux)
+	e.srv.Config.Handler = mux
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	return e
 }

@@ -13,7 +13,7 @@ import (
 // pageNames are the page templates; each is parsed with layout.html and
 // the shared partials.
 var pageNames = []string{
-	"signin", "error", "applications", "application", "keys", "key", "created", "rotate", "audit",
+	"signin", "continue", "error", "applications", "application", "keys", "key", "created", "rotate", "audit",
 }
 
 var funcs = template.FuncMap{

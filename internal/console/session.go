@@ -46,6 +46,7 @@ type session struct {
 	seen    time.Time
 	flash   []flash
 	nonces  map[string]time.Time // one-time form tokens (key creation)
+	person  *person              // set when a person signed in with OIDC, nil for an access key
 }
 
 // flash is a message shown once, on the next page.
@@ -81,6 +82,12 @@ func sessionKey(id string) [32]byte { return sha256.Sum256([]byte(id)) }
 
 // create starts a session for actor and returns its ID.
 func (st *sessionStore) create(actor latchkey.Actor, now time.Time, idle, maxAge time.Duration) (string, error) {
+	return st.createPerson(actor, nil, now, idle, maxAge)
+}
+
+// createPerson starts a session for actor, who is p when p is set (OIDC
+// sign-in), and returns its ID.
+func (st *sessionStore) createPerson(actor latchkey.Actor, p *person, now time.Time, idle, maxAge time.Duration) (string, error) {
 	id, err := randomToken()
 	if err != nil {
 		return "", err
@@ -101,7 +108,7 @@ func (st *sessionStore) create(actor latchkey.Actor, now time.Time, idle, maxAge
 	if len(st.m) >= MaxSessions {
 		st.evictIdlestLocked()
 	}
-	st.m[sessionKey(id)] = &session{actor: actor, csrf: csrf, account: actor.Account, created: now, seen: now}
+	st.m[sessionKey(id)] = &session{actor: actor, csrf: csrf, account: actor.Account, created: now, seen: now, person: p}
 	return id, nil
 }
 
@@ -137,6 +144,7 @@ type sessionView struct {
 	actor   latchkey.Actor
 	csrf    string
 	account string
+	person  *person
 }
 
 // get returns the live session with this ID and, when touch is set, marks
@@ -160,7 +168,7 @@ func (st *sessionStore) get(id string, now time.Time, idle, maxAge time.Duration
 	if touch {
 		s.seen = now
 	}
-	return sessionView{id: id, actor: s.actor, csrf: s.csrf, account: s.account}, true, false
+	return sessionView{id: id, actor: s.actor, csrf: s.csrf, account: s.account, person: s.person}, true, false
 }
 
 // update runs fn on the session, if it still exists.

@@ -29,6 +29,7 @@ var signinNotices = map[string]string{
 	"expired":   "Your session has ended. Sign in again.",
 	"revoked":   "Your session ended because the admin access key it used is no longer Active.",
 	"signedout": "You have signed out.",
+	"idp":       "Your session ended because your identity provider no longer confirms your sign-in or your role. Sign in again.",
 }
 
 type signinData struct {
@@ -37,6 +38,10 @@ type signinData struct {
 	AccessKeyID string
 	Notice      string
 	Error       string
+	// SSO offers sign-in with the OpenID Provider; KeySignin the access-key
+	// form.
+	SSO       bool
+	KeySignin bool
 }
 
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
@@ -58,10 +63,18 @@ func (c *Console) renderSignin(w http.ResponseWriter, r *http.Request, status in
 	}
 	http.SetCookie(w, c.signinCookie(r, tok))
 	d.Token = tok
+	d.SSO, d.KeySignin = c.OIDC != nil, !c.DisableKeySignin
 	c.render(w, r, nil, status, "signin", "Sign in", "", d)
 }
 
+// msgSigninKeyOff answers a key sign-in when the operator turned it off.
+const msgSigninKeyOff = "Sign-in with an access key is turned off on this server. Sign in with your identity provider."
+
 func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
+	if c.DisableKeySignin {
+		c.renderSignin(w, r, http.StatusForbidden, signinData{Error: msgSigninKeyOff})
+		return
+	}
 	if err := c.cop.Check(r); err != nil {
 		c.renderSignin(w, r, http.StatusForbidden, signinData{Error: msgSigninToken})
 		return
@@ -131,7 +144,11 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request, u *user) error {
 	c.sessions.delete(u.id)
-	c.Log.Info("console sign-out", "principal", u.actor.Principal, "access_key_id", u.actor.AccessKeyID)
+	if u.person != nil {
+		c.Log.Info("console sign-out", "oidc_subject", u.person.Subject, "email", u.person.Email)
+	} else {
+		c.Log.Info("console sign-out", "principal", u.actor.Principal, "access_key_id", u.actor.AccessKeyID)
+	}
 	http.SetCookie(w, c.sessionCookie(r, ""))
 	http.Redirect(w, r, Prefix+"/signin?m=signedout", http.StatusSeeOther)
 	return nil

@@ -1,0 +1,521 @@
+package console
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/latchkey/latchkey"
+)
+
+// Single sign-on with an OpenID Provider (OIDC), beside or instead of the
+// access-key sign-in.
+//
+// The flow is the authorization code flow with PKCE (S256). The state, the
+// nonce, the PKCE verifier and the page to return to travel in one cookie,
+// sealed with AES-256-GCM under a key made at start-up, HttpOnly,
+// SameSite=Lax (the IdP's redirect back is a cross-site navigation, which a
+// Strict cookie would miss) and valid for ten minutes. The callback accepts
+// a code only with the matching state and that cookie, so a code or a
+// session cannot be planted in somebody else's browser (login CSRF, code
+// injection); the code is redeemed with the PKCE verifier; the ID token's
+// signature (keys from the provider's JWKS, refetched when a new key ID
+// appears), issuer, audience, expiry and nonce are checked by go-oidc and
+// here. The person then gets the account and role of the first rule of the
+// role map their claims match, or nothing.
+//
+// Sessions end as the console's always do (idle, age, sign-out) and also
+// when the IdP stops vouching for the person: every Revalidate interval
+// (5 minutes by default) the session's refresh token is redeemed again, or,
+// without one, the userinfo endpoint is asked. A refusal, an unreachable
+// IdP or claims that no longer map end the session on the next request
+// (fail closed); new claims that map to another role change the role.
+
+// Defaults for OIDC sign-in.
+const (
+	DefaultOIDCRevalidate = 5 * time.Minute
+	oidcFlowTTL           = 10 * time.Minute
+	oidcHTTPTimeout       = 15 * time.Second
+	// maxClaim bounds the subject and email kept in a session and written
+	// to the audit log.
+	maxClaim = 256
+)
+
+// DefaultOIDCScopes are requested unless OIDCConfig.Scopes says otherwise.
+var DefaultOIDCScopes = []string{oidc.ScopeOpenID, "email", "profile", oidc.ScopeOfflineAccess}
+
+// OIDCConfig configures sign-in with an OpenID Provider.
+type OIDCConfig struct {
+	Issuer       string // the provider's issuer URL, exactly as its discovery document says
+	ClientID     string
+	ClientSecret string // from a file or the environment, never a flag
+	RedirectURL  string // https://console.example.com/console/oidc/callback
+	Scopes       []string
+	RoleMap      *RoleMap
+	// Revalidate is how often a session's person is checked with the IdP
+	// again (default 5 minutes): the bound on how long a removed person
+	// keeps access.
+	Revalidate time.Duration
+	// HTTPClient reaches the provider (default: a client with a 15 s
+	// timeout).
+	HTTPClient *http.Client
+	// Now is the clock for token expiry checks (default time.Now).
+	Now func() time.Time
+}
+
+// OIDC is a configured OpenID Provider. Make it with NewOIDC.
+type OIDC struct {
+	cfg      OIDCConfig
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+	oauth    oauth2.Config
+	aead     cipher.AEAD
+	// needed are the claims the role map reads, plus email: when the ID
+	// token lacks one, the userinfo endpoint is asked for it.
+	needed []string
+}
+
+// NewOIDC discovers the provider at cfg.Issuer and returns it ready for
+// sign-ins. Returns EINVALID naming the missing setting, or EUNAVAILABLE
+// when discovery fails.
+func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
+	switch {
+	case cfg.Issuer == "":
+		return nil, latchkey.Errorf(latchkey.EINVALID, "OIDC: the issuer URL is missing")
+	case cfg.ClientID == "":
+		return nil, latchkey.Errorf(latchkey.EINVALID, "OIDC: the client ID is missing")
+	case cfg.RedirectURL == "":
+		return nil, latchkey.Errorf(latchkey.EINVALID, "OIDC: the redirect URL is missing")
+	case cfg.RoleMap == nil:
+		return nil, latchkey.Errorf(latchkey.EINVALID, "OIDC: the role map is missing; without one nobody could be given a role")
+	}
+	ru, err := url.Parse(cfg.RedirectURL)
+	if err != nil || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Host == "" || ru.Path != Prefix+"/oidc/callback" {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "OIDC: the redirect URL must be an absolute http(s) URL ending in %s/oidc/callback", Prefix)
+	}
+	if cfg.Revalidate <= 0 {
+		cfg.Revalidate = DefaultOIDCRevalidate
+	}
+	if len(cfg.Scopes) == 0 {
+		cfg.Scopes = DefaultOIDCScopes
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: oidcHTTPTimeout}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, latchkey.Internal(err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, latchkey.Internal(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, latchkey.Internal(err)
+	}
+	ctx = oidc.ClientContext(ctx, cfg.HTTPClient)
+	p, err := oidc.NewProvider(ctx, cfg.Issuer)
+	if err != nil {
+		return nil, latchkey.Errorf(latchkey.EUNAVAILABLE, "OIDC: discovery at %s failed: %v", cfg.Issuer, err)
+	}
+	o := &OIDC{cfg: cfg, provider: p, aead: aead,
+		verifier: p.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now}),
+		oauth: oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Endpoint: p.Endpoint(),
+			RedirectURL: cfg.RedirectURL, Scopes: cfg.Scopes},
+		needed: []string{"email", "email_verified"},
+	}
+	for _, r := range cfg.RoleMap.Rules {
+		o.needed = append(o.needed, r.Claim)
+	}
+	return o, nil
+}
+
+// Revalidate is the bound on how long the IdP's word about a person is
+// trusted.
+func (o *OIDC) Revalidate() time.Duration { return o.cfg.Revalidate }
+
+func (o *OIDC) ctx(ctx context.Context) context.Context {
+	return oidc.ClientContext(ctx, o.cfg.HTTPClient)
+}
+
+// flowState is what the browser carries, sealed, from the redirect to the
+// IdP until the callback.
+type flowState struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	Next     string `json:"r"`
+	Expires  int64  `json:"e"`
+}
+
+const (
+	cookieOIDC       = "latchkey_oidc"
+	cookieOIDCSecure = "__Host-latchkey_oidc"
+)
+
+func (o *OIDC) seal(name string, f flowState) (string, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return "", latchkey.Internal(err)
+	}
+	nonce := make([]byte, o.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", latchkey.Internal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(o.aead.Seal(nonce, nonce, b, []byte(name))), nil
+}
+
+var errFlow = errors.New("no valid sign-in flow")
+
+// open returns the flow sealed in value, if it is intact and not expired.
+func (o *OIDC) open(name, value string, now time.Time) (flowState, error) {
+	var f flowState
+	raw, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil || len(raw) < o.aead.NonceSize() {
+		return f, errFlow
+	}
+	n := o.aead.NonceSize()
+	b, err := o.aead.Open(nil, raw[:n], raw[n:], []byte(name))
+	if err != nil {
+		return f, errFlow
+	}
+	if err := json.Unmarshal(b, &f); err != nil || f.State == "" || f.Nonce == "" || f.Verifier == "" {
+		return f, errFlow
+	}
+	if now.Unix() >= f.Expires {
+		return f, errFlow
+	}
+	return f, nil
+}
+
+func (c *Console) oidcCookie(r *http.Request, value string) *http.Cookie {
+	ck := &http.Cookie{Name: cookieOIDC, Value: value, Path: Prefix + "/oidc", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		MaxAge: int(oidcFlowTTL / time.Second)}
+	if c.secure(r) {
+		ck.Name, ck.Path, ck.Secure = cookieOIDCSecure, "/", true
+	}
+	if value == "" {
+		ck.MaxAge = -1
+	}
+	return ck
+}
+
+// oidcLogin starts a sign-in: it binds a fresh state, nonce and PKCE
+// verifier to this browser and sends it to the IdP.
+func (c *Console) oidcLogin(w http.ResponseWriter, r *http.Request) {
+	o := c.OIDC
+	state, err := randomToken()
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	nonce, err := randomToken()
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	f := flowState{State: state, Nonce: nonce, Verifier: oauth2.GenerateVerifier(),
+		Next: safeNext(r.URL.Query().Get("next")), Expires: o.cfg.Now().Add(oidcFlowTTL).Unix()}
+	ck := c.oidcCookie(r, "x")
+	sealed, err := o.seal(ck.Name, f)
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	ck.Value = sealed
+	http.SetCookie(w, ck)
+	http.Redirect(w, r, o.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier)), http.StatusSeeOther)
+}
+
+// Messages of the OIDC callback.
+const (
+	msgOIDCFlow     = "The sign-in with your identity provider had expired or did not start in this browser, so it was refused. Sign in again."
+	msgOIDCExchange = "The identity provider did not confirm the sign-in. Sign in again; if it keeps failing, ask an operator to check the OIDC settings."
+	msgOIDCToken    = "The identity provider's answer could not be verified, so the sign-in was refused."
+	msgOIDCNoRole   = "Your identity provider account is not given a role in latchkey, so you cannot use the console. Ask an operator to add one of your groups to the role map."
+)
+
+var idpErrorRE = regexp.MustCompile(`^[a-z_]{1,40}$`)
+
+// oidcCallback finishes a sign-in: the IdP sent the browser back with a
+// code (or an error) and the state.
+func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
+	o := c.OIDC
+	q := r.URL.Query()
+	name := c.oidcCookie(r, "x").Name
+	raw := cookieValue(r, name)
+	http.SetCookie(w, c.oidcCookie(r, "")) // one use, whatever happens
+	refuse := func(status int, msg string) {
+		c.renderSignin(w, r, status, signinData{Error: msg})
+	}
+	f, err := o.open(name, raw, o.cfg.Now())
+	if err != nil || !tokensEqual(q.Get("state"), f.State) {
+		c.Log.Warn("console OIDC callback refused", "reason", "state", "client_ip", c.clientIP(r).String())
+		refuse(http.StatusForbidden, msgOIDCFlow)
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		if !idpErrorRE.MatchString(e) {
+			e = "unknown error"
+		}
+		refuse(http.StatusForbidden, "Your identity provider refused the sign-in ("+e+").")
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		refuse(http.StatusBadRequest, msgOIDCFlow)
+		return
+	}
+	ctx, cancel := context.WithTimeout(o.ctx(r.Context()), oidcHTTPTimeout)
+	defer cancel()
+	tok, err := o.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
+	if err != nil {
+		c.Log.Warn("console OIDC code exchange failed", "err", err, "client_ip", c.clientIP(r).String())
+		refuse(http.StatusBadGateway, msgOIDCExchange)
+		return
+	}
+	id, claims, err := o.verify(ctx, tok, f.Nonce)
+	if err != nil {
+		c.Log.Warn("console OIDC token refused", "err", err, "client_ip", c.clientIP(r).String())
+		refuse(http.StatusForbidden, msgOIDCToken)
+		return
+	}
+	p, err := newPerson(id.Subject, claims)
+	if err != nil {
+		c.Log.Warn("console OIDC token refused", "err", err, "client_ip", c.clientIP(r).String())
+		refuse(http.StatusForbidden, msgOIDCToken)
+		return
+	}
+	g, ok := o.cfg.RoleMap.match(claims)
+	if !ok {
+		c.Log.Info("console OIDC sign-in refused: no role", "subject", p.Subject, "email", p.Email, "client_ip", c.clientIP(r).String())
+		refuse(http.StatusForbidden, msgOIDCNoRole)
+		return
+	}
+	p.grant, p.token, p.claims, p.validated = g, tok, claims, c.now()
+	actor := latchkey.Actor{Principal: p.actorName(), Account: g.Account, Role: g.Role}
+	sid, err := c.sessions.createPerson(actor, p, c.now(), c.IdleTimeout, c.MaxSessionAge)
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	c.Log.Info("console sign-in", "oidc_subject", p.Subject, "email", p.Email, "account", g.Account, "role", string(g.Role),
+		"role_map_rule", g.Rule, "client_ip", c.clientIP(r).String())
+	http.SetCookie(w, c.sessionCookie(r, sid))
+	// A page, not a redirect: the browser arrived here from the IdP's site,
+	// and over that cross-site redirect chain it would not send the
+	// SameSite=Strict session cookie. The page's own navigation is
+	// same-site.
+	v := c.newView(r, nil, "Signed in", "", continueData{Next: f.Next})
+	v.Continue = f.Next
+	c.write(w, http.StatusOK, "continue", v)
+}
+
+type continueData struct{ Next string }
+
+// verify checks the ID token of a token response (signature, issuer,
+// audience, expiry; the nonce when one is given; the access token's hash
+// when the token has one) and returns it with its claims, completed from
+// the userinfo endpoint when the token lacks a claim the role map reads.
+func (o *OIDC) verify(ctx context.Context, tok *oauth2.Token, nonce string) (*oidc.IDToken, map[string]any, error) {
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok || raw == "" {
+		return nil, nil, errors.New("the token response has no id_token")
+	}
+	id, err := o.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if nonce != "" && !tokensEqual(id.Nonce, nonce) {
+		return nil, nil, errors.New("the ID token's nonce is not this sign-in's")
+	}
+	if id.AccessTokenHash != "" && tok.AccessToken != "" {
+		if err := id.VerifyAccessToken(tok.AccessToken); err != nil {
+			return nil, nil, err
+		}
+	}
+	claims := map[string]any{}
+	if err := id.Claims(&claims); err != nil {
+		return nil, nil, err
+	}
+	if err := o.completeClaims(ctx, tok, id.Subject, claims, false); err != nil {
+		return nil, nil, err
+	}
+	return id, claims, nil
+}
+
+// completeClaims asks the userinfo endpoint for the claims the role map
+// needs: those missing from claims, or, with fresh set, all of them
+// (revalidation without an ID token). Userinfo of another subject is an
+// error.
+func (o *OIDC) completeClaims(ctx context.Context, tok *oauth2.Token, subject string, claims map[string]any, fresh bool) error {
+	missing := fresh
+	for _, n := range o.needed {
+		if _, ok := claims[n]; !ok {
+			missing = true
+		}
+	}
+	if !missing || tok.AccessToken == "" || o.provider.UserInfoEndpoint() == "" {
+		if fresh {
+			return errors.New("the provider has no userinfo endpoint to ask")
+		}
+		return nil
+	}
+	ui, err := o.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return err
+	}
+	if ui.Subject != subject {
+		return errors.New("userinfo is about another subject")
+	}
+	var more map[string]any
+	if err := ui.Claims(&more); err != nil {
+		return err
+	}
+	for _, n := range o.needed {
+		if v, ok := more[n]; ok {
+			claims[n] = v
+		} else if fresh {
+			delete(claims, n)
+		}
+	}
+	return nil
+}
+
+// person is the signed-in human of an OIDC session. Its fields after mu
+// change when the session is revalidated.
+type person struct {
+	Subject, Email string
+
+	mu        sync.Mutex
+	grant     grant
+	token     *oauth2.Token
+	claims    map[string]any
+	validated time.Time
+	ended     bool
+}
+
+func newPerson(subject string, claims map[string]any) (*person, error) {
+	email, _ := claims["email"].(string)
+	if subject == "" || len(subject) > maxClaim || len(email) > maxClaim || !printable(subject) || !printable(email) {
+		return nil, errors.New("the ID token's subject or email is empty, too long or not printable")
+	}
+	return &person{Subject: subject, Email: email}, nil
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// actorName is the person as the audit log names them: "oidc:" then the
+// email (when the IdP gave one) and the subject, which the IdP never
+// reuses.
+func (p *person) actorName() string {
+	if p.Email == "" {
+		return "oidc:(sub " + p.Subject + ")"
+	}
+	return "oidc:" + p.Email + " (sub " + p.Subject + ")"
+}
+
+// current checks the person with the IdP again when the last check is
+// older than the revalidation interval, and returns what they may do now.
+// ok is false when the IdP no longer vouches for them or their claims no
+// longer map to a role; the session must end.
+func (o *OIDC) current(ctx context.Context, p *person, now time.Time) (grant, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended {
+		return grant{}, errors.New("ended")
+	}
+	if now.Sub(p.validated) < o.cfg.Revalidate {
+		return p.grant, nil
+	}
+	g, err := o.revalidate(ctx, p)
+	if err != nil {
+		p.ended = true
+		return grant{}, err
+	}
+	p.grant, p.validated = g, now
+	return g, nil
+}
+
+// revalidate asks the IdP about p: a refresh grant (which an IdP refuses
+// for a removed or disabled person), or the userinfo endpoint when there
+// is no refresh token. p.mu is held.
+func (o *OIDC) revalidate(ctx context.Context, p *person) (grant, error) {
+	ctx, cancel := context.WithTimeout(o.ctx(ctx), oidcHTTPTimeout)
+	defer cancel()
+	claims := map[string]any{}
+	for k, v := range p.claims {
+		claims[k] = v
+	}
+	if p.token.RefreshToken != "" {
+		old := *p.token
+		old.Expiry = time.Unix(1, 0) // force the refresh grant
+		tok, err := o.oauth.TokenSource(ctx, &old).Token()
+		if err != nil {
+			return grant{}, fmt.Errorf("refresh: %w", err)
+		}
+		if raw, ok := tok.Extra("id_token").(string); ok && raw != "" {
+			id, err := o.verifier.Verify(ctx, raw)
+			if err != nil {
+				return grant{}, err
+			}
+			if id.Subject != p.Subject {
+				return grant{}, errors.New("the refreshed ID token is about another subject")
+			}
+			claims = map[string]any{}
+			if err := id.Claims(&claims); err != nil {
+				return grant{}, err
+			}
+			if err := o.completeClaims(ctx, tok, p.Subject, claims, false); err != nil {
+				return grant{}, err
+			}
+		} else if err := o.completeClaims(ctx, tok, p.Subject, claims, true); err != nil {
+			return grant{}, err
+		}
+		if tok.RefreshToken == "" {
+			tok.RefreshToken = p.token.RefreshToken
+		}
+		p.token = tok
+	} else if err := o.completeClaims(ctx, p.token, p.Subject, claims, true); err != nil {
+		return grant{}, err
+	}
+	g, ok := o.cfg.RoleMap.match(claims)
+	if !ok {
+		return grant{}, errors.New("the person's claims no longer map to a role")
+	}
+	p.claims = claims
+	return g, nil
+}
+
+// personLabel is the signed-in person's label in the header.
+func personLabel(p *person) string {
+	if p.Email != "" {
+		return p.Email
+	}
+	return p.Subject
+}
