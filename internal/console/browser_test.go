@@ -268,6 +268,9 @@ type rigOptions struct {
 	// requests.
 	wrap    func(http.Handler) http.Handler
 	timeout time.Duration // the whole browser session (default 2 minutes)
+	// setup, when set, configures the console before it serves, knowing
+	// the URL it will serve at (OIDC needs its callback URL).
+	setup func(c *Console, consoleURL string)
 }
 
 // rig is a browser test's world: the server, wired as latchkey serve wires
@@ -324,12 +327,17 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	con := &Console{Service: svc, Verifier: ver, Log: log, Now: o.now, RefreshSeconds: o.refreshSeconds, TrafficWindow: o.trafficWindow,
 		ClientIP: func(r *http.Request) netip.Addr { return httpapi.ClientIP(r, nil) }}
+	srv := httptest.NewUnstartedServer(nil)
+	if o.setup != nil {
+		o.setup(con, "http://"+srv.Listener.Addr().String())
+	}
 	api := &httpapi.Server{Service: svc, Verifier: ver, Log: log, Mount: con.Mount}
 	h := api.Handler()
 	if o.wrap != nil {
 		h = o.wrap(h)
 	}
-	srv := httptest.NewServer(h)
+	srv.Config.Handler = h
+	srv.Start()
 	t.Cleanup(srv.Close)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
