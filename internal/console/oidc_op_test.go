@@ -173,8 +173,14 @@ rules:
 // consoleURL.
 func (o *testOP) oidcFor(consoleURL string, revalidate time.Duration) *OIDC {
 	o.t.Helper()
+	return o.oidcWith(consoleURL, revalidate, testRoleMap)
+}
+
+// oidcWith is oidcFor with another role map.
+func (o *testOP) oidcWith(consoleURL string, revalidate time.Duration, roleMap string) *OIDC {
+	o.t.Helper()
 	id, secret := o.client(consoleURL)
-	rm, err := ParseRoleMap([]byte(testRoleMap))
+	rm, err := ParseRoleMap([]byte(roleMap))
 	if err != nil {
 		o.t.Fatal(err)
 	}
