@@ -163,6 +163,7 @@ func (c *Console) routes() *http.ServeMux {
 	if c.OIDC != nil {
 		m.HandleFunc("GET /console/oidc/login", c.oidcLogin)
 		m.HandleFunc("GET /console/oidc/callback", c.oidcCallback)
+		m.HandleFunc("POST /console/oidc/backchannel-logout", c.oidcBackchannelLogout)
 	}
 	m.Handle("POST /console/account", c.form(c.switchAccount))
 

@@ -43,7 +43,9 @@ import (
 // (5 minutes by default) the session's refresh token is redeemed again, or,
 // without one, the userinfo endpoint is asked. A refusal, an unreachable
 // IdP or claims that no longer map end the session on the next request
-// (fail closed); new claims that map to another role change the role.
+// (fail closed); new claims that map to another role change the role. An
+// IdP that sends OpenID Connect back-channel logout tokens to
+// /console/oidc/backchannel-logout ends the person's sessions at once.
 
 // Defaults for OIDC sign-in.
 const (
@@ -311,6 +313,9 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.grant, p.token, p.claims, p.validated = g, tok, claims, c.now()
+	if sid, ok := claims["sid"].(string); ok && len(sid) <= maxClaim {
+		p.SID = sid
+	}
 	actor := latchkey.Actor{Principal: p.actorName(), Account: g.Account, Role: g.Role}
 	sid, err := c.sessions.createPerson(actor, p, c.now(), c.IdleTimeout, c.MaxSessionAge)
 	if err != nil {
@@ -404,6 +409,7 @@ func (o *OIDC) completeClaims(ctx context.Context, tok *oauth2.Token, subject st
 // change when the session is revalidated.
 type person struct {
 	Subject, Email string
+	SID            string // the IdP's session ID (sid claim), for back-channel logout
 
 	mu        sync.Mutex
 	grant     grant
@@ -518,4 +524,71 @@ func personLabel(p *person) string {
 		return p.Email
 	}
 	return p.Subject
+}
+
+// backchannelLogoutEvent is the member of a logout token's events claim
+// that makes it one (OpenID Connect Back-Channel Logout 1.0, 2.4).
+const backchannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// maxLogoutTokenAge bounds how old (by iat) a logout token may be.
+const maxLogoutTokenAge = 5 * time.Minute
+
+// verifyLogout checks a back-channel logout token: the provider's
+// signature, issuer and audience (go-oidc; a logout token need not have an
+// expiry, so its iat must be recent instead), the logout event, no nonce,
+// and a sub or sid. It returns the subject and session ID to end.
+func (o *OIDC) verifyLogout(ctx context.Context, raw string) (sub, sid string, err error) {
+	v := o.provider.Verifier(&oidc.Config{ClientID: o.cfg.ClientID, Now: o.cfg.Now, SkipExpiryCheck: true})
+	t, err := v.Verify(o.ctx(ctx), raw)
+	if err != nil {
+		return "", "", err
+	}
+	var c struct {
+		Events map[string]any `json:"events"`
+		Nonce  *string        `json:"nonce"`
+		SID    string         `json:"sid"`
+	}
+	if err := t.Claims(&c); err != nil {
+		return "", "", err
+	}
+	now := o.cfg.Now()
+	switch {
+	case c.Events == nil || c.Events[backchannelLogoutEvent] == nil:
+		return "", "", errors.New("not a logout token: no back-channel logout event")
+	case c.Nonce != nil:
+		return "", "", errors.New("a logout token must not carry a nonce")
+	case t.Subject == "" && c.SID == "":
+		return "", "", errors.New("the logout token names neither sub nor sid")
+	case t.IssuedAt.IsZero() || now.Sub(t.IssuedAt) > maxLogoutTokenAge || t.IssuedAt.Sub(now) > time.Minute:
+		return "", "", errors.New("the logout token's iat is missing or not recent")
+	}
+	return t.Subject, c.SID, nil
+}
+
+// oidcBackchannelLogout ends every session of the person (sub) or of the
+// IdP session (sid) a valid logout token names. The IdP calls it server to
+// server, so there is no browser, cookie or CSRF token; the token's
+// signature is the authentication.
+func (c *Console) oidcBackchannelLogout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	w.Header().Set("Content-Type", "application/json")
+	bad := func() {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
+	}
+	if err := r.ParseForm(); err != nil {
+		bad()
+		return
+	}
+	sub, sid, err := c.OIDC.verifyLogout(r.Context(), r.PostForm.Get("logout_token"))
+	if err != nil {
+		c.Log.Warn("console OIDC back-channel logout refused", "err", err, "client_ip", c.clientIP(r).String())
+		bad()
+		return
+	}
+	n := c.sessions.endPersons(func(p *person) bool {
+		return (sub != "" && p.Subject == sub) || (sid != "" && p.SID == sid)
+	})
+	c.Log.Info("console OIDC back-channel logout", "oidc_subject", sub, "sid", sid, "sessions_ended", n)
+	w.WriteHeader(http.StatusOK)
 }

@@ -186,6 +186,21 @@ func (st *sessionStore) delete(id string) {
 	delete(st.m, sessionKey(id))
 }
 
+// endPersons ends the OIDC sessions whose person match accepts and
+// returns how many it ended.
+func (st *sessionStore) endPersons(match func(*person) bool) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for k, s := range st.m {
+		if s.person != nil && match(s.person) {
+			delete(st.m, k)
+			n++
+		}
+	}
+	return n
+}
+
 func (st *sessionStore) len() int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
