@@ -277,7 +277,9 @@ func (c *Console) authenticate(r *http.Request, automatic bool) (*user, string) 
 			c.sessions.delete(sv.id)
 			return nil, "revoked"
 		}
-		g, err := c.OIDC.current(r.Context(), p, now)
+		// A browser that goes away mid-check must not end its own session:
+		// the check has its own timeout.
+		g, err := c.OIDC.current(context.WithoutCancel(r.Context()), p, now)
 		if err != nil {
 			c.sessions.delete(sv.id)
 			c.Log.Info("console session ended by the IdP", "oidc_subject", p.Subject, "email", p.Email, "reason", err.Error())
