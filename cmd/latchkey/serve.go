@@ -456,6 +456,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			ln.Close()
 			return err
 		}
+		warnUnknownRoleMapAccounts(ctx, svc, oidcConfig.RoleMap, log)
 	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules, PathRelax: pathRelax,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/cli"
 	"github.com/latchkey/latchkey/internal/console"
+	"github.com/latchkey/latchkey/internal/manage"
 )
 
 // oidcOptions are the flags of single sign-on for the console.
@@ -89,4 +91,38 @@ func newOIDC(ctx context.Context, cfg *console.OIDCConfig) (*console.OIDC, error
 		return nil, cli.UsageErrorf("--oidc-issuer/--oidc-redirect-url: %s", latchkey.ErrorMessage(err))
 	}
 	return o, nil
+}
+
+// unknownRoleMapAccounts returns the accounts the role map names that do
+// not exist (yet): a person such a rule matches signs in to pages that say
+// "not found". serve warns about them; an operator may create the account
+// later.
+func unknownRoleMapAccounts(ctx context.Context, svc *manage.Service, rm *console.RoleMap) ([]string, error) {
+	accounts, err := svc.ListAccounts(ctx, latchkey.System())
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, a := range accounts {
+		have[a.Name] = true
+	}
+	var out []string
+	for _, r := range rm.Rules {
+		if !have[r.Account] {
+			have[r.Account] = true // once each
+			out = append(out, r.Account)
+		}
+	}
+	return out, nil
+}
+
+func warnUnknownRoleMapAccounts(ctx context.Context, svc *manage.Service, rm *console.RoleMap, log *slog.Logger) {
+	missing, err := unknownRoleMapAccounts(ctx, svc, rm)
+	if err != nil {
+		log.Warn("could not check the OIDC role map's accounts", "err", err)
+		return
+	}
+	for _, a := range missing {
+		log.Warn("the OIDC role map names an account that does not exist", "account", a, "flag", "--oidc-role-map")
+	}
 }

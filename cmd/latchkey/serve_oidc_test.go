@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/console"
+	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/sqlite"
+	"github.com/latchkey/latchkey/internal/verify"
 )
 
 // TestOIDCFlags: the OIDC flags go together, the secret comes from a file
@@ -84,5 +88,33 @@ func TestOIDCFlags(t *testing.T) {
 				t.Errorf("secret %q, want %q", cfg.ClientSecret, tc.secret)
 			}
 		})
+	}
+}
+
+func TestUnknownRoleMapAccounts(t *testing.T) {
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "lk.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	svc := manage.New(store, verify.NewIndex(), nil)
+	if _, err := svc.Bootstrap(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateAccount(t.Context(), latchkey.System(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	rm, err := console.ParseRoleMap([]byte(`rules:
+  - {values: [ops], role: operator}
+  - {values: [a], account: acme, role: admin}
+  - {values: [b], account: ghost, role: viewer}
+  - {values: [c], account: ghost, role: admin}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := unknownRoleMapAccounts(t.Context(), svc, rm)
+	if err != nil || strings.Join(got, ",") != "ghost" {
+		t.Fatalf("unknown accounts %v (%v), want [ghost]", got, err)
 	}
 }
