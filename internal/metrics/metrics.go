@@ -200,7 +200,9 @@ func (m *Metrics) ObserveDelivery(outcome string, d time.Duration) {
 }
 
 // AuditStreamed implements auditstream.Observer.
-func (m *Metrics) AuditStreamed(sink string, n int) { m.auditStreamed.WithLabelValues(sink).Add(float64(n)) }
+func (m *Metrics) AuditStreamed(sink string, n int) {
+	m.auditStreamed.WithLabelValues(sink).Add(float64(n))
+}
 
 // AuditStreamFailed implements auditstream.Observer.
 func (m *Metrics) AuditStreamFailed(sink string) { m.auditFailures.WithLabelValues(sink).Inc() }
