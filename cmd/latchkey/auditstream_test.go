@@ -146,8 +146,9 @@ func (r *rsyslog) received() (map[string]map[int64]bool, int) {
 	return got, n
 }
 
-// backlog reads latchkey_audit_stream_backlog from /metrics.
-func backlog(t *testing.T, endpoint string) int {
+// streamMetric reads one audit stream series (its only sink's) from
+// /metrics; -1 when it is not there.
+func streamMetric(t *testing.T, endpoint, name string) int {
 	t.Helper()
 	resp, err := http.Get(endpoint + "/metrics")
 	if err != nil {
@@ -155,12 +156,16 @@ func backlog(t *testing.T, endpoint string) int {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^latchkey_audit_stream_backlog\{sink="[^"]+"\} (\d+)$`).FindSubmatch(body)
+	m := regexp.MustCompile(`(?m)^` + name + `\{sink="syslog\+tls://[^"]+"\} (\d+)$`).FindSubmatch(body)
 	if m == nil {
 		return -1
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
+}
+
+func backlog(t *testing.T, endpoint string) int {
+	return streamMetric(t, endpoint, "latchkey_audit_stream_backlog")
 }
 
 // TestAuditStreamToRsyslog streams the audit log to Debian's rsyslog over
@@ -202,6 +207,9 @@ func TestAuditStreamToRsyslog(t *testing.T) {
 	// at most a minute apart; the first retries are seconds apart).
 	rs.start()
 	waitFor(t, 60*time.Second, "the backlog to drain", func() bool { return backlog(t, srv.endpoint) == 0 })
+	if f, n := streamMetric(t, srv.endpoint, "latchkey_audit_stream_failures_total"), streamMetric(t, srv.endpoint, "latchkey_audit_stream_events_total"); f < 1 || n < 23 {
+		t.Errorf("after the outage: %d failures and %d events streamed counted; want at least 1 and 23", f, n)
+	}
 
 	// SIGKILL in the middle of writes, then a restart.
 	var (
