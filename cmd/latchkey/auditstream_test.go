@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/credfile"
+	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/sqlite"
 )
 
@@ -255,32 +257,11 @@ func TestAuditStreamToRsyslog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var chain []*latchkey.AuditEvent
-	err = st.View(context.Background(), func(tx latchkey.Tx) error {
-		for after := int64(0); ; {
-			page, err := tx.ListAuditChain(context.Background(), latchkey.DefaultAccount, after, 1000)
-			if err != nil || len(page) == 0 {
-				return err
-			}
-			chain = append(chain, page...)
-			after = page[len(page)-1].Seq
-		}
-	})
-	st.Close()
-	if err != nil {
-		t.Fatal(err)
+	n := rs.checkReceived(st)
+	if n < 40+int(acked.Load()) {
+		t.Fatalf("%d events in the chain, fewer than the %d writes acknowledged", n, 40+acked.Load())
 	}
-	got, lines := rs.received()
-	var missing []int64
-	for _, e := range chain {
-		if !got[e.Account][e.Seq] {
-			missing = append(missing, e.Seq)
-		}
-	}
-	t.Logf("%d events in the chain (%d writes acknowledged around the SIGKILL), %d lines at rsyslog", len(chain), acked.Load(), lines)
-	if len(chain) < 40+int(acked.Load()) || len(missing) > 0 {
-		t.Fatalf("%d events in the chain; rsyslog is missing seqs %v\nrsyslog:\n%s", len(chain), missing, rs.stderr)
-	}
+	t.Logf("%d writes acknowledged around the SIGKILL", acked.Load())
 
 	// The header as rsyslog's RFC 5424 parser read it.
 	hb, err := os.ReadFile(rs.headers)
@@ -294,11 +275,8 @@ func TestAuditStreamToRsyslog(t *testing.T) {
 		}
 	}
 
-	// The copy verifies offline; a line repeated whole counts once, an
-	// edited one is named.
-	if out, code := runLatchkey(t, binPath, "audit", "verify", "--file", rs.records); code != 0 || !strings.Contains(out, "clean") {
-		t.Fatalf("audit verify --file on rsyslog's copy: exit %d\n%s", code, out)
-	}
+	// The copy verified (checkReceived); a line repeated whole counts
+	// once, an edited one is named.
 	rb, _ := os.ReadFile(rs.records)
 	first, _, _ := strings.Cut(string(rb), "\n")
 	repeated := filepath.Join(dir, "repeated.jsonl")
@@ -314,6 +292,103 @@ func TestAuditStreamToRsyslog(t *testing.T) {
 	if out, code := runLatchkey(t, binPath, "audit", "verify", "--file", repeated); code != 1 || !strings.Contains(out, "event seq 1") {
 		t.Fatalf("audit verify --file with a second, different event at seq 1: exit %d, want 1 naming it\n%s", code, out)
 	}
+}
+
+// checkReceived reads the default account's chain from store (and closes
+// it) and fails the test unless rsyslog received every event of it. It
+// returns the chain's length.
+func (r *rsyslog) checkReceived(st latchkey.Store) int {
+	r.t.Helper()
+	var chain []*latchkey.AuditEvent
+	ctx := context.Background()
+	err := st.View(ctx, func(tx latchkey.Tx) error {
+		for after := int64(0); ; {
+			page, err := tx.ListAuditChain(ctx, latchkey.DefaultAccount, after, 1000)
+			if err != nil || len(page) == 0 {
+				return err
+			}
+			chain = append(chain, page...)
+			after = page[len(page)-1].Seq
+		}
+	})
+	st.Close()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	got, lines := r.received()
+	var missing []int64
+	for _, e := range chain {
+		if !got[e.Account][e.Seq] {
+			missing = append(missing, e.Seq)
+		}
+	}
+	r.t.Logf("%d events in the chain, %d lines at rsyslog (%d repeats)", len(chain), lines, lines-len(chain))
+	if len(missing) > 0 {
+		r.t.Fatalf("rsyslog is missing seqs %v of the %d in the chain\nrsyslog:\n%s", missing, len(chain), r.stderr)
+	}
+	if out, code := runLatchkey(r.t, binPath, "audit", "verify", "--file", r.records); code != 0 || !strings.Contains(out, "clean") {
+		r.t.Fatalf("audit verify --file on rsyslog's copy: exit %d\n%s", code, out)
+	}
+	return len(chain)
+}
+
+// TestAuditStreamReplicasPostgres streams from three replicas on one
+// PostgreSQL database, all writing, and kills one with SIGKILL in the
+// middle of each round, the lease holder or another, restarting it:
+// rsyslog must get every event of the chain.
+func TestAuditStreamReplicasPostgres(t *testing.T) {
+	requireRsyslog(t)
+	dir := t.TempDir()
+	certPath, keyPath, _ := writeCert(t, dir)
+	rs := newRsyslog(t, freeAddr(t), certPath, keyPath)
+	rs.start()
+	dbURL := newPGDatabase(t)
+	c := startCluster(t, dbURL, 3, "--audit-sink", "syslog+tls://"+rs.addr, "--audit-syslog-ca", certPath, "--audit-stream-lease", "2s")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
+	var acked atomic.Int64
+	for round := range 5 {
+		var (
+			stop atomic.Bool
+			wg   sync.WaitGroup
+		)
+		for w := range len(c.replicas) {
+			r := c.replicas[w]
+			wg.Go(func() {
+				for i := 0; !stop.Load(); i++ {
+					st, _, err := c.call(r, "POST", "/v1/applications", c.admin, map[string]string{"name": fmt.Sprintf("r%d-w%d-%d", round, w, i)})
+					if err != nil {
+						return // killed
+					}
+					if st == 201 {
+						acked.Add(1)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
+		victim := rng.IntN(len(c.replicas))
+		if err := c.replicas[victim].cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-c.replicas[victim].exited
+		stop.Store(true)
+		wg.Wait()
+		i := c.start()
+		c.replicas[victim] = c.replicas[i]
+		c.replicas = c.replicas[:i]
+		c.waitReady(c.replicas[victim], 30*time.Second)
+	}
+	for _, r := range c.replicas {
+		waitFor(t, 60*time.Second, "the backlog to drain", func() bool { return backlog(t, r.endpoint) == 0 })
+	}
+	st, err := postgres.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rs.checkReceived(st); n < int(acked.Load()) {
+		t.Fatalf("%d events in the chain, fewer than the %d writes acknowledged", n, acked.Load())
+	}
+	t.Logf("5 rounds, %d writes acknowledged", acked.Load())
 }
 
 // waitFor polls cond until it holds or timeout passes.
