@@ -402,3 +402,39 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestRsyslogConfigAsDocumented: the rsyslog receiver of
+// docs/operations.md passes rsyslogd's own configuration check, with its
+// certificate paths pointed at files made here.
+func TestRsyslogConfigAsDocumented(t *testing.T) {
+	requireRsyslog(t)
+	b, err := os.ReadFile(operationsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, conf, ok := strings.Cut(string(b), "## Audit streaming\n")
+	if ok {
+		_, conf, ok = strings.Cut(conf, "```\nglobal(")
+	}
+	if ok {
+		conf, _, ok = strings.Cut("global("+conf, "```\n")
+	}
+	if !ok {
+		t.Fatalf("%s has no rsyslog configuration under Audit streaming", operationsDoc)
+	}
+	dir := t.TempDir()
+	certPath, keyPath, _ := writeCert(t, dir)
+	conf = strings.NewReplacer(`"/etc/rsyslog.d/tls/ca.pem"`, strconv.Quote(certPath), `"/etc/rsyslog.d/tls/siem.pem"`, strconv.Quote(certPath),
+		`"/etc/rsyslog.d/tls/siem.key"`, strconv.Quote(keyPath), "/var/log/latchkey/", dir+"/").Replace(conf)
+	if strings.Contains(conf, "/etc/rsyslog.d/tls/") {
+		t.Fatalf("the documented configuration names certificate files this test does not know:\n%s", conf)
+	}
+	path := filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("/usr/sbin/rsyslogd", "-N1", "-f", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "End of config validation run") || strings.Contains(string(out), "error") {
+		t.Fatalf("rsyslogd -N1 on the documented configuration: %v\n%s\n%s", err, out, conf)
+	}
+}
