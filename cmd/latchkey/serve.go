@@ -306,9 +306,6 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if o.auditLease < time.Second || o.auditLease > 10*time.Minute {
 		return cli.UsageErrorf("--audit-stream-lease %s: expected 1s to 10m", o.auditLease)
 	}
-	if o.auditFileMaxMB < 1 || o.auditFileKeep < 0 {
-		return cli.UsageErrorf("--audit-file-max-mb must be at least 1 and --audit-file-keep 0 or more")
-	}
 	auditSinks, err := auditstream.Open(auditstream.Config{
 		Sinks: o.auditSinks, Stdout: stdout, FileMaxBytes: int64(o.auditFileMaxMB) << 20, FileKeep: o.auditFileKeep,
 		SyslogCA: o.auditSyslogCA, SyslogCert: o.auditSyslogCert, SyslogKey: o.auditSyslogKey,

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"sort"
 	"sync"
 	"time"
 
@@ -99,7 +98,7 @@ func New(store latchkey.Store, sinks []Sink, log *slog.Logger) *Streamer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand); a zero holder still works alone
+	_, _ = rand.Read(b[:]) // crypto/rand.Read returns no error since Go 1.24
 	return &Streamer{
 		Store: store, Sinks: sinks, Log: log, Now: latchkey.Now,
 		Holder: hex.EncodeToString(b[:]), Lease: 15 * time.Second, Poll: time.Second, Batch: 500, Backoff: DefaultBackoff,
@@ -221,7 +220,6 @@ func (s *Streamer) RunOnce(ctx context.Context, sk Sink) (int, error) {
 		if err != nil {
 			return err
 		}
-		sort.Slice(heads, func(i, j int) bool { return heads[i].Account < heads[j].Account })
 		for _, h := range heads {
 			after := cursors[h.Account]
 			if h.Seq <= after {
