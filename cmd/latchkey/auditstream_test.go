@@ -374,10 +374,7 @@ func TestAuditStreamReplicasPostgres(t *testing.T) {
 		<-c.replicas[victim].exited
 		stop.Store(true)
 		wg.Wait()
-		i := c.start()
-		c.replicas[victim] = c.replicas[i]
-		c.replicas = c.replicas[:i]
-		c.waitReady(c.replicas[victim], 30*time.Second)
+		c.replace(victim)
 	}
 	for _, r := range c.replicas {
 		waitFor(t, 60*time.Second, "the backlog to drain", func() bool { return backlog(t, r.endpoint) == 0 })
@@ -390,6 +387,16 @@ func TestAuditStreamReplicasPostgres(t *testing.T) {
 		t.Fatalf("%d events in the chain, fewer than the %d writes acknowledged", n, acked.Load())
 	}
 	t.Logf("5 rounds, %d writes acknowledged", acked.Load())
+}
+
+// replace starts a replica in the place of replica victim, which has
+// exited, and waits until it is ready.
+func (c *cluster) replace(victim int) {
+	c.t.Helper()
+	i := c.start()
+	c.replicas[victim] = c.replicas[i]
+	c.replicas = c.replicas[:i]
+	c.waitReady(c.replicas[victim], 30*time.Second)
 }
 
 // waitFor polls cond until it holds or timeout passes.
