@@ -127,7 +127,8 @@ type Tx interface {
 	// ListAuditEvents returns one page, newest first, and the next token.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, string, error)
 
-	PolicyTx   // policy.go
-	WebhookTx  // webhook.go
-	RotationTx // rotation.go
+	PolicyTx      // policy.go
+	WebhookTx     // webhook.go
+	RotationTx    // rotation.go
+	AuditStreamTx // auditstream.go
 }

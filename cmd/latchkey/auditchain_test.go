@@ -70,10 +70,7 @@ func TestAuditChainReplicasCrash(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		stop.Store(true)
 		wg.Wait()
-		i := c.start()
-		c.replicas[victim] = c.replicas[i]
-		c.replicas = c.replicas[:i]
-		c.waitReady(c.replicas[victim], 30*time.Second)
+		c.replace(victim)
 	}
 	time.Sleep(time.Second) // a checkpoint of the last head, at 200ms intervals
 	t.Logf("%d rounds, %d acknowledged changes", rounds, acked.Load())

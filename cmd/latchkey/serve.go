@@ -19,6 +19,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/auditkey"
+	"github.com/latchkey/latchkey/internal/auditstream"
 	"github.com/latchkey/latchkey/internal/cli"
 	"github.com/latchkey/latchkey/internal/console"
 	"github.com/latchkey/latchkey/internal/credfile"
@@ -58,6 +59,13 @@ type serveOptions struct {
 	auditKey        string
 	auditEvery      int64
 	auditInterval   time.Duration
+	auditSinks      []string
+	auditSyslogCA   string
+	auditSyslogCert string
+	auditSyslogKey  string
+	auditFileMaxMB  int
+	auditFileKeep   int
+	auditLease      time.Duration
 	gw              gatewayOptions
 	rateStore       string
 	rateFailure     string
@@ -121,7 +129,12 @@ EXAMPLES
   LATCHKEY_OIDC_CLIENT_SECRET_FILE=/etc/latchkey/oidc-secret latchkey serve \
     --oidc-issuer https://idp.example.com --oidc-client-id latchkey \
     --oidc-redirect-url https://keys.example.com/console/oidc/callback \
-    --oidc-role-map /etc/latchkey/roles.yaml --console-access-key-signin=false`,
+    --oidc-role-map /etc/latchkey/roles.yaml --console-access-key-signin=false
+
+  # Stream the audit log to a SIEM's syslog receiver over TLS, and keep a
+  # rotated JSON lines copy on disk
+  latchkey serve --audit-sink syslog+tls://siem.example.com:6514 --audit-syslog-ca /etc/latchkey/siem-ca.pem \
+    --audit-sink file:/var/log/latchkey/audit.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -157,6 +170,13 @@ EXAMPLES
 	f.StringVar(&o.auditKey, "audit-signing-key", os.Getenv("LATCHKEY_AUDIT_SIGNING_KEY"), "Ed25519 private key file (latchkey audit keygen; mode 0600) that signs audit chain checkpoints; empty: none are signed (env LATCHKEY_AUDIT_SIGNING_KEY)")
 	f.Int64Var(&o.auditEvery, "audit-checkpoint-events", 1000, "sign an account's audit chain head once this many events were appended since its last checkpoint (0: by interval only)")
 	f.DurationVar(&o.auditInterval, "audit-checkpoint-interval", time.Minute, "sign an account's audit chain head when this long has passed since its last checkpoint and it moved (0: by count only)")
+	f.StringArrayVar(&o.auditSinks, "audit-sink", splitEnv("LATCHKEY_AUDIT_SINKS"), "stream every audit event as it commits to stdout, file:PATH (JSON lines) or syslog+tls://HOST[:PORT] (RFC 5424 over TLS, port 6514 by default); repeatable (env LATCHKEY_AUDIT_SINKS, comma-separated)")
+	f.StringVar(&o.auditSyslogCA, "audit-syslog-ca", os.Getenv("LATCHKEY_AUDIT_SYSLOG_CA"), "PEM file of the CAs a syslog+tls receiver's certificate must chain to; empty: the system's (env LATCHKEY_AUDIT_SYSLOG_CA)")
+	f.StringVar(&o.auditSyslogCert, "audit-syslog-cert", os.Getenv("LATCHKEY_AUDIT_SYSLOG_CERT"), "PEM client certificate for a syslog+tls receiver that asks for one; needs --audit-syslog-key (env LATCHKEY_AUDIT_SYSLOG_CERT)")
+	f.StringVar(&o.auditSyslogKey, "audit-syslog-key", os.Getenv("LATCHKEY_AUDIT_SYSLOG_KEY"), "PEM private key of --audit-syslog-cert (env LATCHKEY_AUDIT_SYSLOG_KEY)")
+	f.IntVar(&o.auditFileMaxMB, "audit-file-max-mb", 100, "a file:PATH audit sink's file is rotated (PATH.1, PATH.2, ...) before it grows past this many MiB")
+	f.IntVar(&o.auditFileKeep, "audit-file-keep", 10, "rotated files a file:PATH audit sink keeps; the oldest is deleted")
+	f.DurationVar(&o.auditLease, "audit-stream-lease", 15*time.Second, "how long a replica keeps an audit sink without renewing it: after a crash, another replica (or this one restarted) takes the sink over once it ends")
 	addGatewayFlags(f, &o.gw)
 	o.oidc.addFlags(f)
 	d := httpapi.DefaultTimeouts
@@ -291,6 +311,16 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			return cli.UsageErrorf("--audit-checkpoint-events and --audit-checkpoint-interval: at least one must be above 0")
 		}
 	}
+	if o.auditLease < time.Second || o.auditLease > 10*time.Minute {
+		return cli.UsageErrorf("--audit-stream-lease %s: expected 1s to 10m", o.auditLease)
+	}
+	auditSinks, err := auditstream.Open(auditstream.Config{
+		Sinks: o.auditSinks, Stdout: stdout, FileMaxBytes: int64(o.auditFileMaxMB) << 20, FileKeep: o.auditFileKeep,
+		SyslogCA: o.auditSyslogCA, SyslogCert: o.auditSyslogCert, SyslogKey: o.auditSyslogKey,
+	})
+	if err != nil {
+		return cli.UsageErrorf("%v", err)
+	}
 	var scopeRules []httpapi.ScopeRule
 	for _, s := range o.scopeRules {
 		r, err := httpapi.ParseScopeRule(s)
@@ -367,6 +397,12 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	dispatcher.UserAgent = "latchkey-webhooks/" + cli.Version
 	dispatcher.Observe = mx.ObserveDelivery
 	svc.Wake = dispatcher.Wake
+	var streamer *auditstream.Streamer
+	if len(auditSinks) > 0 {
+		streamer = auditstream.New(store, auditSinks, log)
+		streamer.Observe, streamer.Lease = mx, o.auditLease
+		svc.Wake = func() { dispatcher.Wake(); streamer.Wake() }
+	}
 	destinations := &manage.Destinations{Policy: latchkey.DestinationPolicy{Allow: webhookAllow}}
 	svc.Destinations, dispatcher.Destinations = destinations, destinations
 	if len(webhookAllow) > 0 {
@@ -488,6 +524,15 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	rec.Start(recCtx)
 	go compactUsage(ctx, store, o.usageRetention, log)
 	go dispatcher.Run(ctx)
+	if streamer != nil {
+		// Stopped after the last request (so that its events go out
+		// first, or wait in the log), and before the store closes: it
+		// releases its leases.
+		streamCtx, stopStream := context.WithCancel(context.WithoutCancel(ctx))
+		streamDone := make(chan struct{})
+		go func() { defer close(streamDone); streamer.Run(streamCtx) }()
+		defer func() { stopStream(); <-streamDone }()
+	}
 	go svc.RunPolicies(ctx, o.hygiene.interval, o.hygiene.deliveryRetention, func(r manage.EnforceResult) {
 		mx.ObservePolicy(r.Notices, r.Deactivated, r.Deleted, r.Cancelled)
 	})

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"sort"
 	"time"
 
@@ -154,7 +155,9 @@ match the chain. Each finding names the event:
   event seq 43 missing
   events 44/45 re-ordered
   log truncated after seq 47 (signed checkpoint at seq 50)
-The exit status is 1 when anything is found, 0 when the log is clean.
+In an export, a line repeated whole counts once: the copy an audit sink
+(serve --audit-sink) keeps may hold an event twice, as delivery is at least
+once. The exit status is 1 when anything is found, 0 when the log is clean.
 
 Checkpoints are trusted only under --public-key (the FILE.pub of audit
 keygen, or the base64 key). Through the API without it, they are checked
@@ -316,6 +319,11 @@ func readExport(path string) (map[string]*chain, []string, error) {
 		}
 		return c
 	}
+	type seen struct {
+		account string
+		seq     int64
+	}
+	events := map[seen]*latchkey.AuditEvent{}
 	dec := json.NewDecoder(f)
 	for line := 1; ; line++ {
 		var l exportLine
@@ -326,6 +334,13 @@ func readExport(path string) (map[string]*chain, []string, error) {
 		}
 		switch {
 		case l.Event != nil:
+			// A line repeated whole is the same event sent twice (an audit
+			// stream delivers at least once), not a second event at its seq.
+			k := seen{l.Event.Account, l.Event.Seq}
+			if prev, ok := events[k]; ok && reflect.DeepEqual(prev, l.Event) {
+				continue
+			}
+			events[k] = l.Event
 			get(l.Event.Account).events = append(get(l.Event.Account).events, l.Event)
 		case l.Checkpoint != nil:
 			get(l.Checkpoint.Account).checkpoints = append(get(l.Checkpoint.Account).checkpoints, l.Checkpoint)

@@ -99,6 +99,9 @@ type Metrics struct {
 	deliveryTime  prometheus.Histogram
 	policyRuns    *prometheus.CounterVec
 	canaries      *prometheus.CounterVec
+	auditStreamed *prometheus.CounterVec
+	auditFailures *prometheus.CounterVec
+	auditBacklog  *prometheus.GaugeVec
 }
 
 // New returns the metrics, registered with the Go runtime and process
@@ -158,7 +161,20 @@ func New(ix *verify.Index) *Metrics {
 		latchkey.SurfaceManagement, latchkey.SurfaceConsole} {
 		m.canaries.WithLabelValues(sf)
 	}
+	m.auditStreamed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_audit_stream_events_total",
+		Help: "Audit events taken by each audit sink (--audit-sink), counted by the replica that sent them.",
+	}, []string{"sink"})
+	m.auditFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latchkey_audit_stream_failures_total",
+		Help: "Failed attempts to stream audit events to each audit sink; each is retried with backoff.",
+	}, []string{"sink"})
+	m.auditBacklog = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "latchkey_audit_stream_backlog",
+		Help: "Committed audit events each audit sink has not taken yet, as this replica last read it.",
+	}, []string{"sink"})
 	m.Registry.MustRegister(vec, m.latency, m.store, m.storeErrors, m.deliveries, m.deliveryTime, m.policyRuns, m.canaries,
+		m.auditStreamed, m.auditFailures, m.auditBacklog,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if ix != nil {
 		m.Registry.MustRegister(&indexCollector{ix: ix})
@@ -181,6 +197,19 @@ func (m *Metrics) CanaryTriggered(surface string) { m.canaries.WithLabelValues(s
 func (m *Metrics) ObserveDelivery(outcome string, d time.Duration) {
 	m.deliveries.WithLabelValues(outcome).Inc()
 	m.deliveryTime.Observe(d.Seconds())
+}
+
+// AuditStreamed implements auditstream.Observer.
+func (m *Metrics) AuditStreamed(sink string, n int) {
+	m.auditStreamed.WithLabelValues(sink).Add(float64(n))
+}
+
+// AuditStreamFailed implements auditstream.Observer.
+func (m *Metrics) AuditStreamFailed(sink string) { m.auditFailures.WithLabelValues(sink).Inc() }
+
+// AuditStreamBacklog implements auditstream.Observer.
+func (m *Metrics) AuditStreamBacklog(sink string, n int64) {
+	m.auditBacklog.WithLabelValues(sink).Set(float64(n))
 }
 
 // ObservePolicy counts what one round of the hygiene policy did.

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) latchkey.Store) {
 	}{
 		{"Account", accountTests},
 		{"AuditChain", auditChainTests},
+		{"AuditStream", auditStreamTests},
 		{"Application", applicationTests},
 		{"Principal", principalTests},
 		{"AccessKey", accessKeyTests},
