@@ -46,7 +46,7 @@ from typing import Any
 
 from . import canonical, errors
 from .client import Client
-from .types import Identity, VerifyInput, VerifyResult, status_for_code
+from .types import Identity, VerifyInput, VerifyResult, bearer_challenge, status_for_code
 
 DEFAULT_CACHE_TTL = 5.0
 """Seconds a positive decision is reused unless told otherwise."""
@@ -103,7 +103,7 @@ def refusal(status: int, code: str, message: str, retry_after: int = 0) -> Decis
     surfaces answer it."""
     h = [("X-Latchkey-Code", code)]
     if status == 401:
-        challenge = 'Bearer realm="latchkey"' if code == "MISSING" else 'Bearer realm="latchkey", error="invalid_token"'
+        challenge = bearer_challenge(code)
         h.append(("WWW-Authenticate", challenge))
     if retry_after > 0:
         h.append(("Retry-After", str(retry_after)))
