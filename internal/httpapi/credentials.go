@@ -34,7 +34,7 @@ type Credential struct {
 // repeated headers): each is a credential, the first found is Secret and
 // the others are Extra. Which one a gateway, a framework or the upstream
 // would take is not certain, so the surfaces refuse the call instead of
-// picking one. A credential under an underscore twin of either name
+// picking one. A credential under an underscore twin of X-Api-Key
 // (X_Api_Key, which CGI, WSGI and Rack servers read as X-Api-Key and
 // nginx drops) is always Extra, even alone: the call is refused too.
 func CredentialFromRequest(r *http.Request) Credential {
