@@ -149,6 +149,9 @@ func (v *Verifier) decide(req *Request) Result {
 	now := v.Now()
 	if v.Guard != nil && req.IP.IsValid() {
 		if wait := v.Guard.blocked(req.IP, now); wait > 0 {
+			// A canary still alerts: a thief who first tried the dead
+			// keys of the same dump is throttled by then.
+			v.Canaries(req)
 			return Result{Code: latchkey.CodeThrottled, RetryAfter: wait}
 		}
 	}
@@ -229,7 +232,8 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 // Canaries tells the Canary hook of every canary key among req's
 // credentials (Secret and Extra), deciding and recording nothing else.
 // It is for calls refused before their credential is judged: more than
-// one credential, or a credential in the URL beside the headers'.
+// one credential, a throttled client address, or a credential in the URL
+// beside the headers'.
 func (v *Verifier) Canaries(req *Request) {
 	if v.Canary == nil {
 		return
