@@ -33,6 +33,12 @@ const (
 	// from a peer outside --trusted-proxies, or are repeated, incomplete
 	// or contradict each other.
 	CodeUntrustedGateway Code = "UNTRUSTED_GATEWAY"
+	// CodeCredentialAmbiguous answers a call that carries more than one
+	// credential (two Authorization or X-Api-Key values, both headers, or
+	// a comma-separated list in one): which one a gateway, a framework or
+	// the upstream would read is not certain, so none is judged. Any
+	// canary key among them still raises its alert.
+	CodeCredentialAmbiguous Code = "CREDENTIAL_AMBIGUOUS"
 
 	// Refusals of a signing key's request signature (RFC 9421; see
 	// internal/httpsig). Each is given only for a key ID that names a
@@ -62,11 +68,17 @@ const (
 // BearerChallenge is the WWW-Authenticate value of a 401 with code c.
 // A call that sent no credential gets the bare challenge: RFC 6750
 // section 3.1 says a request that lacks authentication information gets
-// no error code. A credential that was sent and refused gets
+// no error code. More than one credential gets error="invalid_request";
+// any other credential that was sent and refused gets
 // error="invalid_token".
 func BearerChallenge(c Code) string {
-	if c == CodeMissing {
+	switch c {
+	case CodeMissing:
 		return `Bearer realm="latchkey"`
+	case CodeCredentialAmbiguous:
+		// RFC 6750 section 3.1: "uses more than one method for
+		// including an access token"
+		return `Bearer realm="latchkey", error="invalid_request"`
 	}
 	return `Bearer realm="latchkey", error="invalid_token"`
 }

@@ -105,7 +105,9 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 // latchkey decides its credential is valid, and puts the caller's Identity
 // in the request's context (IdentityFrom). The credential is read as
 // latchkey reads it: Authorization: Bearer <secret>, Authorization: Basic
-// base64(<id>:<secret>), or X-Api-Key: <secret>.
+// base64(<id>:<secret>), or X-Api-Key: <secret>; a call that carries more
+// than one is refused with 401 CREDENTIAL_AMBIGUOUS before latchkey is
+// asked (so a canary key among them raises no alert from here).
 //
 // The decision and the next handler see the same call: its canonical form
 // (latchkey.CanonicalizePath, latchkey.CanonicalMethod), with the method in
@@ -180,7 +182,12 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
 	}
-	in.Key, in.AccessKeyID = credential(r)
+	var one bool
+	if in.Key, in.AccessKeyID, one = credential(r); !one {
+		refuse(w, http.StatusUnauthorized, latchkey.CodeCredentialAmbiguous,
+			"more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one", 0)
+		return
+	}
 	if in.Key == "" {
 		refuse(w, http.StatusUnauthorized, latchkey.CodeMissing, "no key was given", 0)
 		return
@@ -279,25 +286,58 @@ func (m *middleware) clientIP(r *http.Request) string {
 }
 
 // credential reads the secret (and access key ID, from Basic) as latchkey
-// does.
-func credential(r *http.Request) (secret, id string) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, rest, _ := strings.Cut(h, " ")
-		rest = strings.TrimSpace(rest)
-		switch {
-		case strings.EqualFold(scheme, "Bearer"):
-			return rest, ""
-		case strings.EqualFold(scheme, "Basic"):
-			raw, err := base64.StdEncoding.DecodeString(rest)
-			if err != nil {
-				return "", ""
-			}
-			id, secret, _ := strings.Cut(string(raw), ":")
-			return secret, id
+// does, and reports false when the call carries more than one credential
+// (two Authorization or X-Api-Key values, both, a comma-separated list) or
+// one under an underscored name such as X_Api_Key: latchkey refuses those
+// with CREDENTIAL_AMBIGUOUS.
+func credential(r *http.Request) (secret, id string, one bool) {
+	n := 0
+	for name, vs := range r.Header {
+		auth := latchkey.HeaderNameEqual(name, "Authorization")
+		if !auth && !latchkey.HeaderNameEqual(name, "X-Api-Key") {
+			continue
 		}
-		return "", ""
+		for _, v := range vs {
+			for v != "" {
+				var part string
+				part, v, _ = strings.Cut(v, ",")
+				if part = strings.TrimSpace(part); part == "" {
+					continue
+				}
+				n++
+				if strings.Contains(name, "_") {
+					n++
+				}
+				if auth {
+					secret, id = authorization(part)
+				} else {
+					secret, id = part, ""
+				}
+			}
+		}
 	}
-	return strings.TrimSpace(r.Header.Get("X-Api-Key")), ""
+	if n > 1 {
+		return "", "", false
+	}
+	return secret, id, true
+}
+
+// authorization reads an Authorization value: Bearer or Basic.
+func authorization(v string) (secret, id string) {
+	scheme, rest, _ := strings.Cut(v, " ")
+	rest = strings.TrimSpace(rest)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		return rest, ""
+	case strings.EqualFold(scheme, "Basic"):
+		raw, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil {
+			return "", ""
+		}
+		id, secret, _ := strings.Cut(string(raw), ":")
+		return secret, id
+	}
+	return "", ""
 }
 
 // urlCredentialParams are the query parameter names latchkey refuses.

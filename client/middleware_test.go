@@ -145,6 +145,9 @@ func TestMiddlewareDecisions(t *testing.T) {
 		{"credential parameter in the url", "GET", "/orders?api_key=abc", "192.0.2.1", map[string]string{"X-Api-Key": good.SecretAccessKey}, 403, latchkey.CodeCredentialsInURL, ""},
 		{"rate limit, first call", "GET", "/", "192.0.2.1", map[string]string{"X-Api-Key": limited.SecretAccessKey}, 200, "", "batch"},
 		{"rate limited", "GET", "/", "192.0.2.1", map[string]string{"X-Api-Key": limited.SecretAccessKey}, 429, latchkey.CodeRateLimited, ""},
+		{"bearer and x-api-key", "GET", "/orders", "192.0.2.1", map[string]string{"Authorization": "Bearer " + good.SecretAccessKey, "X-Api-Key": off.SecretAccessKey}, 401, latchkey.CodeCredentialAmbiguous, ""},
+		{"a comma-joined list", "GET", "/orders", "192.0.2.1", map[string]string{"X-Api-Key": good.SecretAccessKey + "," + off.SecretAccessKey}, 401, latchkey.CodeCredentialAmbiguous, ""},
+		{"an underscore twin", "GET", "/orders", "192.0.2.1", map[string]string{"X_Api_Key": good.SecretAccessKey}, 401, latchkey.CodeCredentialAmbiguous, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -265,6 +265,10 @@ func TestGateways(t *testing.T) {
 				{name: "valid key in X-Api-Key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret}, status: 200},
 				{name: "no key", from: "127.0.0.2", target: "/orders/7", status: 401, code: "MISSING"},
 				{name: "unknown key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": unknown}, status: 401, code: "NOT_FOUND"},
+				{name: "two credentials", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"Authorization": "Bearer " + goodSecret, "X-Api-Key": unknown},
+					status: 401, code: "CREDENTIAL_AMBIGUOUS"},
+				{name: "a comma-joined list", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret + "," + unknown},
+					status: 401, code: "CREDENTIAL_AMBIGUOUS"},
 				{name: "inactive key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": off["secret_access_key"].(string)}, status: 401, code: "INACTIVE"},
 				{name: "wrong ip", from: "127.0.0.3", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret}, status: 403, code: "IP_NOT_ALLOWED"},
 				{name: "wrong ip claiming the right one", from: "127.0.0.3", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret,
@@ -371,11 +375,9 @@ func checkRefusal(t *testing.T, resp *http.Response, body []byte, code string) {
 	}
 	switch resp.StatusCode {
 	case 401:
-		// RFC 6750 section 3.1: no error code when no credential was sent
-		want := `Bearer realm="latchkey", error="invalid_token"`
-		if code == "MISSING" {
-			want = `Bearer realm="latchkey"`
-		}
+		// RFC 6750 section 3.1: no error code when no credential was
+		// sent, invalid_request for more than one
+		want := latchkey.BearerChallenge(latchkey.Code(code))
 		if vs := resp.Header.Values("WWW-Authenticate"); len(vs) != 1 || vs[0] != want {
 			t.Errorf("WWW-Authenticate %q, want %q", vs, want)
 		}

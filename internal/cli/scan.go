@@ -63,8 +63,10 @@ runs with --leak-action flag); rotate the application to a new key next.
 --format json prints {"findings": [...]}, each finding with snake_case
 fields as in the management API: rule, file, line, column, commit,
 commit_time, author, secret (masked), sha256, access_key_id, encoding,
-status (with --verify: active, inactive or unknown; after --report, the
-status the report left) and message.
+status (with --verify: active, inactive, canary or unknown; after
+--report, the status the report left) and message. Only --verify tells a
+canary key from any other: offline it is a well-formed key like the rest,
+and a viewer's key is told unknown.
 
 --staged scans what 'git commit' would add in the repository at PATH, and
 --install-hook installs a git pre-commit hook that runs it and refuses the

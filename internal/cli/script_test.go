@@ -3,12 +3,17 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/latchkey/latchkey/client"
 	"github.com/latchkey/latchkey/internal/cli"
@@ -44,6 +49,15 @@ func TestScripts(t *testing.T) {
 			"capture":  cmdCapture, // new-secret FILE writes a well-formed secret no key has
 			"use-key":  cmdUseKey,
 			"filemode": cmdFileMode,
+			// write FILE LINE... writes the lines (variables expanded).
+			"write": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 1 {
+					ts.Fatalf("usage: write FILE LINE...")
+				}
+				ts.Check(os.MkdirAll(filepath.Dir(ts.MkAbs(args[0])), 0o755))
+				ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.Join(args[1:], "\n")+"\n"), 0o600))
+			},
+			"git-commit": cmdGitCommit,
 			// new-secret-env VAR sets VAR to a well-formed secret no key has.
 			"new-secret-env": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
@@ -147,6 +161,27 @@ func cmdUseKey(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("use-key: valid=%v code=%s", res.Valid, res.Code)
 	}
 	ts.Logf("use-key: %s", res.Code)
+}
+
+// git-commit DIR MESSAGE commits every change in the work tree at DIR
+// (made a repository first if it is not one) with go-git: added, changed
+// and removed files alike.
+func cmdGitCommit(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: git-commit DIR MESSAGE")
+	}
+	dir := ts.MkAbs(args[0])
+	r, err := git.PlainOpen(dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		r, err = git.PlainInit(dir, false)
+	}
+	ts.Check(err)
+	wt, err := r.Worktree()
+	ts.Check(err)
+	ts.Check(wt.AddWithOptions(&git.AddOptions{All: true}))
+	sig := &object.Signature{Name: "Ops", Email: "ops@example.test", When: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
+	_, err = wt.Commit(args[1], &git.CommitOptions{Author: sig, Committer: sig})
+	ts.Check(err)
 }
 
 // filemode PATH PERM checks a file's permission bits.

@@ -119,7 +119,8 @@ func httpRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Request, 
 	return r, target
 }
 
-// toRemove lists the headers the upstream must not see: the credential,
+// toRemove lists the headers the upstream must not see: the credential
+// (under any name httpapi.IsCredentialHeader reads),
 // any header the client sent that latchkey.IsIdentityHeader names
 // (x-latchkey-*, in any case and with "_" for "-": those latchkey sets
 // are overwritten anyway, but a client must not add others, nor reach a
@@ -129,7 +130,8 @@ func httpRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Request, 
 func toRemove(h http.Header) []string {
 	out := []string{"authorization", "x-api-key"}
 	for k := range h {
-		if latchkey.IsIdentityHeader(k) || latchkey.IsMethodOverrideHeader(k) {
+		if latchkey.IsIdentityHeader(k) || latchkey.IsMethodOverrideHeader(k) ||
+			(strings.Contains(k, "_") && httpapi.IsCredentialHeader(k)) { // x_api_key: the dashed names are listed
 			out = append(out, strings.ToLower(k))
 		}
 	}

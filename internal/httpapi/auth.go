@@ -29,9 +29,13 @@ func (s *Server) Authenticate(r *http.Request) (latchkey.Actor, error) {
 			"this endpoint needs an admin access key: send Authorization: Bearer <secret>, Basic <id:secret>, or X-Api-Key")
 	}
 	res := s.Verifier.Verify(&verify.Request{
-		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID, IP: ip, UserAgent: r.UserAgent(), Principal: true,
+		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID, Extra: cred.Extra, IP: ip, UserAgent: r.UserAgent(), Principal: true,
 		Surface: latchkey.SurfaceManagement, Path: r.URL.Path,
 	})
+	if res.Code == latchkey.CodeCredentialAmbiguous {
+		return latchkey.Actor{}, latchkey.Errorf(latchkey.EUNAUTHORIZED,
+			"more than one credential was sent (Authorization and X-Api-Key, or one of them twice): send exactly one")
+	}
 	if !res.Valid() {
 		return latchkey.Actor{}, latchkey.Errorf(latchkey.EUNAUTHORIZED, "the access key is not valid for the management API")
 	}

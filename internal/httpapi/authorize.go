@@ -262,7 +262,8 @@ type Target struct {
 // ext_authz, the reverse proxy) on the call r describes, whose method and
 // request URI are given. In order:
 //   - a credential in the call's URL is refused with CREDENTIALS_IN_URL,
-//     and any real key found there is flagged exposed;
+//     and any real key found there is flagged exposed (a canary key
+//     there or in the headers raises its alert);
 //   - a method that is not an upper-case HTTP token
 //     (latchkey.CanonicalMethod), a _method query parameter
 //     (latchkey.QueryOverridesMethod), a path with no single meaning
@@ -274,6 +275,8 @@ type Target struct {
 // The Target is the canonical call, set when the decision got that far.
 func (s *Server) Decide(r *http.Request, method, uri string) (verify.Result, Target) {
 	if s.credentialInURL(r, method, uri) {
+		path, _ := splitTarget(uri)
+		s.headerCanaries(r, path)
 		return s.refused(latchkey.CodeCredentialsInURL), Target{}
 	}
 	scope, t, code := s.judge(method, uri)
@@ -400,13 +403,24 @@ func (s *Server) verifyHTTP(r *http.Request, scope, path string) verify.Result {
 	cred := CredentialFromRequest(r)
 	req := verify.Request{
 		Surface: SurfaceOf(r.Context()), Path: path,
-		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID,
+		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID, Extra: cred.Extra,
 		IP: ClientIP(r, s.TrustedProxies), UserAgent: r.UserAgent(), Referrer: r.Referer(),
 		Scope:          scope,
 		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
 	}
 	return s.Verifier.Verify(&req)
+}
+
+// headerCanaries raises the alert of any canary key among the
+// credentials in r's headers, for a call refused before they are judged.
+func (s *Server) headerCanaries(r *http.Request, path string) {
+	cred := CredentialFromRequest(r)
+	if cred.Secret == "" && len(cred.Extra) == 0 {
+		return
+	}
+	s.Verifier.Canaries(&verify.Request{Secret: cred.Secret, Extra: cred.Extra, IP: ClientIP(r, s.TrustedProxies),
+		UserAgent: r.UserAgent(), Surface: SurfaceOf(r.Context()), Path: path})
 }
 
 // WriteDecisionHeaders sets identity headers for an allowed call (the
@@ -500,11 +514,12 @@ func DeleteLatchkeyHeaders(h http.Header) {
 }
 
 // DeleteClientHeaders removes what DeleteLatchkeyHeaders removes, and
-// every ClientAddressHeaders and latchkey.MethodOverrideHeaders header (read the
-// same way).
+// every credential (IsCredentialHeader), ClientAddressHeaders and
+// latchkey.MethodOverrideHeaders header (read the same way): what the
+// upstream must not see.
 func DeleteClientHeaders(h http.Header) {
 	for k := range h {
-		if latchkey.IsIdentityHeader(k) || isClientAddressHeader(k) || latchkey.IsMethodOverrideHeader(k) {
+		if latchkey.IsIdentityHeader(k) || IsCredentialHeader(k) || isClientAddressHeader(k) || latchkey.IsMethodOverrideHeader(k) {
 			delete(h, k)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/keyformat"
 )
 
@@ -17,39 +18,109 @@ type Credential struct {
 	Secret      string
 	AccessKeyID string // from Basic auth
 	Present     bool   // a credential header was sent, even a malformed one
+	// Extra holds the secrets of every further credential the request
+	// carried ("" for one that could not be read): a request with any is
+	// refused CREDENTIAL_AMBIGUOUS, and each is looked at only for a
+	// canary key's alert.
+	Extra []string
 }
 
-// CredentialFromRequest reads the credential from, in order:
-// Authorization: Bearer <secret>; Authorization: Basic base64(<id>:<secret>);
-// X-Api-Key: <secret>. It never looks at the URL: see SecretInURL.
+// CredentialFromRequest reads the credential from Authorization: Bearer
+// <secret>, Authorization: Basic base64(<id>:<secret>), or X-Api-Key:
+// <secret>. It never looks at the URL: see SecretInURL.
+//
+// A request may carry one credential only. Two header lines, both
+// headers, a value that lists several (comma-separated, as proxies join
+// repeated headers): each is a credential, the first found is Secret and
+// the others are Extra. Which one a gateway, a framework or the upstream
+// would take is not certain, so the surfaces refuse the call instead of
+// picking one. A credential under an underscore twin of X-Api-Key
+// (X_Api_Key, which CGI, WSGI and Rack servers read as X-Api-Key and
+// nginx drops) is always Extra, even alone: the call is refused too.
 func CredentialFromRequest(r *http.Request) Credential {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, rest, _ := strings.Cut(h, " ")
-		rest = strings.TrimSpace(rest)
-		switch {
-		case strings.EqualFold(scheme, "Bearer"):
-			return Credential{Secret: rest, Present: true}
-		case strings.EqualFold(scheme, "Basic"):
-			raw, err := base64.StdEncoding.DecodeString(rest)
-			if err != nil {
-				return Credential{Present: true}
+	var c Credential
+	read := false // c.Secret holds the first credential
+	for _, f := range credentialHeaders {
+		for _, v := range r.Header[f.name] {
+			c.Present = c.Present || v != ""
+			for v != "" {
+				var part string
+				part, v, _ = strings.Cut(v, ",")
+				if part = strings.TrimSpace(part); part == "" {
+					continue
+				}
+				secret, id := parseCredential(part, f.auth)
+				// Servers differ on an underscored name (nginx drops
+				// it, WSGI reads it as the dashed one): a credential
+				// under one is never taken as the credential.
+				if !read && !f.twin {
+					c.Secret, c.AccessKeyID, read = secret, id, true
+					continue
+				}
+				c.Extra = append(c.Extra, secret)
 			}
-			id, secret, ok := strings.Cut(string(raw), ":")
-			if !ok {
-				return Credential{Present: true}
-			}
-			if id == "" {
-				// curl -u :SECRET
-				return Credential{Secret: secret, Present: true}
-			}
-			return Credential{Secret: secret, AccessKeyID: id, Present: true}
 		}
-		return Credential{Present: true}
 	}
-	if h := r.Header.Get("X-Api-Key"); h != "" {
-		return Credential{Secret: strings.TrimSpace(h), Present: true}
+	return c
+}
+
+// credentialHeaders are the names, in the canonical form Go's server
+// gives every request header (textproto.CanonicalMIMEHeaderKey), under
+// which a credential can arrive: Authorization, X-Api-Key, and the
+// underscore twins of X-Api-Key. Looking up each one costs five map
+// lookups; ranging over the request's headers cost ten times as much.
+var credentialHeaders = [...]struct {
+	name       string
+	auth, twin bool
+}{
+	{"Authorization", true, false},
+	{"X-Api-Key", false, false},
+	{"X_api_key", false, true},
+	{"X-Api_key", false, true},
+	{"X_api-Key", false, true},
+}
+
+// IsCredentialHeader reports whether a request header of this name
+// carries a credential: Authorization or X-Api-Key, read as
+// latchkey.HeaderNameEqual reads names (any case, "_" for "-"). The
+// gateway surfaces remove every such header before the upstream sees the
+// call.
+func IsCredentialHeader(name string) bool {
+	switch len(name) {
+	case len("Authorization"):
+		return latchkey.HeaderNameEqual(name, "Authorization")
+	case len("X-Api-Key"):
+		return latchkey.HeaderNameEqual(name, "X-Api-Key")
 	}
-	return Credential{}
+	return false
+}
+
+// parseCredential reads one credential: an Authorization value (auth)
+// or an X-Api-Key value. An Authorization scheme other than Bearer and
+// Basic, or a Basic value that is not base64 of "id:secret", gives no
+// secret.
+func parseCredential(v string, auth bool) (secret, id string) {
+	if !auth {
+		return v, ""
+	}
+	scheme, rest, _ := strings.Cut(v, " ")
+	rest = strings.TrimSpace(rest)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		return rest, ""
+	case strings.EqualFold(scheme, "Basic"):
+		raw, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil {
+			return "", ""
+		}
+		id, secret, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return "", ""
+		}
+		// curl -u :SECRET gives an empty ID
+		return secret, id
+	}
+	return "", ""
 }
 
 // credentialParams are query parameter names that mean "a credential is

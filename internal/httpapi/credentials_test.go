@@ -43,13 +43,64 @@ func TestCredentialFromRequest(t *testing.T) {
 		{"basic, secret holds a colon", map[string]string{"Authorization": "Basic " + b64(id+":a:b")}, httpapi.Credential{Secret: "a:b", AccessKeyID: id, Present: true}},
 		{"other scheme", map[string]string{"Authorization": "Digest " + secret}, httpapi.Credential{Present: true}},
 		{"X-Api-Key", map[string]string{"X-Api-Key": " " + secret + " "}, httpapi.Credential{Secret: secret, Present: true}},
-		{"Authorization first", map[string]string{"Authorization": "Bearer a", "X-Api-Key": secret}, httpapi.Credential{Secret: "a", Present: true}},
+		{"underscore twin alone", map[string]string{"X_Api_Key": secret}, httpapi.Credential{Present: true, Extra: []string{secret}}},
+		{"only commas", map[string]string{"X-Api-Key": " , ,"}, httpapi.Credential{Present: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := httpapi.CredentialFromRequest(request(t, "/", "", tc.hdr))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("credential (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCredentialFromRequestMoreThanOne: every credential a request
+// carries is read, however it comes (repeated lines, both headers, a
+// comma-joined list, an underscore twin), so that none is silently
+// ignored: the surfaces refuse the call and a canary among them alerts.
+func TestCredentialFromRequestMoreThanOne(t *testing.T) {
+	s1, s2 := newSecret(t), newSecret(t)
+	id := newID(t)
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+s2))
+	tests := []struct {
+		name string
+		hdr  http.Header
+		want []string // every secret
+	}{
+		{"two Authorization lines", http.Header{"Authorization": {"Bearer " + s1, "Bearer " + s2}}, []string{s1, s2}},
+		{"Authorization and X-Api-Key", http.Header{"Authorization": {"Bearer " + s1}, "X-Api-Key": {s2}}, []string{s1, s2}},
+		{"Basic and X-Api-Key", http.Header{"Authorization": {basic}, "X-Api-Key": {s1}}, []string{s1, s2}},
+		{"two X-Api-Key lines", http.Header{"X-Api-Key": {s1, s2}}, []string{s1, s2}},
+		{"comma-joined X-Api-Key", http.Header{"X-Api-Key": {s1 + ", " + s2}}, []string{s1, s2}},
+		{"comma-joined Authorization", http.Header{"Authorization": {"Bearer " + s1 + ",Bearer " + s2}}, []string{s1, s2}},
+		{"underscore twin beside the real name", http.Header{"X-Api-Key": {s1}, "X_api_key": {s2}}, []string{s1, s2}},
+		{"not a twin", http.Header{"Authorization": {"Bearer " + s1}, "Authori_ation": {"x"}, "X-Api-Key": {s2}}, []string{s1, s2}},
+		{"an unreadable second one", http.Header{"X-Api-Key": {s1}, "Authorization": {"Digest x"}}, []string{"", s1}},
+	}
+	// Every spelling of a twin, as a server files it (canonical form).
+	for _, name := range []string{"x_api_key", "X-API_KEY", "x_api-KEY"} {
+		h := http.Header{}
+		h.Add(name, s1)
+		h.Add("Authorization", "Bearer "+s2)
+		tests = append(tests, struct {
+			name string
+			hdr  http.Header
+			want []string
+		}{"twin " + name, h, []string{s1, s2}})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := httpapi.CredentialFromRequest(&http.Request{Method: "GET", URL: &url.URL{Path: "/"}, Header: tc.hdr})
+			if !c.Present || len(c.Extra) == 0 {
+				t.Fatalf("credential %+v: not seen as more than one", c)
+			}
+			all := append([]string{c.Secret}, c.Extra...)
+			slices.Sort(all)
+			slices.Sort(tc.want)
+			if !slices.Equal(all, tc.want) {
+				t.Errorf("read %d credentials, not the %d sent (or not as sent)", len(all), len(tc.want))
 			}
 		})
 	}
@@ -152,7 +203,7 @@ func FuzzCredentials(f *testing.F) {
 			r.Header["X-Api-Key"] = []string{apiKeyHdr}
 		}
 		c := httpapi.CredentialFromRequest(r)
-		if authz == "" && apiKeyHdr == "" && c != (httpapi.Credential{}) {
+		if authz == "" && apiKeyHdr == "" && !cmp.Equal(c, httpapi.Credential{}) {
 			t.Errorf("no header, credential %+v", c)
 		}
 		if (authz != "" || apiKeyHdr != "") && !c.Present {

@@ -210,6 +210,7 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 			// CREDENTIALS_IN_URL, like the gateways' refusals.
 			s.refused(latchkey.CodeCredentialsInURL)
 			s.tripwire(r, secrets)
+			s.headerCanaries(r, safePath(r))
 			writeError(sw, http.StatusBadRequest, latchkey.ECREDSINURL,
 				"credentials must not be sent in a URL (they end up in logs and browser history); send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed")
 			return

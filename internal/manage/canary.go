@@ -17,6 +17,9 @@ const (
 	// most: the first use alerts at once, later uses within the window are
 	// counted and reported together when it ends.
 	DefaultCanaryWindow = time.Minute
+	// CanaryDrainInterval is how often the queue of uses is read: the
+	// first use of a key is alerted on within it.
+	CanaryDrainInterval = 50 * time.Millisecond
 	// canaryQueue bounds the uses waiting for the alerting goroutine; a
 	// use that finds the queue full is counted (Dropped) and not alerted
 	// on by itself, as an earlier one of the same flood already is.
@@ -92,7 +95,24 @@ func (c *CanaryAlerts) Run(ctx context.Context) {
 	}
 	tick := time.NewTicker(max(window/4, 10*time.Millisecond))
 	defer tick.Stop()
+	// The queue is drained on a ticker, never waited on: a goroutine
+	// blocked on it would be woken by each use, and that wake-up made a
+	// canary's refusal measurably slower than an unknown key's
+	// (docs/benchmarks.md, Canary keys).
+	drain := time.NewTicker(CanaryDrainInterval)
+	defer drain.Stop()
 	keys := map[string]*pendingCanary{}
+	take := func(ctx context.Context, u canaryUse) {
+		now := time.Now()
+		p := keys[u.e.ID]
+		if p == nil {
+			keys[u.e.ID] = &pendingCanary{alerted: now}
+			c.alert(ctx, u, 1)
+			return
+		}
+		p.last = u
+		p.count++
+	}
 	flush := func(ctx context.Context, now time.Time, all bool) {
 		for id, p := range keys {
 			if !all && now.Sub(p.alerted) < window {
@@ -110,21 +130,18 @@ func (c *CanaryAlerts) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			for n := len(c.queue); n > 0; n-- {
+				take(fctx, <-c.queue)
+			}
 			flush(fctx, time.Now(), true)
 			cancel()
 			return
 		case now := <-tick.C:
 			flush(ctx, now, false)
-		case u := <-c.queue:
-			now := time.Now()
-			p := keys[u.e.ID]
-			if p == nil {
-				keys[u.e.ID] = &pendingCanary{alerted: now}
-				c.alert(ctx, u, 1)
-				continue
+		case <-drain.C:
+			for n := len(c.queue); n > 0; n-- {
+				take(ctx, <-c.queue)
 			}
-			p.last = u
-			p.count++
 		}
 	}
 }

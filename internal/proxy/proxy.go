@@ -187,9 +187,7 @@ func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		pr.SetURL(upstream)
 		h := pr.Out.Header
-		h.Del("Authorization")
-		h.Del("X-Api-Key")
-		httpapi.DeleteClientHeaders(h)
+		httpapi.DeleteClientHeaders(h) // the credential too
 		delete(h, "X-Forwarded-For")
 		client := httpapi.ClientIP(pr.In, p.api.TrustedProxies)
 		if peer, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil && peer.Addr().Unmap() != client && client.IsValid() {

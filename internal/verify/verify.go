@@ -39,6 +39,11 @@ type Request struct {
 	// the decision.
 	Surface string
 	Path    string
+
+	// Extra holds the secrets of further credentials the call carried
+	// (httpapi.Credential.Extra). Any makes the call
+	// CREDENTIAL_AMBIGUOUS; each is looked up only for a canary's alert.
+	Extra []string
 }
 
 // Result is the decision. Entry is set when the credential matched a key of
@@ -101,8 +106,9 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // allocate, except that a key with a rate limit asks the shared RateStore
 // when there is one. Unknown keys, keys of another account or kind, and a wrong
 // access key ID all give NOT_FOUND: from outside they look the same.
-// The order of checks: MISSING, THROTTLED (the client address sent too many
-// invalid credentials), MALFORMED, NOT_FOUND, INACTIVE, EXPIRED,
+// The order of checks: CREDENTIAL_AMBIGUOUS (more than one credential),
+// MISSING, THROTTLED (the client address sent too many invalid
+// credentials), MALFORMED, NOT_FOUND, INACTIVE, EXPIRED,
 // IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED
 // (application restrictions, then the key's), RATE_LIMITED. The rate limit
 // comes last, so refused calls do not use up a key's tokens.
@@ -110,7 +116,9 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // A canary key is NOT_FOUND as soon as it is found, whatever else the call
 // carries, by the branch an unknown key takes (the guard counts it as a
 // failure, no usage is recorded, no entry is returned), and the Canary hook
-// is told: nothing about the answer tells a canary from a dead key.
+// is told: nothing about the answer tells a canary from a dead key. A
+// canary among several credentials is told too, and the answer is
+// CREDENTIAL_AMBIGUOUS whatever they are.
 func (v *Verifier) Verify(req *Request) Result {
 	o := v.Observer
 	if o == nil {
@@ -131,12 +139,19 @@ func (v *Verifier) Verify(req *Request) Result {
 }
 
 func (v *Verifier) decide(req *Request) Result {
+	if len(req.Extra) > 0 {
+		v.Canaries(req)
+		return Result{Code: latchkey.CodeCredentialAmbiguous}
+	}
 	if req.Secret == "" {
 		return Result{Code: latchkey.CodeMissing}
 	}
 	now := v.Now()
 	if v.Guard != nil && req.IP.IsValid() {
 		if wait := v.Guard.blocked(req.IP, now); wait > 0 {
+			// A canary still alerts: a thief who first tried the dead
+			// keys of the same dump is throttled by then.
+			v.Canaries(req)
 			return Result{Code: latchkey.CodeThrottled, RetryAfter: wait}
 		}
 	}
@@ -212,6 +227,27 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 	}
 	v.Recorder.use(c, now, req.IP, req.UserAgent)
 	return res
+}
+
+// Canaries tells the Canary hook of every canary key among req's
+// credentials (Secret and Extra), deciding and recording nothing else.
+// It is for calls refused before their credential is judged: more than
+// one credential, a throttled client address, or a credential in the URL
+// beside the headers'.
+func (v *Verifier) Canaries(req *Request) {
+	if v.Canary == nil {
+		return
+	}
+	now := v.Now()
+	for i := -1; i < len(req.Extra); i++ {
+		s := req.Secret
+		if i >= 0 {
+			s = req.Extra[i]
+		}
+		if e := v.Find(s); e != nil && e.Canary {
+			v.Canary.CanaryUsed(e, req, now)
+		}
+	}
 }
 
 // Find returns the entry whose secret this is, without deciding or

@@ -27,6 +27,7 @@ from .types import (
     Status,
     VerifyInput,
     VerifyResult,
+    bearer_challenge,
     status_for_code,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "Status",
     "VerifyInput",
     "VerifyResult",
+    "bearer_challenge",
     "error_code",
     "status_for_code",
 ]

@@ -190,6 +190,13 @@ def url_holds_secret(raw_path: str, raw_query: str) -> bool:
     return False
 
 
+def credential_count(authorization: str | None, x_api_key: str | None) -> int:
+    """How many credentials a call carries in these headers, as latchkey
+    counts them: each comma-separated item of either (servers join repeated
+    headers with a comma). More than one is refused CREDENTIAL_AMBIGUOUS."""
+    return sum(1 for v in (authorization, x_api_key) if v for part in v.split(",") if part.strip())
+
+
 def read_credential(authorization: str | None, x_api_key: str | None) -> tuple[str, str]:
     """The secret and (from Basic) the access key ID a call carries, read as
     latchkey reads them: Authorization: Bearer <secret>, Authorization: Basic

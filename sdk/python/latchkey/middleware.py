@@ -46,7 +46,7 @@ from typing import Any
 
 from . import canonical, errors
 from .client import Client
-from .types import Identity, VerifyInput, VerifyResult, status_for_code
+from .types import Identity, VerifyInput, VerifyResult, bearer_challenge, status_for_code
 
 DEFAULT_CACHE_TTL = 5.0
 """Seconds a positive decision is reused unless told otherwise."""
@@ -59,6 +59,9 @@ DEFAULT_TIMEOUT = 2.0
 
 log = logging.getLogger("latchkey")
 
+_MSG_AMBIGUOUS_CREDENTIAL = (
+    "more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one"
+)
 _MSG_IN_URL = "credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header"
 _MSG_AMBIGUOUS = (
     "the request's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, "
@@ -103,7 +106,7 @@ def refusal(status: int, code: str, message: str, retry_after: int = 0) -> Decis
     surfaces answer it."""
     h = [("X-Latchkey-Code", code)]
     if status == 401:
-        challenge = 'Bearer realm="latchkey"' if code == "MISSING" else 'Bearer realm="latchkey", error="invalid_token"'
+        challenge = bearer_challenge(code)
         h.append(("WWW-Authenticate", challenge))
     if retry_after > 0:
         h.append(("Retry-After", str(retry_after)))
@@ -171,6 +174,8 @@ class Guard:
         kept = {k: v for k, v in headers.items() if not canonical.strip_header(k)}
         call = Call(method=method, path=cp.path, query=raw_query, headers=kept, peer=peer, request=request)
         get = headers.get
+        if canonical.credential_count(get("authorization"), get("x-api-key")) > 1:
+            return refusal(401, "CREDENTIAL_AMBIGUOUS", _MSG_AMBIGUOUS_CREDENTIAL)
         key, key_id = canonical.read_credential(get("authorization"), get("x-api-key"))
         if not key:
             return refusal(401, "MISSING", "no key was given")

@@ -30,6 +30,8 @@ class Code(str, enum.Enum):
     EXPIRED = "EXPIRED"
     MALFORMED = "MALFORMED"
     MISSING = "MISSING"
+    # More than one credential in one request; 401 at every surface.
+    CREDENTIAL_AMBIGUOUS = "CREDENTIAL_AMBIGUOUS"
     IP_NOT_ALLOWED = "IP_NOT_ALLOWED"
     REFERRER_NOT_ALLOWED = "REFERRER_NOT_ALLOWED"
     APP_NOT_ALLOWED = "APP_NOT_ALLOWED"
@@ -62,6 +64,18 @@ def status_for_code(code: str) -> int:
     if code == "VALID":
         return 200
     return 401
+
+
+def bearer_challenge(code: str) -> str:
+    """The WWW-Authenticate value of a 401 with this code: the bare challenge
+    when no credential was sent (RFC 6750 section 3.1), error="invalid_request"
+    for more than one credential, error="invalid_token" for one that was sent
+    and refused."""
+    if code == "MISSING":
+        return 'Bearer realm="latchkey"'
+    if code == "CREDENTIAL_AMBIGUOUS":
+        return 'Bearer realm="latchkey", error="invalid_request"'
+    return 'Bearer realm="latchkey", error="invalid_token"'
 
 
 def _time(v: Any) -> datetime | None:

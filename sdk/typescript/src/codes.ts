@@ -13,6 +13,8 @@ export const DecisionCode = {
   EXPIRED: "EXPIRED",
   MALFORMED: "MALFORMED",
   MISSING: "MISSING",
+  // More than one credential in one request; 401 at every surface.
+  CREDENTIAL_AMBIGUOUS: "CREDENTIAL_AMBIGUOUS",
   IP_NOT_ALLOWED: "IP_NOT_ALLOWED",
   REFERRER_NOT_ALLOWED: "REFERRER_NOT_ALLOWED",
   APP_NOT_ALLOWED: "APP_NOT_ALLOWED",
@@ -61,8 +63,11 @@ export function statusForCode(code: string): number {
 /**
  * bearerChallenge is the WWW-Authenticate value of a 401 with this code: the
  * bare challenge when no credential was sent (RFC 6750 section 3.1),
- * error="invalid_token" when one was sent and refused.
+ * error="invalid_request" for more than one credential, error="invalid_token"
+ * when one was sent and refused.
  */
 export function bearerChallenge(code: string): string {
-  return code === "MISSING" ? 'Bearer realm="latchkey"' : 'Bearer realm="latchkey", error="invalid_token"';
+  if (code === "MISSING") return 'Bearer realm="latchkey"';
+  if (code === "CREDENTIAL_AMBIGUOUS") return 'Bearer realm="latchkey", error="invalid_request"';
+  return 'Bearer realm="latchkey", error="invalid_token"';
 }

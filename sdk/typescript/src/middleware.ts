@@ -217,10 +217,25 @@ function foldASCII(s: string): string {
 }
 
 /**
+ * credentialCount is how many credentials a call carries, as latchkey
+ * counts them: each comma-separated item of Authorization and X-Api-Key
+ * (servers join repeated headers with a comma). More than one is refused
+ * CREDENTIAL_AMBIGUOUS.
+ */
+export function credentialCount(header: (name: string) => string | undefined): number {
+  let n = 0;
+  for (const name of ["authorization", "x-api-key"]) {
+    for (const part of (header(name) ?? "").split(",")) if (trimSpace(part) !== "") n++;
+  }
+  return n;
+}
+
+/**
  * credential reads the secret (and the access key ID, from Basic) as
  * latchkey reads it: Authorization (Bearer or Basic) when present, else
  * X-Api-Key. An Authorization of another scheme, or a Basic value that is
- * not base64 of ID:SECRET, gives no credential.
+ * not base64 of ID:SECRET, gives no credential. Check credentialCount
+ * first: a call with more than one is refused.
  */
 export function credential(header: (name: string) => string | undefined): { key: string; accessKeyId: string } {
   const h = header("authorization");
@@ -369,8 +384,9 @@ export class Gate {
 
   /**
    * prepare refuses a call with a credential in its URL (403
-   * CREDENTIALS_IN_URL), an ambiguous path or method (400 AMBIGUOUS_PATH) or
-   * no credential (401 MISSING), without asking latchkey; otherwise it says
+   * CREDENTIALS_IN_URL), an ambiguous path or method (400 AMBIGUOUS_PATH),
+   * more than one credential (401 CREDENTIAL_AMBIGUOUS) or no credential (401
+   * MISSING), without asking latchkey; otherwise it says
    * how the call must be changed before the scope hook and the handler see it.
    */
   prepare(call: IncomingCall): Refusal | Prepared {
@@ -381,6 +397,10 @@ export class Gate {
     }
     const target = canonicalTarget(call.target, this.#relax);
     if (!target || canonicalMethod(call.method) === undefined || queryOverridesMethod(query)) return ambiguous();
+    if (credentialCount(call.header) > 1) {
+      return refusal(401, "CREDENTIAL_AMBIGUOUS",
+        "more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one");
+    }
     const { key, accessKeyId } = credential(call.header);
     if (key === "") return refusal(401, "MISSING", "no key was given");
     const input: VerifyRequest = { key };
