@@ -215,6 +215,10 @@ func SignedCases() []SignedCase {
 			Want: latchkey.CodeSignatureInvalid},
 		{Name: "body not covered", Method: "POST", Path: "/orders", Body: body, Sign: Signing{Covered: []string{"@method", "@target-uri"}},
 			Want: latchkey.CodeComponentMissing},
+		{Name: "body without Content-Digest, not covered", Method: "POST", Path: "/orders", Body: body,
+			Sign:   Signing{Covered: []string{"@method", "@target-uri"}},
+			Tamper: func(r *http.Request, _ *[]byte) { r.Header.Del("Content-Digest") },
+			Want:   latchkey.CodeComponentMissing},
 		{Name: "method not covered", Path: "/orders/7", Sign: Signing{Covered: []string{"@target-uri"}}, Want: latchkey.CodeComponentMissing},
 		{Name: "no nonce", Path: "/orders/7", Sign: Signing{Nonce: "-"}, Want: latchkey.CodeComponentMissing},
 		{Name: "covered header removed", Path: "/orders/7", Header: map[string]string{"X-Request-Tag": "a"},
@@ -253,9 +257,21 @@ type Surface func(t *testing.T, r *http.Request, body []byte) latchkey.Code
 // deleted is NOT_FOUND. base is the surface's URL ("http://host:port");
 // blind says the surface does not see bodies.
 func (e *Env) RunSigned(t *testing.T, base string, blind bool, send Surface) {
+	RunSigned(t, e, base, blind, send)
+}
+
+// Keys makes signing keys and changes their status: an Env, or a test's
+// client of a latchkey server process.
+type Keys interface {
+	SigningKey(t testing.TB, app, alg string) SigningKey
+	SetStatus(t testing.TB, id string, s latchkey.Status)
+}
+
+// RunSigned is Env.RunSigned with the keys of ks.
+func RunSigned(t *testing.T, ks Keys, base string, blind bool, send Surface) {
 	for _, alg := range []string{latchkey.AlgEd25519, latchkey.AlgECDSAP256SHA} {
 		t.Run(alg, func(t *testing.T) {
-			k := e.SigningKey(t, "signer-"+alg, alg)
+			k := ks.SigningKey(t, "signer-"+alg, alg)
 			call := func(t *testing.T, c SignedCase) latchkey.Code {
 				t.Helper()
 				r, err := http.NewRequest(cmpOr(c.Method, "GET"), base+c.Path, nil)
@@ -294,11 +310,11 @@ func (e *Env) RunSigned(t *testing.T, base string, blind bool, send Surface) {
 				if got := call(t, ok); got != latchkey.CodeValid {
 					t.Fatalf("before: %s", got)
 				}
-				e.SetStatus(t, k.ID, latchkey.StatusInactive)
+				ks.SetStatus(t, k.ID, latchkey.StatusInactive)
 				if got := call(t, ok); got != latchkey.CodeInactive {
 					t.Errorf("after deactivation: %s, want INACTIVE", got)
 				}
-				e.SetStatus(t, k.ID, latchkey.StatusActive)
+				ks.SetStatus(t, k.ID, latchkey.StatusActive)
 				if got := call(t, ok); got != latchkey.CodeValid {
 					t.Errorf("active again: %s", got)
 				}
