@@ -77,6 +77,12 @@ type MiddlewareOptions struct {
 	// only from proxies you trust.
 	ClientIP func(r *http.Request) string
 
+	// Scheme is the scheme callers address the service with, which a
+	// signed call's @target-uri covers: "https" when the connection is
+	// TLS and "http" otherwise when "". Set it to "https" behind a proxy
+	// that ends TLS.
+	Scheme string
+
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -130,6 +136,10 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 // depends on (access key ID, client address, referrer, scope, app
 // identity); the secret itself is never kept. See CacheTTL for what that
 // means for a deactivated key.
+//
+// A call signed with a signing key (RFC 9421: Signature-Input and
+// Signature, no credential header) is judged by its signature, never
+// cached, and its body checked against its Content-Digest (serveSigned).
 func Middleware(o MiddlewareOptions) func(http.Handler) http.Handler {
 	ttl := o.CacheTTL
 	switch {
@@ -181,6 +191,10 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
 	}
 	in.Key, in.AccessKeyID = credential(r)
+	if in.Key == "" && signedCall(r) {
+		m.serveSigned(next, w, r, raw, in)
+		return
+	}
 	if in.Key == "" {
 		refuse(w, http.StatusUnauthorized, latchkey.CodeMissing, "no key was given", 0)
 		return
@@ -222,8 +236,7 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		m.cache.put(ck, id, m.now())
 	}
 	if res.RateLimit != nil {
-		w.Header().Set("RateLimit-Limit", strconv.Itoa(res.RateLimit.Limit))
-		w.Header().Set("RateLimit-Remaining", strconv.Itoa(res.RateLimit.Remaining))
+		setRateLimit(w, res.RateLimit)
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 }
@@ -265,6 +278,11 @@ func (m *middleware) canonical(r *http.Request) (*http.Request, string, bool) {
 		}
 	}
 	return c, raw, true
+}
+
+func setRateLimit(w http.ResponseWriter, rl *RateLimitInfo) {
+	w.Header().Set("RateLimit-Limit", strconv.Itoa(rl.Limit))
+	w.Header().Set("RateLimit-Remaining", strconv.Itoa(rl.Remaining))
 }
 
 func (m *middleware) clientIP(r *http.Request) string {
