@@ -212,22 +212,8 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 		return
 	}
-	ctx := r.Context()
-	if m.o.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.o.Timeout)
-		defer cancel()
-	}
-	res, err := m.o.Client.Verify(ctx, in)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return // the caller went away
-		}
-		refuseError(w, http.StatusServiceUnavailable, latchkey.EUNAVAILABLE, "the key service cannot be reached; try again shortly")
-		return
-	}
-	if !res.Valid {
-		refuse(w, StatusForCode(res.Code), res.Code, res.Message, res.RetryAfterSeconds)
+	res, ok := m.ask(w, r, in)
+	if !ok {
 		return
 	}
 	id := Identity{AccessKeyID: res.AccessKeyID, Application: res.Application, Account: res.Account,
@@ -278,6 +264,30 @@ func (m *middleware) canonical(r *http.Request) (*http.Request, string, bool) {
 		}
 	}
 	return c, raw, true
+}
+
+// ask has latchkey decide on in, within the Timeout. It answers a
+// refusal (or 503 when latchkey cannot be reached) and returns false, or
+// returns the valid decision.
+func (m *middleware) ask(w http.ResponseWriter, r *http.Request, in VerifyInput) (*VerifyResult, bool) {
+	ctx := r.Context()
+	if m.o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.o.Timeout)
+		defer cancel()
+	}
+	res, err := m.o.Client.Verify(ctx, in)
+	if err != nil {
+		if r.Context().Err() == nil { // else the caller went away
+			refuseError(w, http.StatusServiceUnavailable, latchkey.EUNAVAILABLE, "the key service cannot be reached; try again shortly")
+		}
+		return nil, false
+	}
+	if !res.Valid {
+		refuse(w, StatusForCode(res.Code), res.Code, res.Message, res.RetryAfterSeconds)
+		return nil, false
+	}
+	return res, true
 }
 
 func setRateLimit(w http.ResponseWriter, rl *RateLimitInfo) {

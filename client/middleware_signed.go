@@ -60,22 +60,8 @@ func (m *middleware) serveSigned(next http.Handler, w http.ResponseWriter, r *ht
 	}
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	in.HasBody = hasBody || len(r.Header["Content-Digest"]) > 0
-	ctx := r.Context()
-	if m.o.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.o.Timeout)
-		defer cancel()
-	}
-	res, err := m.o.Client.Verify(ctx, in)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return
-		}
-		refuseError(w, http.StatusServiceUnavailable, latchkey.EUNAVAILABLE, "the key service cannot be reached; try again shortly")
-		return
-	}
-	if !res.Valid {
-		refuse(w, StatusForCode(res.Code), res.Code, res.Message, res.RetryAfterSeconds)
+	res, ok := m.ask(w, r, in)
+	if !ok {
 		return
 	}
 	if hasBody {

@@ -2,9 +2,7 @@ package client_test
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,12 +23,7 @@ func (k mwKeys) SigningKey(t testing.TB, app, alg string) gatewaytest.SigningKey
 		t.Fatal(err)
 	}
 	priv := gatewaytest.NewKeyPair(t, alg)
-	der, err := x509.MarshalPKIXPublicKey(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := k.e.admin.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: app,
-		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))})
+	ck, err := k.e.admin.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: app, PublicKey: gatewaytest.PublicKeyPEM(t, priv.Public())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +78,6 @@ func TestMiddlewareSigned(t *testing.T) {
 			}
 			return latchkey.CodeValid
 		}
-		var eb struct {
-			Error struct{ Code latchkey.Code } `json:"error"`
-		}
-		if err := json.Unmarshal(b, &eb); err != nil {
-			t.Fatalf("status %d: %s", resp.StatusCode, b)
-		}
-		return eb.Error.Code
+		return gatewaytest.Refusal(t, resp, b)
 	})
 }

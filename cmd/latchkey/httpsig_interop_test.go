@@ -73,15 +73,6 @@ func privatePEM(t *testing.T, k crypto.Signer) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
-func publicPEM(t *testing.T, k crypto.PublicKey) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}
-
 // sign has the npm package sign a request for k and returns it, ready to
 // send (its body not yet set).
 func (n npmSigner) sign(t *testing.T, k gatewaytest.SigningKey, method, url string, body *string) *http.Request {
@@ -198,7 +189,7 @@ func TestHTTPSigInterop(t *testing.T) {
 						Verified bool
 						Error    string
 					}
-					npm.run(t, map[string]any{"op": "verify", "public_key_pem": publicPEM(t, priv.Public()), "alg": alg,
+					npm.run(t, map[string]any{"op": "verify", "public_key_pem": gatewaytest.PublicKeyPEM(t, priv.Public()), "alg": alg,
 						"keyid": "LKIAINTEROPINTEROP00", "method": method, "url": url, "headers": headers}, &out)
 					return out.Verified
 				}

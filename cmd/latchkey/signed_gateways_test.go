@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"strings"
@@ -21,12 +19,7 @@ func (k serverKeys) SigningKey(t testing.TB, app, alg string) gatewaytest.Signin
 	t.Helper()
 	k.c.do("POST", "/v1/applications", map[string]any{"name": app}, 201)
 	priv := gatewaytest.NewKeyPair(t, alg)
-	der, err := x509.MarshalPKIXPublicKey(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := k.c.do("POST", "/v1/applications/"+app+"/access-keys", map[string]any{
-		"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}, 201)
+	out := k.c.do("POST", "/v1/applications/"+app+"/access-keys", map[string]any{"public_key": gatewaytest.PublicKeyPEM(t, priv.Public())}, 201)
 	return gatewaytest.SigningKey{ID: out["access_key_id"].(string), Application: app, Algorithm: alg, Key: priv}
 }
 
@@ -87,14 +80,9 @@ func sendThrough(t *testing.T, r *http.Request, body []byte, calls func() int, g
 		}
 		return latchkey.CodeValid
 	}
-	var e struct {
-		Error struct{ Code latchkey.Code } `json:"error"`
-	}
-	if err := json.Unmarshal(b, &e); err != nil {
-		t.Fatalf("status %d: %s", resp.StatusCode, b)
-	}
+	code := gatewaytest.Refusal(t, resp, b)
 	if calls() != before {
-		t.Errorf("a call refused with %s reached the API", e.Error.Code)
+		t.Errorf("a call refused with %s reached the API", code)
 	}
-	return e.Error.Code
+	return code
 }

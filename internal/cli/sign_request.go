@@ -115,12 +115,7 @@ EXAMPLES
 				fmt.Fprint(out, curlCommand(method, u, h, body, dataBinary))
 				return nil
 			}
-			names := make([]string, 0, len(h))
-			for n := range h {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for _, n := range names {
+			for _, n := range sortedNames(h) {
 				for _, v := range h[n] {
 					fmt.Fprintf(out, "%s: %s\n", n, v)
 				}
@@ -194,12 +189,7 @@ func (s *state) profileSigner(credsAt string) (*httpsig.Signer, error) {
 func curlCommand(method string, u *url.URL, h http.Header, body []byte, dataBinary string) string {
 	var b strings.Builder
 	b.WriteString("curl -X " + method)
-	names := make([]string, 0, len(h))
-	for n := range h {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range sortedNames(h) {
 		for _, v := range h[n] {
 			b.WriteString(" \\\n  -H " + shellQuote(n+": "+v))
 		}
@@ -213,6 +203,15 @@ func curlCommand(method string, u *url.URL, h http.Header, body []byte, dataBina
 	}
 	b.WriteString(" \\\n  " + shellQuote(u.String()) + "\n")
 	return b.String()
+}
+
+func sortedNames(h http.Header) []string {
+	names := make([]string, 0, len(h))
+	for n := range h {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"strconv"
@@ -40,12 +41,8 @@ func (e *Env) SigningKey(t testing.TB, app, alg string) SigningKey {
 		}
 	}
 	priv := NewKeyPair(t, alg)
-	der, err := x509.MarshalPKIXPublicKey(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
 	k, err := e.Service.CreateAccessKey(ctx, e.Operator, latchkey.DefaultAccount, app, latchkey.NewAccessKey{
-		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))})
+		PublicKey: PublicKeyPEM(t, priv.Public())})
 	if err != nil {
 		t.Fatalf("creating a signing key for %s: %v", app, err)
 	}
@@ -328,4 +325,32 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// PublicKeyPEM is pub as a PEM PUBLIC KEY block, as create-access-key
+// --public-key-file takes it.
+func PublicKeyPEM(t testing.TB, pub crypto.PublicKey) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// Refusal is the decision code of a gateway's refusal: the code of its
+// JSON error ({"error":{"code":...}}), which X-Latchkey-Code must repeat
+// when the answer has one.
+func Refusal(t testing.TB, resp *http.Response, body []byte) latchkey.Code {
+	t.Helper()
+	var e struct {
+		Error struct{ Code latchkey.Code } `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error.Code == "" {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if h := resp.Header.Get("X-Latchkey-Code"); h != "" && h != string(e.Error.Code) {
+		t.Errorf("X-Latchkey-Code %q, body code %s", h, e.Error.Code)
+	}
+	return e.Error.Code
 }

@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -53,16 +52,7 @@ func sendSigned(t *testing.T, r *http.Request, body []byte, check func(latchkey.
 	b, _ := io.ReadAll(resp.Body)
 	code := latchkey.CodeValid
 	if resp.StatusCode != 200 {
-		var e struct {
-			Error struct{ Code latchkey.Code } `json:"error"`
-		}
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatalf("status %d, body %s", resp.StatusCode, b)
-		}
-		code = e.Error.Code
-		if h := resp.Header.Get("X-Latchkey-Code"); h != string(code) {
-			t.Errorf("X-Latchkey-Code %q, body code %s", h, code)
-		}
+		code = gatewaytest.Refusal(t, resp, b)
 	}
 	if check != nil {
 		check(code)
