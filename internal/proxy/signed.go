@@ -32,9 +32,11 @@ func (p *Proxy) signedBody(w http.ResponseWriter, r *http.Request) *http.Request
 	field := r.Header.Values("Content-Digest")
 	buf, err := io.ReadAll(io.LimitReader(r.Body, int64(p.signedBuffer)+1))
 	if err != nil {
-		// bodyFailed answers a stalled body; anything else is the
-		// caller gone.
-		p.upstreamError(w, r, err)
+		// bodyFailed answers a stalled body 408; a body that broke off
+		// otherwise gets 400, if the caller is still there to read it.
+		if !bodyFailed(w, r) && r.Context().Err() == nil {
+			writeBodyError(w, http.StatusBadRequest, "the request body could not be read")
+		}
 		return nil
 	}
 	if len(buf) <= p.signedBuffer {
