@@ -140,3 +140,42 @@ func TestSignedBodyStreamed(t *testing.T) {
 		})
 	}
 }
+
+// TestSignedOrigin: a signed call is judged at the scheme and authority
+// the client addressed. Behind a load balancer that ends TLS, the proxy
+// takes them from X-Forwarded-Proto and X-Forwarded-Host, but only from a
+// trusted proxy: a client cannot have a signature made for another host
+// accepted by naming that host itself.
+func TestSignedOrigin(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		trusted []string
+		want    latchkey.Code
+	}{
+		{"from a trusted proxy", []string{"127.0.0.0/8"}, latchkey.CodeValid},
+		{"from anyone else", nil, latchkey.CodeSignatureInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := gatewaytest.New(t, gatewaytest.Options{TrustedProxies: tt.trusted})
+			k := env.SigningKey(t, "signer", latchkey.AlgEd25519)
+			up := newEchoUpstream(t)
+			ps := startProxy(t, env, up.srv.URL, proxy.Timeouts{})
+			// what the client signed: its request to the API's public name
+			signed, err := http.NewRequest("GET", "https://api.example.com/orders/7?page=2", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gatewaytest.Sign(t, signed, nil, k, gatewaytest.Signing{})
+			r, err := http.NewRequestWithContext(t.Context(), "GET", ps.URL+"/orders/7?page=2", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Header = signed.Header.Clone()
+			r.Header.Set("X-Forwarded-Host", "api.example.com")
+			r.Header.Set("X-Forwarded-Proto", "https")
+			if got := sendSigned(t, r, nil, nil); got != tt.want {
+				t.Errorf("%s, want %s", got, tt.want)
+			}
+		})
+	}
+}
