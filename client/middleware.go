@@ -77,6 +77,12 @@ type MiddlewareOptions struct {
 	// only from proxies you trust.
 	ClientIP func(r *http.Request) string
 
+	// Scheme is the scheme callers address the service with, which a
+	// signed call's @target-uri covers: "https" when the connection is
+	// TLS and "http" otherwise when "". Set it to "https" behind a proxy
+	// that ends TLS.
+	Scheme string
+
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -132,6 +138,10 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 // depends on (access key ID, client address, referrer, scope, app
 // identity); the secret itself is never kept. See CacheTTL for what that
 // means for a deactivated key.
+//
+// A call signed with a signing key (RFC 9421: Signature-Input and
+// Signature, no credential header) is judged by its signature, never
+// cached, and its body checked against its Content-Digest (serveSigned).
 func Middleware(o MiddlewareOptions) func(http.Handler) http.Handler {
 	ttl := o.CacheTTL
 	switch {
@@ -188,6 +198,10 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 			"more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one", 0)
 		return
 	}
+	if in.Key == "" && signedCall(r) {
+		m.serveSigned(next, w, r, raw, in)
+		return
+	}
 	if in.Key == "" {
 		refuse(w, http.StatusUnauthorized, latchkey.CodeMissing, "no key was given", 0)
 		return
@@ -205,22 +219,8 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 		return
 	}
-	ctx := r.Context()
-	if m.o.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.o.Timeout)
-		defer cancel()
-	}
-	res, err := m.o.Client.Verify(ctx, in)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return // the caller went away
-		}
-		refuseError(w, http.StatusServiceUnavailable, latchkey.EUNAVAILABLE, "the key service cannot be reached; try again shortly")
-		return
-	}
-	if !res.Valid {
-		refuse(w, StatusForCode(res.Code), res.Code, res.Message, res.RetryAfterSeconds)
+	res, ok := m.ask(w, r, in)
+	if !ok {
 		return
 	}
 	id := Identity{AccessKeyID: res.AccessKeyID, Application: res.Application, Account: res.Account,
@@ -229,8 +229,7 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		m.cache.put(ck, id, m.now())
 	}
 	if res.RateLimit != nil {
-		w.Header().Set("RateLimit-Limit", strconv.Itoa(res.RateLimit.Limit))
-		w.Header().Set("RateLimit-Remaining", strconv.Itoa(res.RateLimit.Remaining))
+		setRateLimit(w, res.RateLimit)
 	}
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 }
@@ -272,6 +271,35 @@ func (m *middleware) canonical(r *http.Request) (*http.Request, string, bool) {
 		}
 	}
 	return c, raw, true
+}
+
+// ask has latchkey decide on in, within the Timeout. It answers a
+// refusal (or 503 when latchkey cannot be reached) and returns false, or
+// returns the valid decision.
+func (m *middleware) ask(w http.ResponseWriter, r *http.Request, in VerifyInput) (*VerifyResult, bool) {
+	ctx := r.Context()
+	if m.o.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.o.Timeout)
+		defer cancel()
+	}
+	res, err := m.o.Client.Verify(ctx, in)
+	if err != nil {
+		if r.Context().Err() == nil { // else the caller went away
+			refuseError(w, http.StatusServiceUnavailable, latchkey.EUNAVAILABLE, "the key service cannot be reached; try again shortly")
+		}
+		return nil, false
+	}
+	if !res.Valid {
+		refuse(w, StatusForCode(res.Code), res.Code, res.Message, res.RetryAfterSeconds)
+		return nil, false
+	}
+	return res, true
+}
+
+func setRateLimit(w http.ResponseWriter, rl *RateLimitInfo) {
+	w.Header().Set("RateLimit-Limit", strconv.Itoa(rl.Limit))
+	w.Header().Set("RateLimit-Remaining", strconv.Itoa(rl.Remaining))
 }
 
 func (m *middleware) clientIP(r *http.Request) string {

@@ -28,6 +28,20 @@ type VerifyInput struct {
 	AndroidPackage string `json:"android_package,omitempty"`
 	AndroidCert    string `json:"android_cert,omitempty"`
 	IOSBundleID    string `json:"ios_bundle_id,omitempty"`
+
+	// A call signed with a signing key (RFC 9421) instead of Key: its
+	// Signature-Input and Signature, with Method and Path (required),
+	// the Authority (host[:port]) and Scheme ("https" when "") it was
+	// sent to, the fields its signature covers (Headers, e.g.
+	// content-digest), and HasBody when it has a body whose
+	// Content-Digest the caller checks itself. Scope, when given,
+	// replaces what the server's scope rules say.
+	SignatureInput string            `json:"signature_input,omitempty"`
+	Signature      string            `json:"signature,omitempty"`
+	Authority      string            `json:"authority,omitempty"`
+	Scheme         string            `json:"scheme,omitempty"`
+	Headers        map[string]string `json:"headers,omitempty"`
+	HasBody        bool              `json:"has_body,omitempty"`
 }
 
 // VerifyResult is the server's decision. Identity fields are set only when

@@ -196,6 +196,7 @@ EXAMPLES
 	}
 	root.AddCommand(s.newVersionCmd())
 	root.AddCommand(s.newScanCmd())
+	root.AddCommand(s.newSignRequestCmd())
 	return root
 }
 

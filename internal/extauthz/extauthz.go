@@ -112,11 +112,36 @@ func httpRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Request, 
 	if err != nil {
 		u = &url.URL{Path: target}
 	}
-	r := (&http.Request{Method: method, URL: u, Header: h, Host: in.GetHost()}).WithContext(httpapi.WithSurface(ctx, latchkey.SurfaceExtAuthz))
+	if sc := in.GetScheme(); sc == "http" || sc == "https" {
+		u.Scheme = sc // what a signed call's @target-uri starts with
+	}
+	ctx = httpapi.WithSurface(ctx, latchkey.SurfaceExtAuthz)
+	if b, ok := wholeBody(in, h); ok {
+		ctx = httpapi.WithBody(ctx, b)
+	}
+	r := (&http.Request{Method: method, URL: u, Header: h, Host: in.GetHost()}).WithContext(ctx)
 	if sa := a.GetSource().GetAddress().GetSocketAddress(); sa != nil {
 		r.RemoteAddr = net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
 	}
 	return r, target
+}
+
+// wholeBody is the call's body when Envoy sent it whole (with_request_body
+// configured, and the body not cut at max_request_bytes, which Envoy says
+// with x-envoy-auth-partial-body: true), for a signed call's
+// Content-Digest to be checked. Without it the digest is signed but the
+// body is not checked here: the upstream must check it.
+func wholeBody(in *authv3.AttributeContext_HttpRequest, h http.Header) ([]byte, bool) {
+	if strings.EqualFold(h.Get("x-envoy-auth-partial-body"), "true") {
+		return nil, false
+	}
+	if b := in.GetRawBody(); len(b) > 0 {
+		return b, true
+	}
+	if b := in.GetBody(); b != "" {
+		return []byte(b), true
+	}
+	return nil, false
 }
 
 // toRemove lists the headers the upstream must not see: the credential

@@ -284,7 +284,7 @@ func (s *Server) Decide(r *http.Request, method, uri string) (verify.Result, Tar
 		return s.refused(code), Target{}
 	}
 	path, _ := splitTarget(uri)
-	return s.verifyHTTP(r, scope, path), t
+	return s.verifyHTTP(r, scope, path, &t), t
 }
 
 // judge returns the scope the call needs and the call in canonical form,
@@ -392,14 +392,16 @@ func lenientUnescape(p string) string {
 // VerifyHTTP decides on the call r describes, as every HTTP surface does:
 // credential from the headers, client IP by the trusted-proxy rules,
 // referrer and mobile app headers, and the scope the call needs. It does
-// not look at the URL: use Decide.
+// not look at the URL, and judges only bearer credentials: use Decide,
+// which also judges signed calls (Signed).
 func (s *Server) VerifyHTTP(r *http.Request, scope string) verify.Result {
-	return s.verifyHTTP(r, scope, r.URL.Path)
+	return s.verifyHTTP(r, scope, r.URL.Path, nil)
 }
 
 // verifyHTTP is VerifyHTTP for a call whose path is path (for a canary
-// key's alert).
-func (s *Server) verifyHTTP(r *http.Request, scope, path string) verify.Result {
+// key's alert). Given the call as judged (t), a signed call (Signed) is
+// decided by its signature (verifySignedCall).
+func (s *Server) verifyHTTP(r *http.Request, scope, path string, t *Target) verify.Result {
 	cred := CredentialFromRequest(r)
 	req := verify.Request{
 		Surface: SurfaceOf(r.Context()), Path: path,
@@ -408,6 +410,9 @@ func (s *Server) verifyHTTP(r *http.Request, scope, path string) verify.Result {
 		Scope:          scope,
 		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
+	}
+	if t != nil && !cred.Present && Signed(r) {
+		return s.verifySignedCall(r, &req, t)
 	}
 	return s.Verifier.Verify(&req)
 }
@@ -583,12 +588,12 @@ func (s *Server) decideForwarded(r *http.Request) verify.Result {
 	if s.credentialInURL(r, method, uri) || (uri != r.URL.RequestURI() && s.credentialInURL(r, r.Method, r.URL.RequestURI())) {
 		return s.refused(latchkey.CodeCredentialsInURL)
 	}
-	scope, _, code := s.judge(method, uri)
+	scope, t, code := s.judge(method, uri)
 	if code != "" {
 		return s.refused(code)
 	}
 	path, _ := splitTarget(uri)
-	return s.verifyHTTP(r, scope, path)
+	return s.verifyHTTP(r, scope, path, &t)
 }
 
 // untrustedGateway logs, at most once a minute, why a gateway's word was

@@ -189,13 +189,12 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 // path AMBIGUOUS_PATH, and otherwise the scope rules give req its scope.
 // verifySigned decides on a signed request described by in. The path
 // judged and the path the signature must cover are the same: the
-// canonical form, as on every gateway surface.
+// canonical form, as on every gateway surface. Scope, when given, is the
+// scope the call needs in place of what the scope rules say.
 func (s *Server) verifySigned(r *http.Request, req *verify.Request, in *VerifyRequest) (verify.Result, error) {
 	switch {
 	case in.Key != "" || in.AccessKeyID != "":
 		return verify.Result{}, latchkey.Errorf(latchkey.EINVALID, "give key, or signature_input and signature, not both (a signed request names its key in keyid)")
-	case in.Scope != "":
-		return verify.Result{}, latchkey.Errorf(latchkey.EINVALID, "a signed request is judged by its method and path; leave scope out")
 	case in.Method == "" || in.Path == "" || in.Authority == "":
 		return verify.Result{}, latchkey.Errorf(latchkey.EINVALID, "a signed request needs method, path and authority, e.g. \"method\": \"POST\", \"path\": \"/shipments?page=2\", \"authority\": \"api.example.com\"")
 	}
@@ -233,6 +232,11 @@ func (s *Server) verifySigned(r *http.Request, req *verify.Request, in *VerifyRe
 		return s.refused(code), nil
 	}
 	sr.Scope = scope
+	if in.Scope != "" {
+		// the caller's own scope for the call (the Go middleware's
+		// MiddlewareOptions.Scope), in place of the scope rules'
+		sr.Scope = in.Scope
+	}
 	sr.HTTP.Message = httpsig.Message{Method: t.Method, Scheme: scheme, Authority: in.Authority,
 		Path: t.Path.Escaped, Query: t.RawQuery, Header: h}
 	return s.Verifier.VerifySigned(r.Context(), sr), nil

@@ -158,11 +158,16 @@ func bodyFailed(w http.ResponseWriter, r *http.Request) bool {
 	if !b.stalled.Load() {
 		return false
 	}
+	writeBodyError(w, http.StatusRequestTimeout, "the request body stopped arriving")
+	return true
+}
+
+// writeBodyError answers a call whose body failed with a JSON error.
+func writeBodyError(w http.ResponseWriter, status int, msg string) {
 	var body httpapi.ErrorBody
-	body.Error.Code, body.Error.Message = latchkey.EINVALID, "the request body stopped arriving"
+	body.Error.Code, body.Error.Message = latchkey.EINVALID, msg
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusRequestTimeout)
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
-	return true
 }

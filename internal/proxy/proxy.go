@@ -96,7 +96,11 @@ type Config struct {
 	Timeouts  Timeouts
 	// Client bounds the callers' connections (listener.go).
 	Client ClientTimeouts
-	Log    *slog.Logger
+	// SignedBodyBuffer is how much of a signed call's body is read and
+	// checked against its Content-Digest before anything is forwarded
+	// (signed.go); DefaultSignedBodyBuffer when 0.
+	SignedBodyBuffer int
+	Log              *slog.Logger
 }
 
 // Proxy is an http.Handler that verifies each call and forwards the allowed
@@ -107,6 +111,8 @@ type Proxy struct {
 	log      *slog.Logger
 	client   ClientTimeouts
 	upgrades *upgrades
+	// signedBuffer: Config.SignedBodyBuffer
+	signedBuffer int
 }
 
 // New returns a proxy to c.Upstream. Returns EINVALID when the upstream is
@@ -122,7 +128,10 @@ func New(c Config) (*Proxy, error) {
 	if c.API == nil {
 		return nil, latchkey.Errorf(latchkey.EINVALID, "proxy: no API to decide with")
 	}
-	p := &Proxy{api: c.API, log: c.Log, client: c.Client.withDefaults()}
+	p := &Proxy{api: c.API, log: c.Log, client: c.Client.withDefaults(), signedBuffer: c.SignedBodyBuffer}
+	if p.signedBuffer <= 0 {
+		p.signedBuffer = DefaultSignedBodyBuffer
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -173,6 +182,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL = &u
 	}
 	r = p.bound(w, r, res.Entry)
+	if r = p.signedBody(w, r); r == nil {
+		return
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), decisionKey{}, res.Entry)))
 }
 
@@ -210,6 +222,10 @@ func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	if bodyFailed(w, r) {
 		p.log.Debug("the caller's request body stopped arriving", "method", r.Method)
+		return
+	}
+	if digestFailed(w, r) {
+		p.log.Debug("a signed call's body did not match its Content-Digest; the upstream request was aborted", "method", r.Method)
 		return
 	}
 	var revoked revokedError
