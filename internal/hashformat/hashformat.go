@@ -20,7 +20,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/latchkey/latchkey"
@@ -35,9 +37,10 @@ const (
 	tagMurmur128 = 3
 )
 
+var murmur32Pool = sync.Pool{New: func() any { return murmur3.New32() }}
+
 // Lookup returns the lookup digest of secret in format f (not
-// sha256-salted: see Salted). It does not allocate, but for murmur32 (one
-// small allocation).
+// sha256-salted: see Salted). It does not allocate.
 func Lookup(f latchkey.HashFormat, secret string) keyformat.Digest {
 	b := unsafe.Slice(unsafe.StringData(secret), len(secret))
 	var d keyformat.Digest
@@ -45,10 +48,13 @@ func Lookup(f latchkey.HashFormat, secret string) keyformat.Digest {
 	case latchkey.HashMurmur32:
 		// murmur3.Sum32 walks the input with uintptr arithmetic, which
 		// the race detector's pointer checks refuse; the hash.Hash path
-		// reads it through slice elements (and costs one allocation).
-		h := murmur3.New32()
+		// reads it through slice elements. Its hashes are pooled, as
+		// making one allocates.
+		h := murmur32Pool.Get().(hash.Hash32)
+		h.Reset()
 		h.Write(b)
 		binary.BigEndian.PutUint32(d[:], h.Sum32())
+		murmur32Pool.Put(h)
 		d[31] = tagMurmur32
 	case latchkey.HashMurmur64:
 		binary.BigEndian.PutUint64(d[:], murmur3.Sum64(b))
