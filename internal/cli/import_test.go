@@ -388,6 +388,12 @@ func TestImportCSVRows(t *testing.T) {
 			t.Errorf("row %d: reason %q, want %q", row, reasons[row], want)
 		}
 	}
+	// On a terminal the progress is a bar redrawn in place; the rows are
+	// all there already.
+	_, stderr, code := runAs(t, adminEnv(srv), true, "import-keys", "--from", "csv", "--file", file, "--application-name", "billing")
+	if code != 0 || !strings.Contains(stderr, "\r[##############################] 100% 5 rows") || strings.Contains(stderr, "import: ") {
+		t.Errorf("progress on a terminal: exit %d, %q", code, stderr)
+	}
 	if res := verifyAll(t, srv, []string{good}); !res[0].Valid || string(res[0].Metadata) != `{"tier":"free"}` {
 		t.Fatalf("CSV secret: %+v", res[0])
 	}
