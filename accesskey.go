@@ -76,11 +76,19 @@ type AccessKey struct {
 	// was never rolled.
 	Roll *Rotation `json:"roll,omitempty"`
 
+	// Imported is set on keys brought from another system (import.go).
+	Imported *Import `json:"imported,omitempty"`
+	// Salt is the per-key salt of an imported sha256-salted key. Not
+	// serialized.
+	Salt []byte `json:"-"`
+
 	// AppRestrictions are the owning application's restrictions, loaded
 	// with the key so the index can enforce both. Not serialized.
 	AppRestrictions *Restrictions `json:"-"`
 
-	// SecretDigest is SHA-256(secret). It is never serialized.
+	// SecretDigest is SHA-256(secret), or for an imported key the
+	// lookup digest of its hash format (internal/hashformat). It is never
+	// serialized.
 	SecretDigest [32]byte `json:"-"`
 }
 

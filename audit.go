@@ -48,6 +48,7 @@ const (
 	ActionWebhookDelete     = "webhook.delete"
 	ActionAccessKeyRoll     = "access_key.roll"
 	ActionRotationUpdate    = "rotation.update"
+	ActionAccessKeyImport   = "access_key.import"
 )
 
 // AuditActions lists every audit action, for filters.
@@ -55,7 +56,8 @@ func AuditActions() []string {
 	return []string{ActionAccountCreate, ActionApplicationCreate, ActionApplicationDelete, ActionApplicationUpdate,
 		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed, ActionCanaryTriggered,
 		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
-		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate}
+		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate,
+		ActionAccessKeyImport}
 }
 
 // AuditFilter selects audit events. Results are newest first.

@@ -29,7 +29,8 @@ type Store interface {
 	// ScanKeyIndex is ScanAccessKeys with only what a verification
 	// decision needs set (ID, Account, Application, Principal, Role,
 	// SecretDigest, Status, ExpiresAt, Restrictions, ReportOnly,
-	// AppRestrictions, KeyType and PublicKey); the other fields are zero. It is how the
+	// AppRestrictions, KeyType, PublicKey, ExternalID, Metadata, Salt and
+	// Imported.HashFormat); the other fields are zero. It is how the
 	// in-memory index loads, and it reads a fraction of what
 	// ScanAccessKeys reads.
 	ScanKeyIndex(ctx context.Context, fn func(*AccessKey) error) error

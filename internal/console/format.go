@@ -186,6 +186,7 @@ var actionLabels = map[string]string{
 	latchkey.ActionAccessKeyExposed:  "key flagged exposed",
 	latchkey.ActionPrincipalCreate:   "principal created",
 	latchkey.ActionPrincipalDelete:   "principal deleted",
+	latchkey.ActionAccessKeyImport:   "keys imported",
 }
 
 // auditActions are offered in the audit log's filter, in this order.
@@ -193,7 +194,7 @@ var auditActions = []string{
 	latchkey.ActionAccessKeyCreate, latchkey.ActionAccessKeyUpdate, latchkey.ActionAccessKeyDelete,
 	latchkey.ActionAccessKeyExposed, latchkey.ActionApplicationCreate, latchkey.ActionApplicationUpdate,
 	latchkey.ActionApplicationDelete, latchkey.ActionPrincipalCreate, latchkey.ActionPrincipalDelete,
-	latchkey.ActionAccountCreate,
+	latchkey.ActionAccountCreate, latchkey.ActionAccessKeyImport,
 }
 
 func actionLabel(a string) string {

@@ -86,6 +86,9 @@ var matrix = []matrixRow{
 	// {key} is Inactive: a roll is refused as such, after the role checks.
 	{"POST /v1/access-keys/{id}/roll", "/v1/access-keys/{key}/roll", `{}`, "400 400 404 403 403 401 401 401 401"},
 	{"GET /v1/rotations", "/v1/rotations", "", "200 200 200 200 403 401 401 401 401"},
+	// An import into {app} (default account): other-admin finds no such
+	// application; a viewer may not write.
+	{"POST /v1/import", "/v1/import", `{"application":"{app}","keys":[]}`, "200 200 404 403 403 401 401 401 401"},
 
 	// Principals.
 	{"GET /v1/principals", "/v1/principals", "", "200 200 200 200 403 401 401 401 401"},

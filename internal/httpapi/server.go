@@ -125,6 +125,7 @@ func (s *Server) routes() []endpoint {
 		e("GET", "/v1/access-keys/{id}/usage", s.admin(s.getUsage)),
 		e("POST", "/v1/access-keys/{id}/roll", s.admin(s.rollAccessKey)),
 		e("GET", "/v1/rotations", s.admin(s.listRotations)),
+		e("POST", "/v1/import", s.admin(s.importKeys)),
 
 		e("GET", "/v1/principals", s.admin(s.listPrincipals)),
 		e("POST", "/v1/principals", s.admin(s.createPrincipal)),

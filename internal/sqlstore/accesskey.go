@@ -20,7 +20,8 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.use_count, k.reject_count, k.exposed_at, k.exposed_where,
 	k.restrictions, k.report_only, a.restrictions,
 	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count,
-	k.external_id, k.metadata, k.canary, k.public_key`
+	k.external_id, k.metadata, k.canary, k.public_key,
+	k.hash_format, k.salt, k.imported_from, k.original_id, k.imported_at`
 
 const keyFrom = ` FROM access_keys k
 	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
@@ -41,6 +42,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		externalID, metadata           sql.NullString
 		canary                         int
 		pub                            sql.NullString
+		imp                            importColumns
 	)
 	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
 		&digest, &k.Description, &k.Status, &created, &updated, &expires,
@@ -49,13 +51,15 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		&k.UseCount, &k.RejectCount, &expos, &exposedWhere,
 		&restr, &reportOnly, &appRestr,
 		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount,
-		&externalID, &metadata, &canary, &pub)
+		&externalID, &metadata, &canary, &pub,
+		&imp.format, &imp.salt, &imp.origin, &imp.originalID, &imp.at)
 	if err != nil {
 		return nil, err
 	}
 	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, externalID, metadata, pub); err != nil {
 		return nil, err
 	}
+	imp.set(&k)
 	k.Canary = canary == 1
 	if wouldDeny.Valid {
 		k.LastWouldDeny = &latchkey.Rejection{At: fromMicros(wouldDeny.Int64), IP: wdIP, UserAgent: wdUA, Reason: latchkey.Code(wdReason)}
@@ -110,6 +114,37 @@ func setIndexFields(k *latchkey.AccessKey, digest []byte, expires sql.NullInt64,
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
+// importColumns are an imported key's columns, all NULL for a native key.
+type importColumns struct {
+	format, origin, originalID sql.NullString
+	salt                       []byte
+	at                         sql.NullInt64
+}
+
+func (c *importColumns) set(k *latchkey.AccessKey) {
+	if !c.format.Valid {
+		return
+	}
+	k.Imported = &latchkey.Import{Origin: c.origin.String, OriginalID: c.originalID.String,
+		HashFormat: latchkey.HashFormat(c.format.String)}
+	if c.at.Valid {
+		k.Imported.ImportedAt = fromMicros(c.at.Int64)
+	}
+	if len(c.salt) > 0 {
+		k.Salt = c.salt
+	}
+}
+
+// importValues are the values of importColumns for k.
+func importValues(k *latchkey.AccessKey) (format, origin, originalID sql.NullString, salt []byte, at sql.NullInt64) {
+	if k.Imported == nil {
+		return
+	}
+	im := k.Imported
+	return sql.NullString{String: string(im.HashFormat), Valid: true}, sql.NullString{String: im.Origin, Valid: true},
+		nullString(im.OriginalID), k.Salt, sql.NullInt64{Int64: toMicros(im.ImportedAt), Valid: true}
+}
+
 // CreateAccessKey implements latchkey.Tx.
 func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	if err := t.accountExists(ctx, k.Account); err != nil {
@@ -131,13 +166,20 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	if err != nil {
 		return err
 	}
+	format, origin, originalID, salt, importedAt := importValues(k)
+	var lastUsed sql.NullInt64
+	if k.LastUsed != nil { // an imported key's last use in its system
+		lastUsed = sql.NullInt64{Int64: toMicros(k.LastUsed.At), Valid: true}
+	}
 	_, err = t.exec(ctx, `INSERT INTO access_keys
 		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where,
-		 restrictions, report_only, external_id, metadata, canary, public_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 restrictions, report_only, external_id, metadata, canary, public_key,
+		 hash_format, salt, imported_from, original_id, imported_at, last_used_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
 		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere,
-		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), boolInt(k.Canary), publicKeyPEM(k.PublicKey))
+		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), boolInt(k.Canary), publicKeyPEM(k.PublicKey),
+		format, salt, origin, originalID, importedAt, lastUsed)
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
 		return latchkey.Errorf(latchkey.EEXISTS, "an access key with this ID or secret already exists")
@@ -356,7 +398,8 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 		return err
 	}
 	return db.scanRows(ctx, `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
-		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata, canary, public_key FROM access_keys`, func(rows *sql.Rows) error {
+		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata, canary, public_key,
+		hash_format, salt FROM access_keys`, func(rows *sql.Rows) error {
 		var (
 			k                      latchkey.AccessKey
 			digest                 []byte
@@ -364,11 +407,14 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 			restr, reportOnly, pub sql.NullString
 			externalID, metadata   sql.NullString
 			canary                 int
+			imp                    importColumns
 		)
 		if err := rows.Scan(&k.ID, &k.Account, &k.Application, &k.Principal,
-			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata, &canary, &pub); err != nil {
+			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata, &canary, &pub,
+			&imp.format, &imp.salt); err != nil {
 			return db.Err(err)
 		}
+		imp.set(&k)
 		k.Canary = canary == 1
 		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, externalID, metadata, pub); err != nil {
 			return latchkey.Internal(err)

@@ -27,6 +27,7 @@ var accessKeyTests = []test{
 	{"Delete", testKeyDelete},
 	{"ListOrderFiltersPages", testKeyList},
 	{"ListBadToken", testKeyListBadToken},
+	{"ImportedKey", testKeyImported},
 }
 
 func testKeyCreateFindApplicationKey(t *testing.T, s latchkey.Store) {

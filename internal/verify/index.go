@@ -51,6 +51,9 @@ type Entry struct {
 	// is latchkey.SigningDigest, which no secret has; this is the second
 	// lock on that door). Its public key is in rules.
 	signing bool
+	// format is the key's hash format (formatNative for latchkey's own
+	// keys); see imported.go.
+	format uint8
 }
 
 // Entry.kind: an application key, or a principal key and its role.
@@ -108,6 +111,7 @@ type rules struct {
 	reportRateKey    string // the report-only limit's name in a RateStore
 	about            *about // nil: no external ID, no metadata
 	pub              *latchkey.PublicKey
+	salt             string // an imported sha256-salted key's salt
 }
 
 // about is what a verification tells the caller about a key's customer,
@@ -183,6 +187,11 @@ type Index struct {
 	// reloading holds the keys a Reload is loading, and whether a Put or
 	// Delete changed them meanwhile.
 	reloading map[string]bool
+
+	// formats counts the keys of each hash format (under mu); inUse has
+	// bit f set while formats[f] > 0, read without a lock by Verify.
+	formats [formatCount]int
+	inUse   atomic.Uint32
 }
 
 // NewIndex returns an empty index.
@@ -247,6 +256,7 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		kind:   keyKind(k),
 		Active: k.Status == latchkey.StatusActive,
 		Canary: k.Canary,
+		format: formatOf(k),
 	}
 	if e.kind != kindApplication {
 		e.owner = ix.intern(k.Principal)
@@ -254,7 +264,8 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.ExpiresAt != nil {
 		e.ExpiresAt = k.ExpiresAt.UnixNano()
 	}
-	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey}
+	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey,
+		salt: string(k.Salt)}
 	e.signing = k.PublicKey != nil
 	switch {
 	case k.Restrictions != nil && len(k.Restrictions.Scopes) > 0:
@@ -282,6 +293,9 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 			delete(os.byDigest, old)
 		}
 		os.mu.Unlock()
+		if prev != nil {
+			ix.countFormat(prev.format, -1)
+		}
 	}
 	// Keep the buckets when the limit did not change, so that editing a
 	// description does not hand out a fresh burst.
@@ -304,6 +318,7 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		e.rules = r
 	}
 	ix.byID[k.ID] = d
+	ix.countFormat(e.format, 1)
 	s := ix.shard(&d)
 	s.mu.Lock()
 	s.byDigest[d] = e
@@ -396,6 +411,7 @@ func (ix *Index) deleteLocked(id string) {
 		if c := e.usage.Load(); c != nil {
 			c.deleted.Store(true)
 		}
+		ix.countFormat(e.format, -1)
 	}
 	delete(s.byDigest, d)
 	s.mu.Unlock()
@@ -513,6 +529,7 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 	return e.ID == k.ID && e.Account == k.Account && e.Application() == k.Application &&
 		e.Principal() == k.Principal && e.kind == keyKind(k) &&
 		e.Active == (k.Status == latchkey.StatusActive) && e.Canary == k.Canary && e.ExpiresAt == exp &&
+		e.format == formatOf(k) &&
 		// restrictions: compare the compiled forms' sources cheaply by
 		// recompiling only when either side has any
 		e.rules == nil && k.ExternalID == "" && len(k.Metadata) == 0 &&

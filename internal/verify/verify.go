@@ -108,7 +108,8 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // access key ID all give NOT_FOUND: from outside they look the same.
 // The order of checks: CREDENTIAL_AMBIGUOUS (more than one credential),
 // MISSING, THROTTLED (the client address sent too many invalid
-// credentials), MALFORMED, NOT_FOUND, INACTIVE, EXPIRED,
+// credentials), MALFORMED (not latchkey-shaped, and no imported key
+// exists), NOT_FOUND, INACTIVE, EXPIRED,
 // IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED
 // (application restrictions, then the key's), RATE_LIMITED. The rate limit
 // comes last, so refused calls do not use up a key's tokens.
@@ -155,12 +156,18 @@ func (v *Verifier) decide(req *Request) Result {
 			return Result{Code: latchkey.CodeThrottled, RetryAfter: wait}
 		}
 	}
-	if !keyformat.ValidSecret(req.Secret) {
+	var e *Entry
+	if keyformat.ValidSecret(req.Secret) {
+		d := keyformat.Sum(req.Secret) // does not allocate
+		e = v.Index.Lookup(&d)
+	} else if imp, ok := v.Index.lookupImported(req.Secret, req.AccessKeyID); ok {
+		// not latchkey-shaped, but imported keys exist: one lookup per
+		// hash format in use, and NOT_FOUND when none matches
+		e = imp
+	} else {
 		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeMalformed}
 	}
-	d := keyformat.Sum(req.Secret) // does not allocate
-	e := v.Index.Lookup(&d)
 	if e == nil || e.Canary {
 		v.Guard.fail(req.IP, now)
 		if e != nil && v.Canary != nil {

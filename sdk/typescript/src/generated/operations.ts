@@ -46,6 +46,7 @@ export const operationTable = {
   checkLeaks: { method: "POST", path: "/v1/leaks/check", auth: true },
   rollAccessKey: { method: "POST", path: "/v1/access-keys/{id}/roll", auth: true },
   listRotations: { method: "GET", path: "/v1/rotations", auth: true },
+  importKeys: { method: "POST", path: "/v1/import", auth: true },
 } as const;
 
 /** The operationId of an operation the client can call. */
@@ -432,5 +433,14 @@ export abstract class Operations {
    */
   listRotations(args: Args<"listRotations"> = {}, options?: CallOptions): Promise<Result<"listRotations">> {
     return this.call("listRotations", args, options);
+  }
+
+  /**
+   * Import existing keys
+   *
+   * `POST /v1/import`
+   */
+  importKeys(args: Args<"importKeys">, options?: CallOptions): Promise<Result<"importKeys">> {
+    return this.call("importKeys", args, options);
   }
 }

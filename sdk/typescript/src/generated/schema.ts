@@ -680,6 +680,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import existing keys
+         * @description Loads one batch of existing keys (raw secrets or digests in a documented hash format) into an application, in one transaction, with one access_key.import audit event that counts the outcomes. Idempotent: a key already in the account is reported exists and left alone, so a batch sent again changes nothing. Imported keys verify on every surface, without touching the store. latchkey import-keys reads Tyk's Redis, Tyk and Unkey exports and CSV files and sends them here in batches. 409 Conflict: a key of the batch was created meanwhile; send it again.
+         */
+        post: operations["importKeys"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -703,7 +723,7 @@ export interface components {
         /** @description Free text, at most 1024 bytes of UTF-8 without NUL. */
         Description: string;
         /** @enum {string} */
-        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update";
+        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update" | "access_key.import";
         /**
          * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. CREDENTIAL_AMBIGUOUS: the call carried more than one credential (Authorization and X-Api-Key, one of them twice, a comma-separated list, or an underscore twin such as X_Api_Key), so none is judged; a canary key among them still alerts. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: CREDENTIAL_AMBIGUOUS, MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory. Signed requests (signing keys, /v1/verify with signature_input and signature): MISSING and MALFORMED (the signature fields), NOT_FOUND (keyid names no signing key), then COMPONENT_MISSING (the signature does not cover @method, @target-uri or @authority+@path+@query, content-digest with a body, created and nonce, or covers a field the request lacks), ALGORITHM_MISMATCH (alg is not the key's), SIGNATURE_FROM_FUTURE, SIGNATURE_EXPIRED (older than the window, 60 s by default, or past expires), SIGNATURE_INVALID, DIGEST_MISMATCH (the body does not match Content-Digest), NONCE_REPLAYED; then INACTIVE, EXPIRED, restrictions and rate limit as for a bearer key.
          * @enum {string}
@@ -770,6 +790,7 @@ export interface components {
             key_type: components["schemas"]["KeyType"];
             /** @description Set for signing keys. */
             public_key?: components["schemas"]["PublicKey"];
+            imported?: components["schemas"]["Import"];
         };
         /** @description A new access key with its secret access key. The secret is returned only once, in the response that creates the key; only its SHA-256 digest is stored, and it is never shown again. */
         CreatedAccessKey: {
@@ -1402,6 +1423,92 @@ export interface components {
             pem: string;
             /** @description SHA256: and the unpadded base64 of the SHA-256 of the SubjectPublicKeyInfo. */
             fingerprint: string;
+        };
+        /**
+         * @description How an imported key is looked up: sha256 (SHA-256 of the secret, as latchkey's own keys), sha256-salted (SHA-256(salt || secret), found only with the key's ID: Basic auth ID:secret), murmur32, murmur64, murmur128 (Tyk's MurmurHash3 digests; not cryptographic). See docs/import.md.
+         * @enum {string}
+         */
+        HashFormat: "sha256" | "sha256-salted" | "murmur32" | "murmur64" | "murmur128";
+        /** @description Where an imported key came from. Present only on imported keys. */
+        Import: {
+            /** @description The system the key came from: tyk, unkey, csv, or what the importer named. */
+            origin: string;
+            /** @description The key's ID in that system, when it did not fit latchkey's ID shape. */
+            original_id?: string;
+            hash_format: components["schemas"]["HashFormat"];
+            /** Format: date-time */
+            imported_at: string;
+        };
+        /** @description One key to import: a raw secret, or a digest in one of the input formats. Secrets and digests are never logged, audited or returned. */
+        ImportKey: {
+            /** @description The caller's number for the row, echoed in its result. */
+            row?: number;
+            /** @description The key's ID in its system: kept when it is a latchkey access key ID, else recorded as imported.original_id and a latchkey ID is made. */
+            id?: string;
+            /** @description The raw secret: printable ASCII without spaces. Stored as its SHA-256. */
+            secret?: string;
+            /** @description The stored digest of the secret, in hash_format. */
+            digest?: string;
+            /**
+             * @description The digest's input format (docs/import.md). Only with digest.
+             * @enum {string}
+             */
+            hash_format?: "sha256-hex" | "sha256-base64" | "sha256-salted-hex" | "sha256-salted-base64" | "tyk-sha256" | "tyk-murmur32" | "tyk-murmur64" | "tyk-murmur128" | "unkey-sha256";
+            /** @description The per-key salt of the salted formats, as its bytes are written: the digest is SHA-256(salt || secret). */
+            salt?: string;
+            description?: components["schemas"]["Description"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["Metadata"];
+            status?: components["schemas"]["Status"];
+            /**
+             * Format: date-time
+             * @description When the key was made in its system; default now.
+             */
+            created_at?: string;
+            /**
+             * Format: date-time
+             * @description When the key was last used in its system.
+             */
+            last_used_at?: string;
+            /**
+             * Format: date-time
+             * @description Kept even when past: the key then answers EXPIRED.
+             */
+            expires_at?: string;
+        };
+        ImportRequest: {
+            /** @description The application that receives the keys; required unless group_by is given, and then the prefix of the applications' names (billing-acme). */
+            application?: components["schemas"]["Name"];
+            /**
+             * @description Left out: every key goes to application, and a batch that would give it more keys than allowed (two by default) is refused. external_id: an application per external ID, named after it (a row without one is invalid); key: an application per key, named after its access key ID.
+             * @enum {string}
+             */
+            group_by?: "external_id" | "key";
+            /** @description Recorded on every key as imported.origin; default import. */
+            origin?: components["schemas"]["Name"];
+            keys: components["schemas"]["ImportKey"][];
+        };
+        ImportResult: {
+            row: number;
+            /**
+             * @description created; exists (a key with this secret is in the account already: nothing changed); invalid (see reason); refused (the secret belongs to another account's key, or the application would hold too many keys).
+             * @enum {string}
+             */
+            outcome: "created" | "exists" | "invalid" | "refused";
+            access_key_id?: components["schemas"]["AccessKeyID"];
+            application?: components["schemas"]["Name"];
+            reason?: string;
+        };
+        ImportCounts: {
+            created: number;
+            exists: number;
+            invalid: number;
+            refused: number;
+            applications_created: number;
+        };
+        ImportReport: {
+            counts: components["schemas"]["ImportCounts"];
+            results: components["schemas"]["ImportResult"][];
         };
     };
     responses: {
@@ -3518,6 +3625,43 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    importKeys: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description At most 16 MiB and 10,000 keys; unknown fields are refused. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportRequest"];
+            };
+        };
+        responses: {
+            /** @description What happened to each row, in order, and the counts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportReport"];
+                };
+            };
+            400: components["responses"]["BadRequest_MalformedRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict_LimitExceeded"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
