@@ -10,6 +10,8 @@ export const operationTable = {
   verifyAccessKey: { method: "POST", path: "/v1/verify", auth: true },
   listAccounts: { method: "GET", path: "/v1/accounts", auth: true },
   createAccount: { method: "POST", path: "/v1/accounts", auth: true },
+  updateAccount: { method: "PATCH", path: "/v1/accounts/{name}", auth: true },
+  listKeyPrefixes: { method: "GET", path: "/v1/key-prefixes", auth: true },
   listApplications: { method: "GET", path: "/v1/applications", auth: true },
   createApplication: { method: "POST", path: "/v1/applications", auth: true },
   getApplication: { method: "GET", path: "/v1/applications/{name}", auth: true },
@@ -108,6 +110,24 @@ export abstract class Operations {
    */
   createAccount(args: Args<"createAccount">, options?: CallOptions): Promise<Result<"createAccount">> {
     return this.call("createAccount", args, options);
+  }
+
+  /**
+   * Update an account
+   *
+   * `PATCH /v1/accounts/{name}`
+   */
+  updateAccount(args: Args<"updateAccount">, options?: CallOptions): Promise<Result<"updateAccount">> {
+    return this.call("updateAccount", args, options);
+  }
+
+  /**
+   * List secret prefixes
+   *
+   * `GET /v1/key-prefixes`
+   */
+  listKeyPrefixes(args: Args<"listKeyPrefixes"> = {}, options?: CallOptions): Promise<Result<"listKeyPrefixes">> {
+    return this.call("listKeyPrefixes", args, options);
   }
 
   /**
