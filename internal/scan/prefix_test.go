@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -136,6 +137,19 @@ func TestRulesDocumented(t *testing.T) {
 	}
 	if got, want := b.String(), gitleaksRule(t); got != want {
 		t.Errorf("docs/integrations.md's gitleaks rule differs from latchkey scan rules:\n%s", cmp.Diff(want, got))
+	}
+	// The example for acme_live_ is the second toml block.
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "integrations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```toml\n(.*?)```").FindAllSubmatch(doc, -1)
+	b.Reset()
+	if err := WriteRules(&b, "gitleaks", []string{"acme_live_"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) < 2 || string(blocks[1][1]) != b.String() {
+		t.Errorf("docs/integrations.md's rules for acme_live_ differ from latchkey scan rules --prefix acme_live_")
 	}
 	if err := WriteRules(&b, "yara", nil); err == nil {
 		t.Error("WriteRules accepted an unknown format")
