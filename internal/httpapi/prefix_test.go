@@ -18,6 +18,8 @@ func TestAccountKeyPrefix(t *testing.T) {
 	e := newEnv(t)
 	e.mustApp(t, latchkey.DefaultAccount, "billing")
 	before := e.mustKey(t, latchkey.DefaultAccount, "billing")
+	e.mustApp(t, latchkey.DefaultAccount, "roller")
+	rollMe := e.mustKey(t, latchkey.DefaultAccount, "roller") // lksk_, rolled under the prefix below
 	if !strings.HasPrefix(before.Secret, "lksk_") {
 		t.Fatalf("a key made before any prefix starts %q", before.Secret[:5])
 	}
@@ -122,6 +124,22 @@ func TestAccountKeyPrefix(t *testing.T) {
 		}
 		if k := e.keyStatus(t, after.ID); k.Exposed == nil {
 			t.Error("the prefixed key in the URL was not flagged exposed")
+		}
+	})
+	// A roll makes the successor under the prefix.
+	t.Run("roll", func(t *testing.T) {
+		r := e.do(t, "POST", "/v1/access-keys/"+rollMe.ID+"/roll", bearer(e.admin), `{}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("roll: %d %s", r.status, r.body)
+		}
+		var out struct {
+			AccessKey struct {
+				Secret string `json:"secret_access_key"`
+			} `json:"access_key"`
+		}
+		r.decode(t, &out)
+		if !strings.HasPrefix(out.AccessKey.Secret, "dflt_live_") {
+			t.Errorf("the rolled key's secret starts %q, want dflt_live_", out.AccessKey.Secret[:10])
 		}
 	})
 	// A leak report with a prefixed secret deactivates its key.
