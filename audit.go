@@ -32,6 +32,7 @@ type AuditEvent struct {
 // Audit actions.
 const (
 	ActionAccountCreate     = "account.create"
+	ActionAccountUpdate     = "account.update"
 	ActionApplicationCreate = "application.create"
 	ActionApplicationDelete = "application.delete"
 	ActionApplicationUpdate = "application.update"
@@ -53,7 +54,7 @@ const (
 
 // AuditActions lists every audit action, for filters.
 func AuditActions() []string {
-	return []string{ActionAccountCreate, ActionApplicationCreate, ActionApplicationDelete, ActionApplicationUpdate,
+	return []string{ActionAccountCreate, ActionAccountUpdate, ActionApplicationCreate, ActionApplicationDelete, ActionApplicationUpdate,
 		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed, ActionCanaryTriggered,
 		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
 		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate,

@@ -66,6 +66,9 @@ type Tx interface {
 	FindAccount(ctx context.Context, name string) (*Account, error)
 	// ListAccounts returns every account ordered by name.
 	ListAccounts(ctx context.Context) ([]*Account, error)
+	// UpdateAccount writes a's settings (its key prefix) to the account
+	// named a.Name. Returns ENOTFOUND if there is no such account.
+	UpdateAccount(ctx context.Context, a *Account) error
 
 	// CreateApplication returns EEXISTS if the account already has an
 	// application of that name in any case ("Billing" beside "billing"),

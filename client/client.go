@@ -109,7 +109,7 @@ func New(endpoint string, opts ...Option) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, latchkey.Errorf(latchkey.EINVALID, "endpoint URL must look like http://127.0.0.1:8080 or https://keys.example.com")
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Contains(endpoint, keyformat.SecretPrefix) {
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || looksLikeSecret(endpoint) {
 		return nil, latchkey.Errorf(latchkey.EINVALID, "endpoint URL must not hold user information, a query or a fragment; credentials go in the Authorization header")
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
@@ -142,21 +142,27 @@ type request struct {
 // proxy logs (and the server would flag the key exposed).
 func (r *request) holdsSecret() bool {
 	for _, s := range r.path {
-		if strings.Contains(s, keyformat.SecretPrefix) {
+		if looksLikeSecret(s) {
 			return true
 		}
 	}
 	for k, vs := range r.query {
-		if strings.Contains(k, keyformat.SecretPrefix) {
+		if looksLikeSecret(k) {
 			return true
 		}
 		for _, v := range vs {
-			if strings.Contains(v, keyformat.SecretPrefix) {
+			if looksLikeSecret(v) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// looksLikeSecret reports whether s holds "lksk_" (a secret, or one with
+// a typo) or a checksum-valid secret with an account's prefix.
+func looksLikeSecret(s string) bool {
+	return strings.Contains(s, keyformat.SecretPrefix) || keyformat.ContainsSecret(s)
 }
 
 func (c *Client) url(r *request) string {
@@ -178,7 +184,7 @@ func (c *Client) url(r *request) string {
 func (c *Client) do(ctx context.Context, r *request, out any) error {
 	if r.holdsSecret() {
 		return latchkey.Errorf(latchkey.EINVALID,
-			"a value in this request looks like a secret access key (lksk_...); secrets are never sent in a URL. Access key IDs start with %s", keyformat.IDPrefix)
+			"a value in this request looks like a secret access key (lksk_... or an account's prefix such as acme_live_...); secrets are never sent in a URL. Access key IDs start with %s", keyformat.IDPrefix)
 	}
 	var body io.Reader
 	if r.body != nil {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey"
-	"github.com/latchkey/latchkey/keyformat"
 )
 
 // Cache bounds of Middleware.
@@ -373,9 +372,10 @@ var urlCredentialParams = []string{"api_key", "apikey", "api-key", "key", "acces
 	"secret_access_key", "token", "access_token", "x-api-key"}
 
 // urlHoldsSecret reports whether the URL carries a credential: a latchkey
-// secret anywhere, or a query parameter named like a credential.
+// secret anywhere (lksk_, or checksum-valid with an account's prefix, even
+// percent-encoded), or a query parameter named like a credential.
 func urlHoldsSecret(r *http.Request) bool {
-	if strings.Contains(r.URL.Path, keyformat.SecretPrefix) || strings.Contains(r.URL.RawQuery, keyformat.SecretPrefix) {
+	if looksLikeSecret(r.URL.Path) || looksLikeSecret(r.URL.RawQuery) {
 		return true
 	}
 	if r.URL.RawQuery == "" {

@@ -7,6 +7,8 @@
 //	access key ID      LKIA + 16 characters of RFC 4648 base32 (A-Z, 2-7)
 //	secret access key  lksk_ + 40 base62 random characters
 //	                        + 6 base62 characters of the CRC32 (IEEE) of those 40
+//	prefixed secret    an account's prefix (acme_live_) + 40 base62 random
+//	                        + 6 base62 characters of the CRC32 of prefix and those 40
 //
 // Base62 uses the alphabet 0-9A-Za-z. The checksum is written most
 // significant digit first and left-padded with '0'. It lets a scanner or SDK
@@ -123,25 +125,23 @@ var base32Valid = func() (t [256]bool) {
 func IsBase62(c byte) bool { return base62Index[c] >= 0 }
 
 // ValidSecret reports whether s has the shape of a secret access key and a
-// correct checksum. It does not allocate.
+// correct checksum: a lksk_ secret, or a secret with an account's prefix
+// (prefix.go). It does not allocate.
 func ValidSecret(s string) bool {
-	if len(s) != SecretLen || s[:len(SecretPrefix)] != SecretPrefix {
+	n := len(s) - bodyLen // the prefix's length
+	if n < MinPrefixLen || n > MaxPrefixLen {
 		return false
 	}
-	body := s[len(SecretPrefix):]
+	body := s[n:]
 	for i := 0; i < len(body); i++ {
 		if base62Index[body[i]] < 0 {
 			return false
 		}
 	}
-	sum := crc32.ChecksumIEEE(stringBytes(body[:randomLen]))
-	for i := SecretLen - 1; i >= SecretLen-checksumLen; i-- {
-		if s[i] != Alphabet[sum%62] {
-			return false
-		}
-		sum /= 62
+	if s[:n] == SecretPrefix {
+		return checksumOK(s, body[:randomLen])
 	}
-	return true // a CRC32 always fits in six base62 digits
+	return prefixShape(s[:n]) && checksumOK(s, s[:n+randomLen])
 }
 
 // ValidID reports whether s has the shape of an access key ID.
@@ -161,7 +161,10 @@ func ValidID(s string) bool {
 // first four characters of the random part. It never reveals more, even for
 // strings that are not valid secrets.
 func Mask(s string) string {
-	const keep = len(SecretPrefix) + 4
+	keep := len(SecretPrefix) + 4
+	if p := SecretPrefixOf(s); p != SecretPrefix && len(p) <= MaxPrefixLen && prefixShape(p) {
+		keep = len(p) + 4
+	}
 	if len(s) <= keep {
 		return SecretPrefix + "..."
 	}

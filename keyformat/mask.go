@@ -15,12 +15,16 @@ const maskMarker = "..."
 // MaskSecrets returns s with every latchkey secret access key in it masked
 // as Mask masks one ("lksk_AbCd..."), whatever the letter case of the
 // "lksk_" prefix and whether or not the checksum is right, and with the
-// base64 encoding of a secret masked too. A run of four characters or
+// base64 encoding of a secret masked too. Secrets with an account's prefix
+// ("acme_live_AbCd...") are masked without a list of prefixes: any run of
+// 40 or more base62 characters after a prefix-shaped word and '_', checksum
+// right or not (prefixedSecrets). A run of four characters or
 // fewer after the prefix is left as it is. It is for text that may quote
 // a caller's input, such as error messages.
 func MaskSecrets(s string) string {
 	m := masker{s: s}
 	m.latchkeySecrets()
+	m.prefixedSecrets()
 	m.base64Secrets()
 	return m.String()
 }
@@ -52,6 +56,7 @@ func MaskSecrets(s string) string {
 func MaskCredentials(s string) string {
 	m := masker{s: s}
 	m.latchkeySecrets()
+	m.prefixedSecrets()
 	m.base64Secrets()
 	m.prefixedRuns("whsec_", isBase64)
 	m.authorizations()
@@ -124,6 +129,41 @@ func (m *masker) latchkeySecrets() {
 		}
 		u += 1 + next
 	}
+}
+
+// prefixedSecrets hides, but for its first maskKeep characters, each run
+// of 40 or more base62 characters that follows a '_' ending a word that
+// could be an account's key prefix (a letter, then a-z, 0-9 and '_'): a
+// prefixed secret whose checksum is right or not, or one cut short by a
+// few characters. Runs that long after such a word are not words, so
+// hiding them costs nothing.
+func (m *masker) prefixedSecrets() {
+	s := m.s
+	for u := strings.IndexByte(s, '_'); u >= 0; {
+		j := u + 1
+		for j < len(s) && IsBase62(s[j]) {
+			j++
+		}
+		if j-(u+1) >= randomLen && prefixBefore(s, u) {
+			m.hideRange(u+1+maskKeep, j)
+		}
+		next := strings.IndexByte(s[u+1:], '_')
+		if next < 0 {
+			return
+		}
+		u += 1 + next
+	}
+}
+
+// prefixBefore reports whether s[:u+1], which ends with '_', ends with
+// something shaped like a key prefix of at least MinPrefixLen characters.
+func prefixBefore(s string, u int) bool {
+	for st := u - 1; st >= 0 && u+1-st <= MaxPrefixLen && prefixChar[s[st]]; st-- {
+		if u+1-st >= MinPrefixLen && 'a' <= s[st] && s[st] <= 'z' {
+			return true
+		}
+	}
+	return false
 }
 
 // base64Needles are what the base64 encoding of "lksk_" contains wherever

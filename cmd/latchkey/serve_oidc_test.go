@@ -101,7 +101,7 @@ func TestUnknownRoleMapAccounts(t *testing.T) {
 	if _, err := svc.Bootstrap(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateAccount(t.Context(), latchkey.System(), "acme"); err != nil {
+	if _, err := svc.CreateAccount(t.Context(), latchkey.System(), "acme", latchkey.AccountUpdate{}); err != nil {
 		t.Fatal(err)
 	}
 	rm, err := console.ParseRoleMap([]byte(`rules:

@@ -140,7 +140,7 @@ func (s *state) runConfigure(cmd *cobra.Command, id, credsAt string, noCheck boo
 		return UsageErrorf("--access-key-id %q: expected %s followed by 16 characters A-Z and 2-7", id, keyformat.IDPrefix)
 	}
 	if !keyformat.ValidSecret(secret) {
-		return UsageErrorf("the secret access key read from standard input is not a latchkey secret (lksk_ and 46 letters and digits with a valid checksum); it was not saved")
+		return UsageErrorf("the secret access key read from standard input is not a latchkey secret (lksk_ or an account's key prefix such as acme_live_, then 46 letters and digits with a valid checksum); it was not saved")
 	}
 	if endpoint == "" {
 		endpoint = p[credfile.KeyEndpointURL]

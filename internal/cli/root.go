@@ -180,7 +180,7 @@ EXAMPLES
 	for _, c := range []*cobra.Command{
 		s.newConfigureCmd(), s.newListAuditEventsCmd(), s.newAuditCmd(),
 		s.newCreatePrincipalCmd(), s.newListPrincipalsCmd(), s.newDeletePrincipalCmd(),
-		s.newCreateAccountCmd(), s.newListAccountsCmd(),
+		s.newCreateAccountCmd(), s.newUpdateAccountCmd(), s.newListAccountsCmd(),
 	} {
 		c.GroupID = groupAdmin
 		root.AddCommand(c)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/client"
@@ -28,6 +30,8 @@ func (st *state) newScanCmd() *cobra.Command {
 		noProgress                               bool
 		verifyKeys, report                       bool
 		workers                                  int
+		prefixes                                 []string
+		prefixFile                               string
 	)
 	cmd := &cobra.Command{
 		Use:   "scan [PATH...]",
@@ -68,6 +72,16 @@ status (with --verify: active, inactive, canary or unknown; after
 canary key from any other: offline it is a well-formed key like the rest,
 and a viewer's key is told unknown.
 
+ACCOUNT KEY PREFIXES
+Accounts may give their keys a prefix of their own (acme_live_ instead of
+lksk_; see update-account). Their secrets are found when the prefix is
+known: --prefix PREFIX (repeatable), --prefix-file FILE (one prefix a line;
+# starts a comment), and, with --verify or --report, every prefix the
+server lists for the profile's accounts (GET /v1/key-prefixes). The
+checksum of a prefixed secret covers its prefix, so look-alikes are not
+reported for these either. 'latchkey scan rules' prints gitleaks or
+TruffleHog rules for the same prefixes.
+
 --staged scans what 'git commit' would add in the repository at PATH, and
 --install-hook installs a git pre-commit hook that runs it and refuses the
 commit when it finds a secret.
@@ -78,6 +92,8 @@ EXAMPLES
   latchkey scan --git ~/src/billing
   kubectl logs deploy/api | latchkey scan -
   latchkey scan --verify ~/src/billing
+  latchkey scan --prefix acme_live_ --prefix acme_test_ .
+  latchkey scan --prefix-file .latchkey-prefixes --staged
   latchkey scan --report .
   latchkey scan --staged
   latchkey scan --install-hook`,
@@ -132,9 +148,26 @@ EXAMPLES
 				return nil
 			}
 
+			ps, err := loadPrefixes(prefixes, prefixFile)
+			if err != nil {
+				return err
+			}
+			var cl *client.Client
+			if verifyKeys || report {
+				// The server's prefixes are learnt before the scan, so
+				// that its keys are found whatever their prefix.
+				if cl, err = st.client(cmd); err != nil {
+					return err
+				}
+				sp, err := cl.KeyPrefixes(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("asking the server for its key prefixes: %w", err)
+				}
+				ps = append(ps, sp...)
+			}
 			opts := scan.Options{
 				IncludeBinary: inclBinary, IncludeVendored: inclVendored,
-				IncludeGitDir: inclGit, Workers: workers,
+				IncludeGitDir: inclGit, Workers: workers, Prefixes: ps,
 			}
 			switch {
 			case gitOnly:
@@ -149,10 +182,7 @@ EXAMPLES
 				stop = scan.StartProgress(f, s.Stats)
 			}
 			start := time.Now()
-			var (
-				findings []scan.Finding
-				err      error
-			)
+			var findings []scan.Finding
 			if staged {
 				findings, err = s.ScanStaged(cmd.Context(), args[0])
 			} else {
@@ -163,10 +193,6 @@ EXAMPLES
 				return err
 			}
 			if (verifyKeys || report) && len(scan.Digests(findings)) > 0 {
-				cl, cerr := st.client(cmd)
-				if cerr != nil {
-					return cerr
-				}
 				if cerr := scan.Annotate(cmd.Context(), checker{cl}, findings); cerr != nil {
 					return fmt.Errorf("checking the secrets found with the server: %w", cerr)
 				}
@@ -216,6 +242,92 @@ EXAMPLES
 	f.BoolVar(&report, "report", false, "report each live secret found as a leak: the server flags it exposed and deactivates it (implies --verify)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print findings only: no progress, no summary")
 	f.IntVar(&workers, "workers", 0, "files scanned at once (0: one per CPU)")
+	f.StringArrayVar(&prefixes, "prefix", nil, "an account's key prefix whose secrets to find too, such as acme_live_ (repeatable)")
+	f.StringVar(&prefixFile, "prefix-file", "", "file of account key prefixes to find too, one a line")
+	cmd.AddCommand(st.newScanRulesCmd())
+	return cmd
+}
+
+// loadPrefixes returns the prefixes of --prefix and --prefix-file, each
+// checked; an error names the flag.
+func loadPrefixes(flags []string, file string) ([]string, error) {
+	for _, p := range flags {
+		if err := scan.ValidatePrefixes([]string{p}); err != nil {
+			return nil, UsageErrorf("--prefix %v", err)
+		}
+	}
+	ps := slices.Clone(flags)
+	if file == "" {
+		return ps, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, UsageErrorf("--prefix-file: %v", err)
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		if err := scan.ValidatePrefixes([]string{line}); err != nil {
+			return nil, UsageErrorf("--prefix-file %s line %d: %v", file, i+1, err)
+		}
+		ps = append(ps, line)
+	}
+	return ps, nil
+}
+
+func (st *state) newScanRulesCmd() *cobra.Command {
+	var (
+		format, prefixFile string
+		prefixes           []string
+		fromServer         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rules [--format gitleaks|trufflehog] [--prefix PREFIX]... [--from-server]",
+		Short: "Print gitleaks or TruffleHog rules for latchkey secrets and account key prefixes",
+		Long: `Print rules that teach another secret scanner latchkey's secrets: one for
+lksk_ and one for each account key prefix given with --prefix or
+--prefix-file, or listed by the server with --from-server (the profile's
+endpoint and admin key; GET /v1/key-prefixes).
+
+--format gitleaks (the default) prints a .gitleaks.toml; --format trufflehog
+prints TruffleHog v3 custom detectors. The rules match the shape only:
+neither tool computes the checksum, so they can report a look-alike that
+latchkey scan would not. To scan a directory named "rules", write ./rules.
+
+EXAMPLES
+  latchkey scan rules > .gitleaks.toml
+  latchkey scan rules --prefix acme_live_ --prefix acme_test_ > .gitleaks.toml
+  latchkey scan rules --from-server --format trufflehog > latchkey-trufflehog.yaml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !slices.Contains(scan.RuleFormats, format) {
+				return UsageErrorf("--format %q: want %s", format, strings.Join(scan.RuleFormats, " or "))
+			}
+			ps, err := loadPrefixes(prefixes, prefixFile)
+			if err != nil {
+				return err
+			}
+			if fromServer {
+				cl, err := st.client(cmd)
+				if err != nil {
+					return err
+				}
+				sp, err := cl.KeyPrefixes(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("asking the server for its key prefixes: %w", err)
+				}
+				ps = append(ps, sp...)
+			}
+			return scan.WriteRules(cmd.OutOrStdout(), format, ps)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&format, "format", "gitleaks", "rule format: gitleaks or trufflehog")
+	f.StringArrayVar(&prefixes, "prefix", nil, "an account's key prefix, such as acme_live_ (repeatable)")
+	f.StringVar(&prefixFile, "prefix-file", "", "file of account key prefixes, one a line")
+	f.BoolVar(&fromServer, "from-server", false, "add the key prefixes the server lists for the profile's accounts")
 	return cmd
 }
 

@@ -6,11 +6,15 @@ import (
 	"strings"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 type applicationsData struct {
 	Apps []appRow
 	Next string
+	// KeyPrefix starts the secrets of the account's new keys (lksk_
+	// unless the account chose its own).
+	KeyPrefix string
 }
 
 type appRow struct {
@@ -36,7 +40,16 @@ func (c *Console) applications(w http.ResponseWriter, r *http.Request, u *user) 
 	for _, k := range keys {
 		byApp[k.Application] = append(byApp[k.Application], k)
 	}
-	d := applicationsData{Next: next}
+	d := applicationsData{Next: next, KeyPrefix: keyformat.SecretPrefix}
+	accs, err := c.Service.ListAccounts(ctx, u.actor)
+	if err != nil {
+		return err
+	}
+	for _, a := range accs {
+		if a.Name == u.account && a.KeyPrefix != "" {
+			d.KeyPrefix = a.KeyPrefix
+		}
+	}
 	for _, a := range apps {
 		d.Apps = append(d.Apps, appRow{App: a, Keys: byApp[a.Name]})
 	}

@@ -252,7 +252,7 @@ func TestOtherAccountsKeysAreNotFound(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	k := e.app("web")
-	if _, err := e.svc.CreateAccount(ctx, e.op, "acme"); err != nil {
+	if _, err := e.svc.CreateAccount(ctx, e.op, "acme", latchkey.AccountUpdate{}); err != nil {
 		t.Fatal(err)
 	}
 	acme, err := e.svc.CreatePrincipal(ctx, e.op, "acme", "acme-admin", latchkey.RoleAdmin)

@@ -177,6 +177,7 @@ func dict(kv ...any) (map[string]any, error) {
 
 var actionLabels = map[string]string{
 	latchkey.ActionAccountCreate:     "account created",
+	latchkey.ActionAccountUpdate:     "account changed",
 	latchkey.ActionApplicationCreate: "application created",
 	latchkey.ActionApplicationDelete: "application deleted",
 	latchkey.ActionApplicationUpdate: "application changed",
@@ -194,7 +195,7 @@ var auditActions = []string{
 	latchkey.ActionAccessKeyCreate, latchkey.ActionAccessKeyUpdate, latchkey.ActionAccessKeyDelete,
 	latchkey.ActionAccessKeyExposed, latchkey.ActionApplicationCreate, latchkey.ActionApplicationUpdate,
 	latchkey.ActionApplicationDelete, latchkey.ActionPrincipalCreate, latchkey.ActionPrincipalDelete,
-	latchkey.ActionAccountCreate, latchkey.ActionAccessKeyImport,
+	latchkey.ActionAccountCreate, latchkey.ActionAccountUpdate, latchkey.ActionAccessKeyImport,
 }
 
 func actionLabel(a string) string {

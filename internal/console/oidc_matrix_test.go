@@ -24,7 +24,7 @@ func TestOIDCPersonMatrix(t *testing.T) {
 	})
 	oe := &oidcEnv{env: e, idp: o}
 	ctx := context.Background()
-	if _, err := e.svc.CreateAccount(ctx, e.op, "other"); err != nil {
+	if _, err := e.svc.CreateAccount(ctx, e.op, "other", latchkey.AccountUpdate{}); err != nil {
 		t.Fatal(err)
 	}
 	k := e.app("shop")

@@ -47,7 +47,7 @@ func hasSessionCookie(p page) bool {
 // and subject.
 func TestOIDCSignIn(t *testing.T) {
 	e := newOIDCEnv(t, 0)
-	if _, err := e.svc.CreateAccount(context.Background(), e.op, "acme"); err != nil {
+	if _, err := e.svc.CreateAccount(context.Background(), e.op, "acme", latchkey.AccountUpdate{}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {

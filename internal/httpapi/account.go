@@ -9,16 +9,43 @@ import (
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		Name string `json:"name"`
+		Name      string  `json:"name"`
+		KeyPrefix *string `json:"key_prefix"`
 	}
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
 		return err
 	}
-	acc, err := s.Service.CreateAccount(r.Context(), actor(r), in.Name)
+	acc, err := s.Service.CreateAccount(r.Context(), actor(r), in.Name, latchkey.AccountUpdate{KeyPrefix: in.KeyPrefix})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, acc)
+	return nil
+}
+
+func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request) error {
+	var in latchkey.AccountUpdate
+	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
+		return err
+	}
+	acc, err := s.Service.UpdateAccount(r.Context(), actor(r), r.PathValue("name"), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, acc)
+	return nil
+}
+
+// listKeyPrefixes answers GET /v1/key-prefixes: the prefixes a scanner
+// looks for (latchkey scan --verify/--report).
+func (s *Server) listKeyPrefixes(w http.ResponseWriter, r *http.Request) error {
+	ps, err := s.Service.KeyPrefixes(r.Context(), actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct {
+		KeyPrefixes []string `json:"key_prefixes"`
+	}{ps})
 	return nil
 }
 

@@ -65,6 +65,9 @@ var matrix = []matrixRow{
 	// Accounts: everyone reads its own; only operators create.
 	{"GET /v1/accounts", "/v1/accounts", "", "200 200 200 200 403 401 401 401 401"},
 	{"POST /v1/accounts", "/v1/accounts", `{"name":"acc-{n}"}`, "201 403 403 403 403 401 401 401 401"},
+	// The account's admins change its key prefix; viewers may not.
+	{"PATCH /v1/accounts/{name}", "/v1/accounts/default", `{"key_prefix":"m{n}_"}`, "200 200 404 403 403 401 401 401 401"},
+	{"GET /v1/key-prefixes", "/v1/key-prefixes", "", "200 200 200 200 403 401 401 401 401"},
 
 	// Applications. other-admin lists and creates in its own account, and
 	// finds no default-account object.

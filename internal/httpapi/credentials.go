@@ -143,7 +143,7 @@ func SecretInURL(r *http.Request) (found bool, secrets []string) {
 // pairs with ";" or undecodable escapes skipped), without building the
 // url.Values: it allocates nothing unless it finds something.
 func secretInURL(path, raw string) (found bool, secrets []string) {
-	if strings.Contains(path, keyformat.SecretPrefix) {
+	if mayHoldSecret(path) {
 		secrets = appendSecrets(secrets, path)
 	}
 	for q := raw; q != ""; {
@@ -163,14 +163,14 @@ func secretInURL(path, raw string) (found bool, secrets []string) {
 		if val != "" && isCredentialParam(name) {
 			found = true
 		}
-		if strings.Contains(val, keyformat.SecretPrefix) {
+		if mayHoldSecret(val) {
 			secrets = appendSecrets(secrets, val)
 		}
-		if strings.Contains(name, keyformat.SecretPrefix) {
+		if mayHoldSecret(name) {
 			secrets = appendSecrets(secrets, name)
 		}
 	}
-	if len(secrets) == 0 && strings.Contains(raw, keyformat.SecretPrefix) {
+	if len(secrets) == 0 && mayHoldSecret(raw) {
 		// malformed query that could not be split
 		secrets = appendSecrets(secrets, raw)
 	}
@@ -208,25 +208,26 @@ func isCredentialParam(name string) bool {
 	return credentialParams[string(b[:len(name)])]
 }
 
-// appendSecrets appends each checksum-valid secret in s that out does not
-// hold yet.
+// mayHoldSecret is the cheap test before appendSecrets: every secret has a
+// '_' before its last 46 characters.
+func mayHoldSecret(s string) bool {
+	return len(s) >= keyformat.MinPrefixLen+46 && strings.IndexByte(s, '_') >= 0
+}
+
+// appendSecrets appends each checksum-valid secret in s (lksk_ or with an
+// account's prefix: keyformat.IndexSecret) that out does not hold yet.
 func appendSecrets(out []string, s string) []string {
 	for {
-		i := strings.Index(s, keyformat.SecretPrefix)
+		i, j := keyformat.IndexSecret(s)
 		if i < 0 {
 			return out
 		}
-		s = s[i:]
-		if len(s) >= keyformat.SecretLen && keyformat.ValidSecret(s[:keyformat.SecretLen]) {
-			// once per secret: each one found is flagged exposed, with
-			// an audit event, however often the URL repeats it
-			if !slices.Contains(out, s[:keyformat.SecretLen]) {
-				out = append(out, s[:keyformat.SecretLen])
-			}
-			s = s[keyformat.SecretLen:]
-			continue
+		// once per secret: each one found is flagged exposed, with an
+		// audit event, however often the URL repeats it
+		if !slices.Contains(out, s[i:j]) {
+			out = append(out, s[i:j])
 		}
-		s = s[len(keyformat.SecretPrefix):]
+		s = s[j:]
 	}
 }
 

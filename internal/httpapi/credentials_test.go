@@ -108,6 +108,10 @@ func TestCredentialFromRequestMoreThanOne(t *testing.T) {
 
 func TestSecretInURL(t *testing.T) {
 	s1, s2 := newSecret(t), newSecret(t)
+	p1, err := keyformat.NewSecretWithPrefix("acme_live_")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		path      string
@@ -130,6 +134,12 @@ func TestSecretInURL(t *testing.T) {
 		{"truncated secret", "/", "q=" + s1[:20], false, nil},
 		{"malformed query", "/", "%zz&q=" + s1, true, []string{s1}},
 		{"malformed query around the secret", "/", "%zz" + s1 + "%", true, []string{s1}},
+		{"prefixed secret in a parameter", "/", "q=" + p1, true, []string{p1}},
+		{"prefixed secret in the path", "/x/" + p1 + "/y", "", true, []string{p1}},
+		{"prefixed secret percent-encoded", "/", "q=%61" + p1[1:], true, []string{p1}},
+		{"prefixed and lksk_", "/" + s1, "q=" + p1, true, []string{s1, p1}},
+		{"prefixed look-alike", "/", "q=" + flipLast(p1), false, nil},
+		{"prefix changed", "/", "q=acme_test_" + p1[len("acme_live_"):], false, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,6 +203,9 @@ func FuzzCredentials(f *testing.F) {
 	f.Add("", secret, "/v1/access-keys/"+secret, "q="+secret+"&q="+secret)
 	f.Add("Basic", "", "/", "%zz"+secret)
 	f.Add("Basic Og==", " ", "/lksk_", "api_key=1&lksk_=2")
+	if p, err := keyformat.NewSecretWithPrefix("acme_live_"); err == nil {
+		f.Add("", "", "/"+p, "a_b_c_="+p)
+	}
 	f.Add("bearer\t", "lksk_", "/"+strings.Repeat("lksk_", 20), "token&x=%6Cksk_")
 	f.Fuzz(func(t *testing.T, authz, apiKeyHdr, path, rawQuery string) {
 		r := &http.Request{Method: "GET", URL: &url.URL{Path: path, RawQuery: rawQuery}, Header: http.Header{}}

@@ -152,7 +152,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	}
 	e.operator = cred{boot.ID, boot.Secret}
 	sys := latchkey.System()
-	if _, err := e.svc.CreateAccount(ctx, sys, "other"); err != nil {
+	if _, err := e.svc.CreateAccount(ctx, sys, "other", latchkey.AccountUpdate{}); err != nil {
 		t.Fatal(err)
 	}
 	mk := func(account, name string, role latchkey.Role) cred {

@@ -108,6 +108,8 @@ func (s *Server) routes() []endpoint {
 
 		e("GET", "/v1/accounts", s.admin(s.listAccounts)),
 		e("POST", "/v1/accounts", s.admin(s.createAccount)),
+		e("PATCH", "/v1/accounts/{name}", s.admin(s.updateAccount)),
+		e("GET", "/v1/key-prefixes", s.admin(s.listKeyPrefixes)),
 
 		e("GET", "/v1/applications", s.admin(s.listApplications)),
 		e("POST", "/v1/applications", s.admin(s.createApplication)),

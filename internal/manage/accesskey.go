@@ -82,7 +82,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 			secret = ""
 		}
 		return s.update(ctx, func(tx latchkey.Tx) error {
-			if err := s.insertAppKey(ctx, tx, a, now, k); err != nil {
+			if err := s.insertAppKey(ctx, tx, a, now, k, &secret); err != nil {
 				return err
 			}
 			out = &CreatedKey{AccessKey: k, Secret: secret}
@@ -96,11 +96,24 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 }
 
 // insertAppKey stores the new application key k in tx, within the
-// application's key limit (ELIMIT), audited and announced.
-func (s *Service) insertAppKey(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, k *latchkey.AccessKey) error {
+// application's key limit (ELIMIT), audited and announced. A bearer key's
+// *secret (a lksk_ secret) gets the account's key prefix, and k its digest.
+func (s *Service) insertAppKey(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, k *latchkey.AccessKey, secret *string) error {
 	app, err := tx.FindApplication(ctx, k.Account, k.Application)
 	if err != nil {
 		return err
+	}
+	if k.KeyType == latchkey.KeyTypeBearer && *secret != "" {
+		acc, err := tx.FindAccount(ctx, k.Account)
+		if err != nil {
+			return err
+		}
+		if acc.KeyPrefix != "" {
+			if *secret, err = keyformat.WithPrefix(*secret, acc.KeyPrefix); err != nil {
+				return latchkey.Internal(err)
+			}
+			k.SecretDigest = keyformat.Sum(*secret)
+		}
 	}
 	k.AppRestrictions = app.Restrictions
 	// KeyCount leaves canaries out: they take no place of the two a

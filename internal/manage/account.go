@@ -8,8 +8,11 @@ import (
 	"github.com/latchkey/latchkey/keyformat"
 )
 
-// CreateAccount creates a tenant. Operators only: others get EFORBIDDEN.
-func (s *Service) CreateAccount(ctx context.Context, a latchkey.Actor, name string) (*latchkey.Account, error) {
+// CreateAccount creates a tenant with the settings in set (nil fields:
+// defaults). Operators only: others get EFORBIDDEN. Returns EINVALID for a
+// bad name or key prefix (keyformat.ValidatePrefix), EEXISTS for a name
+// taken.
+func (s *Service) CreateAccount(ctx context.Context, a latchkey.Actor, name string, set latchkey.AccountUpdate) (*latchkey.Account, error) {
 	if a.Role != latchkey.RoleOperator {
 		return nil, latchkey.Errorf(latchkey.EFORBIDDEN, "only an operator may create accounts")
 	}
@@ -18,6 +21,12 @@ func (s *Service) CreateAccount(ctx context.Context, a latchkey.Actor, name stri
 	}
 	now := s.now()
 	acc := &latchkey.Account{Name: name, CreatedAt: now}
+	if set.KeyPrefix != nil {
+		if err := validateKeyPrefix(*set.KeyPrefix); err != nil {
+			return nil, err
+		}
+		acc.KeyPrefix = *set.KeyPrefix
+	}
 	err := s.update(ctx, func(tx latchkey.Tx) error {
 		if err := tx.CreateAccount(ctx, acc); err != nil {
 			return err
@@ -32,6 +41,81 @@ func (s *Service) CreateAccount(ctx context.Context, a latchkey.Actor, name stri
 		return nil, err
 	}
 	return acc, nil
+}
+
+// UpdateAccount changes an account's settings: its key prefix. Operators
+// and the account's admins may; viewers get EFORBIDDEN, other accounts
+// ENOTFOUND. Returns EINVALID for a bad prefix. Audited as account.update
+// with the prefix before and after (a prefix is no secret). Keys made
+// before keep their secrets: only new keys get the new prefix.
+func (s *Service) UpdateAccount(ctx context.Context, a latchkey.Actor, name string, u latchkey.AccountUpdate) (*latchkey.Account, error) {
+	if err := requireWrite(a, name); err != nil {
+		return nil, err
+	}
+	if u.KeyPrefix != nil {
+		if err := validateKeyPrefix(*u.KeyPrefix); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	var out *latchkey.Account
+	err := s.update(ctx, func(tx latchkey.Tx) error {
+		acc, err := tx.FindAccount(ctx, name)
+		if err != nil {
+			return err
+		}
+		before := *acc
+		if u.KeyPrefix != nil {
+			acc.KeyPrefix = *u.KeyPrefix
+		}
+		if acc.KeyPrefix == before.KeyPrefix {
+			out = acc
+			return nil // nothing changed, nothing to audit
+		}
+		if err := tx.UpdateAccount(ctx, acc); err != nil {
+			return err
+		}
+		ev, err := s.audit(a, now, name, latchkey.ActionAccountUpdate, "account", name, "", &before, acc)
+		if err != nil {
+			return err
+		}
+		out = acc
+		return tx.AppendAudit(ctx, ev)
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// validateKeyPrefix is keyformat.ValidatePrefix as a latchkey.Error; ""
+// (back to lksk_) is allowed.
+func validateKeyPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	if err := keyformat.ValidatePrefix(p); err != nil {
+		return latchkey.Errorf(latchkey.EINVALID, "key_prefix %q: %v", p, err)
+	}
+	return nil
+}
+
+// KeyPrefixes returns the secret prefixes a scanner should look for:
+// "lksk_" and the key prefixes of the accounts the actor may read (every
+// account's for operators), each once, sorted after "lksk_".
+func (s *Service) KeyPrefixes(ctx context.Context, a latchkey.Actor) ([]string, error) {
+	accs, err := s.ListAccounts(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, acc := range accs {
+		if acc.KeyPrefix != "" {
+			out = append(out, acc.KeyPrefix)
+		}
+	}
+	slices.Sort(out)
+	return append([]string{keyformat.SecretPrefix}, slices.Compact(out)...), nil
 }
 
 // ListAccounts returns every account for operators, the actor's own for

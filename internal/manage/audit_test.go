@@ -50,7 +50,10 @@ func TestAuditEvents(t *testing.T) {
 		events []ev
 		check  func(t *testing.T, evs []*latchkey.AuditEvent)
 	}{
-		{"create account", func() error { _, err := e.svc.CreateAccount(ctx, e.operator, "acme"); return err },
+		{"create account", func() error {
+			_, err := e.svc.CreateAccount(ctx, e.operator, "acme", latchkey.AccountUpdate{})
+			return err
+		},
 			[]ev{{"account.create", "acme", "", false, true}}, nil},
 		{"create application", func() error {
 			_, err := e.svc.CreateApplication(ctx, e.admin, "default", "billing", "v1", nil)
@@ -132,7 +135,10 @@ func TestAuditEvents(t *testing.T) {
 			[]ev{{"application.delete", "billing", "billing", true, false}}, nil},
 		{"refused: viewer", func() error { _, err := e.svc.CreateApplication(ctx, e.viewer, "default", "x", "", nil); return err },
 			nil, nil},
-		{"refused: name taken", func() error { _, err := e.svc.CreateAccount(ctx, e.operator, "acme"); return err },
+		{"refused: name taken", func() error {
+			_, err := e.svc.CreateAccount(ctx, e.operator, "acme", latchkey.AccountUpdate{})
+			return err
+		},
 			nil, nil},
 		{"refused: not found", func() error { return e.svc.DeleteApplication(ctx, e.admin, "default", "billing") },
 			nil, nil},

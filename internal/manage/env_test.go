@@ -71,7 +71,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("second Bootstrap = %v, %v; want nothing", again, err)
 	}
 	e.operator = actorOf(boot, "192.0.2.10")
-	if _, err := e.svc.CreateAccount(t.Context(), e.operator, "other"); err != nil {
+	if _, err := e.svc.CreateAccount(t.Context(), e.operator, "other", latchkey.AccountUpdate{}); err != nil {
 		t.Fatal(err)
 	}
 	e.admin = e.principal(t, latchkey.DefaultAccount, "alice", latchkey.RoleAdmin)

@@ -64,7 +64,7 @@ func TestRoles(t *testing.T) {
 		want want
 	}{
 		{"CreateAccount", func(ctx context.Context, a latchkey.Actor, fx *fixture) error {
-			_, err := e.svc.CreateAccount(ctx, a, fmt.Sprintf("acct-%d", fx.n))
+			_, err := e.svc.CreateAccount(ctx, a, fmt.Sprintf("acct-%d", fx.n), latchkey.AccountUpdate{})
 			return err
 		}, want{"", latchkey.EFORBIDDEN, latchkey.EFORBIDDEN, latchkey.EFORBIDDEN, latchkey.EFORBIDDEN}},
 		{"ListAccounts", func(ctx context.Context, a latchkey.Actor, fx *fixture) error {

@@ -63,7 +63,7 @@ func (s *Service) RollAccessKey(ctx context.Context, a latchkey.Actor, id string
 				SecretDigest: keyformat.Sum(secret), Restrictions: old.Restrictions, ReportOnly: old.ReportOnly,
 				ExternalID: old.ExternalID, Metadata: old.Metadata, KeyType: latchkey.KeyTypeBearer,
 			}
-			if err := s.insertAppKey(ctx, tx, a, now, k); err != nil {
+			if err := s.insertAppKey(ctx, tx, a, now, k, &secret); err != nil {
 				return err
 			}
 			r := &latchkey.Rotation{OldKeyID: old.ID, NewKeyID: k.ID, Account: old.Account, Application: old.Application,

@@ -206,7 +206,7 @@ func TestValidation(t *testing.T) {
 			wantCode(t, err, tc.code)
 			_, err = e.svc.CreatePrincipal(ctx, e.admin, "default", tc.name, latchkey.RoleViewer)
 			wantCode(t, err, tc.code)
-			_, err = e.svc.CreateAccount(ctx, e.operator, tc.name)
+			_, err = e.svc.CreateAccount(ctx, e.operator, tc.name, latchkey.AccountUpdate{})
 			wantCode(t, err, tc.code)
 		})
 	}
@@ -227,7 +227,7 @@ func TestValidation(t *testing.T) {
 		wantCode(t, err, latchkey.EEXISTS)
 		_, err = e.svc.CreatePrincipal(ctx, e.admin, "default", "alice", latchkey.RoleViewer)
 		wantCode(t, err, latchkey.EEXISTS)
-		_, err = e.svc.CreateAccount(ctx, e.operator, "other")
+		_, err = e.svc.CreateAccount(ctx, e.operator, "other", latchkey.AccountUpdate{})
 		wantCode(t, err, latchkey.EEXISTS)
 		// The same name in another account is another object.
 		if _, err := e.svc.CreateApplication(ctx, e.operator, "other", "billing", "", nil); err != nil {

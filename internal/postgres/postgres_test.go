@@ -388,7 +388,7 @@ func TestIsolationPinned(t *testing.T) {
 	}
 
 	svc := manage.New(s, verify.NewIndex(), nil)
-	if _, err := svc.CreateAccount(ctx, latchkey.System(), "acme"); err != nil {
+	if _, err := svc.CreateAccount(ctx, latchkey.System(), "acme", latchkey.AccountUpdate{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.CreateApplication(ctx, latchkey.System(), "acme", "billing", "", nil); err != nil {

@@ -132,7 +132,7 @@ func (s *Scanner) ScanHistory(ctx context.Context, dir string) ([]Finding, error
 			if err == nil {
 				defer closeR()
 			}
-			m := newMatcher()
+			m := s.newMatcher()
 			for h := range jobs {
 				if err != nil {
 					continue
@@ -444,7 +444,7 @@ func (s *Scanner) ScanStaged(ctx context.Context, dir string) ([]Finding, error)
 		return nil, fmt.Errorf("reading HEAD: %w", err)
 	} // else: no commit yet, everything staged is new
 
-	m := newMatcher()
+	m := s.newMatcher()
 	var out []Finding
 	for _, e := range idx.Entries {
 		if err := ctx.Err(); err != nil {

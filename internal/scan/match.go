@@ -37,7 +37,8 @@ const (
 	lookahead = b64BasicLen + nearBytes
 )
 
-// Kinds of candidates, in the order of needles.
+// Kinds of candidates, in the order of defaultNeedles. Needles after
+// these are the prefixes of Options.Prefixes, plain too.
 const (
 	plain = iota
 	b64Secret
@@ -52,12 +53,30 @@ const (
 type needle struct {
 	full, search []byte
 	off          int
+	size         int // of a plain candidate: prefix and 46 characters
 }
 
-var needles = [...]needle{
-	plain:     {[]byte(keyformat.SecretPrefix), []byte("ksk_"), 1},
-	b64Secret: {[]byte("bGtza1"), []byte("Gtza1"), 1}, // base64 of "lksk_", whatever follows
-	b64Basic:  {[]byte("TEtJQ"), []byte("JQ"), 3},     // base64 of "LKIA", whatever follows
+var defaultNeedles = [...]needle{
+	plain:     {[]byte(keyformat.SecretPrefix), []byte("ksk_"), 1, keyformat.SecretLen},
+	b64Secret: {[]byte("bGtza1"), []byte("Gtza1"), 1, 0}, // base64 of "lksk_", whatever follows
+	b64Basic:  {[]byte("TEtJQ"), []byte("JQ"), 3, 0},     // base64 of "LKIA", whatever follows
+}
+
+// needlesFor returns the default needles and one for each account key
+// prefix (acme_live_) that is not "lksk_", each once. Prefixed secrets are
+// found as they are, not base64-encoded.
+func needlesFor(prefixes []string) []needle {
+	out := defaultNeedles[:]
+	seen := map[string]bool{keyformat.SecretPrefix: true}
+	for _, p := range prefixes {
+		if seen[p] || len(p) < 2 {
+			continue
+		}
+		seen[p] = true
+		// As with "ksk_", skipping the first byte finds the rarer rest.
+		out = append(out, needle{full: []byte(p), search: []byte(p[1:]), off: 1, size: len(p) + keyformat.SecretLen - len(keyformat.SecretPrefix)})
+	}
+	return out
 }
 
 // find returns the first position i in [from, limit) where nd.full starts
@@ -103,7 +122,9 @@ type match struct {
 // matcher finds secrets in a stream. It owns a read buffer and is reused by
 // one worker at a time; it is not safe for concurrent use.
 type matcher struct {
-	buf []byte
+	buf     []byte
+	needles []needle
+	next    []int // per needle: next position, -1 none, -2 not searched
 }
 
 func newMatcher() *matcher { return newMatcherSize(bufSize) }
@@ -118,7 +139,13 @@ func newMatcherSize(size int) *matcher {
 	if size < minBufSize {
 		panic("scan: matcher window too small")
 	}
-	return &matcher{buf: make([]byte, size)}
+	return &matcher{buf: make([]byte, size), needles: defaultNeedles[:], next: make([]int, len(defaultNeedles))}
+}
+
+// withNeedles makes m look for nds.
+func (m *matcher) withNeedles(nds []needle) *matcher {
+	m.needles, m.next = nds, make([]int, len(nds))
+	return m
 }
 
 // scan reads r to the end and calls emit for every checksum-valid secret, in
@@ -170,10 +197,13 @@ func (m *matcher) scan(r io.Reader, skipBinary bool, emit func(match)) (total in
 		if !eof {
 			limit = n - lookahead
 		}
-		next := [len(needles)]int{-2, -2, -2} // per needle: next position, -1 none, -2 not searched
+		next := m.next
+		for k := range next {
+			next[k] = -2
+		}
 		for from < limit {
 			best := -1
-			for k, nd := range needles {
+			for k, nd := range m.needles {
 				if next[k] == -2 || next[k] >= 0 && next[k] < from {
 					next[k] = nd.find(buf[:n], from, limit)
 				}
@@ -187,7 +217,11 @@ func (m *matcher) scan(r io.Reader, skipBinary bool, emit func(match)) (total in
 			}
 			i := next[best]
 			from = i + 1
-			mt, size, ok := decodeAt(buf[:n], i, best, base == 0)
+			kind := best
+			if kind > b64Basic {
+				kind = plain // an account's prefix
+			}
+			mt, size, ok := decodeAt(buf[:n], i, kind, m.needles[best].size, base == 0)
 			if !ok {
 				continue
 			}
@@ -254,13 +288,14 @@ func utf16Units(b []byte, from, to int) (units, end int) {
 // decodeAt checks the candidate of kind at b[i:] and returns the match
 // (without its position) and how many bytes it covers. An encoded candidate
 // must start a base64 word: inside one its alignment is unknown. atStart
-// says b[0] is the start of the stream.
-func decodeAt(b []byte, i, kind int, atStart bool) (match, int, bool) {
+// says b[0] is the start of the stream. plainSize is the length of a plain
+// candidate's secret (its prefix and 46 characters).
+func decodeAt(b []byte, i, kind, plainSize int, atStart bool) (match, int, bool) {
 	if kind == plain {
-		if i+keyformat.SecretLen > len(b) || !validSecret(b[i:i+keyformat.SecretLen]) {
+		if i+plainSize > len(b) || !validSecret(b[i:i+plainSize]) {
 			return match{}, 0, false
 		}
-		return match{secret: string(b[i : i+keyformat.SecretLen]), credValue: isCredValue(b[:i])}, keyformat.SecretLen, true
+		return match{secret: string(b[i : i+plainSize]), credValue: isCredValue(b[:i])}, plainSize, true
 	}
 	if i > 0 && isBase64(b[i-1]) || i == 0 && !atStart {
 		return match{}, 0, false
@@ -296,7 +331,10 @@ func isBase64(c byte) bool { return isAlnum(c) || c == '+' || c == '/' }
 // validSecret checks the shape cheaply before keyformat.ValidSecret checks
 // the checksum, so look-alikes cost no allocation.
 func validSecret(b []byte) bool {
-	for _, c := range b[len(secretPrefix):] {
+	if len(b) < keyformat.SecretLen-len(secretPrefix) {
+		return false
+	}
+	for _, c := range b[len(b)-(keyformat.SecretLen-len(secretPrefix)):] {
 		if !keyformat.IsBase62(c) {
 			return false
 		}

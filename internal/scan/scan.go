@@ -53,15 +53,34 @@ type Options struct {
 	// Workers is the number of files or blobs scanned at once;
 	// 0 means GOMAXPROCS.
 	Workers int
+	// Prefixes are the accounts' key prefixes ("acme_live_") whose
+	// secrets are looked for besides "lksk_" ones; each should pass
+	// keyformat.ValidatePrefix (ValidatePrefixes).
+	Prefixes []string
+}
+
+// ValidatePrefixes returns an error naming the first prefix that is not a
+// key prefix (keyformat.ValidatePrefix); "lksk_" is allowed.
+func ValidatePrefixes(ps []string) error {
+	for _, p := range ps {
+		if p == keyformat.SecretPrefix {
+			continue
+		}
+		if err := keyformat.ValidatePrefix(p); err != nil {
+			return fmt.Errorf("%q: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Scanner scans paths, readers and repositories. Its counters may be read
 // with Stats while it runs.
 type Scanner struct {
-	opts  Options
-	stats counters
-	ign   *ignoreCache
-	open  func(string) (io.ReadCloser, error) // os.Open; tests make reads fail
+	opts    Options
+	needles []needle
+	stats   counters
+	ign     *ignoreCache
+	open    func(string) (io.ReadCloser, error) // os.Open; tests make reads fail
 }
 
 // New returns a Scanner.
@@ -69,8 +88,11 @@ func New(opts Options) *Scanner {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
-	return &Scanner{opts: opts, ign: newIgnoreCache(), open: func(p string) (io.ReadCloser, error) { return os.Open(p) }}
+	return &Scanner{opts: opts, needles: needlesFor(opts.Prefixes), ign: newIgnoreCache(), open: func(p string) (io.ReadCloser, error) { return os.Open(p) }}
 }
+
+// newMatcher returns a matcher for s's prefixes.
+func (s *Scanner) newMatcher() *matcher { return newMatcher().withNeedles(s.needles) }
 
 type counters struct {
 	files, bytes, binary, unreadable atomic.Int64
@@ -141,7 +163,7 @@ func (s *Scanner) Scan(ctx context.Context, targets []string, stdin io.Reader, w
 // chose this input.
 func (s *Scanner) ScanReader(name string, r io.Reader) ([]Finding, error) {
 	var out []Finding
-	n, _, err := newMatcher().scan(r, false, func(m match) {
+	n, _, err := s.newMatcher().scan(r, false, func(m match) {
 		out = append(out, secretFinding(name, m))
 	})
 	s.stats.files.Add(1)
@@ -270,7 +292,7 @@ func (s *Scanner) scanFiles(ctx context.Context, list func(yield func(string)) e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := newMatcher()
+			m := s.newMatcher()
 			for p := range paths {
 				fs, err := s.scanFile(m, p)
 				if err != nil {

@@ -15,6 +15,44 @@ var accountTests = []test{
 	{"FindMissing", testAccountFindMissing},
 	{"List", testAccountList},
 	{"TimesKeepMicroseconds", testTimesKeepMicroseconds},
+	{"UpdateKeyPrefix", testAccountUpdateKeyPrefix},
+}
+
+func testAccountUpdateKeyPrefix(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createAccount(t, s, "other")
+	update(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+		return tx.UpdateAccount(ctx, &latchkey.Account{Name: "acme", KeyPrefix: "acme_live_"})
+	})
+	var got []*latchkey.Account
+	var one *latchkey.Account
+	view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+		if one, err = tx.FindAccount(ctx, "acme"); err != nil {
+			return err
+		}
+		got, err = tx.ListAccounts(ctx)
+		return err
+	})
+	if one.KeyPrefix != "acme_live_" || !one.CreatedAt.Equal(base) {
+		t.Errorf("FindAccount after UpdateAccount = %+v, want key prefix acme_live_ and the creation time kept", one)
+	}
+	if len(got) != 2 || got[0].KeyPrefix != "acme_live_" || got[1].KeyPrefix != "" {
+		t.Errorf("ListAccounts = %+v, want acme with acme_live_ and other without a prefix", got)
+	}
+	err := tryUpdate(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+		return tx.UpdateAccount(ctx, &latchkey.Account{Name: "missing", KeyPrefix: "x_y_"})
+	})
+	wantCode(t, err, latchkey.ENOTFOUND)
+	update(t, s, func(ctx context.Context, tx latchkey.Tx) error {
+		return tx.CreateAccount(ctx, &latchkey.Account{Name: "third", KeyPrefix: "third_", CreatedAt: at(1)})
+	})
+	view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+		one, err = tx.FindAccount(ctx, "third")
+		return err
+	})
+	if one.KeyPrefix != "third_" {
+		t.Errorf("CreateAccount with a key prefix stored %q", one.KeyPrefix)
+	}
 }
 
 func testAccountCreateFind(t *testing.T, s latchkey.Store) {

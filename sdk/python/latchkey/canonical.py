@@ -16,6 +16,8 @@ import binascii
 import urllib.parse
 from dataclasses import dataclass
 
+from .secretformat import looks_like_secret
+
 SECRET_PREFIX = "lksk_"
 
 # Query parameter names that are refused as credentials, whatever the case.
@@ -180,7 +182,7 @@ def query_overrides_method(q: str) -> bool:
 def url_holds_secret(raw_path: str, raw_query: str) -> bool:
     """Whether the URL carries a credential: a latchkey secret anywhere in
     its path or query, or a non-empty query parameter named like one."""
-    if SECRET_PREFIX in urllib.parse.unquote(raw_path) or SECRET_PREFIX in raw_query:
+    if looks_like_secret(urllib.parse.unquote(raw_path)) or looks_like_secret(raw_query) or looks_like_secret(urllib.parse.unquote(raw_query)):
         return True
     if not raw_query:
         return False

@@ -22,6 +22,7 @@ from typing import Any, Callable, TypeVar
 
 from . import errors
 from .errors import LatchkeyError
+from .secretformat import looks_like_secret
 from .types import (
     AccessKey,
     AccessKeyLastUsed,
@@ -78,7 +79,7 @@ class Client:
         u = urllib.parse.urlsplit(endpoint)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise LatchkeyError(errors.INVALID, "endpoint URL must look like http://127.0.0.1:8080 or https://keys.example.com")
-        if u.username is not None or u.query or u.fragment or SECRET_PREFIX in endpoint:
+        if u.username is not None or u.query or u.fragment or looks_like_secret(endpoint):
             raise LatchkeyError(
                 errors.INVALID,
                 "endpoint URL must not hold user information, a query or a fragment; credentials go in the Authorization header",
@@ -104,10 +105,10 @@ class Client:
         timeout: float | None = None,
     ) -> Any:
         query = {k: v for k, v in (query or {}).items() if v not in (None, "")}
-        if any(SECRET_PREFIX in s for s in path) or any(SECRET_PREFIX in f"{k}{v}" for k, v in query.items()):
+        if any(looks_like_secret(s) for s in path) or any(looks_like_secret(f"{k}") or looks_like_secret(f"{v}") for k, v in query.items()):
             raise LatchkeyError(
                 errors.INVALID,
-                "a value in this request looks like a secret access key (lksk_...); secrets are never sent in a URL. "
+                "a value in this request looks like a secret access key (lksk_... or an account's prefix such as acme_live_...); secrets are never sent in a URL. "
                 "Access key IDs start with LKIA",
             )
         url = self.endpoint + "".join("/" + urllib.parse.quote(s, safe="") for s in path)

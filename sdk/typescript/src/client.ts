@@ -5,6 +5,7 @@ import { Operations, operationTable, type OperationId } from "./generated/operat
 import type { Args, CallOptions, Result } from "./operation.js";
 import { LatchkeyError, errorForStatus } from "./errors.js";
 import { resolveProfile } from "./profile.js";
+import { looksLikeSecret } from "./secretformat.js";
 
 /** Where `latchkey serve` listens unless told otherwise. */
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:8080";
@@ -214,7 +215,7 @@ function checkEndpoint(endpoint: string): string {
       "endpoint must be a URL like http://127.0.0.1:8080 or https://keys.example.com",
     );
   }
-  if (u.username || u.password || u.search || u.hash || endpoint.includes(SECRET_PREFIX)) {
+  if (u.username || u.password || u.search || u.hash || looksLikeSecret(endpoint)) {
     throw new LatchkeyError(
       "InvalidArgument",
       "endpoint must not hold user information, a query or a fragment; credentials go in the Authorization header",
@@ -231,10 +232,10 @@ function authorization(c: Credentials | undefined): string | undefined {
 }
 
 function refuseSecret(value: string): void {
-  if (value.includes(SECRET_PREFIX)) {
+  if (looksLikeSecret(value)) {
     throw new LatchkeyError(
       "InvalidArgument",
-      "a value in this request looks like a secret access key (lksk_...); secrets are never sent in a URL. Access key IDs start with LKIA",
+      "a value in this request looks like a secret access key (lksk_... or an account's prefix such as acme_live_...); secrets are never sent in a URL. Access key IDs start with LKIA",
     );
   }
 }

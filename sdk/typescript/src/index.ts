@@ -13,6 +13,7 @@ export {
   type VerifyResponse,
 } from "./client.js";
 export { LatchkeyError, ErrorCode } from "./errors.js";
+export { validSecret, looksLikeSecret } from "./secretformat.js";
 export { DecisionCode, statusForCode, bearerChallenge } from "./codes.js";
 export type { Args, CallOptions, Result } from "./operation.js";
 export { operationTable, type OperationId } from "./generated/operations.js";

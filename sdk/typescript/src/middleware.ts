@@ -3,7 +3,8 @@
 // around the framework's own work (prepare, then the adapter puts the call
 // in canonical form, then decide).
 
-import { SECRET_PREFIX, type Client, type VerifyRequest } from "./client.js";
+import { type Client, type VerifyRequest } from "./client.js";
+import { looksLikeSecret } from "./secretformat.js";
 import {
   AmbiguousPathError,
   canonicalMethod,
@@ -191,8 +192,8 @@ export function splitTarget(target: string): { rawPath: string; query: string } 
  */
 export function urlHoldsSecret(rawPath: string, query: string): boolean {
   const decodedPath = percentDecode(rawPath, false);
-  if (rawPath.includes(SECRET_PREFIX) || query.includes(SECRET_PREFIX)) return true;
-  if (decodedPath && latin1.decode(decodedPath).includes(SECRET_PREFIX)) return true;
+  if (looksLikeSecret(rawPath) || looksLikeSecret(query)) return true;
+  if (decodedPath && looksLikeSecret(latin1.decode(decodedPath))) return true;
   if (query === "") return false;
   for (const pair of query.split("&")) {
     if (pair === "" || pair.includes(";")) continue; // Go's url.ParseQuery skips these

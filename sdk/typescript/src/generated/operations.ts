@@ -47,6 +47,8 @@ export const operationTable = {
   rollAccessKey: { method: "POST", path: "/v1/access-keys/{id}/roll", auth: true },
   listRotations: { method: "GET", path: "/v1/rotations", auth: true },
   importKeys: { method: "POST", path: "/v1/import", auth: true },
+  updateAccount: { method: "PATCH", path: "/v1/accounts/{name}", auth: true },
+  listKeyPrefixes: { method: "GET", path: "/v1/key-prefixes", auth: true },
 } as const;
 
 /** The operationId of an operation the client can call. */
@@ -442,5 +444,23 @@ export abstract class Operations {
    */
   importKeys(args: Args<"importKeys">, options?: CallOptions): Promise<Result<"importKeys">> {
     return this.call("importKeys", args, options);
+  }
+
+  /**
+   * Update an account
+   *
+   * `PATCH /v1/accounts/{name}`
+   */
+  updateAccount(args: Args<"updateAccount">, options?: CallOptions): Promise<Result<"updateAccount">> {
+    return this.call("updateAccount", args, options);
+  }
+
+  /**
+   * List secret prefixes
+   *
+   * `GET /v1/key-prefixes`
+   */
+  listKeyPrefixes(args: Args<"listKeyPrefixes"> = {}, options?: CallOptions): Promise<Result<"listKeyPrefixes">> {
+    return this.call("listKeyPrefixes", args, options);
   }
 }

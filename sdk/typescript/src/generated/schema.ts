@@ -700,6 +700,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update an account
+         * @description Changes an account's key prefix. Operators and the account's admins. Only keys created afterwards get the new prefix; the change is audited as account.update.
+         */
+        patch: operations["updateAccount"];
+        trace?: never;
+    };
+    "/v1/key-prefixes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List secret prefixes
+         * @description The prefixes latchkey secrets start with, for scanners (latchkey scan --verify): lksk_ and the key prefixes of the accounts the caller may read (every account's for operators).
+         */
+        get: operations["listKeyPrefixes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -711,7 +751,7 @@ export interface components {
          * @example LKIAEXAMPLEEXAMPLE23
          */
         AccessKeyID: string;
-        /** @description A secret access key: lksk_, 40 random base62 characters and a 6-character base62 CRC32 checksum. */
+        /** @description A secret access key: lksk_, 40 random base62 characters and a 6-character base62 CRC32 checksum of those 40; or, for an account with a key prefix, that prefix (such as acme_live_), 40 random base62 characters and the CRC32 checksum of the prefix and those 40. */
         SecretAccessKey: string;
         /** @enum {string} */
         Status: "Active" | "Inactive";
@@ -723,7 +763,7 @@ export interface components {
         /** @description Free text, at most 1024 bytes of UTF-8 without NUL. */
         Description: string;
         /** @enum {string} */
-        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update" | "access_key.import";
+        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update" | "access_key.import" | "account.update";
         /**
          * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. CREDENTIAL_AMBIGUOUS: the call carried more than one credential (Authorization and X-Api-Key, one of them twice, a comma-separated list, or an underscore twin such as X_Api_Key), so none is judged; a canary key among them still alerts. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: CREDENTIAL_AMBIGUOUS, MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory. Signed requests (signing keys, /v1/verify with signature_input and signature): MISSING and MALFORMED (the signature fields), NOT_FOUND (keyid names no signing key), then COMPONENT_MISSING (the signature does not cover @method, @target-uri or @authority+@path+@query, content-digest with a body, created and nonce, or covers a field the request lacks), ALGORITHM_MISMATCH (alg is not the key's), SIGNATURE_FROM_FUTURE, SIGNATURE_EXPIRED (older than the window, 60 s by default, or past expires), SIGNATURE_INVALID, DIGEST_MISMATCH (the body does not match Content-Digest), NONCE_REPLAYED; then INACTIVE, EXPIRED, restrictions and rate limit as for a bearer key.
          * @enum {string}
@@ -841,6 +881,7 @@ export interface components {
         /** @description A tenant. */
         Account: {
             name: components["schemas"]["Name"];
+            key_prefix?: components["schemas"]["KeyPrefix"];
             /** Format: date-time */
             created_at: string;
         };
@@ -989,6 +1030,7 @@ export interface components {
         };
         CreateAccountRequest: {
             name: components["schemas"]["Name"];
+            key_prefix?: components["schemas"]["KeyPrefix"];
         };
         CreateApplicationRequest: {
             /** @description Unique in the account without regard to case: while billing exists, Billing is refused with AlreadyExists. */
@@ -1509,6 +1551,19 @@ export interface components {
         ImportReport: {
             counts: components["schemas"]["ImportCounts"];
             results: components["schemas"]["ImportResult"][];
+        };
+        /**
+         * @description A prefix for the secrets of the account's new application keys instead of lksk_ (such as acme_live_): 3 to 20 characters of a-z, 0-9 and _, starting with a letter and ending with _. Prefixes starting with lk, or ending with lksk_, lkak_ or whsec_, are refused. A prefixed secret is the prefix, 40 base62 random characters and 6 base62 characters of the CRC32 of the prefix and those 40.
+         * @example acme_live_
+         */
+        KeyPrefix: string;
+        UpdateAccountRequest: {
+            /** @description The new prefix (see KeyPrefix), or "" to go back to lksk_. Keys made before keep their secrets. */
+            key_prefix?: string;
+        };
+        KeyPrefixList: {
+            /** @description lksk_ first, then the key prefixes of the accounts the caller may read, sorted. */
+            key_prefixes: string[];
         };
     };
     responses: {
@@ -3662,6 +3717,67 @@ export interface operations {
             409: components["responses"]["Conflict_LimitExceeded"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Account name. */
+                name: components["schemas"]["Name"];
+            };
+            cookie?: never;
+        };
+        /** @description The fields to change. At most 1 MiB; unknown fields are refused. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description The account after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Account"];
+                };
+            };
+            400: components["responses"]["BadRequest_MalformedRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listKeyPrefixes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The prefixes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyPrefixList"];
+                };
+            };
+            400: components["responses"]["BadRequest_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
