@@ -48,6 +48,8 @@ const (
 	ActionWebhookDelete     = "webhook.delete"
 	ActionAccessKeyRoll     = "access_key.roll"
 	ActionRotationUpdate    = "rotation.update"
+	// ActionQuotaUpdate: a key's quota was set, topped up or removed.
+	ActionQuotaUpdate = "access_key.quota_update"
 )
 
 // AuditActions lists every audit action, for filters.
@@ -55,7 +57,7 @@ func AuditActions() []string {
 	return []string{ActionAccountCreate, ActionApplicationCreate, ActionApplicationDelete, ActionApplicationUpdate,
 		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed, ActionCanaryTriggered,
 		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
-		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate}
+		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate, ActionQuotaUpdate}
 }
 
 // AuditFilter selects audit events. Results are newest first.

@@ -130,4 +130,5 @@ type Tx interface {
 	PolicyTx   // policy.go
 	WebhookTx  // webhook.go
 	RotationTx // rotation.go
+	QuotaTx    // quota.go
 }

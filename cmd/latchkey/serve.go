@@ -42,6 +42,7 @@ type serveOptions struct {
 	trustedProxies  []string
 	webhookAllow    []string
 	flushInterval   time.Duration
+	quotaLease      int64
 	shutdownTimeout time.Duration
 	scopeRules      []string
 	pathRelax       []string
@@ -142,6 +143,7 @@ EXAMPLES
 	f.StringVar(&o.rateFailure, "rate-limit-store-failure", envOr("LATCHKEY_RATE_LIMIT_STORE_FAILURE", "local"), "when the rate limit store cannot answer: local (enforce per replica), open (allow) or closed (refuse) (env LATCHKEY_RATE_LIMIT_STORE_FAILURE)")
 	f.BoolVar(&o.pprof, "pprof", os.Getenv("LATCHKEY_PPROF") == "true", "serve Go's profiler at /debug/pprof/ on the API's listener, to operator credentials only (env LATCHKEY_PPROF=true)")
 	f.DurationVar(&o.signatureWindow, "signature-window", httpsig.DefaultWindow, "how old a signing key's request signature (its created) may be; its nonce is remembered this long, in --rate-limit-store when set, else per replica")
+	f.Int64Var(&o.quotaLease, "quota-lease", verify.DefaultQuotaLease, "the most units of a key's quota a replica leases from the database at once: what a crash can lose, per key and replica (docs/quotas.md)")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
@@ -212,6 +214,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	if o.usageRetention < time.Hour {
 		return cli.UsageErrorf("--usage-retention %s: expected at least 1h", o.usageRetention)
+	}
+	if o.quotaLease < 1 || o.quotaLease > 1_000_000 {
+		return cli.UsageErrorf("--quota-lease: must be 1 to 1000000, got %d", o.quotaLease)
 	}
 	if o.flushInterval < 10*time.Millisecond || o.flushInterval > time.Minute {
 		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
@@ -401,6 +406,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 
 	verifier := verify.New(ix, rec)
 	verifier.Observer = mx
+	verifier.Quotas, verifier.QuotaLease = svc, o.quotaLease
 	canaries := manage.NewCanaryAlerts(svc)
 	canaries.Counted = mx.CanaryTriggered
 	verifier.Canary = canaries
@@ -496,6 +502,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		log.Warn("shutdown did not finish cleanly", "err", err)
 	}
 	gw.shutdown(sctx)
+	if n := verifier.ReturnQuotaLeases(); n > 0 {
+		log.Info("returned unspent quota leases", "units", n)
+	}
 	if err := rec.Stop(sctx); err != nil {
 		log.Error("flushing usage on shutdown", "err", err)
 	}
