@@ -46,6 +46,8 @@ export const operationTable = {
   checkLeaks: { method: "POST", path: "/v1/leaks/check", auth: true },
   rollAccessKey: { method: "POST", path: "/v1/access-keys/{id}/roll", auth: true },
   listRotations: { method: "GET", path: "/v1/rotations", auth: true },
+  getQuota: { method: "GET", path: "/v1/access-keys/{id}/quota", auth: true },
+  topUpQuota: { method: "POST", path: "/v1/access-keys/{id}/quota/top-up", auth: true },
 } as const;
 
 /** The operationId of an operation the client can call. */
@@ -432,5 +434,23 @@ export abstract class Operations {
    */
   listRotations(args: Args<"listRotations"> = {}, options?: CallOptions): Promise<Result<"listRotations">> {
     return this.call("listRotations", args, options);
+  }
+
+  /**
+   * Get an access key's quota
+   *
+   * `GET /v1/access-keys/{id}/quota`
+   */
+  getQuota(args: Args<"getQuota">, options?: CallOptions): Promise<Result<"getQuota">> {
+    return this.call("getQuota", args, options);
+  }
+
+  /**
+   * Top up an access key's quota
+   *
+   * `POST /v1/access-keys/{id}/quota/top-up`
+   */
+  topUpQuota(args: Args<"topUpQuota">, options?: CallOptions): Promise<Result<"topUpQuota">> {
+    return this.call("topUpQuota", args, options);
   }
 }
