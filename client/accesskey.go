@@ -94,7 +94,10 @@ func (c *Client) UpdateAccessKey(ctx context.Context, id string, u latchkey.Acce
 		EnforceReportOnly bool                   `json:"enforce_report_only,omitempty"`
 		ExternalID        *string                `json:"external_id,omitempty"`
 		Metadata          json.RawMessage        `json:"metadata,omitempty"`
-	}{u.Status, u.Description, u.ExpiresAt, u.Restrictions, u.ReportOnly, u.ClearExpiry, u.EnforceReportOnly, u.ExternalID, u.Metadata}
+		Quota             *latchkey.Quota        `json:"quota,omitempty"`
+		RemoveQuota       bool                   `json:"remove_quota,omitempty"`
+	}{u.Status, u.Description, u.ExpiresAt, u.Restrictions, u.ReportOnly, u.ClearExpiry, u.EnforceReportOnly, u.ExternalID, u.Metadata,
+		u.Quota, u.RemoveQuota}
 	var out latchkey.AccessKey
 	if err := c.patch(ctx, nil, body, &out, "v1", "access-keys", id); err != nil {
 		return nil, err
