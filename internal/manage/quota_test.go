@@ -20,16 +20,75 @@ type replica struct {
 
 func (e *env) replica(t *testing.T, lease int64) *replica {
 	t.Helper()
+	return newReplica(t, e.store, e.clock, lease)
+}
+
+func newReplica(t *testing.T, store latchkey.Store, clk *clock, lease int64) *replica {
+	t.Helper()
 	ix := verify.NewIndex()
-	if _, err := ix.Sync(t.Context(), e.store); err != nil {
+	if _, err := ix.Sync(t.Context(), store); err != nil {
 		t.Fatal(err)
 	}
-	svc := manage.New(e.store, ix, nil)
-	svc.Now = e.clock.Now
-	v := verify.New(ix, verify.NewRecorder(e.store, time.Hour, nil))
-	v.Now = e.clock.Now
+	svc := manage.New(store, ix, nil)
+	svc.Now = clk.Now
+	v := verify.New(ix, verify.NewRecorder(store, time.Hour, nil))
+	v.Now = clk.Now
 	v.Quotas, v.QuotaLease = svc, lease
 	return &replica{svc, v}
+}
+
+// Replicas on PostgreSQL alone, each with its own connection pool, lease
+// from one ledger: never more than the quota; what is not granted is at
+// most one lease per replica, and a graceful stop gives it back.
+func TestQuotaLeasesAcrossPostgresReplicas(t *testing.T) {
+	const n, lease, replicas = 2000, 50, 3
+	stores := postgresReplicas(t) // two connection pools on one database
+	clk := &clock{t: t0}
+	svc := manage.New(stores[0], verify.NewIndex(), nil)
+	svc.Now = clk.Now
+	boot, err := svc.Bootstrap(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := actorOf(boot, "192.0.2.10")
+	if _, err := svc.CreateApplication(t.Context(), op, latchkey.DefaultAccount, "metered", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	k, err := svc.CreateAccessKey(t.Context(), op, latchkey.DefaultAccount, "metered", latchkey.NewAccessKey{Quota: &latchkey.Quota{Remaining: n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []*replica
+	for i := range replicas {
+		rs = append(rs, newReplica(t, stores[i%len(stores)], clk, lease))
+	}
+	// Fewer calls than the quota: every one is granted, and the ledger
+	// counts as spent what the replicas hold leased besides.
+	first := draw(t, k.Secret, 30, rs...)
+	if first != replicas*16*30 {
+		t.Fatalf("%d of %d calls granted with budget to spare", first, replicas*16*30)
+	}
+	v, err := svc.GetQuota(t.Context(), op, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := n - v.Quota.Remaining - first
+	t.Logf("after %d calls the replicas hold %d leased (bound %d)", first, held, replicas*lease)
+	if held < 0 || held > replicas*lease {
+		t.Fatalf("replicas hold %d leased, bound %d", held, replicas*lease)
+	}
+	got := first + draw(t, k.Secret, 30, rs...)
+	var returned int64
+	for _, r := range rs {
+		returned += r.v.ReturnQuotaLeases()
+	}
+	t.Logf("PostgreSQL, %d replicas leasing %d: granted %d of %d, %d returned at stop (bound %d)", replicas, lease, got, n, returned, replicas*lease)
+	if got > n || got < n-replicas*lease {
+		t.Fatalf("%d granted from %d: want %d to %d", got, n, n-replicas*lease, n)
+	}
+	if got+returned != n {
+		t.Errorf("granted %d + returned %d != %d", got, returned, n)
+	}
 }
 
 func (e *env) quotaKey(t *testing.T, q latchkey.Quota) *manage.CreatedKey {
@@ -295,5 +354,52 @@ func TestQuotaValidation(t *testing.T) {
 	}
 	if e.keyCount(t) != before {
 		t.Errorf("a refused quota left a key behind")
+	}
+}
+
+// quota.low and quota.exhausted are sent once per period, through the
+// real dispatcher to a receiver that checks their signatures.
+func TestQuotaWebhooksOncePerPeriod(t *testing.T) {
+	e := newEnv(t)
+	e.app(t, latchkey.DefaultAccount, "metered")
+	rcv := newReceiver(t, e.clock.Now, 0)
+	e.hook(t, rcv, latchkey.EventQuotaLow, latchkey.EventQuotaExhausted)
+	k := e.quotaKey(t, latchkey.Quota{Remaining: 10, LowThreshold: 3, Refill: &latchkey.Refill{Amount: 10, Interval: "24h"}})
+	r := e.replica(t, 1) // lease one unit at a time: the ledger sees every call
+	d := e.dispatcher()
+	spend := func(n int) {
+		t.Helper()
+		for range n {
+			r.v.Verify(&verify.Request{Secret: k.Secret})
+		}
+		e.deliver(t, d)
+	}
+	spend(6)
+	if got := rcv.types(); len(got) != 0 {
+		t.Fatalf("with 4 left: %v", got)
+	}
+	spend(1)
+	if got := rcv.types(); len(got) != 1 || got[0] != latchkey.EventQuotaLow {
+		t.Fatalf("with 3 left: %v, want one quota.low", got)
+	}
+	spend(10) // 3 more granted, then refusals
+	got := rcv.types()
+	if len(got) != 2 || got[1] != latchkey.EventQuotaExhausted {
+		t.Fatalf("spent: %v, want quota.low then one quota.exhausted", got)
+	}
+	data := rcv.got[1].Body["data"].(map[string]any)
+	if data["access_key_id"] != k.ID || data["remaining"] != float64(0) || data["next_refill_at"] == nil {
+		t.Errorf("quota.exhausted data: %v", data)
+	}
+	// The next period sends each again, once.
+	e.clock.Advance(24 * time.Hour)
+	spend(20)
+	// (the dispatcher does not promise an order within one round)
+	counts := map[string]int{}
+	for _, typ := range rcv.types() {
+		counts[typ]++
+	}
+	if len(rcv.types()) != 4 || counts[latchkey.EventQuotaLow] != 2 || counts[latchkey.EventQuotaExhausted] != 2 {
+		t.Fatalf("after the second period: %v, want each event twice", rcv.types())
 	}
 }
