@@ -21,26 +21,6 @@ type QuotaLeaser interface {
 	ReturnQuota(keyID string, gen, period, n int64) error
 }
 
-// QuotaStore decides on a key's quota in a store every replica shares
-// (Redis: internal/redislimit), one atomic step per decision, instead of
-// through leases.
-type QuotaStore interface {
-	// SpendQuota takes cost from the key's quota, or nothing if it has
-	// less left, and returns what is left.
-	SpendQuota(keyID string, q QuotaSpec, cost int64, now time.Time) (ok bool, left int64, err error)
-}
-
-// QuotaSpec is what a QuotaStore needs of a quota besides its key: the
-// generation and period the budget belongs to, and the budget a fresh
-// period (or generation) starts with.
-type QuotaSpec struct {
-	Generation int64
-	Period     int64
-	Budget     int64
-	// End is when the period ends (zero: never), for the store's expiry.
-	End time.Time
-}
-
 // DefaultQuotaLease is the most units a replica leases at once: the bound
 // of what a crash can lose, per key and replica.
 const DefaultQuotaLease = 100
@@ -116,9 +96,6 @@ func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time
 	if !c.known || (c.next != 0 && now.UnixNano() >= c.next) {
 		c.roll(now)
 	}
-	if v.SharedQuotas != nil {
-		return v.spendShared(id, c, cost, now)
-	}
 	// A free call (cost 0) needs a unit to be left, and takes none.
 	need := max(cost, 1)
 	if c.left < need && !c.dry && v.Quotas != nil {
@@ -153,25 +130,6 @@ func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time
 	}
 	c.left -= cost
 	return true, c.info()
-}
-
-// spendShared decides in the shared QuotaStore. The first period of a
-// generation starts with the budget the quota was set to, a later one
-// with the refill amount.
-func (v *Verifier) spendShared(id string, c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
-	spec := QuotaSpec{Generation: c.gen, Period: c.period, Budget: c.q.Budget}
-	if c.period != c.q.Period && c.q.Refill != nil {
-		spec.Budget = c.q.Refill.Amount
-	}
-	if c.next != 0 {
-		spec.End = time.Unix(0, c.next)
-	}
-	ok, left, err := v.SharedQuotas.SpendQuota(id, spec, cost, now)
-	c.left, c.pool = 0, left
-	if err != nil {
-		return false, c.info()
-	}
-	return ok, c.info()
 }
 
 // ReturnQuotaLeases gives back what this replica holds leased and has not

@@ -93,12 +93,10 @@ type Verifier struct {
 	// nil: the default window and skew with an in-process nonce cache.
 	Signatures *httpsig.Policy
 	// Quotas leases keys' quotas from the ledger (quota.go), QuotaLease
-	// units at most at a time (0: DefaultQuotaLease); SharedQuotas, when
-	// set, decides in a store every replica shares instead. A key with a
-	// quota and neither is refused QUOTA_EXCEEDED: fail closed.
-	Quotas       QuotaLeaser
-	QuotaLease   int64
-	SharedQuotas QuotaStore
+	// units at most at a time (0: DefaultQuotaLease). Without it, a key
+	// with a quota is refused QUOTA_EXCEEDED: fail closed.
+	Quotas     QuotaLeaser
+	QuotaLease int64
 }
 
 // FreeCost is a Request.Cost that takes nothing from a quota.
