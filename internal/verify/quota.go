@@ -23,7 +23,7 @@ type QuotaLeaser interface {
 
 // DefaultQuotaLease is the most units a replica leases at once: the bound
 // of what a crash can lose, per key and replica.
-const DefaultQuotaLease = 100
+const DefaultQuotaLease = 1000
 
 // QuotaInfo describes a key's quota after a decision; Limited is false
 // when the key has none.
