@@ -1,6 +1,7 @@
 package manage_test
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/verify"
 )
 
@@ -401,5 +403,60 @@ func TestQuotaWebhooksOncePerPeriod(t *testing.T) {
 	}
 	if len(rcv.types()) != 4 || counts[latchkey.EventQuotaLow] != 2 || counts[latchkey.EventQuotaExhausted] != 2 {
 		t.Fatalf("after the second period: %v, want each event twice", rcv.types())
+	}
+}
+
+// On PostgreSQL, a quota change made on one replica reaches another's
+// index through LISTEN/NOTIFY (the quotas table's trigger): the other
+// replica drops its lease of the old generation and spends the new budget.
+func TestQuotaChangeReachesPostgresReplica(t *testing.T) {
+	stores := postgresReplicas(t)
+	clk := &clock{t: t0}
+	a := newReplica(t, stores[0], clk, 10)
+	boot, err := a.svc.Bootstrap(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := actorOf(boot, "192.0.2.10")
+	if _, err := a.svc.CreateApplication(t.Context(), op, latchkey.DefaultAccount, "metered", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	k, err := a.svc.CreateAccessKey(t.Context(), op, latchkey.DefaultAccount, "metered", latchkey.NewAccessKey{Quota: &latchkey.Quota{Remaining: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newReplica(t, stores[1], clk, 10)
+	w := stores[1].(*postgres.Store).NewWatcher(b.v.Index, postgres.WatchOptions{Resync: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(5 * time.Second); !w.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("watcher not ready")
+		}
+	}
+	if !b.v.Verify(&verify.Request{Secret: k.Secret}).Valid() {
+		t.Fatal("replica b: first call refused")
+	}
+	// Reset to 3 on replica a: b's lease (10 units, 9 unspent) is dropped.
+	if _, err := a.svc.UpdateAccessKey(t.Context(), op, k.ID, latchkey.AccessKeyUpdate{Quota: &latchkey.Quota{Remaining: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var granted int
+		for range 10 {
+			if b.v.Verify(&verify.Request{Secret: k.Secret}).Valid() {
+				granted++
+			}
+		}
+		if granted == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica b still grants %d of 10 after a reset to 3", granted)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
