@@ -337,6 +337,18 @@ func TestQuotaRefusalsFreeAndAdminChanges(t *testing.T) {
 	}
 }
 
+// A key with a quota is not rolled: the successor would be unmetered, or
+// double the budget.
+func TestQuotaKeyIsNotRolled(t *testing.T) {
+	e := newEnv(t)
+	e.app(t, latchkey.DefaultAccount, "metered")
+	k := e.quotaKey(t, latchkey.Quota{Remaining: 5})
+	_, err := e.svc.RollAccessKey(t.Context(), e.operator, k.ID, latchkey.Roll{})
+	if latchkey.ErrorCode(err) != latchkey.EINVALID {
+		t.Fatalf("roll of a key with a quota: %v", err)
+	}
+}
+
 func TestQuotaValidation(t *testing.T) {
 	e := newEnv(t)
 	e.app(t, latchkey.DefaultAccount, "metered")
