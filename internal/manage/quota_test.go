@@ -253,6 +253,20 @@ func TestQuotaRefillAtTheBoundary(t *testing.T) {
 	if res := call(verify.FreeCost); res.Code != latchkey.CodeQuotaExceeded {
 		t.Fatalf("free call on a spent quota: %s", res.Code)
 	}
+	// Refusals are counted per minute as QUOTA_EXCEEDED, not as another
+	// code (the usage chart and the metric read them).
+	var refused int64
+	for _, m := range r.v.Index.PendingUsage(k.ID).Minutes {
+		switch m.Code {
+		case latchkey.CodeQuotaExceeded:
+			refused += m.Count
+		case latchkey.CodeRateLimited:
+			t.Errorf("a quota refusal counted as RATE_LIMITED: %+v", m)
+		}
+	}
+	if refused != 4 {
+		t.Errorf("%d refusals counted as QUOTA_EXCEEDED, want 4", refused)
+	}
 	// Unused units do not pile up: the next period has 5, not 5 + left.
 	e.clock.Advance(3 * time.Hour)
 	if q := e.ledger(t, k.ID); q.Remaining != 5 {

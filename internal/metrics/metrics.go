@@ -27,6 +27,7 @@ var codes = []latchkey.Code{
 	latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway,
 	latchkey.CodeSignatureInvalid, latchkey.CodeSignatureExpired, latchkey.CodeSignatureFromFuture,
 	latchkey.CodeNonceReplayed, latchkey.CodeDigestMismatch, latchkey.CodeComponentMissing, latchkey.CodeAlgorithmMismatch,
+	latchkey.CodeQuotaExceeded,
 }
 
 // storeOps are the store operations timed and counted, in the order of
@@ -81,6 +82,8 @@ func codeIndex(c latchkey.Code) int {
 		return 20
 	case latchkey.CodeAlgorithmMismatch:
 		return 21
+	case latchkey.CodeQuotaExceeded:
+		return 22
 	}
 	return len(codes)
 }
@@ -91,7 +94,7 @@ type Metrics struct {
 
 	// One counter per code, resolved once: the hot path indexes an array
 	// instead of looking up label values.
-	verifications [23]prometheus.Counter
+	verifications [24]prometheus.Counter
 	latency       prometheus.Histogram
 	store         *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
