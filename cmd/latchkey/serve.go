@@ -215,8 +215,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if o.usageRetention < time.Hour {
 		return cli.UsageErrorf("--usage-retention %s: expected at least 1h", o.usageRetention)
 	}
+	if o.quotaLease == 0 {
+		o.quotaLease = verify.DefaultQuotaLease
+	}
 	if o.quotaLease < 1 || o.quotaLease > 1_000_000 {
-		return cli.UsageErrorf("--quota-lease: must be 1 to 1000000, got %d", o.quotaLease)
+		return cli.UsageErrorf("--quota-lease %d: expected 1 to 1000000 (0 takes the default, %d)", o.quotaLease, verify.DefaultQuotaLease)
 	}
 	if o.flushInterval < 10*time.Millisecond || o.flushInterval > time.Minute {
 		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
