@@ -71,6 +71,10 @@ type AccessKey struct {
 	// computed.
 	Findings []Finding `json:"findings,omitempty"`
 
+	// Quota is the key's budget of calls (quota.go); nil when it has
+	// none. The index loads its configuration and generation only.
+	Quota *Quota `json:"quota,omitempty"`
+
 	// Roll is the latest server-side roll the key is part of, as old or
 	// new key, set when the key is read (list and get); absent when it
 	// was never rolled.
@@ -141,6 +145,8 @@ type NewAccessKey struct {
 	// Canary makes a canary key (AccessKey.Canary). It cannot be changed
 	// later, either way.
 	Canary bool `json:"canary"`
+	// Quota, when given, gives the key a budget of calls (quota.go).
+	Quota *Quota `json:"quota"`
 	// PublicKey, when given, makes a signing key: the PEM public key of
 	// an Ed25519 or ECDSA P-256 key pair (ParsePublicKey). No secret is
 	// made and none is returned.
@@ -158,6 +164,10 @@ type AccessKeyUpdate struct {
 	ExpiresAt    *time.Time      `json:"expires_at"`
 	Restrictions *Restrictions   `json:"restrictions"`
 	ReportOnly   *Restrictions   `json:"report_only_restrictions"`
+	// Quota replaces the key's quota (its budget is set, and replicas'
+	// leases are dropped); RemoveQuota removes it.
+	Quota       *Quota `json:"quota"`
+	RemoveQuota bool   `json:"remove_quota"`
 	// ClearExpiry removes the expiry.
 	ClearExpiry bool `json:"clear_expiry"`
 	// EnforceReportOnly moves the report-only restrictions into the

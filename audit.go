@@ -50,6 +50,8 @@ const (
 	ActionAccessKeyRoll     = "access_key.roll"
 	ActionRotationUpdate    = "rotation.update"
 	ActionAccessKeyImport   = "access_key.import"
+	// ActionQuotaUpdate: a key's quota was set, topped up or removed.
+	ActionQuotaUpdate = "access_key.quota_update"
 )
 
 // AuditActions lists every audit action, for filters.
@@ -58,7 +60,7 @@ func AuditActions() []string {
 		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed, ActionCanaryTriggered,
 		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
 		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate,
-		ActionAccessKeyImport}
+		ActionAccessKeyImport, ActionQuotaUpdate}
 }
 
 // AuditFilter selects audit events. Results are newest first.

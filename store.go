@@ -135,4 +135,5 @@ type Tx interface {
 	WebhookTx     // webhook.go
 	RotationTx    // rotation.go
 	AuditStreamTx // auditstream.go
+	QuotaTx       // quota.go
 }

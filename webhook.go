@@ -46,7 +46,7 @@ const (
 func EventTypes() []string {
 	return []string{EventKeyCreated, EventKeyUpdated, EventKeyDeleted, EventKeyExposed, EventKeyRotationDue,
 		EventKeyExpiring, EventKeyUnused, EventKeyDeletionSched, EventRotationStarted, EventRotationCompleted,
-		EventRotationStalled, EventCanaryTriggered}
+		EventRotationStalled, EventCanaryTriggered, EventQuotaLow, EventQuotaExhausted}
 }
 
 // Webhook is a receiver of an account's events. Its signing secret is

@@ -52,6 +52,8 @@ type CreateAccessKeyInput struct {
 	// PublicKey, a PEM PUBLIC KEY block of an Ed25519 or ECDSA P-256
 	// key, makes a signing key: no secret is made or returned.
 	PublicKey string
+	// Quota gives the key a budget of calls (latchkey.Quota).
+	Quota *latchkey.Quota
 }
 
 // CreateAccessKey creates an Active key for an application. Returns ELIMIT
@@ -61,7 +63,7 @@ type CreateAccessKeyInput struct {
 // read-only caller.
 func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
 	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly,
-		ExternalID: in.ExternalID, Metadata: in.Metadata, Canary: in.Canary, PublicKey: in.PublicKey}
+		ExternalID: in.ExternalID, Metadata: in.Metadata, Canary: in.Canary, PublicKey: in.PublicKey, Quota: in.Quota}
 	var out CreatedAccessKey
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
 		return nil, err
@@ -94,7 +96,10 @@ func (c *Client) UpdateAccessKey(ctx context.Context, id string, u latchkey.Acce
 		EnforceReportOnly bool                   `json:"enforce_report_only,omitempty"`
 		ExternalID        *string                `json:"external_id,omitempty"`
 		Metadata          json.RawMessage        `json:"metadata,omitempty"`
-	}{u.Status, u.Description, u.ExpiresAt, u.Restrictions, u.ReportOnly, u.ClearExpiry, u.EnforceReportOnly, u.ExternalID, u.Metadata}
+		Quota             *latchkey.Quota        `json:"quota,omitempty"`
+		RemoveQuota       bool                   `json:"remove_quota,omitempty"`
+	}{u.Status, u.Description, u.ExpiresAt, u.Restrictions, u.ReportOnly, u.ClearExpiry, u.EnforceReportOnly, u.ExternalID, u.Metadata,
+		u.Quota, u.RemoveQuota}
 	var out latchkey.AccessKey
 	if err := c.patch(ctx, nil, body, &out, "v1", "access-keys", id); err != nil {
 		return nil, err

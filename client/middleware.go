@@ -412,13 +412,13 @@ func cacheKey(in *VerifyInput) [32]byte {
 // StatusForCode is the HTTP status latchkey's gateway surfaces (forward
 // auth, the reverse proxy, Envoy ext_authz) and Middleware give a decision:
 // 200 for VALID, 403 for a restriction or a credential in the URL, 429 for
-// a rate limit, 401 otherwise.
+// a rate limit or a spent quota, 401 otherwise.
 func StatusForCode(c latchkey.Code) int {
 	switch c {
 	case latchkey.CodeIPNotAllowed, latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied,
 		latchkey.CodeCredentialsInURL:
 		return http.StatusForbidden
-	case latchkey.CodeRateLimited, latchkey.CodeThrottled:
+	case latchkey.CodeRateLimited, latchkey.CodeThrottled, latchkey.CodeQuotaExceeded:
 		return http.StatusTooManyRequests
 	case latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway:
 		return http.StatusBadRequest

@@ -43,6 +43,7 @@ type serveOptions struct {
 	trustedProxies  []string
 	webhookAllow    []string
 	flushInterval   time.Duration
+	quotaLease      int64
 	shutdownTimeout time.Duration
 	scopeRules      []string
 	pathRelax       []string
@@ -154,7 +155,7 @@ EXAMPLES
 	f.StringVar(&o.githubKeys, "github-secret-scanning-keys", os.Getenv("LATCHKEY_GITHUB_SECRET_SCANNING_KEYS"), "file with GitHub's secret scanning public keys (JSON as GitHub serves it); enables POST /v1/leaks/github")
 	f.StringVar(&o.tlsCert, "tls-cert", os.Getenv("LATCHKEY_TLS_CERT"), "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env LATCHKEY_TLS_CERT)")
 	f.StringVar(&o.tlsKey, "tls-key", os.Getenv("LATCHKEY_TLS_KEY"), "PEM private key for --tls-cert (env LATCHKEY_TLS_KEY)")
-	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs on the gateway surfaces and /v1/verify with a method and path, as "METHOD /path[*] scope" (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
+	f.StringArrayVar(&o.scopeRules, "scope-rule", splitEnvSep("LATCHKEY_SCOPE_RULES", ";"), `scope a call needs on the gateway surfaces and /v1/verify with a method and path, as "METHOD /path[*] scope [cost=N]", cost=N being what the call takes from a key's quota (repeatable; env LATCHKEY_SCOPE_RULES, ';'-separated)`)
 	f.StringSliceVar(&o.pathRelax, "path-relax", splitEnv("LATCHKEY_PATH_RELAX"), "accept paths refused by default as ambiguous: encoded-slash, semicolon, double-encoding (comma-separated; env LATCHKEY_PATH_RELAX)")
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
@@ -162,6 +163,7 @@ EXAMPLES
 	f.StringVar(&o.rateFailure, "rate-limit-store-failure", envOr("LATCHKEY_RATE_LIMIT_STORE_FAILURE", "local"), "when the rate limit store cannot answer: local (enforce per replica), open (allow) or closed (refuse) (env LATCHKEY_RATE_LIMIT_STORE_FAILURE)")
 	f.BoolVar(&o.pprof, "pprof", os.Getenv("LATCHKEY_PPROF") == "true", "serve Go's profiler at /debug/pprof/ on the API's listener, to operator credentials only (env LATCHKEY_PPROF=true)")
 	f.DurationVar(&o.signatureWindow, "signature-window", httpsig.DefaultWindow, "how old a signing key's request signature (its created) may be; its nonce is remembered this long, in --rate-limit-store when set, else per replica")
+	f.Int64Var(&o.quotaLease, "quota-lease", verify.DefaultQuotaLease, "the most units of a key's quota a replica leases from the database at once: what a crash can lose, per key and replica (docs/quotas.md)")
 	f.DurationVar(&o.flushInterval, "usage-flush-interval", time.Second, "how often last-used times and counts are written to the store")
 	f.DurationVar(&o.resync, "resync-interval", 30*time.Second, "PostgreSQL: how often the key index is fully reloaded, to repair any missed change notification")
 	f.DurationVar(&o.usageRetention, "usage-retention", 14*24*time.Hour, "how long per-minute usage counts are kept before they are rolled up per hour")
@@ -240,6 +242,12 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	if o.usageRetention < time.Hour {
 		return cli.UsageErrorf("--usage-retention %s: expected at least 1h", o.usageRetention)
+	}
+	if o.quotaLease == 0 {
+		o.quotaLease = verify.DefaultQuotaLease
+	}
+	if o.quotaLease < 1 || o.quotaLease > 1_000_000 {
+		return cli.UsageErrorf("--quota-lease %d: expected 1 to 1000000 (0 takes the default, %d)", o.quotaLease, verify.DefaultQuotaLease)
 	}
 	if o.flushInterval < 10*time.Millisecond || o.flushInterval > time.Minute {
 		return cli.UsageErrorf("--usage-flush-interval %s: expected 10ms to 1m", o.flushInterval)
@@ -449,6 +457,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 
 	verifier := verify.New(ix, rec)
 	verifier.Observer = mx
+	verifier.Quotas, verifier.QuotaLease = svc, o.quotaLease
 	canaries := manage.NewCanaryAlerts(svc)
 	canaries.Counted = mx.CanaryTriggered
 	verifier.Canary = canaries
@@ -561,6 +570,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		log.Warn("shutdown did not finish cleanly", "err", err)
 	}
 	gw.shutdown(sctx)
+	if n := verifier.ReturnQuotaLeases(); n > 0 {
+		log.Info("returned unspent quota leases", "units", n)
+	}
 	if err := rec.Stop(sctx); err != nil {
 		log.Error("flushing usage on shutdown", "err", err)
 	}

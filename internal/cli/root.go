@@ -166,7 +166,7 @@ EXAMPLES
 	)
 	for _, c := range []*cobra.Command{
 		s.newCreateAccessKeyCmd(), s.newListAccessKeysCmd(), s.newUpdateAccessKeyCmd(),
-		s.newDeleteAccessKeyCmd(), s.newGetAccessKeyLastUsedCmd(), s.newRotateAccessKeyCmd(), s.newImportKeysCmd(),
+		s.newDeleteAccessKeyCmd(), s.newGetAccessKeyLastUsedCmd(), s.newUpdateQuotaCmd(), s.newGetQuotaCmd(), s.newRotateAccessKeyCmd(), s.newImportKeysCmd(),
 	} {
 		c.GroupID = groupKeys
 		root.AddCommand(c)

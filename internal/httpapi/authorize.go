@@ -28,10 +28,15 @@ import (
 // some rule's pattern covers, called with a method that no rule for that
 // path names, needs ScopeUnnamedMethod, which only a key that may use any
 // scope has; a path no rule covers needs no scope.
+//
+// A rule may also say what a call costs from the key's quota (Cost, 0
+// meaning the default 1): the first rule that matches the canonical
+// method and path gives the cost.
 type ScopeRule struct {
 	Method string
 	Path   string
 	Scope  string
+	Cost   int64
 }
 
 // ScopeUnnamedMethod is the scope a call needs when rules cover its path
@@ -40,16 +45,28 @@ type ScopeRule struct {
 // names GET and POST for a path does not let a read-only key DELETE there.
 const ScopeUnnamedMethod = "(method not named by a rule)"
 
-// ParseScopeRule parses "METHOD /path/pattern scope", e.g.
-// "GET /shipments/* shipments:read". The pattern must be a canonical path
+// ParseScopeRule parses "METHOD /path/pattern scope [cost=N]", e.g.
+// "GET /shipments/* shipments:read" or "POST /search search:run cost=5".
+// The pattern must be a canonical path
 // (no escapes, dot segments or repeated slashes); HEAD is refused (a
 // GET rule covers it).
 func ParseScopeRule(s string) (ScopeRule, error) {
 	f := strings.Fields(s)
-	if len(f) != 3 {
-		return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: expected METHOD /path scope, e.g. \"GET /shipments/* shipments:read\"", s)
+	if len(f) != 3 && len(f) != 4 {
+		return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: expected METHOD /path scope [cost=N], e.g. \"GET /shipments/* shipments:read\"", s)
 	}
 	r := ScopeRule{Method: strings.ToUpper(f[0]), Path: f[1], Scope: f[2]}
+	if len(f) == 4 {
+		v, ok := strings.CutPrefix(f[3], "cost=")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil || n < 0 || n > latchkey.MaxQuota {
+			return ScopeRule{}, latchkey.Errorf(latchkey.EINVALID, "scope rule %q: the fourth field must be cost=N with N from 0 to %d", s, int64(latchkey.MaxQuota))
+		}
+		r.Cost = n
+		if n == 0 {
+			r.Cost = verify.FreeCost
+		}
+	}
 	if r.Method != "*" {
 		m, ok := latchkey.CanonicalMethod(r.Method)
 		if !ok {
@@ -107,6 +124,20 @@ func ScopeFor(rules []ScopeRule, method, path string) string {
 	return ""
 }
 
+// costOf is what the call t costs from a quota under the rules: the cost
+// of the first rule that matches its canonical method and path, 0 (the
+// default) when none does or it names none.
+func (s *Server) costOf(t Target) int64 {
+	m, _ := latchkey.CanonicalMethod(t.Method)
+	for i := range s.ScopeRules {
+		r := &s.ScopeRules[i]
+		if r.covers(t.Path.Path) && (r.Method == "*" || r.Method == m) {
+			return r.Cost
+		}
+	}
+	return 0
+}
+
 // scopeOf returns the scope a call needs, and false when the readings of
 // its path need different scopes: the canonical path, the path decoded
 // but not cleaned (a server that does not remove dot segments or merge
@@ -135,6 +166,12 @@ const (
 	// at most 2,731 characters.
 	HeaderExternalID = "X-Latchkey-External-Id"
 	HeaderMetadata   = "X-Latchkey-Metadata"
+	// HeaderQuotaRemaining is what the key's quota has left, as this
+	// replica knows it; HeaderQuotaReset when it refills, in Unix
+	// seconds (absent when it never does). Set whenever the key has a
+	// quota; a QUOTA_EXCEEDED refusal also has Retry-After.
+	HeaderQuotaRemaining = "X-Latchkey-Quota-Remaining"
+	HeaderQuotaReset     = "X-Latchkey-Quota-Reset"
 )
 
 // HeaderPrefix starts every header latchkey sets. Each gateway surface
@@ -239,7 +276,7 @@ func StatusForCode(c latchkey.Code) int {
 	case latchkey.CodeIPNotAllowed, latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied,
 		latchkey.CodeCredentialsInURL:
 		return http.StatusForbidden
-	case latchkey.CodeRateLimited, latchkey.CodeThrottled:
+	case latchkey.CodeRateLimited, latchkey.CodeThrottled, latchkey.CodeQuotaExceeded:
 		return http.StatusTooManyRequests
 	case latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway:
 		return http.StatusBadRequest
@@ -284,7 +321,7 @@ func (s *Server) Decide(r *http.Request, method, uri string) (verify.Result, Tar
 		return s.refused(code), Target{}
 	}
 	path, _ := splitTarget(uri)
-	return s.verifyHTTP(r, scope, path, &t), t
+	return s.verifyHTTP(r, scope, path, &t, s.costOf(t)), t
 }
 
 // judge returns the scope the call needs and the call in canonical form,
@@ -395,19 +432,20 @@ func lenientUnescape(p string) string {
 // not look at the URL, and judges only bearer credentials: use Decide,
 // which also judges signed calls (Signed).
 func (s *Server) VerifyHTTP(r *http.Request, scope string) verify.Result {
-	return s.verifyHTTP(r, scope, r.URL.Path, nil)
+	return s.verifyHTTP(r, scope, r.URL.Path, nil, 0)
 }
 
 // verifyHTTP is VerifyHTTP for a call whose path is path (for a canary
-// key's alert). Given the call as judged (t), a signed call (Signed) is
-// decided by its signature (verifySignedCall).
-func (s *Server) verifyHTTP(r *http.Request, scope, path string, t *Target) verify.Result {
+// key's alert) and that costs cost from a quota (verify.Request.Cost).
+// Given the call as judged (t), a signed call (Signed) is decided by its
+// signature (verifySignedCall).
+func (s *Server) verifyHTTP(r *http.Request, scope, path string, t *Target, cost int64) verify.Result {
 	cred := CredentialFromRequest(r)
 	req := verify.Request{
 		Surface: SurfaceOf(r.Context()), Path: path,
 		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID, Extra: cred.Extra,
 		IP: ClientIP(r, s.TrustedProxies), UserAgent: r.UserAgent(), Referrer: r.Referer(),
-		Scope:          scope,
+		Scope: scope, Cost: cost,
 		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
 	}
@@ -459,6 +497,12 @@ func WriteRateLimitHeaders(h http.Header, res verify.Result) {
 		h.Set("RateLimit-Policy", strconv.Itoa(res.Rate.Limit)+";w="+strconv.Itoa(int(res.Rate.Window/time.Second)))
 		reset := int(math.Ceil(res.Rate.RetryAfter.Seconds()))
 		h.Set("RateLimit-Reset", strconv.Itoa(reset))
+	}
+	if q := res.Quota; q.Limited {
+		h.Set(HeaderQuotaRemaining, strconv.FormatInt(q.Remaining, 10))
+		if !q.Reset.IsZero() {
+			h.Set(HeaderQuotaReset, strconv.FormatInt(q.Reset.Unix(), 10))
+		}
 	}
 	if d := max(res.Rate.RetryAfter, res.RetryAfter); d > 0 && !res.Valid() {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
@@ -593,7 +637,7 @@ func (s *Server) decideForwarded(r *http.Request) verify.Result {
 		return s.refused(code)
 	}
 	path, _ := splitTarget(uri)
-	return s.verifyHTTP(r, scope, path, &t)
+	return s.verifyHTTP(r, scope, path, &t, s.costOf(t))
 }
 
 // untrustedGateway logs, at most once a minute, why a gateway's word was

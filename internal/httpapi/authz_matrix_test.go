@@ -86,6 +86,9 @@ var matrix = []matrixRow{
 	{"DELETE /v1/access-keys/{id}", "/v1/access-keys/{key}", "", "204 204 404 403 403 401 401 401 401"},
 	{"GET /v1/access-keys/{id}/last-used", "/v1/access-keys/{key}/last-used", "", "200 200 404 200 403 401 401 401 401"},
 	{"GET /v1/access-keys/{id}/usage", "/v1/access-keys/{key}/usage", "", "200 200 404 200 403 401 401 401 401"},
+	// {key} has no quota: NotFound for whoever may read (or change) it.
+	{"GET /v1/access-keys/{id}/quota", "/v1/access-keys/{key}/quota", "", "404 404 404 404 403 401 401 401 401"},
+	{"POST /v1/access-keys/{id}/quota/top-up", "/v1/access-keys/{key}/quota/top-up", `{"amount":1}`, "404 404 404 403 403 401 401 401 401"},
 	// {key} is Inactive: a roll is refused as such, after the role checks.
 	{"POST /v1/access-keys/{id}/roll", "/v1/access-keys/{key}/roll", `{}`, "400 400 404 403 403 401 401 401 401"},
 	{"GET /v1/rotations", "/v1/rotations", "", "200 200 200 200 403 401 401 401 401"},

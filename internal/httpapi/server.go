@@ -126,6 +126,8 @@ func (s *Server) routes() []endpoint {
 		e("GET", "/v1/access-keys/{id}/last-used", s.admin(s.getLastUsed)),
 		e("GET", "/v1/access-keys/{id}/usage", s.admin(s.getUsage)),
 		e("POST", "/v1/access-keys/{id}/roll", s.admin(s.rollAccessKey)),
+		e("GET", "/v1/access-keys/{id}/quota", s.admin(s.getQuota)),
+		e("POST", "/v1/access-keys/{id}/quota/top-up", s.admin(s.topUpQuota)),
 		e("GET", "/v1/rotations", s.admin(s.listRotations)),
 		e("POST", "/v1/import", s.admin(s.importKeys)),
 

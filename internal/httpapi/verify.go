@@ -36,6 +36,10 @@ type VerifyRequest struct {
 	AndroidPackage string `json:"android_package,omitempty"`
 	AndroidCert    string `json:"android_cert,omitempty"`
 	IOSBundleID    string `json:"ios_bundle_id,omitempty"`
+	// Cost is what the call takes from the key's quota: 1 when absent
+	// (or the cost of the scope rule that matches method and path), 0
+	// for a call that takes nothing but needs the quota not spent.
+	Cost *int64 `json:"cost,omitempty"`
 
 	// A request signed with a signing key (RFC 9421) instead of a key:
 	// its Signature-Input and Signature field values, with Method and
@@ -69,8 +73,18 @@ type VerifyResponse struct {
 	WouldDeny latchkey.Code `json:"would_deny,omitempty"`
 	// RateLimit describes the key's bucket when it has a rate limit.
 	RateLimit *RateLimitInfo `json:"rate_limit,omitempty"`
-	// RetryAfterSeconds is set for RATE_LIMITED and THROTTLED.
+	// Quota describes the key's quota when it has one.
+	Quota *QuotaInfo `json:"quota,omitempty"`
+	// RetryAfterSeconds is set for RATE_LIMITED, THROTTLED and
+	// QUOTA_EXCEEDED (when the quota refills).
 	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
+}
+
+// QuotaInfo is the state of a key's quota after a decision: what it has
+// left (as the answering replica knows it) and when it refills.
+type QuotaInfo struct {
+	Remaining int64      `json:"remaining"`
+	ResetAt   *time.Time `json:"reset_at,omitempty"`
 }
 
 // RateLimitInfo is the state of a key's rate limit bucket.
@@ -94,6 +108,7 @@ var codeMessages = map[latchkey.Code]string{
 	latchkey.CodeScopeDenied:         "the key does not have the scope this call needs",
 	latchkey.CodeRateLimited:         "the key's rate limit is exhausted; retry later",
 	latchkey.CodeThrottled:           "too many invalid keys from this address; retry later",
+	latchkey.CodeQuotaExceeded:       "the key's quota has less left than the call costs; retry when it refills",
 	latchkey.CodeCredentialsInURL:    "credentials must not be sent in a URL; send them in the Authorization or X-Api-Key header. Any key sent this way has been flagged as exposed",
 	latchkey.CodeAmbiguousPath:       "the request's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an HTTP token, or a _method query parameter would change it; send the plain path",
 	latchkey.CodeCredentialAmbiguous: "more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one",
@@ -136,6 +151,15 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	req := verify.Request{Secret: in.Key, AccessKeyID: in.AccessKeyID, UserAgent: in.UserAgent, Referrer: in.Referrer,
 		Scope: in.Scope, AndroidPackage: in.AndroidPackage, AndroidCert: in.AndroidCert, IOSBundleID: in.IOSBundleID,
 		Surface: latchkey.SurfaceVerify, Path: in.Path}
+	if in.Cost != nil {
+		if *in.Cost < 0 || *in.Cost > latchkey.MaxQuota {
+			return latchkey.Errorf(latchkey.EINVALID, "cost must be 0 to %d", int64(latchkey.MaxQuota))
+		}
+		req.Cost = *in.Cost
+		if req.Cost == 0 {
+			req.Cost = verify.FreeCost
+		}
+	}
 	if in.IP != "" {
 		ip, err := netip.ParseAddr(in.IP)
 		if err != nil {
@@ -174,6 +198,12 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	out.WouldDeny = res.WouldDeny
 	if res.Rate.Limit > 0 {
 		out.RateLimit = &RateLimitInfo{Limit: res.Rate.Limit, Remaining: res.Rate.Remaining, WindowSeconds: int(res.Rate.Window / time.Second)}
+	}
+	if q := res.Quota; q.Limited {
+		out.Quota = &QuotaInfo{Remaining: q.Remaining}
+		if !q.Reset.IsZero() {
+			out.Quota.ResetAt = &q.Reset
+		}
 	}
 	if d := max(res.Rate.RetryAfter, res.RetryAfter); d > 0 && !res.Valid() {
 		out.RetryAfterSeconds = int(math.Ceil(d.Seconds()))
@@ -237,6 +267,9 @@ func (s *Server) verifySigned(r *http.Request, req *verify.Request, in *VerifyRe
 		// MiddlewareOptions.Scope), in place of the scope rules'
 		sr.Scope = in.Scope
 	}
+	if sr.Cost == 0 {
+		sr.Cost = s.costOf(t)
+	}
 	sr.HTTP.Message = httpsig.Message{Method: t.Method, Scheme: scheme, Authority: in.Authority,
 		Path: t.Path.Escaped, Query: t.RawQuery, Header: h}
 	return s.Verifier.VerifySigned(r.Context(), sr), nil
@@ -251,10 +284,13 @@ func (s *Server) verifyCall(r *http.Request, req *verify.Request, method, uri st
 	if s.credentialInURL(call.WithContext(r.Context()), method, uri) {
 		return s.refused(latchkey.CodeCredentialsInURL)
 	}
-	scope, _, code := s.judge(method, uri)
+	scope, t, code := s.judge(method, uri)
 	if code != "" {
 		return s.refused(code)
 	}
 	req.Scope = scope
+	if req.Cost == 0 {
+		req.Cost = s.costOf(t)
+	}
 	return s.Verifier.Verify(req)
 }

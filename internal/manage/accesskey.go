@@ -40,6 +40,9 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 	if err := latchkey.ValidateExternalID(in.ExternalID); err != nil {
 		return nil, err
 	}
+	if err := validateQuota(in.Quota); err != nil {
+		return nil, err
+	}
 	metadata, err := latchkey.NormalizeMetadata(in.Metadata)
 	if err != nil {
 		return nil, err
@@ -84,6 +87,14 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 		return s.update(ctx, func(tx latchkey.Tx) error {
 			if err := s.insertAppKey(ctx, tx, a, now, k, &secret); err != nil {
 				return err
+			}
+			if in.Quota != nil {
+				if err := quotaAllowed(k); err != nil {
+					return err
+				}
+				if err := s.writeQuota(ctx, tx, a, now, k, in.Quota, false); err != nil {
+					return err
+				}
 			}
 			out = &CreatedKey{AccessKey: k, Secret: secret}
 			return nil
@@ -279,6 +290,12 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 			return nil, err
 		}
 	}
+	if err := validateQuota(u.Quota); err != nil {
+		return nil, err
+	}
+	if u.Quota != nil && u.RemoveQuota {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "give quota or remove_quota, not both")
+	}
 	if u.ClearExpiry && u.ExpiresAt != nil {
 		return nil, latchkey.Errorf(latchkey.EINVALID, "give expires_at or clear_expiry, not both")
 	}
@@ -332,6 +349,16 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 			k.Restrictions, k.ReportOnly, changed = k.ReportOnly, nil, true
 		}
 		after = &k
+		if u.Quota != nil || u.RemoveQuota {
+			if u.Quota != nil {
+				if err := quotaAllowed(&k); err != nil {
+					return err
+				}
+			}
+			if err := s.writeQuota(ctx, tx, a, now, &k, u.Quota, u.RemoveQuota); err != nil {
+				return err
+			}
+		}
 		if !changed {
 			return nil
 		}

@@ -53,6 +53,13 @@ func (s *Service) RollAccessKey(ctx context.Context, a latchkey.Actor, id string
 				return latchkey.Errorf(latchkey.EINVALID,
 					"access key %s is a signing key, whose private key the server never holds; make its successor with create-access-key --generate-key-pair (or --public-key-file)", id)
 			}
+			if old.Quota != nil {
+				// Each key has its own ledger: a successor with a copy
+				// of the quota would double the budget while both live,
+				// and one without would be unmetered.
+				return latchkey.Errorf(latchkey.EINVALID,
+					"access key %s has a quota, which a roll cannot carry over; create the successor with its own quota, then retire this key", id)
+			}
 			desc := old.Description
 			if in.Description != nil {
 				desc = *in.Description

@@ -27,7 +27,7 @@ var codes = []latchkey.Code{
 	latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway,
 	latchkey.CodeSignatureInvalid, latchkey.CodeSignatureExpired, latchkey.CodeSignatureFromFuture,
 	latchkey.CodeNonceReplayed, latchkey.CodeDigestMismatch, latchkey.CodeComponentMissing, latchkey.CodeAlgorithmMismatch,
-	latchkey.CodeCredentialAmbiguous,
+	latchkey.CodeCredentialAmbiguous, latchkey.CodeQuotaExceeded,
 }
 
 // storeOps are the store operations timed and counted, in the order of
@@ -84,6 +84,8 @@ func codeIndex(c latchkey.Code) int {
 		return 21
 	case latchkey.CodeCredentialAmbiguous:
 		return 22
+	case latchkey.CodeQuotaExceeded:
+		return 23
 	}
 	return len(codes)
 }
@@ -94,7 +96,7 @@ type Metrics struct {
 
 	// One counter per code, resolved once: the hot path indexes an array
 	// instead of looking up label values.
-	verifications [24]prometheus.Counter
+	verifications [25]prometheus.Counter
 	latency       prometheus.Histogram
 	store         *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec

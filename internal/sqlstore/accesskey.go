@@ -21,11 +21,13 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.restrictions, k.report_only, a.restrictions,
 	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count,
 	k.external_id, k.metadata, k.canary, k.public_key,
-	k.hash_format, k.salt, k.imported_from, k.original_id, k.imported_at`
+	k.hash_format, k.salt, k.imported_from, k.original_id, k.imported_at,
+	q.generation, q.budget, q.used, q.period, q.refill_amount, q.refill_interval, q.anchor, q.low_threshold, q.updated_at`
 
 const keyFrom = ` FROM access_keys k
 	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
-	LEFT JOIN applications a ON a.account = k.account AND a.name = k.application`
+	LEFT JOIN applications a ON a.account = k.account AND a.name = k.application
+	LEFT JOIN quotas q ON q.owner_kind = 'access_key' AND q.owner_id = k.id`
 
 func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 	var (
@@ -43,6 +45,9 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		canary                         int
 		pub                            sql.NullString
 		imp                            importColumns
+		qgen, qbudget, qused, qperiod  sql.NullInt64
+		qamount, qanchor, qlow, qupd   sql.NullInt64
+		qinterval                      sql.NullString
 	)
 	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
 		&digest, &k.Description, &k.Status, &created, &updated, &expires,
@@ -52,9 +57,19 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		&restr, &reportOnly, &appRestr,
 		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount,
 		&externalID, &metadata, &canary, &pub,
-		&imp.format, &imp.salt, &imp.origin, &imp.originalID, &imp.at)
+		&imp.format, &imp.salt, &imp.origin, &imp.originalID, &imp.at,
+		&qgen, &qbudget, &qused, &qperiod, &qamount, &qinterval, &qanchor, &qlow, &qupd)
 	if err != nil {
 		return nil, err
+	}
+	if qgen.Valid {
+		q := &latchkey.Quota{Generation: qgen.Int64, Budget: qbudget.Int64, Used: qused.Int64, Period: qperiod.Int64,
+			Anchor: fromMicros(qanchor.Int64), LowThreshold: qlow.Int64, UpdatedAt: fromMicros(qupd.Int64)}
+		if qamount.Valid {
+			q.Refill = &latchkey.Refill{Amount: qamount.Int64, Interval: qinterval.String}
+		}
+		q.Present(nowFunc())
+		k.Quota = q
 	}
 	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, externalID, metadata, pub); err != nil {
 		return nil, err
@@ -333,6 +348,9 @@ func (t *Tx) DeleteAccessKey(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := t.deleteQuotaOf(ctx, latchkey.QuotaOwner{Kind: latchkey.QuotaOwnerKey, ID: id}); err != nil {
+		return err
+	}
 	for _, table := range []string{"usage_minutes", "usage_hours"} {
 		if _, err := t.exec(ctx, `DELETE FROM `+table+` WHERE access_key_id = ?`, id); err != nil {
 			return err
@@ -380,6 +398,10 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 	if err != nil {
 		return err
 	}
+	quotas, err := db.keyQuotas(ctx)
+	if err != nil {
+		return err
+	}
 	apps := map[name]*latchkey.Restrictions{}
 	err = db.scanRows(ctx, `SELECT account, name, restrictions FROM applications WHERE restrictions IS NOT NULL`, func(rows *sql.Rows) error {
 		var n name
@@ -419,6 +441,7 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, externalID, metadata, pub); err != nil {
 			return latchkey.Internal(err)
 		}
+		k.Quota = quotas[k.ID]
 		if k.Principal != "" {
 			k.Role = roles[name{k.Account, k.Principal}]
 		} else {

@@ -111,7 +111,8 @@ type rules struct {
 	reportRateKey    string // the report-only limit's name in a RateStore
 	about            *about // nil: no external ID, no metadata
 	pub              *latchkey.PublicKey
-	salt             string // an imported sha256-salted key's salt
+	salt             string     // an imported sha256-salted key's salt
+	quota            *quotaCell // nil: no quota
 }
 
 // about is what a verification tells the caller about a key's customer,
@@ -307,6 +308,12 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		if pl := prev.rules.reportLimit; pl != nil && reportRL != nil && pl.cfg == *reportRL {
 			r.reportLimit = pl
 		}
+	}
+	// Keep what this replica holds leased while the quota's generation
+	// is the same: a resync or a description change drops nothing.
+	r.quota = newQuotaCell(k.Quota)
+	if prev != nil && prev.rules != nil && prev.rules.quota.sameQuota(k.Quota) {
+		r.quota = prev.rules.quota
 	}
 	if r.reportLimit != nil {
 		r.reportRateKey = k.ID + reportSuffix
@@ -532,7 +539,7 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 		e.format == formatOf(k) &&
 		// restrictions: compare the compiled forms' sources cheaply by
 		// recompiling only when either side has any
-		e.rules == nil && k.ExternalID == "" && len(k.Metadata) == 0 &&
+		e.rules == nil && k.ExternalID == "" && len(k.Metadata) == 0 && k.Quota == nil &&
 		k.AppRestrictions.Empty() && k.Restrictions.Empty() && k.ReportOnly.Empty()
 }
 

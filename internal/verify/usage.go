@@ -54,7 +54,8 @@ func (c *usageCell) rareLocked() *rareUsage {
 // concern a known key.
 var codeSlots = [...]latchkey.Code{
 	latchkey.CodeValid, latchkey.CodeInactive, latchkey.CodeExpired, latchkey.CodeIPNotAllowed,
-	latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied, latchkey.CodeRateLimited,
+	latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied, latchkey.CodeQuotaExceeded,
+	latchkey.CodeRateLimited,
 }
 
 func codeSlot(c latchkey.Code) int {

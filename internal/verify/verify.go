@@ -34,6 +34,11 @@ type Request struct {
 	// application's.
 	Principal bool
 
+	// Cost is what the call takes from the key's quota: 0 means 1, and
+	// FreeCost (any negative value) takes nothing, but a spent quota
+	// still refuses the call.
+	Cost int64
+
 	// Surface and Path say where the credential was presented, for the
 	// alert a canary key raises (latchkey.CanaryUse); they do not change
 	// the decision.
@@ -57,6 +62,9 @@ type Result struct {
 	// WouldDeny is the code a report-only restriction would have given a
 	// valid call ("" when none would deny).
 	WouldDeny latchkey.Code
+	// Quota describes the key's quota after the call; Quota.Limited is
+	// false when the key has none.
+	Quota QuotaInfo
 	// RetryAfter is set for THROTTLED.
 	RetryAfter time.Duration
 	// Err says why a signature was refused (an *httpsig.Error, or the
@@ -89,7 +97,15 @@ type Verifier struct {
 	// Signatures judges signing keys' request signatures (VerifySigned);
 	// nil: the default window and skew with an in-process nonce cache.
 	Signatures *httpsig.Policy
+	// Quotas leases keys' quotas from the ledger (quota.go), QuotaLease
+	// units at most at a time (0: DefaultQuotaLease). Without it, a key
+	// with a quota is refused QUOTA_EXCEEDED: fail closed.
+	Quotas     QuotaLeaser
+	QuotaLease int64
 }
+
+// FreeCost is a Request.Cost that takes nothing from a quota.
+const FreeCost = -1
 
 // CanaryHook is told of each use of a canary key, after the decision
 // (NOT_FOUND) is made and before it is returned.
@@ -111,8 +127,9 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // credentials), MALFORMED (not latchkey-shaped, and no imported key
 // exists), NOT_FOUND, INACTIVE, EXPIRED,
 // IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED
-// (application restrictions, then the key's), RATE_LIMITED. The rate limit
-// comes last, so refused calls do not use up a key's tokens.
+// (application restrictions, then the key's), RATE_LIMITED,
+// QUOTA_EXCEEDED. The rate limit and the quota come last, so refused
+// calls use up neither a key's tokens nor its quota.
 //
 // A canary key is NOT_FOUND as soon as it is found, whatever else the call
 // carries, by the branch an unknown key takes (the guard counts it as a
@@ -217,6 +234,25 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 		if !ok {
 			v.Recorder.reject(c, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
 			res.Code = latchkey.CodeRateLimited
+			return res
+		}
+	}
+	if r.quota != nil {
+		cost := req.Cost
+		switch {
+		case cost == 0:
+			cost = 1
+		case cost < 0:
+			cost = 0
+		}
+		ok, info := v.spendQuota(e.ID, r.quota, cost, now)
+		res.Quota = info
+		if !ok {
+			v.Recorder.reject(c, now, req.IP, req.UserAgent, latchkey.CodeQuotaExceeded)
+			res.Code = latchkey.CodeQuotaExceeded
+			if !info.Reset.IsZero() {
+				res.RetryAfter = info.Reset.Sub(now)
+			}
 			return res
 		}
 	}

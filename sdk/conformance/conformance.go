@@ -155,6 +155,7 @@ var keySpecs = []struct {
 	name     string
 	inactive bool
 	r        *latchkey.Restrictions
+	quota    *latchkey.Quota
 }{
 	{name: "active"},
 	{name: "other"},
@@ -167,6 +168,9 @@ var keySpecs = []struct {
 	// every call in the next hours is RATE_LIMITED.
 	{name: "rate_limited", r: &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerSecond: 0.0001, Burst: 1}}},
 	{name: "metered", r: &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerMinute: 100000}}},
+	// A quota of one call, without refill: Prepare spends it, so every
+	// later call is QUOTA_EXCEEDED.
+	{name: "quota_spent", quota: &latchkey.Quota{Remaining: 1}},
 }
 
 // Prepare creates the fixture's verifier principal and keys on the
@@ -189,7 +193,7 @@ func Prepare(ctx context.Context, url string, admin client.Credentials) (*Fixtur
 		if _, err := c.CreateApplication(ctx, client.CreateApplicationInput{Name: app}); err != nil {
 			return nil, fmt.Errorf("creating application %s: %w", app, err)
 		}
-		k, err := c.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: app, Restrictions: s.r})
+		k, err := c.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: app, Restrictions: s.r, Quota: s.quota})
 		if err != nil {
 			return nil, fmt.Errorf("creating the key of %s: %w", app, err)
 		}
@@ -208,6 +212,10 @@ func Prepare(ctx context.Context, url string, admin client.Credentials) (*Fixtur
 	res, err := v.Verify(ctx, client.VerifyInput{Key: f.Keys["rate_limited"].SecretAccessKey})
 	if err != nil || !res.Valid {
 		return nil, fmt.Errorf("spending the rate_limited key's token: %+v, %v", res, err)
+	}
+	res, err = v.Verify(ctx, client.VerifyInput{Key: f.Keys["quota_spent"].SecretAccessKey})
+	if err != nil || !res.Valid {
+		return nil, fmt.Errorf("spending the quota_spent key's quota: %+v, %v", res, err)
 	}
 	unknown, err := keyformat.NewSecret()
 	if err != nil {

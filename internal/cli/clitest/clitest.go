@@ -65,8 +65,10 @@ func Start(t TB) *Server {
 	if err != nil || boot == nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
+	verifier := verify.New(ix, rec)
+	verifier.Quotas = svc // as serve wires it
 	api := &httpapi.Server{
-		Service: svc, Verifier: verify.New(ix, rec), Log: log,
+		Service: svc, Verifier: verifier, Log: log,
 		Ready:    func(ctx context.Context) error { return store.Ping(ctx) },
 		Webhooks: dispatcher, // pings are sent at once
 	}

@@ -37,6 +37,7 @@ class Code(str, enum.Enum):
     APP_NOT_ALLOWED = "APP_NOT_ALLOWED"
     SCOPE_DENIED = "SCOPE_DENIED"
     RATE_LIMITED = "RATE_LIMITED"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     CREDENTIALS_IN_URL = "CREDENTIALS_IN_URL"
     THROTTLED = "THROTTLED"
     AMBIGUOUS_PATH = "AMBIGUOUS_PATH"
@@ -57,7 +58,7 @@ def status_for_code(code: str) -> int:
     URL, 429 for a rate limit, 400 for an ambiguous request, 401 otherwise."""
     if code in ("IP_NOT_ALLOWED", "REFERRER_NOT_ALLOWED", "APP_NOT_ALLOWED", "SCOPE_DENIED", "CREDENTIALS_IN_URL"):
         return 403
-    if code in ("RATE_LIMITED", "THROTTLED"):
+    if code in ("RATE_LIMITED", "THROTTLED", "QUOTA_EXCEEDED"):
         return 429
     if code in ("AMBIGUOUS_PATH", "UNTRUSTED_GATEWAY"):
         return 400

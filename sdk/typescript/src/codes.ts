@@ -20,6 +20,7 @@ export const DecisionCode = {
   APP_NOT_ALLOWED: "APP_NOT_ALLOWED",
   SCOPE_DENIED: "SCOPE_DENIED",
   RATE_LIMITED: "RATE_LIMITED",
+  QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
   THROTTLED: "THROTTLED",
   CREDENTIALS_IN_URL: "CREDENTIALS_IN_URL",
   AMBIGUOUS_PATH: "AMBIGUOUS_PATH",
@@ -50,6 +51,7 @@ export function statusForCode(code: string): number {
       return 403;
     case "RATE_LIMITED":
     case "THROTTLED":
+    case "QUOTA_EXCEEDED":
       return 429;
     case "AMBIGUOUS_PATH":
     case "UNTRUSTED_GATEWAY":

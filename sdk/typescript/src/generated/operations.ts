@@ -49,6 +49,8 @@ export const operationTable = {
   importKeys: { method: "POST", path: "/v1/import", auth: true },
   updateAccount: { method: "PATCH", path: "/v1/accounts/{name}", auth: true },
   listKeyPrefixes: { method: "GET", path: "/v1/key-prefixes", auth: true },
+  getQuota: { method: "GET", path: "/v1/access-keys/{id}/quota", auth: true },
+  topUpQuota: { method: "POST", path: "/v1/access-keys/{id}/quota/top-up", auth: true },
 } as const;
 
 /** The operationId of an operation the client can call. */
@@ -462,5 +464,23 @@ export abstract class Operations {
    */
   listKeyPrefixes(args: Args<"listKeyPrefixes"> = {}, options?: CallOptions): Promise<Result<"listKeyPrefixes">> {
     return this.call("listKeyPrefixes", args, options);
+  }
+
+  /**
+   * Get an access key's quota
+   *
+   * `GET /v1/access-keys/{id}/quota`
+   */
+  getQuota(args: Args<"getQuota">, options?: CallOptions): Promise<Result<"getQuota">> {
+    return this.call("getQuota", args, options);
+  }
+
+  /**
+   * Top up an access key's quota
+   *
+   * `POST /v1/access-keys/{id}/quota/top-up`
+   */
+  topUpQuota(args: Args<"topUpQuota">, options?: CallOptions): Promise<Result<"topUpQuota">> {
+    return this.call("topUpQuota", args, options);
   }
 }

@@ -740,6 +740,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/access-keys/{id}/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an access key's quota
+         * @description What the key's quota has left, when it refills, and its latest 100 changes (sets, top-ups, refills, exhaustion), newest first. NotFound when the key has no quota.
+         */
+        get: operations["getQuota"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/access-keys/{id}/quota/top-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Top up an access key's quota
+         * @description Adds amount to what the quota has left now. What replicas hold leased is dropped, so the result is exact. Audited as access_key.quota_update. To reset, PATCH the key's quota.
+         */
+        post: operations["topUpQuota"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -763,12 +803,12 @@ export interface components {
         /** @description Free text, at most 1024 bytes of UTF-8 without NUL. */
         Description: string;
         /** @enum {string} */
-        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update" | "access_key.import" | "account.update";
+        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update" | "access_key.import" | "account.update" | "access_key.quota_update";
         /**
-         * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. CREDENTIAL_AMBIGUOUS: the call carried more than one credential (Authorization and X-Api-Key, one of them twice, a comma-separated list, or an underscore twin such as X_Api_Key), so none is judged; a canary key among them still alerts. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: CREDENTIAL_AMBIGUOUS, MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory. Signed requests (signing keys, /v1/verify with signature_input and signature): MISSING and MALFORMED (the signature fields), NOT_FOUND (keyid names no signing key), then COMPONENT_MISSING (the signature does not cover @method, @target-uri or @authority+@path+@query, content-digest with a body, created and nonce, or covers a field the request lacks), ALGORITHM_MISMATCH (alg is not the key's), SIGNATURE_FROM_FUTURE, SIGNATURE_EXPIRED (older than the window, 60 s by default, or past expires), SIGNATURE_INVALID, DIGEST_MISMATCH (the body does not match Content-Digest), NONCE_REPLAYED; then INACTIVE, EXPIRED, restrictions and rate limit as for a bearer key.
+         * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. CREDENTIAL_AMBIGUOUS: the call carried more than one credential (Authorization and X-Api-Key, one of them twice, a comma-separated list, or an underscore twin such as X_Api_Key), so none is judged; a canary key among them still alerts. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: CREDENTIAL_AMBIGUOUS, MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory. Signed requests (signing keys, /v1/verify with signature_input and signature): MISSING and MALFORMED (the signature fields), NOT_FOUND (keyid names no signing key), then COMPONENT_MISSING (the signature does not cover @method, @target-uri or @authority+@path+@query, content-digest with a body, created and nonce, or covers a field the request lacks), ALGORITHM_MISMATCH (alg is not the key's), SIGNATURE_FROM_FUTURE, SIGNATURE_EXPIRED (older than the window, 60 s by default, or past expires), SIGNATURE_INVALID, DIGEST_MISMATCH (the body does not match Content-Digest), NONCE_REPLAYED; then INACTIVE, EXPIRED, restrictions and rate limit as for a bearer key. QUOTA_EXCEEDED: the key's quota has less left than the call costs (checked after the rate limit; refused calls never take from a quota); 429 on gateway surfaces, with Retry-After and X-Latchkey-Quota-Reset saying when it refills.
          * @enum {string}
          */
-        VerifyCode: "VALID" | "NOT_FOUND" | "INACTIVE" | "EXPIRED" | "MALFORMED" | "MISSING" | "CREDENTIAL_AMBIGUOUS" | "IP_NOT_ALLOWED" | "REFERRER_NOT_ALLOWED" | "APP_NOT_ALLOWED" | "SCOPE_DENIED" | "RATE_LIMITED" | "THROTTLED" | "CREDENTIALS_IN_URL" | "AMBIGUOUS_PATH" | "UNTRUSTED_GATEWAY" | "SIGNATURE_INVALID" | "SIGNATURE_EXPIRED" | "SIGNATURE_FROM_FUTURE" | "NONCE_REPLAYED" | "DIGEST_MISMATCH" | "COMPONENT_MISSING" | "ALGORITHM_MISMATCH";
+        VerifyCode: "VALID" | "NOT_FOUND" | "INACTIVE" | "EXPIRED" | "MALFORMED" | "MISSING" | "CREDENTIAL_AMBIGUOUS" | "IP_NOT_ALLOWED" | "REFERRER_NOT_ALLOWED" | "APP_NOT_ALLOWED" | "SCOPE_DENIED" | "RATE_LIMITED" | "THROTTLED" | "CREDENTIALS_IN_URL" | "AMBIGUOUS_PATH" | "UNTRUSTED_GATEWAY" | "SIGNATURE_INVALID" | "SIGNATURE_EXPIRED" | "SIGNATURE_FROM_FUTURE" | "NONCE_REPLAYED" | "DIGEST_MISMATCH" | "COMPONENT_MISSING" | "ALGORITHM_MISMATCH" | "QUOTA_EXCEEDED";
         /** @description Where and when a key was last accepted. */
         Use: {
             /** Format: date-time */
@@ -831,6 +871,8 @@ export interface components {
             /** @description Set for signing keys. */
             public_key?: components["schemas"]["PublicKey"];
             imported?: components["schemas"]["Import"];
+            /** @description The key's quota; absent when it has none. */
+            quota?: components["schemas"]["Quota"];
         };
         /** @description A new access key with its secret access key. The secret is returned only once, in the response that creates the key; only its SHA-256 digest is stored, and it is never shown again. */
         CreatedAccessKey: {
@@ -964,6 +1006,8 @@ export interface components {
             body_base64?: string;
             /** @description The signed request has a body that the caller checks against Content-Digest itself. */
             has_body?: boolean;
+            /** @description What the call takes from the key's quota: 1 when absent (or the cost of the scope rule that matches method and path); 0 takes nothing but is still refused when the quota is spent. */
+            cost?: number;
         };
         /** @description The decision. Identity fields are set only when the credential matched a key the caller may see. */
         VerifyResponse: {
@@ -984,6 +1028,8 @@ export interface components {
             };
             /** @description For RATE_LIMITED and THROTTLED. */
             retry_after_seconds?: number;
+            /** @description The key's quota, when it has one. */
+            quota?: components["schemas"]["VerifyQuota"];
         };
         /** @description A key's usage. */
         LastUsed: {
@@ -999,7 +1045,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "APP_NOT_ALLOWED" | "AccessDenied" | "AlreadyExists" | "Conflict" | "CredentialsInUrl" | "DestinationNotAllowed" | "EXPIRED" | "INACTIVE" | "IP_NOT_ALLOWED" | "InternalError" | "InvalidArgument" | "KeyActive" | "LimitExceeded" | "MALFORMED" | "MISSING" | "CREDENTIAL_AMBIGUOUS" | "MalformedRequest" | "MethodNotAllowed" | "NOT_FOUND" | "NotFound" | "PayloadTooLarge" | "PreconditionFailed" | "RATE_LIMITED" | "REFERRER_NOT_ALLOWED" | "SCOPE_DENIED" | "ServiceUnavailable" | "THROTTLED" | "TooManyRequests" | "Unauthorized" | "UnsupportedMediaType" | "CREDENTIALS_IN_URL";
+                code: "APP_NOT_ALLOWED" | "AccessDenied" | "AlreadyExists" | "Conflict" | "CredentialsInUrl" | "DestinationNotAllowed" | "EXPIRED" | "INACTIVE" | "IP_NOT_ALLOWED" | "InternalError" | "InvalidArgument" | "KeyActive" | "LimitExceeded" | "MALFORMED" | "MISSING" | "CREDENTIAL_AMBIGUOUS" | "MalformedRequest" | "MethodNotAllowed" | "NOT_FOUND" | "NotFound" | "PayloadTooLarge" | "PreconditionFailed" | "RATE_LIMITED" | "REFERRER_NOT_ALLOWED" | "SCOPE_DENIED" | "ServiceUnavailable" | "THROTTLED" | "TooManyRequests" | "Unauthorized" | "UnsupportedMediaType" | "CREDENTIALS_IN_URL" | "QUOTA_EXCEEDED";
                 message: string;
             };
         };
@@ -1058,6 +1104,8 @@ export interface components {
             canary?: boolean;
             /** @description Makes a signing key: the PEM PUBLIC KEY block (openssl pkey -pubout) of an Ed25519 or ECDSA P-256 key pair. No secret is made. A private key is refused. */
             public_key?: string;
+            /** @description Give the key a quota (application keys only; not a canary). */
+            quota?: components["schemas"]["Quota"];
         };
         UpdateAccessKeyRequest: {
             /** @description Active or Inactive, exactly: values are case-sensitive, and "inactive" is refused with InvalidArgument. An Inactive key can be made Active again. */
@@ -1082,6 +1130,10 @@ export interface components {
             clear_expiry?: boolean;
             /** @description Move the report-only restrictions into the enforced ones. */
             enforce_report_only?: boolean;
+            /** @description Replace the key's quota: remaining becomes the budget now (a reset); its history keeps the change. Audited as access_key.quota_update. */
+            quota?: components["schemas"]["Quota"];
+            /** @description Remove the key's quota. */
+            remove_quota?: boolean;
         };
         CreatePrincipalRequest: {
             name: components["schemas"]["Name"];
@@ -1240,7 +1292,7 @@ export interface components {
             };
         };
         /** @enum {string} */
-        EventType: "key.created" | "key.updated" | "key.deleted" | "key.exposed" | "key.rotation_due" | "key.expiring" | "key.unused" | "key.deletion_scheduled" | "rotation.started" | "rotation.completed" | "rotation.stalled" | "canary.triggered";
+        EventType: "key.created" | "key.updated" | "key.deleted" | "key.exposed" | "key.rotation_due" | "key.expiring" | "key.unused" | "key.deletion_scheduled" | "rotation.started" | "rotation.completed" | "rotation.stalled" | "canary.triggered" | "quota.low" | "quota.exhausted";
         /** @description A receiver of the account's events. Its signing secret is never part of it. */
         Webhook: {
             id: string;
@@ -1564,6 +1616,60 @@ export interface components {
         KeyPrefixList: {
             /** @description lksk_ first, then the key prefixes of the accounts the caller may read, sorted. */
             key_prefixes: string[];
+        };
+        /** @description At each boundary of interval the quota's remaining budget is set to amount (unused units do not pile up). */
+        QuotaRefill: {
+            amount: number;
+            /**
+             * @description A duration of 1m to 8784h ("24h", "every 6h"), "daily", or "monthly:D" (the D-th of each month at 00:00 UTC, D from 1 to 28).
+             * @example 24h
+             * @example monthly:1
+             * @example every 6h
+             */
+            interval: string;
+        };
+        /** @description A budget of calls (credits). Each verification of the key costs 1, or the cost given to /v1/verify, or the cost of the scope rule that matches the call; when less is left than a call costs the answer is QUOTA_EXCEEDED. Written: remaining sets the budget (what replicas hold leased is dropped, so the figure is exact). Read: remaining is the ledger's figure, counting units replicas hold leased as spent. */
+        Quota: {
+            remaining: number;
+            refill?: components["schemas"]["QuotaRefill"];
+            /** @description quota.low is sent once a period when remaining falls to this or below; 0 or absent: never. */
+            low_threshold?: number;
+            /** Format: date-time */
+            readonly period_start?: string;
+            /** Format: date-time */
+            readonly next_refill_at?: string;
+            /** Format: date-time */
+            readonly updated_at?: string;
+        };
+        QuotaChange: {
+            /** Format: date-time */
+            at: string;
+            /** @enum {string} */
+            kind: "set" | "top_up" | "removed" | "refill" | "exhausted";
+            amount: number;
+            remaining: number;
+            actor?: string;
+        };
+        QuotaView: {
+            access_key_id: components["schemas"]["AccessKeyID"];
+            quota: components["schemas"]["Quota"];
+            /** @description Newest first; the latest 100 changes. */
+            history: components["schemas"]["QuotaChange"][];
+        };
+        QuotaTopUpRequest: {
+            amount: number;
+        };
+        QuotaTopUpResult: {
+            quota: components["schemas"]["Quota"];
+        };
+        VerifyQuota: {
+            /** @description What the quota has left, as the answering replica knows it. */
+            remaining: number;
+            /**
+             * Format: date-time
+             * @description When it refills; absent when it never does.
+             */
+            reset_at?: string;
         };
     };
     responses: {
@@ -3778,6 +3884,71 @@ export interface operations {
             400: components["responses"]["BadRequest_CredentialsInUrl"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Access key ID. */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The quota. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaView"];
+                };
+            };
+            400: components["responses"]["BadRequest_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    topUpQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Access key ID. */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        /** @description At most 1 MiB; unknown fields are refused. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaTopUpRequest"];
+            };
+        };
+        responses: {
+            /** @description The quota after the top-up. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaTopUpResult"];
+                };
+            };
+            400: components["responses"]["BadRequest_MalformedRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -1,0 +1,213 @@
+package manage
+
+import (
+	"context"
+	"time"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/verify"
+)
+
+// QuotaView is a key's quota with its recent history, newest first.
+type QuotaView struct {
+	AccessKeyID string                  `json:"access_key_id"`
+	Quota       *latchkey.Quota         `json:"quota"`
+	History     []*latchkey.QuotaChange `json:"history"`
+}
+
+func keyOwner(id string) latchkey.QuotaOwner {
+	return latchkey.QuotaOwner{Kind: latchkey.QuotaOwnerKey, ID: id}
+}
+
+// validateQuota checks a quota given for key k: application keys only
+// (an admin principal's key is never metered), and no canary.
+func validateQuota(q *latchkey.Quota) error {
+	if q == nil {
+		return nil
+	}
+	return q.Validate()
+}
+
+func quotaAllowed(k *latchkey.AccessKey) error {
+	if k.Principal != "" {
+		return latchkey.Errorf(latchkey.EINVALID, "quota: only an application's key may have a quota")
+	}
+	if k.Canary {
+		return latchkey.Errorf(latchkey.EINVALID, "quota: a canary key never authorizes anything: give it no quota")
+	}
+	return nil
+}
+
+// writeQuota sets (q != nil) or removes k's quota in tx, records it in
+// the quota's history and the audit log, and sets k.Quota. remove on a
+// key without a quota changes nothing.
+func (s *Service) writeQuota(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, k *latchkey.AccessKey, q *latchkey.Quota, remove bool) error {
+	owner := keyOwner(k.ID)
+	before := k.Quota
+	change := &latchkey.QuotaChange{At: now, Actor: a.Principal}
+	switch {
+	case remove:
+		if before == nil {
+			return nil
+		}
+		if err := tx.DeleteQuota(ctx, owner); err != nil {
+			return err
+		}
+		k.Quota, change.Kind = nil, latchkey.QuotaRemoved
+	default:
+		nq := &latchkey.Quota{Remaining: q.Remaining, Refill: q.Refill, LowThreshold: q.LowThreshold}
+		if err := tx.SetQuota(ctx, owner, k.Account, nq, now); err != nil {
+			return err
+		}
+		k.Quota, change.Kind, change.Amount, change.Remaining = nq, latchkey.QuotaSet, q.Remaining, nq.Remaining
+	}
+	if err := tx.AddQuotaChange(ctx, owner, change); err != nil {
+		return err
+	}
+	return s.auditQuota(ctx, tx, a, now, k, before, k.Quota)
+}
+
+func (s *Service) auditQuota(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, k *latchkey.AccessKey, before, after *latchkey.Quota) error {
+	ev, err := s.audit(a, now, k.Account, latchkey.ActionQuotaUpdate, "access_key", k.ID, k.Application, nilQuota(before), nilQuota(after))
+	if err != nil {
+		return err
+	}
+	return tx.AppendAudit(ctx, ev)
+}
+
+// nilQuota keeps a typed nil out of the audit's before/after.
+func nilQuota(q *latchkey.Quota) any {
+	if q == nil {
+		return nil
+	}
+	return q
+}
+
+// GetQuota returns a key's quota and its history. Returns ENOTFOUND when
+// the actor may not read the key, or it has no quota.
+func (s *Service) GetQuota(ctx context.Context, a latchkey.Actor, id string) (*QuotaView, error) {
+	k, err := s.GetAccessKey(ctx, a, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &QuotaView{AccessKeyID: k.ID}
+	err = s.Store.View(ctx, func(tx latchkey.Tx) error {
+		if v.Quota, err = tx.FindQuota(ctx, keyOwner(k.ID), s.now()); err != nil {
+			if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
+				return latchkey.Errorf(latchkey.ENOTFOUND, "access key %s has no quota", k.ID)
+			}
+			return err
+		}
+		v.History, err = tx.ListQuotaChanges(ctx, keyOwner(k.ID), latchkey.MaxQuotaHistory)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// TopUpQuota adds amount (1 or more) to what a key's quota has left;
+// what replicas hold leased is dropped, so the result is exact. Audited.
+// Returns ENOTFOUND without a quota, EINVALID for a bad amount,
+// EFORBIDDEN for a read-only actor.
+func (s *Service) TopUpQuota(ctx context.Context, a latchkey.Actor, id string, amount int64) (*latchkey.Quota, error) {
+	if amount < 1 || amount > latchkey.MaxQuota {
+		return nil, latchkey.Errorf(latchkey.EINVALID, "amount: must be 1 to %d, got %d", int64(latchkey.MaxQuota), amount)
+	}
+	now := s.now()
+	var after *latchkey.AccessKey
+	err := s.update(ctx, func(tx latchkey.Tx) error {
+		k, err := s.findWritableKey(ctx, tx, a, id)
+		if err != nil {
+			return err
+		}
+		if k.Quota == nil {
+			return latchkey.Errorf(latchkey.ENOTFOUND, "access key %s has no quota; set one with PATCH quota", k.ID)
+		}
+		before := *k.Quota
+		q, err := tx.TopUpQuota(ctx, keyOwner(k.ID), amount, now)
+		if err != nil {
+			return err
+		}
+		k.Quota, after = q, k
+		if err := tx.AddQuotaChange(ctx, keyOwner(k.ID), &latchkey.QuotaChange{At: now, Kind: latchkey.QuotaTopUp,
+			Amount: amount, Remaining: q.Remaining, Actor: a.Principal}); err != nil {
+			return err
+		}
+		return s.auditQuota(ctx, tx, a, now, k, &before, q)
+	}, func() { s.Index.Put(after) })
+	if err != nil {
+		return nil, err
+	}
+	return after.Quota, nil
+}
+
+// quotaEventData is what quota.low and quota.exhausted say.
+type quotaEventData struct {
+	AccessKeyID string     `json:"access_key_id"`
+	Account     string     `json:"account"`
+	Application string     `json:"application"`
+	Remaining   int64      `json:"remaining"`
+	Threshold   int64      `json:"low_threshold,omitempty"`
+	NextRefill  *time.Time `json:"next_refill_at,omitempty"`
+}
+
+// LeaseQuota implements verify.QuotaLeaser over the store: the lease is
+// durable when it returns, and the quota.low and quota.exhausted events
+// it triggers are queued in the same transaction.
+func (s *Service) LeaseQuota(id string, gen, want int64, now time.Time) (latchkey.QuotaLease, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e := s.Index.Get(id)
+	if e == nil {
+		return latchkey.QuotaLease{Stale: true}, nil
+	}
+	var out latchkey.QuotaLease
+	var emitted bool
+	err := s.Store.Update(ctx, func(tx latchkey.Tx) error {
+		l, err := tx.LeaseQuota(ctx, keyOwner(id), gen, want, now)
+		if err != nil {
+			return err
+		}
+		out = *l
+		if !l.Low && !l.Exhausted {
+			return nil
+		}
+		q, err := tx.FindQuota(ctx, keyOwner(id), now)
+		if err != nil {
+			return err
+		}
+		d := quotaEventData{AccessKeyID: id, Account: e.Account, Application: e.Application(), Remaining: l.Left,
+			Threshold: q.LowThreshold, NextRefill: q.NextRefillAt}
+		emitted = true
+		if l.Low {
+			if err := s.emit(ctx, tx, now, e.Account, latchkey.EventQuotaLow, d); err != nil {
+				return err
+			}
+		}
+		if l.Exhausted {
+			return s.emit(ctx, tx, now, e.Account, latchkey.EventQuotaExhausted, d)
+		}
+		return nil
+	})
+	if err != nil {
+		s.Log.Warn("quota lease failed", "access_key_id", id, "error", err)
+		return latchkey.QuotaLease{}, err
+	}
+	if emitted && s.Wake != nil {
+		s.Wake()
+	}
+	return out, nil
+}
+
+// ReturnQuota implements verify.QuotaLeaser.
+func (s *Service) ReturnQuota(id string, gen, period, n int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.Store.Update(ctx, func(tx latchkey.Tx) error {
+		return tx.ReturnQuota(ctx, keyOwner(id), gen, period, n)
+	})
+}
+
+var _ verify.QuotaLeaser = (*Service)(nil)

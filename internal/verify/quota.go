@@ -1,0 +1,172 @@
+package verify
+
+import (
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey"
+)
+
+// QuotaLeaser grants this replica units of a key's quota from its ledger
+// (manage.Service over the store). A lease is durable before it is
+// returned: what a replica spends was recorded as spent first, so a crash
+// loses at most the unspent part of its lease, never more than the quota
+// grants.
+type QuotaLeaser interface {
+	// LeaseQuota takes up to want units of the key's quota in generation
+	// gen at now.
+	LeaseQuota(keyID string, gen, want int64, now time.Time) (latchkey.QuotaLease, error)
+	// ReturnQuota gives back n unspent units of a lease (graceful
+	// shutdown).
+	ReturnQuota(keyID string, gen, period, n int64) error
+}
+
+// DefaultQuotaLease is the most units a replica leases at once: the bound
+// of what a crash can lose, per key and replica.
+const DefaultQuotaLease = 1000
+
+// QuotaInfo describes a key's quota after a decision; Limited is false
+// when the key has none.
+type QuotaInfo struct {
+	Limited   bool
+	Remaining int64
+	// Reset is when the quota refills; zero when it never does.
+	Reset time.Time
+}
+
+// quotaCell is a key's quota on this replica: what it holds leased from
+// the ledger for the current period. It is kept across index changes of
+// the key as long as the quota's generation is the same.
+type quotaCell struct {
+	mu  sync.Mutex
+	gen int64
+	q   latchkey.Quota // configuration: refill, anchor; the first period's budget
+
+	known  bool  // period and next are computed
+	period int64 // the period the lease belongs to
+	next   int64 // Unix nanoseconds when it ends; 0 = never
+	left   int64 // leased here and not spent
+	pool   int64 // what the ledger had left at the last lease; -1 unknown
+	dry    bool  // the ledger had no more for this period
+}
+
+func newQuotaCell(q *latchkey.Quota) *quotaCell {
+	if q == nil {
+		return nil
+	}
+	return &quotaCell{gen: q.Generation, q: *q, pool: -1}
+}
+
+// sameQuota reports whether c can serve q: same generation and schedule.
+func (c *quotaCell) sameQuota(q *latchkey.Quota) bool {
+	if c == nil || q == nil || c.gen != q.Generation || (c.q.Refill == nil) != (q.Refill == nil) {
+		return false
+	}
+	return c.q.Refill == nil || *c.q.Refill == *q.Refill
+}
+
+// roll moves the cell to the period at now; a lease of an ended period
+// is worthless and dropped.
+func (c *quotaCell) roll(now time.Time) {
+	n, _, next := c.q.PeriodAt(now)
+	if c.known && n == c.period {
+		return
+	}
+	c.known, c.period, c.left, c.pool, c.dry = true, n, 0, -1, false
+	c.next = 0
+	if !next.IsZero() {
+		c.next = next.UnixNano()
+	}
+}
+
+func (c *quotaCell) info() QuotaInfo {
+	qi := QuotaInfo{Limited: true, Remaining: c.left + max(c.pool, 0)}
+	if c.next != 0 {
+		qi.Reset = time.Unix(0, c.next).UTC()
+	}
+	return qi
+}
+
+// spendQuota takes cost from key id's quota cell c. Leases are asked for
+// under c's lock: calls of the same key wait for one lease rather than
+// each asking for its own.
+func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.known || (c.next != 0 && now.UnixNano() >= c.next) {
+		c.roll(now)
+	}
+	// A free call (cost 0) needs a unit to be left, and takes none.
+	need := max(cost, 1)
+	if c.left < need && !c.dry && v.Quotas != nil {
+		block := v.QuotaLease
+		if block <= 0 {
+			block = DefaultQuotaLease
+		}
+		// Lease a quarter of what the ledger has left, up to a block:
+		// near the end, replicas hold less, so they strand less.
+		want := need - c.left
+		if c.pool >= 0 {
+			want = max(want, min(block, max(c.pool/4, 1)))
+		}
+		l, err := v.Quotas.LeaseQuota(id, c.gen, want, now)
+		switch {
+		case err != nil || l.Stale:
+			// Fail closed: a store that cannot answer grants nothing,
+			// and a stale generation waits for the index to catch up.
+			return false, c.info()
+		case l.Period != c.period:
+			// The ledger's period is the truth.
+			c.period, c.left = l.Period, 0
+		}
+		c.left += l.Granted
+		c.pool = l.Left
+		if l.Granted < want {
+			c.dry = true
+		}
+	}
+	if c.left < need {
+		return false, c.info()
+	}
+	c.left -= cost
+	return true, c.info()
+}
+
+// ReturnQuotaLeases gives back what this replica holds leased and has not
+// spent, for a graceful shutdown; it returns how many units it gave back.
+// A lease that cannot be returned is lost (the ledger counts it spent).
+func (v *Verifier) ReturnQuotaLeases() int64 {
+	if v.Quotas == nil {
+		return 0
+	}
+	var total int64
+	v.Index.eachQuota(func(id string, c *quotaCell) {
+		c.mu.Lock()
+		n, gen, period := c.left, c.gen, c.period
+		c.left = 0
+		c.dry = true // nothing more is leased on the way out
+		c.mu.Unlock()
+		if n > 0 && v.Quotas.ReturnQuota(id, gen, period, n) == nil {
+			total += n
+		}
+	})
+	return total
+}
+
+// eachQuota calls fn for every entry with a quota.
+func (ix *Index) eachQuota(fn func(id string, c *quotaCell)) {
+	var cells []*Entry
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		s.mu.RLock()
+		for _, e := range s.byDigest {
+			if e.rules != nil && e.rules.quota != nil {
+				cells = append(cells, e)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	for _, e := range cells {
+		fn(e.ID, e.rules.quota)
+	}
+}
