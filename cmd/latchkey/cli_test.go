@@ -24,12 +24,17 @@ func TestServeThenCLI(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
+	// every flag's default, as `latchkey serve` starts, then this test's
+	o := serveOptions{}
+	if err := newServeCmdFor(&o).Flags().Parse([]string{
+		"--addr", "127.0.0.1:0", "--database-url", "sqlite:" + filepath.Join(dir, "latchkey.db"),
+		"--credentials-file", creds, "--bootstrap-profile", "default", "--log-level", "error", "--log-format", "text",
+		"--max-keys-per-application", "2", "--usage-flush-interval", "1s", "--shutdown-timeout", "5s",
+	}); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		done <- runServe(ctx, serveOptions{
-			addr: "127.0.0.1:0", databaseURL: "sqlite:" + filepath.Join(dir, "latchkey.db"),
-			credentialsFile: creds, profile: "default", logLevel: "error", logFormat: "text",
-			maxKeys: 2, flushInterval: time.Second, shutdownTimeout: 5 * time.Second,
-		}, pw, io.Discard)
+		done <- runServe(ctx, o, pw, io.Discard)
 		pw.Close()
 	}()
 	t.Cleanup(func() {

@@ -91,8 +91,11 @@ func envInt(name string, def int) int {
 	return def
 }
 
-func newServeCmd() *cobra.Command {
-	o := serveOptions{}
+func newServeCmd() *cobra.Command { return newServeCmdFor(&serveOptions{}) }
+
+// newServeCmdFor is newServeCmd with its flags parsed into o, so that a
+// test can start from every flag's default.
+func newServeCmdFor(o *serveOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the latchkey server",
@@ -138,7 +141,7 @@ EXAMPLES
     --audit-sink file:/var/log/latchkey/audit.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runServe(cmd.Context(), *o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
