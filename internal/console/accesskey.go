@@ -136,7 +136,8 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, u *user) err
 		return c.back(w, r, u, back, flash{Error: true, Message: "That form had already been used, so no key was created. " +
 			"A secret is shown only once: if you did not save it, deactivate that key and create another."})
 	}
-	in := latchkey.NewAccessKey{Description: strings.TrimSpace(r.PostForm.Get("description")), Canary: rotate == "" && r.PostForm.Get("canary") == "on"}
+	in := latchkey.NewAccessKey{Description: strings.TrimSpace(r.PostForm.Get("description")), Canary: rotate == "" && r.PostForm.Get("canary") == "on",
+		PublicKey: strings.TrimSpace(r.PostForm.Get("public_key"))}
 	if v := strings.TrimSpace(r.PostForm.Get("expires")); v != "" {
 		t, err := time.Parse("2006-01-02", v)
 		if err != nil {
@@ -151,6 +152,11 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, u *user) err
 	d := createdData{Key: ck.AccessKey, Secret: ck.Secret, Next: appURL(appName), NextText: "I have saved the secret: back to " + appName}
 	if rotate != "" {
 		d.Next, d.NextText = rotateURL(rotate, 2, ck.ID), "I have saved the secret: continue to step 2, move your clients"
+	}
+	if ck.Secret == "" { // a signing key: nothing secret to show
+		v := c.newView(r, u, "Signing key created", "applications", d)
+		c.write(w, http.StatusCreated, "created", v)
+		return nil
 	}
 	d.CredFile = fmt.Sprintf("[%s]\nlatchkey_access_key_id = %s\nlatchkey_secret_access_key = %s\n", appName, ck.ID, ck.Secret)
 	d.DotEnv = fmt.Sprintf("LATCHKEY_ACCESS_KEY_ID=%s\nLATCHKEY_SECRET_ACCESS_KEY=%s\n", ck.ID, ck.Secret)
