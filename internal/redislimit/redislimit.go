@@ -60,6 +60,9 @@ type Options struct {
 	// Now, when set, is the clock; by default the Redis server's clock is
 	// used, the same for every replica. For tests.
 	Now func() time.Time
+	// Hook, when set, sees every command sent to Redis (tests count the
+	// round trips of a decision with it).
+	Hook redis.Hook
 }
 
 // Timeouts applied unless the URL sets its own (dial_timeout,
@@ -117,6 +120,9 @@ func Open(rawURL string, opts Options) (*Limiter, error) {
 		retry:  opts.RetryAfterError,
 		log:    opts.Log,
 		now:    opts.Now,
+	}
+	if opts.Hook != nil {
+		l.client.AddHook(opts.Hook)
 	}
 	if l.prefix == "" {
 		l.prefix = "latchkey:ratelimit:"
