@@ -204,9 +204,13 @@ func (v *Verifier) spendSharedQuota(id string, c *quotaCell, cost int64, now tim
 	if block <= 0 {
 		block = DefaultQuotaLease
 	}
-	want := need - pool
+	// Lease a quarter of what the ledger has left, up to a block (a
+	// block when no replica has leased in this period yet): what Redis
+	// holds is shared, so a large lease strands nothing while Redis
+	// lives, and losing Redis loses at most what it holds.
+	want := max(need-pool, block)
 	if left > 0 {
-		want = max(want, min(block, max(left/4, 1)))
+		want = max(need-pool, min(block, max(left/4, 1)))
 	}
 	l, err := v.Quotas.LeaseQuota(id, gen, want, now)
 	if err != nil || l.Stale || l.Period != period {
