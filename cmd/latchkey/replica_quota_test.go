@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,36 +30,17 @@ func TestReplicasQuotaExactWithRedis(t *testing.T) {
 		}
 	})
 	// Waiting for the key on every replica takes a unit each.
-	var granted, refused atomic.Int64
+	var granted atomic.Int64
 	for _, r := range c.replicas {
 		if _, err := waitCode(c.http, r, secret, "VALID", time.Now().Add(10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		granted.Add(1)
 	}
-	var wg sync.WaitGroup
-	for i := range 8 * len(c.replicas) {
-		r := c.replicas[i%len(c.replicas)]
-		wg.Go(func() {
-			for range 40 {
-				code, err := authorize(c.http, r, secret)
-				switch {
-				case err != nil:
-					t.Errorf("%s: %v", r.endpoint, err)
-					return
-				case code == "VALID":
-					granted.Add(1)
-				case code == "QUOTA_EXCEEDED":
-					refused.Add(1)
-				default:
-					t.Errorf("%s: %s", r.endpoint, code)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	t.Logf("two serve processes with Redis: %d granted, %d refused, quota %d", granted.Load(), refused.Load(), n)
+	got := callAll(t, c, secret, 8, func(calls int) bool { return calls < 40 }, "VALID", "QUOTA_EXCEEDED")
+	granted.Add(got["VALID"])
+	refused := got["QUOTA_EXCEEDED"]
+	t.Logf("two serve processes with Redis: %d granted, %d refused, quota %d", granted.Load(), refused, n)
 	if granted.Load() != n {
 		t.Errorf("%d calls granted through two replicas from a quota of %d, want exactly %d", granted.Load(), n, n)
 	}
