@@ -215,9 +215,12 @@ func (v *Verifier) spendSharedQuota(id string, c *quotaCell, cost int64, now tim
 	l, err := v.Quotas.LeaseQuota(id, gen, want, now)
 	if err != nil || l.Stale || l.Period != period {
 		// Fail closed: a ledger that cannot answer grants nothing; a
-		// stale generation waits for the index, and a ledger in another
-		// period for this replica's clock. A lease of another period
-		// is not added: its units would count in the wrong period.
+		// stale generation waits for the index. A lease of another
+		// period is not added, its units would count in the wrong
+		// period: they go back to the ledger.
+		if err == nil && l.Granted > 0 {
+			_ = v.Quotas.ReturnQuota(id, gen, l.Period, l.Granted)
+		}
 		return false, info(pool, left)
 	}
 	ok, pool, left, _, err = v.SharedQuotas.SpendQuota(ctx, id, gen, period, cost, need, l.Granted, l.Left, ttl)
