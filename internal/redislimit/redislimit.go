@@ -222,7 +222,7 @@ func (l *Limiter) Allow(ctx context.Context, id string, cfg latchkey.RateLimit) 
 func (l *Limiter) failed(err error) {
 	l.downUntil.Store(time.Now().Add(l.retry).UnixNano())
 	if !l.down.Swap(true) {
-		l.log.Warn("shared rate limit store unreachable; using the fallback until it answers", "err", err, "retry_every", l.retry)
+		l.log.Warn("shared rate limit store unreachable; rate limits use the fallback, and calls on keys with a quota are refused, until it answers", "err", err, "retry_every", l.retry)
 	}
 }
 
