@@ -5,9 +5,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,31 +42,41 @@ func testRedisURL(t *testing.T) string {
 // refused as RATE_LIMITED.
 func hammer(t *testing.T, c *cluster, secret string, d time.Duration) (allowed, limited int64) {
 	t.Helper()
-	var ok, no atomic.Int64
 	stop := time.Now().Add(d)
+	n := callAll(t, c, secret, 4, func(int) bool { return time.Now().Before(stop) }, "VALID", "RATE_LIMITED")
+	return n["VALID"], n["RATE_LIMITED"]
+}
+
+// callAll sends calls with secret through every replica from clients
+// clients per replica at once, each calling while more(calls made so
+// far) holds, and counts the answers by code; a code not in codes fails
+// the test.
+func callAll(t *testing.T, c *cluster, secret string, clients int, more func(int) bool, codes ...string) map[string]int64 {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[string]int64{}
 	var wg sync.WaitGroup
-	for i := range 4 * len(c.replicas) {
+	for i := range clients * len(c.replicas) {
 		r := c.replicas[i%len(c.replicas)]
 		wg.Go(func() {
-			for time.Now().Before(stop) {
+			for n := 0; more(n); n++ {
 				code, err := authorize(c.http, r, secret)
 				switch {
 				case err != nil:
 					t.Errorf("%s: %v", r.endpoint, err)
 					return
-				case code == "VALID":
-					ok.Add(1)
-				case code == "RATE_LIMITED":
-					no.Add(1)
-				default:
+				case !slices.Contains(codes, code):
 					t.Errorf("%s: %s", r.endpoint, code)
 					return
 				}
+				mu.Lock()
+				counts[code]++
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	return ok.Load(), no.Load()
+	return counts
 }
 
 // TestReplicasSharedRateLimit gives a key a limit of 30 calls a minute

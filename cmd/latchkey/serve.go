@@ -162,7 +162,7 @@ EXAMPLES
 	f.StringSliceVar(&o.pathRelax, "path-relax", splitEnv("LATCHKEY_PATH_RELAX"), "accept paths refused by default as ambiguous: encoded-slash, semicolon, double-encoding (comma-separated; env LATCHKEY_PATH_RELAX)")
 	f.IntVar(&o.guardFailures, "guard-failures", envInt("LATCHKEY_GUARD_FAILURES", 50), "invalid credentials one client address may send before it is throttled; 0 disables the guard (env LATCHKEY_GUARD_FAILURES)")
 	f.Float64Var(&o.guardRefill, "guard-refill-per-minute", 30, "invalid credentials a throttled address earns back per minute")
-	f.StringVar(&o.rateStore, "rate-limit-store", os.Getenv("LATCHKEY_RATE_LIMIT_STORE"), "redis://host:port/db to share rate limits across replicas; empty: each replica enforces each limit on its own (env LATCHKEY_RATE_LIMIT_STORE)")
+	f.StringVar(&o.rateStore, "rate-limit-store", os.Getenv("LATCHKEY_RATE_LIMIT_STORE"), "redis://host:port/db to share rate limits, nonces and quotas across replicas (a quota is then exact across them, docs/quotas.md); empty: each replica enforces each limit on its own (env LATCHKEY_RATE_LIMIT_STORE)")
 	f.StringVar(&o.rateFailure, "rate-limit-store-failure", envOr("LATCHKEY_RATE_LIMIT_STORE_FAILURE", "local"), "when the rate limit store cannot answer: local (enforce per replica), open (allow) or closed (refuse) (env LATCHKEY_RATE_LIMIT_STORE_FAILURE)")
 	f.BoolVar(&o.pprof, "pprof", os.Getenv("LATCHKEY_PPROF") == "true", "serve Go's profiler at /debug/pprof/ on the API's listener, to operator credentials only (env LATCHKEY_PPROF=true)")
 	f.DurationVar(&o.signatureWindow, "signature-window", httpsig.DefaultWindow, "how old a signing key's request signature (its created) may be; its nonce is remembered this long, in --rate-limit-store when set, else per replica")
@@ -470,6 +470,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defer func() { stopCanaries(); <-canariesDone }()
 	if rates != nil {
 		verifier.Rates, verifier.OnRateStoreError = redisRates{rates}, rateFailure
+		// Quotas too: the units replicas lease from the ledger are kept
+		// in Redis and every decision is one script there, exact across
+		// replicas; when Redis cannot answer, a call on a key with a
+		// quota is refused whatever --rate-limit-store-failure says.
+		verifier.SharedQuotas = rates
 	}
 	// Nonces are shared through Redis when there is one, so that a
 	// replay sent to another replica is refused; otherwise each replica

@@ -44,18 +44,7 @@ func newReplica(t *testing.T, store latchkey.Store, clk *clock, lease int64) *re
 // most one lease per replica, and a graceful stop gives it back.
 func TestQuotaLeasesAcrossPostgresReplicas(t *testing.T) {
 	const n, lease, replicas = 2000, 50, 3
-	stores := postgresReplicas(t) // two connection pools on one database
-	clk := &clock{t: t0}
-	svc := manage.New(stores[0], verify.NewIndex(), nil)
-	svc.Now = clk.Now
-	boot, err := svc.Bootstrap(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	op := actorOf(boot, "192.0.2.10")
-	if _, err := svc.CreateApplication(t.Context(), op, latchkey.DefaultAccount, "metered", "", nil); err != nil {
-		t.Fatal(err)
-	}
+	stores, clk, svc, op := meteredOnPostgres(t)
 	k, err := svc.CreateAccessKey(t.Context(), op, latchkey.DefaultAccount, "metered", latchkey.NewAccessKey{Quota: &latchkey.Quota{Remaining: n}})
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +82,26 @@ func TestQuotaLeasesAcrossPostgresReplicas(t *testing.T) {
 	}
 }
 
+// meteredOnPostgres returns two connection pools on one new PostgreSQL
+// database with an application "metered", the clock and the service that
+// made it, and its operator.
+func meteredOnPostgres(t *testing.T) ([]latchkey.Store, *clock, *manage.Service, latchkey.Actor) {
+	t.Helper()
+	stores := postgresReplicas(t)
+	clk := &clock{t: t0}
+	svc := manage.New(stores[0], verify.NewIndex(), nil)
+	svc.Now = clk.Now
+	boot, err := svc.Bootstrap(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := actorOf(boot, "192.0.2.10")
+	if _, err := svc.CreateApplication(t.Context(), op, latchkey.DefaultAccount, "metered", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	return stores, clk, svc, op
+}
+
 func (e *env) quotaKey(t *testing.T, q latchkey.Quota) *manage.CreatedKey {
 	t.Helper()
 	k, err := e.svc.CreateAccessKey(t.Context(), e.operator, latchkey.DefaultAccount, "metered", latchkey.NewAccessKey{Quota: &q})
@@ -107,13 +116,19 @@ func (e *env) quotaKey(t *testing.T, q latchkey.Quota) *manage.CreatedKey {
 // many were granted.
 func draw(t *testing.T, secret string, calls int, rs ...*replica) int64 {
 	t.Helper()
+	return drawCost(t, secret, 0, calls, rs...)
+}
+
+// drawCost is draw with a cost per call (0: the default, 1).
+func drawCost(t *testing.T, secret string, cost int64, calls int, rs ...*replica) int64 {
+	t.Helper()
 	var granted atomic.Int64
 	var wg sync.WaitGroup
 	for _, r := range rs {
 		for range 16 {
 			wg.Go(func() {
 				for range calls {
-					res := r.v.Verify(&verify.Request{Secret: secret})
+					res := r.v.Verify(&verify.Request{Secret: secret, Cost: cost})
 					switch res.Code {
 					case latchkey.CodeValid:
 						granted.Add(1)

@@ -60,6 +60,9 @@ type Options struct {
 	// Now, when set, is the clock; by default the Redis server's clock is
 	// used, the same for every replica. For tests.
 	Now func() time.Time
+	// Hook, when set, sees every command sent to Redis (tests count the
+	// round trips of a decision with it).
+	Hook redis.Hook
 }
 
 // Timeouts applied unless the URL sets its own (dial_timeout,
@@ -117,6 +120,9 @@ func Open(rawURL string, opts Options) (*Limiter, error) {
 		retry:  opts.RetryAfterError,
 		log:    opts.Log,
 		now:    opts.Now,
+	}
+	if opts.Hook != nil {
+		l.client.AddHook(opts.Hook)
 	}
 	if l.prefix == "" {
 		l.prefix = "latchkey:ratelimit:"
@@ -216,7 +222,7 @@ func (l *Limiter) Allow(ctx context.Context, id string, cfg latchkey.RateLimit) 
 func (l *Limiter) failed(err error) {
 	l.downUntil.Store(time.Now().Add(l.retry).UnixNano())
 	if !l.down.Swap(true) {
-		l.log.Warn("shared rate limit store unreachable; using the fallback until it answers", "err", err, "retry_every", l.retry)
+		l.log.Warn("shared rate limit store unreachable; rate limits use the fallback, and calls on keys with a quota are refused, until it answers", "err", err, "retry_every", l.retry)
 	}
 }
 

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -20,6 +21,28 @@ type QuotaLeaser interface {
 	// shutdown).
 	ReturnQuota(keyID string, gen, period, n int64) error
 }
+
+// QuotaStore keeps the units of keys' quotas that replicas leased from
+// the ledger in a store they all share (redislimit.Limiter on Redis), and
+// decides each call there in one atomic step, so that a quota of N grants
+// exactly N across replicas.
+type QuotaStore interface {
+	// SpendQuota takes cost from the units of key id's quota (generation
+	// gen, period) held in the store if at least need are there, after
+	// adding add units just leased from the ledger; ledgerLeft (-1: not
+	// known) is what the ledger had left after that lease. ttl is how
+	// long an idle state is kept (0: forever). It returns whether the
+	// call is allowed, the units left in the store, what the ledger had
+	// left at the latest lease of this period (-1: unknown) and the
+	// store's period. An error means the store cannot answer: the call
+	// is refused (fail closed).
+	SpendQuota(ctx context.Context, id string, gen, period, cost, need, add, ledgerLeft int64, ttl time.Duration) (allowed bool, pool, left, statePeriod int64, err error)
+}
+
+// sharedQuotaTTL is how long a quota without refill stays in the shared
+// store after its last use; a quota with refill stays until a day after
+// its period ends. What an expired state held leased is lost (docs/quotas.md).
+const sharedQuotaTTL = 30 * 24 * time.Hour
 
 // DefaultQuotaLease is the most units a replica leases at once: the bound
 // of what a crash can lose, per key and replica.
@@ -91,6 +114,9 @@ func (c *quotaCell) info() QuotaInfo {
 // under c's lock: calls of the same key wait for one lease rather than
 // each asking for its own.
 func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
+	if v.SharedQuotas != nil {
+		return v.spendSharedQuota(id, c, cost, now)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.known || (c.next != 0 && now.UnixNano() >= c.next) {
@@ -130,6 +156,80 @@ func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time
 	}
 	c.left -= cost
 	return true, c.info()
+}
+
+// spendSharedQuota decides a call on key id's quota in the shared store:
+// one round trip when the units leased into it suffice. When they do not
+// and the ledger may have more, this replica leases a block from the
+// ledger (one lease at a time per key and replica, under c's lock) and
+// adds it to the store, where every replica spends it.
+func (v *Verifier) spendSharedQuota(id string, c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
+	c.mu.Lock()
+	if !c.known || (c.next != 0 && now.UnixNano() >= c.next) {
+		c.roll(now)
+	}
+	gen, period, next := c.gen, c.period, c.next
+	c.mu.Unlock()
+	info := func(pool, left int64) QuotaInfo {
+		qi := QuotaInfo{Limited: true, Remaining: pool + max(left, 0)}
+		if next != 0 {
+			qi.Reset = time.Unix(0, next).UTC()
+		}
+		return qi
+	}
+	ttl := sharedQuotaTTL
+	if next != 0 {
+		ttl = time.Duration(next-now.UnixNano()) + 24*time.Hour
+	}
+	need := max(cost, 1)
+	ctx := context.Background() // the store's own timeouts bound the wait
+	ok, pool, left, _, err := v.SharedQuotas.SpendQuota(ctx, id, gen, period, cost, need, 0, -1, ttl)
+	if err != nil {
+		return false, info(0, 0)
+	}
+	if ok || left == 0 || v.Quotas == nil {
+		return ok, info(pool, left)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Another call of this replica may have leased while this one waited.
+	ok, pool, left, _, err = v.SharedQuotas.SpendQuota(ctx, id, gen, period, cost, need, 0, -1, ttl)
+	if err != nil {
+		return false, info(0, 0)
+	}
+	if ok || left == 0 {
+		return ok, info(pool, left)
+	}
+	block := v.QuotaLease
+	if block <= 0 {
+		block = DefaultQuotaLease
+	}
+	// Lease a quarter of what the ledger has left, up to a block (a
+	// block when no replica has leased in this period yet): what Redis
+	// holds is shared, so a large lease strands nothing while Redis
+	// lives, and losing Redis loses at most what it holds.
+	want := max(need-pool, block)
+	if left > 0 {
+		want = max(need-pool, min(block, max(left/4, 1)))
+	}
+	l, err := v.Quotas.LeaseQuota(id, gen, want, now)
+	if err != nil || l.Stale || l.Period != period {
+		// Fail closed: a ledger that cannot answer grants nothing; a
+		// stale generation waits for the index. A lease of another
+		// period is not added, its units would count in the wrong
+		// period: they go back to the ledger.
+		if err == nil && l.Granted > 0 {
+			_ = v.Quotas.ReturnQuota(id, gen, l.Period, l.Granted)
+		}
+		return false, info(pool, left)
+	}
+	ok, pool, left, _, err = v.SharedQuotas.SpendQuota(ctx, id, gen, period, cost, need, l.Granted, l.Left, ttl)
+	if err != nil {
+		// The lease is lost (the ledger counts it spent): never more
+		// than the quota is granted.
+		return false, info(0, 0)
+	}
+	return ok, info(pool, left)
 }
 
 // ReturnQuotaLeases gives back what this replica holds leased and has not

@@ -20,21 +20,8 @@ import (
 //
 //	go test -run '^$' -bench VerifyQuota -benchmem -count 6 ./internal/verify
 func BenchmarkVerifyQuota(b *testing.B) {
-	store, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "latchkey.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	ix := verify.NewIndex()
-	svc := manage.New(store, ix, nil)
-	if _, err := svc.Bootstrap(b.Context()); err != nil {
-		b.Fatal(err)
-	}
+	svc := benchService(b)
 	sys := latchkey.System()
-	if _, err := svc.CreateApplication(b.Context(), sys, latchkey.DefaultAccount, "bench", "", nil); err != nil {
-		b.Fatal(err)
-	}
-	svc.MaxKeysPerApplication = 1000
 	quota := latchkey.NewAccessKey{Quota: &latchkey.Quota{Remaining: 1 << 40}}
 	for _, tc := range []struct {
 		name  string
@@ -56,20 +43,48 @@ func BenchmarkVerifyQuota(b *testing.B) {
 			reqs = append(reqs, verify.Request{Secret: k.Secret})
 		}
 		b.Run(tc.name, func(b *testing.B) {
-			v := served(ix)
+			v := served(svc.Index)
 			v.Quotas, v.QuotaLease = svc, tc.lease
-			b.ReportAllocs()
-			i := 0
-			cpu := startCPU(b)
-			for b.Loop() {
-				if res := v.Verify(&reqs[i]); !res.Valid() {
-					b.Fatal(res.Code)
-				}
-				if i++; i == len(reqs) {
-					i = 0
-				}
-			}
-			cpu.stop()
+			verifyLoop(b, v, reqs)
 		})
 	}
+}
+
+// benchService returns a manage.Service on a new SQLite store with an
+// application "bench" that may have 1,000 keys; its index is svc.Index.
+func benchService(b *testing.B) *manage.Service {
+	b.Helper()
+	store, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "latchkey.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	svc := manage.New(store, verify.NewIndex(), nil)
+	if _, err := svc.Bootstrap(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	sys := latchkey.System()
+	if _, err := svc.CreateApplication(b.Context(), sys, latchkey.DefaultAccount, "bench", "", nil); err != nil {
+		b.Fatal(err)
+	}
+	svc.MaxKeysPerApplication = 1000
+	return svc
+}
+
+// verifyLoop verifies reqs in turn with v in b's loop; every call must be
+// valid. It reports allocations and cpu-ns/op.
+func verifyLoop(b *testing.B, v *verify.Verifier, reqs []verify.Request) {
+	b.Helper()
+	b.ReportAllocs()
+	i := 0
+	cpu := startCPU(b)
+	for b.Loop() {
+		if res := v.Verify(&reqs[i]); !res.Valid() {
+			b.Fatal(res.Code)
+		}
+		if i++; i == len(reqs) {
+			i = 0
+		}
+	}
+	cpu.stop()
 }

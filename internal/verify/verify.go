@@ -102,6 +102,10 @@ type Verifier struct {
 	// with a quota is refused QUOTA_EXCEEDED: fail closed.
 	Quotas     QuotaLeaser
 	QuotaLease int64
+	// SharedQuotas, when set, holds what replicas lease from the ledger
+	// in a store they all share, and decides each call there in one
+	// atomic step (quota.go); it fails closed when it cannot answer.
+	SharedQuotas QuotaStore
 }
 
 // FreeCost is a Request.Cost that takes nothing from a quota.

@@ -221,19 +221,7 @@ func BenchmarkVerifyRestricted(b *testing.B) {
 		reqs = append(reqs, verify.Request{Secret: k.secret, IP: netip.MustParseAddr("192.0.2.77"), UserAgent: "bench",
 			Referrer: "https://api.example.com/app/page?x=1", Scope: "orders:write"})
 	}
-	v := served(ix)
-	b.ReportAllocs()
-	i := 0
-	cpu := startCPU(b)
-	for b.Loop() {
-		if res := v.Verify(&reqs[i]); !res.Valid() {
-			b.Fatal(res.Code)
-		}
-		if i++; i == len(reqs) {
-			i = 0
-		}
-	}
-	cpu.stop()
+	verifyLoop(b, served(ix), reqs)
 }
 
 // BenchmarkVerifyMetadata verifies 1,000 keys that carry an external ID

@@ -1,0 +1,47 @@
+package redislimit
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed quota.lua
+var quotaSource string
+
+var quotaScript = redis.NewScript(quotaSource)
+
+// SpendQuota decides one call on the quota of the access key named id in
+// generation gen, in one atomic script (quota.lua): the units that the
+// replicas leased from the ledger into Redis are shared by all of them,
+// so that a quota of N grants exactly N across replicas. add units just
+// leased are added first, and ledgerLeft (-1: unchanged) records what the
+// ledger had left after that lease. ttl bounds how long an idle state is
+// kept (0: forever).
+//
+// It returns whether the call is allowed; pool, what is leased into Redis
+// and not spent after the call; ledgerLeft, what the ledger had left at
+// the latest lease in this period (-1 when no replica has leased in it
+// yet); and the period of the state in Redis, later than the one asked
+// when the caller's clock is behind. An error wraps ErrUnavailable: the
+// caller refuses (it implements verify.QuotaStore).
+func (l *Limiter) SpendQuota(ctx context.Context, id string, gen, period, cost, need, add, ledgerLeft int64, ttl time.Duration) (allowed bool, pool, left, statePeriod int64, err error) {
+	if until := l.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return false, 0, -1, 0, ErrUnavailable
+	}
+	key := l.prefix + "quota:" + id + ":" + strconv.FormatInt(gen, 10)
+	v, err := quotaScript.Run(ctx, l.client, []string{key}, period, cost, need, add, ledgerLeft, ttl.Milliseconds()).Int64Slice()
+	if err != nil || len(v) != 4 {
+		if err == nil {
+			err = fmt.Errorf("unexpected reply %v", v)
+		}
+		l.failed(err)
+		return false, 0, -1, 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l.answered()
+	return v[0] == 1, v[1], v[2], v[3], nil
+}
