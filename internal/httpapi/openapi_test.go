@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/latchkey/latchkey/internal/httpapi"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 var methods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -272,7 +273,7 @@ func checkSchema(t *testing.T, method, path string, r *resp) {
 	}
 	res, ok := op["responses"].(map[string]any)[strconv.Itoa(r.status)]
 	if !ok {
-		t.Errorf("%s %s answered %d, which the OpenAPI document does not list; body %s", method, path, r.status, r.body)
+		t.Errorf("%s %s answered %d, which the OpenAPI document does not list; body %s", method, path, r.status, keyformat.MaskSecrets(string(r.body)))
 		return
 	}
 	if ref, ok := res.(map[string]any)["$ref"].(string); ok {
@@ -281,7 +282,7 @@ func checkSchema(t *testing.T, method, path string, r *resp) {
 	schema, ok := lookup(res, "content", "application/json", "schema")
 	if !ok {
 		if len(r.body) != 0 {
-			t.Errorf("%s %s %d: the document says no body, got %s", method, path, r.status, r.body)
+			t.Errorf("%s %s %d: the document says no body, got %s", method, path, r.status, keyformat.MaskSecrets(string(r.body)))
 		}
 		return
 	}
@@ -291,7 +292,8 @@ func checkSchema(t *testing.T, method, path string, r *resp) {
 		return
 	}
 	for _, err := range validate(doc, schema, body, "body") {
-		t.Errorf("%s %s %d: %v", method, path, r.status, err)
+		// a mismatch quotes the value, which may be a secret made by the test
+		t.Errorf("%s %s %d: %s", method, path, r.status, keyformat.MaskSecrets(err.Error()))
 	}
 }
 
