@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,19 @@ func TestCanaryBanner(t *testing.T) {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("admin's key list lacks %q", want)
 		}
+	}
+	// A canary is not rotated: no Rotate button, and the wizard sends
+	// the admin back with the reason.
+	rotate := "/console/keys/" + ck.ID + "/rotate"
+	for _, path := range []string{"/console/keys", "/console/keys/" + ck.ID} {
+		if p := b.get(path); strings.Contains(p.body, `href="`+rotate+`"`) {
+			t.Errorf("%s offers to rotate the canary", path)
+		}
+	}
+	if p := b.get(rotate); p.status != http.StatusSeeOther {
+		t.Errorf("the canary's rotation wizard answers %d, want 303", p.status)
+	} else if got := b.get(p.location()); !strings.Contains(got.body, "canary key is not rotated") {
+		t.Error("the canary's rotation wizard does not say why it sent the admin back")
 	}
 	v := e.browser()
 	v.mustSignIn(viewer.AccessKey.ID, viewer.AccessKey.Secret)

@@ -62,6 +62,11 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 		return err
 	}
 	c.follow(u, old.Account)
+	if old.Canary {
+		// a canary is planted, not used: nothing moves to a successor
+		return c.back(w, r, u, "/console/keys/"+old.ID, flash{Error: true,
+			Message: "A canary key is not rotated: it authorizes nothing, so no client moves to a new key. To replace it, create another canary and delete this one."})
+	}
 	app, err := c.Service.GetApplication(ctx, u.actor, old.Account, old.Application)
 	if err != nil {
 		return err
