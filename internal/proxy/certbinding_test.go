@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/gatewaytest"
 	"github.com/latchkey/latchkey/internal/proxy"
+	"github.com/latchkey/latchkey/internal/testcert"
 )
 
 // TestCertificateBinding: the proxy with TLS client authentication and
@@ -21,7 +22,7 @@ import (
 // reaches the upstream.
 func TestCertificateBinding(t *testing.T) {
 	env := gatewaytest.New(t, gatewaytest.Options{}) // no trusted proxy
-	ca := gatewaytest.NewCA(t, "clients")
+	ca := testcert.NewCA(t, "clients")
 	right, wrong := ca.Issue(t, "billing-batch"), ca.Issue(t, "someone-else")
 
 	bound := env.Key(t, "billing", nil)
@@ -41,7 +42,7 @@ func TestCertificateBinding(t *testing.T) {
 	ps.StartTLS()
 	t.Cleanup(ps.Close)
 
-	client := func(c *gatewaytest.ClientCert) *http.Client {
+	client := func(c *testcert.ClientCert) *http.Client {
 		tr := ps.Client().Transport.(*http.Transport).Clone()
 		if c != nil {
 			tr.TLSClientConfig.Certificates = []tls.Certificate{c.TLS}
@@ -52,7 +53,7 @@ func TestCertificateBinding(t *testing.T) {
 	escaped := url.PathEscape(string(right.PEM))
 	tests := []struct {
 		name   string
-		cert   *gatewaytest.ClientCert
+		cert   *testcert.ClientCert
 		secret string
 		header string // X-Client-Cert, sent by an untrusted client
 		status int

@@ -1,4 +1,6 @@
-package gatewaytest
+// Package testcert makes X.509 certificate authorities and TLS client
+// certificates at run time, for tests of keys bound to a certificate.
+package testcert
 
 import (
 	"crypto/ecdsa"
