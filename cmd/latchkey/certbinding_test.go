@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/testcert"
 )
 
@@ -109,6 +111,23 @@ func TestCertificateBindingNginx(t *testing.T) {
 			}
 		})
 	}
+
+	// POST /v1/verify: the caller says which certificate the call had.
+	tr := latchkey.ThumbprintOf(right.DER).String()
+	tw := latchkey.ThumbprintOf(wrong.DER)
+	for _, tc := range []struct {
+		thumb, code string
+	}{{tr, "VALID"}, {hex.EncodeToString(tw[:]), "CERTIFICATE_MISMATCH"}, {"", "CERTIFICATE_MISMATCH"}} {
+		body := map[string]any{"key": boundSecret}
+		if tc.thumb != "" {
+			body["client_certificate_thumbprint"] = tc.thumb
+		}
+		if got := c.do("POST", "/v1/verify", body, 200)["code"]; got != tc.code {
+			t.Errorf("/v1/verify with thumbprint %q: %v, want %s", tc.thumb, got, tc.code)
+		}
+	}
+	c.do("POST", "/v1/verify", map[string]any{"key": boundSecret, "client_certificate_thumbprint": "abc"}, 400)
+	c.do("POST", "/v1/applications/batch/access-keys", map[string]any{"certificate_thumbprint": "abc"}, 400)
 
 	// Straight to latchkey's forward-auth endpoint: the header counts from
 	// the trusted proxy's address, and not from any other.
