@@ -40,7 +40,8 @@ type Entry struct {
 
 	// owner is the application's name, or the principal's when kind is
 	// not kindApplication. One field for both, and the role as a byte,
-	// keep an entry at 80 bytes (a size class) instead of 112.
+	// keep the entry small: 112 bytes (a size class) with the 32-byte
+	// certificate thumbprint, 80 without it.
 	owner  string
 	kind   uint8
 	Active bool
