@@ -55,6 +55,11 @@ type AccessKey struct {
 	// signing.go.
 	KeyType   KeyType    `json:"key_type"`
 	PublicKey *PublicKey `json:"public_key,omitempty"`
+	// CertThumbprint, when set, binds the key to a TLS client certificate
+	// (RFC 8705 style): the certificate's x5t#S256 (CertThumbprint.String).
+	// A call that does not present that certificate is
+	// CERTIFICATE_MISMATCH.
+	CertThumbprint string `json:"certificate_thumbprint,omitempty"`
 
 	// Restrictions are enforced; ReportOnly restrictions are evaluated on
 	// every valid call and what they would deny is recorded, without
@@ -151,6 +156,11 @@ type NewAccessKey struct {
 	// an Ed25519 or ECDSA P-256 key pair (ParsePublicKey). No secret is
 	// made and none is returned.
 	PublicKey string `json:"public_key,omitempty"`
+	// CertificateThumbprint binds the key to a TLS client certificate
+	// (ParseCertThumbprint); Certificate does the same from the PEM
+	// certificate itself. Give one at most.
+	CertificateThumbprint string `json:"certificate_thumbprint,omitempty"`
+	Certificate           string `json:"certificate,omitempty"`
 }
 
 // AccessKeyUpdate changes a key; nil fields are left alone.
@@ -173,6 +183,11 @@ type AccessKeyUpdate struct {
 	// EnforceReportOnly moves the report-only restrictions into the
 	// enforced ones (replacing them) and clears the report-only set.
 	EnforceReportOnly bool `json:"enforce_report_only"`
+	// CertificateThumbprint binds the key to a TLS client certificate
+	// (ParseCertThumbprint), "" unbinds it; Certificate binds it from the
+	// PEM certificate. Give one at most.
+	CertificateThumbprint *string `json:"certificate_thumbprint"`
+	Certificate           *string `json:"certificate"`
 }
 
 // KeyKinds lists what a key may belong to, for AccessKeyFilter.Kind.

@@ -54,6 +54,9 @@ type CreateAccessKeyInput struct {
 	PublicKey string
 	// Quota gives the key a budget of calls (latchkey.Quota).
 	Quota *latchkey.Quota
+	// CertificateThumbprint binds the key to a TLS client certificate
+	// (latchkey.ParseCertThumbprint): calls must present it.
+	CertificateThumbprint string
 }
 
 // CreateAccessKey creates an Active key for an application. Returns ELIMIT
@@ -63,7 +66,8 @@ type CreateAccessKeyInput struct {
 // read-only caller.
 func (c *Client) CreateAccessKey(ctx context.Context, in CreateAccessKeyInput) (*CreatedAccessKey, error) {
 	body := latchkey.NewAccessKey{Description: in.Description, ExpiresAt: in.ExpiresAt, Restrictions: in.Restrictions, ReportOnly: in.ReportOnly,
-		ExternalID: in.ExternalID, Metadata: in.Metadata, Canary: in.Canary, PublicKey: in.PublicKey, Quota: in.Quota}
+		ExternalID: in.ExternalID, Metadata: in.Metadata, Canary: in.Canary, PublicKey: in.PublicKey, Quota: in.Quota,
+		CertificateThumbprint: in.CertificateThumbprint}
 	var out CreatedAccessKey
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Application, "access-keys"); err != nil {
 		return nil, err
@@ -98,8 +102,10 @@ func (c *Client) UpdateAccessKey(ctx context.Context, id string, u latchkey.Acce
 		Metadata          json.RawMessage        `json:"metadata,omitempty"`
 		Quota             *latchkey.Quota        `json:"quota,omitempty"`
 		RemoveQuota       bool                   `json:"remove_quota,omitempty"`
+		CertThumbprint    *string                `json:"certificate_thumbprint,omitempty"`
+		Certificate       *string                `json:"certificate,omitempty"`
 	}{u.Status, u.Description, u.ExpiresAt, u.Restrictions, u.ReportOnly, u.ClearExpiry, u.EnforceReportOnly, u.ExternalID, u.Metadata,
-		u.Quota, u.RemoveQuota}
+		u.Quota, u.RemoveQuota, u.CertificateThumbprint, u.Certificate}
 	var out latchkey.AccessKey
 	if err := c.patch(ctx, nil, body, &out, "v1", "access-keys", id); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -36,12 +37,18 @@ type gatewayOptions struct {
 	proxyTimeouts  proxy.Timeouts
 	proxyClient    proxy.ClientTimeouts
 	upstreamParsed *url.URL
+	// proxyClientCA asks the reverse proxy's callers for a TLS client
+	// certificate issued by one of its CAs (clientCAs), for keys bound
+	// to a certificate.
+	proxyClientCA string
+	clientCAs     *x509.CertPool
 }
 
 func addGatewayFlags(f *pflag.FlagSet, o *gatewayOptions) {
 	f.StringVar(&o.extAuthzAddr, "ext-authz-addr", os.Getenv("LATCHKEY_EXT_AUTHZ_ADDR"), "address for the Envoy ext_authz gRPC service (envoy.service.auth.v3.Authorization); off when empty (env LATCHKEY_EXT_AUTHZ_ADDR)")
 	f.StringVar(&o.proxyUpstream, "proxy-upstream", os.Getenv("LATCHKEY_PROXY_UPSTREAM"), "URL of an API to put behind latchkey's reverse proxy, e.g. http://127.0.0.1:9000; off when empty (env LATCHKEY_PROXY_UPSTREAM)")
 	f.StringVar(&o.proxyAddr, "proxy-addr", envOr("LATCHKEY_PROXY_ADDR", "127.0.0.1:8081"), "address the reverse proxy listens on, with --proxy-upstream (env LATCHKEY_PROXY_ADDR)")
+	f.StringVar(&o.proxyClientCA, "proxy-client-ca", os.Getenv("LATCHKEY_PROXY_CLIENT_CA"), "PEM file of the CAs whose client certificates the reverse proxy accepts (TLS client authentication, optional for callers; needs --tls-cert): keys bound to a certificate are judged by the one presented (env LATCHKEY_PROXY_CLIENT_CA)")
 	f.DurationVar(&o.proxyTimeouts.ResponseHeader, "proxy-response-header-timeout", proxy.DefaultTimeouts.ResponseHeader, "how long the reverse proxy waits for the upstream's response headers before answering 504")
 	f.DurationVar(&o.proxyTimeouts.Dial, "proxy-dial-timeout", proxy.DefaultTimeouts.Dial, "how long the reverse proxy waits to connect to the upstream before answering 502")
 	d := proxy.DefaultClientTimeouts
@@ -61,6 +68,19 @@ func (o *gatewayOptions) check() error {
 		o.upstreamParsed = u
 		if o.proxyAddr == "" {
 			return cli.UsageErrorf("--proxy-addr: give the address the reverse proxy listens on, e.g. 127.0.0.1:8081")
+		}
+	}
+	if o.proxyClientCA != "" {
+		if o.proxyUpstream == "" {
+			return cli.UsageErrorf("--proxy-client-ca applies to the reverse proxy: give --proxy-upstream too")
+		}
+		b, err := os.ReadFile(o.proxyClientCA)
+		if err != nil {
+			return cli.UsageErrorf("--proxy-client-ca %s: %v", o.proxyClientCA, err)
+		}
+		o.clientCAs = x509.NewCertPool()
+		if !o.clientCAs.AppendCertsFromPEM(b) {
+			return cli.UsageErrorf("--proxy-client-ca %s: no PEM CERTIFICATE found", o.proxyClientCA)
 		}
 	}
 	if o.proxyTimeouts.ResponseHeader < 0 || o.proxyTimeouts.Dial < 0 {
@@ -155,8 +175,18 @@ func (l *gatewayListeners) serve(o *gatewayOptions, api *httpapi.Server, tlsConf
 		// is bounded instead (proxy.ClientTimeouts).
 		g.proxy = p.NewServer()
 		ln, scheme := p.Listener(l.proxy), "http"
+		if o.clientCAs != nil && tlsConfig == nil {
+			return nil, cli.UsageErrorf("--proxy-client-ca needs --tls-cert and --tls-key: client certificates come with TLS")
+		}
 		if tlsConfig != nil {
-			ln, scheme = tls.NewListener(ln, tlsConfig), "https"
+			pc := tlsConfig
+			if o.clientCAs != nil {
+				// Optional: callers without a certificate still get in,
+				// and only keys bound to one need it.
+				pc = tlsConfig.Clone()
+				pc.ClientAuth, pc.ClientCAs = tls.VerifyClientCertIfGiven, o.clientCAs
+			}
+			ln, scheme = tls.NewListener(ln, pc), "https"
 		}
 		go func() {
 			if err := g.proxy.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -119,6 +119,14 @@ func process(t *testing.T, name string, cmd *exec.Cmd, listen string) {
 // test directory) as conf.d files are.
 func startNginx(t *testing.T, latchkey, upstream string) string {
 	t.Helper()
+	return startNginxWith(t, nginxConf, map[string]string{"LATCHKEY": latchkey, "UPSTREAM": upstream})
+}
+
+// startNginxWith runs nginx with the documented configuration conf, its
+// placeholders filled from vars and {{LISTEN}}; it returns the address
+// nginx listens on.
+func startNginxWith(t *testing.T, confPath string, vars map[string]string) string {
+	t.Helper()
 	bin := requireBinary(t, "/usr/sbin/nginx", "nginx")
 	headersMore := requireBinary(t, "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so", "libnginx-mod-http-headers-more-filter")
 	dir := t.TempDir()
@@ -126,7 +134,8 @@ func startNginx(t *testing.T, latchkey, upstream string) string {
 		t.Fatal(err)
 	}
 	listen := freeAddr(t)
-	conf := render(t, nginxConf, map[string]string{"LATCHKEY": latchkey, "UPSTREAM": upstream, "LISTEN": listen})
+	vars["LISTEN"] = listen
+	conf := render(t, confPath, vars)
 	if err := os.WriteFile(filepath.Join(dir, "latchkey.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ func (s *state) newCreateAccessKeyCmd() *cobra.Command {
 		publicKeyFile               string
 		generate                    bool
 		keyAlg                      string
+		bindCert                    string
 	)
 	cmd := &cobra.Command{
 		Use:   "create-access-key --application-name NAME [--save-to-profile PROFILE]",
@@ -114,8 +115,8 @@ EXAMPLES
 			if app != "" && principal != "" {
 				return UsageErrorf("give --application-name or --principal-name, not both")
 			}
-			if principal != "" && (externalID != "" || metadata != "") {
-				return UsageErrorf("--external-id and --metadata apply to application keys only")
+			if principal != "" && (externalID != "" || metadata != "" || bindCert != "") {
+				return UsageErrorf("--external-id, --metadata and --bind-certificate apply to application keys only")
 			}
 			var exp *time.Time
 			if expiresAt != "" {
@@ -149,6 +150,11 @@ EXAMPLES
 					PublicKey: signing.publicPEM}
 				if in.ExternalID, err = externalIDFlag(externalID); err != nil {
 					return err
+				}
+				if bindCert != "" {
+					if in.CertificateThumbprint, err = certificateFlag(bindCert); err != nil {
+						return err
+					}
 				}
 				if metadata != "" {
 					if in.Metadata, err = metadataFlag(metadata); err != nil {
@@ -201,6 +207,7 @@ EXAMPLES
 	f.BoolVar(&reportOnly, "report-only", false, "create the restrictions as report-only: record what they would refuse, refuse nothing")
 	f.BoolVar(&canary, "canary", false, "make a canary key: it never authorizes anything and any use of it raises an alert")
 	f.StringVar(&profile, "save-to-profile", "", "write the key ID and secret to this credentials profile instead of printing them")
+	f.StringVar(&bindCert, "bind-certificate", "", "bind the key to this PEM TLS client certificate: calls must present it (RFC 8705 style), or they are CERTIFICATE_MISMATCH")
 	f.StringVar(&publicKeyFile, "public-key-file", "", "make a signing key for this PEM public key (Ed25519 or ECDSA P-256); no secret is made")
 	f.BoolVar(&generate, "generate-key-pair", false, "make a signing key pair here; the private key goes to --save-to-profile, only the public key is sent")
 	f.StringVar(&keyAlg, "key-algorithm", latchkey.AlgEd25519, "algorithm of --generate-key-pair: "+latchkey.AlgEd25519+" or "+latchkey.AlgECDSAP256SHA)

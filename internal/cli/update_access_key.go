@@ -18,6 +18,8 @@ func (s *state) newUpdateAccessKeyCmd() *cobra.Command {
 		clearExpiry                     bool
 		reportOnly, enforce             bool
 		rf                              restrictionFlags
+		bindCert                        string
+		unbindCert                      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "update-access-key --access-key-id ID --status Active|Inactive",
@@ -91,6 +93,19 @@ EXAMPLES
 				}
 				u.ExpiresAt = &t
 			}
+			switch {
+			case bindCert != "" && unbindCert:
+				return UsageErrorf("give --bind-certificate or --unbind-certificate, not both")
+			case bindCert != "":
+				tp, err := certificateFlag(bindCert)
+				if err != nil {
+					return err
+				}
+				u.CertificateThumbprint = &tp
+			case unbindCert:
+				none := ""
+				u.CertificateThumbprint = &none
+			}
 			if clearExpiry && expiresAt != "" {
 				return UsageErrorf("--expires-at and --clear-expiry go separately: give one")
 			}
@@ -103,8 +118,8 @@ EXAMPLES
 				return UsageErrorf("--report-only needs a restriction flag such as --allowed-ips")
 			}
 			if u.Status == nil && u.Description == nil && u.ExpiresAt == nil && !u.ClearExpiry && !u.EnforceReportOnly && !rf.changed(cmd) &&
-				u.ExternalID == nil && u.Metadata == nil {
-				return UsageErrorf("nothing to change: give --status Active|Inactive, --description TEXT, --expires-at, --clear-expiry, --external-id, --metadata, a restriction flag, or --enforce-report-only")
+				u.ExternalID == nil && u.Metadata == nil && u.CertificateThumbprint == nil {
+				return UsageErrorf("nothing to change: give --status Active|Inactive, --description TEXT, --expires-at, --clear-expiry, --external-id, --metadata, --bind-certificate, --unbind-certificate, a restriction flag, or --enforce-report-only")
 			}
 			if recent < 0 {
 				return UsageErrorf("--recent-window %s: expected a duration of 0 or more, such as 1h", recent)
@@ -173,6 +188,8 @@ EXAMPLES
 	f.StringVar(&metadata, "metadata", "", "new metadata, a JSON object ('{}' removes it)")
 	f.StringVar(&expiresAt, "expires-at", "", "time (RFC 3339) after which the key stops working")
 	f.BoolVar(&clearExpiry, "clear-expiry", false, "remove the key's expiry")
+	f.StringVar(&bindCert, "bind-certificate", "", "bind the key to this PEM TLS client certificate (RFC 8705 style): calls must present it")
+	f.BoolVar(&unbindCert, "unbind-certificate", false, "remove the key's binding to a client certificate")
 	rf.register(f, true)
 	f.BoolVar(&reportOnly, "report-only", false, "put the restriction flags into the report-only set: record what they would refuse, refuse nothing")
 	f.BoolVar(&enforce, "enforce-report-only", false, "make the report-only restrictions binding")

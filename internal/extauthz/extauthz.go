@@ -116,6 +116,14 @@ func httpRequest(ctx context.Context, req *authv3.CheckRequest) (*http.Request, 
 		u.Scheme = sc // what a signed call's @target-uri starts with
 	}
 	ctx = httpapi.WithSurface(ctx, latchkey.SurfaceExtAuthz)
+	if pem := a.GetSource().GetCertificate(); pem != "" {
+		// Envoy's own record of the client certificate (URL-escaped
+		// PEM): what a key bound to a certificate is judged by. One that
+		// does not parse gives none, and a bound key is refused.
+		if t, err := latchkey.ParseEscapedCertificate(pem); err == nil {
+			ctx = httpapi.WithClientCert(ctx, t)
+		}
+	}
 	if b, ok := wholeBody(in, h); ok {
 		ctx = httpapi.WithBody(ctx, b)
 	}

@@ -449,6 +449,7 @@ func (s *Server) verifyHTTP(r *http.Request, scope, path string, t *Target, cost
 		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
 	}
+	req.ClientCert, req.HasClientCert = s.ClientCert(r)
 	if t != nil && !cred.Present && Signed(r) {
 		return s.verifySignedCall(r, &req, t)
 	}

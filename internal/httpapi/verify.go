@@ -55,6 +55,11 @@ type VerifyRequest struct {
 	Headers        map[string]string `json:"headers,omitempty"`
 	BodyBase64     string            `json:"body_base64,omitempty"`
 	HasBody        bool              `json:"has_body,omitempty"`
+
+	// ClientCertificateThumbprint is the SHA-256 thumbprint of the TLS
+	// client certificate the call presented (x5t#S256, or 64 hex digits),
+	// for keys bound to one; absent when it presented none.
+	ClientCertificateThumbprint string `json:"client_certificate_thumbprint,omitempty"`
 }
 
 // VerifyResponse is the decision. Identity fields are set only when the
@@ -121,6 +126,8 @@ var codeMessages = map[latchkey.Code]string{
 	latchkey.CodeDigestMismatch:      "the request body does not match its Content-Digest",
 	latchkey.CodeComponentMissing:    "the request signature does not cover what it must (@method, @target-uri or @authority+@path+@query, content-digest with a body, created, nonce) or covers a field the request lacks",
 	latchkey.CodeAlgorithmMismatch:   "the request signature's alg is not the signing key's algorithm",
+
+	latchkey.CodeCertificateMismatch: "the key is bound to a TLS client certificate, and the call did not present it (through the proxy's TLS connection or a trusted gateway's header)",
 }
 
 // DecisionCodes returns every decision code a surface can answer, sorted.
@@ -151,6 +158,13 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	req := verify.Request{Secret: in.Key, AccessKeyID: in.AccessKeyID, UserAgent: in.UserAgent, Referrer: in.Referrer,
 		Scope: in.Scope, AndroidPackage: in.AndroidPackage, AndroidCert: in.AndroidCert, IOSBundleID: in.IOSBundleID,
 		Surface: latchkey.SurfaceVerify, Path: in.Path}
+	if in.ClientCertificateThumbprint != "" {
+		t, err := latchkey.ParseCertThumbprint(in.ClientCertificateThumbprint)
+		if err != nil {
+			return latchkey.Errorf(latchkey.EINVALID, "client_certificate_thumbprint must be a SHA-256 thumbprint: 43 base64url characters (x5t#S256) or 64 hexadecimal digits")
+		}
+		req.ClientCert, req.HasClientCert = t, true
+	}
 	if in.Cost != nil {
 		if *in.Cost < 0 || *in.Cost > latchkey.MaxQuota {
 			return latchkey.Errorf(latchkey.EINVALID, "cost must be 0 to %d", int64(latchkey.MaxQuota))

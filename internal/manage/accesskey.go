@@ -47,6 +47,10 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 	if err != nil {
 		return nil, err
 	}
+	bound, err := latchkey.CertBinding(in.CertificateThumbprint, in.Certificate)
+	if err != nil {
+		return nil, err
+	}
 	var pub *latchkey.PublicKey
 	if in.PublicKey != "" {
 		if in.Canary {
@@ -78,7 +82,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, a latchkey.Actor, account
 			Status: latchkey.StatusActive, CreatedAt: now, UpdatedAt: now, ExpiresAt: in.ExpiresAt,
 			SecretDigest: keyformat.Sum(secret), Restrictions: nilIfEmpty(in.Restrictions), ReportOnly: nilIfEmpty(in.ReportOnly),
 			ExternalID: in.ExternalID, Metadata: metadata, Canary: in.Canary,
-			KeyType: latchkey.KeyTypeBearer,
+			KeyType: latchkey.KeyTypeBearer, CertThumbprint: bound,
 		}
 		if pub != nil {
 			k.KeyType, k.PublicKey, k.SecretDigest = latchkey.KeyTypeSigning, pub, latchkey.SigningDigest(id)
@@ -293,6 +297,10 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 	if err := validateQuota(u.Quota); err != nil {
 		return nil, err
 	}
+	bound, err := updatedCertBinding(u)
+	if err != nil {
+		return nil, err
+	}
 	if u.Quota != nil && u.RemoveQuota {
 		return nil, latchkey.Errorf(latchkey.EINVALID, "give quota or remove_quota, not both")
 	}
@@ -311,7 +319,7 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		u.ExpiresAt = &t
 	}
 	var after *latchkey.AccessKey
-	err := s.update(ctx, func(tx latchkey.Tx) error {
+	err = s.update(ctx, func(tx latchkey.Tx) error {
 		before, err := s.findWritableKey(ctx, tx, a, id)
 		if err != nil {
 			return err
@@ -332,6 +340,12 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 		}
 		if u.ExternalID != nil && *u.ExternalID != k.ExternalID {
 			k.ExternalID, changed = *u.ExternalID, true
+		}
+		if bound != nil && *bound != "" && k.Principal != "" {
+			return latchkey.Errorf(latchkey.EINVALID, "access key %s is a principal's key: only application keys can be bound to a client certificate", k.ID)
+		}
+		if bound != nil && *bound != k.CertThumbprint {
+			k.CertThumbprint, changed = *bound, true
 		}
 		if u.Metadata != nil && !bytes.Equal(metadata, k.Metadata) {
 			k.Metadata, changed = metadata, true
@@ -380,6 +394,24 @@ func (s *Service) UpdateAccessKey(ctx context.Context, a latchkey.Actor, id stri
 	}
 	s.mergePending(after)
 	return after, nil
+}
+
+// updatedCertBinding is the x5t#S256 an update binds the key to ("" to
+// unbind), or nil when it leaves the binding alone.
+func updatedCertBinding(u latchkey.AccessKeyUpdate) (*string, error) {
+	switch {
+	case u.CertificateThumbprint != nil && u.Certificate != nil:
+		return nil, latchkey.Errorf(latchkey.EINVALID, "give certificate_thumbprint or certificate, not both")
+	case u.Certificate != nil && *u.Certificate == "":
+		return nil, latchkey.Errorf(latchkey.EINVALID, "certificate is empty: to unbind the key give certificate_thumbprint \"\"")
+	case u.Certificate != nil:
+		t, err := latchkey.CertBinding("", *u.Certificate)
+		return &t, err
+	case u.CertificateThumbprint != nil:
+		t, err := latchkey.CertBinding(*u.CertificateThumbprint, "")
+		return &t, err
+	}
+	return nil, nil
 }
 
 // findWritableKey loads and locks a key the actor may change.

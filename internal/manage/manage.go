@@ -173,7 +173,9 @@ func auditKey(k *latchkey.AccessKey) any {
 		Exposed     *latchkey.Exposure     `json:"exposed,omitempty"`
 		Restr       *latchkey.Restrictions `json:"restrictions,omitempty"`
 		ReportOnly  *latchkey.Restrictions `json:"report_only_restrictions,omitempty"`
-	}{k.ID, k.Account, k.Application, k.Principal, k.Description, k.Status, k.ExpiresAt, k.Exposed, k.Restrictions, k.ReportOnly}
+		Cert        string                 `json:"certificate_thumbprint,omitempty"`
+	}{k.ID, k.Account, k.Application, k.Principal, k.Description, k.Status, k.ExpiresAt, k.Exposed, k.Restrictions, k.ReportOnly,
+		k.CertThumbprint}
 }
 
 // newKeyMaterial returns a fresh ID and secret. An error from the random

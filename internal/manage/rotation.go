@@ -69,6 +69,7 @@ func (s *Service) RollAccessKey(ctx context.Context, a latchkey.Actor, id string
 				Status: latchkey.StatusActive, CreatedAt: now, UpdatedAt: now,
 				SecretDigest: keyformat.Sum(secret), Restrictions: old.Restrictions, ReportOnly: old.ReportOnly,
 				ExternalID: old.ExternalID, Metadata: old.Metadata, KeyType: latchkey.KeyTypeBearer,
+				CertThumbprint: old.CertThumbprint, // the successor stays bound to the same certificate
 			}
 			if err := s.insertAppKey(ctx, tx, a, now, k, &secret); err != nil {
 				return err

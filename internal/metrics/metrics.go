@@ -27,7 +27,7 @@ var codes = []latchkey.Code{
 	latchkey.CodeAmbiguousPath, latchkey.CodeUntrustedGateway,
 	latchkey.CodeSignatureInvalid, latchkey.CodeSignatureExpired, latchkey.CodeSignatureFromFuture,
 	latchkey.CodeNonceReplayed, latchkey.CodeDigestMismatch, latchkey.CodeComponentMissing, latchkey.CodeAlgorithmMismatch,
-	latchkey.CodeCredentialAmbiguous, latchkey.CodeQuotaExceeded,
+	latchkey.CodeCredentialAmbiguous, latchkey.CodeQuotaExceeded, latchkey.CodeCertificateMismatch,
 }
 
 // storeOps are the store operations timed and counted, in the order of
@@ -86,6 +86,8 @@ func codeIndex(c latchkey.Code) int {
 		return 22
 	case latchkey.CodeQuotaExceeded:
 		return 23
+	case latchkey.CodeCertificateMismatch:
+		return 24
 	}
 	return len(codes)
 }
@@ -96,7 +98,7 @@ type Metrics struct {
 
 	// One counter per code, resolved once: the hot path indexes an array
 	// instead of looking up label values.
-	verifications [25]prometheus.Counter
+	verifications [26]prometheus.Counter
 	latency       prometheus.Histogram
 	store         *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec

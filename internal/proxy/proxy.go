@@ -200,6 +200,7 @@ func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 		pr.SetURL(upstream)
 		h := pr.Out.Header
 		httpapi.DeleteClientHeaders(h) // the credential too
+		p.api.DeleteUntrustedCertHeaders(pr.In, h)
 		delete(h, "X-Forwarded-For")
 		client := httpapi.ClientIP(pr.In, p.api.TrustedProxies)
 		if peer, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil && peer.Addr().Unmap() != client && client.IsValid() {

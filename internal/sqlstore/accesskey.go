@@ -20,7 +20,7 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.use_count, k.reject_count, k.exposed_at, k.exposed_where,
 	k.restrictions, k.report_only, a.restrictions,
 	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count,
-	k.external_id, k.metadata, k.canary, k.public_key,
+	k.external_id, k.metadata, k.canary, k.public_key, k.cert_thumbprint,
 	k.hash_format, k.salt, k.imported_from, k.original_id, k.imported_at,
 	q.generation, q.budget, q.used, q.period, q.refill_amount, q.refill_interval, q.anchor, q.low_threshold, q.updated_at`
 
@@ -43,7 +43,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		wdIP, wdUA, wdReason           string
 		externalID, metadata           sql.NullString
 		canary                         int
-		pub                            sql.NullString
+		pub, cert                      sql.NullString
 		imp                            importColumns
 		qgen, qbudget, qused, qperiod  sql.NullInt64
 		qamount, qanchor, qlow, qupd   sql.NullInt64
@@ -56,7 +56,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		&k.UseCount, &k.RejectCount, &expos, &exposedWhere,
 		&restr, &reportOnly, &appRestr,
 		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount,
-		&externalID, &metadata, &canary, &pub,
+		&externalID, &metadata, &canary, &pub, &cert,
 		&imp.format, &imp.salt, &imp.origin, &imp.originalID, &imp.at,
 		&qgen, &qbudget, &qused, &qperiod, &qamount, &qinterval, &qanchor, &qlow, &qupd)
 	if err != nil {
@@ -76,6 +76,7 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 	}
 	imp.set(&k)
 	k.Canary = canary == 1
+	k.CertThumbprint = cert.String
 	if wouldDeny.Valid {
 		k.LastWouldDeny = &latchkey.Rejection{At: fromMicros(wouldDeny.Int64), IP: wdIP, UserAgent: wdUA, Reason: latchkey.Code(wdReason)}
 	}
@@ -188,12 +189,12 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	}
 	_, err = t.exec(ctx, `INSERT INTO access_keys
 		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where,
-		 restrictions, report_only, external_id, metadata, canary, public_key,
+		 restrictions, report_only, external_id, metadata, canary, public_key, cert_thumbprint,
 		 hash_format, salt, imported_from, original_id, imported_at, last_used_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
 		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere,
-		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), boolInt(k.Canary), publicKeyPEM(k.PublicKey),
+		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), boolInt(k.Canary), publicKeyPEM(k.PublicKey), nullString(k.CertThumbprint),
 		format, salt, origin, originalID, importedAt, lastUsed)
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
@@ -333,9 +334,10 @@ func (t *Tx) UpdateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 		return err
 	}
 	res, err := t.exec(ctx, `UPDATE access_keys SET status = ?, description = ?, expires_at = ?, updated_at = ?,
-		exposed_at = ?, exposed_where = ?, restrictions = ?, report_only = ?, external_id = ?, metadata = ? WHERE id = ?`,
+		exposed_at = ?, exposed_where = ?, restrictions = ?, report_only = ?, external_id = ?, metadata = ?,
+		cert_thumbprint = ? WHERE id = ?`,
 		string(k.Status), k.Description, nullMicros(k.ExpiresAt), toMicros(k.UpdatedAt), exposedAt, exposedWhere,
-		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), k.ID)
+		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), nullString(k.CertThumbprint), k.ID)
 	if err != nil {
 		return err
 	}
@@ -421,23 +423,25 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 	}
 	return db.scanRows(ctx, `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
 		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata, canary, public_key,
-		hash_format, salt FROM access_keys`, func(rows *sql.Rows) error {
+		cert_thumbprint, hash_format, salt FROM access_keys`, func(rows *sql.Rows) error {
 		var (
 			k                      latchkey.AccessKey
 			digest                 []byte
 			expires                sql.NullInt64
 			restr, reportOnly, pub sql.NullString
+			cert                   sql.NullString
 			externalID, metadata   sql.NullString
 			canary                 int
 			imp                    importColumns
 		)
 		if err := rows.Scan(&k.ID, &k.Account, &k.Application, &k.Principal,
 			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata, &canary, &pub,
-			&imp.format, &imp.salt); err != nil {
+			&cert, &imp.format, &imp.salt); err != nil {
 			return db.Err(err)
 		}
 		imp.set(&k)
 		k.Canary = canary == 1
+		k.CertThumbprint = cert.String
 		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, externalID, metadata, pub); err != nil {
 			return latchkey.Internal(err)
 		}

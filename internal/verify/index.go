@@ -40,7 +40,8 @@ type Entry struct {
 
 	// owner is the application's name, or the principal's when kind is
 	// not kindApplication. One field for both, and the role as a byte,
-	// keep an entry at 80 bytes (a size class) instead of 112.
+	// keep the entry small: 112 bytes (a size class) with the 32-byte
+	// certificate thumbprint, 80 without it.
 	owner  string
 	kind   uint8
 	Active bool
@@ -54,6 +55,13 @@ type Entry struct {
 	// format is the key's hash format (formatNative for latchkey's own
 	// keys); see imported.go.
 	format uint8
+	// bound marks a key bound to a TLS client certificate whose
+	// thumbprint is cert (latchkey.AccessKey.CertThumbprint): held here,
+	// so that the check costs an unbound key one byte's test. certBad
+	// marks a stored thumbprint that does not parse: no certificate
+	// matches it.
+	bound, certBad bool
+	cert           latchkey.CertThumbprint
 }
 
 // Entry.kind: an application key, or a principal key and its role.
@@ -268,6 +276,14 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey,
 		salt: string(k.Salt)}
 	e.signing = k.PublicKey != nil
+	if k.CertThumbprint != "" {
+		// A stored thumbprint that does not parse refuses the key
+		// (fail closed); it does not unbind it.
+		var err error
+		e.bound = true
+		e.cert, err = latchkey.ParseCertThumbprint(k.CertThumbprint)
+		e.certBad = err != nil
+	}
 	switch {
 	case k.Restrictions != nil && len(k.Restrictions.Scopes) > 0:
 		r.scopes = strings.Join(k.Restrictions.Scopes, " ")

@@ -55,7 +55,7 @@ func (c *usageCell) rareLocked() *rareUsage {
 var codeSlots = [...]latchkey.Code{
 	latchkey.CodeValid, latchkey.CodeInactive, latchkey.CodeExpired, latchkey.CodeIPNotAllowed,
 	latchkey.CodeReferrerNotAllowed, latchkey.CodeAppNotAllowed, latchkey.CodeScopeDenied, latchkey.CodeQuotaExceeded,
-	latchkey.CodeRateLimited,
+	latchkey.CodeCertificateMismatch, latchkey.CodeRateLimited,
 }
 
 func codeSlot(c latchkey.Code) int {

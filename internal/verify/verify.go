@@ -45,6 +45,14 @@ type Request struct {
 	Surface string
 	Path    string
 
+	// ClientCert is the thumbprint of the TLS client certificate the
+	// call presented, when HasClientCert: from the proxy's own TLS
+	// connection, or from a trusted gateway's header. A key bound to a
+	// certificate (latchkey.AccessKey.CertThumbprint) is
+	// CERTIFICATE_MISMATCH without the same one.
+	ClientCert    latchkey.CertThumbprint
+	HasClientCert bool
+
 	// Extra holds the secrets of further credentials the call carried
 	// (httpapi.Credential.Extra). Any makes the call
 	// CREDENTIAL_AMBIGUOUS; each is looked up only for a canary's alert.
@@ -129,7 +137,8 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // The order of checks: CREDENTIAL_AMBIGUOUS (more than one credential),
 // MISSING, THROTTLED (the client address sent too many invalid
 // credentials), MALFORMED (not latchkey-shaped, and no imported key
-// exists), NOT_FOUND, INACTIVE, EXPIRED,
+// exists), NOT_FOUND, INACTIVE, EXPIRED, CERTIFICATE_MISMATCH (a key
+// bound to a client certificate the call did not present),
 // IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED
 // (application restrictions, then the key's), RATE_LIMITED,
 // QUOTA_EXCEEDED. The rate limit and the quota come last, so refused
@@ -217,6 +226,8 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 		code = latchkey.CodeInactive
 	case e.expired(now):
 		code = latchkey.CodeExpired
+	case e.bound && !req.certMatches(e):
+		code = latchkey.CodeCertificateMismatch
 	case r != nil:
 		if code = r.app.check(req); code == latchkey.CodeValid {
 			code = r.key.check(req)
@@ -274,6 +285,12 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 	}
 	v.Recorder.use(c, now, req.IP, req.UserAgent)
 	return res
+}
+
+// certMatches reports whether the call presented the certificate e is
+// bound to, comparing in constant time.
+func (req *Request) certMatches(e *Entry) bool {
+	return req.HasClientCert && !e.certBad && subtle.ConstantTimeCompare(req.ClientCert[:], e.cert[:]) == 1
 }
 
 // Canaries tells the Canary hook of every canary key among req's

@@ -50,6 +50,8 @@ class Code(str, enum.Enum):
     DIGEST_MISMATCH = "DIGEST_MISMATCH"
     COMPONENT_MISSING = "COMPONENT_MISSING"
     ALGORITHM_MISMATCH = "ALGORITHM_MISMATCH"
+    # A key bound to a TLS client certificate, presented without it; 401.
+    CERTIFICATE_MISMATCH = "CERTIFICATE_MISMATCH"
 
 
 def status_for_code(code: str) -> int:

@@ -33,6 +33,8 @@ export const DecisionCode = {
   DIGEST_MISMATCH: "DIGEST_MISMATCH",
   COMPONENT_MISSING: "COMPONENT_MISSING",
   ALGORITHM_MISMATCH: "ALGORITHM_MISMATCH",
+  // A key bound to a TLS client certificate, presented without it; 401.
+  CERTIFICATE_MISMATCH: "CERTIFICATE_MISMATCH",
 } as const satisfies { [K in DecisionCode]: K };
 
 /**

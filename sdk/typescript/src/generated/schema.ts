@@ -805,10 +805,10 @@ export interface components {
         /** @enum {string} */
         AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update" | "access_key.import" | "account.update" | "access_key.quota_update";
         /**
-         * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. CREDENTIAL_AMBIGUOUS: the call carried more than one credential (Authorization and X-Api-Key, one of them twice, a comma-separated list, or an underscore twin such as X_Api_Key), so none is judged; a canary key among them still alerts. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: CREDENTIAL_AMBIGUOUS, MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory. Signed requests (signing keys, /v1/verify with signature_input and signature): MISSING and MALFORMED (the signature fields), NOT_FOUND (keyid names no signing key), then COMPONENT_MISSING (the signature does not cover @method, @target-uri or @authority+@path+@query, content-digest with a body, created and nonce, or covers a field the request lacks), ALGORITHM_MISMATCH (alg is not the key's), SIGNATURE_FROM_FUTURE, SIGNATURE_EXPIRED (older than the window, 60 s by default, or past expires), SIGNATURE_INVALID, DIGEST_MISMATCH (the body does not match Content-Digest), NONCE_REPLAYED; then INACTIVE, EXPIRED, restrictions and rate limit as for a bearer key. QUOTA_EXCEEDED: the key's quota has less left than the call costs (checked after the rate limit; refused calls never take from a quota); 429 on gateway surfaces, with Retry-After and X-Latchkey-Quota-Reset saying when it refills.
+         * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. CREDENTIAL_AMBIGUOUS: the call carried more than one credential (Authorization and X-Api-Key, one of them twice, a comma-separated list, or an underscore twin such as X_Api_Key), so none is judged; a canary key among them still alerts. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: CREDENTIAL_AMBIGUOUS, MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory. Signed requests (signing keys, /v1/verify with signature_input and signature): MISSING and MALFORMED (the signature fields), NOT_FOUND (keyid names no signing key), then COMPONENT_MISSING (the signature does not cover @method, @target-uri or @authority+@path+@query, content-digest with a body, created and nonce, or covers a field the request lacks), ALGORITHM_MISMATCH (alg is not the key's), SIGNATURE_FROM_FUTURE, SIGNATURE_EXPIRED (older than the window, 60 s by default, or past expires), SIGNATURE_INVALID, DIGEST_MISMATCH (the body does not match Content-Digest), NONCE_REPLAYED; then INACTIVE, EXPIRED, restrictions and rate limit as for a bearer key. CERTIFICATE_MISMATCH: the key is bound to a TLS client certificate and the call did not present it (checked after INACTIVE and EXPIRED, before restrictions); 401 on gateway surfaces. QUOTA_EXCEEDED: the key's quota has less left than the call costs (checked after the rate limit; refused calls never take from a quota); 429 on gateway surfaces, with Retry-After and X-Latchkey-Quota-Reset saying when it refills.
          * @enum {string}
          */
-        VerifyCode: "VALID" | "NOT_FOUND" | "INACTIVE" | "EXPIRED" | "MALFORMED" | "MISSING" | "CREDENTIAL_AMBIGUOUS" | "IP_NOT_ALLOWED" | "REFERRER_NOT_ALLOWED" | "APP_NOT_ALLOWED" | "SCOPE_DENIED" | "RATE_LIMITED" | "THROTTLED" | "CREDENTIALS_IN_URL" | "AMBIGUOUS_PATH" | "UNTRUSTED_GATEWAY" | "SIGNATURE_INVALID" | "SIGNATURE_EXPIRED" | "SIGNATURE_FROM_FUTURE" | "NONCE_REPLAYED" | "DIGEST_MISMATCH" | "COMPONENT_MISSING" | "ALGORITHM_MISMATCH" | "QUOTA_EXCEEDED";
+        VerifyCode: "VALID" | "NOT_FOUND" | "INACTIVE" | "EXPIRED" | "MALFORMED" | "MISSING" | "CREDENTIAL_AMBIGUOUS" | "IP_NOT_ALLOWED" | "REFERRER_NOT_ALLOWED" | "APP_NOT_ALLOWED" | "SCOPE_DENIED" | "RATE_LIMITED" | "THROTTLED" | "CREDENTIALS_IN_URL" | "AMBIGUOUS_PATH" | "UNTRUSTED_GATEWAY" | "SIGNATURE_INVALID" | "SIGNATURE_EXPIRED" | "SIGNATURE_FROM_FUTURE" | "NONCE_REPLAYED" | "DIGEST_MISMATCH" | "COMPONENT_MISSING" | "ALGORITHM_MISMATCH" | "QUOTA_EXCEEDED" | "CERTIFICATE_MISMATCH";
         /** @description Where and when a key was last accepted. */
         Use: {
             /** Format: date-time */
@@ -873,6 +873,8 @@ export interface components {
             imported?: components["schemas"]["Import"];
             /** @description The key's quota; absent when it has none. */
             quota?: components["schemas"]["Quota"];
+            /** @description The x5t#S256 of the TLS client certificate the key is bound to (RFC 8705 style): a call that does not present it is CERTIFICATE_MISMATCH. Absent for an unbound key. */
+            certificate_thumbprint?: string;
         };
         /** @description A new access key with its secret access key. The secret is returned only once, in the response that creates the key; only its SHA-256 digest is stored, and it is never shown again. */
         CreatedAccessKey: {
@@ -909,6 +911,8 @@ export interface components {
             key_type: components["schemas"]["KeyType"];
             /** @description Set for signing keys. */
             public_key?: components["schemas"]["PublicKey"];
+            /** @description The x5t#S256 of the TLS client certificate the key is bound to (RFC 8705 style): a call that does not present it is CERTIFICATE_MISMATCH. Absent for an unbound key. */
+            certificate_thumbprint?: string;
         };
         /** @description A client system of the protected API. */
         Application: {
@@ -1008,6 +1012,8 @@ export interface components {
             has_body?: boolean;
             /** @description What the call takes from the key's quota: 1 when absent (or the cost of the scope rule that matches method and path); 0 takes nothing but is still refused when the quota is spent. */
             cost?: number;
+            /** @description The SHA-256 thumbprint of the TLS client certificate the call presented, for keys bound to one (CERTIFICATE_MISMATCH without it). */
+            client_certificate_thumbprint?: components["schemas"]["CertificateThumbprint"];
         };
         /** @description The decision. Identity fields are set only when the credential matched a key the caller may see. */
         VerifyResponse: {
@@ -1045,7 +1051,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "APP_NOT_ALLOWED" | "AccessDenied" | "AlreadyExists" | "Conflict" | "CredentialsInUrl" | "DestinationNotAllowed" | "EXPIRED" | "INACTIVE" | "IP_NOT_ALLOWED" | "InternalError" | "InvalidArgument" | "KeyActive" | "LimitExceeded" | "MALFORMED" | "MISSING" | "CREDENTIAL_AMBIGUOUS" | "MalformedRequest" | "MethodNotAllowed" | "NOT_FOUND" | "NotFound" | "PayloadTooLarge" | "PreconditionFailed" | "RATE_LIMITED" | "REFERRER_NOT_ALLOWED" | "SCOPE_DENIED" | "ServiceUnavailable" | "THROTTLED" | "TooManyRequests" | "Unauthorized" | "UnsupportedMediaType" | "CREDENTIALS_IN_URL" | "QUOTA_EXCEEDED";
+                code: "APP_NOT_ALLOWED" | "AccessDenied" | "AlreadyExists" | "Conflict" | "CredentialsInUrl" | "DestinationNotAllowed" | "EXPIRED" | "INACTIVE" | "IP_NOT_ALLOWED" | "InternalError" | "InvalidArgument" | "KeyActive" | "LimitExceeded" | "MALFORMED" | "MISSING" | "CREDENTIAL_AMBIGUOUS" | "MalformedRequest" | "MethodNotAllowed" | "NOT_FOUND" | "NotFound" | "PayloadTooLarge" | "PreconditionFailed" | "RATE_LIMITED" | "REFERRER_NOT_ALLOWED" | "SCOPE_DENIED" | "ServiceUnavailable" | "THROTTLED" | "TooManyRequests" | "Unauthorized" | "UnsupportedMediaType" | "CREDENTIALS_IN_URL" | "QUOTA_EXCEEDED" | "CERTIFICATE_MISMATCH";
                 message: string;
             };
         };
@@ -1106,6 +1112,10 @@ export interface components {
             public_key?: string;
             /** @description Give the key a quota (application keys only; not a canary). */
             quota?: components["schemas"]["Quota"];
+            /** @description Binds the key to a TLS client certificate: calls must present it (through the reverse proxy's TLS client authentication, or a trusted gateway's X-Client-Cert / x-forwarded-client-cert header), or they are CERTIFICATE_MISMATCH. Give this or certificate, not both. */
+            certificate_thumbprint?: components["schemas"]["CertificateThumbprint"];
+            /** @description The PEM certificate to bind the key to; its thumbprint is stored, not the certificate. Give this or certificate_thumbprint, not both. */
+            certificate?: string;
         };
         UpdateAccessKeyRequest: {
             /** @description Active or Inactive, exactly: values are case-sensitive, and "inactive" is refused with InvalidArgument. An Inactive key can be made Active again. */
@@ -1134,6 +1144,10 @@ export interface components {
             quota?: components["schemas"]["Quota"];
             /** @description Remove the key's quota. */
             remove_quota?: boolean;
+            /** @description Binds the key to the TLS client certificate with this SHA-256 thumbprint (x5t#S256 or hex); "" unbinds it. Application keys only. Give this or certificate, not both. */
+            certificate_thumbprint?: string;
+            /** @description Binds the key to this PEM certificate (its thumbprint is stored). Give this or certificate_thumbprint, not both. */
+            certificate?: string;
         };
         CreatePrincipalRequest: {
             name: components["schemas"]["Name"];
@@ -1671,6 +1685,8 @@ export interface components {
              */
             reset_at?: string;
         };
+        /** @description SHA-256 thumbprint of a TLS client certificate's DER: x5t#S256 (RFC 8705, 43 base64url characters without padding) or 64 hexadecimal digits (colons allowed). */
+        CertificateThumbprint: string;
     };
     responses: {
         /** @description Bad request. Codes: CredentialsInUrl (a credential was sent in the URL; any real key found there is flagged exposed). */
