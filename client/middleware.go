@@ -192,7 +192,9 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
 	}
 	var one bool
-	if in.Key, in.AccessKeyID, one = credential(r); !one {
+	// A signature beside a credential header is a second credential too:
+	// the next handler might read the signature's keyid.
+	if in.Key, in.AccessKeyID, one = credential(r); !one || (hasSignature(r) && !signedCall(r)) {
 		refuse(w, http.StatusUnauthorized, latchkey.CodeCredentialAmbiguous,
 			"more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one", 0)
 		return

@@ -17,10 +17,14 @@ const DefaultSignedBodyBuffer = 1 << 20
 
 // signedCall reports whether r is signed with a signing key (RFC 9421)
 // and carries no bearer credential, as latchkey's gateway surfaces read
-// it.
+// it. A signature with a credential header is two credentials.
 func signedCall(r *http.Request) bool {
 	h := r.Header
-	return (len(h["Signature-Input"]) > 0 || len(h["Signature"]) > 0) && h.Get("Authorization") == "" && h.Get("X-Api-Key") == ""
+	return hasSignature(r) && h.Get("Authorization") == "" && h.Get("X-Api-Key") == ""
+}
+
+func hasSignature(r *http.Request) bool {
+	return len(r.Header["Signature-Input"]) > 0 || len(r.Header["Signature"]) > 0
 }
 
 // serveSigned is serve for a signed call: latchkey checks the signature

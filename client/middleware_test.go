@@ -148,6 +148,8 @@ func TestMiddlewareDecisions(t *testing.T) {
 		{"bearer and x-api-key", "GET", "/orders", "192.0.2.1", map[string]string{"Authorization": "Bearer " + good.SecretAccessKey, "X-Api-Key": off.SecretAccessKey}, 401, latchkey.CodeCredentialAmbiguous, ""},
 		{"a comma-joined list", "GET", "/orders", "192.0.2.1", map[string]string{"X-Api-Key": good.SecretAccessKey + "," + off.SecretAccessKey}, 401, latchkey.CodeCredentialAmbiguous, ""},
 		{"an underscore twin", "GET", "/orders", "192.0.2.1", map[string]string{"X_Api_Key": good.SecretAccessKey}, 401, latchkey.CodeCredentialAmbiguous, ""},
+		{"a signature beside a bearer key", "GET", "/orders", "192.0.2.1", map[string]string{"Authorization": "Bearer " + good.SecretAccessKey,
+			"Signature-Input": `sig1=("@method" "@target-uri");created=1;keyid="LKIAEXAMPLEEXAMPLE23"`, "Signature": "sig1=:AAAA:"}, 401, latchkey.CodeCredentialAmbiguous, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

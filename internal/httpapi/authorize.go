@@ -450,8 +450,13 @@ func (s *Server) verifyHTTP(r *http.Request, scope, path string, t *Target, cost
 		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
 	}
 	req.ClientCert, req.HasClientCert = s.ClientCert(r)
-	if t != nil && !cred.Present && Signed(r) {
-		return s.verifySignedCall(r, &req, t)
+	if t != nil && hasSignature(r.Header) {
+		if !cred.Present {
+			return s.verifySignedCall(r, &req, t)
+		}
+		// a signature beside a bearer credential: two credentials, as
+		// two credential headers are (CREDENTIAL_AMBIGUOUS)
+		req.Extra = append(req.Extra, "")
 	}
 	return s.Verifier.Verify(&req)
 }

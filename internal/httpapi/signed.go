@@ -11,11 +11,16 @@ import (
 
 // Signed reports whether r is a call signed with a signing key (RFC 9421)
 // rather than one carrying a bearer credential: it has Signature-Input or
-// Signature and no credential header. A call with both is judged by its
-// credential, and its signature is left for the upstream.
+// Signature and no credential header. A call with both carries two
+// credentials and is refused CREDENTIAL_AMBIGUOUS (verifyHTTP): the
+// upstream might read the signature's keyid where latchkey judged the
+// bearer credential.
 func Signed(r *http.Request) bool {
-	h := r.Header
-	return (len(h["Signature-Input"]) > 0 || len(h["Signature"]) > 0) && !CredentialFromRequest(r).Present
+	return hasSignature(r.Header) && !CredentialFromRequest(r).Present
+}
+
+func hasSignature(h http.Header) bool {
+	return len(h["Signature-Input"]) > 0 || len(h["Signature"]) > 0
 }
 
 type bodyKey struct{}
