@@ -1,8 +1,10 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -60,6 +62,11 @@ func conformanceFixture(t *testing.T) *conformance.Fixture {
 	}
 	t.Cleanup(func() { _ = e.Close() })
 	f.Fill(e)
+	sg, err := conformance.StartSigner(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sg.Close() })
 	return f
 }
 
@@ -69,6 +76,7 @@ type seen struct {
 	method   string
 	path     string
 	header   http.Header
+	body     []byte
 }
 
 func runConformanceCase(t *testing.T, f *conformance.Fixture, c *conformance.Case) {
@@ -92,16 +100,36 @@ func runConformanceCase(t *testing.T, f *conformance.Fixture, c *conformance.Cas
 	h := client.Middleware(client.MiddlewareOptions{Client: v, Timeout: time.Duration(f.TimeoutMS) * time.Millisecond, Scope: func(*http.Request) string { return c.Scope }})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id, _ := client.IdentityFrom(r.Context())
-			got = &seen{identity: id, method: r.Method, path: r.URL.Path, header: r.Header.Clone()}
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Errorf("the handler read the body: %v", err)
+			}
+			got = &seen{identity: id, method: r.Method, path: r.URL.Path, header: r.Header.Clone(), body: b}
 			w.WriteHeader(http.StatusOK)
 		}))
 
 	// The target goes on the wire as written (httptest keeps it as the
 	// RequestURI); the caller's address is the connection's peer.
-	r := httptest.NewRequestWithContext(context.WithoutCancel(t.Context()), c.Request.Method, sub(c.Request.Target), nil)
+	var body io.Reader
+	if c.Request.Body != nil {
+		body = bytes.NewReader([]byte(*c.Request.Body))
+	}
+	r := httptest.NewRequestWithContext(context.WithoutCancel(t.Context()), c.Request.Method, sub(c.Request.Target), body)
 	r.RemoteAddr = c.Request.ClientIP + ":40000"
 	for k, val := range c.Request.Headers {
 		r.Header.Set(k, sub(val))
+	}
+	if c.Request.Sign != nil {
+		// signed by the fixture's signer for the authority this harness
+		// sends (httptest's Host, example.com)
+		h, err := conformance.SignFor(t.Context(), f, &conformance.SignRequest{Method: c.Request.Method, Target: sub(c.Request.Target),
+			Authority: r.Host, Scheme: "http", Body: c.Request.Body, Sign: *c.Request.Sign})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, val := range h {
+			r.Header.Set(k, val)
+		}
 	}
 	w := httptest.NewRecorder()
 	start := time.Now()
@@ -148,6 +176,9 @@ func runConformanceCase(t *testing.T, f *conformance.Fixture, c *conformance.Cas
 			Account: sub(e.Handler.Identity.Account)}
 		if !reflect.DeepEqual(got.identity, want) {
 			t.Errorf("the handler saw identity %+v, want %+v", got.identity, want)
+		}
+		if e.Handler.Body != nil && string(got.body) != *e.Handler.Body {
+			t.Errorf("the handler read a body of %d bytes, not the case's %d", len(got.body), len(*e.Handler.Body))
 		}
 		if got.method != e.Handler.Method || got.path != e.Handler.Path {
 			t.Errorf("the handler saw %s %s, want %s %s", got.method, got.path, e.Handler.Method, e.Handler.Path)

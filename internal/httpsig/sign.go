@@ -23,6 +23,9 @@ type Signer struct {
 	Key   crypto.Signer // ed25519.PrivateKey or *ecdsa.PrivateKey on P-256
 	Label string        // "sig1" when empty
 	Now   func() time.Time
+	// Digest is the Content-Digest field value of a body: ContentDigest
+	// (sha-512) when nil.
+	Digest func(body []byte) string
 }
 
 // Sign sets Signature-Input, Signature and, when body is not nil,
@@ -35,7 +38,11 @@ func (s *Signer) Sign(m *Message, body []byte) error {
 	}
 	covered := []string{"@method", "@target-uri"}
 	if body != nil {
-		m.Header.Set("Content-Digest", ContentDigest(body))
+		digest := ContentDigest
+		if s.Digest != nil {
+			digest = s.Digest
+		}
+		m.Header.Set("Content-Digest", digest(body))
 		covered = append(covered, "content-digest")
 	}
 	nonce := make([]byte, 16)

@@ -32,7 +32,7 @@ import (
 var casesJSON []byte
 
 // Version is the version of the cases and fixture formats.
-const Version = 1
+const Version = 2
 
 // DefaultTimeout is the fixture's TimeoutMS: how long a runner's middleware
 // waits for latchkey before it answers 503. The slow endpoint never answers
@@ -68,6 +68,11 @@ type Request struct {
 	Target   string            `json:"target"`
 	ClientIP string            `json:"client_ip"`
 	Headers  map[string]string `json:"headers"`
+	// Body is the request's body; nil (absent) when it has none.
+	Body *string `json:"body,omitempty"`
+	// Sign, when set, has the runner get the request signed by the
+	// fixture's signer (sign_url) and add the headers it answers.
+	Sign *Sign `json:"sign,omitempty"`
 }
 
 // Expect is the answer a case must get.
@@ -91,6 +96,8 @@ type Handler struct {
 	Method        string   `json:"method"`
 	Path          string   `json:"path"`
 	HeadersAbsent []string `json:"headers_absent"`
+	// Body, when set, is the body the handler read, byte for byte.
+	Body *string `json:"body,omitempty"`
 }
 
 // Identity is the caller as the protected handler sees it.
@@ -129,6 +136,14 @@ type Fixture struct {
 	Admin    Credentials    `json:"admin"`
 	Verifier Credentials    `json:"verifier"`
 	Keys     map[string]Key `json:"keys"`
+	// SignURL is the signer of the signed cases (POST, see SignRequest),
+	// with SignToken as its Bearer credential; the key it signs with is
+	// Keys["signing"], a signing key whose private half only the signer
+	// holds.
+	SignURL   string `json:"sign_url"`
+	SignToken string `json:"sign_token"`
+
+	signing *signingKey
 }
 
 // Credentials are a principal's access key.
@@ -227,6 +242,21 @@ func Prepare(ctx context.Context, url string, admin client.Credentials) (*Fixtur
 		return nil, err
 	}
 	f.Keys["bad_checksum"] = Key{SecretAccessKey: breakChecksum(bad)}
+	// The signing key: an Ed25519 key pair made now; latchkey gets its
+	// public half, the signer keeps the private half in memory.
+	priv, pub, err := newSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.CreateApplication(ctx, client.CreateApplicationInput{Name: "conformance-signing"}); err != nil {
+		return nil, fmt.Errorf("creating application conformance-signing: %w", err)
+	}
+	sk, err := c.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: "conformance-signing", PublicKey: pub})
+	if err != nil {
+		return nil, fmt.Errorf("creating the signing key: %w", err)
+	}
+	f.Keys["signing"] = Key{AccessKeyID: sk.ID, Application: "conformance-signing"}
+	f.signing = &signingKey{name: "signing", key: priv}
 	return f, nil
 }
 

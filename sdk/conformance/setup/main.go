@@ -125,6 +125,11 @@ func run(ctx context.Context, out, bin string) error {
 	}
 	defer e.Close()
 	fx.Fill(e)
+	sg, err := conformance.StartSigner(fx)
+	if err != nil {
+		return err
+	}
+	defer sg.Close()
 	if err := fx.Write(out); err != nil {
 		return err
 	}
