@@ -23,6 +23,12 @@ suite (sdk/conformance/cases.json) holds every SDK to the same answers:
 - when latchkey cannot be reached, or does not answer within ``timeout``,
   the call is refused with 503: the middleware fails closed.
 
+A call signed with a signing key (RFC 9421: Signature-Input and Signature,
+and no credential header) is judged by latchkey on its signature, never
+cached, and its body checked against its Content-Digest before the handler
+reads it (latchkey.signed); a signature beside a credential header is two
+credentials: 401 CREDENTIAL_AMBIGUOUS.
+
 Positive decisions are cached for ``cache_ttl`` seconds (DEFAULT_CACHE_TTL,
 at most MAX_CACHE_TTL), keyed by the SHA-256 digest of the secret together
 with everything the decision depends on; the secret itself is never kept.
@@ -41,10 +47,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import canonical, errors
+from . import canonical, errors, signed
 from .client import Client
 from .types import Identity, VerifyInput, VerifyResult, bearer_challenge, status_for_code
 
@@ -83,6 +89,10 @@ class Call:
     headers: Mapping[str, str]
     peer: str
     request: Any = None  # the framework's object: a WSGI environ or an ASGI scope
+    # A call signed with a signing key (latchkey.signed), and whether it
+    # has a body to check against its Content-Digest.
+    signed: bool = False
+    has_body: bool = False
 
 
 @dataclass
@@ -99,6 +109,11 @@ class Decision:
     identity: Identity | None = None
     call: Call | None = None
     escaped_path: str = ""
+    # A signed call let through with a body: the adapter checks the body
+    # against content_digest (the field's values, [] when absent) before
+    # the handler runs (latchkey.signed).
+    check_body: bool = False
+    content_digest: list[str] = field(default_factory=list)
 
 
 def refusal(status: int, code: str, message: str, retry_after: int = 0) -> Decision:
@@ -133,7 +148,14 @@ class Guard:
     X-Forwarded-For there, and only from proxies you trust). ``timeout`` is
     how long to wait for latchkey. ``cache_ttl`` (seconds; None or 0 for
     DEFAULT_CACHE_TTL, negative for no cache) and ``cache_size`` bound the
-    positive cache. ``clock`` is for tests."""
+    positive cache. ``scheme`` is the scheme callers address the service
+    with, which a signed call's @target-uri covers: by default the
+    connection's (the server's wsgi.url_scheme or the ASGI scope's); set
+    "https" behind a proxy that ends TLS. ``clock`` is for tests."""
+
+    signed_body_buffer = signed.SIGNED_BODY_BUFFER
+    """How much of a signed call's body is read and checked before the
+    handler runs; a longer one is checked as the handler reads it."""
 
     def __init__(
         self,
@@ -145,6 +167,7 @@ class Guard:
         timeout: float = DEFAULT_TIMEOUT,
         cache_ttl: float | None = None,
         cache_size: int | None = None,
+        scheme: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         if not isinstance(client, Client):
@@ -154,12 +177,17 @@ class Guard:
         self.scope_rules = scope_rules
         self.client_ip = client_ip
         self.timeout = timeout
+        self.scheme = scheme
         ttl = DEFAULT_CACHE_TTL if not cache_ttl else min(cache_ttl, MAX_CACHE_TTL)
         self.cache = DecisionCache(ttl, cache_size or DEFAULT_CACHE_SIZE, clock)
 
-    def prepare(self, method: str, raw_path: str | bytes, raw_query: str, headers: Mapping[str, str], peer: str, request: Any = None):
+    def prepare(self, method: str, raw_path: str | bytes, raw_query: str, headers: Mapping[str, str], peer: str, request: Any = None,
+                *, scheme: str = "http", authority: str | None = None):
         """The first half of a decision, which never asks latchkey: a refusal
-        (Decision), or the canonical Call and the VerifyInput to ask about."""
+        (Decision), or the canonical Call and the VerifyInput to ask about.
+        ``headers`` are by lower-case name, repeated ones joined with ", ";
+        ``scheme`` is the connection's and ``authority`` the Host the call
+        was sent to (the host header when None), for a signed call."""
         if isinstance(raw_path, bytes):
             raw_path = raw_path.decode("latin-1")
         if canonical.url_holds_secret(raw_path, raw_query):
@@ -174,9 +202,15 @@ class Guard:
         kept = {k: v for k, v in headers.items() if not canonical.strip_header(k)}
         call = Call(method=method, path=cp.path, query=raw_query, headers=kept, peer=peer, request=request)
         get = headers.get
-        if canonical.credential_count(get("authorization"), get("x-api-key")) > 1:
+        sig = signed.is_signed(headers)
+        # A signature beside a credential header is a second credential
+        # too: the handler might read the signature's keyid.
+        if canonical.credential_count(get("authorization"), get("x-api-key")) > 1 or (
+                sig and (get("authorization") or get("x-api-key"))):
             return refusal(401, "CREDENTIAL_AMBIGUOUS", _MSG_AMBIGUOUS_CREDENTIAL)
         key, key_id = canonical.read_credential(get("authorization"), get("x-api-key"))
+        if not key and sig:
+            return self._prepare_signed(method, raw_path, raw_query, headers, peer, call, cp.escaped, scheme, authority)
         if not key:
             return refusal(401, "MISSING", "no key was given")
         inp = VerifyInput(
@@ -195,11 +229,45 @@ class Guard:
             inp.method, inp.path = method, raw_path
         return call, cp.escaped, inp
 
+    def _prepare_signed(self, method: str, raw_path: str, raw_query: str, headers: Mapping[str, str], peer: str,
+                        call: Call, escaped: str, scheme: str, authority: str | None):
+        """prepare for a signed call: latchkey is asked with the signature
+        fields, the call's method, path as sent with its query, authority,
+        scheme and the fields the signature covers."""
+        get = headers.get
+        sig_input = [get("signature-input")] if "signature-input" in headers else []
+        sig_value = [get("signature")] if "signature" in headers else []
+        body = signed.has_body(headers)
+        call = replace(call, signed=True, has_body=body)
+        inp = VerifyInput(
+            key="",
+            ip=self.client_ip(call) if self.client_ip else _address(peer),
+            referrer=get("referer", ""),
+            user_agent=get("user-agent", ""),
+            android_package=get("x-android-package", ""),
+            android_cert=get("x-android-cert", ""),
+            ios_bundle_id=get("x-ios-bundle-identifier", ""),
+            signature_input=", ".join(sig_input),
+            signature=", ".join(sig_value),
+            method=method,
+            path=raw_path + ("?" + raw_query if raw_query else ""),
+            authority=get("host", "") if authority is None else authority,
+            scheme=self.scheme or scheme or "http",
+            has_body=body or "content-digest" in headers,
+        )
+        for name in signed.covered_fields(sig_input, sig_value):
+            if name in headers:
+                inp.headers[name] = headers[name]
+        if self.scope is not None:
+            inp.scope = self.scope(call) or ""
+        return call, escaped, inp
+
     def finish(self, call: Call, escaped: str, inp: VerifyInput) -> Decision:
         """The second half: the cached decision, or latchkey's. Blocks for
-        up to ``timeout`` seconds."""
+        up to ``timeout`` seconds. Decisions on signed calls are never
+        cached: each nonce is used once."""
         ck = _cache_key(inp)
-        identity = self.cache.get(ck)
+        identity = None if call.signed else self.cache.get(ck)
         if identity is not None:
             return Decision(status=200, identity=identity, call=call, escaped_path=escaped)
         try:
@@ -214,15 +282,19 @@ class Guard:
             return refusal(status_for_code(res.code), res.code, res.message, res.retry_after_seconds)
         identity = Identity(res.access_key_id, res.application, res.account)
         d = Decision(status=200, identity=identity, call=call, escaped_path=escaped)
-        if res.rate_limit is None and not res.would_deny:
+        if res.rate_limit is None and not res.would_deny and not call.signed:
             self.cache.put(ck, identity)
+        if call.signed and call.has_body:
+            d.check_body = True
+            d.content_digest = [call.headers["content-digest"]] if "content-digest" in call.headers else []
         if res.rate_limit is not None:
             d.headers += [("RateLimit-Limit", str(res.rate_limit.limit)), ("RateLimit-Remaining", str(res.rate_limit.remaining))]
         return d
 
-    def decide(self, method: str, raw_path: str | bytes, raw_query: str, headers: Mapping[str, str], peer: str, request: Any = None) -> Decision:
+    def decide(self, method: str, raw_path: str | bytes, raw_query: str, headers: Mapping[str, str], peer: str, request: Any = None,
+               *, scheme: str = "http", authority: str | None = None) -> Decision:
         """Decides on one call (prepare, then finish)."""
-        p = self.prepare(method, raw_path, raw_query, headers, peer, request)
+        p = self.prepare(method, raw_path, raw_query, headers, peer, request, scheme=scheme, authority=authority)
         if isinstance(p, Decision):
             return p
         return self.finish(*p)

@@ -385,6 +385,18 @@ class VerifyInput:
     android_package: str = ""
     android_cert: str = ""
     ios_bundle_id: str = ""
+    # A call signed with a signing key (RFC 9421) instead of key (left
+    # ""): its Signature-Input and Signature, with method and path (the
+    # target as sent, query included), the authority (host[:port]) and
+    # scheme it was sent to, the fields its signature covers (headers, by
+    # lower-case name) and has_body when it has a body whose
+    # Content-Digest the caller checks itself.
+    signature_input: str = ""
+    signature: str = ""
+    authority: str = ""
+    scheme: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    has_body: bool = False
 
     def to_json(self) -> dict[str, Any]:
         d = {
@@ -398,6 +410,12 @@ class VerifyInput:
             "android_package": self.android_package,
             "android_cert": self.android_cert,
             "ios_bundle_id": self.ios_bundle_id,
+            "signature_input": self.signature_input,
+            "signature": self.signature,
+            "authority": self.authority,
+            "scheme": self.scheme,
+            "headers": self.headers,
+            "has_body": self.has_body,
         }
         out = {"key": self.key}
         out.update({k: v for k, v in d.items() if v})

@@ -15,14 +15,17 @@ behaviour and the options.
 
 from __future__ import annotations
 
+import io
 import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .canonical import strip_header
 from .client import Client
-from .middleware import Decision, Guard
-from .types import Identity
+from .errors import INVALID, LatchkeyError
+from .middleware import Decision, Guard, error_answer, refusal
+from .signed import DIGEST_MESSAGE, READ_MESSAGE, DigestCheck, DigestStream
+from .types import Identity, status_for_code
 
 ENVIRON_KEY = "latchkey.identity"
 
@@ -69,10 +72,16 @@ class LatchkeyWSGI:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path, query = _wire_path(environ)
         d = self.guard.decide(environ.get("REQUEST_METHOD", ""), path, query, headers_of(environ),
-                              environ.get("REMOTE_ADDR", ""), environ)
+                              environ.get("REMOTE_ADDR", ""), environ,
+                              scheme=environ.get("wsgi.url_scheme", "http"), authority=_authority(environ))
         if d.identity is None:
             return _answer(d, start_response)
-        return self.app(self._environ(environ, d), _adding(start_response, d.headers))
+        e = self._environ(environ, d)
+        if d.check_body:
+            refused = _check_body(e, d.content_digest, self.guard.signed_body_buffer)
+            if refused is not None:
+                return _answer(refused, start_response)
+        return self.app(e, _adding(start_response, d.headers))
 
     @staticmethod
     def _environ(environ: dict[str, Any], d: Decision) -> dict[str, Any]:
@@ -88,6 +97,52 @@ class LatchkeyWSGI:
                 e[k] = d.escaped_path + ("?" + d.call.query if d.call.query else "")
         e[ENVIRON_KEY] = d.identity
         return e
+
+
+def _authority(environ: dict[str, Any]) -> str:
+    """The Host the call was sent to: HTTP_HOST, else the server's name and
+    port (PEP 3333's URL reconstruction)."""
+    if environ.get("HTTP_HOST"):
+        return environ["HTTP_HOST"]
+    host, port = environ.get("SERVER_NAME", ""), environ.get("SERVER_PORT", "")
+    default = "443" if environ.get("wsgi.url_scheme") == "https" else "80"
+    return host if not port or port == default else f"{host}:{port}"
+
+
+def _check_body(environ: dict[str, Any], field: list[str], limit: int) -> Decision | None:
+    """Checks a signed call's body against its Content-Digest: a body of up
+    to ``limit`` bytes now (a refusal when it does not match), a longer one
+    as the handler reads it (latchkey.signed.DigestStream). The handler
+    gets the body in environ["wsgi.input"] either way."""
+    try:
+        check = DigestCheck(field)
+    except LatchkeyError as e:
+        return refusal(status_for_code(e.code), e.code, DIGEST_MESSAGE)
+    stream = environ.get("wsgi.input")
+    try:
+        length: int | None = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        length = None
+    want = limit + 1 if length is None else min(limit + 1, length)
+    buf = bytearray()
+    try:
+        while stream is not None and len(buf) < want:
+            chunk = stream.read(want - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+    except Exception:  # noqa: BLE001 - a body that cannot be read is refused, whatever the server raised
+        return error_answer(400, INVALID, READ_MESSAGE)
+    check.update(bytes(buf))
+    if len(buf) <= limit:
+        bad = check.mismatch()
+        if bad is not None:
+            return refusal(status_for_code(bad.code), bad.code, DIGEST_MESSAGE)
+        environ["wsgi.input"] = io.BytesIO(bytes(buf))
+        return None
+    remaining = None if length is None else length - len(buf)
+    environ["wsgi.input"] = io.BufferedReader(DigestStream(check, bytes(buf), stream, remaining))
+    return None
 
 
 def _stripped(environ_key: str) -> bool:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 SDK = HERE.parent
 REPO = SDK.parent.parent
 CASES = REPO / "sdk" / "conformance" / "cases.json"
-SUPPORTED_VERSION = 1
+SUPPORTED_VERSION = 2
 
 sys.path.insert(0, str(SDK))
 
@@ -128,6 +129,30 @@ def substitute(s: str, key: str | None) -> str:
     return _PLACEHOLDER.sub(one, s)
 
 
+def request_headers(case: dict[str, Any], authority: str) -> dict[str, str]:
+    """The case's request headers after placeholders, with the signature
+    headers the fixture's signer answers when the case is signed (for the
+    authority the runner's harness sends as Host). Runners never sign."""
+    req = case["request"]
+    key = case.get("key")
+    headers = {k: substitute(v, key) for k, v in req["headers"].items()}
+    if req.get("sign"):
+        f = fixture()
+        body = json.dumps({"method": req["method"], "target": substitute(req["target"], key), "authority": authority,
+                           "scheme": "http", "body": req.get("body"), "sign": req["sign"]}).encode()
+        r = urllib.request.Request(f["sign_url"], data=body, method="POST",
+                                   headers={"Authorization": "Bearer " + f["sign_token"], "Content-Type": "application/json"})
+        with urllib.request.urlopen(r, timeout=30) as resp:
+            headers.update(json.load(resp)["headers"])
+    return headers
+
+
+def body_of(case: dict[str, Any]) -> bytes | None:
+    """The case's request body, None when it has none."""
+    b = case["request"].get("body")
+    return None if b is None else b.encode()
+
+
 def fold(name: str) -> str:
     return name.lower().replace("_", "-")
 
@@ -140,6 +165,7 @@ class Seen:
     method: str
     path: str
     headers: list[str] = field(default_factory=list)
+    body: bytes = b""
 
 
 @dataclass
@@ -191,6 +217,8 @@ def check(case: dict[str, Any], a: Answer) -> list[str]:
             bad.append("the handler saw another identity (access_key_id, application or account differ)")
         if (a.seen.method, a.seen.path) != (h["method"], h["path"]):
             bad.append(f"the handler saw {a.seen.method} {a.seen.path}, want {h['method']} {h['path']}")
+        if h.get("body") is not None and a.seen.body != h["body"].encode():
+            bad.append(f"the handler read a body of {len(a.seen.body)} bytes, not the case's {len(h['body'].encode())}")
         seen = {fold(n) for n in a.seen.headers}
         for n in h.get("headers_absent") or []:
             if fold(n) in seen:

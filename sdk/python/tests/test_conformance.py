@@ -38,15 +38,18 @@ def flask_call(case: dict[str, Any]) -> support.Answer:
     @app.route("/", defaults={"p": ""}, methods=METHODS)
     @app.route("/<path:p>", methods=METHODS)
     def handler(p: str) -> tuple[str, int]:
-        seen.append(support.Seen(current_identity(), request.method, request.path, list(request.headers.keys())))
+        seen.append(support.Seen(current_identity(), request.method, request.path, list(request.headers.keys()),
+                                 request.get_data()))
         return "", 200
 
     req = case["request"]
     key = case.get("key")
-    headers = {k: support.substitute(v, key) for k, v in req["headers"].items()}
+    # Flask's test client sends Host: localhost
+    headers = support.request_headers(case, "localhost")
+    body = support.body_of(case)
     start = time.monotonic()
     r = app.test_client().open(support.substitute(req["target"], key), method=req["method"], headers=headers,
-                               environ_overrides={"REMOTE_ADDR": req["client_ip"]})
+                               data=body, environ_overrides={"REMOTE_ADDR": req["client_ip"]})
     took = (time.monotonic() - start) * 1000
     return support.Answer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.get_data(),
                           seen[0] if seen else None, took)
@@ -59,26 +62,37 @@ def fastapi_call(case: dict[str, Any]) -> support.Answer:
 
     @app.api_route("/{p:path}", methods=METHODS)
     async def handler(request: Request, p: str) -> dict[str, str]:
-        seen.append(support.Seen(identity(request), request.method, request.scope["path"], list(request.headers.keys())))
+        seen.append(support.Seen(identity(request), request.method, request.scope["path"], list(request.headers.keys()),
+                                 await request.body()))
         return {}
 
     req = case["request"]
     key = case.get("key")
     target = support.substitute(req["target"], key)
     raw_path, _, query = target.partition("?")
+    headers = {"host": "testserver", **support.request_headers(case, "testserver")}
+    body = support.body_of(case)
+    if body is not None:
+        headers["content-length"] = str(len(body))
     # The target goes to the app byte for byte, as an ASGI server hands it
     # over: raw_path as sent, path decoded.
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": req["method"], "scheme": "http",
         "path": urllib.parse.unquote(raw_path), "raw_path": raw_path.encode("latin-1"),
         "query_string": query.encode("latin-1"), "root_path": "",
-        "headers": [(k.lower().encode(), support.substitute(v, key).encode("latin-1")) for k, v in req["headers"].items()],
+        "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
         "client": (req["client_ip"], 40000), "server": ("testserver", 80),
     }
     out: dict[str, Any] = {"body": b""}
 
+    received = False
+
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        nonlocal received
+        if received:  # the whole body was sent
+            return {"type": "http.disconnect"}
+        received = True
+        return {"type": "http.request", "body": body or b"", "more_body": False}
 
     async def send(m: dict[str, Any]) -> None:
         if m["type"] == "http.response.start":
