@@ -122,7 +122,7 @@ func StartSigner(f *Fixture) (*Signer, error) {
 			return
 		}
 		var in SignRequest
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&in); err != nil {
 			http.Error(w, "the body is not a sign request: "+err.Error(), http.StatusBadRequest)
 			return
 		}

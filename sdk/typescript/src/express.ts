@@ -6,7 +6,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Gate, ambiguous, type MiddlewareOptions, type Verified } from "./middleware.js";
-import { nodeCall, sendRefusal, stripHeaders } from "./node.js";
+import { checkNodeBody, nodeCall, sendRefusal, stripHeaders } from "./node.js";
 
 declare global {
   // Express's own Request type merges this (@types/express).
@@ -41,6 +41,11 @@ export type ExpressMiddlewareOptions = MiddlewareOptions<ExpressRequest>;
  *   {"error":{"code","message"}}, X-Latchkey-Code, WWW-Authenticate on a
  *   401 and Retry-After on a 429; when latchkey cannot be reached in time,
  *   503 (it fails closed);
+ * - a call signed with a signing key (RFC 9421: Signature-Input and
+ *   Signature, no credential header) is judged by latchkey on its signature,
+ *   never cached, and its body checked against its Content-Digest before the
+ *   routes read it (checkNodeBody); a signature beside a credential header
+ *   is refused with 401 CREDENTIAL_AMBIGUOUS;
  * - a call let through gets req.latchkey (identity and decision).
  *
  * Mount it with app.use() before the routes it protects; mounted under a
@@ -73,11 +78,20 @@ export function latchkey(options: ExpressMiddlewareOptions) {
     } catch (err) {
       return next(err);
     }
-    gate.decide(p, req.method ?? "", scope).then((out) => {
-      if (out.refused) return sendRefusal(res, out);
-      for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
-      req.latchkey = out.verified;
-      next();
-    }, next);
+    gate
+      .decide(p, req.method ?? "", scope)
+      .then(async (out) => {
+        if (out.refused) return sendRefusal(res, out);
+        if (p.signed?.hasBody) {
+          const bad = await checkNodeBody(req, p.signed.contentDigest);
+          if (bad) return sendRefusal(res, bad);
+        }
+        for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+        req.latchkey = out.verified;
+        return true;
+      })
+      .then((pass) => {
+        if (pass === true) next();
+      }, next);
   };
 }

@@ -10,7 +10,7 @@ import type { IncomingMessage } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { PathRelax } from "./canonical.js";
 import { Gate, ambiguous, canonicalTarget, type MiddlewareOptions, type Refusal, type Verified } from "./middleware.js";
-import { nodeCall, stripHeaders } from "./node.js";
+import { checkNodeBody, nodeCall, stripHeaders } from "./node.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -72,6 +72,11 @@ export function latchkey(options: FastifyHookOptions) {
     stripHeaders(raw, p.strip);
     const out = await gate.decide(p, request.method, options.scope?.(request));
     if (out.refused) return send(reply, out);
+    if (p.signed?.hasBody) {
+      // before Fastify parses the body (after onRequest hooks)
+      const bad = await checkNodeBody(raw, p.signed.contentDigest);
+      if (bad) return send(reply, bad);
+    }
     reply.headers(out.headers);
     request.latchkey = out.verified;
   };

@@ -13,12 +13,17 @@ import {
   Gate,
   ambiguous,
   canonicalTarget,
+  errorAnswer,
+  refusal,
   type IncomingCall,
   type MiddlewareOptions,
   type Refusal,
   type Verified,
 } from "./middleware.js";
+import { statusForCode } from "./codes.js";
+import { DigestCheck, digestStream } from "./digest.js";
 import { nodeCall, stripHeaders } from "./node.js";
+import { DIGEST_MESSAGE, DigestError, READ_MESSAGE, SIGNED_BODY_BUFFER } from "./signed.js";
 
 /** The Hono environment the middleware sets: c.get("latchkey") on a call it let through. */
 export type LatchkeyEnv = { Variables: { latchkey: Verified } };
@@ -70,6 +75,63 @@ export function makeGetPath(pathRelax: PathRelax = {}) {
 /** getPath is makeGetPath() with no path form relaxed. */
 export const getPath = makeGetPath();
 
+/**
+ * checkBody checks a signed call's body (the Request's) against its
+ * Content-Digest (the field's values, [] when absent), as the Go middleware
+ * does: a body of up to limit bytes before the handler runs (a refusal when
+ * it does not match), a longer one as the handler reads it, with its last
+ * byte held back until the end, so that a body that does not match ends in
+ * an error (a DigestError) instead of its last byte. It returns the
+ * refusal, or the Request the handler must get.
+ */
+export async function checkBody(req: Request, field: string[], limit = SIGNED_BODY_BUFFER): Promise<Refusal | Request> {
+  let check: DigestCheck;
+  try {
+    check = new DigestCheck(field);
+  } catch (err) {
+    if (err instanceof DigestError) return refusal(statusForCode(err.code), err.code, DIGEST_MESSAGE);
+    throw err;
+  }
+  const reader = req.body?.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  let done = reader === undefined;
+  try {
+    while (!done && n <= limit) {
+      const r = await reader!.read();
+      if (r.done) done = true;
+      else {
+        chunks.push(r.value);
+        n += r.value.length;
+      }
+    }
+  } catch {
+    return errorAnswer(400, "InvalidArgument", READ_MESSAGE);
+  }
+  const prefix = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    prefix.set(c, at);
+    at += c.length;
+  }
+  check.update(prefix);
+  let body: Uint8Array | ReadableStream<Uint8Array>;
+  if (done && n <= limit) {
+    const bad = check.mismatch();
+    if (bad) return refusal(statusForCode(bad.code), bad.code, DIGEST_MESSAGE);
+    body = prefix;
+  } else {
+    body = digestStream(check, prefix, done ? undefined : reader);
+  }
+  return new Request(req.url, {
+    method: req.method,
+    headers: req.headers,
+    body,
+    signal: req.signal,
+    duplex: "half", // Node's fetch needs it for a streamed body
+  } as RequestInit);
+}
+
 function send(r: Refusal): Response {
   return new Response(r.body, { status: r.status, headers: r.headers });
 }
@@ -103,6 +165,8 @@ export function latchkey(options: HonoMiddlewareOptions): MiddlewareHandler<Latc
           header: (name) => c.req.raw.headers.get(name) ?? undefined,
           headerNames: [...c.req.raw.headers.keys()],
           ip: ip ?? "",
+          authority: new URL(c.req.raw.url).host,
+          scheme: new URL(c.req.raw.url).protocol === "https:" ? "https" : "http",
         };
     const p = gate.prepare(call);
     if (p.refused) return send(p);
@@ -128,6 +192,11 @@ export function latchkey(options: HonoMiddlewareOptions): MiddlewareHandler<Latc
     }
     const out = await gate.decide(p, c.req.method, options.scope?.(c));
     if (out.refused) return send(out);
+    if (p.signed?.hasBody) {
+      const checked = await checkBody(c.req.raw, p.signed.contentDigest);
+      if (!(checked instanceof Request)) return send(checked);
+      c.req.raw = checked;
+    }
     c.set("latchkey", out.verified);
     await next();
     for (const [k, v] of Object.entries(out.headers)) {

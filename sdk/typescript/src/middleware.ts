@@ -17,6 +17,7 @@ import {
   type PathRelax,
 } from "./canonical.js";
 import { bearerChallenge, statusForCode, type DecisionCode } from "./codes.js";
+import { coveredFields, hasBody } from "./signed.js";
 
 /** How long a positive decision is reused unless told otherwise. */
 export const DEFAULT_CACHE_TTL_MS = 5_000;
@@ -89,6 +90,12 @@ export interface MiddlewareOptions<Req> {
    * trust.
    */
   clientIp?: (req: Req) => string | undefined;
+  /**
+   * The scheme callers address the service with, which a signed call's
+   * @target-uri covers: by default "https" on a TLS connection and "http"
+   * otherwise. Set "https" behind a proxy that ends TLS.
+   */
+  scheme?: "http" | "https";
   /** The clock, in milliseconds (Date.now when not given). */
   now?: () => number;
 }
@@ -104,6 +111,12 @@ export interface IncomingCall {
   headerNames: readonly string[];
   /** The caller's address. */
   ip: string;
+  /** Every value of a header (name in lower case), for a signed call's fields; [header(name)] when not given. */
+  values?(name: string): string[];
+  /** The Host the call was sent to (host[:port]); the host header when not given. */
+  authority?: string;
+  /** The scheme of the connection: "https" on TLS, else "http" (the default). */
+  scheme?: string;
 }
 
 /** An answer that refuses a call. */
@@ -129,6 +142,13 @@ export interface Prepared {
   /** The path as sent, for scope rules. */
   rawPath: string;
   input: VerifyRequest;
+  /**
+   * A call signed with a signing key (RFC 9421): judged by latchkey on its
+   * signature and never cached. When it has a body, the adapter checks it
+   * against contentDigest (the field's values, [] when absent) before the
+   * handler reads it.
+   */
+  signed?: { hasBody: boolean; contentDigest: string[] };
 }
 
 /** A call latchkey let through. */
@@ -150,7 +170,8 @@ export function refusal(status: number, code: string, message: string, retryAfte
   return errorAnswer(status, code, message, headers);
 }
 
-function errorAnswer(status: number, code: string, message: string, headers: Record<string, string> = {}): Refusal {
+/** errorAnswer builds an answer with the JSON error body every latchkey surface uses. */
+export function errorAnswer(status: number, code: string, message: string, headers: Record<string, string> = {}): Refusal {
   return {
     refused: true,
     status,
@@ -362,6 +383,7 @@ export class Gate {
   readonly #timeoutMs: number | undefined; // undefined: the client's
   readonly #relax: PathRelax;
   readonly #scopeRules: boolean;
+  readonly #scheme: "http" | "https" | undefined;
   readonly #now: () => number;
 
   constructor(o: MiddlewareOptions<never>) {
@@ -375,6 +397,7 @@ export class Gate {
     this.#timeoutMs = t === 0 ? DEFAULT_VERIFY_TIMEOUT_MS : t < 0 ? undefined : t;
     this.#relax = o.pathRelax ?? {};
     this.#scopeRules = Boolean(o.scopeRules && !o.scope);
+    this.#scheme = o.scheme;
     this.#now = o.now ?? Date.now;
     this.cache = new DecisionCache(o.cacheTtlMs, o.cacheSize);
   }
@@ -398,13 +421,16 @@ export class Gate {
     }
     const target = canonicalTarget(call.target, this.#relax);
     if (!target || canonicalMethod(call.method) === undefined || queryOverridesMethod(query)) return ambiguous();
-    if (credentialCount(call.header) > 1) {
+    const signature = call.header("signature-input") !== undefined || call.header("signature") !== undefined;
+    // A signature beside a credential header is a second credential too:
+    // the handler might read the signature's keyid.
+    if (credentialCount(call.header) > 1 || (signature && (call.header("authorization") || call.header("x-api-key")))) {
       return refusal(401, "CREDENTIAL_AMBIGUOUS",
         "more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one");
     }
     const { key, accessKeyId } = credential(call.header);
-    if (key === "") return refusal(401, "MISSING", "no key was given");
-    const input: VerifyRequest = { key };
+    if (key === "" && !signature) return refusal(401, "MISSING", "no key was given");
+    const input: VerifyRequest = key === "" ? {} : { key };
     const set = (name: keyof VerifyRequest, v: string | undefined) => {
       if (v) (input as Record<string, string>)[name] = v;
     };
@@ -415,7 +441,7 @@ export class Gate {
     set("android_package", call.header("x-android-package"));
     set("android_cert", call.header("x-android-cert"));
     set("ios_bundle_id", call.header("x-ios-bundle-identifier"));
-    return {
+    const prepared: Prepared = {
       refused: false,
       url: target.url,
       escapedPath: target.escapedPath,
@@ -425,21 +451,47 @@ export class Gate {
       rawPath,
       input,
     };
+    if (key === "") {
+      // signed: latchkey checks the signature over the call as sent
+      const values = (name: string): string[] => {
+        if (call.values) return call.values(name);
+        const v = call.header(name);
+        return v === undefined ? [] : [v];
+      };
+      const sigInput = values("signature-input");
+      const sig = values("signature");
+      input.signature_input = sigInput.join(", ");
+      input.signature = sig.join(", ");
+      input.method = call.method;
+      input.path = rawPath + (query !== "" ? `?${query}` : "");
+      input.authority = call.authority ?? call.header("host") ?? "";
+      input.scheme = this.#scheme ?? (call.scheme === "https" ? "https" : "http");
+      for (const name of coveredFields(sigInput, sig)) {
+        const vs = values(name);
+        if (vs.length > 0) (input.headers ??= {})[name] = vs.join(", ");
+      }
+      const body = hasBody(call.header);
+      const contentDigest = values("content-digest");
+      input.has_body = body || contentDigest.length > 0;
+      prepared.signed = { hasBody: body, contentDigest };
+    }
+    return prepared;
   }
 
   /**
    * decide answers from the cache or asks latchkey. A call latchkey cannot
    * be asked about in time is refused with 503: the middleware fails closed.
+   * Decisions on signed calls are never cached: each nonce is used once.
    */
   async decide(p: Prepared, method: string, scope: string | undefined): Promise<Refusal | Passed> {
     const input: VerifyRequest = { ...p.input };
     if (scope) input.scope = scope;
-    else if (this.#scopeRules) {
+    else if (this.#scopeRules && !p.signed) {
       // the path as sent: latchkey judges it as its gateway surfaces do
       input.method = method;
       input.path = p.rawPath;
     }
-    const k = this.cache.ttl < 0 ? "" : await cacheKey(input);
+    const k = this.cache.ttl < 0 || p.signed ? "" : await cacheKey(input);
     const hit = k ? this.cache.get(k, this.#now()) : undefined;
     if (hit) return { refused: false, verified: { identity: hit, code: "VALID", cached: true }, headers: {} };
     let res;

@@ -10,7 +10,7 @@ import { clientAs, latchkey, repoRoot, send } from "./helpers.mjs";
 import { frameworks } from "./frameworks.mjs";
 
 const suite = JSON.parse(readFileSync(join(repoRoot, "sdk", "conformance", "cases.json"), "utf8"));
-if (suite.version !== 1) throw new Error(`cases.json version ${suite.version}: this runner knows version 1`);
+if (suite.version !== 2) throw new Error(`cases.json version ${suite.version}: this runner knows version 2`);
 
 const PLACEHOLDER = /\{\{([A-Z_]+)(?::([a-z_]+))?\}\}/g;
 
@@ -41,6 +41,21 @@ function endpoint(fx, c) {
   return url;
 }
 
+/**
+ * signedHeaders has the fixture's signer sign a signed case's request for
+ * the authority this harness sends (Node's client: 127.0.0.1:<port>) and
+ * returns the headers to add. The runner holds no key material.
+ */
+async function signedHeaders(fx, c, target, authority) {
+  const res = await fetch(fx.sign_url, {
+    method: "POST",
+    headers: { authorization: `Bearer ${fx.sign_token}`, "content-type": "application/json" },
+    body: JSON.stringify({ method: c.request.method, target, authority, scheme: "http", body: c.request.body ?? null, sign: c.request.sign }),
+  });
+  if (res.status !== 200) throw new Error(`the signer answered ${res.status}: ${await res.text()}`);
+  return (await res.json()).headers;
+}
+
 /** runCase runs one case through one framework; failures name what differed, never a secret. */
 async function runCase(fx, start, c) {
   const sub = (s) => substitute(fx, s, c.key);
@@ -53,7 +68,10 @@ async function runCase(fx, start, c) {
   let res;
   try {
     const headers = Object.fromEntries(Object.entries(c.request.headers).map(([k, v]) => [k, sub(v)]));
-    res = await send({ port: srv.port, method: c.request.method, target: sub(c.request.target), headers });
+    const body = c.request.body;
+    if (body !== undefined) headers["Content-Length"] = String(Buffer.byteLength(body));
+    if (c.request.sign) Object.assign(headers, await signedHeaders(fx, c, sub(c.request.target), `127.0.0.1:${srv.port}`));
+    res = await send({ port: srv.port, method: c.request.method, target: sub(c.request.target), headers, body });
   } finally {
     await srv.close();
   }
@@ -83,6 +101,9 @@ async function runCase(fx, start, c) {
     }
     if (seen.method !== e.handler.method || seen.path !== e.handler.path) {
       problems.push(`the handler saw ${seen.method} ${seen.path}, want ${e.handler.method} ${e.handler.path}`);
+    }
+    if (e.handler.body !== undefined && seen.body !== e.handler.body) {
+      problems.push(`the handler read a body of ${Buffer.byteLength(seen.body ?? "")} bytes, not the case's ${Buffer.byteLength(e.handler.body)}`);
     }
     for (const name of e.handler.headers_absent) {
       if (seen.headerNames.some((h) => headerNameEqual(h, name))) problems.push(`the handler saw header ${name}`);

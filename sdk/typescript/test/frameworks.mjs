@@ -18,19 +18,23 @@ const rawHeaderNames = (req) => req.rawHeaders.filter((_, i) => i % 2 === 0);
 /**
  * Each framework's start(options, onSeen) serves a catch-all route behind
  * the middleware made with options and returns { port, close }. onSeen gets
- * { identity, method, path, headerNames } from the protected handler, which
- * answers with the caller's access key ID.
+ * { identity, method, path, headerNames, body } from the protected handler
+ * (body: what it read, as UTF-8), which answers with the caller's access
+ * key ID.
  */
 export const frameworks = {
   async express(options, onSeen) {
     const app = express();
     app.use(expressLatchkey(options));
-    app.use((req, res) => {
+    app.use(async (req, res) => {
+      const chunks = [];
+      for await (const c of req) chunks.push(c);
       onSeen({
         identity: req.latchkey?.identity,
         method: req.method,
         path: req.path,
         headerNames: [...Object.keys(req.headers), ...rawHeaderNames(req)],
+        body: Buffer.concat(chunks).toString("utf8"),
       });
       res.status(200).type("text/plain").send(req.latchkey?.identity.accessKeyId ?? "");
     });
@@ -39,6 +43,9 @@ export const frameworks = {
 
   async fastify(options, onSeen) {
     const app = Fastify({ rewriteUrl });
+    // every body as bytes, whatever its type
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
     app.addHook("onRequest", fastifyLatchkey(options));
     app.all("*", async (request, reply) => {
       onSeen({
@@ -46,6 +53,7 @@ export const frameworks = {
         method: request.method,
         path: request.url.split("?")[0],
         headerNames: [...Object.keys(request.headers), ...rawHeaderNames(request.raw)],
+        body: request.body ? Buffer.from(request.body).toString("utf8") : "",
       });
       return reply.type("text/plain").send(request.latchkey?.identity.accessKeyId ?? "");
     });
@@ -56,12 +64,14 @@ export const frameworks = {
   async hono(options, onSeen) {
     const app = new Hono({ getPath });
     app.use(honoLatchkey(options));
-    app.all("*", (c) => {
+    app.all("*", async (c) => {
+      const body = await c.req.text();
       onSeen({
         identity: c.get("latchkey")?.identity,
         method: c.req.method,
         path: c.req.path,
         headerNames: [...c.req.raw.headers.keys(), ...rawHeaderNames(c.env.incoming)],
+        body,
       });
       return c.text(c.get("latchkey")?.identity.accessKeyId ?? "");
     });

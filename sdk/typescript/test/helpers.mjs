@@ -64,7 +64,7 @@ export async function latchkey() {
     await new Promise((r) => setTimeout(r, 50));
   }
   fixture = JSON.parse(readFileSync(out, "utf8"));
-  if (fixture.version !== 1) throw new Error(`fixture version ${fixture.version}, want 1`);
+  if (fixture.version !== 2) throw new Error(`fixture version ${fixture.version}, want 2`);
   return fixture;
 }
 
