@@ -8,6 +8,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Gate, ambiguous, type MiddlewareOptions, type Verified } from "./middleware.js";
 import { checkNodeBody, nodeCall, sendRefusal, stripHeaders } from "./node.js";
 
+export { checkNodeBody };
+
 declare global {
   // Express's own Request type merges this (@types/express).
   // eslint-disable-next-line @typescript-eslint/no-namespace

@@ -167,6 +167,9 @@ export function latchkey(options: HonoMiddlewareOptions): MiddlewareHandler<Latc
           ip: ip ?? "",
           authority: new URL(c.req.raw.url).host,
           scheme: new URL(c.req.raw.url).protocol === "https:" ? "https" : "http",
+          // a fetch Request may stream a body with neither Content-Length
+          // nor a Transfer-Encoding it shows
+          hasBody: c.req.raw.body !== null,
         };
     const p = gate.prepare(call);
     if (p.refused) return send(p);

@@ -43,3 +43,10 @@ export {
   type Refusal,
   type Verified,
 } from "./middleware.js";
+export {
+  SIGNED_BODY_BUFFER,
+  DigestError,
+  coveredFields,
+  hasBody,
+  type DigestCode,
+} from "./signed.js";

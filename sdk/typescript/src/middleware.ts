@@ -117,6 +117,8 @@ export interface IncomingCall {
   authority?: string;
   /** The scheme of the connection: "https" on TLS, else "http" (the default). */
   scheme?: string;
+  /** Whether the call has a body; by default, whether it has a Content-Length other than 0 or a Transfer-Encoding. */
+  hasBody?: boolean;
 }
 
 /** An answer that refuses a call. */
@@ -470,7 +472,7 @@ export class Gate {
         const vs = values(name);
         if (vs.length > 0) (input.headers ??= {})[name] = vs.join(", ");
       }
-      const body = hasBody(call.header);
+      const body = call.hasBody ?? hasBody(call.header);
       const contentDigest = values("content-digest");
       input.has_body = body || contentDigest.length > 0;
       prepared.signed = { hasBody: body, contentDigest };
