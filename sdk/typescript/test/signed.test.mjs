@@ -7,10 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { createServer } from "node:http";
+import express from "express";
+import { latchkey as expressLatchkey } from "@latchkey/sdk/express";
 import { DigestCheck, digestStream } from "../dist/esm/digest.js";
 import { DigestError, SFError, coveredFields, parseDictionary } from "../dist/esm/signed.js";
 import { frameworks } from "./frameworks.mjs";
-import { clientAs, latchkey, send } from "./helpers.mjs";
+import { clientAs, latchkey, listen, send } from "./helpers.mjs";
 
 const BODY = Buffer.from("order 42: two boxes, one crate, and a pallet of things");
 const digest = (alg, body) => `${alg}=:${createHash(alg.replace("-", "")).update(body).digest("base64")}:`;
@@ -204,3 +207,23 @@ for (const [framework, start] of Object.entries(frameworks)) {
     }
   });
 }
+
+test("express: a body parser after the middleware reads a signed call's body as it came", async () => {
+  const fx = await latchkey();
+  const app = express();
+  app.use(expressLatchkey({ client: await clientAs("verifier") }));
+  app.use(express.text({ type: "*/*", limit: "4mb" }));
+  app.use((req, res) => res.type("text/plain").send(`${req.body.length}:${createHash("sha256").update(req.body).digest("hex")}`));
+  const srv = await listen(createServer(app));
+  try {
+    const authority = `127.0.0.1:${srv.port}`;
+    for (const body of [BODY, Buffer.alloc((1 << 20) + 12345, "signed ")]) {
+      const headers = { ...(await sign(fx, { authority, method: "PUT", body })), "content-length": String(body.length), "content-type": "text/plain" };
+      const r = await send({ port: srv.port, method: "PUT", target: "/orders", headers, body });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.body, `${body.length}:${createHash("sha256").update(body).digest("hex")}`);
+    }
+  } finally {
+    await srv.close();
+  }
+});
