@@ -256,8 +256,8 @@ class Guard:
             has_body=body or "content-digest" in headers,
         )
         for name in signed.covered_fields(sig_input, sig_value):
-            if name in headers:
-                inp.headers[name] = headers[name]
+            if name in call.headers:  # as the handler gets them: no X-Latchkey-* or method override
+                inp.headers[name] = call.headers[name]
         if self.scope is not None:
             inp.scope = self.scope(call) or ""
         return call, escaped, inp

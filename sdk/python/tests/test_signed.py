@@ -17,7 +17,7 @@ from typing import Any
 
 import support
 
-from latchkey import Client, VerifyInput
+from latchkey import Client, Guard, VerifyInput
 from latchkey.asgi import LatchkeyASGI
 from latchkey.errors import LatchkeyError
 from latchkey.signed import DigestCheck, DigestStream, SFError, covered_fields, parse_dictionary
@@ -164,6 +164,32 @@ def reading_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         return [e.code.encode()]
     start_response("200 OK", [])
     return [body]
+
+
+class PrepareTest(unittest.TestCase):
+    def test_signed_input(self) -> None:
+        """What latchkey is asked about a signed call, without asking it:
+        the covered fields the handler would get (never an X-Latchkey-* or
+        method-override header), the path as sent with its query."""
+        g = Guard(Client("http://127.0.0.1:9", support.creds("verifier")), scheme="https")
+        headers = {
+            "signature-input": 'sig1=("@method" "@target-uri" "content-digest" "x-latchkey-account" "x-http-method-override" "x-a");keyid="k";created=1',
+            "signature": "sig1=:AAAA:", "content-digest": "sha-512=:AAAA:", "x-latchkey-account": "a",
+            "x-http-method-override": "GET", "x-a": "1, 2", "host": "api.example:8443", "content-length": "3",
+        }
+        p = g.prepare("POST", "/a/./b", "q=1", headers, "192.0.2.1")
+        self.assertIsInstance(p, tuple)
+        call, escaped, inp = p
+        self.assertTrue(call.signed and call.has_body)
+        self.assertEqual((inp.key, inp.method, inp.path, inp.authority, inp.scheme, inp.has_body, inp.ip),
+                         ("", "POST", "/a/./b?q=1", "api.example:8443", "https", True, "192.0.2.1"))
+        self.assertEqual(inp.headers, {"content-digest": "sha-512=:AAAA:", "x-a": "1, 2"})
+        self.assertEqual(inp.to_json()["signature_input"], headers["signature-input"])
+        for name, extra, code in [("bearer", {"authorization": "Bearer x"}, "CREDENTIAL_AMBIGUOUS"),
+                                  ("x-api-key", {"x-api-key": "x"}, "CREDENTIAL_AMBIGUOUS")]:
+            with self.subTest(name):
+                d = g.prepare("POST", "/a", "", {**headers, **extra}, "192.0.2.1")
+                self.assertEqual(d.headers[0], ("X-Latchkey-Code", code))
 
 
 class WSGISignedTest(unittest.TestCase):

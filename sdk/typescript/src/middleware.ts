@@ -469,6 +469,8 @@ export class Gate {
       input.authority = call.authority ?? call.header("host") ?? "";
       input.scheme = this.#scheme ?? (call.scheme === "https" ? "https" : "http");
       for (const name of coveredFields(sigInput, sig)) {
+        // as the handler gets them: no X-Latchkey-* or method override
+        if (isIdentityHeader(name) || isMethodOverrideHeader(name)) continue;
         const vs = values(name);
         if (vs.length > 0) (input.headers ??= {})[name] = vs.join(", ");
       }

@@ -12,6 +12,7 @@ import express from "express";
 import { latchkey as expressLatchkey } from "@latchkey/sdk/express";
 import { DigestCheck, digestStream } from "../dist/esm/digest.js";
 import { DigestError, SFError, coveredFields, parseDictionary } from "../dist/esm/signed.js";
+import { Client, Gate } from "@latchkey/sdk";
 import { frameworks } from "./frameworks.mjs";
 import { clientAs, latchkey, listen, send } from "./helpers.mjs";
 
@@ -109,6 +110,31 @@ test("coveredFields reads the fields a signature covers as latchkey does, or non
   assert.equal(d.get("f").value, 'q"s');
   for (const bad of ["A=1", "a=", "a=1,", "a=1 b=2", 'a="x', "a=(1", "a=1.2345", "a=?2", "a=1234567890123456"]) {
     assert.throws(() => parseDictionary([bad]), SFError, bad);
+  }
+});
+
+test("Gate.prepare sends latchkey a signed call as it came, with the fields the handler gets", () => {
+  const gate = new Gate({ client: new Client({ endpoint: "http://127.0.0.1:9", credentials: { accessKeyId: "x", secretAccessKey: "y" } }), scheme: "https" });
+  const headers = {
+    "signature-input": 'sig1=("@method" "@target-uri" "content-digest" "x-latchkey-account" "x-http-method-override" "x-a");keyid="k";created=1',
+    signature: "sig1=:AAAA:", "content-digest": "sha-512=:AAAA:", "x-latchkey-account": "a",
+    "x-http-method-override": "GET", host: "api.example:8443", "content-length": "3",
+  };
+  const call = (extra = {}) => {
+    const h = { ...headers, ...extra };
+    return { method: "POST", target: "/a/./b?q=1", header: (n) => h[n], headerNames: Object.keys(h), ip: "192.0.2.1",
+      values: (n) => (n === "x-a" ? ["1", "2"] : h[n] === undefined ? [] : [h[n]]) };
+  };
+  const p = gate.prepare(call({ "x-a": "1" }));
+  assert.equal(p.refused, false);
+  assert.deepEqual(p.signed, { hasBody: true, contentDigest: ["sha-512=:AAAA:"] });
+  const { key, method, path, authority, scheme, has_body: hb, headers: fields, signature_input: si } = p.input;
+  assert.deepEqual([key, method, path, authority, scheme, hb, si], [undefined, "POST", "/a/./b?q=1", "api.example:8443", "https", true, headers["signature-input"]]);
+  assert.deepEqual(fields, { "content-digest": "sha-512=:AAAA:", "x-a": "1, 2" });
+  for (const extra of [{ authorization: "Bearer x" }, { "x-api-key": "x" }]) {
+    const r = gate.prepare(call(extra));
+    assert.equal(r.refused, true);
+    assert.equal(r.headers["X-Latchkey-Code"], "CREDENTIAL_AMBIGUOUS");
   }
 });
 
