@@ -426,7 +426,10 @@ export class Gate {
     const signature = call.header("signature-input") !== undefined || call.header("signature") !== undefined;
     // A signature beside a credential header is a second credential too:
     // the handler might read the signature's keyid.
-    if (credentialCount(call.header) > 1 || (signature && (call.header("authorization") || call.header("x-api-key")))) {
+    // Every value of a repeated header counts: Node keeps only the first
+    // Authorization in req.headers, and the handler may read another.
+    const joined = (name: string): string | undefined => (call.values ? call.values(name).join(", ") : call.header(name));
+    if (credentialCount(joined) > 1 || (signature && (call.header("authorization") || call.header("x-api-key")))) {
       return refusal(401, "CREDENTIAL_AMBIGUOUS",
         "more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one");
     }

@@ -222,3 +222,32 @@ test("every framework: HEAD passes as HEAD, and a metered key's RateLimit header
     }
   }
 });
+
+test("every framework: two Authorization or two X-Api-Key header lines are two credentials, refused without asking latchkey", async () => {
+  const fx = await latchkey();
+  const a = fx.keys.active.secret_access_key;
+  for (const [name, start] of Object.entries(frameworks)) {
+    const asked = [];
+    let handled = 0;
+    const srv = await start({ client: await verifierOf(asked) }, () => { handled++; });
+    try {
+      // Node keeps only the first Authorization in req.headers; the
+      // handler behind may read the other one.
+      for (const headers of [
+        { authorization: [`Bearer ${a}`, "Bearer other"] },
+        { authorization: ["Bearer other", `Bearer ${a}`] },
+        { "x-api-key": [a, "other"] },
+      ]) {
+        const r = await send({ port: srv.port, target: "/orders", headers });
+        assert.equal(r.status, 401, `${name} ${JSON.stringify(Object.keys(headers))}`);
+        assert.equal(r.headers["x-latchkey-code"], "CREDENTIAL_AMBIGUOUS", name);
+      }
+      assert.equal(asked.length, 0, `${name}: latchkey was asked about a call with two credentials`);
+      assert.equal(handled, 0, `${name}: the handler ran`);
+      const one = await send({ port: srv.port, target: "/orders", headers: { authorization: `Bearer ${a}` } });
+      assert.equal(one.status, 200, name);
+    } finally {
+      await srv.close();
+    }
+  }
+});
