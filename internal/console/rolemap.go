@@ -34,16 +34,17 @@ import (
 // person manages applications of, either fixed (owner) or read from a
 // claim of the person (owner_claim, which must then hold one string):
 //
+//	rules:
 //	  - claim: groups
 //	    values: [globex-developers]
 //	    account: acme
 //	    role: consumer
 //	    owner: globex
-//	  - claim: org_id            # anyone with an org_id claim ...
+//	  - claim: org_id          # anyone whose org_id is one of these ...
 //	    values: [globex, initech]
 //	    account: acme
 //	    role: consumer
-//	    owner_claim: org_id      # ... manages the apps owned by its value
+//	    owner_claim: org_id    # ... manages the apps owned by its value
 //
 // The console reads only the operator, admin and viewer rules and the
 // portal only the consumer rules, each taking the first that matches: a
