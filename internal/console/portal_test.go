@@ -619,3 +619,67 @@ func TestTextOn(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalBackchannelLogout: the provider's back-channel logout (sent to
+// the console's endpoint, the one registered for the client) ends the
+// person's portal sessions too.
+func TestPortalBackchannelLogout(t *testing.T) {
+	f := newFakeIssuer(t)
+	rm, err := ParseRoleMap([]byte(portalRoleMap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(c *Console, u string) {
+		o, err := NewOIDC(t.Context(), OIDCConfig{Issuer: f.srv.URL, ClientID: "latchkey", RedirectURL: u + "/console/oidc/callback", RoleMap: rm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := o.PortalRedirectURL(), u+"/portal/oidc/callback"; got != want {
+			t.Errorf("portal redirect URL %q, want %q", got, want)
+		}
+		c.OIDC = o
+	})
+	ids := map[string]string{}
+	for _, sub := range []string{"gina", "ivan"} {
+		p := &person{Subject: sub, Email: sub + "@example.com", consumer: true, grant: grant{Account: latchkey.DefaultAccount, Consumer: true, Owner: "globex"}}
+		id, err := e.portal.sessions.createPerson(consumerActor(p, p.grant), p, e.clock.Now(), time.Hour, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[sub] = id
+	}
+	claims := map[string]any{"iss": f.srv.URL, "aud": "latchkey", "sub": "gina", "iat": time.Now().Unix(), "jti": "j1",
+		"events": map[string]any{backchannelLogoutEvent: map[string]any{}}}
+	resp, err := http.PostForm(e.srv.URL+"/console/oidc/backchannel-logout", url.Values{"logout_token": {f.sign(t, f.key, claims)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if _, live, _ := e.portal.sessions.get(ids["gina"], e.clock.Now(), time.Hour, time.Hour, false); live {
+		t.Error("gina's portal session outlived her back-channel logout")
+	}
+	if _, live, _ := e.portal.sessions.get(ids["ivan"], e.clock.Now(), time.Hour, time.Hour, false); !live {
+		t.Error("ivan's portal session ended with gina's logout")
+	}
+}
+
+// TestPortalShowsQuota: a key's quota is shown, read only.
+func TestPortalShowsQuota(t *testing.T) {
+	e := newPortalEnv(t, 0)
+	if _, err := e.svc.UpdateAccessKey(context.Background(), e.op, e.globex.ID, latchkey.AccessKeyUpdate{Quota: &latchkey.Quota{Remaining: 4321}}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.consumer("gina", "globex-devs")
+	for _, path := range []string{"/portal/applications", "/portal/applications/globex-app", "/portal/keys/" + e.globex.ID} {
+		p := b.get(path)
+		if !regexp.MustCompile(`data-quota>4,?321`).MatchString(p.body) {
+			t.Errorf("%s does not show the quota left", path)
+		}
+		if strings.Contains(p.body, "/quota") {
+			t.Errorf("%s offers to change the quota", path)
+		}
+	}
+}
