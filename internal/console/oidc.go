@@ -262,10 +262,6 @@ func (o *OIDC) open(name, value string, now time.Time) (flowState, error) {
 	return f, nil
 }
 
-func (c *Console) oidcCookie(r *http.Request, value string) *http.Cookie {
-	return c.OIDC.console.flowCookie(c.secure(r), value)
-}
-
 // begin starts a sign-in on surface s: it binds a fresh state, nonce and
 // PKCE verifier to this browser (the sealed flow cookie) and sends it to
 // the IdP. next must already be a safe page of the surface.
