@@ -244,7 +244,11 @@ func (p *Portal) fragment(h handler) http.Handler {
 			return
 		}
 		if err := h(w, r, u); err != nil {
-			http.Error(w, latchkey.ErrorMessage(err), statusFor(latchkey.ErrorCode(err)))
+			code := latchkey.ErrorCode(err)
+			if statusFor(code) >= 500 {
+				p.Console.Log.Error("portal fragment failed", "path", r.URL.Path, "err", err)
+			}
+			http.Error(w, latchkey.ErrorMessage(err), statusFor(code))
 		}
 	})
 }
@@ -313,7 +317,13 @@ func portalNext(next string) string {
 		return def
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || !strings.HasPrefix(u.Path, PortalPrefix+"/") {
+		return def
+	}
+	// a browser treats %2e%2e as .., and %2f or %5c may become a separator
+	lower := strings.ToLower(u.EscapedPath())
+	if strings.Contains(u.Path, "/..") || strings.Contains(u.Path, "\\") || strings.Contains(lower, "%2e") ||
+		strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
 		return def
 	}
 	return next

@@ -297,11 +297,23 @@ func keysOf(t *testing.T, e *env, app string) []*latchkey.AccessKey {
 // key alone.
 func TestPortalRotateWizard(t *testing.T) {
 	e := newPortalEnv(t, 0)
+	// the provider planted a canary in the application: the consumer never
+	// sees it, and it is no rotation's new key
+	canary, err := e.svc.CreateAccessKey(context.Background(), e.op, latchkey.DefaultAccount, "globex-app", latchkey.NewAccessKey{Canary: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := e.consumer("gina", "globex-devs")
 	old := e.globex.ID
 	step1 := b.get("/portal/keys/" + old + "/rotate")
-	if step1.status != http.StatusOK || strings.Contains(step1.body, "/console/") {
-		t.Fatalf("step 1: %d, console links: %v\n%s", step1.status, strings.Contains(step1.body, "/console/"), step1.body)
+	if step1.status != http.StatusOK || strings.Contains(step1.body, "/console/") || strings.Contains(step1.body, canary.ID) {
+		t.Fatalf("step 1: %d, console links: %v, canary: %v\n%s", step1.status, strings.Contains(step1.body, "/console/"), strings.Contains(step1.body, canary.ID), step1.body)
+	}
+	if p := b.get("/portal/applications"); strings.Contains(p.body, canary.ID) {
+		t.Error("the applications page shows the canary")
+	}
+	if p := b.get("/portal/keys/" + canary.ID); p.status != http.StatusNotFound {
+		t.Errorf("the canary's page: %d", p.status)
 	}
 	created := b.post("/portal/applications/globex-app/keys", url.Values{"csrf": {formValue(t, csrfRE, step1.body)},
 		"once": {formValue(t, onceRE, step1.body)}, "rotate": {old}, "description": {"replaces " + old}})
@@ -329,9 +341,12 @@ func TestPortalRotateWizard(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.location() != "/portal/applications/globex-app" {
 		t.Fatalf("delete in the wizard: %d %q", p.status, p.location())
 	}
-	keys := keysOf(t, e.env, "globex-app")
-	if len(keys) != 1 || keys[0].ID != newID {
-		t.Errorf("after the rotation globex-app has %v", keys)
+	var left []string
+	for _, k := range keysOf(t, e.env, "globex-app") {
+		left = append(left, k.ID)
+	}
+	if strings.Join(left, " ") != newID+" "+canary.ID && strings.Join(left, " ") != canary.ID+" "+newID {
+		t.Errorf("after the rotation globex-app has %v, want the new key and the canary", left)
 	}
 }
 
@@ -460,6 +475,10 @@ func TestPortalLoginCSRF(t *testing.T) {
 		{"//evil.example/portal/", "/portal/applications"},
 		{"/console/applications", "/portal/applications"},
 		{"/portal/../console/", "/portal/applications"},
+		{"/portal/%2e%2e/console/applications", "/portal/applications"},
+		{"/portal/%2E%2E%2Fconsole/", "/portal/applications"},
+		{"/portal/..%5cconsole/", "/portal/applications"},
+		{"/portal/signin?next=/portal/", "/portal/applications"},
 		{"/portal/applications/globex-app", "/portal/applications/globex-app"},
 	} {
 		b := e.browser()
@@ -680,6 +699,26 @@ func TestPortalShowsQuota(t *testing.T) {
 		}
 		if strings.Contains(p.body, "/quota") {
 			t.Errorf("%s offers to change the quota", path)
+		}
+	}
+}
+
+func TestPortalNext(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"/portal/applications/x?hours=3", "/portal/applications/x?hours=3"},
+		{"/portal/keys/LKIAAAAAAAAAAAAAAAAA/rotate?step=2&new=LKIABBBBBBBBBBBBBBBB", "/portal/keys/LKIAAAAAAAAAAAAAAAAA/rotate?step=2&new=LKIABBBBBBBBBBBBBBBB"},
+		{"/portal", "/portal/applications"},
+		{"/portalx/", "/portal/applications"},
+		{"/portal/oidc/callback?code=x", "/portal/applications"},
+		{"/portal/%2e%2e/console/", "/portal/applications"},
+		{"/portal/a%2Fb", "/portal/applications"},
+		{"/portal/\\evil", "/portal/applications"},
+		{"/portal//evil.example", "/portal/applications"},
+		{"https://evil.example/portal/", "/portal/applications"},
+		{"/console/applications", "/portal/applications"},
+	} {
+		if got := portalNext(tt.in); got != tt.want {
+			t.Errorf("portalNext(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -98,6 +99,9 @@ func (c *Console) rotateModel(ctx context.Context, u *user, old *latchkey.Access
 	if err != nil {
 		return nil, err
 	}
+	// a canary is planted, never a rotation's successor, and does not
+	// take one of the application's places
+	siblings = slices.DeleteFunc(siblings, func(k *latchkey.AccessKey) bool { return k.Canary && k.ID != old.ID })
 	base := u.prefix()
 	d := &rotateData{Base: base, Old: old, App: app, MaxKeys: c.Service.MaxKeysPerApplication}
 	d.New = pickNew(old, siblings, query.Get("new"))
