@@ -1,7 +1,10 @@
 package latchkey
 
 import (
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Application is a client system of the protected API. It owns at most a
@@ -12,6 +15,10 @@ type Application struct {
 	Description string    `json:"description"`
 	CreatedAt   time.Time `json:"created_at"`
 	KeyCount    int       `json:"key_count"`
+	// Owner is the consumer organisation the application belongs to, as
+	// the portal's role map names it ("" for none): a person signed in to
+	// /portal as a consumer of that organisation manages its keys there.
+	Owner string `json:"owner,omitempty"`
 
 	// Restrictions are the default for every key of the application; a
 	// key's own restrictions narrow them (a call must satisfy both).
@@ -21,8 +28,10 @@ type Application struct {
 // ApplicationFilter selects applications in a list.
 type ApplicationFilter struct {
 	Account string
-	After   string
-	Limit   int
+	// Owner, when set, keeps only the applications with this owner.
+	Owner string
+	After string
+	Limit int
 }
 
 // ValidateName checks an account, application or principal name: 1 to 64
@@ -56,6 +65,28 @@ func ValidateDescription(s string) error {
 	for _, r := range s {
 		if r == 0xFFFD || r == 0 {
 			return Errorf(EINVALID, "description must be valid UTF-8 text without NUL bytes")
+		}
+	}
+	return nil
+}
+
+// MaxOwnerLen bounds an application's owner.
+const MaxOwnerLen = 200
+
+// ValidateOwner checks an application's owner: "" (none), or up to
+// MaxOwnerLen bytes of printable text without leading or trailing space.
+// It is compared byte for byte with what the portal's role map gives a
+// consumer, so it is not normalised.
+func ValidateOwner(s string) error {
+	if len(s) > MaxOwnerLen {
+		return Errorf(EINVALID, "owner must be at most %d bytes", MaxOwnerLen)
+	}
+	if strings.TrimSpace(s) != s {
+		return Errorf(EINVALID, "owner must not start or end with white space")
+	}
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return Errorf(EINVALID, "owner must be printable UTF-8 text")
 		}
 	}
 	return nil

@@ -12,13 +12,15 @@ func (c *Client) CreateAccount(ctx context.Context, name string) (*latchkey.Acco
 	return c.CreateAccountWith(ctx, name, latchkey.AccountUpdate{})
 }
 
-// CreateAccountWith creates a tenant with settings (its key prefix).
+// CreateAccountWith creates a tenant with settings (its key prefix and
+// portal branding).
 // Returns what CreateAccount does, and EINVALID for a bad key prefix.
 func (c *Client) CreateAccountWith(ctx context.Context, name string, set latchkey.AccountUpdate) (*latchkey.Account, error) {
 	in := struct {
-		Name      string  `json:"name"`
-		KeyPrefix *string `json:"key_prefix,omitempty"`
-	}{name, set.KeyPrefix}
+		Name      string             `json:"name"`
+		KeyPrefix *string            `json:"key_prefix,omitempty"`
+		Branding  *latchkey.Branding `json:"branding,omitempty"`
+	}{name, set.KeyPrefix, set.Branding}
 	var out latchkey.Account
 	if err := c.post(ctx, nil, in, &out, "v1", "accounts"); err != nil {
 		return nil, err
@@ -27,8 +29,9 @@ func (c *Client) CreateAccountWith(ctx context.Context, name string, set latchke
 }
 
 // UpdateAccount changes an account's settings: its key prefix ("" goes
-// back to lksk_). Operators and the account's admins may. Returns
-// EINVALID for a bad prefix, ENOTFOUND, EFORBIDDEN.
+// back to lksk_) and its portal branding (an empty Branding removes it).
+// Operators and the account's admins may. Returns EINVALID for a bad
+// prefix or branding, ENOTFOUND, EFORBIDDEN.
 func (c *Client) UpdateAccount(ctx context.Context, name string, u latchkey.AccountUpdate) (*latchkey.Account, error) {
 	var out latchkey.Account
 	if err := c.patch(ctx, nil, u, &out, "v1", "accounts", name); err != nil {

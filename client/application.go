@@ -10,9 +10,12 @@ import (
 // CreateApplicationInput names a new application. Account "" is the
 // caller's own account (the default account for operators).
 type CreateApplicationInput struct {
-	Account      string
-	Name         string
-	Description  string
+	Account     string
+	Name        string
+	Description string
+	// Owner is the consumer organisation that manages the application's
+	// keys in the portal ("" for none).
+	Owner        string
 	Restrictions *latchkey.Restrictions // defaults for the application's keys
 }
 
@@ -23,8 +26,9 @@ func (c *Client) CreateApplication(ctx context.Context, in CreateApplicationInpu
 	body := struct {
 		Name         string                 `json:"name"`
 		Description  string                 `json:"description"`
+		Owner        string                 `json:"owner,omitempty"`
 		Restrictions *latchkey.Restrictions `json:"restrictions,omitempty"`
-	}{in.Name, in.Description, in.Restrictions}
+	}{in.Name, in.Description, in.Owner, in.Restrictions}
 	var out latchkey.Application
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications"); err != nil {
 		return nil, err
@@ -46,6 +50,7 @@ type UpdateApplicationInput struct {
 	Account      string
 	Name         string
 	Description  *string
+	Owner        *string                // "" removes the owner
 	Restrictions *latchkey.Restrictions // replaces them; empty removes them
 }
 
@@ -54,8 +59,9 @@ type UpdateApplicationInput struct {
 func (c *Client) UpdateApplication(ctx context.Context, in UpdateApplicationInput) (*latchkey.Application, error) {
 	body := struct {
 		Description  *string                `json:"description,omitempty"`
+		Owner        *string                `json:"owner,omitempty"`
 		Restrictions *latchkey.Restrictions `json:"restrictions,omitempty"`
-	}{in.Description, in.Restrictions}
+	}{in.Description, in.Owner, in.Restrictions}
 	var out latchkey.Application
 	if err := c.patch(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Name); err != nil {
 		return nil, err

@@ -513,7 +513,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	api := &httpapi.Server{
 		Service: svc, Verifier: verifier, Log: log, TrustedProxies: trusted, ScopeRules: scopeRules, PathRelax: pathRelax,
-		Ready: ready, Leaks: leaks, Webhooks: dispatcher, Mount: con.Mount,
+		Ready: ready, Leaks: leaks, Webhooks: dispatcher,
+	}
+	// the consumer portal (docs/portal.md) shares the console's OIDC
+	portal := &console.Portal{Console: con}
+	api.Mount = func(mux *http.ServeMux) {
+		con.Mount(mux)
+		portal.Mount(mux)
 	}
 	if auditKey != nil {
 		api.AuditPublicKey = auditKey.Public().(ed25519.PublicKey)
@@ -556,6 +562,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 
 	fmt.Fprintf(stdout, "latchkey %s listening on %s (database %s)\n", cli.Version, endpoint, dbDesc)
 	fmt.Fprintf(stdout, "Web console: %s%s/\n", endpoint, console.Prefix)
+	if con.OIDC != nil {
+		fmt.Fprintf(stdout, "Consumer portal: %s%s/ (OIDC callback %s)\n", endpoint, console.PortalPrefix, con.OIDC.PortalRedirectURL())
+	}
 	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
 	gw, err := gwl.serve(&o.gw, api, tlsConfig, log, stdout, errc)

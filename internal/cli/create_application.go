@@ -8,8 +8,8 @@ import (
 
 func (s *state) newCreateApplicationCmd() *cobra.Command {
 	var (
-		name, description string
-		rf                restrictionFlags
+		name, description, owner string
+		rf                       restrictionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create-application --application-name NAME",
@@ -25,20 +25,28 @@ Restriction flags (--allowed-ips, --allowed-referrers, --android-app,
 --ios-bundle-ids, --scopes, --rate-limit) set the default restrictions of every
 key of the application; a key's own restrictions narrow them further.
 
+--owner names the consumer organisation whose people manage the
+application's keys in the self-service portal (/portal), as the portal's
+role map gives it to them (see docs/portal.md).
+
 JSON OUTPUT
-  {"account", "name", "description", "created_at", "key_count", "restrictions"}
+  {"account", "name", "description", "created_at", "key_count", "owner", "restrictions"}
 
 EXAMPLES
   latchkey create-application --application-name billing
   latchkey create-application --application-name billing --description "nightly invoice run"
-  latchkey create-application --application-name web --allowed-referrers 'https://*.example.com/*'`,
+  latchkey create-application --application-name web --allowed-referrers 'https://*.example.com/*'
+  latchkey create-application --application-name globex-sync --owner globex`,
 		Args: noArgs,
 		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			var err error
 			if err := latchkey.ValidateName("--application-name", name); err != nil {
 				return UsageErrorf("%s", errMessage(err))
 			}
-			in := client.CreateApplicationInput{Account: s.account, Name: name, Description: description}
+			if err := latchkey.ValidateOwner(owner); err != nil {
+				return UsageErrorf("--owner: %s", errMessage(err))
+			}
+			in := client.CreateApplicationInput{Account: s.account, Name: name, Description: description, Owner: owner}
 			if rf.changed(cmd) {
 				if in.Restrictions, err = rf.apply(cmd, nil); err != nil {
 					return err
@@ -53,6 +61,7 @@ EXAMPLES
 	}
 	cmd.Flags().StringVar(&name, "application-name", "", "name of the new application (required)")
 	cmd.Flags().StringVar(&description, "description", "", "what the application is, for people")
+	cmd.Flags().StringVar(&owner, "owner", "", "consumer organisation that manages the keys in the portal")
 	rf.register(cmd.Flags(), false)
 	return cmd
 }

@@ -209,6 +209,11 @@ func rotateURL(id string, step int, newID string) string {
 
 // rotateURLHours is rotateURL keeping the chart period the user chose.
 func rotateURLHours(id string, step int, newID string, hours int) string {
+	return rotateURLAt(Prefix, id, step, newID, hours)
+}
+
+// rotateURLAt is rotateURLHours under base (/console or /portal).
+func rotateURLAt(base, id string, step int, newID string, hours int) string {
 	q := url.Values{}
 	if hours > 0 {
 		q.Set("hours", strconv.Itoa(hours))
@@ -219,7 +224,7 @@ func rotateURLHours(id string, step int, newID string, hours int) string {
 	if newID != "" {
 		q.Set("new", newID)
 	}
-	s := keyURL(id) + "/rotate"
+	s := base + "/keys/" + url.PathEscape(id) + "/rotate"
 	if len(q) > 0 {
 		s += "?" + q.Encode()
 	}

@@ -331,7 +331,8 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.setup != nil {
 		o.setup(con, "http://"+srv.Listener.Addr().String())
 	}
-	api := &httpapi.Server{Service: svc, Verifier: ver, Log: log, Mount: con.Mount}
+	portal := &Portal{Console: con} // the consumer portal beside the console
+	api := &httpapi.Server{Service: svc, Verifier: ver, Log: log, Mount: func(m *http.ServeMux) { con.Mount(m); portal.Mount(m) }}
 	h := api.Handler()
 	if o.wrap != nil {
 		h = o.wrap(h)

@@ -526,7 +526,7 @@ func (c *Console) chartOf(ctx context.Context, u *user, k, nk *latchkey.AccessKe
 			}
 		}
 	}
-	refresh := keyURL(k.ID) + "/chart"
+	refresh := u.prefix() + "/keys/" + url.PathEscape(k.ID) + "/chart"
 	if len(q) > 0 {
 		refresh += "?" + q.Encode()
 	}

@@ -249,9 +249,21 @@ type user struct {
 	// actor is who the change is audited as: the session's principal,
 	// with this request's address and user agent.
 	actor latchkey.Actor
+	// base is where the user's pages are: "" (the console) or
+	// PortalPrefix; owner is a portal consumer's organisation.
+	base  string
+	owner string
 }
 
 func (u *user) canWrite() bool { return u.actor.CanWrite(u.account) }
+
+// prefix is where the user's pages are.
+func (u *user) prefix() string {
+	if u.base == "" {
+		return Prefix
+	}
+	return u.base
+}
 
 type handler func(w http.ResponseWriter, r *http.Request, u *user) error
 

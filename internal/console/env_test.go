@@ -50,8 +50,10 @@ type env struct {
 	svc   *manage.Service
 	ver   *verify.Verifier
 	con   *Console
-	clock *clock
-	srv   *httptest.Server
+	// portal is the consumer portal beside the console (portal.go).
+	portal *Portal
+	clock  *clock
+	srv    *httptest.Server
 
 	opID, opSecret string
 	op             latchkey.Actor
@@ -90,6 +92,8 @@ func newEnvWith(t *testing.T, setup func(c *Console, consoleURL string)) *env {
 	}
 	mux := http.NewServeMux()
 	e.con.Mount(mux)
+	e.portal = &Portal{Console: e.con}
+	e.portal.Mount(mux)
 	e.srv.Config.Handler = mux
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -37,6 +38,12 @@ import (
 // appears), issuer, audience, expiry and nonce are checked by go-oidc and
 // here. The person then gets the account and role of the first rule of the
 // role map their claims match, or nothing.
+//
+// The portal (/portal) signs consumers in through the same provider,
+// client and flow, at its own callback (the redirect URL's path with
+// /portal instead of /console, which must be registered at the provider
+// too), with its own flow cookie, and with the consumer rules of the role
+// map only.
 //
 // Sessions end as the console's always do (idle, age, sign-out) and also
 // when the IdP stops vouching for the person: every Revalidate interval
@@ -86,6 +93,14 @@ type OIDC struct {
 	verifier *oidc.IDTokenVerifier
 	oauth    oauth2.Config
 	aead     cipher.AEAD
+	// console and portal are the two sign-in surfaces; portal's redirect
+	// URL is the console's with the path /portal/oidc/callback.
+	console, portal oidcSurface
+	portalOAuth     oauth2.Config
+	// ended are the session stores whose persons back-channel logout
+	// ends: the console's, and the portal's once it is mounted.
+	endMu sync.Mutex
+	ended []*sessionStore
 	// needed are the claims the role map reads, plus email: when the ID
 	// token lacks one, the userinfo endpoint is asked for it.
 	needed []string
@@ -146,9 +161,22 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	}
 	for _, r := range cfg.RoleMap.Rules {
 		o.needed = append(o.needed, r.Claim)
+		if r.OwnerClaim != "" {
+			o.needed = append(o.needed, r.OwnerClaim)
+		}
 	}
+	o.portalOAuth = o.oauth
+	pu := *ru
+	pu.Path = PortalPrefix + "/oidc/callback"
+	o.portalOAuth.RedirectURL = pu.String()
+	o.console = oidcSurface{prefix: Prefix, cookie: cookieOIDC, cookieSecure: cookieOIDCSecure, oauth: &o.oauth}
+	o.portal = oidcSurface{prefix: PortalPrefix, cookie: cookiePortalOIDC, cookieSecure: cookiePortalOIDCSecure, oauth: &o.portalOAuth, consumer: true}
 	return o, nil
 }
+
+// PortalRedirectURL is the portal's OIDC callback, which must be
+// registered at the provider beside the console's.
+func (o *OIDC) PortalRedirectURL() string { return o.portalOAuth.RedirectURL }
 
 // Revalidate is the bound on how long the IdP's word about a person is
 // trusted.
@@ -172,6 +200,32 @@ const (
 	cookieOIDC       = "latchkey_oidc"
 	cookieOIDCSecure = "__Host-latchkey_oidc"
 )
+
+// oidcSurface is one of the two places a person signs in to with OIDC:
+// the console or the portal. Each has its own callback, flow cookie (whose
+// name is the sealed flow's additional data, so a flow begun for one is
+// refused by the other) and role map rules.
+type oidcSurface struct {
+	prefix               string // "/console" or "/portal"
+	cookie, cookieSecure string
+	oauth                *oauth2.Config
+	consumer             bool // the portal: consumer rules only
+}
+
+// flowCookie is the cookie that carries a surface's sealed sign-in flow:
+// HttpOnly, SameSite=Lax, for the surface's OIDC paths, and over TLS
+// __Host- and Secure.
+func (s *oidcSurface) flowCookie(secure bool, value string) *http.Cookie {
+	ck := &http.Cookie{Name: s.cookie, Value: value, Path: s.prefix + "/oidc", HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		MaxAge: int(oidcFlowTTL / time.Second)}
+	if secure {
+		ck.Name, ck.Path, ck.Secure = s.cookieSecure, "/", true
+	}
+	if value == "" {
+		ck.MaxAge = -1
+	}
+	return ck
+}
 
 func (o *OIDC) seal(name string, f flowState) (string, error) {
 	b, err := json.Marshal(f)
@@ -208,43 +262,35 @@ func (o *OIDC) open(name, value string, now time.Time) (flowState, error) {
 	return f, nil
 }
 
-func (c *Console) oidcCookie(r *http.Request, value string) *http.Cookie {
-	ck := &http.Cookie{Name: cookieOIDC, Value: value, Path: Prefix + "/oidc", HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		MaxAge: int(oidcFlowTTL / time.Second)}
-	if c.secure(r) {
-		ck.Name, ck.Path, ck.Secure = cookieOIDCSecure, "/", true
-	}
-	if value == "" {
-		ck.MaxAge = -1
-	}
-	return ck
-}
-
-// oidcLogin starts a sign-in: it binds a fresh state, nonce and PKCE
-// verifier to this browser and sends it to the IdP.
-func (c *Console) oidcLogin(w http.ResponseWriter, r *http.Request) {
-	o := c.OIDC
+// begin starts a sign-in on surface s: it binds a fresh state, nonce and
+// PKCE verifier to this browser (the sealed flow cookie) and sends it to
+// the IdP. next must already be a safe page of the surface.
+func (o *OIDC) begin(w http.ResponseWriter, r *http.Request, s *oidcSurface, secure bool, next string) error {
 	state, err := randomToken()
 	if err != nil {
-		c.fail(w, r, nil, err)
-		return
+		return err
 	}
 	nonce, err := randomToken()
 	if err != nil {
-		c.fail(w, r, nil, err)
-		return
+		return err
 	}
-	f := flowState{State: state, Nonce: nonce, Verifier: oauth2.GenerateVerifier(),
-		Next: safeNext(r.URL.Query().Get("next")), Expires: o.cfg.Now().Add(oidcFlowTTL).Unix()}
-	ck := c.oidcCookie(r, "x")
+	f := flowState{State: state, Nonce: nonce, Verifier: oauth2.GenerateVerifier(), Next: next, Expires: o.cfg.Now().Add(oidcFlowTTL).Unix()}
+	ck := s.flowCookie(secure, "x")
 	sealed, err := o.seal(ck.Name, f)
 	if err != nil {
-		c.fail(w, r, nil, err)
-		return
+		return err
 	}
 	ck.Value = sealed
 	http.SetCookie(w, ck)
-	http.Redirect(w, r, o.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier)), http.StatusSeeOther)
+	http.Redirect(w, r, s.oauth.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(f.Verifier)), http.StatusSeeOther)
+	return nil
+}
+
+// oidcLogin starts a console sign-in.
+func (c *Console) oidcLogin(w http.ResponseWriter, r *http.Request) {
+	if err := c.OIDC.begin(w, r, &c.OIDC.console, c.secure(r), safeNext(r.URL.Query().Get("next"))); err != nil {
+		c.fail(w, r, nil, err)
+	}
 }
 
 // Messages of the OIDC callback.
@@ -257,65 +303,82 @@ const (
 
 var idpErrorRE = regexp.MustCompile(`^[a-z_]{1,40}$`)
 
-// oidcCallback finishes a sign-in: the IdP sent the browser back with a
-// code (or an error) and the state.
-func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
-	o := c.OIDC
+// flowRefusal is why a callback was refused: the status and the message
+// the sign-in page shows.
+type flowRefusal struct {
+	status int
+	msg    string
+}
+
+// finish completes a sign-in on surface s: the IdP sent the browser back
+// with a code (or an error) and the state. The flow cookie is cleared
+// whatever happens (one use). The state must match the sealed flow of this
+// browser (login CSRF), the code is redeemed with the flow's PKCE verifier
+// (code injection), and the ID token must carry the flow's nonce. It
+// returns the person with the grant of the surface's first matching rule,
+// and the page to go to.
+func (o *OIDC) finish(w http.ResponseWriter, r *http.Request, s *oidcSurface, secure bool, log *slog.Logger, ip string, now time.Time) (*person, string, *flowRefusal) {
 	q := r.URL.Query()
-	name := c.oidcCookie(r, "x").Name
+	name := s.flowCookie(secure, "x").Name
 	raw := cookieValue(r, name)
-	http.SetCookie(w, c.oidcCookie(r, "")) // one use, whatever happens
-	refuse := func(status int, msg string) {
-		c.renderSignin(w, r, status, signinData{Error: msg})
-	}
+	http.SetCookie(w, s.flowCookie(secure, "")) // one use, whatever happens
 	f, err := o.open(name, raw, o.cfg.Now())
 	if err != nil || !tokensEqual(q.Get("state"), f.State) {
-		c.Log.Warn("console OIDC callback refused", "reason", "state", "client_ip", c.clientIP(r).String())
-		refuse(http.StatusForbidden, msgOIDCFlow)
-		return
+		log.Warn(s.prefix[1:]+" OIDC callback refused", "reason", "state", "client_ip", ip)
+		return nil, "", &flowRefusal{http.StatusForbidden, msgOIDCFlow}
 	}
 	if e := q.Get("error"); e != "" {
 		if !idpErrorRE.MatchString(e) {
 			e = "unknown error"
 		}
-		refuse(http.StatusForbidden, "Your identity provider refused the sign-in ("+e+").")
-		return
+		return nil, "", &flowRefusal{http.StatusForbidden, "Your identity provider refused the sign-in (" + e + ")."}
 	}
 	code := q.Get("code")
 	if code == "" {
-		refuse(http.StatusBadRequest, msgOIDCFlow)
-		return
+		return nil, "", &flowRefusal{http.StatusBadRequest, msgOIDCFlow}
 	}
 	ctx, cancel := context.WithTimeout(o.ctx(r.Context()), oidcHTTPTimeout)
 	defer cancel()
-	tok, err := o.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
+	tok, err := s.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
-		c.Log.Warn("console OIDC code exchange failed", "err", err, "client_ip", c.clientIP(r).String())
-		refuse(http.StatusBadGateway, msgOIDCExchange)
-		return
+		log.Warn(s.prefix[1:]+" OIDC code exchange failed", "err", err, "client_ip", ip)
+		return nil, "", &flowRefusal{http.StatusBadGateway, msgOIDCExchange}
 	}
 	id, claims, err := o.verify(ctx, tok, f.Nonce)
 	if err != nil {
-		c.Log.Warn("console OIDC token refused", "err", err, "client_ip", c.clientIP(r).String())
-		refuse(http.StatusForbidden, msgOIDCToken)
-		return
+		log.Warn(s.prefix[1:]+" OIDC token refused", "err", err, "client_ip", ip)
+		return nil, "", &flowRefusal{http.StatusForbidden, msgOIDCToken}
 	}
 	p, err := newPerson(id.Subject, claims)
 	if err != nil {
-		c.Log.Warn("console OIDC token refused", "err", err, "client_ip", c.clientIP(r).String())
-		refuse(http.StatusForbidden, msgOIDCToken)
-		return
+		log.Warn(s.prefix[1:]+" OIDC token refused", "err", err, "client_ip", ip)
+		return nil, "", &flowRefusal{http.StatusForbidden, msgOIDCToken}
 	}
-	g, ok := o.cfg.RoleMap.match(claims)
+	g, ok := o.cfg.RoleMap.matchFor(claims, s.consumer)
 	if !ok {
-		c.Log.Info("console OIDC sign-in refused: no role", "subject", p.Subject, "email", p.Email, "client_ip", c.clientIP(r).String())
-		refuse(http.StatusForbidden, msgOIDCNoRole)
-		return
+		log.Info(s.prefix[1:]+" OIDC sign-in refused: no role", "subject", p.Subject, "email", p.Email, "client_ip", ip)
+		msg := msgOIDCNoRole
+		if s.consumer {
+			msg = msgPortalNoRole
+		}
+		return nil, "", &flowRefusal{http.StatusForbidden, msg}
 	}
-	p.grant, p.token, p.claims, p.validated = g, tok, claims, c.now()
+	p.grant, p.token, p.claims, p.validated, p.consumer = g, tok, claims, now, s.consumer
 	if sid, ok := claims["sid"].(string); ok && len(sid) <= maxClaim {
 		p.SID = sid
 	}
+	return p, f.Next, nil
+}
+
+// oidcCallback finishes a console sign-in.
+func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
+	ip := c.clientIP(r).String()
+	p, next, refused := c.OIDC.finish(w, r, &c.OIDC.console, c.secure(r), c.Log, ip, c.now())
+	if refused != nil {
+		c.renderSignin(w, r, refused.status, signinData{Error: refused.msg})
+		return
+	}
+	g := p.grant
 	actor := latchkey.Actor{Principal: p.actorName(), Account: g.Account, Role: g.Role}
 	sid, err := c.sessions.createPerson(actor, p, c.now(), c.IdleTimeout, c.MaxSessionAge)
 	if err != nil {
@@ -323,14 +386,14 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Log.Info("console sign-in", "oidc_subject", p.Subject, "email", p.Email, "account", g.Account, "role", string(g.Role),
-		"role_map_rule", g.Rule, "client_ip", c.clientIP(r).String())
+		"role_map_rule", g.Rule, "client_ip", ip)
 	http.SetCookie(w, c.sessionCookie(r, sid))
 	// A page, not a redirect: the browser arrived here from the IdP's site,
 	// and over that cross-site redirect chain it would not send the
 	// SameSite=Strict session cookie. The page's own navigation is
 	// same-site.
-	v := c.newView(r, nil, "Signed in", "", continueData{Next: f.Next})
-	v.Continue = f.Next
+	v := c.newView(r, nil, "Signed in", "", continueData{Next: next})
+	v.Continue = next
 	c.write(w, http.StatusOK, "continue", v)
 }
 
@@ -410,6 +473,8 @@ func (o *OIDC) completeClaims(ctx context.Context, tok *oauth2.Token, subject st
 type person struct {
 	Subject, Email string
 	SID            string // the IdP's session ID (sid claim), for back-channel logout
+
+	consumer bool // a portal session: consumer rules decide
 
 	mu        sync.Mutex
 	grant     grant
@@ -510,7 +575,7 @@ func (o *OIDC) revalidate(ctx context.Context, p *person) (grant, error) {
 	} else if err := o.completeClaims(ctx, p.token, p.Subject, claims, true); err != nil {
 		return grant{}, err
 	}
-	g, ok := o.cfg.RoleMap.match(claims)
+	g, ok := o.cfg.RoleMap.matchFor(claims, p.consumer)
 	if !ok {
 		return grant{}, errors.New("the person's claims no longer map to a role")
 	}
@@ -586,9 +651,15 @@ func (c *Console) oidcBackchannelLogout(w http.ResponseWriter, r *http.Request) 
 		bad()
 		return
 	}
-	n := c.sessions.endPersons(func(p *person) bool {
+	match := func(p *person) bool {
 		return (sub != "" && p.Subject == sub) || (sid != "" && p.SID == sid)
-	})
+	}
+	n := c.sessions.endPersons(match)
+	c.OIDC.endMu.Lock()
+	for _, st := range c.OIDC.ended {
+		n += st.endPersons(match)
+	}
+	c.OIDC.endMu.Unlock()
 	c.Log.Info("console OIDC back-channel logout", "oidc_subject", sub, "sid", sid, "sessions_ended", n)
 	w.WriteHeader(http.StatusOK)
 }

@@ -149,7 +149,7 @@ func (o *testOP) client(consoleURL string) (id, secret string) {
 	}
 	id = "latchkey-" + id[:12]
 	opClients.Lock()
-	storage.RegisterClients(storage.WebClient(id, secret, consoleURL+Prefix+"/oidc/callback"))
+	storage.RegisterClients(storage.WebClient(id, secret, consoleURL+Prefix+"/oidc/callback", consoleURL+PortalPrefix+"/oidc/callback"))
 	opClients.Unlock()
 	return id, secret
 }
@@ -258,7 +258,7 @@ func (e *oidcEnv) ssoLogin(b *browser, authRequest, user, password string) *url.
 	}
 	u := first.String()
 	for range 5 {
-		if strings.HasPrefix(u, b.base+Prefix+"/oidc/callback") {
+		if strings.HasPrefix(u, b.base+Prefix+"/oidc/callback") || strings.HasPrefix(u, b.base+PortalPrefix+"/oidc/callback") {
 			return mustURL(e.t, u)
 		}
 		resp, err := b.c.Get(u)

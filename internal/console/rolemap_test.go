@@ -17,7 +17,13 @@ func TestParseRoleMap(t *testing.T) {
 		{"no rules", `rules: []`, "no rules"},
 		{"unknown field", "rules:\n  - values: [a]\n    role: operator\n    groups: [b]\n", "groups"},
 		{"verifier", "rules:\n  - values: [a]\n    account: default\n    role: verifier\n", "operator, admin or viewer"},
-		{"consumer is not a console role", "rules:\n  - values: [a]\n    account: default\n    role: consumer\n", "operator, admin or viewer"},
+		{"consumer", "rules:\n  - values: [a]\n    account: default\n    role: consumer\n    owner: globex\n", ""},
+		{"consumer by claim", "rules:\n  - claim: org\n    values: [a]\n    account: default\n    role: consumer\n    owner_claim: org\n", ""},
+		{"consumer without owner", "rules:\n  - values: [a]\n    account: default\n    role: consumer\n", "exactly one of owner"},
+		{"consumer with both owners", "rules:\n  - values: [a]\n    account: default\n    role: consumer\n    owner: x\n    owner_claim: org\n", "exactly one of owner"},
+		{"consumer without account", "rules:\n  - values: [a]\n    role: consumer\n    owner: x\n", "consumer needs an account"},
+		{"consumer bad owner", "rules:\n  - values: [a]\n    account: default\n    role: consumer\n    owner: ' x'\n", "owner"},
+		{"owner on an admin rule", "rules:\n  - values: [a]\n    account: default\n    role: admin\n    owner: x\n", "consumer rules only"},
 		{"role case", "rules:\n  - values: [a]\n    role: Operator\n", "operator, admin or viewer"},
 		{"admin without account", "rules:\n  - values: [a]\n    role: admin\n", "needs an account"},
 		{"no values", "rules:\n  - role: operator\n", "no values"},
@@ -77,6 +83,59 @@ func TestRoleMapMatch(t *testing.T) {
 			g, ok := m.match(tc.claims)
 			if ok != (tc.role != "") || g.Role != tc.role || g.Account != tc.account {
 				t.Fatalf("match = %+v, %v; want %q in %q", g, ok, tc.role, tc.account)
+			}
+		})
+	}
+}
+
+// TestRoleMapMatchConsumer: the portal reads consumer rules only and the
+// console never does; owner_claim gives the claim's one string value, and
+// anything else in it matches nothing.
+func TestRoleMapMatchConsumer(t *testing.T) {
+	m, err := ParseRoleMap([]byte(testRoleMap + `
+  - values: [globex-devs]
+    account: acme
+    role: consumer
+    owner: globex
+  - claim: org
+    values: [initech, umbrella]
+    account: acme
+    role: consumer
+    owner_claim: org
+  - claim: groups
+    values: [partners]
+    account: acme
+    role: consumer
+    owner_claim: partner_org
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		claims  map[string]any
+		owner   string // "" = no consumer grant
+		console latchkey.Role
+	}{
+		{"fixed owner", map[string]any{"groups": []any{"globex-devs"}}, "globex", ""},
+		{"owner from claim", map[string]any{"org": "initech"}, "initech", ""},
+		{"claim value not listed", map[string]any{"org": "acme-corp"}, "", ""},
+		{"owner claim is a list", map[string]any{"groups": []any{"partners"}, "partner_org": []any{"a", "b"}}, "", ""},
+		{"owner claim missing", map[string]any{"groups": []any{"partners"}}, "", ""},
+		{"owner claim empty", map[string]any{"groups": []any{"partners"}, "partner_org": ""}, "", ""},
+		{"owner claim string", map[string]any{"groups": []any{"partners"}, "partner_org": "hooli"}, "hooli", ""},
+		{"admin is no consumer", map[string]any{"groups": []any{"lk-admins"}}, "", latchkey.RoleAdmin},
+		{"both", map[string]any{"groups": []any{"lk-admins", "globex-devs"}}, "globex", latchkey.RoleAdmin},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g, ok := m.matchFor(tc.claims, true)
+			if ok != (tc.owner != "") || g.Owner != tc.owner || (ok && (!g.Consumer || g.Account != "acme" || g.Role != "")) {
+				t.Errorf("portal match = %+v, %v; want owner %q", g, ok, tc.owner)
+			}
+			c, ok := m.match(tc.claims)
+			if ok != (tc.console != "") || c.Role != tc.console || c.Consumer {
+				t.Errorf("console match = %+v, %v; want %q", c, ok, tc.console)
 			}
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -30,6 +32,9 @@ type stepView struct {
 }
 
 type rotateData struct {
+	// Base is where the wizard's links lead: /console, or /portal for a
+	// consumer.
+	Base      string
 	Old, New  *latchkey.AccessKey
 	App       *latchkey.Application
 	Step      int
@@ -67,16 +72,39 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 		return c.back(w, r, u, "/console/keys/"+old.ID, flash{Error: true,
 			Message: "A canary key is not rotated: it authorizes nothing, so no client moves to a new key. To replace it, create another canary and delete this one."})
 	}
-	app, err := c.Service.GetApplication(ctx, u.actor, old.Account, old.Application)
+	d, err := c.rotateModel(ctx, u, old, r.URL.Query(), func() (string, error) { return c.sessions.newNonce(u.id, c.now()) })
 	if err != nil {
 		return err
+	}
+	title := "Rotate " + old.ID
+	if d.Step == 5 {
+		// no reload while the user types the confirmation
+		c.render(w, r, u, http.StatusOK, "rotate", title, "keys", d)
+		return nil
+	}
+	c.renderRefreshing(w, r, u, "rotate", title, "keys", d)
+	return nil
+}
+
+// rotateModel is the rotation wizard's page for the old key: the steps,
+// the step shown, the new key and the traffic chart. It serves the console
+// and the portal alike (u.base says where links lead); newNonce issues the
+// one-time token of the create form.
+func (c *Console) rotateModel(ctx context.Context, u *user, old *latchkey.AccessKey, query url.Values, newNonce func() (string, error)) (*rotateData, error) {
+	app, err := c.Service.GetApplication(ctx, u.actor, old.Account, old.Application)
+	if err != nil {
+		return nil, err
 	}
 	siblings, _, err := c.Service.ListAccessKeys(ctx, u.actor, latchkey.AccessKeyFilter{Account: old.Account, Application: old.Application, Kind: "application", Limit: 1000})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d := rotateData{Old: old, App: app, MaxKeys: c.Service.MaxKeysPerApplication}
-	d.New = pickNew(old, siblings, r.URL.Query().Get("new"))
+	// a canary is planted, never a rotation's successor, and does not
+	// take one of the application's places
+	siblings = slices.DeleteFunc(siblings, func(k *latchkey.AccessKey) bool { return k.Canary && k.ID != old.ID })
+	base := u.prefix()
+	d := &rotateData{Base: base, Old: old, App: app, MaxKeys: c.Service.MaxKeysPerApplication}
+	d.New = pickNew(old, siblings, query.Get("new"))
 	newID := ""
 	if d.New != nil {
 		newID = d.New.ID
@@ -99,10 +127,10 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 		suggested = 2
 	}
 	d.Step = suggested
-	if n, err := strconv.Atoi(r.URL.Query().Get("step")); err == nil && n >= 1 && n <= 5 && reach(n) {
+	if n, err := strconv.Atoi(query.Get("step")); err == nil && n >= 1 && n <= 5 && reach(n) {
 		d.Step = n
 	}
-	hours, _ := strconv.Atoi(r.URL.Query().Get("hours"))
+	hours, _ := strconv.Atoi(query.Get("hours"))
 	if _, ok := chartHoursOK(hours); !ok {
 		hours = 0
 	}
@@ -120,7 +148,7 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 			sv.Done = d.Step == 5
 		}
 		if reach(n) {
-			sv.URL = rotateURLHours(old.ID, n, newID, hours)
+			sv.URL = rotateURLAt(base, old.ID, n, newID, hours)
 		}
 		d.Steps = append(d.Steps, sv)
 	}
@@ -128,21 +156,21 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 	if d.Step == 1 && d.New == nil {
 		d.CanCreate = u.canWrite() && len(siblings) < d.MaxKeys
 		if d.CanCreate {
-			if d.Nonce, err = c.sessions.newNonce(u.id, c.now()); err != nil {
-				return err
+			if d.Nonce, err = newNonce(); err != nil {
+				return nil, err
 			}
 		}
 	}
 	if old.Status == latchkey.StatusInactive {
 		if d.Deactivated, err = c.deactivatedAt(ctx, u, old); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// the chart: both keys once there are two, else the old key alone
 	if d.Chart, err = c.chartOf(ctx, u, old, d.New, hours); err != nil {
-		return err
+		return nil, err
 	}
-	d.Periods = periodLinks(d.Chart.Hours, func(hours int) string { return rotateURLHours(old.ID, d.Step, newID, hours) })
+	d.Periods = periodLinks(d.Chart.Hours, func(hours int) string { return rotateURLAt(base, old.ID, d.Step, newID, hours) })
 	now := c.now()
 	for _, s := range d.Chart.Summary {
 		if s.Role == "old" || s.Role == "key" {
@@ -155,20 +183,13 @@ func (c *Console) rotate(w http.ResponseWriter, r *http.Request, u *user) error 
 	}
 	if d.Step >= 4 && d.Deactivated != nil {
 		if d.RejectedSince, d.ByCode, err = c.rejectedSince(ctx, u, old.ID, *d.Deactivated, now); err != nil {
-			return err
+			return nil, err
 		}
 		if lr := old.LastRejected; lr != nil && !lr.At.Before(*d.Deactivated) {
 			d.RecentReject = lr
 		}
 	}
-	title := "Rotate " + old.ID
-	if d.Step == 5 {
-		// no reload while the user types the confirmation
-		c.render(w, r, u, http.StatusOK, "rotate", title, "keys", d)
-		return nil
-	}
-	c.renderRefreshing(w, r, u, "rotate", title, "keys", d)
-	return nil
+	return d, nil
 }
 
 // pickNew chooses the rotation's new key: the one named, if it is another

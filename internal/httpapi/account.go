@@ -9,13 +9,14 @@ import (
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		Name      string  `json:"name"`
-		KeyPrefix *string `json:"key_prefix"`
+		Name      string             `json:"name"`
+		KeyPrefix *string            `json:"key_prefix"`
+		Branding  *latchkey.Branding `json:"branding"`
 	}
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
 		return err
 	}
-	acc, err := s.Service.CreateAccount(r.Context(), actor(r), in.Name, latchkey.AccountUpdate{KeyPrefix: in.KeyPrefix})
+	acc, err := s.Service.CreateAccount(r.Context(), actor(r), in.Name, latchkey.AccountUpdate{KeyPrefix: in.KeyPrefix, Branding: in.Branding})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ func (s *Server) createApplication(w http.ResponseWriter, r *http.Request) error
 	var in struct {
 		Name         string                 `json:"name"`
 		Description  string                 `json:"description"`
+		Owner        string                 `json:"owner"`
 		Restrictions *latchkey.Restrictions `json:"restrictions"`
 	}
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
@@ -24,7 +25,7 @@ func (s *Server) createApplication(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	app, err := s.Service.CreateApplication(r.Context(), actor(r), acc, in.Name, in.Description, in.Restrictions)
+	app, err := s.Service.CreateOwnedApplication(r.Context(), actor(r), acc, in.Name, in.Description, in.Owner, in.Restrictions)
 	if err != nil {
 		return err
 	}
@@ -71,6 +72,7 @@ func (s *Server) getApplication(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) updateApplication(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Description  *string                `json:"description"`
+		Owner        *string                `json:"owner"`
 		Restrictions *latchkey.Restrictions `json:"restrictions"`
 	}
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
@@ -80,7 +82,8 @@ func (s *Server) updateApplication(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	app, err := s.Service.UpdateApplication(r.Context(), actor(r), acc, r.PathValue("name"), in.Description, in.Restrictions)
+	app, err := s.Service.UpdateApplicationWith(r.Context(), actor(r), acc, r.PathValue("name"),
+		manage.ApplicationUpdate{Description: in.Description, Owner: in.Owner, Restrictions: in.Restrictions})
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,15 @@ func (s *Service) CreateAccount(ctx context.Context, a latchkey.Actor, name stri
 		}
 		acc.KeyPrefix = *set.KeyPrefix
 	}
+	if set.Branding != nil {
+		if err := set.Branding.Validate(); err != nil {
+			return nil, err
+		}
+		if !set.Branding.Empty() {
+			b := *set.Branding
+			acc.Branding = &b
+		}
+	}
 	err := s.update(ctx, func(tx latchkey.Tx) error {
 		if err := tx.CreateAccount(ctx, acc); err != nil {
 			return err
@@ -43,7 +52,9 @@ func (s *Service) CreateAccount(ctx context.Context, a latchkey.Actor, name stri
 	return acc, nil
 }
 
-// UpdateAccount changes an account's settings: its key prefix. Operators
+// UpdateAccount changes an account's settings: its key prefix and its
+// portal branding (latchkey.Branding.Validate; an empty branding removes
+// it). Operators
 // and the account's admins may; viewers get EFORBIDDEN, other accounts
 // ENOTFOUND. Returns EINVALID for a bad prefix. Audited as account.update
 // with the prefix before and after (a prefix is no secret). Keys made
@@ -57,6 +68,9 @@ func (s *Service) UpdateAccount(ctx context.Context, a latchkey.Actor, name stri
 			return nil, err
 		}
 	}
+	if err := u.Branding.Validate(); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	var out *latchkey.Account
 	err := s.update(ctx, func(tx latchkey.Tx) error {
@@ -68,7 +82,14 @@ func (s *Service) UpdateAccount(ctx context.Context, a latchkey.Actor, name stri
 		if u.KeyPrefix != nil {
 			acc.KeyPrefix = *u.KeyPrefix
 		}
-		if acc.KeyPrefix == before.KeyPrefix {
+		if u.Branding != nil {
+			acc.Branding = nil
+			if !u.Branding.Empty() {
+				b := *u.Branding
+				acc.Branding = &b
+			}
+		}
+		if acc.KeyPrefix == before.KeyPrefix && sameBranding(acc.Branding, before.Branding) {
 			out = acc
 			return nil // nothing changed, nothing to audit
 		}
@@ -240,4 +261,11 @@ func (s *Service) Bootstrap(ctx context.Context) (*CreatedKey, error) {
 		return nil, err
 	}
 	return &CreatedKey{AccessKey: k, Secret: secret}, nil
+}
+
+func sameBranding(a, b *latchkey.Branding) bool {
+	if a.Empty() || b.Empty() {
+		return a.Empty() == b.Empty()
+	}
+	return *a == *b
 }

@@ -12,6 +12,13 @@ import (
 // taken, ENOTFOUND for an account the actor cannot see, EFORBIDDEN for a
 // read-only actor.
 func (s *Service) CreateApplication(ctx context.Context, a latchkey.Actor, account, name, description string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
+	return s.CreateOwnedApplication(ctx, a, account, name, description, "", restrictions)
+}
+
+// CreateOwnedApplication is CreateApplication with an owner: the consumer
+// organisation whose people manage the application's keys in the portal
+// ("" for none). Returns EINVALID for a bad owner (latchkey.ValidateOwner).
+func (s *Service) CreateOwnedApplication(ctx context.Context, a latchkey.Actor, account, name, description, owner string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
@@ -21,11 +28,14 @@ func (s *Service) CreateApplication(ctx context.Context, a latchkey.Actor, accou
 	if err := latchkey.ValidateDescription(description); err != nil {
 		return nil, err
 	}
+	if err := latchkey.ValidateOwner(owner); err != nil {
+		return nil, err
+	}
 	if err := restrictions.Validate(); err != nil {
 		return nil, err
 	}
 	now := s.now()
-	app := &latchkey.Application{Account: account, Name: name, Description: description, CreatedAt: now, Restrictions: nilIfEmpty(restrictions)}
+	app := &latchkey.Application{Account: account, Name: name, Description: description, Owner: owner, CreatedAt: now, Restrictions: nilIfEmpty(restrictions)}
 	err := s.update(ctx, func(tx latchkey.Tx) error {
 		if err := tx.CreateApplication(ctx, app); err != nil {
 			return err
@@ -78,8 +88,31 @@ func (s *Service) ListApplications(ctx context.Context, a latchkey.Actor, f latc
 // that changes nothing writes nothing and no audit event. Returns
 // ENOTFOUND, EFORBIDDEN, EINVALID.
 func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, account, name string, description *string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
+	return s.UpdateApplicationWith(ctx, a, account, name, ApplicationUpdate{Description: description, Restrictions: restrictions})
+}
+
+// ApplicationUpdate changes an application; nil fields are left alone.
+type ApplicationUpdate struct {
+	Description  *string
+	Restrictions *latchkey.Restrictions
+	// Owner: "" removes the owner (the portal then shows the
+	// application to nobody).
+	Owner *string
+}
+
+// UpdateApplicationWith is UpdateApplication with every field an
+// application has, the owner among them. A new owner takes effect on the
+// portal's next request: the consumers of the old owner no longer see the
+// application.
+func (s *Service) UpdateApplicationWith(ctx context.Context, a latchkey.Actor, account, name string, u ApplicationUpdate) (*latchkey.Application, error) {
+	description, restrictions := u.Description, u.Restrictions
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
+	}
+	if u.Owner != nil {
+		if err := latchkey.ValidateOwner(*u.Owner); err != nil {
+			return nil, err
+		}
 	}
 	if description != nil {
 		if err := latchkey.ValidateDescription(*description); err != nil {
@@ -104,8 +137,11 @@ func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, accou
 		if restrictions != nil {
 			after.Restrictions = nilIfEmpty(restrictions)
 		}
+		if u.Owner != nil {
+			after.Owner = *u.Owner
+		}
 		app = &after
-		if after.Description == before.Description && sameRestrictions(after.Restrictions, before.Restrictions) {
+		if after.Description == before.Description && after.Owner == before.Owner && sameRestrictions(after.Restrictions, before.Restrictions) {
 			return nil // nothing changes: no write, no audit event
 		}
 		if err := tx.UpdateApplication(ctx, &after); err != nil {

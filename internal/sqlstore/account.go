@@ -8,7 +8,9 @@ import (
 
 // CreateAccount implements latchkey.Tx.
 func (t *Tx) CreateAccount(ctx context.Context, a *latchkey.Account) error {
-	_, err := t.exec(ctx, `INSERT INTO accounts (name, key_prefix, created_at) VALUES (?, ?, ?)`, a.Name, a.KeyPrefix, toMicros(a.CreatedAt))
+	b := brandingOf(a)
+	_, err := t.exec(ctx, `INSERT INTO accounts (name, key_prefix, brand_name, brand_logo_url, brand_primary_color, brand_accent_color, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, a.Name, a.KeyPrefix, b.Name, b.LogoURL, b.PrimaryColor, b.AccentColor, toMicros(a.CreatedAt))
 	if latchkey.ErrorCode(err) == latchkey.EEXISTS {
 		return latchkey.Errorf(latchkey.EEXISTS, "account %q already exists", a.Name)
 	}
@@ -17,39 +19,36 @@ func (t *Tx) CreateAccount(ctx context.Context, a *latchkey.Account) error {
 
 // FindAccount implements latchkey.Tx.
 func (t *Tx) FindAccount(ctx context.Context, name string) (*latchkey.Account, error) {
-	var a latchkey.Account
-	var created int64
-	err := t.queryRow(ctx, `SELECT name, key_prefix, created_at FROM accounts WHERE name = ?`+t.forUpdate(), name).Scan(&a.Name, &a.KeyPrefix, &created)
+	a, err := scanAccount(t.queryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE name = ?`+t.forUpdate(), name))
 	if err != nil {
 		return nil, notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "account %q not found", name))
 	}
-	a.CreatedAt = fromMicros(created)
-	return &a, nil
+	return a, nil
 }
 
 // ListAccounts implements latchkey.Tx.
 func (t *Tx) ListAccounts(ctx context.Context) ([]*latchkey.Account, error) {
-	rows, err := t.query(ctx, `SELECT name, key_prefix, created_at FROM accounts ORDER BY name`)
+	rows, err := t.query(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []*latchkey.Account
 	for rows.Next() {
-		var a latchkey.Account
-		var created int64
-		if err := rows.Scan(&a.Name, &a.KeyPrefix, &created); err != nil {
+		a, err := scanAccount(rows)
+		if err != nil {
 			return nil, mapErr(t.d, err)
 		}
-		a.CreatedAt = fromMicros(created)
-		out = append(out, &a)
+		out = append(out, a)
 	}
 	return out, mapErr(t.d, rows.Err())
 }
 
 // UpdateAccount implements latchkey.Tx.
 func (t *Tx) UpdateAccount(ctx context.Context, a *latchkey.Account) error {
-	res, err := t.exec(ctx, `UPDATE accounts SET key_prefix = ? WHERE name = ?`, a.KeyPrefix, a.Name)
+	b := brandingOf(a)
+	res, err := t.exec(ctx, `UPDATE accounts SET key_prefix = ?, brand_name = ?, brand_logo_url = ?, brand_primary_color = ?, brand_accent_color = ?
+		WHERE name = ?`, a.KeyPrefix, b.Name, b.LogoURL, b.PrimaryColor, b.AccentColor, a.Name)
 	if err != nil {
 		return err
 	}
@@ -70,4 +69,27 @@ func (t *Tx) accountExists(ctx context.Context, name string) error {
 		return notFound(t.d, err, latchkey.Errorf(latchkey.ENOTFOUND, "account %q not found", name))
 	}
 	return nil
+}
+
+const accountColumns = `name, key_prefix, brand_name, brand_logo_url, brand_primary_color, brand_accent_color, created_at`
+
+func scanAccount(s interface{ Scan(...any) error }) (*latchkey.Account, error) {
+	var a latchkey.Account
+	var b latchkey.Branding
+	var created int64
+	if err := s.Scan(&a.Name, &a.KeyPrefix, &b.Name, &b.LogoURL, &b.PrimaryColor, &b.AccentColor, &created); err != nil {
+		return nil, err
+	}
+	if !b.Empty() {
+		a.Branding = &b
+	}
+	a.CreatedAt = fromMicros(created)
+	return &a, nil
+}
+
+func brandingOf(a *latchkey.Account) latchkey.Branding {
+	if a.Branding == nil {
+		return latchkey.Branding{}
+	}
+	return *a.Branding
 }

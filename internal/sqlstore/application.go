@@ -31,22 +31,22 @@ func (t *Tx) CreateApplication(ctx context.Context, app *latchkey.Application) e
 	case !errors.Is(err, sql.ErrNoRows):
 		return mapErr(t.d, err)
 	}
-	_, err = t.exec(ctx, `INSERT INTO applications (account, name, description, created_at, restrictions) VALUES (?, ?, ?, ?, ?)`,
-		app.Account, app.Name, app.Description, toMicros(app.CreatedAt), restr)
+	_, err = t.exec(ctx, `INSERT INTO applications (account, name, description, created_at, restrictions, owner) VALUES (?, ?, ?, ?, ?, ?)`,
+		app.Account, app.Name, app.Description, toMicros(app.CreatedAt), restr, app.Owner)
 	if latchkey.ErrorCode(err) == latchkey.EEXISTS {
 		return latchkey.Errorf(latchkey.EEXISTS, "application %q already exists", app.Name)
 	}
 	return err
 }
 
-const appColumns = `a.account, a.name, a.description, a.created_at, a.restrictions,
+const appColumns = `a.account, a.name, a.description, a.created_at, a.restrictions, a.owner,
 	(SELECT COUNT(*) FROM access_keys k WHERE k.account = a.account AND k.application = a.name AND k.canary = 0)`
 
 func scanApp(s interface{ Scan(...any) error }) (*latchkey.Application, error) {
 	var a latchkey.Application
 	var created int64
 	var restr sql.NullString
-	if err := s.Scan(&a.Account, &a.Name, &a.Description, &created, &restr, &a.KeyCount); err != nil {
+	if err := s.Scan(&a.Account, &a.Name, &a.Description, &created, &restr, &a.Owner, &a.KeyCount); err != nil {
 		return nil, err
 	}
 	r, err := unmarshalRestrictions(restr)
@@ -95,8 +95,8 @@ func (t *Tx) ListApplications(ctx context.Context, f latchkey.ApplicationFilter)
 	// A row value against the primary key (account, name): each page is
 	// a seek, not a sort of every application.
 	rows, err := t.query(ctx, `SELECT `+appColumns+` FROM applications a
-		WHERE (? = '' OR a.account = ?) AND (a.account, a.name) > (?, ?)
-		ORDER BY a.account, a.name LIMIT ?`, f.Account, f.Account, afterAccount, afterName, limit+1)
+		WHERE (? = '' OR a.account = ?) AND (? = '' OR a.owner = ?) AND (a.account, a.name) > (?, ?)
+		ORDER BY a.account, a.name LIMIT ?`, f.Account, f.Account, f.Owner, f.Owner, afterAccount, afterName, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -127,7 +127,7 @@ func (t *Tx) UpdateApplication(ctx context.Context, app *latchkey.Application) e
 	if err != nil {
 		return err
 	}
-	res, err := t.exec(ctx, `UPDATE applications SET description = ?, restrictions = ? WHERE account = ? AND name = ?`, app.Description, restr, app.Account, app.Name)
+	res, err := t.exec(ctx, `UPDATE applications SET description = ?, restrictions = ?, owner = ? WHERE account = ? AND name = ?`, app.Description, restr, app.Owner, app.Account, app.Name)
 	if err != nil {
 		return err
 	}

@@ -177,6 +177,8 @@ class Application:
     created_at: datetime | None = None
     key_count: int = 0
     restrictions: Restrictions | None = None
+    # the consumer organisation that manages its keys in the portal ("" for none)
+    owner: str = ""
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Application:
@@ -187,6 +189,7 @@ class Application:
             created_at=_time(d.get("created_at")),
             key_count=d.get("key_count", 0),
             restrictions=Restrictions.from_json(d.get("restrictions")),
+            owner=d.get("owner", ""),
         )
 
 

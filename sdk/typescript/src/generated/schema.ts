@@ -922,12 +922,14 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             key_count: number;
+            owner?: components["schemas"]["Owner"];
             restrictions?: components["schemas"]["Restrictions"];
         };
         /** @description A tenant. */
         Account: {
             name: components["schemas"]["Name"];
             key_prefix?: components["schemas"]["KeyPrefix"];
+            branding?: components["schemas"]["Branding"];
             /** Format: date-time */
             created_at: string;
         };
@@ -1083,15 +1085,19 @@ export interface components {
         CreateAccountRequest: {
             name: components["schemas"]["Name"];
             key_prefix?: components["schemas"]["KeyPrefix"];
+            branding?: components["schemas"]["Branding"];
         };
         CreateApplicationRequest: {
             /** @description Unique in the account without regard to case: while billing exists, Billing is refused with AlreadyExists. */
             name: components["schemas"]["Name"];
             description?: components["schemas"]["Description"];
+            owner?: components["schemas"]["Owner"];
             restrictions?: components["schemas"]["Restrictions"];
         };
         UpdateApplicationRequest: {
             description?: components["schemas"]["Description"];
+            /** @description The new owner; "" removes it (the portal then shows the application to nobody). */
+            owner?: components["schemas"]["Owner"];
             /** @description Replaces the application's restrictions; {} removes them. Applies to every key at once. */
             restrictions?: components["schemas"]["Restrictions"];
         };
@@ -1626,6 +1632,8 @@ export interface components {
         UpdateAccountRequest: {
             /** @description The new prefix (see KeyPrefix), or "" to go back to lksk_. Keys made before keep their secrets. */
             key_prefix?: string;
+            /** @description Replaces the portal branding; {} removes it. Audited as account.update. */
+            branding?: components["schemas"]["Branding"];
         };
         KeyPrefixList: {
             /** @description lksk_ first, then the key prefixes of the accounts the caller may read, sorted. */
@@ -1687,6 +1695,22 @@ export interface components {
         };
         /** @description SHA-256 thumbprint of a TLS client certificate's DER: x5t#S256 (RFC 8705, 43 base64url characters without padding) or 64 hexadecimal digits (colons allowed). */
         CertificateThumbprint: string;
+        /** @description The consumer organisation whose people manage the application's keys in the self-service portal (/portal), compared byte for byte with what the portal's role map gives a consumer (docs/portal.md). Printable text without leading or trailing space; "" for none. */
+        Owner: string;
+        /** @description How the consumer portal (/portal) shows the account to its API consumers. Every field is optional. */
+        Branding: {
+            /** @description Shown in the portal's header and title. */
+            name?: string;
+            /**
+             * Format: uri
+             * @description An absolute https URL of the logo; no user name, password or fragment. The portal's img-src allows this origin only.
+             */
+            logo_url?: string;
+            /** @description The header's colour, #rgb or #rrggbb. */
+            primary_color?: string;
+            /** @description Links' and buttons' colour, #rgb or #rrggbb. */
+            accent_color?: string;
+        };
     };
     responses: {
         /** @description Bad request. Codes: CredentialsInUrl (a credential was sent in the URL; any real key found there is flagged exposed). */
