@@ -617,14 +617,28 @@ func (c *Console) serveStatic(w http.ResponseWriter, r *http.Request) {
 
 // safeNext returns next when it is a path inside the console, else the
 // default page, so that the sign-in redirect cannot lead to another site.
-func safeNext(next string) string {
-	const def = Prefix + "/applications"
-	if !strings.HasPrefix(next, Prefix+"/") || strings.ContainsAny(next, "\\\r\n\t") ||
-		strings.HasPrefix(next, Prefix+"/signin") || strings.HasPrefix(next, Prefix+"/oidc/") || strings.Contains(next, "/../") || strings.Contains(next, "//") {
+func safeNext(next string) string { return nextWithin(Prefix, next) }
+
+// nextWithin returns next when it is a page under prefix (the console's or
+// the portal's) that is not a sign-in page, else prefix's applications.
+// Whatever a browser may read as a step out of prefix is refused: a dot
+// segment, an encoded dot, slash or backslash, a backslash, a doubled
+// slash, a scheme or host.
+func nextWithin(prefix, next string) string {
+	def := prefix + "/applications"
+	if !strings.HasPrefix(next, prefix+"/") || strings.ContainsAny(next, "\\\r\n\t") ||
+		strings.HasPrefix(next, prefix+"/signin") || strings.HasPrefix(next, prefix+"/oidc/") ||
+		strings.Contains(next, "/..") || strings.Contains(next, "//") {
 		return def
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || !strings.HasPrefix(u.Path, prefix+"/") {
+		return def
+	}
+	// a browser treats %2e%2e as .., and %2f or %5c may become a separator
+	lower := strings.ToLower(u.EscapedPath())
+	if strings.Contains(u.Path, "/..") || strings.Contains(u.Path, "\\") || strings.Contains(lower, "%2e") ||
+		strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
 		return def
 	}
 	return next

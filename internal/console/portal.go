@@ -309,25 +309,7 @@ func (p *Portal) backOnUserError(w http.ResponseWriter, r *http.Request, u *user
 
 // portalNext returns next when it is a page of the portal, else the
 // applications, so that the redirect after sign-in stays on /portal.
-func portalNext(next string) string {
-	const def = PortalPrefix + "/applications"
-	if !strings.HasPrefix(next, PortalPrefix+"/") || strings.ContainsAny(next, "\\\r\n\t") ||
-		strings.HasPrefix(next, PortalPrefix+"/signin") || strings.HasPrefix(next, PortalPrefix+"/oidc/") ||
-		strings.Contains(next, "/..") || strings.Contains(next, "//") {
-		return def
-	}
-	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || !strings.HasPrefix(u.Path, PortalPrefix+"/") {
-		return def
-	}
-	// a browser treats %2e%2e as .., and %2f or %5c may become a separator
-	lower := strings.ToLower(u.EscapedPath())
-	if strings.Contains(u.Path, "/..") || strings.Contains(u.Path, "\\") || strings.Contains(lower, "%2e") ||
-		strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
-		return def
-	}
-	return next
-}
+func portalNext(next string) string { return nextWithin(PortalPrefix, next) }
 
 func (p *Portal) index(w http.ResponseWriter, r *http.Request) {
 	if u, _ := p.authenticate(r, false); u != nil {

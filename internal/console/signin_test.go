@@ -234,6 +234,14 @@ func TestSafeNext(t *testing.T) {
 		{"/v1/accounts", "/console/applications"},
 		{"/console/signin?next=x", "/console/applications"},
 		{"/console/x\r\nSet-Cookie: a=b", "/console/applications"},
+		// a browser reads %2e%2e as .., and may read %2f or %5c as a separator
+		{"/console/%2e%2e/v1/accounts", "/console/applications"},
+		{"/console/%2E%2e/portal/applications", "/console/applications"},
+		{"/console/.%2e/v1", "/console/applications"},
+		{"/console/keys%2f..%2f..%2fv1", "/console/applications"},
+		{"/console/keys%5c..", "/console/applications"},
+		{"/console/..", "/console/applications"},
+		{"/console/oidc/callback?code=x", "/console/applications"},
 	}
 	for _, tt := range tests {
 		if got := safeNext(tt.in); got != tt.want {
