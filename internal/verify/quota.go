@@ -136,7 +136,7 @@ func (c *quotaCell) budgetHint() int64 {
 	if c.q.Refill != nil && c.period != c.q.Period {
 		return c.q.Refill.Amount
 	}
-	return c.q.Remaining
+	return max(c.q.Left(), c.q.Remaining)
 }
 
 // take takes cost from the units leased here if at least need are there,
