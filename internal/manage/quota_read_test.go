@@ -1,6 +1,8 @@
 package manage_test
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/latchkey/latchkey"
@@ -101,5 +103,49 @@ func TestQuotaReadAcrossReplicasWithinBound(t *testing.T) {
 		if q.Leased <= 0 || q.Leased > lease {
 			t.Errorf("replica %d: leased %d, want 1 to %d", i, q.Leased, lease)
 		}
+	}
+}
+
+// Top-ups, reads and key changes while 8 goroutines spend: nothing
+// deadlocks, and on one replica exactly the quota plus the top-ups is
+// granted (the units held leased when each top-up commits are kept).
+func TestQuotaTopUpWhileSpending(t *testing.T) {
+	const n, topUps, amount = 1000, 5, 10
+	e := newEnv(t)
+	e.app(t, latchkey.DefaultAccount, "metered")
+	k := e.quotaKey(t, latchkey.Quota{Remaining: n})
+	r := e.replica(t, 100)
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 400 {
+				if r.v.Verify(&verify.Request{Secret: k.Secret}).Code == latchkey.CodeValid {
+					granted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range topUps {
+			if _, err := r.svc.TopUpQuota(t.Context(), e.operator, k.ID, amount); err != nil {
+				t.Errorf("top-up %d: %v", i, err)
+			}
+			desc := "metered " + string(rune('a'+i))
+			if _, err := r.svc.UpdateAccessKey(t.Context(), e.operator, k.ID, latchkey.AccessKeyUpdate{Description: &desc}); err != nil {
+				t.Errorf("update %d: %v", i, err)
+			}
+			if _, err := r.svc.GetQuota(t.Context(), e.operator, k.ID); err != nil {
+				t.Errorf("read %d: %v", i, err)
+			}
+		}
+	})
+	wg.Wait()
+	granted.Add(draw(t, k.Secret, 50, r))
+	if got, want := granted.Load(), int64(n+topUps*amount); got != want {
+		t.Errorf("%d granted from a quota of %d topped up %d times by %d, want exactly %d", got, n, topUps, amount, want)
+	}
+	if q := r.read(t, e, k.ID); q.Remaining != 0 {
+		t.Errorf("spent, the read says %d left", q.Remaining)
 	}
 }

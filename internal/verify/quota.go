@@ -77,8 +77,10 @@ type quotaCell struct {
 	left atomic.Int64 // leased here and not spent
 	pool atomic.Int64 // what the ledger had left at the last lease; -1 unknown
 
+	// period is the period the lease belongs to: written under mu, read
+	// without it by quota reads.
+	period atomic.Int64
 	mu     sync.Mutex // serialises rolls and leases
-	period int64      // the period the lease belongs to (under mu)
 	dry    bool       // the ledger had no more for this period (under mu)
 	// retired: an administrative change took what the cell held into
 	// the ledger's new generation; calls move to the key's new cell.
@@ -116,10 +118,11 @@ func current(next, now int64) bool {
 // period is worthless and dropped.
 func (c *quotaCell) roll(now time.Time) {
 	n, _, next := c.q.PeriodAt(now)
-	if c.next.Load() != periodUnknown && n == c.period {
+	if c.next.Load() != periodUnknown && n == c.period.Load() {
 		return
 	}
-	c.period, c.dry = n, false
+	c.period.Store(n)
+	c.dry = false
 	c.left.Store(0)
 	c.pool.Store(-1)
 	end := int64(0)
@@ -133,7 +136,7 @@ func (c *quotaCell) roll(now time.Time) {
 // last loaded the quota: the figure then in its first period, the
 // refill amount in a later one. It only sizes a first lease.
 func (c *quotaCell) budgetHint() int64 {
-	if c.q.Refill != nil && c.period != c.q.Period {
+	if c.q.Refill != nil && c.period.Load() != c.q.Period {
 		return c.q.Refill.Amount
 	}
 	return max(c.q.Left(), c.q.Remaining)
@@ -222,9 +225,9 @@ func (v *Verifier) leaseAndSpend(id string, c *quotaCell, cost, need int64, now 
 			// Fail closed: a store that cannot answer grants nothing,
 			// and a stale generation waits for the index to catch up.
 			return false, c.info(c.left.Load())
-		case l.Period != c.period:
+		case l.Period != c.period.Load():
 			// The ledger's period is the truth.
-			c.period = l.Period
+			c.period.Store(l.Period)
 			c.left.Store(0)
 		}
 		c.left.Add(l.Granted)
@@ -238,14 +241,13 @@ func (v *Verifier) leaseAndSpend(id string, c *quotaCell, cost, need int64, now 
 }
 
 // heldAt returns what c holds leased and unspent in the ledger's period
-// at now.
+// at now. It takes no lock: a read during an administrative change (which
+// holds the cell, and the store) must not wait for it.
 func (c *quotaCell) heldAt(period int64, now time.Time) int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.retired.Load() || !current(c.next.Load(), now.UnixNano()) || c.period != period {
+	if c.retired.Load() || !current(c.next.Load(), now.UnixNano()) || c.period.Load() != period {
 		return 0
 	}
-	return c.left.Load()
+	return max(c.left.Load(), 0)
 }
 
 // quotaCell returns key id's cell if it serves generation gen.
@@ -301,8 +303,8 @@ func (h *QuotaHold) Drain(q *latchkey.Quota, now time.Time) int64 {
 		return 0
 	}
 	c := h.c
-	if h.n == 0 && c.gen == q.Generation && c.period == q.Period && current(c.next.Load(), now.UnixNano()) {
-		h.n, h.period = c.left.Swap(0), c.period
+	if h.n == 0 && c.gen == q.Generation && c.period.Load() == q.Period && current(c.next.Load(), now.UnixNano()) {
+		h.n, h.period = c.left.Swap(0), q.Period
 	}
 	return h.n
 }
@@ -319,7 +321,7 @@ func (h *QuotaHold) Release(applied bool) {
 	switch {
 	case applied:
 		c.retired.Store(true)
-	case h.n > 0 && c.period == h.period:
+	case h.n > 0 && c.period.Load() == h.period:
 		c.left.Add(h.n)
 	}
 	c.mu.Unlock()
@@ -360,7 +362,7 @@ func (v *Verifier) spendSharedQuota(id string, c *quotaCell, cost int64, now tim
 	if !current(c.next.Load(), now.UnixNano()) {
 		c.roll(now)
 	}
-	gen, period, next := c.gen, c.period, c.next.Load()
+	gen, period, next := c.gen, c.period.Load(), c.next.Load()
 	c.mu.Unlock()
 	info := func(pool, left int64) QuotaInfo {
 		qi := QuotaInfo{Limited: true, Remaining: pool + max(left, 0)}
@@ -434,7 +436,7 @@ func (v *Verifier) ReturnQuotaLeases() int64 {
 	var total int64
 	v.Index.eachQuota(func(id string, c *quotaCell) {
 		c.mu.Lock()
-		n, gen, period := c.left.Swap(0), c.gen, c.period
+		n, gen, period := c.left.Swap(0), c.gen, c.period.Load()
 		c.dry = true // nothing more is leased on the way out
 		c.mu.Unlock()
 		if n > 0 && v.Quotas.ReturnQuota(id, gen, period, n) == nil {
