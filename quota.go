@@ -29,10 +29,15 @@ const (
 // keys without a change to the ledger.
 type Quota struct {
 	// Remaining is what is left in the current period. On a write it
-	// sets the budget; on a read it is the ledger's figure, which counts
-	// what replicas hold leased as spent (see docs/quotas.md).
-	Remaining int64   `json:"remaining"`
-	Refill    *Refill `json:"refill,omitempty"`
+	// sets the budget; on a read it is what can still be granted as the
+	// replica that answers knows it: the ledger's figure plus Leased
+	// (see docs/quotas.md for what holds with several replicas).
+	Remaining int64 `json:"remaining"`
+	// Leased (read only) is the part of Remaining that replicas hold
+	// leased from the ledger and have not spent: this replica's lease,
+	// or, with a shared store, every replica's.
+	Leased int64   `json:"leased"`
+	Refill *Refill `json:"refill,omitempty"`
 	// LowThreshold: quota.low is sent once a period when Remaining falls
 	// to it or below; 0 sends none.
 	LowThreshold int64 `json:"low_threshold,omitempty"`

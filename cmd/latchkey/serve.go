@@ -461,6 +461,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	verifier := verify.New(ix, rec)
 	verifier.Observer = mx
 	verifier.Quotas, verifier.QuotaLease = svc, o.quotaLease
+	// Quota reads add back what is held leased and unspent: this
+	// replica's lease, or every replica's units in Redis.
+	svc.QuotaHolds = verifier
 	canaries := manage.NewCanaryAlerts(svc)
 	canaries.Counted = mx.CanaryTriggered
 	verifier.Canary = canaries

@@ -94,8 +94,8 @@ func quotaView(id string, q *latchkey.Quota) view {
 		next = q.NextRefillAt.UTC().Format(timeRFC3339)
 	}
 	return view{JSON: map[string]any{"access_key_id": id, "quota": q},
-		Headers: []string{"ACCESS KEY ID", "REMAINING", "REFILL", "NEXT REFILL"},
-		Rows:    [][]cell{{c(id), c(i64(q.Remaining)), c(refill), c(next)}}}
+		Headers: []string{"ACCESS KEY ID", "REMAINING", "LEASED", "REFILL", "NEXT REFILL"},
+		Rows:    [][]cell{{c(id), c(i64(q.Remaining)), c(i64(q.Leased)), c(refill), c(next)}}}
 }
 
 func (s *state) newGetQuotaCmd() *cobra.Command {
@@ -105,6 +105,12 @@ func (s *state) newGetQuotaCmd() *cobra.Command {
 		Short: "Show an access key's quota: what is left, when it refills, and its history",
 		Long: `Show what an access key's quota has left, when it refills next, and its
 latest changes (set, top_up, refill, exhausted, removed), newest first.
+
+REMAINING is what can still be granted as the server that answers knows
+it; LEASED is the part of it that replicas hold leased from the ledger and
+have not spent. With one replica, or with --rate-limit-store (Redis), both
+are exact; with several replicas on one database, what the other replicas
+hold leased counts as spent (at most --quota-lease each; docs/quotas.md).
 
 EXAMPLES
   latchkey get-quota --access-key-id LKIAEXAMPLEEXAMPLE23

@@ -63,6 +63,8 @@ type keyData struct {
 	Events     []*auditRow
 	Enforced   restrictionsForm
 	ReportOnly restrictionsForm
+	// Quota is the quota card; nil for a canary.
+	Quota *quotaData
 }
 
 func (c *Console) key(w http.ResponseWriter, r *http.Request, u *user) error {
@@ -91,8 +93,12 @@ func (c *Console) key(w http.ResponseWriter, r *http.Request, u *user) error {
 		}
 		return keyURL(k.ID) + "?hours=" + strconv.Itoa(hours)
 	})
+	quota, err := c.quotaOf(r, u, k)
+	if err != nil {
+		return err
+	}
 	d := keyData{Key: k, App: app, Chart: chart, Periods: periods, Events: auditRows(evs),
-		Enforced: formOf(k.Restrictions), ReportOnly: formOf(k.ReportOnly)}
+		Enforced: formOf(k.Restrictions), ReportOnly: formOf(k.ReportOnly), Quota: quota}
 	c.renderRefreshing(w, r, u, "key", k.ID, "keys", d)
 	return nil
 }

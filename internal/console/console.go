@@ -181,6 +181,8 @@ func (c *Console) routes() *http.ServeMux {
 	m.Handle("POST /console/keys/{id}/status", c.form(c.setStatus))
 	m.Handle("POST /console/keys/{id}/delete", c.form(c.deleteKey))
 	m.Handle("POST /console/keys/{id}/restrictions", c.form(c.updateKeyRestrictions))
+	m.Handle("POST /console/keys/{id}/quota", c.form(c.setQuota))
+	m.Handle("POST /console/keys/{id}/quota/top-up", c.form(c.topUpQuota))
 
 	m.Handle("GET /console/audit", c.page(c.audit))
 	return m

@@ -29,6 +29,8 @@ var funcs = template.FuncMap{
 	"add":       func(a, b int) int { return a + b },
 	"inactive":  func(s latchkey.Status) bool { return s == latchkey.StatusInactive },
 	"number":    number,
+	"quotaKind": quotaKind,
+	"interval":  intervalText,
 	"dict":      dict,
 	"action":    actionLabel,
 	"sub":       func(a, b int) int { return a - b },

@@ -179,6 +179,7 @@ func (s *Service) GetAccessKey(ctx context.Context, a latchkey.Actor, id string)
 		return nil, keyNotFound(id)
 	}
 	s.addFindings(ctx, []*latchkey.AccessKey{k})
+	s.addHeld(ctx, k.ID, k.Quota, s.now())
 	return k, nil
 }
 

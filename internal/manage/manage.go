@@ -50,6 +50,10 @@ type Service struct {
 	// webhook dispatcher sends new events at once instead of at its next
 	// poll. It must not block.
 	Wake func()
+	// QuotaHolds says what replicas hold leased from a key's quota and
+	// have not spent (verify.Verifier.QuotaHeld: the shared store's
+	// units, or this replica's); nil reads this replica's from Index.
+	QuotaHolds QuotaHolder
 
 	// writeMu orders commits with their index updates, so that two changes
 	// to the same key reach the index in commit order.

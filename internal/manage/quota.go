@@ -44,6 +44,20 @@ func quotaAllowed(k *latchkey.AccessKey) error {
 func (s *Service) writeQuota(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, k *latchkey.AccessKey, q *latchkey.Quota, remove bool) error {
 	owner := keyOwner(k.ID)
 	before := k.Quota
+	if before != nil {
+		// The audit's before is what a read at now says: the ledger
+		// with what this replica holds leased added back.
+		cur, err := tx.FindQuota(ctx, owner, now)
+		if err != nil && latchkey.ErrorCode(err) != latchkey.ENOTFOUND {
+			return err
+		}
+		if cur != nil {
+			if held := s.Index.QuotaHeld(k.ID, cur, now); held > 0 {
+				cur.Remaining, cur.Leased = min(cur.Remaining+held, latchkey.MaxQuota), held
+			}
+			before = cur
+		}
+	}
 	change := &latchkey.QuotaChange{At: now, Actor: a.Principal}
 	switch {
 	case remove:
@@ -83,6 +97,39 @@ func nilQuota(q *latchkey.Quota) any {
 	return q
 }
 
+// QuotaHolder says what replicas hold leased from key id's quota q (its
+// generation and period as presented at now) and have not spent.
+type QuotaHolder interface {
+	QuotaHeld(ctx context.Context, id string, q *latchkey.Quota, now time.Time) (int64, error)
+}
+
+// addHeld makes key id's quota q, as the ledger presents it at now (what
+// replicas leased counted as spent), say what can still be granted: the
+// units replicas hold leased and have not spent are added back to
+// Remaining and shown as Leased. With one replica, or with a shared
+// store, the figure is exact; otherwise other replicas' unspent leases
+// still count as spent (docs/quotas.md). A holder that cannot answer
+// leaves the ledger's figure, which never overstates.
+func (s *Service) addHeld(ctx context.Context, id string, q *latchkey.Quota, now time.Time) {
+	if q == nil {
+		return
+	}
+	var held int64
+	if s.QuotaHolds != nil {
+		n, err := s.QuotaHolds.QuotaHeld(ctx, id, q, now)
+		if err != nil {
+			s.Log.Warn("quota read: what replicas hold leased is not known; the ledger's figure is shown", "access_key_id", id, "error", err)
+		}
+		held = n
+	} else if s.Index != nil {
+		held = s.Index.QuotaHeld(id, q, now)
+	}
+	if held > 0 {
+		q.Leased = held
+		q.Remaining = min(q.Remaining+held, latchkey.MaxQuota)
+	}
+}
+
 // GetQuota returns a key's quota and its history. Returns ENOTFOUND when
 // the actor may not read the key, or it has no quota.
 func (s *Service) GetQuota(ctx context.Context, a latchkey.Actor, id string) (*QuotaView, error) {
@@ -91,8 +138,9 @@ func (s *Service) GetQuota(ctx context.Context, a latchkey.Actor, id string) (*Q
 		return nil, err
 	}
 	v := &QuotaView{AccessKeyID: k.ID}
+	now := s.now()
 	err = s.Store.View(ctx, func(tx latchkey.Tx) error {
-		if v.Quota, err = tx.FindQuota(ctx, keyOwner(k.ID), s.now()); err != nil {
+		if v.Quota, err = tx.FindQuota(ctx, keyOwner(k.ID), now); err != nil {
 			if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
 				return latchkey.Errorf(latchkey.ENOTFOUND, "access key %s has no quota", k.ID)
 			}
@@ -104,19 +152,26 @@ func (s *Service) GetQuota(ctx context.Context, a latchkey.Actor, id string) (*Q
 	if err != nil {
 		return nil, err
 	}
+	s.addHeld(ctx, k.ID, v.Quota, now)
 	return v, nil
 }
 
-// TopUpQuota adds amount (1 or more) to what a key's quota has left;
-// what replicas hold leased is dropped, so the result is exact. Audited.
-// Returns ENOTFOUND without a quota, EINVALID for a bad amount,
-// EFORBIDDEN for a read-only actor.
+// TopUpQuota adds amount (1 or more) to what a key's quota has left.
+// What this replica holds leased and has not spent is added back to the
+// ledger's new figure, so that with one replica the result is exact and
+// what was shown as remaining grows by amount; what other replicas (or a
+// shared store) hold is dropped with the generation. Audited. Returns
+// ENOTFOUND without a quota, EINVALID for a bad amount, EFORBIDDEN for a
+// read-only actor.
 func (s *Service) TopUpQuota(ctx context.Context, a latchkey.Actor, id string, amount int64) (*latchkey.Quota, error) {
 	if amount < 1 || amount > latchkey.MaxQuota {
 		return nil, latchkey.Errorf(latchkey.EINVALID, "amount: must be 1 to %d, got %d", int64(latchkey.MaxQuota), amount)
 	}
 	now := s.now()
 	var after *latchkey.AccessKey
+	// Held before the transaction, in the order leases take them: the
+	// cell, then the store.
+	hold := s.Index.HoldQuota(id)
 	err := s.update(ctx, func(tx latchkey.Tx) error {
 		k, err := s.findWritableKey(ctx, tx, a, id)
 		if err != nil {
@@ -125,8 +180,16 @@ func (s *Service) TopUpQuota(ctx context.Context, a latchkey.Actor, id string, a
 		if k.Quota == nil {
 			return latchkey.Errorf(latchkey.ENOTFOUND, "access key %s has no quota; set one with PATCH quota", k.ID)
 		}
-		before := *k.Quota
-		q, err := tx.TopUpQuota(ctx, keyOwner(k.ID), amount, now)
+		// The ledger at now (the key's row was presented at the
+		// store's clock).
+		cur, err := tx.FindQuota(ctx, keyOwner(k.ID), now)
+		if err != nil {
+			return err
+		}
+		before := *cur
+		held := hold.Drain(&before, now)
+		before.Remaining, before.Leased = min(before.Remaining+held, latchkey.MaxQuota), held
+		q, err := tx.TopUpQuota(ctx, keyOwner(k.ID), amount+held, now)
 		if err != nil {
 			return err
 		}
@@ -137,6 +200,7 @@ func (s *Service) TopUpQuota(ctx context.Context, a latchkey.Actor, id string, a
 		}
 		return s.auditQuota(ctx, tx, a, now, k, &before, q)
 	}, func() { s.Index.Put(after) })
+	hold.Release(err == nil)
 	if err != nil {
 		return nil, err
 	}

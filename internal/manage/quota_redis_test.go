@@ -175,3 +175,46 @@ func TestQuotaRedisRefillTopUpAndOutage(t *testing.T) {
 		t.Errorf("with Redis down the ledger went to %d, want 5", q.Remaining)
 	}
 }
+
+// With Redis the read is exact from any replica: the units leased into
+// Redis are every replica's, and they are shown as leased.
+func TestQuotaReadExactWithRedis(t *testing.T) {
+	const n, lease = 1000, 50
+	stores, clk, svc, op := meteredOnPostgres(t)
+	k, err := svc.CreateAccessKey(t.Context(), op, latchkey.DefaultAccount, "metered", latchkey.NewAccessKey{Quota: &latchkey.Quota{Remaining: n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := redisPrefix()
+	var rs []*replica
+	for i := range 2 {
+		r := newReplica(t, stores[i%len(stores)], clk, lease).withRedis(t, prefix, nil)
+		r.svc.QuotaHolds = r.v // as serve wires it
+		rs = append(rs, r)
+	}
+	for i, r := range rs {
+		for range 13 * (i + 1) {
+			if res := r.v.Verify(&verify.Request{Secret: k.Secret}); res.Code != latchkey.CodeValid {
+				t.Fatal(res.Code)
+			}
+		}
+	}
+	for i, r := range rs {
+		v, err := r.svc.GetQuota(t.Context(), op, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Quota.Remaining != n-39 || v.Quota.Leased <= 0 {
+			t.Errorf("replica %d reads %d left, %d leased; want exactly %d left, some leased", i, v.Quota.Remaining, v.Quota.Leased, n-39)
+		}
+	}
+	// Without Redis's figure (a process that does not ask it) the read is
+	// the ledger's: what Redis holds counts as spent.
+	v, err := svc.GetQuota(t.Context(), op, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Quota.Remaining >= n-39 || v.Quota.Leased != 0 {
+		t.Errorf("the ledger alone says %d left, %d leased", v.Quota.Remaining, v.Quota.Leased)
+	}
+}

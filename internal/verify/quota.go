@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -60,24 +61,43 @@ type QuotaInfo struct {
 // quotaCell is a key's quota on this replica: what it holds leased from
 // the ledger for the current period. It is kept across index changes of
 // the key as long as the quota's generation is the same.
+//
+// A call that the units already leased here can pay takes them with one
+// compare-and-swap on left, without the lock; rolls to a new period and
+// leases from the ledger happen under mu, one at a time per key. left
+// only goes down without the lock, so no call takes a unit that was not
+// leased: a quota of N grants at most N on this replica.
 type quotaCell struct {
-	mu  sync.Mutex
 	gen int64
 	q   latchkey.Quota // configuration: refill, anchor; the first period's budget
 
-	known  bool  // period and next are computed
-	period int64 // the period the lease belongs to
-	next   int64 // Unix nanoseconds when it ends; 0 = never
-	left   int64 // leased here and not spent
-	pool   int64 // what the ledger had left at the last lease; -1 unknown
-	dry    bool  // the ledger had no more for this period
+	// next is when the period of the lease ends, in Unix nanoseconds: 0
+	// never, periodUnknown before the first call.
+	next atomic.Int64
+	left atomic.Int64 // leased here and not spent
+	pool atomic.Int64 // what the ledger had left at the last lease; -1 unknown
+
+	// period is the period the lease belongs to: written under mu, read
+	// without it by quota reads.
+	period atomic.Int64
+	mu     sync.Mutex // serialises rolls and leases
+	dry    bool       // the ledger had no more for this period (under mu)
+	// retired: an administrative change took what the cell held into
+	// the ledger's new generation; calls move to the key's new cell.
+	retired atomic.Bool
 }
+
+// periodUnknown is quotaCell.next before the cell's period is computed.
+const periodUnknown = -1
 
 func newQuotaCell(q *latchkey.Quota) *quotaCell {
 	if q == nil {
 		return nil
 	}
-	return &quotaCell{gen: q.Generation, q: *q, pool: -1}
+	c := &quotaCell{gen: q.Generation, q: *q}
+	c.next.Store(periodUnknown)
+	c.pool.Store(-1)
+	return c
 }
 
 // sameQuota reports whether c can serve q: same generation and schedule.
@@ -88,74 +108,248 @@ func (c *quotaCell) sameQuota(q *latchkey.Quota) bool {
 	return c.q.Refill == nil || *c.q.Refill == *q.Refill
 }
 
-// roll moves the cell to the period at now; a lease of an ended period
-// is worthless and dropped.
+// current reports whether the cell's period holds at now (ns): next is
+// known and not reached.
+func current(next, now int64) bool {
+	return next == 0 || (next > 0 && now < next)
+}
+
+// roll moves the cell to the period at now, under mu; a lease of an ended
+// period is worthless and dropped.
 func (c *quotaCell) roll(now time.Time) {
 	n, _, next := c.q.PeriodAt(now)
-	if c.known && n == c.period {
+	if c.next.Load() != periodUnknown && n == c.period.Load() {
 		return
 	}
-	c.known, c.period, c.left, c.pool, c.dry = true, n, 0, -1, false
-	c.next = 0
+	c.period.Store(n)
+	c.dry = false
+	c.left.Store(0)
+	c.pool.Store(-1)
+	end := int64(0)
 	if !next.IsZero() {
-		c.next = next.UnixNano()
+		end = next.UnixNano()
+	}
+	c.next.Store(end)
+}
+
+// budgetHint is what the ledger had left for c's period when the index
+// last loaded the quota: the figure then in its first period, the
+// refill amount in a later one. It only sizes a first lease.
+func (c *quotaCell) budgetHint() int64 {
+	if c.q.Refill != nil && c.period.Load() != c.q.Period {
+		return c.q.Refill.Amount
+	}
+	return max(c.q.Left(), c.q.Remaining)
+}
+
+// take takes cost from the units leased here if at least need are there,
+// and returns what is left.
+func (c *quotaCell) take(cost, need int64) (int64, bool) {
+	for {
+		l := c.left.Load()
+		if l < need {
+			return l, false
+		}
+		if cost == 0 || c.left.CompareAndSwap(l, l-cost) {
+			return l - cost, true
+		}
 	}
 }
 
-func (c *quotaCell) info() QuotaInfo {
-	qi := QuotaInfo{Limited: true, Remaining: c.left + max(c.pool, 0)}
-	if c.next != 0 {
-		qi.Reset = time.Unix(0, c.next).UTC()
+func (c *quotaCell) info(left int64) QuotaInfo {
+	qi := QuotaInfo{Limited: true, Remaining: left + max(c.pool.Load(), 0)}
+	if n := c.next.Load(); n > 0 {
+		qi.Reset = time.Unix(0, n).UTC()
 	}
 	return qi
 }
 
-// spendQuota takes cost from key id's quota cell c. Leases are asked for
-// under c's lock: calls of the same key wait for one lease rather than
-// each asking for its own.
+// spendQuota takes cost from key id's quota cell c. A call the units
+// leased here can pay takes them without a lock; otherwise leases are
+// asked for under c's lock: calls of the same key wait for one lease
+// rather than each asking for its own.
 func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
 	if v.SharedQuotas != nil {
 		return v.spendSharedQuota(id, c, cost, now)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.known || (c.next != 0 && now.UnixNano() >= c.next) {
-		c.roll(now)
-	}
 	// A free call (cost 0) needs a unit to be left, and takes none.
 	need := max(cost, 1)
-	if c.left < need && !c.dry && v.Quotas != nil {
+	if current(c.next.Load(), now.UnixNano()) {
+		if left, ok := c.take(cost, need); ok {
+			return true, c.info(left)
+		}
+	}
+	return v.leaseAndSpend(id, c, cost, need, now)
+}
+
+// leaseAndSpend is spendQuota's slow path, under c's lock: roll to the
+// period at now, and lease from the ledger when the units held here do
+// not suffice.
+func (v *Verifier) leaseAndSpend(id string, c *quotaCell, cost, need int64, now time.Time) (bool, QuotaInfo) {
+	c.mu.Lock()
+	if c.retired.Load() {
+		// A top-up moved what this cell held into the new generation
+		// while this call waited: the index has the key's new cell.
+		c.mu.Unlock()
+		if e := v.Index.Get(id); e != nil && e.rules != nil && e.rules.quota != nil && e.rules.quota != c && !e.rules.quota.retired.Load() {
+			return v.spendQuota(id, e.rules.quota, cost, now)
+		}
+		return false, c.info(0)
+	}
+	defer c.mu.Unlock()
+	if !current(c.next.Load(), now.UnixNano()) {
+		c.roll(now)
+	}
+	// Another call may have leased while this one waited for the lock.
+	if left, ok := c.take(cost, need); ok {
+		return true, c.info(left)
+	}
+	if !c.dry && v.Quotas != nil {
 		block := v.QuotaLease
 		if block <= 0 {
 			block = DefaultQuotaLease
 		}
 		// Lease a quarter of what the ledger has left, up to a block:
 		// near the end, replicas hold less, so they strand less.
-		want := need - c.left
-		if c.pool >= 0 {
-			want = max(want, min(block, max(c.pool/4, 1)))
+		// The first lease of a period, before the ledger has said what
+		// it has, is sized from the budget this cell was made with.
+		want := need - c.left.Load()
+		pool := c.pool.Load()
+		if pool < 0 {
+			pool = c.budgetHint()
 		}
+		want = max(want, min(block, max(pool/4, 1)))
 		l, err := v.Quotas.LeaseQuota(id, c.gen, want, now)
 		switch {
 		case err != nil || l.Stale:
 			// Fail closed: a store that cannot answer grants nothing,
 			// and a stale generation waits for the index to catch up.
-			return false, c.info()
-		case l.Period != c.period:
+			return false, c.info(c.left.Load())
+		case l.Period != c.period.Load():
 			// The ledger's period is the truth.
-			c.period, c.left = l.Period, 0
+			c.period.Store(l.Period)
+			c.left.Store(0)
 		}
-		c.left += l.Granted
-		c.pool = l.Left
+		c.left.Add(l.Granted)
+		c.pool.Store(l.Left)
 		if l.Granted < want {
 			c.dry = true
 		}
 	}
-	if c.left < need {
-		return false, c.info()
+	left, ok := c.take(cost, need)
+	return ok, c.info(left)
+}
+
+// heldAt returns what c holds leased and unspent in the ledger's period
+// at now. It takes no lock: a read during an administrative change (which
+// holds the cell, and the store) must not wait for it.
+func (c *quotaCell) heldAt(period int64, now time.Time) int64 {
+	if c.retired.Load() || !current(c.next.Load(), now.UnixNano()) || c.period.Load() != period {
+		return 0
 	}
-	c.left -= cost
-	return true, c.info()
+	return max(c.left.Load(), 0)
+}
+
+// quotaCell returns key id's cell if it serves generation gen.
+func (ix *Index) quotaCell(id string, gen int64) *quotaCell {
+	e := ix.Get(id)
+	if e == nil || e.rules == nil || e.rules.quota == nil || e.rules.quota.gen != gen {
+		return nil
+	}
+	return e.rules.quota
+}
+
+// QuotaHeld returns what this replica holds leased from key id's quota q
+// (as FindQuota presents it at now: its generation and period) and has
+// not spent; 0 when it holds nothing of that generation and period.
+func (ix *Index) QuotaHeld(id string, q *latchkey.Quota, now time.Time) int64 {
+	if c := ix.quotaCell(id, q.Generation); c != nil {
+		return c.heldAt(q.Period, now)
+	}
+	return 0
+}
+
+// QuotaHold is a key's quota cell held for an administrative change that
+// adds what this replica holds leased back to the ledger (a top-up), so
+// that nothing it holds is lost with the generation. While it is held,
+// calls that the cell cannot pay wait; when the change is applied they
+// move to the key's new cell. A nil *QuotaHold holds nothing.
+type QuotaHold struct {
+	c      *quotaCell
+	n      int64
+	period int64
+	done   bool
+}
+
+// HoldQuota holds key id's quota cell, if it has one. Take it before the
+// change's transaction (a lease holds the cell while it writes to the
+// store), and Release it after the index has the changed key.
+func (ix *Index) HoldQuota(id string) *QuotaHold {
+	e := ix.Get(id)
+	if e == nil || e.rules == nil || e.rules.quota == nil {
+		return nil
+	}
+	c := e.rules.quota
+	c.mu.Lock()
+	return &QuotaHold{c: c}
+}
+
+// Drain takes what the held cell holds leased from q (as FindQuota
+// presents it at now: generation and period) and has not spent, and
+// returns all it has taken so far (a transaction run again takes nothing
+// more).
+func (h *QuotaHold) Drain(q *latchkey.Quota, now time.Time) int64 {
+	if h == nil || h.done || q == nil {
+		return 0
+	}
+	c := h.c
+	if h.n == 0 && c.gen == q.Generation && c.period.Load() == q.Period && current(c.next.Load(), now.UnixNano()) {
+		h.n, h.period = c.left.Swap(0), q.Period
+	}
+	return h.n
+}
+
+// Release ends the hold: applied says the change that took the drained
+// units committed and the index has the key's new cell; otherwise the
+// units are given back to the cell.
+func (h *QuotaHold) Release(applied bool) {
+	if h == nil || h.done {
+		return
+	}
+	h.done = true
+	c := h.c
+	switch {
+	case applied:
+		c.retired.Store(true)
+	case h.n > 0 && c.period.Load() == h.period:
+		c.left.Add(h.n)
+	}
+	c.mu.Unlock()
+}
+
+// QuotaHeld returns what replicas hold leased from key id's quota q and
+// have not spent, as far as this replica can know at now: with
+// SharedQuotas, the units leased into the shared store (every replica's,
+// exact); without, what this replica holds (other replicas' leases are
+// not known here).
+func (v *Verifier) QuotaHeld(ctx context.Context, id string, q *latchkey.Quota, now time.Time) (int64, error) {
+	if v.SharedQuotas == nil {
+		return v.Index.QuotaHeld(id, q, now), nil
+	}
+	ttl := sharedQuotaTTL
+	if q.NextRefillAt != nil {
+		ttl = q.NextRefillAt.Sub(now) + 24*time.Hour
+	}
+	// Asking for more than a quota can hold decides nothing and
+	// changes nothing but a state of an ended period.
+	_, pool, _, statePeriod, err := v.SharedQuotas.SpendQuota(ctx, id, q.Generation, q.Period, 0, latchkey.MaxQuota+1, 0, -1, ttl)
+	if err != nil {
+		return 0, err
+	}
+	if statePeriod != q.Period {
+		return 0, nil
+	}
+	return pool, nil
 }
 
 // spendSharedQuota decides a call on key id's quota in the shared store:
@@ -165,10 +359,10 @@ func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time
 // adds it to the store, where every replica spends it.
 func (v *Verifier) spendSharedQuota(id string, c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
 	c.mu.Lock()
-	if !c.known || (c.next != 0 && now.UnixNano() >= c.next) {
+	if !current(c.next.Load(), now.UnixNano()) {
 		c.roll(now)
 	}
-	gen, period, next := c.gen, c.period, c.next
+	gen, period, next := c.gen, c.period.Load(), c.next.Load()
 	c.mu.Unlock()
 	info := func(pool, left int64) QuotaInfo {
 		qi := QuotaInfo{Limited: true, Remaining: pool + max(left, 0)}
@@ -242,8 +436,7 @@ func (v *Verifier) ReturnQuotaLeases() int64 {
 	var total int64
 	v.Index.eachQuota(func(id string, c *quotaCell) {
 		c.mu.Lock()
-		n, gen, period := c.left, c.gen, c.period
-		c.left = 0
+		n, gen, period := c.left.Swap(0), c.gen, c.period.Load()
 		c.dry = true // nothing more is leased on the way out
 		c.mu.Unlock()
 		if n > 0 && v.Quotas.ReturnQuota(id, gen, period, n) == nil {

@@ -1650,9 +1650,11 @@ export interface components {
              */
             interval: string;
         };
-        /** @description A budget of calls (credits). Each verification of the key costs 1, or the cost given to /v1/verify, or the cost of the scope rule that matches the call; when less is left than a call costs the answer is QUOTA_EXCEEDED. Written: remaining sets the budget (what replicas hold leased is dropped, so the figure is exact). Read: remaining is the ledger's figure, counting units replicas hold leased as spent. */
+        /** @description A budget of calls (credits). Each verification of the key costs 1, or the cost given to /v1/verify, or the cost of the scope rule that matches the call; when less is left than a call costs the answer is QUOTA_EXCEEDED. Written: remaining sets the budget (what replicas hold leased is dropped, so the figure is exact). Read: remaining is what can still be granted as the answering replica knows it, leased the part of it that replicas hold leased and have not spent (exact on one replica and with a shared store; with several replicas on one database, other replicas' unspent leases count as spent: see docs/quotas.md). */
         Quota: {
             remaining: number;
+            /** @description The part of remaining that replicas hold leased from the ledger and have not spent: the answering replica's lease, or with a shared store (Redis) every replica's. Ignored on writes. */
+            readonly leased?: number;
             refill?: components["schemas"]["QuotaRefill"];
             /** @description quota.low is sent once a period when remaining falls to this or below; 0 or absent: never. */
             low_threshold?: number;
