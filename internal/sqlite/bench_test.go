@@ -82,3 +82,18 @@ func BenchmarkAuditWrite(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
 	storetest.BenchAuditWrite(b, s, s.Write, false, "")
 }
+
+// BenchmarkRecordUsageAll flushes one interval's usage when every key of
+// the table was used in it (10,000, 100,000 and 1,000,000 keys; one to
+// three minute buckets each), in the recorder's batches of 250, and
+// reports the cost per key update (storetest.BenchRecordUsage). The
+// million-key case seeds for about a minute: run it with -benchtime=1x.
+func BenchmarkRecordUsageAll(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
+			ids := storetest.SeedKeysFast(b, s, s.Write, n, false)
+			storetest.BenchRecordUsage(b, s, ids)
+		})
+	}
+}

@@ -62,7 +62,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	// The writing connection checkpoints the WAL itself only as a safety
 	// net, past 10,000 pages (40 MB): see RecordUsage.
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(10000)")
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(10000)&_pragma=cache_size(-32768)&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return nil, err
 	}
