@@ -145,6 +145,9 @@ func encodeUsage(batch []latchkey.UsageUpdate) (keys, minutes string, err error)
 	merged := make([]latchkey.UsageUpdate, 0, len(batch))
 	for _, i := range order {
 		u := batch[i]
+		if err := checkUsageText(&u); err != nil {
+			return "", "", err // every update's text, also of those merged away
+		}
 		for _, m := range u.Minutes {
 			mins = append(mins, minuteRow{u.AccessKeyID, unixMinute(m.At), m.Code, m.Count})
 		}
@@ -243,6 +246,30 @@ func cmpInt(a, b int64) int {
 		return 1
 	}
 	return 0
+}
+
+// checkUsageText refuses text no store can hold, as checkText does for
+// every statement's arguments.
+func checkUsageText(u *latchkey.UsageUpdate) error {
+	var buf [12]string
+	texts := append(buf[:0], u.AccessKeyID)
+	if r := u.LastUsed; r != nil {
+		texts = append(texts, r.IP, r.UserAgent)
+	}
+	for _, r := range [...]*latchkey.Rejection{u.LastRejected, u.LastWouldDeny} {
+		if r != nil {
+			texts = append(texts, r.IP, r.UserAgent, string(r.Reason))
+		}
+	}
+	for _, m := range u.Minutes {
+		texts = append(texts, string(m.Code))
+	}
+	for _, s := range texts {
+		if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+			return errText
+		}
+	}
+	return nil
 }
 
 // mergeUsage adds o into u as two flushes of one key would land.
