@@ -101,8 +101,11 @@ func UsageBatches(ids []string, at time.Time, chunk int) [][]latchkey.UsageUpdat
 // FlushChunk, once per iteration, and reports the cost per key update:
 // wall time (ns/key), this process's CPU time (cpu-ns/key, from
 // getrusage: the database server's own CPU, for PostgreSQL, is not in
-// it) and allocations (allocs/key, B/key).
-func BenchRecordUsage(b *testing.B, s latchkey.Store, ids []string) {
+// it) and allocations (allocs/key, B/key). flush-%cpu is what the flush
+// costs of the machine's CPU (all cores) when every key is in use: a
+// flush writes min(len(ids), perInterval) keys each interval (the
+// recorder's MaxBatch and flush interval).
+func BenchRecordUsage(b *testing.B, s latchkey.Store, ids []string, perInterval int, interval time.Duration) {
 	ctx := b.Context()
 	at := time.Now()
 	var ms0, ms1 runtime.MemStats
@@ -134,6 +137,8 @@ func BenchRecordUsage(b *testing.B, s latchkey.Store, ids []string) {
 	}
 	b.ReportMetric(float64(wall.Nanoseconds())/float64(n), "ns/key")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/key")
+	perSecond := float64(min(len(ids), perInterval)) / interval.Seconds()
+	b.ReportMetric(100*perSecond*float64(cpu.Nanoseconds())/float64(n)/1e9/float64(runtime.NumCPU()), "flush-%cpu")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(len(ids)), "allocs/key")
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(len(ids)), "B/key")
 }
