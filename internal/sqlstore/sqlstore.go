@@ -198,7 +198,6 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return res, nil
 }
 
-
 func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if err := checkText(args); err != nil {
 		return nil, err
