@@ -56,7 +56,9 @@ const (
 // sqliteUsageSQL and sqliteMinutesSQL read the arrays with json_each.
 // Rows are taken in ID order (the batch is sorted), so the B-tree pages
 // are visited in order. The EXISTS leaves out the minutes of a key
-// deleted meanwhile, as the update leaves out its row.
+// deleted meanwhile, as the update leaves out its row. OR FAIL: an error
+// rolls the whole transaction back, so a statement need not undo its own
+// rows first.
 const (
 	sqliteUsageSQL = `UPDATE OR FAIL access_keys SET` + usageSet + `
 	FROM (SELECT value->>0 AS u_id, value->>1 AS u_uses, value->>2 AS u_rej, value->>3 AS u_wd,
