@@ -15,8 +15,9 @@ func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
 
 func fromUnixMinute(m int64) time.Time { return time.Unix(m*60, 0).UTC() }
 
-// A usage batch travels to the database as two JSON arrays, one statement
-// each, however many keys it holds: one row per key,
+// A usage batch travels to the database as JSON arrays, in ID order, one
+// statement per array of at most usageStmtKeys rows (one or two
+// statements for a flush's 250 keys): one row per key,
 //
 //	[id, uses, rejections, would-deny,
 //	 used at, used IP, used UA,
@@ -25,9 +26,10 @@ func fromUnixMinute(m int64) time.Time { return time.Unix(m*60, 0).UTC() }
 //
 // (times in microseconds or null), and one row per key, minute and code,
 // [id, minute, code, count]. A statement per key and per minute bucket,
-// as before, cost the Go side of the driver (binding, a goroutine and a
-// context per statement, database/sql's locks) more than SQLite's own
-// work: 40 µs of CPU a key in a table that fits in memory.
+// as before, spent about a quarter of the flush in the driver (binding,
+// a goroutine and a context per statement, 65 allocations a key); the
+// rest is SQLite's pager, which no statement shape changes (see
+// docs/benchmarks.md, "Usage flush: the store's side").
 
 // The SET expressions are those of one key's merge: each sees the row's
 // old values, so the conditions agree on which side is newer.
@@ -92,6 +94,11 @@ const (
 	ON CONFLICT (access_key_id, minute, code) DO UPDATE SET count = usage_minutes.count + excluded.count`
 )
 
+// usageStmtKeys bounds the keys (and the minute rows) of one statement,
+// so that a batch of any size is sent in documents of bounded size (about
+// 150 bytes a key), in one transaction.
+const usageStmtKeys = 1000
+
 // RecordUsage merges a batch of usage into the keys' stored usage: counts
 // add up; the newest time wins, with its IP, user agent and reason. Keys
 // deleted meanwhile are left out. It runs within the operation timeout: a
@@ -100,7 +107,7 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 	if len(batch) == 0 {
 		return nil
 	}
-	keys, minutes, err := encodeUsage(batch)
+	keys, mins, err := mergeUsage(batch)
 	if err != nil {
 		return err
 	}
@@ -110,51 +117,65 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 		update, insert := sqliteUsageSQL, sqliteMinutesSQL
 		if t.d.Numbered {
 			update, insert = pgUsageSQL, pgMinutesSQL
-			if _, err := t.tx.ExecContext(ctx, t.q(pgLockUsageSQL), keys); err != nil {
+		}
+		// In ID order, chunk after chunk: on PostgreSQL the rows are
+		// locked in ID order across the whole batch.
+		for start := 0; start < len(keys); start += usageStmtKeys {
+			doc, err := encodeKeys(keys[start:min(start+usageStmtKeys, len(keys))])
+			if err != nil {
+				return err
+			}
+			if t.d.Numbered {
+				if _, err := t.tx.ExecContext(ctx, t.q(pgLockUsageSQL), doc); err != nil {
+					return mapErr(t.d, err)
+				}
+			}
+			if _, err := t.tx.ExecContext(ctx, t.q(update), doc); err != nil {
 				return mapErr(t.d, err)
 			}
 		}
-		if _, err := t.tx.ExecContext(ctx, t.q(update), keys); err != nil {
-			return mapErr(t.d, err)
-		}
-		if minutes == "" {
-			return nil
-		}
-		if _, err := t.tx.ExecContext(ctx, t.q(insert), minutes); err != nil {
-			return mapErr(t.d, err)
+		for start := 0; start < len(mins); start += usageStmtKeys {
+			doc, err := encodeMinutes(mins[start:min(start+usageStmtKeys, len(mins))])
+			if err != nil {
+				return err
+			}
+			if _, err := t.tx.ExecContext(ctx, t.q(insert), doc); err != nil {
+				return mapErr(t.d, err)
+			}
 		}
 		return nil
 	})
 }
 
-// encodeUsage sorts a batch by key ID, merges what it holds twice for one
-// key (or one key, minute and code), checks its text as every write does
-// (valid UTF-8, no NUL) and encodes it as the two arrays above; minutes
-// is "" when there are none.
-func encodeUsage(batch []latchkey.UsageUpdate) (keys, minutes string, err error) {
+// minuteRow is one key's count of one decision code in one minute.
+type minuteRow struct {
+	id     string
+	minute int64
+	code   latchkey.Code
+	count  int64
+}
+
+// mergeUsage sorts a batch by key ID, merges what it holds twice for one
+// key (or one key, minute and code), and checks its text as every write
+// does (valid UTF-8, no NUL), also of the updates merged away.
+func mergeUsage(batch []latchkey.UsageUpdate) ([]latchkey.UsageUpdate, []minuteRow, error) {
 	order := make([]int, len(batch))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batch[a].AccessKeyID, batch[b].AccessKeyID) })
-	type minuteRow struct {
-		id     string
-		minute int64
-		code   latchkey.Code
-		count  int64
-	}
 	var mins []minuteRow
 	merged := make([]latchkey.UsageUpdate, 0, len(batch))
 	for _, i := range order {
 		u := batch[i]
 		if err := checkUsageText(&u); err != nil {
-			return "", "", err // every update's text, also of those merged away
+			return nil, nil, err
 		}
 		for _, m := range u.Minutes {
 			mins = append(mins, minuteRow{u.AccessKeyID, unixMinute(m.At), m.Code, m.Count})
 		}
 		if n := len(merged); n > 0 && merged[n-1].AccessKeyID == u.AccessKeyID {
-			mergeUsage(&merged[n-1], &u)
+			addUsage(&merged[n-1], &u)
 			continue
 		}
 		merged = append(merged, u)
@@ -168,16 +189,30 @@ func encodeUsage(batch []latchkey.UsageUpdate) (keys, minutes string, err error)
 		}
 		return strings.Compare(string(a.code), string(b.code))
 	})
-	b := make([]byte, 0, 160*len(merged))
+	out := mins[:0]
+	for _, m := range mins {
+		if n := len(out); n > 0 && out[n-1].id == m.id && out[n-1].minute == m.minute && out[n-1].code == m.code {
+			out[n-1].count += m.count
+			continue
+		}
+		out = append(out, m)
+	}
+	return merged, out, nil
+}
+
+// encodeKeys encodes updates as the first array above.
+func encodeKeys(us []latchkey.UsageUpdate) (string, error) {
+	var err error
+	b := make([]byte, 0, 160*len(us))
 	b = append(b, '[')
-	for i := range merged {
-		u := &merged[i]
+	for i := range us {
+		u := &us[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, '[')
 		if b, err = appendJSONString(b, u.AccessKeyID); err != nil {
-			return "", "", err
+			return "", err
 		}
 		for _, n := range [...]int64{u.Uses, u.Rejections, u.WouldDeny} {
 			b = append(b, ',')
@@ -189,7 +224,7 @@ func encodeUsage(batch []latchkey.UsageUpdate) (keys, minutes string, err error)
 			at, ip, ua = toMicros(r.At), r.IP, r.UserAgent
 		}
 		if b, err = appendEvent(b, u.LastUsed != nil, at, ip, ua); err != nil {
-			return "", "", err
+			return "", err
 		}
 		for _, r := range [...]*latchkey.Rejection{u.LastRejected, u.LastWouldDeny} {
 			at, ip, ua, why := int64(0), "", "", ""
@@ -197,47 +232,42 @@ func encodeUsage(batch []latchkey.UsageUpdate) (keys, minutes string, err error)
 				at, ip, ua, why = toMicros(r.At), r.IP, r.UserAgent, string(r.Reason)
 			}
 			if b, err = appendEvent(b, r != nil, at, ip, ua); err != nil {
-				return "", "", err
+				return "", err
 			}
 			b = append(b, ',')
 			if b, err = appendJSONString(b, why); err != nil {
-				return "", "", err
+				return "", err
 			}
 		}
 		b = append(b, ']')
 	}
-	b = append(b, ']')
-	keys = string(b)
-	if len(mins) == 0 {
-		return keys, "", nil
-	}
-	b = b[:0]
+	return string(append(b, ']')), nil
+}
+
+// encodeMinutes encodes minute rows as the second array above.
+func encodeMinutes(ms []minuteRow) (string, error) {
+	var err error
+	b := make([]byte, 0, 48*len(ms))
 	b = append(b, '[')
-	for i := 0; i < len(mins); i++ {
-		m := mins[i]
-		for i+1 < len(mins) && mins[i+1].id == m.id && mins[i+1].minute == m.minute && mins[i+1].code == m.code {
-			i++
-			m.count += mins[i].count
-		}
-		if b[len(b)-1] != '[' {
+	for i, m := range ms {
+		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, '[')
 		if b, err = appendJSONString(b, m.id); err != nil {
-			return "", "", err
+			return "", err
 		}
 		b = append(b, ',')
 		b = strconv.AppendInt(b, m.minute, 10)
 		b = append(b, ',')
 		if b, err = appendJSONString(b, string(m.code)); err != nil {
-			return "", "", err
+			return "", err
 		}
 		b = append(b, ',')
 		b = strconv.AppendInt(b, m.count, 10)
 		b = append(b, ']')
 	}
-	b = append(b, ']')
-	return keys, string(b), nil
+	return string(append(b, ']')), nil
 }
 
 func cmpInt(a, b int64) int {
@@ -274,8 +304,8 @@ func checkUsageText(u *latchkey.UsageUpdate) error {
 	return nil
 }
 
-// mergeUsage adds o into u as two flushes of one key would land.
-func mergeUsage(u, o *latchkey.UsageUpdate) {
+// addUsage adds o into u as two flushes of one key would land.
+func addUsage(u, o *latchkey.UsageUpdate) {
 	u.Uses += o.Uses
 	u.Rejections += o.Rejections
 	u.WouldDeny += o.WouldDeny

@@ -15,6 +15,45 @@ var usageTests = []test{
 	{"RecordUsageSkipsUnknownKeys", testRecordUsageSkipsUnknownKeys},
 	{"RecordUsageBatchText", testRecordUsageBatchText},
 	{"RecordUsageBatchMinutes", testRecordUsageBatchMinutes},
+	{"RecordUsageLargeBatch", testRecordUsageLargeBatch},
+}
+
+// testRecordUsageLargeBatch sends one batch of more keys and minute rows
+// than one statement takes (the store splits it, in one transaction),
+// every key twice, in no particular order.
+func testRecordUsageLargeBatch(t *testing.T, s latchkey.Store) {
+	ids := SeedKeys(t, s, 1201)
+	m0 := base.Truncate(time.Minute).Add(time.Hour)
+	m1 := m0.Add(time.Minute)
+	var batch []latchkey.UsageUpdate
+	for _, id := range ids {
+		batch = append(batch, latchkey.UsageUpdate{AccessKeyID: id, Uses: 1, LastUsed: &latchkey.Use{At: at(10), IP: "192.0.2.1", UserAgent: "old"},
+			Minutes: []latchkey.UsageCount{{At: m0, Code: latchkey.CodeValid, Count: 1}, {At: m1, Code: latchkey.CodeValid, Count: 1}}})
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		batch = append(batch, latchkey.UsageUpdate{AccessKeyID: ids[i], Uses: 2, LastUsed: &latchkey.Use{At: at(20), IP: "192.0.2.2", UserAgent: "new"},
+			Minutes: []latchkey.UsageCount{{At: m0, Code: latchkey.CodeValid, Count: 1}}})
+	}
+	if err := s.RecordUsage(t.Context(), batch); err != nil {
+		t.Fatalf("RecordUsage of %d updates: %v", len(batch), err)
+	}
+	wantUse := &latchkey.Use{At: at(20), IP: "192.0.2.2", UserAgent: "new"}
+	for _, id := range ids {
+		k := mustFindKey(t, s, id)
+		if k.UseCount != 3 || !cmp.Equal(k.LastUsed, wantUse) {
+			t.Fatalf("key %s: use count %d, last used %+v; want 3 and %+v", id, k.UseCount, k.LastUsed, wantUse)
+		}
+	}
+	want := []latchkey.UsageCount{{At: m0, Code: latchkey.CodeValid, Count: 2}, {At: m1, Code: latchkey.CodeValid, Count: 1}}
+	for _, id := range []string{ids[0], ids[600], ids[1200]} {
+		got, err := s.UsageSeries(t.Context(), id, m0, m1.Add(time.Minute))
+		if err != nil {
+			t.Fatalf("UsageSeries: %v", err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("series of %s (-want +got):\n%s", id, diff)
+		}
+	}
 }
 
 // testRecordUsageBatchText sends user agents and addresses that a batch
