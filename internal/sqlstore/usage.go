@@ -55,7 +55,8 @@ const (
 	newerWD  = `u.u_wd_at IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < u.u_wd_at)`
 )
 
-// sqliteUsageSQL and sqliteMinutesSQL read the arrays with json_each.
+// sqliteUsageSQL and sqliteMinutesSQL read the arrays with jsonb_each
+// (as JSONB, each row is not parsed again for each of its fields).
 // Rows are taken in ID order (the batch is sorted), so the B-tree pages
 // are visited in order. The EXISTS leaves out the minutes of a key
 // deleted meanwhile, as the update leaves out its row. OR FAIL: an error
