@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/storetest"
+	"github.com/latchkey/latchkey/internal/verify"
 )
 
 // BenchmarkRecordUsage measures one usage flush as the verifier sends it
@@ -81,4 +82,25 @@ func BenchmarkListAllKeys(b *testing.B) {
 func BenchmarkAuditWrite(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
 	storetest.BenchAuditWrite(b, s, s.Write, false, "")
+}
+
+// usageFlushInterval is serve's --usage-flush-interval default, and
+// verify.NewRecorder's.
+const usageFlushInterval = time.Second
+
+// BenchmarkRecordUsageAll flushes the usage of every key of the table
+// (10,000, 100,000 and 1,000,000 keys; one to three minute buckets each),
+// in the recorder's batches of 250, and reports the cost per key update
+// and the share of the machine's CPU the flush takes when every key is in
+// use (storetest.BenchRecordUsage: verify.DefaultMaxBatch keys each
+// usageFlushInterval). The million-key case takes minutes: run it with
+// -benchtime=1x.
+func BenchmarkRecordUsageAll(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
+			ids := storetest.SeedKeysFast(b, s, s.Write, n, false)
+			storetest.BenchRecordUsage(b, s, ids, verify.DefaultMaxBatch, usageFlushInterval)
+		})
+	}
 }

@@ -61,8 +61,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	// The writing connection checkpoints the WAL itself only as a safety
-	// net, past 10,000 pages (40 MB): see RecordUsage.
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(10000)")
+	// net, past 10,000 pages (40 MB): see RecordUsage. It keeps up to
+	// 32 MiB of pages (SQLite's default is 2 MiB, less than one usage
+	// transaction dirties on a large table, which then spills pages to
+	// the WAL before its commit and reads them back), and its statement
+	// journal in memory: a usage batch is one UPDATE of many rows, whose
+	// statement journal would otherwise be a temporary file written page
+	// by page.
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(10000)&_pragma=cache_size(-32768)&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return nil, err
 	}

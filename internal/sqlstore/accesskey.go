@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -469,98 +468,6 @@ func (db *DB) scanRows(ctx context.Context, query string, fn func(*sql.Rows) err
 		}
 	}
 	return db.Err(rows.Err())
-}
-
-// recordUsageSQL merges one key's usage into its row. Every SET
-// expression sees the row's old values, so the conditions agree on which
-// side is newer. Parameters are numbered ($N, which SQLite reads as the
-// N-th argument too), so that each value is bound once: $1 uses, $2
-// rejections, $3-$5 last use (time, IP, user agent), $6-$9 last rejection
-// (time, IP, user agent, reason), $10 would-deny count, $11-$14 last
-// would-deny, $15 the key ID. The CASTs give PostgreSQL the type of a
-// time that is NULL.
-const recordUsageSQL = `UPDATE access_keys SET
-	use_count = use_count + $1,
-	reject_count = reject_count + $2,
-	last_used_ip = CASE WHEN ` + newerUse + ` THEN $4 ELSE last_used_ip END,
-	last_used_ua = CASE WHEN ` + newerUse + ` THEN $5 ELSE last_used_ua END,
-	last_used_at = CASE WHEN ` + newerUse + ` THEN CAST($3 AS BIGINT) ELSE last_used_at END,
-	last_rejected_ip = CASE WHEN ` + newerRej + ` THEN $7 ELSE last_rejected_ip END,
-	last_rejected_ua = CASE WHEN ` + newerRej + ` THEN $8 ELSE last_rejected_ua END,
-	last_rejected_reason = CASE WHEN ` + newerRej + ` THEN $9 ELSE last_rejected_reason END,
-	last_rejected_at = CASE WHEN ` + newerRej + ` THEN CAST($6 AS BIGINT) ELSE last_rejected_at END,
-	would_deny_count = would_deny_count + $10,
-	last_would_deny_ip = CASE WHEN ` + newerWD + ` THEN $12 ELSE last_would_deny_ip END,
-	last_would_deny_ua = CASE WHEN ` + newerWD + ` THEN $13 ELSE last_would_deny_ua END,
-	last_would_deny_reason = CASE WHEN ` + newerWD + ` THEN $14 ELSE last_would_deny_reason END,
-	last_would_deny_at = CASE WHEN ` + newerWD + ` THEN CAST($11 AS BIGINT) ELSE last_would_deny_at END
-	WHERE id = $15`
-
-const (
-	newerUse = `CAST($3 AS BIGINT) IS NOT NULL AND (last_used_at IS NULL OR last_used_at < CAST($3 AS BIGINT))`
-	newerRej = `CAST($6 AS BIGINT) IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < CAST($6 AS BIGINT))`
-	newerWD  = `CAST($11 AS BIGINT) IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < CAST($11 AS BIGINT))`
-)
-
-// RecordUsage merges usage batches: the newest time wins; counts add up.
-// It runs within the operation timeout: a flush that cannot finish keeps
-// its counts for the next one.
-func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	// Rows are updated, and so locked, in ID order: two replicas flushing
-	// batches with the same keys then cannot deadlock.
-	batch = slices.Clone(batch)
-	slices.SortStableFunc(batch, func(a, b latchkey.UsageUpdate) int { return strings.Compare(a.AccessKeyID, b.AccessKeyID) })
-	return db.Update(ctx, func(ltx latchkey.Tx) error {
-		t := ltx.(*Tx)
-		ctx := t.ctx // already the transaction's: no context per statement
-		update, err := t.prepare(ctx, recordUsageSQL)
-		if err != nil {
-			return err
-		}
-		defer update.Close()
-		minutes, err := t.prepare(ctx, recordMinuteSQL)
-		if err != nil {
-			return err
-		}
-		defer minutes.Close()
-		for _, u := range batch {
-			var usedAt, rejAt, wdAt sql.NullInt64
-			var wdIP, wdUA, wdReason string
-			if r := u.LastWouldDeny; r != nil {
-				wdAt = sql.NullInt64{Int64: toMicros(r.At), Valid: true}
-				wdIP, wdUA, wdReason = r.IP, r.UserAgent, string(r.Reason)
-			}
-			var usedIP, usedUA, rejIP, rejUA, rejReason string
-			if u.LastUsed != nil {
-				usedAt = sql.NullInt64{Int64: toMicros(u.LastUsed.At), Valid: true}
-				usedIP, usedUA = u.LastUsed.IP, u.LastUsed.UserAgent
-			}
-			if r := u.LastRejected; r != nil {
-				rejAt = sql.NullInt64{Int64: toMicros(r.At), Valid: true}
-				rejIP, rejUA, rejReason = r.IP, r.UserAgent, string(r.Reason)
-			}
-			res, err := t.execStmt(ctx, update,
-				u.Uses, u.Rejections,
-				usedAt, usedIP, usedUA,
-				rejAt, rejIP, rejUA, rejReason,
-				u.WouldDeny,
-				wdAt, wdIP, wdUA, wdReason,
-				u.AccessKeyID)
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil || n == 0 {
-				continue // the key was deleted meanwhile
-			}
-			if err := t.recordMinutes(ctx, minutes, u.AccessKeyID, u.Minutes); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }
 
 func marshalRestrictions(r *latchkey.Restrictions) (sql.NullString, error) {

@@ -198,28 +198,6 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return res, nil
 }
 
-// prepare prepares query for the transaction's lifetime, so that a batch
-// runs it many times and the database parses it once; close the statement
-// when the batch is done.
-func (t *Tx) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
-	s, err := t.tx.PrepareContext(t.within(ctx), t.q(query))
-	if err != nil {
-		return nil, mapErr(t.d, err)
-	}
-	return s, nil
-}
-
-func (t *Tx) execStmt(ctx context.Context, s *sql.Stmt, args ...any) (sql.Result, error) {
-	if err := checkText(args); err != nil {
-		return nil, err
-	}
-	res, err := s.ExecContext(t.within(ctx), args...)
-	if err != nil {
-		return nil, mapErr(t.d, err)
-	}
-	return res, nil
-}
-
 func (t *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if err := checkText(args); err != nil {
 		return nil, err

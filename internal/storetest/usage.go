@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/latchkey/latchkey"
@@ -12,6 +13,156 @@ import (
 var usageTests = []test{
 	{"RecordUsageMerges", testRecordUsageMerges},
 	{"RecordUsageSkipsUnknownKeys", testRecordUsageSkipsUnknownKeys},
+	{"RecordUsageBatchText", testRecordUsageBatchText},
+	{"RecordUsageBatchMinutes", testRecordUsageBatchMinutes},
+	{"RecordUsageLargeBatch", testRecordUsageLargeBatch},
+}
+
+// testRecordUsageLargeBatch sends one batch of more keys and minute rows
+// than one statement takes (the store splits it, in one transaction),
+// every key twice, in no particular order.
+func testRecordUsageLargeBatch(t *testing.T, s latchkey.Store) {
+	ids := SeedKeys(t, s, 1201)
+	m0 := base.Truncate(time.Minute).Add(time.Hour)
+	m1 := m0.Add(time.Minute)
+	var batch []latchkey.UsageUpdate
+	for _, id := range ids {
+		batch = append(batch, latchkey.UsageUpdate{AccessKeyID: id, Uses: 1, LastUsed: &latchkey.Use{At: at(10), IP: "192.0.2.1", UserAgent: "old"},
+			Minutes: []latchkey.UsageCount{{At: m0, Code: latchkey.CodeValid, Count: 1}, {At: m1, Code: latchkey.CodeValid, Count: 1}}})
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		batch = append(batch, latchkey.UsageUpdate{AccessKeyID: ids[i], Uses: 2, LastUsed: &latchkey.Use{At: at(20), IP: "192.0.2.2", UserAgent: "new"},
+			Minutes: []latchkey.UsageCount{{At: m0, Code: latchkey.CodeValid, Count: 1}}})
+	}
+	if err := s.RecordUsage(t.Context(), batch); err != nil {
+		t.Fatalf("RecordUsage of %d updates: %v", len(batch), err)
+	}
+	wantUse := &latchkey.Use{At: at(20), IP: "192.0.2.2", UserAgent: "new"}
+	for _, id := range ids {
+		k := mustFindKey(t, s, id)
+		if k.UseCount != 3 || !cmp.Equal(k.LastUsed, wantUse) {
+			t.Fatalf("key %s: use count %d, last used %+v; want 3 and %+v", id, k.UseCount, k.LastUsed, wantUse)
+		}
+	}
+	want := []latchkey.UsageCount{{At: m0, Code: latchkey.CodeValid, Count: 2}, {At: m1, Code: latchkey.CodeValid, Count: 1}}
+	for _, id := range []string{ids[0], ids[600], ids[1200]} {
+		got, err := s.UsageSeries(t.Context(), id, m0, m1.Add(time.Minute))
+		if err != nil {
+			t.Fatalf("UsageSeries: %v", err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("series of %s (-want +got):\n%s", id, diff)
+		}
+	}
+}
+
+// testRecordUsageBatchText sends user agents and addresses that a batch
+// sent as one document must carry unchanged (quotes, backslashes, control
+// characters, non-ASCII), and text no store can hold (invalid UTF-8, NUL),
+// which is refused as invalid with nothing of the batch written.
+func testRecordUsageBatchText(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	k := createKey(t, s, newKey(t, "acme", "billing", at(1)))
+	n := 0
+	for _, tc := range []struct{ name, ua, ip string }{
+		{"quotes and backslashes", `a "quoted" \ agent\`, "192.0.2.1"},
+		{"control characters", "tab\there\nnewline\x01\x1f", "192.0.2.2"},
+		{"non-ASCII", "agent/1.0 (日本語; Ünïcödé) 🔑", "2001:db8::1"},
+		{"JSON-looking", `"],[1,2,3],["`, `\"`},
+		{"empty", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n++
+			use := &latchkey.Use{At: at(10 + n), IP: tc.ip, UserAgent: tc.ua}
+			rej := &latchkey.Rejection{At: at(10 + n), IP: tc.ip, UserAgent: tc.ua, Reason: latchkey.CodeIPNotAllowed}
+			err := s.RecordUsage(t.Context(), []latchkey.UsageUpdate{{AccessKeyID: k.ID, Uses: 1, LastUsed: use,
+				Rejections: 1, LastRejected: rej, WouldDeny: 1, LastWouldDeny: rej}})
+			if err != nil {
+				t.Fatalf("RecordUsage: %v", err)
+			}
+			got := mustFindKey(t, s, k.ID)
+			if diff := cmp.Diff(use, got.LastUsed); diff != "" {
+				t.Errorf("last used (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(rej, got.LastRejected); diff != "" {
+				t.Errorf("last rejected (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(rej, got.LastWouldDeny); diff != "" {
+				t.Errorf("last would-deny (-want +got):\n%s", diff)
+			}
+			if got.UseCount != int64(n) || got.RejectCount != int64(n) || got.WouldDenyCount != int64(n) {
+				t.Errorf("counts %d/%d/%d, want %d each", got.UseCount, got.RejectCount, got.WouldDenyCount, n)
+			}
+		})
+	}
+	before := mustFindKey(t, s, k.ID)
+	for _, bad := range []string{"bad\xffutf8", "nul\x00byte"} {
+		err := s.RecordUsage(t.Context(), []latchkey.UsageUpdate{
+			{AccessKeyID: k.ID, Uses: 5, LastUsed: &latchkey.Use{At: at(100), IP: "192.0.2.9", UserAgent: "fine"}},
+			{AccessKeyID: k.ID, Uses: 5, LastUsed: &latchkey.Use{At: at(99), IP: "192.0.2.9", UserAgent: bad}},
+		})
+		if code := latchkey.ErrorCode(err); code != latchkey.EINVALID {
+			t.Errorf("RecordUsage with user agent %q: %v (code %q), want %s", bad, err, code, latchkey.EINVALID)
+		}
+	}
+	if diff := cmp.Diff(before, mustFindKey(t, s, k.ID)); diff != "" {
+		t.Errorf("a refused batch changed the key (-before +after):\n%s", diff)
+	}
+}
+
+// testRecordUsageBatchMinutes sends per-minute counts as a flush does, for
+// several keys at once, with one key, minute and code more than once in a
+// batch (they add up), and a deleted key's counts (left out).
+func testRecordUsageBatchMinutes(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	createApplication(t, s, "acme", "shop")
+	a := createKey(t, s, newKey(t, "acme", "billing", at(1)))
+	b := createKey(t, s, newKey(t, "acme", "shop", at(2)))
+	gone := createKey(t, s, newKey(t, "acme", "billing", at(3)))
+	update(t, s, func(ctx context.Context, tx latchkey.Tx) error { return tx.DeleteAccessKey(ctx, gone.ID) })
+	m0 := base.Truncate(time.Minute).Add(time.Hour)
+	m1 := m0.Add(time.Minute)
+	count := func(m time.Time, c latchkey.Code, n int64) latchkey.UsageCount {
+		return latchkey.UsageCount{At: m, Code: c, Count: n}
+	}
+	batches := [][]latchkey.UsageUpdate{
+		{
+			{AccessKeyID: b.ID, Uses: 2, Minutes: []latchkey.UsageCount{count(m1, latchkey.CodeValid, 2)}},
+			{AccessKeyID: gone.ID, Uses: 9, Minutes: []latchkey.UsageCount{count(m0, latchkey.CodeValid, 9)}},
+			{AccessKeyID: a.ID, Uses: 3, Rejections: 1, Minutes: []latchkey.UsageCount{
+				count(m0, latchkey.CodeValid, 1), count(m1, latchkey.CodeValid, 2), count(m1, latchkey.CodeIPNotAllowed, 1)}},
+			{AccessKeyID: a.ID, Uses: 4, Minutes: []latchkey.UsageCount{count(m0, latchkey.CodeValid, 4)}},
+		},
+		{
+			{AccessKeyID: a.ID, Uses: 1, Minutes: []latchkey.UsageCount{count(m1, latchkey.CodeValid, 1)}},
+		},
+	}
+	for _, batch := range batches {
+		if err := s.RecordUsage(t.Context(), batch); err != nil {
+			t.Fatalf("RecordUsage: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		id   string
+		want []latchkey.UsageCount
+	}{
+		{a.ID, []latchkey.UsageCount{count(m0, latchkey.CodeValid, 5), count(m1, latchkey.CodeIPNotAllowed, 1), count(m1, latchkey.CodeValid, 3)}},
+		{b.ID, []latchkey.UsageCount{count(m1, latchkey.CodeValid, 2)}},
+		{gone.ID, nil},
+	} {
+		got, err := s.UsageSeries(t.Context(), tc.id, m0, m1.Add(time.Minute))
+		if err != nil {
+			t.Fatalf("UsageSeries: %v", err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("series of %s (-want +got):\n%s", tc.id, diff)
+		}
+	}
+	if got := mustFindKey(t, s, a.ID); got.UseCount != 8 || got.RejectCount != 1 {
+		t.Errorf("key A counts %d/%d, want 8/1", got.UseCount, got.RejectCount)
+	}
 }
 
 // testRecordUsageMerges applies batches in turn and checks the stored key
