@@ -1,6 +1,7 @@
 package latchkey
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -16,11 +17,20 @@ type Application struct {
 	// Restrictions are the default for every key of the application; a
 	// key's own restrictions narrow them (a call must satisfy both).
 	Restrictions *Restrictions `json:"restrictions,omitempty"`
+
+	// IdentityID is the identity the application belongs to ("" for
+	// none): its keys share the identity's rate limit and quota.
+	IdentityID string `json:"identity_id,omitempty"`
+	// Metadata is a small JSON object (NormalizeMetadata), returned by
+	// every verification of the application's keys.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
 // ApplicationFilter selects applications in a list.
 type ApplicationFilter struct {
 	Account string
+	// IdentityID, when set, selects the applications of that identity.
+	IdentityID string
 	After   string
 	Limit   int
 }
