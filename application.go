@@ -31,8 +31,8 @@ type ApplicationFilter struct {
 	Account string
 	// IdentityID, when set, selects the applications of that identity.
 	IdentityID string
-	After   string
-	Limit   int
+	After      string
+	Limit      int
 }
 
 // ValidateName checks an account, application or principal name: 1 to 64

@@ -296,7 +296,7 @@ func (n *nullQuota) quota() *latchkey.Quota {
 // identityColumnsScan is a key's identity read through a LEFT JOIN.
 type identityColumnsScan struct {
 	id, account, externalID, metadata, rateLimit sql.NullString
-	q                                   nullQuota
+	q                                            nullQuota
 }
 
 func (c *identityColumnsScan) keyIdentity() (*latchkey.KeyIdentity, error) {

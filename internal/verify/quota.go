@@ -125,8 +125,8 @@ type quotaCell struct {
 	mu    sync.Mutex
 	owner latchkey.QuotaOwner
 	id    string // the owner's name in a shared store (sharedQuotaID)
-	gen int64
-	q   latchkey.Quota // configuration: refill, anchor; the first period's budget
+	gen   int64
+	q     latchkey.Quota // configuration: refill, anchor; the first period's budget
 
 	known  bool  // period and next are computed
 	period int64 // the period the lease belongs to
