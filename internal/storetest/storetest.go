@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) latchkey.Store) {
 		{"Store", storeTests},
 		{"Policy", policyTests},
 		{"Webhook", webhookTests},
+		{"Identity", identityTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
