@@ -26,6 +26,12 @@ func (s *Service) CreateApplicationWith(ctx context.Context, a latchkey.Actor, a
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
+	// A value of the wrong JSON type first: the API answers it as its
+	// decoder would (MalformedRequest).
+	metadata, err := latchkey.NormalizeMetadata(in.Metadata)
+	if err != nil {
+		return nil, err
+	}
 	if err := latchkey.ValidateName("name", in.Name); err != nil {
 		return nil, err
 	}
@@ -33,10 +39,6 @@ func (s *Service) CreateApplicationWith(ctx context.Context, a latchkey.Actor, a
 		return nil, err
 	}
 	if err := in.Restrictions.Validate(); err != nil {
-		return nil, err
-	}
-	metadata, err := latchkey.NormalizeMetadata(in.Metadata)
-	if err != nil {
 		return nil, err
 	}
 	now := s.now()

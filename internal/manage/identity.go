@@ -25,14 +25,16 @@ func (s *Service) CreateIdentity(ctx context.Context, a latchkey.Actor, account 
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
+	// A value of the wrong JSON type first: the API answers it as its
+	// decoder would (MalformedRequest).
+	metadata, err := latchkey.NormalizeMetadata(in.Metadata)
+	if err != nil {
+		return nil, err
+	}
 	if err := latchkey.ValidateName("name", in.Name); err != nil {
 		return nil, err
 	}
 	if err := latchkey.ValidateExternalID(in.ExternalID); err != nil {
-		return nil, err
-	}
-	metadata, err := latchkey.NormalizeMetadata(in.Metadata)
-	if err != nil {
 		return nil, err
 	}
 	if err := latchkey.ValidateIdentityRateLimit(in.RateLimit); err != nil {
@@ -119,9 +121,6 @@ func (s *Service) UpdateIdentity(ctx context.Context, a latchkey.Actor, account,
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
-	if !latchkey.ValidIdentityID(id) {
-		return nil, identityNotFound(id)
-	}
 	if u.Name != nil {
 		if err := latchkey.ValidateName("name", *u.Name); err != nil {
 			return nil, err
@@ -150,6 +149,9 @@ func (s *Service) UpdateIdentity(ctx context.Context, a latchkey.Actor, account,
 	}
 	if err := validateQuota(u.Quota); err != nil {
 		return nil, err
+	}
+	if !latchkey.ValidIdentityID(id) {
+		return nil, identityNotFound(id)
 	}
 	now := s.now()
 	var (
