@@ -38,7 +38,10 @@ func TestWatcherFollowsIdentityChanges(t *testing.T) {
 		{"application moved into the identity", func(t *testing.T) error {
 			_, err := r.svc.UpdateApplicationWith(ctx, sys, latchkey.DefaultAccount, "shop", latchkey.ApplicationUpdate{IdentityID: &id.ID})
 			return err
-		}, func() bool { e := r.ix.Get(k.ID); return e != nil && e.IdentityID() == id.ID && e.IdentityExternalID() == "cus_1" }},
+		}, func() bool {
+			e := r.ix.Get(k.ID)
+			return e != nil && e.IdentityID() == id.ID && e.IdentityExternalID() == "cus_1"
+		}},
 		{"identity's external ID and metadata", func(t *testing.T) error {
 			ext := "cus_2"
 			_, err := r.svc.UpdateIdentity(ctx, sys, latchkey.DefaultAccount, id.ID, latchkey.IdentityUpdate{ExternalID: &ext,
