@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"iter"
 
 	"github.com/latchkey/latchkey"
@@ -14,6 +15,11 @@ type CreateApplicationInput struct {
 	Name         string
 	Description  string
 	Restrictions *latchkey.Restrictions // defaults for the application's keys
+	// IdentityID puts the application in an identity (its keys share the
+	// identity's rate limit and quota); Metadata is returned by every
+	// verification of its keys.
+	IdentityID string
+	Metadata   json.RawMessage
 }
 
 // CreateApplication registers an application. Returns EEXISTS if the name is
@@ -24,7 +30,9 @@ func (c *Client) CreateApplication(ctx context.Context, in CreateApplicationInpu
 		Name         string                 `json:"name"`
 		Description  string                 `json:"description"`
 		Restrictions *latchkey.Restrictions `json:"restrictions,omitempty"`
-	}{in.Name, in.Description, in.Restrictions}
+		IdentityID   string                 `json:"identity_id,omitempty"`
+		Metadata     json.RawMessage        `json:"metadata,omitempty"`
+	}{in.Name, in.Description, in.Restrictions, in.IdentityID, in.Metadata}
 	var out latchkey.Application
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications"); err != nil {
 		return nil, err
@@ -47,6 +55,11 @@ type UpdateApplicationInput struct {
 	Name         string
 	Description  *string
 	Restrictions *latchkey.Restrictions // replaces them; empty removes them
+	// IdentityID moves the application to that identity; "" takes it out
+	// of its identity.
+	IdentityID *string
+	// Metadata replaces the whole document; {} removes it.
+	Metadata json.RawMessage
 }
 
 // UpdateApplication changes an application's description or default
@@ -55,7 +68,9 @@ func (c *Client) UpdateApplication(ctx context.Context, in UpdateApplicationInpu
 	body := struct {
 		Description  *string                `json:"description,omitempty"`
 		Restrictions *latchkey.Restrictions `json:"restrictions,omitempty"`
-	}{in.Description, in.Restrictions}
+		IdentityID   *string                `json:"identity_id,omitempty"`
+		Metadata     json.RawMessage        `json:"metadata,omitempty"`
+	}{in.Description, in.Restrictions, in.IdentityID, in.Metadata}
 	var out latchkey.Application
 	if err := c.patch(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Name); err != nil {
 		return nil, err
@@ -72,6 +87,8 @@ func (c *Client) DeleteApplication(ctx context.Context, account, name string) er
 // ListApplicationsInput selects a page of applications.
 type ListApplicationsInput struct {
 	Account   string
+	// IdentityID selects the applications of that identity.
+	IdentityID string
 	Limit     int    // 1 to 1000; 0 lets the server choose
 	PageToken string // NextPageToken of the previous page
 }
@@ -85,7 +102,11 @@ type ApplicationPage struct {
 // ListApplications returns one page of an account's applications, by name.
 func (c *Client) ListApplications(ctx context.Context, in ListApplicationsInput) (*ApplicationPage, error) {
 	var out ApplicationPage
-	if err := c.get(ctx, pageQuery(accountQuery(in.Account), in.Limit, in.PageToken), &out, "v1", "applications"); err != nil {
+	q := pageQuery(accountQuery(in.Account), in.Limit, in.PageToken)
+	if in.IdentityID != "" {
+		q.Set("identity_id", in.IdentityID)
+	}
+	if err := c.get(ctx, q, &out, "v1", "applications"); err != nil {
 		return nil, err
 	}
 	return &out, nil
