@@ -8,8 +8,9 @@ import (
 
 func (s *state) newCreateApplicationCmd() *cobra.Command {
 	var (
-		name, description string
-		rf                restrictionFlags
+		name, description  string
+		identity, metadata string
+		rf                 restrictionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create-application --application-name NAME",
@@ -25,11 +26,17 @@ Restriction flags (--allowed-ips, --allowed-referrers, --android-app,
 --ios-bundle-ids, --scopes, --rate-limit) set the default restrictions of every
 key of the application; a key's own restrictions narrow them further.
 
+--identity puts the application in an identity (create-identity): its keys
+then share the identity's rate limit and quota. --metadata is a JSON object
+that /v1/verify returns as application_metadata.
+
 JSON OUTPUT
-  {"account", "name", "description", "created_at", "key_count", "restrictions"}
+  {"account", "name", "description", "created_at", "key_count", "restrictions",
+   "identity_id", "metadata"}
 
 EXAMPLES
   latchkey create-application --application-name billing
+  latchkey create-application --application-name shop --identity idn_abcdefghijklmnop --metadata '{"channel":"web"}'
   latchkey create-application --application-name billing --description "nightly invoice run"
   latchkey create-application --application-name web --allowed-referrers 'https://*.example.com/*'`,
 		Args: noArgs,
@@ -38,7 +45,15 @@ EXAMPLES
 			if err := latchkey.ValidateName("--application-name", name); err != nil {
 				return UsageErrorf("%s", errMessage(err))
 			}
-			in := client.CreateApplicationInput{Account: s.account, Name: name, Description: description}
+			in := client.CreateApplicationInput{Account: s.account, Name: name, Description: description, IdentityID: identity}
+			if identity != "" && !latchkey.ValidIdentityID(identity) {
+				return UsageErrorf("--identity %q: expected an identity ID such as idn_abcdefghijklmnop", identity)
+			}
+			if cmd.Flags().Changed("metadata") {
+				if in.Metadata, err = metadataFlag(metadata); err != nil {
+					return err
+				}
+			}
 			if rf.changed(cmd) {
 				if in.Restrictions, err = rf.apply(cmd, nil); err != nil {
 					return err
@@ -53,15 +68,17 @@ EXAMPLES
 	}
 	cmd.Flags().StringVar(&name, "application-name", "", "name of the new application (required)")
 	cmd.Flags().StringVar(&description, "description", "", "what the application is, for people")
+	cmd.Flags().StringVar(&identity, "identity", "", "identity (customer) the application belongs to: its keys share the identity's rate limit and quota")
+	cmd.Flags().StringVar(&metadata, "metadata", "", `a JSON object returned by every verification of its keys, e.g. '{"channel":"web"}'`)
 	rf.register(cmd.Flags(), false)
 	return cmd
 }
 
 // applicationsView is the table of applications; js is the JSON document.
 func (p *printer) applicationsView(js any, apps ...*latchkey.Application) view {
-	v := view{JSON: js, Headers: []string{"NAME", "KEYS", "AGE", "ACCOUNT", "RESTRICTIONS", "DESCRIPTION"}, Empty: "No applications."}
+	v := view{JSON: js, Headers: []string{"NAME", "KEYS", "AGE", "ACCOUNT", "RESTRICTIONS", "DESCRIPTION", "IDENTITY"}, Empty: "No applications."}
 	for _, a := range apps {
-		v.Rows = append(v.Rows, []cell{c(a.Name), c(itoa(a.KeyCount)), p.ageCell(a.CreatedAt), c(a.Account), c(restrictionSummary(a.Restrictions)), c(dash(a.Description))})
+		v.Rows = append(v.Rows, []cell{c(a.Name), c(itoa(a.KeyCount)), p.ageCell(a.CreatedAt), c(a.Account), c(restrictionSummary(a.Restrictions)), c(dash(a.Description)), c(dash(a.IdentityID))})
 	}
 	return v
 }

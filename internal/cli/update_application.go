@@ -1,14 +1,16 @@
 package cli
 
 import (
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/client"
 	"github.com/spf13/cobra"
 )
 
 func (s *state) newUpdateApplicationCmd() *cobra.Command {
 	var (
-		name, description string
-		rf                restrictionFlags
+		name, description  string
+		identity, metadata string
+		rf                 restrictionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "update-application --application-name NAME",
@@ -19,20 +21,40 @@ keys must satisfy: --allowed-ips, --allowed-referrers, --android-app,
 kind and keeps the others; "" removes it; --clear-restrictions removes all.
 The change applies to every key of the application at once.
 
+--identity moves the application to an identity (its keys then share the
+identity's rate limit and quota at once); --identity "" takes it out of its
+identity. --metadata replaces the application's metadata ('{}' removes it).
+
 JSON OUTPUT
-  {"account", "name", "description", "created_at", "key_count", "restrictions"}
+  {"account", "name", "description", "created_at", "key_count", "restrictions",
+   "identity_id", "metadata"}
 
 EXAMPLES
   latchkey update-application --application-name billing --allowed-ips 203.0.113.0/24,2001:db8::/32
   latchkey update-application --application-name web --allowed-referrers 'https://*.example.com/*'
   latchkey update-application --application-name billing --rate-limit 50/s:100
-  latchkey update-application --application-name billing --clear-restrictions`,
+  latchkey update-application --application-name billing --clear-restrictions
+  latchkey update-application --application-name shop --identity idn_abcdefghijklmnop`,
 		Args: noArgs,
 		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
-			if !cmd.Flags().Changed("description") && !rf.changed(cmd) {
-				return UsageErrorf("nothing to change: give --description or a restriction flag such as --allowed-ips")
+			fl := cmd.Flags()
+			if !fl.Changed("description") && !rf.changed(cmd) && !fl.Changed("identity") && !fl.Changed("metadata") {
+				return UsageErrorf("nothing to change: give --description, --identity, --metadata or a restriction flag such as --allowed-ips")
 			}
 			in := client.UpdateApplicationInput{Account: s.account, Name: name}
+			if fl.Changed("identity") {
+				if identity != "" && !latchkey.ValidIdentityID(identity) {
+					return UsageErrorf("--identity %q: expected an identity ID such as idn_abcdefghijklmnop, or \"\" for none", identity)
+				}
+				in.IdentityID = &identity
+			}
+			if fl.Changed("metadata") {
+				m, err := metadataFlag(metadata)
+				if err != nil {
+					return err
+				}
+				in.Metadata = m
+			}
 			if cmd.Flags().Changed("description") {
 				in.Description = &description
 			}
@@ -54,6 +76,8 @@ EXAMPLES
 	}
 	cmd.Flags().StringVar(&name, "application-name", "", "application to change (required)")
 	cmd.Flags().StringVar(&description, "description", "", "new description")
+	cmd.Flags().StringVar(&identity, "identity", "", `identity (customer) to move the application to; "" for none`)
+	cmd.Flags().StringVar(&metadata, "metadata", "", `a JSON object that replaces the application's metadata ('{}' removes it)`)
 	rf.register(cmd.Flags(), true)
 	return cmd
 }
