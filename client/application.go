@@ -86,11 +86,11 @@ func (c *Client) DeleteApplication(ctx context.Context, account, name string) er
 
 // ListApplicationsInput selects a page of applications.
 type ListApplicationsInput struct {
-	Account   string
+	Account string
 	// IdentityID selects the applications of that identity.
 	IdentityID string
-	Limit     int    // 1 to 1000; 0 lets the server choose
-	PageToken string // NextPageToken of the previous page
+	Limit      int    // 1 to 1000; 0 lets the server choose
+	PageToken  string // NextPageToken of the previous page
 }
 
 // ApplicationPage is one page of applications.
