@@ -150,10 +150,24 @@ func (t *Tx) ListIdentities(ctx context.Context, f latchkey.IdentityFilter) ([]*
 	if err := rows.Err(); err != nil {
 		return nil, "", mapErr(t.d, err)
 	}
+	rows.Close()
 	next := ""
 	if len(out) > limit {
 		out = out[:limit]
 		next = out[limit-1].ID
+	}
+	// Each identity's quota, as FindIdentity gives it (a page holds at
+	// most 1,000, and few identities have a quota).
+	now := nowFunc()
+	for _, id := range out {
+		q, err := t.FindQuota(ctx, latchkey.QuotaOwner{Kind: latchkey.QuotaOwnerIdentity, ID: id.ID}, now)
+		switch latchkey.ErrorCode(err) {
+		case "":
+			id.Quota = q
+		case latchkey.ENOTFOUND:
+		default:
+			return nil, "", err
+		}
 	}
 	return out, next, nil
 }
