@@ -214,7 +214,9 @@ class Guard:
             return refusal(status_for_code(res.code), res.code, res.message, res.retry_after_seconds)
         identity = Identity(res.access_key_id, res.application, res.account)
         d = Decision(status=200, identity=identity, call=call, escaped_path=escaped)
-        if res.rate_limit is None and not res.would_deny:
+        # latchkey must count every call of a key with a rate limit, a
+        # quota (its own or its identity's) or a report-only restriction.
+        if res.rate_limit is None and not res.would_deny and res.quota is None:
             self.cache.put(ck, identity)
         if res.rate_limit is not None:
             d.headers += [("RateLimit-Limit", str(res.rate_limit.limit)), ("RateLimit-Remaining", str(res.rate_limit.remaining))]
