@@ -94,6 +94,11 @@ type AccessKey struct {
 	// AppRestrictions are the owning application's restrictions, loaded
 	// with the key so the index can enforce both. Not serialized.
 	AppRestrictions *Restrictions `json:"-"`
+	// AppMetadata is the owning application's metadata and Identity its
+	// identity (nil: none), loaded with the key so that a verification
+	// returns them and the identity's budget applies. Not serialized.
+	AppMetadata json.RawMessage `json:"-"`
+	Identity    *KeyIdentity    `json:"-"`
 
 	// SecretDigest is SHA-256(secret), or for an imported key the
 	// lookup digest of its hash format (internal/hashformat). It is never

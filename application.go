@@ -1,6 +1,7 @@
 package latchkey
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 	"unicode"
@@ -23,6 +24,13 @@ type Application struct {
 	// Restrictions are the default for every key of the application; a
 	// key's own restrictions narrow them (a call must satisfy both).
 	Restrictions *Restrictions `json:"restrictions,omitempty"`
+
+	// IdentityID is the identity the application belongs to ("" for
+	// none): its keys share the identity's rate limit and quota.
+	IdentityID string `json:"identity_id,omitempty"`
+	// Metadata is a small JSON object (NormalizeMetadata), returned by
+	// every verification of the application's keys.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
 // ApplicationFilter selects applications in a list.
@@ -30,8 +38,10 @@ type ApplicationFilter struct {
 	Account string
 	// Owner, when set, keeps only the applications with this owner.
 	Owner string
-	After string
-	Limit int
+	// IdentityID, when set, selects the applications of that identity.
+	IdentityID string
+	After      string
+	Limit      int
 }
 
 // ValidateName checks an account, application or principal name: 1 to 64

@@ -52,6 +52,12 @@ const (
 	ActionAccessKeyImport   = "access_key.import"
 	// ActionQuotaUpdate: a key's quota was set, topped up or removed.
 	ActionQuotaUpdate = "access_key.quota_update"
+	// Identities: created, changed (name, external ID, metadata, rate
+	// limit), deleted, and their quota set, topped up or removed.
+	ActionIdentityCreate      = "identity.create"
+	ActionIdentityUpdate      = "identity.update"
+	ActionIdentityDelete      = "identity.delete"
+	ActionIdentityQuotaUpdate = "identity.quota_update"
 )
 
 // AuditActions lists every audit action, for filters.
@@ -60,7 +66,8 @@ func AuditActions() []string {
 		ActionAccessKeyCreate, ActionAccessKeyUpdate, ActionAccessKeyDelete, ActionAccessKeyExposed, ActionCanaryTriggered,
 		ActionPrincipalCreate, ActionPrincipalDelete, ActionPolicyUpdate,
 		ActionWebhookCreate, ActionWebhookUpdate, ActionWebhookDelete, ActionAccessKeyRoll, ActionRotationUpdate,
-		ActionAccessKeyImport, ActionQuotaUpdate}
+		ActionAccessKeyImport, ActionQuotaUpdate, ActionIdentityCreate, ActionIdentityUpdate, ActionIdentityDelete,
+		ActionIdentityQuotaUpdate}
 }
 
 // AuditFilter selects audit events. Results are newest first.

@@ -80,7 +80,8 @@ type Tx interface {
 	// ListApplications returns one page ordered by name, and the token of
 	// the next page ("" when this is the last).
 	ListApplications(ctx context.Context, f ApplicationFilter) ([]*Application, string, error)
-	// UpdateApplication writes the description. Returns ENOTFOUND.
+	// UpdateApplication writes the description, restrictions, identity
+	// and metadata. Returns ENOTFOUND.
 	UpdateApplication(ctx context.Context, app *Application) error
 	// DeleteApplication returns ENOTFOUND, or ECONFLICT while the
 	// application still owns access keys.
@@ -136,4 +137,5 @@ type Tx interface {
 	RotationTx    // rotation.go
 	AuditStreamTx // auditstream.go
 	QuotaTx       // quota.go
+	IdentityTx    // identity.go
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"iter"
 
 	"github.com/latchkey/latchkey"
@@ -17,6 +18,11 @@ type CreateApplicationInput struct {
 	// keys in the portal ("" for none).
 	Owner        string
 	Restrictions *latchkey.Restrictions // defaults for the application's keys
+	// IdentityID puts the application in an identity (its keys share the
+	// identity's rate limit and quota); Metadata is returned by every
+	// verification of its keys.
+	IdentityID string
+	Metadata   json.RawMessage
 }
 
 // CreateApplication registers an application. Returns EEXISTS if the name is
@@ -28,7 +34,9 @@ func (c *Client) CreateApplication(ctx context.Context, in CreateApplicationInpu
 		Description  string                 `json:"description"`
 		Owner        string                 `json:"owner,omitempty"`
 		Restrictions *latchkey.Restrictions `json:"restrictions,omitempty"`
-	}{in.Name, in.Description, in.Owner, in.Restrictions}
+		IdentityID   string                 `json:"identity_id,omitempty"`
+		Metadata     json.RawMessage        `json:"metadata,omitempty"`
+	}{in.Name, in.Description, in.Owner, in.Restrictions, in.IdentityID, in.Metadata}
 	var out latchkey.Application
 	if err := c.post(ctx, accountQuery(in.Account), body, &out, "v1", "applications"); err != nil {
 		return nil, err
@@ -52,6 +60,11 @@ type UpdateApplicationInput struct {
 	Description  *string
 	Owner        *string                // "" removes the owner
 	Restrictions *latchkey.Restrictions // replaces them; empty removes them
+	// IdentityID moves the application to that identity; "" takes it out
+	// of its identity.
+	IdentityID *string
+	// Metadata replaces the whole document; {} removes it.
+	Metadata json.RawMessage
 }
 
 // UpdateApplication changes an application's description or default
@@ -61,7 +74,9 @@ func (c *Client) UpdateApplication(ctx context.Context, in UpdateApplicationInpu
 		Description  *string                `json:"description,omitempty"`
 		Owner        *string                `json:"owner,omitempty"`
 		Restrictions *latchkey.Restrictions `json:"restrictions,omitempty"`
-	}{in.Description, in.Owner, in.Restrictions}
+		IdentityID   *string                `json:"identity_id,omitempty"`
+		Metadata     json.RawMessage        `json:"metadata,omitempty"`
+	}{in.Description, in.Owner, in.Restrictions, in.IdentityID, in.Metadata}
 	var out latchkey.Application
 	if err := c.patch(ctx, accountQuery(in.Account), body, &out, "v1", "applications", in.Name); err != nil {
 		return nil, err
@@ -77,9 +92,11 @@ func (c *Client) DeleteApplication(ctx context.Context, account, name string) er
 
 // ListApplicationsInput selects a page of applications.
 type ListApplicationsInput struct {
-	Account   string
-	Limit     int    // 1 to 1000; 0 lets the server choose
-	PageToken string // NextPageToken of the previous page
+	Account string
+	// IdentityID selects the applications of that identity.
+	IdentityID string
+	Limit      int    // 1 to 1000; 0 lets the server choose
+	PageToken  string // NextPageToken of the previous page
 }
 
 // ApplicationPage is one page of applications.
@@ -91,7 +108,11 @@ type ApplicationPage struct {
 // ListApplications returns one page of an account's applications, by name.
 func (c *Client) ListApplications(ctx context.Context, in ListApplicationsInput) (*ApplicationPage, error) {
 	var out ApplicationPage
-	if err := c.get(ctx, pageQuery(accountQuery(in.Account), in.Limit, in.PageToken), &out, "v1", "applications"); err != nil {
+	q := pageQuery(accountQuery(in.Account), in.Limit, in.PageToken)
+	if in.IdentityID != "" {
+		q.Set("identity_id", in.IdentityID)
+	}
+	if err := c.get(ctx, q, &out, "v1", "applications"); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -42,8 +42,9 @@ type MiddlewareOptions struct {
 	// caching when negative. This is the staleness a service accepts: a
 	// key deactivated, deleted or restricted in latchkey may still pass
 	// for up to CacheTTL where it passed just before. Refusals are never
-	// cached, and neither are the decisions on keys with a rate limit or
-	// a report-only restriction (latchkey must count each of their calls).
+	// cached, and neither are the decisions on keys with a rate limit, a
+	// quota (their own or their identity's) or a report-only restriction
+	// (latchkey must count each of their calls).
 	CacheTTL time.Duration
 	// CacheSize bounds how many decisions are kept: DefaultCacheSize when
 	// 0 or less.
@@ -96,6 +97,24 @@ type Identity struct {
 	// not change Metadata: cached decisions share it.
 	ExternalID string
 	Metadata   json.RawMessage
+	// IdentityID, IdentityExternalID and IdentityMetadata describe the
+	// identity (the customer) the key's application belongs to; empty
+	// when it belongs to none. ApplicationMetadata is the application's
+	// metadata. Handlers must not change them.
+	IdentityID          string
+	IdentityExternalID  string
+	IdentityMetadata    json.RawMessage
+	ApplicationMetadata json.RawMessage
+}
+
+// identityOf is the Identity a decision describes.
+func identityOf(res *VerifyResult) Identity {
+	id := Identity{AccessKeyID: res.AccessKeyID, Application: res.Application, Account: res.Account,
+		ExternalID: res.ExternalID, Metadata: res.Metadata, ApplicationMetadata: res.ApplicationMetadata}
+	if i := res.Identity; i != nil {
+		id.IdentityID, id.IdentityExternalID, id.IdentityMetadata = i.ID, i.ExternalID, i.Metadata
+	}
+	return id
 }
 
 type identityKey struct{}
@@ -224,9 +243,8 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 	if !ok {
 		return
 	}
-	id := Identity{AccessKeyID: res.AccessKeyID, Application: res.Application, Account: res.Account,
-		ExternalID: res.ExternalID, Metadata: res.Metadata}
-	if res.RateLimit == nil && res.WouldDeny == "" {
+	id := identityOf(res)
+	if res.RateLimit == nil && res.WouldDeny == "" && res.Quota == nil {
 		m.cache.put(ck, id, m.now())
 	}
 	if res.RateLimit != nil {

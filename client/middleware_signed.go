@@ -95,7 +95,6 @@ func (m *middleware) serveSigned(next http.Handler, w http.ResponseWriter, r *ht
 	if res.RateLimit != nil {
 		setRateLimit(w, res.RateLimit)
 	}
-	id := Identity{AccessKeyID: res.AccessKeyID, Application: res.Application, Account: res.Account,
-		ExternalID: res.ExternalID, Metadata: res.Metadata}
+	id := identityOf(res)
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
 }

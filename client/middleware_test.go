@@ -390,12 +390,58 @@ func TestMiddlewareExternalIDAndMetadata(t *testing.T) {
 			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
 				t.Fatal(err)
 			}
-			if string(got.Metadata) == "null" {
-				got.Metadata = nil // the test's handler wrote nil as null
+			// the test's handler wrote nil as null
+			for _, m := range []*json.RawMessage{&got.Metadata, &got.IdentityMetadata, &got.ApplicationMetadata} {
+				if string(*m) == "null" {
+					*m = nil
+				}
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("identity (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestMiddlewareIdentity: the handler reads the key's identity and its
+// application's metadata from the context; a key drawing from an
+// identity's quota is never served from the cache, so that the quota
+// refuses the call after the last unit.
+func TestMiddlewareIdentity(t *testing.T) {
+	e := newMWEnv(t, client.MiddlewareOptions{})
+	ctx := t.Context()
+	id, err := e.admin.CreateIdentity(ctx, "", latchkey.NewIdentity{Name: "acme", ExternalID: "cus_1",
+		Metadata: json.RawMessage(`{"plan":"pro"}`), Quota: &latchkey.Quota{Remaining: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.CreateApplication(ctx, client.CreateApplicationInput{Name: "shop", IdentityID: id.ID,
+		Metadata: json.RawMessage(`{"channel":"web"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.admin.CreateAccessKey(ctx, client.CreateAccessKeyInput{Application: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := client.Identity{AccessKeyID: k.ID, Application: "shop", Account: "default", IdentityID: id.ID,
+		IdentityExternalID: "cus_1", IdentityMetadata: json.RawMessage(`{"plan":"pro"}`), ApplicationMetadata: json.RawMessage(`{"channel":"web"}`)}
+	for i, status := range []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests} {
+		w := e.call(t, "GET", "/orders", "192.0.2.1", map[string]string{"X-Api-Key": k.SecretAccessKey})
+		if w.Code != status {
+			t.Fatalf("call %d: status %d, want %d: %s", i, w.Code, status, w.Body)
+		}
+		if status != http.StatusOK {
+			continue
+		}
+		var got client.Identity
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Metadata) == "null" {
+			got.Metadata = nil
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("call %d: identity (-want +got):\n%s", i, diff)
+		}
 	}
 }

@@ -8,7 +8,8 @@ import (
 
 // QuotaView is a key's quota with its latest changes, newest first.
 type QuotaView struct {
-	AccessKeyID string                  `json:"access_key_id"`
+	AccessKeyID string                  `json:"access_key_id,omitempty"`
+	IdentityID  string                  `json:"identity_id,omitempty"`
 	Quota       *latchkey.Quota         `json:"quota"`
 	History     []*latchkey.QuotaChange `json:"history"`
 }

@@ -49,6 +49,7 @@ type CredentialRow struct {
 	// the other key of that roll.
 	RollState  string `json:"roll_state"`
 	RolledWith string `json:"rolled_with"`
+	IdentityID string `json:"identity_id"`
 }
 
 // GetCredentialReport returns the report of an account ("" = the caller's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/latchkey/latchkey"
 )
@@ -56,12 +57,32 @@ type VerifyResult struct {
 	// ExternalID and Metadata are the key's, when it has them.
 	ExternalID string          `json:"external_id,omitempty"`
 	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	// ApplicationMetadata is the metadata of the key's application;
+	// Identity the identity the application belongs to (nil: none).
+	ApplicationMetadata json.RawMessage `json:"application_metadata,omitempty"`
+	Identity            *VerifyIdentity `json:"identity,omitempty"`
+	// Quota is set when the key, or its identity, has a quota.
+	Quota *VerifyQuota `json:"quota,omitempty"`
 	// WouldDeny is what a report-only restriction would have answered.
 	WouldDeny latchkey.Code `json:"would_deny,omitempty"`
 	// RateLimit is set when the key has a rate limit.
 	RateLimit *RateLimitInfo `json:"rate_limit,omitempty"`
 	// RetryAfterSeconds is set for RATE_LIMITED and THROTTLED.
 	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
+}
+
+// VerifyIdentity is the identity of a verified key's application.
+type VerifyIdentity struct {
+	ID         string          `json:"id"`
+	ExternalID string          `json:"external_id,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
+}
+
+// VerifyQuota is what the key's quota (or its identity's) has left after
+// the decision, and when it refills.
+type VerifyQuota struct {
+	Remaining int64      `json:"remaining"`
+	ResetAt   *time.Time `json:"reset_at,omitempty"`
 }
 
 // RateLimitInfo is the state of a key's rate limit bucket.

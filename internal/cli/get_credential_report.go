@@ -32,7 +32,7 @@ JSON OUTPUT
      "last_rejected_at", "last_rejected_ip", "last_rejected_reason",
      "last_rotated_at", "expires_at", "exposed", "exposed_at", "restricted",
      "rotation_due_at", "deactivate_at", "delete_at", "findings": [...],
-     "roll_state", "rolled_with"}, ...]}
+     "roll_state", "rolled_with", "identity_id"}, ...]}
 
 TEXT OUTPUT
   access_key_id  owner  status  created_at  last_used_at  last_rotated_at

@@ -8,15 +8,15 @@ import (
 
 func (s *state) newUpdateQuotaCmd() *cobra.Command {
 	var (
-		id                string
+		id, identityID    string
 		remaining, topUp  int64
 		refillAmount, low int64
 		refillInterval    string
 		remove            bool
 	)
 	cmd := &cobra.Command{
-		Use:   "update-quota --access-key-id ID (--remaining N [--refill-amount N --refill-interval I] [--low-threshold N] | --top-up N | --remove)",
-		Short: "Set, top up or remove an access key's quota (a budget of calls)",
+		Use:   "update-quota (--access-key-id ID | --identity-id ID) (--remaining N [--refill-amount N --refill-interval I] [--low-threshold N] | --top-up N | --remove)",
+		Short: "Set, top up or remove an access key's or an identity's quota (a budget of calls)",
 		Long: `Set an access key's quota: --remaining is what it may spend now, and with
 --refill-amount and --refill-interval the budget is set back to the amount at
 each boundary (24h, "every 6h", daily, or monthly:D for the D-th of each month
@@ -24,13 +24,20 @@ at 00:00 UTC). --low-threshold sends the quota.low webhook once a period when
 the quota falls to it. --top-up adds to what is left; --remove removes the
 quota. Every change is audited (access_key.quota_update).
 
+With --identity-id the quota is an identity's, shared by every key of every
+application of the identity (audited as identity.quota_update).
+
 EXAMPLES
   latchkey update-quota --access-key-id LKIAEXAMPLEEXAMPLE23 --remaining 10000 --refill-amount 10000 --refill-interval monthly:1 --low-threshold 1000
   latchkey update-quota --access-key-id LKIAEXAMPLEEXAMPLE23 --top-up 500
-  latchkey update-quota --access-key-id LKIAEXAMPLEEXAMPLE23 --remove`,
+  latchkey update-quota --access-key-id LKIAEXAMPLEEXAMPLE23 --remove
+  latchkey update-quota --identity-id idn_abcdefghijklmnop --remaining 100000 --refill-amount 100000 --refill-interval monthly:1`,
 		Args: noArgs,
 		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
 			f := cmd.Flags()
+			if err := oneOwner(id, identityID); err != nil {
+				return err
+			}
 			set := f.Changed("remaining")
 			n := 0
 			for _, b := range []bool{set, f.Changed("top-up"), remove} {
@@ -49,6 +56,24 @@ EXAMPLES
 			}
 			var q *latchkey.Quota
 			switch {
+			case identityID != "" && f.Changed("top-up"):
+				var err error
+				if q, err = cl.TopUpIdentityQuota(cmd.Context(), s.account, identityID, topUp); err != nil {
+					return err
+				}
+			case identityID != "":
+				u := latchkey.IdentityUpdate{RemoveQuota: remove}
+				if set {
+					u.Quota = &latchkey.Quota{Remaining: remaining, LowThreshold: low}
+					if f.Changed("refill-amount") {
+						u.Quota.Refill = &latchkey.Refill{Amount: refillAmount, Interval: refillInterval}
+					}
+				}
+				ident, err := cl.UpdateIdentity(cmd.Context(), s.account, identityID, u)
+				if err != nil {
+					return err
+				}
+				return p.Print(identityQuotaView(identityID, ident.Quota))
 			case f.Changed("top-up"):
 				var err error
 				if q, err = cl.TopUpQuota(cmd.Context(), id, topUp); err != nil {
@@ -68,10 +93,14 @@ EXAMPLES
 				}
 				q = k.Quota
 			}
+			if identityID != "" {
+				return p.Print(identityQuotaView(identityID, q))
+			}
 			return p.Print(quotaView(id, q))
-		}, need{"access-key-id", &id, "LKIAEXAMPLEEXAMPLE23"}),
+		}),
 	}
-	cmd.Flags().StringVar(&id, "access-key-id", "", "key whose quota to change (required)")
+	cmd.Flags().StringVar(&id, "access-key-id", "", "key whose quota to change")
+	cmd.Flags().StringVar(&identityID, "identity-id", "", "identity whose shared quota to change")
 	cmd.Flags().Int64Var(&remaining, "remaining", 0, "what the quota may spend now")
 	cmd.Flags().Int64Var(&refillAmount, "refill-amount", 0, "budget at each refill")
 	cmd.Flags().StringVar(&refillInterval, "refill-interval", "", `refill interval: a duration ("24h", "every 6h"), daily, or monthly:D`)
@@ -79,6 +108,23 @@ EXAMPLES
 	cmd.Flags().Int64Var(&topUp, "top-up", 0, "add this to what is left")
 	cmd.Flags().BoolVar(&remove, "remove", false, "remove the quota")
 	return cmd
+}
+
+// oneOwner checks that exactly one of --access-key-id and --identity-id is
+// given.
+func oneOwner(keyID, identityID string) error {
+	if (keyID == "") == (identityID == "") {
+		return UsageErrorf("give --access-key-id LKIAEXAMPLEEXAMPLE23 or --identity-id idn_abcdefghijklmnop (one of them)")
+	}
+	return nil
+}
+
+// identityQuotaView is quotaView for an identity's quota.
+func identityQuotaView(id string, q *latchkey.Quota) view {
+	v := quotaView(id, q)
+	v.Headers[0] = "IDENTITY ID"
+	v.JSON = map[string]any{"identity_id": id, "quota": q}
+	return v
 }
 
 func quotaView(id string, q *latchkey.Quota) view {
@@ -99,12 +145,13 @@ func quotaView(id string, q *latchkey.Quota) view {
 }
 
 func (s *state) newGetQuotaCmd() *cobra.Command {
-	var id string
+	var id, identityID string
 	cmd := &cobra.Command{
-		Use:   "get-quota --access-key-id ID",
-		Short: "Show an access key's quota: what is left, when it refills, and its history",
-		Long: `Show what an access key's quota has left, when it refills next, and its
-latest changes (set, top_up, refill, exhausted, removed), newest first.
+		Use:   "get-quota (--access-key-id ID | --identity-id ID)",
+		Short: "Show an access key's or an identity's quota: what is left, when it refills, and its history",
+		Long: `Show what an access key's quota (or, with --identity-id, an identity's shared
+quota) has left, when it refills next, and its latest changes (set, top_up,
+refill, exhausted, removed), newest first.
 
 REMAINING is what can still be granted as the server that answers knows
 it; LEASED is the part of it that replicas hold leased from the ledger and
@@ -114,9 +161,22 @@ hold leased counts as spent (at most --quota-lease each; docs/quotas.md).
 
 EXAMPLES
   latchkey get-quota --access-key-id LKIAEXAMPLEEXAMPLE23
-  latchkey get-quota --access-key-id LKIAEXAMPLEEXAMPLE23 --output json`,
+  latchkey get-quota --access-key-id LKIAEXAMPLEEXAMPLE23 --output json
+  latchkey get-quota --identity-id idn_abcdefghijklmnop`,
 		Args: noArgs,
 		RunE: s.api(func(cmd *cobra.Command, p *printer, cl *client.Client) error {
+			if err := oneOwner(id, identityID); err != nil {
+				return err
+			}
+			if identityID != "" {
+				v, err := cl.GetIdentityQuota(cmd.Context(), s.account, identityID)
+				if err != nil {
+					return err
+				}
+				out := identityQuotaView(identityID, v.Quota)
+				out.JSON = v
+				return p.Print(out)
+			}
 			v, err := cl.GetQuota(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -124,8 +184,9 @@ EXAMPLES
 			out := quotaView(id, v.Quota)
 			out.JSON = v
 			return p.Print(out)
-		}, need{"access-key-id", &id, "LKIAEXAMPLEEXAMPLE23"}),
+		}),
 	}
-	cmd.Flags().StringVar(&id, "access-key-id", "", "key to look at (required)")
+	cmd.Flags().StringVar(&id, "access-key-id", "", "key to look at")
+	cmd.Flags().StringVar(&identityID, "identity-id", "", "identity to look at")
 	return cmd
 }

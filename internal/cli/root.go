@@ -173,6 +173,7 @@ EXAMPLES
 	}
 	for _, c := range []*cobra.Command{
 		s.newCreateApplicationCmd(), s.newListApplicationsCmd(), s.newUpdateApplicationCmd(), s.newDeleteApplicationCmd(),
+		s.newCreateIdentityCmd(), s.newListIdentitiesCmd(), s.newGetIdentityCmd(), s.newUpdateIdentityCmd(), s.newDeleteIdentityCmd(),
 	} {
 		c.GroupID = groupApps
 		root.AddCommand(c)

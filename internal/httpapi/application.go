@@ -12,12 +12,7 @@ func (s *Server) account(r *http.Request) (string, error) {
 }
 
 func (s *Server) createApplication(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Name         string                 `json:"name"`
-		Description  string                 `json:"description"`
-		Owner        string                 `json:"owner"`
-		Restrictions *latchkey.Restrictions `json:"restrictions"`
-	}
+	var in latchkey.NewApplication
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
 		return err
 	}
@@ -25,7 +20,7 @@ func (s *Server) createApplication(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	app, err := s.Service.CreateOwnedApplication(r.Context(), actor(r), acc, in.Name, in.Description, in.Owner, in.Restrictions)
+	app, err := s.Service.CreateApplicationWith(r.Context(), actor(r), acc, in)
 	if err != nil {
 		return err
 	}
@@ -42,7 +37,8 @@ func (s *Server) listApplications(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	apps, next, err := s.Service.ListApplications(r.Context(), actor(r), latchkey.ApplicationFilter{Account: acc, After: token, Limit: limit})
+	apps, next, err := s.Service.ListApplications(r.Context(), actor(r), latchkey.ApplicationFilter{Account: acc,
+		IdentityID: r.URL.Query().Get("identity_id"), After: token, Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -70,11 +66,7 @@ func (s *Server) getApplication(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) updateApplication(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Description  *string                `json:"description"`
-		Owner        *string                `json:"owner"`
-		Restrictions *latchkey.Restrictions `json:"restrictions"`
-	}
+	var in latchkey.ApplicationUpdate
 	if err := decode(w, r, MaxBodyBytes, &in); err != nil {
 		return err
 	}
@@ -82,8 +74,7 @@ func (s *Server) updateApplication(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	app, err := s.Service.UpdateApplicationWith(r.Context(), actor(r), acc, r.PathValue("name"),
-		manage.ApplicationUpdate{Description: in.Description, Owner: in.Owner, Restrictions: in.Restrictions})
+	app, err := s.Service.UpdateApplicationWith(r.Context(), actor(r), acc, r.PathValue("name"), in)
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,11 @@ const (
 	// at most 2,731 characters.
 	HeaderExternalID = "X-Latchkey-External-Id"
 	HeaderMetadata   = "X-Latchkey-Metadata"
+	// HeaderIdentityID is the ID of the identity the key's application
+	// belongs to. HeaderExternalID is then the key's own external ID,
+	// or else the identity's: the upstream reads its customer from one
+	// header whichever of the two carries it.
+	HeaderIdentityID = "X-Latchkey-Identity-Id"
 	// HeaderQuotaRemaining is what the key's quota has left, as this
 	// replica knows it; HeaderQuotaReset when it refills, in Unix
 	// seconds (absent when it never does). Set whenever the key has a
@@ -486,7 +491,7 @@ func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	WriteRateLimitHeaders(h, res)
 	if res.Valid() && res.Entry != nil {
 		SetIdentityHeaders(h, res.Entry)
-		for _, name := range []string{HeaderScopes, HeaderExternalID, HeaderMetadata} {
+		for _, name := range []string{HeaderScopes, HeaderExternalID, HeaderMetadata, HeaderIdentityID} {
 			if h.Get(name) == "" {
 				h[name] = []string{""}
 			}
@@ -517,8 +522,8 @@ func WriteRateLimitHeaders(h http.Header, res verify.Result) {
 
 // SetIdentityHeaders sets the identity of an allowed call's key, for the
 // upstream: access key ID, application, account, and the key's granted
-// scopes, external ID and metadata when it has them. A nil entry sets
-// nothing.
+// scopes, external ID (its own, or else its identity's), metadata and
+// identity ID when it has them. A nil entry sets nothing.
 func SetIdentityHeaders(h http.Header, e *verify.Entry) {
 	if e == nil {
 		return
@@ -531,6 +536,11 @@ func SetIdentityHeaders(h http.Header, e *verify.Entry) {
 	}
 	if id := e.ExternalID(); id != "" {
 		h.Set(HeaderExternalID, id)
+	} else if id := e.IdentityExternalID(); id != "" {
+		h.Set(HeaderExternalID, id)
+	}
+	if id := e.IdentityID(); id != "" {
+		h.Set(HeaderIdentityID, id)
 	}
 	if m := e.MetadataHeader(); m != "" {
 		h.Set(HeaderMetadata, m)

@@ -79,6 +79,17 @@ var matrix = []matrixRow{
 	{"GET /v1/applications/{name}/access-keys", "/v1/applications/{app}/access-keys", "", "200 200 404 200 403 401 401 401 401"},
 	{"POST /v1/applications/{name}/access-keys", "/v1/applications/{app}/access-keys", `{}`, "201 201 404 403 403 401 401 401 401"},
 
+	// Identities: objects of the account like applications. {identity}
+	// has a quota and no application, so that it may be deleted.
+	{"GET /v1/identities", "/v1/identities", "", "200 200 200 200 403 401 401 401 401"},
+	{"POST /v1/identities", "/v1/identities", `{"name":"i-{n}"}`, "201 201 201 403 403 401 401 401 401"},
+	{"GET /v1/identities/{id}", "/v1/identities/{identity}", "", "200 200 404 200 403 401 401 401 401"},
+	{"PATCH /v1/identities/{id}", "/v1/identities/{identity}", `{"name":"renamed-{n}"}`, "200 200 404 403 403 401 401 401 401"},
+	{"DELETE /v1/identities/{id}", "/v1/identities/{identity}", "", "204 204 404 403 403 401 401 401 401"},
+	{"GET /v1/identities/{id}/quota", "/v1/identities/{identity}/quota", "", "200 200 404 200 403 401 401 401 401"},
+	{"POST /v1/identities/{id}/quota/top-up", "/v1/identities/{identity}/quota/top-up", `{"amount":1}`, "200 200 404 403 403 401 401 401 401"},
+	{"GET /v1/identities/{id}/usage", "/v1/identities/{identity}/usage", "", "200 200 404 200 403 401 401 401 401"},
+
 	// Access keys.
 	{"GET /v1/access-keys", "/v1/access-keys", "", "200 200 200 200 403 401 401 401 401"},
 	{"GET /v1/access-keys/{id}", "/v1/access-keys/{key}", "", "200 200 404 200 403 401 401 401 401"},
@@ -213,12 +224,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 // matrixFixture holds the objects made for one cell.
 type matrixFixture struct {
-	app, empty, principal, key, secret, digest, webhook string
+	app, empty, principal, key, secret, digest, webhook, identity string
 }
 
 func (f matrixFixture) fill(s string, n int) string {
 	return strings.NewReplacer("{app}", f.app, "{empty}", f.empty, "{principal}", f.principal, "{key}", f.key,
-		"{secret}", f.secret, "{digest}", f.digest, "{webhook}", f.webhook, "{n}", strconv.Itoa(n)).Replace(s)
+		"{secret}", f.secret, "{digest}", f.digest, "{webhook}", f.webhook, "{identity}", f.identity, "{n}", strconv.Itoa(n)).Replace(s)
 }
 
 // matrixFixtures makes the default-account objects a cell's path and body
@@ -244,6 +255,14 @@ func (e *env) matrixFixtures(t *testing.T, n int, path string) matrixFixture {
 		}
 		f.webhook = w.ID
 	}
+	if strings.Contains(path, "{identity}") {
+		id, err := e.svc.CreateIdentity(t.Context(), latchkey.System(), latchkey.DefaultAccount,
+			latchkey.NewIdentity{Name: fmt.Sprintf("idn-%d", n), Quota: &latchkey.Quota{Remaining: 10}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.identity = id.ID
+	}
 	return f
 }
 
@@ -253,12 +272,15 @@ func (e *env) matrixFixtures(t *testing.T, n int, path string) matrixFixture {
 // ones.
 func (e *env) looksMissing(t *testing.T, method, path, body string, as auth, r *resp, fx matrixFixture, n int) {
 	t.Helper()
-	ghost := matrixFixture{app: "ghost-app", empty: "ghost-empty", principal: "ghost-p", key: newID(t), secret: fx.secret, digest: fx.digest, webhook: "wh_ghostghostghost2"}
+	ghost := matrixFixture{app: "ghost-app", empty: "ghost-empty", principal: "ghost-p", key: newID(t), secret: fx.secret, digest: fx.digest, webhook: "wh_ghostghostghost2", identity: "idn_ghostghostghostg"}
 	m := e.do(t, method, ghost.fill(path, n), as, ghost.fill(body, n))
 	norm := func(b []byte, f matrixFixture) string {
 		r := []string{f.app, "NAME", f.empty, "NAME", f.principal, "NAME", f.key, "NAME"}
 		if f.webhook != "" {
 			r = append(r, f.webhook, "NAME")
+		}
+		if f.identity != "" {
+			r = append(r, f.identity, "NAME")
 		}
 		return strings.NewReplacer(r...).Replace(string(b))
 	}

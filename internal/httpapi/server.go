@@ -119,6 +119,15 @@ func (s *Server) routes() []endpoint {
 		e("GET", "/v1/applications/{name}/access-keys", s.admin(s.listApplicationKeys)),
 		e("POST", "/v1/applications/{name}/access-keys", s.admin(s.createAccessKey)),
 
+		e("GET", "/v1/identities", s.admin(s.listIdentities)),
+		e("POST", "/v1/identities", s.admin(s.createIdentity)),
+		e("GET", "/v1/identities/{id}", s.admin(s.getIdentity)),
+		e("PATCH", "/v1/identities/{id}", s.admin(s.updateIdentity)),
+		e("DELETE", "/v1/identities/{id}", s.admin(s.deleteIdentity)),
+		e("GET", "/v1/identities/{id}/quota", s.admin(s.getIdentityQuota)),
+		e("POST", "/v1/identities/{id}/quota/top-up", s.admin(s.topUpIdentityQuota)),
+		e("GET", "/v1/identities/{id}/usage", s.admin(s.getIdentityUsage)),
+
 		e("GET", "/v1/access-keys", s.admin(s.listAccessKeys)),
 		e("GET", "/v1/access-keys/{id}", s.admin(s.getAccessKey)),
 		e("PATCH", "/v1/access-keys/{id}", s.admin(s.updateAccessKey)),

@@ -74,15 +74,30 @@ type VerifyResponse struct {
 	// ExternalID and Metadata are the key's, when it has them.
 	ExternalID string          `json:"external_id,omitempty"`
 	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	// ApplicationMetadata is the metadata of the key's application, when
+	// it has some.
+	ApplicationMetadata json.RawMessage `json:"application_metadata,omitempty"`
+	// Identity is the identity the key's application belongs to; absent
+	// when it belongs to none.
+	Identity *VerifyIdentity `json:"identity,omitempty"`
 	// WouldDeny is what a report-only restriction would have answered.
 	WouldDeny latchkey.Code `json:"would_deny,omitempty"`
 	// RateLimit describes the key's bucket when it has a rate limit.
 	RateLimit *RateLimitInfo `json:"rate_limit,omitempty"`
-	// Quota describes the key's quota when it has one.
+	// Quota describes the key's quota when it has one, or its identity's
+	// (the one with less left when both have one).
 	Quota *QuotaInfo `json:"quota,omitempty"`
 	// RetryAfterSeconds is set for RATE_LIMITED, THROTTLED and
 	// QUOTA_EXCEEDED (when the quota refills).
 	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
+}
+
+// VerifyIdentity is the identity of a verified key, as /v1/verify
+// returns it.
+type VerifyIdentity struct {
+	ID         string          `json:"id"`
+	ExternalID string          `json:"external_id,omitempty"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
 }
 
 // QuotaInfo is the state of a key's quota after a decision: what it has
@@ -208,6 +223,10 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	if res.Entry != nil {
 		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application(), res.Entry.Account
 		out.ExternalID, out.Metadata = res.Entry.ExternalID(), res.Entry.Metadata()
+		out.ApplicationMetadata = res.Entry.ApplicationMetadata()
+		if id := res.Entry.IdentityID(); id != "" {
+			out.Identity = &VerifyIdentity{ID: id, ExternalID: res.Entry.IdentityExternalID(), Metadata: res.Entry.IdentityMetadata()}
+		}
 	}
 	out.WouldDeny = res.WouldDeny
 	if res.Rate.Limit > 0 {

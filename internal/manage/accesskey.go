@@ -130,7 +130,9 @@ func (s *Service) insertAppKey(ctx context.Context, tx latchkey.Tx, a latchkey.A
 			k.SecretDigest = keyformat.Sum(*secret)
 		}
 	}
-	k.AppRestrictions = app.Restrictions
+	if err := s.setAppFields(ctx, tx, k, app); err != nil {
+		return err
+	}
 	// KeyCount leaves canaries out: they take no place of the two a
 	// rotation needs.
 	if !k.Canary && app.KeyCount >= s.MaxKeysPerApplication {
@@ -523,4 +525,16 @@ const maxWhereLen = 512
 // ("lk\x00sk_..."), and cut after, as masking shortens it.
 func exposureWhere(where string) string {
 	return latchkey.CleanText(keyformat.MaskCredentials(latchkey.CleanText(where, 4*maxWhereLen)), maxWhereLen)
+}
+
+// setAppFields gives k what its index entry takes from its application
+// app: restrictions, metadata and identity.
+func (s *Service) setAppFields(ctx context.Context, tx latchkey.Tx, k *latchkey.AccessKey, app *latchkey.Application) error {
+	k.AppRestrictions, k.AppMetadata, k.Identity = app.Restrictions, app.Metadata, nil
+	if app.IdentityID == "" {
+		return nil
+	}
+	var err error
+	k.Identity, err = tx.FindKeyIdentity(ctx, app.IdentityID)
+	return err
 }

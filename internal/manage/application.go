@@ -1,8 +1,10 @@
 package manage
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/latchkey/latchkey"
 )
@@ -12,35 +14,55 @@ import (
 // taken, ENOTFOUND for an account the actor cannot see, EFORBIDDEN for a
 // read-only actor.
 func (s *Service) CreateApplication(ctx context.Context, a latchkey.Actor, account, name, description string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
-	return s.CreateOwnedApplication(ctx, a, account, name, description, "", restrictions)
+	return s.CreateApplicationWith(ctx, a, account, latchkey.NewApplication{Name: name, Description: description, Restrictions: restrictions})
 }
 
 // CreateOwnedApplication is CreateApplication with an owner: the consumer
 // organisation whose people manage the application's keys in the portal
-// ("" for none). Returns EINVALID for a bad owner (latchkey.ValidateOwner).
+// ("" for none).
 func (s *Service) CreateOwnedApplication(ctx context.Context, a latchkey.Actor, account, name, description, owner string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
+	return s.CreateApplicationWith(ctx, a, account, latchkey.NewApplication{Name: name, Description: description, Owner: owner, Restrictions: restrictions})
+}
+
+// CreateApplicationWith registers an application in account, in an
+// identity when in.IdentityID is set. Returns EINVALID for a bad name,
+// description, owner (latchkey.ValidateOwner), metadata, or an identity_id
+// that names no identity of the account; EEXISTS if the name is taken;
+// ENOTFOUND for an account the actor cannot see; EFORBIDDEN for a
+// read-only actor.
+func (s *Service) CreateApplicationWith(ctx context.Context, a latchkey.Actor, account string, in latchkey.NewApplication) (*latchkey.Application, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
-	if err := latchkey.ValidateName("name", name); err != nil {
+	// A value of the wrong JSON type first: the API answers it as its
+	// decoder would (MalformedRequest).
+	metadata, err := latchkey.NormalizeMetadata(in.Metadata)
+	if err != nil {
 		return nil, err
 	}
-	if err := latchkey.ValidateDescription(description); err != nil {
+	if err := latchkey.ValidateName("name", in.Name); err != nil {
 		return nil, err
 	}
-	if err := latchkey.ValidateOwner(owner); err != nil {
+	if err := latchkey.ValidateDescription(in.Description); err != nil {
 		return nil, err
 	}
-	if err := restrictions.Validate(); err != nil {
+	if err := latchkey.ValidateOwner(in.Owner); err != nil {
+		return nil, err
+	}
+	if err := in.Restrictions.Validate(); err != nil {
 		return nil, err
 	}
 	now := s.now()
-	app := &latchkey.Application{Account: account, Name: name, Description: description, Owner: owner, CreatedAt: now, Restrictions: nilIfEmpty(restrictions)}
-	err := s.update(ctx, func(tx latchkey.Tx) error {
+	app := &latchkey.Application{Account: account, Name: in.Name, Description: in.Description, Owner: in.Owner, CreatedAt: now,
+		Restrictions: nilIfEmpty(in.Restrictions), IdentityID: in.IdentityID, Metadata: metadata}
+	err = s.update(ctx, func(tx latchkey.Tx) error {
+		if err := s.checkIdentityRef(ctx, tx, account, in.IdentityID, now); err != nil {
+			return err
+		}
 		if err := tx.CreateApplication(ctx, app); err != nil {
 			return err
 		}
-		ev, err := s.audit(a, now, account, latchkey.ActionApplicationCreate, "application", name, name, nil, app)
+		ev, err := s.audit(a, now, account, latchkey.ActionApplicationCreate, "application", in.Name, in.Name, nil, app)
 		if err != nil {
 			return err
 		}
@@ -50,6 +72,22 @@ func (s *Service) CreateOwnedApplication(ctx context.Context, a latchkey.Actor, 
 		return nil, err
 	}
 	return app, nil
+}
+
+// checkIdentityRef refuses an identity_id that names no identity of the
+// account ("" names none, and is fine). The identity's row is locked
+// until commit, so that it is not deleted meanwhile.
+func (s *Service) checkIdentityRef(ctx context.Context, tx latchkey.Tx, account, id string, now time.Time) error {
+	if id == "" {
+		return nil
+	}
+	if latchkey.ValidIdentityID(id) {
+		_, err := tx.FindIdentity(ctx, account, id, now)
+		if latchkey.ErrorCode(err) != latchkey.ENOTFOUND {
+			return err
+		}
+	}
+	return latchkey.Errorf(latchkey.EINVALID, "identity_id: no identity %s in account %q", latchkey.CleanText(id, 64), account)
 }
 
 // GetApplication returns ENOTFOUND if the application does not exist or the
@@ -83,29 +121,20 @@ func (s *Service) ListApplications(ctx context.Context, a latchkey.Actor, f latc
 }
 
 // UpdateApplication changes an application's description and default
-// restrictions (nil arguments are left alone). New restrictions apply to
-// every key of the application as soon as UpdateApplication returns. A call
-// that changes nothing writes nothing and no audit event. Returns
-// ENOTFOUND, EFORBIDDEN, EINVALID.
+// restrictions (nil arguments are left alone); see UpdateApplicationWith.
 func (s *Service) UpdateApplication(ctx context.Context, a latchkey.Actor, account, name string, description *string, restrictions *latchkey.Restrictions) (*latchkey.Application, error) {
-	return s.UpdateApplicationWith(ctx, a, account, name, ApplicationUpdate{Description: description, Restrictions: restrictions})
+	return s.UpdateApplicationWith(ctx, a, account, name, latchkey.ApplicationUpdate{Description: description, Restrictions: restrictions})
 }
 
-// ApplicationUpdate changes an application; nil fields are left alone.
-type ApplicationUpdate struct {
-	Description  *string
-	Restrictions *latchkey.Restrictions
-	// Owner: "" removes the owner (the portal then shows the
-	// application to nobody).
-	Owner *string
-}
-
-// UpdateApplicationWith is UpdateApplication with every field an
-// application has, the owner among them. A new owner takes effect on the
-// portal's next request: the consumers of the old owner no longer see the
-// application.
-func (s *Service) UpdateApplicationWith(ctx context.Context, a latchkey.Actor, account, name string, u ApplicationUpdate) (*latchkey.Application, error) {
-	description, restrictions := u.Description, u.Restrictions
+// UpdateApplicationWith changes an application's description, default
+// restrictions, owner, identity and metadata (nil fields are left alone).
+// New restrictions, a move to another identity and new metadata apply to
+// every key of the application as soon as it returns; a new owner takes
+// effect on the portal's next request (the consumers of the old owner no
+// longer see the application). A call that changes nothing writes nothing
+// and no audit event. Returns ENOTFOUND, EFORBIDDEN, EINVALID (including
+// an identity_id that names no identity of the account).
+func (s *Service) UpdateApplicationWith(ctx context.Context, a latchkey.Actor, account, name string, u latchkey.ApplicationUpdate) (*latchkey.Application, error) {
 	if err := requireWrite(a, account); err != nil {
 		return nil, err
 	}
@@ -114,41 +143,61 @@ func (s *Service) UpdateApplicationWith(ctx context.Context, a latchkey.Actor, a
 			return nil, err
 		}
 	}
-	if description != nil {
-		if err := latchkey.ValidateDescription(*description); err != nil {
+	if u.Description != nil {
+		if err := latchkey.ValidateDescription(*u.Description); err != nil {
 			return nil, err
 		}
 	}
-	if err := restrictions.Validate(); err != nil {
+	if err := u.Restrictions.Validate(); err != nil {
 		return nil, err
+	}
+	var metadata json.RawMessage
+	if u.Metadata != nil {
+		var err error
+		if metadata, err = latchkey.NormalizeMetadata(u.Metadata); err != nil {
+			return nil, err
+		}
 	}
 	var keys []*latchkey.AccessKey
 	now := s.now()
 	var app *latchkey.Application
 	err := s.update(ctx, func(tx latchkey.Tx) error {
+		keys = nil
 		before, err := tx.FindApplication(ctx, account, name)
 		if err != nil {
 			return err
 		}
 		after := *before
-		if description != nil {
-			after.Description = *description
+		if u.Description != nil {
+			after.Description = *u.Description
 		}
-		if restrictions != nil {
-			after.Restrictions = nilIfEmpty(restrictions)
+		if u.Restrictions != nil {
+			after.Restrictions = nilIfEmpty(u.Restrictions)
+		}
+		if u.Metadata != nil {
+			after.Metadata = metadata
+		}
+		if u.IdentityID != nil && *u.IdentityID != before.IdentityID {
+			if err := s.checkIdentityRef(ctx, tx, account, *u.IdentityID, now); err != nil {
+				return err
+			}
+			after.IdentityID = *u.IdentityID
 		}
 		if u.Owner != nil {
 			after.Owner = *u.Owner
 		}
 		app = &after
-		if after.Description == before.Description && after.Owner == before.Owner && sameRestrictions(after.Restrictions, before.Restrictions) {
+		indexed := !sameRestrictions(after.Restrictions, before.Restrictions) || after.IdentityID != before.IdentityID ||
+			!bytes.Equal(after.Metadata, before.Metadata)
+		if after.Description == before.Description && after.Owner == before.Owner && !indexed {
 			return nil // nothing changes: no write, no audit event
 		}
 		if err := tx.UpdateApplication(ctx, &after); err != nil {
 			return err
 		}
-		if restrictions != nil {
-			// reload the keys with the application's new restrictions
+		if indexed {
+			// reload the keys with the application's new restrictions,
+			// identity or metadata
 			var err error
 			if keys, _, err = tx.ListAccessKeys(ctx, latchkey.AccessKeyFilter{Account: account, Application: name, Kind: "application", Limit: 1000}); err != nil {
 				return err

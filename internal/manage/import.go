@@ -125,7 +125,9 @@ func (s *Service) ImportKeys(ctx context.Context, a latchkey.Actor, req latchkey
 			if r.res.Outcome == latchkey.ImportRefused {
 				continue
 			}
-			r.key.AppRestrictions = apps[r.key.Application].Restrictions
+			if err := s.setAppFields(ctx, tx, r.key, apps[r.key.Application]); err != nil {
+				return err
+			}
 			if err := tx.CreateAccessKey(ctx, r.key); err != nil {
 				if latchkey.ErrorCode(err) == latchkey.EEXISTS {
 					return latchkey.Errorf(latchkey.ECONFLICT, "row %d: its key was created meanwhile; send the batch again (its rows are then reported exists)", r.res.Row)

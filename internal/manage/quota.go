@@ -8,9 +8,11 @@ import (
 	"github.com/latchkey/latchkey/internal/verify"
 )
 
-// QuotaView is a key's quota with its recent history, newest first.
+// QuotaView is a key's or an identity's quota with its recent history,
+// newest first.
 type QuotaView struct {
-	AccessKeyID string                  `json:"access_key_id"`
+	AccessKeyID string                  `json:"access_key_id,omitempty"`
+	IdentityID  string                  `json:"identity_id,omitempty"`
 	Quota       *latchkey.Quota         `json:"quota"`
 	History     []*latchkey.QuotaChange `json:"history"`
 }
@@ -207,30 +209,51 @@ func (s *Service) TopUpQuota(ctx context.Context, a latchkey.Actor, id string, a
 	return after.Quota, nil
 }
 
-// quotaEventData is what quota.low and quota.exhausted say.
+// quotaEventData is what quota.low and quota.exhausted say: the key
+// (access_key_id, application) or the identity (identity_id,
+// external_id) whose quota it is.
 type quotaEventData struct {
-	AccessKeyID string     `json:"access_key_id"`
+	AccessKeyID string     `json:"access_key_id,omitempty"`
+	IdentityID  string     `json:"identity_id,omitempty"`
+	ExternalID  string     `json:"external_id,omitempty"`
 	Account     string     `json:"account"`
-	Application string     `json:"application"`
+	Application string     `json:"application,omitempty"`
 	Remaining   int64      `json:"remaining"`
 	Threshold   int64      `json:"low_threshold,omitempty"`
 	NextRefill  *time.Time `json:"next_refill_at,omitempty"`
 }
 
+// quotaEventFor names owner in a quota event; ok is false when the owner
+// is gone (the lease is then stale).
+func (s *Service) quotaEventFor(ctx context.Context, tx latchkey.Tx, owner latchkey.QuotaOwner) (quotaEventData, bool, error) {
+	if owner.Kind == latchkey.QuotaOwnerIdentity {
+		ki, err := tx.FindKeyIdentity(ctx, owner.ID)
+		if err != nil || ki == nil {
+			return quotaEventData{}, false, err
+		}
+		return quotaEventData{IdentityID: ki.ID, ExternalID: ki.ExternalID, Account: ki.Account}, true, nil
+	}
+	e := s.Index.Get(owner.ID)
+	if e == nil {
+		return quotaEventData{}, false, nil
+	}
+	return quotaEventData{AccessKeyID: owner.ID, Account: e.Account, Application: e.Application()}, true, nil
+}
+
 // LeaseQuota implements verify.QuotaLeaser over the store: the lease is
 // durable when it returns, and the quota.low and quota.exhausted events
 // it triggers are queued in the same transaction.
-func (s *Service) LeaseQuota(id string, gen, want int64, now time.Time) (latchkey.QuotaLease, error) {
+func (s *Service) LeaseQuota(owner latchkey.QuotaOwner, gen, want int64, now time.Time) (latchkey.QuotaLease, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	e := s.Index.Get(id)
-	if e == nil {
+	if owner.Kind == latchkey.QuotaOwnerKey && s.Index.Get(owner.ID) == nil {
 		return latchkey.QuotaLease{Stale: true}, nil
 	}
 	var out latchkey.QuotaLease
 	var emitted bool
 	err := s.Store.Update(ctx, func(tx latchkey.Tx) error {
-		l, err := tx.LeaseQuota(ctx, keyOwner(id), gen, want, now)
+		emitted = false
+		l, err := tx.LeaseQuota(ctx, owner, gen, want, now)
 		if err != nil {
 			return err
 		}
@@ -238,25 +261,28 @@ func (s *Service) LeaseQuota(id string, gen, want int64, now time.Time) (latchke
 		if !l.Low && !l.Exhausted {
 			return nil
 		}
-		q, err := tx.FindQuota(ctx, keyOwner(id), now)
+		d, ok, err := s.quotaEventFor(ctx, tx, owner)
+		if err != nil || !ok {
+			return err
+		}
+		q, err := tx.FindQuota(ctx, owner, now)
 		if err != nil {
 			return err
 		}
-		d := quotaEventData{AccessKeyID: id, Account: e.Account, Application: e.Application(), Remaining: l.Left,
-			Threshold: q.LowThreshold, NextRefill: q.NextRefillAt}
+		d.Remaining, d.Threshold, d.NextRefill = l.Left, q.LowThreshold, q.NextRefillAt
 		emitted = true
 		if l.Low {
-			if err := s.emit(ctx, tx, now, e.Account, latchkey.EventQuotaLow, d); err != nil {
+			if err := s.emit(ctx, tx, now, d.Account, latchkey.EventQuotaLow, d); err != nil {
 				return err
 			}
 		}
 		if l.Exhausted {
-			return s.emit(ctx, tx, now, e.Account, latchkey.EventQuotaExhausted, d)
+			return s.emit(ctx, tx, now, d.Account, latchkey.EventQuotaExhausted, d)
 		}
 		return nil
 	})
 	if err != nil {
-		s.Log.Warn("quota lease failed", "access_key_id", id, "error", err)
+		s.Log.Warn("quota lease failed", "owner", owner.Kind, "id", owner.ID, "error", err)
 		return latchkey.QuotaLease{}, err
 	}
 	if emitted && s.Wake != nil {
@@ -266,11 +292,11 @@ func (s *Service) LeaseQuota(id string, gen, want int64, now time.Time) (latchke
 }
 
 // ReturnQuota implements verify.QuotaLeaser.
-func (s *Service) ReturnQuota(id string, gen, period, n int64) error {
+func (s *Service) ReturnQuota(owner latchkey.QuotaOwner, gen, period, n int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.Store.Update(ctx, func(tx latchkey.Tx) error {
-		return tx.ReturnQuota(ctx, keyOwner(id), gen, period, n)
+		return tx.ReturnQuota(ctx, owner, gen, period, n)
 	})
 }
 

@@ -218,3 +218,44 @@ func TestQuotaReadExactWithRedis(t *testing.T) {
 		t.Errorf("the ledger alone says %d left, %d leased", v.Quota.Remaining, v.Quota.Leased)
 	}
 }
+
+// Replicas with Redis draw from one identity quota through the keys of
+// two applications: exactly N are granted. With a key quota beside it,
+// both pay in one script: the identity's refusals leave the keys' quotas
+// untouched, and the keys' refusals leave the identity's.
+func TestIdentityQuotaExactAcrossRedisReplicas(t *testing.T) {
+	const n, lease, replicas = 900, 40, 3
+	for _, tc := range []struct {
+		name     string
+		keyQuota *latchkey.Quota
+		want     int64
+	}{
+		{"identity quota only", nil, n},
+		{"identity and key quotas, the identity's is smaller", &latchkey.Quota{Remaining: 10 * n}, n},
+		{"identity and key quotas, the keys' are smaller", &latchkey.Quota{Remaining: 200}, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stores, clk, svc, op := meteredOnPostgres(t)
+			id, keys := meteredIdentityWith(t, svc, op, &latchkey.Quota{Remaining: n}, tc.keyQuota)
+			prefix := redisPrefix()
+			var rs []*replica
+			for i := range replicas {
+				rs = append(rs, newReplica(t, stores[i%len(stores)], clk, lease).withRedis(t, prefix, nil))
+			}
+			if got := drawKeys(t, keys, 60, rs...); got != tc.want {
+				t.Fatalf("%d granted across %d replicas with Redis, want exactly %d", got, replicas, tc.want)
+			}
+			// What the ledgers count spent beyond the grants is held in
+			// Redis, unspent: at most one lease per quota and replica.
+			v, err := svc.GetIdentityQuota(t.Context(), op, latchkey.DefaultAccount, id.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := n - v.Quota.Remaining - tc.want
+			t.Logf("%s: granted %d; identity ledger has %d left, %d leased into Redis and not spent", tc.name, tc.want, v.Quota.Remaining, held)
+			if held < 0 || held > replicas*lease {
+				t.Errorf("identity: %d held in Redis, bound %d", held, replicas*lease)
+			}
+		})
+	}
+}

@@ -50,6 +50,9 @@ type CredentialRow struct {
 	// RolledWith the other key of that roll.
 	RollState  string `json:"roll_state"`
 	RolledWith string `json:"rolled_with"`
+	// IdentityID is the identity of the key's application, "" for none:
+	// a report rolls up per identity by grouping on it.
+	IdentityID string `json:"identity_id"`
 }
 
 // CredentialReport reports on every key of account (application and
@@ -112,6 +115,9 @@ func (s *Service) CredentialReport(ctx context.Context, a latchkey.Actor, accoun
 			Restricted: !k.Restrictions.Empty() || !k.AppRestrictions.Empty(), RotationDueAt: ev.RotationDueAt,
 			DeactivateAt: ev.DeactivateAt, DeleteAt: ev.DeleteAt, Findings: ev.Findings,
 		}
+		if k.Identity != nil {
+			row.IdentityID = k.Identity.ID
+		}
 		if u := k.LastUsed; u != nil {
 			row.LastUsedAt, row.LastUsedIP = &u.At, u.IP
 		}
@@ -141,7 +147,7 @@ func (s *Service) CredentialReport(ctx context.Context, a latchkey.Actor, accoun
 // CSVHeader is the first line of the CSV form of the report.
 var CSVHeader = []string{"account", "application", "principal", "access_key_id", "status", "created_at", "age_days",
 	"last_used_at", "last_used_ip", "last_rejected_at", "last_rejected_ip", "last_rejected_reason", "last_rotated_at",
-	"expires_at", "exposed", "restricted", "rotation_due_at", "deactivate_at", "delete_at", "findings", "roll_state", "rolled_with"}
+	"expires_at", "exposed", "restricted", "rotation_due_at", "deactivate_at", "delete_at", "findings", "roll_state", "rolled_with", "identity_id"}
 
 // WriteCSV writes the report as CSV: a header, then one line per key, with
 // times in RFC 3339, "" for never, and findings separated by ';'.
@@ -159,7 +165,7 @@ func (r *CredentialReport) WriteCSV(w io.Writer) error {
 			strconv.Itoa(k.AgeDays), csvTime(k.LastUsedAt), k.LastUsedIP, csvTime(k.LastRejectedAt), k.LastRejectedIP,
 			string(k.LastRejectedReason), csvTime(k.LastRotatedAt), csvTime(k.ExpiresAt), strconv.FormatBool(k.Exposed),
 			strconv.FormatBool(k.Restricted), csvTime(k.RotationDueAt), csvTime(k.DeactivateAt), csvTime(k.DeleteAt),
-			strings.Join(findings, ";"), k.RollState, k.RolledWith}
+			strings.Join(findings, ";"), k.RollState, k.RolledWith, k.IdentityID}
 		for i, v := range rec {
 			rec[i] = csvSafe(v)
 		}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/verify"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -33,7 +34,7 @@ func (l *Limiter) SpendQuota(ctx context.Context, id string, gen, period, cost, 
 	if until := l.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
 		return false, 0, -1, 0, ErrUnavailable
 	}
-	key := l.prefix + "quota:" + id + ":" + strconv.FormatInt(gen, 10)
+	key := l.quotaKey(id, gen)
 	v, err := quotaScript.Run(ctx, l.client, []string{key}, period, cost, need, add, ledgerLeft, ttl.Milliseconds()).Int64Slice()
 	if err != nil || len(v) != 4 {
 		if err == nil {
@@ -44,4 +45,40 @@ func (l *Limiter) SpendQuota(ctx context.Context, id string, gen, period, cost, 
 	}
 	l.answered()
 	return v[0] == 1, v[1], v[2], v[3], nil
+}
+
+//go:embed quota_pair.lua
+var quotaPairSource string
+
+var quotaPairScript = redis.NewScript(quotaPairSource)
+
+// SpendQuotas decides one call on two quotas at once, a key's and its
+// identity's, in one atomic script (quota_pair.lua): cost is taken from
+// both only if both hold need. Each quota's Add and LedgerLeft are
+// applied whatever the outcome, and its Pool, Left and StatePeriod are
+// set from the answer. It implements verify.QuotaStore; an error wraps
+// ErrUnavailable.
+func (l *Limiter) SpendQuotas(ctx context.Context, a, b *verify.QuotaSpend, cost, need int64) (bool, error) {
+	if until := l.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return false, ErrUnavailable
+	}
+	keys := []string{l.quotaKey(a.ID, a.Gen), l.quotaKey(b.ID, b.Gen)}
+	v, err := quotaPairScript.Run(ctx, l.client, keys, cost, need,
+		a.Period, a.Add, a.LedgerLeft, a.TTL.Milliseconds(),
+		b.Period, b.Add, b.LedgerLeft, b.TTL.Milliseconds()).Int64Slice()
+	if err != nil || len(v) != 7 {
+		if err == nil {
+			err = fmt.Errorf("unexpected reply %v", v)
+		}
+		l.failed(err)
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l.answered()
+	a.Pool, a.Left, a.StatePeriod = v[1], v[2], v[3]
+	b.Pool, b.Left, b.StatePeriod = v[4], v[5], v[6]
+	return v[0] == 1, nil
+}
+
+func (l *Limiter) quotaKey(id string, gen int64) string {
+	return l.prefix + "quota:" + id + ":" + strconv.FormatInt(gen, 10)
 }

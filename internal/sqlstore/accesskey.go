@@ -21,12 +21,16 @@ const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.pri
 	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count,
 	k.external_id, k.metadata, k.canary, k.public_key, k.cert_thumbprint,
 	k.hash_format, k.salt, k.imported_from, k.original_id, k.imported_at,
-	q.generation, q.budget, q.used, q.period, q.refill_amount, q.refill_interval, q.anchor, q.low_threshold, q.updated_at`
+	q.generation, q.budget, q.used, q.period, q.refill_amount, q.refill_interval, q.anchor, q.low_threshold, q.updated_at,
+	a.metadata, i.id, i.account, i.external_id, i.metadata, i.rate_limit,
+	iq.generation, iq.budget, iq.used, iq.period, iq.refill_amount, iq.refill_interval, iq.anchor, iq.low_threshold, iq.updated_at`
 
 const keyFrom = ` FROM access_keys k
 	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
 	LEFT JOIN applications a ON a.account = k.account AND a.name = k.application
-	LEFT JOIN quotas q ON q.owner_kind = 'access_key' AND q.owner_id = k.id`
+	LEFT JOIN quotas q ON q.owner_kind = 'access_key' AND q.owner_id = k.id
+	LEFT JOIN identities i ON i.id = a.identity_id
+	LEFT JOIN quotas iq ON iq.owner_kind = 'identity' AND iq.owner_id = a.identity_id`
 
 func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 	var (
@@ -47,6 +51,8 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		qgen, qbudget, qused, qperiod  sql.NullInt64
 		qamount, qanchor, qlow, qupd   sql.NullInt64
 		qinterval                      sql.NullString
+		appMeta                        sql.NullString
+		ident                          identityColumnsScan
 	)
 	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
 		&digest, &k.Description, &k.Status, &created, &updated, &expires,
@@ -57,7 +63,10 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount,
 		&externalID, &metadata, &canary, &pub, &cert,
 		&imp.format, &imp.salt, &imp.origin, &imp.originalID, &imp.at,
-		&qgen, &qbudget, &qused, &qperiod, &qamount, &qinterval, &qanchor, &qlow, &qupd)
+		&qgen, &qbudget, &qused, &qperiod, &qamount, &qinterval, &qanchor, &qlow, &qupd,
+		&appMeta, &ident.id, &ident.account, &ident.externalID, &ident.metadata, &ident.rateLimit,
+		&ident.q.gen, &ident.q.budget, &ident.q.used, &ident.q.period, &ident.q.amount, &ident.q.interval, &ident.q.anchor,
+		&ident.q.low, &ident.q.updated)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +78,12 @@ func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
 		}
 		q.Present(nowFunc())
 		k.Quota = q
+	}
+	if appMeta.Valid && appMeta.String != "" {
+		k.AppMetadata = json.RawMessage(appMeta.String)
+	}
+	if k.Identity, err = ident.keyIdentity(); err != nil {
+		return nil, fmt.Errorf("access key %s: %w", k.ID, err)
 	}
 	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, externalID, metadata, pub); err != nil {
 		return nil, err
@@ -399,22 +414,38 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 	if err != nil {
 		return err
 	}
-	quotas, err := db.keyQuotas(ctx)
+	quotas, err := db.ownerQuotas(ctx, latchkey.QuotaOwnerKey)
 	if err != nil {
 		return err
 	}
-	apps := map[name]*latchkey.Restrictions{}
-	err = db.scanRows(ctx, `SELECT account, name, restrictions FROM applications WHERE restrictions IS NOT NULL`, func(rows *sql.Rows) error {
+	identities, err := db.keyIdentities(ctx)
+	if err != nil {
+		return err
+	}
+	// What a key takes from its application: restrictions, metadata and
+	// identity, for the applications that have any.
+	type appInfo struct {
+		restr    *latchkey.Restrictions
+		metadata json.RawMessage
+		identity *latchkey.KeyIdentity
+	}
+	apps := map[name]*appInfo{}
+	err = db.scanRows(ctx, `SELECT account, name, restrictions, metadata, identity_id FROM applications
+		WHERE restrictions IS NOT NULL OR metadata IS NOT NULL OR identity_id IS NOT NULL`, func(rows *sql.Rows) error {
 		var n name
-		var restr sql.NullString
-		if err := rows.Scan(&n.account, &n.name, &restr); err != nil {
+		var restr, meta, ident sql.NullString
+		if err := rows.Scan(&n.account, &n.name, &restr, &meta, &ident); err != nil {
 			return db.Err(err)
 		}
 		r, err := unmarshalRestrictions(restr)
 		if err != nil {
 			return latchkey.Internal(fmt.Errorf("application %s/%s: restrictions: %w", n.account, n.name, err))
 		}
-		apps[n] = r
+		ai := &appInfo{restr: r, identity: identities[ident.String]}
+		if meta.Valid && meta.String != "" {
+			ai.metadata = json.RawMessage(meta.String)
+		}
+		apps[n] = ai
 		return nil
 	})
 	if err != nil {
@@ -448,7 +479,9 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 		if k.Principal != "" {
 			k.Role = roles[name{k.Account, k.Principal}]
 		} else {
-			k.AppRestrictions = apps[name{k.Account, k.Application}]
+			if ai := apps[name{k.Account, k.Application}]; ai != nil {
+				k.AppRestrictions, k.AppMetadata, k.Identity = ai.restr, ai.metadata, ai.identity
+			}
 		}
 		return fn(&k)
 	})

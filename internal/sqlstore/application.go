@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -31,23 +32,28 @@ func (t *Tx) CreateApplication(ctx context.Context, app *latchkey.Application) e
 	case !errors.Is(err, sql.ErrNoRows):
 		return mapErr(t.d, err)
 	}
-	_, err = t.exec(ctx, `INSERT INTO applications (account, name, description, created_at, restrictions, owner) VALUES (?, ?, ?, ?, ?, ?)`,
-		app.Account, app.Name, app.Description, toMicros(app.CreatedAt), restr, app.Owner)
+	_, err = t.exec(ctx, `INSERT INTO applications (account, name, description, created_at, restrictions, owner, identity_id, metadata)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		app.Account, app.Name, app.Description, toMicros(app.CreatedAt), restr, app.Owner, nullString(app.IdentityID), nullJSON(app.Metadata))
 	if latchkey.ErrorCode(err) == latchkey.EEXISTS {
 		return latchkey.Errorf(latchkey.EEXISTS, "application %q already exists", app.Name)
 	}
 	return err
 }
 
-const appColumns = `a.account, a.name, a.description, a.created_at, a.restrictions, a.owner,
+const appColumns = `a.account, a.name, a.description, a.created_at, a.restrictions, a.owner, a.identity_id, a.metadata,
 	(SELECT COUNT(*) FROM access_keys k WHERE k.account = a.account AND k.application = a.name AND k.canary = 0)`
 
 func scanApp(s interface{ Scan(...any) error }) (*latchkey.Application, error) {
 	var a latchkey.Application
 	var created int64
-	var restr sql.NullString
-	if err := s.Scan(&a.Account, &a.Name, &a.Description, &created, &restr, &a.Owner, &a.KeyCount); err != nil {
+	var restr, ident, meta sql.NullString
+	if err := s.Scan(&a.Account, &a.Name, &a.Description, &created, &restr, &a.Owner, &ident, &meta, &a.KeyCount); err != nil {
 		return nil, err
+	}
+	a.IdentityID = ident.String
+	if meta.Valid && meta.String != "" {
+		a.Metadata = json.RawMessage(meta.String)
 	}
 	r, err := unmarshalRestrictions(restr)
 	if err != nil {
@@ -95,8 +101,8 @@ func (t *Tx) ListApplications(ctx context.Context, f latchkey.ApplicationFilter)
 	// A row value against the primary key (account, name): each page is
 	// a seek, not a sort of every application.
 	rows, err := t.query(ctx, `SELECT `+appColumns+` FROM applications a
-		WHERE (? = '' OR a.account = ?) AND (? = '' OR a.owner = ?) AND (a.account, a.name) > (?, ?)
-		ORDER BY a.account, a.name LIMIT ?`, f.Account, f.Account, f.Owner, f.Owner, afterAccount, afterName, limit+1)
+		WHERE (? = '' OR a.account = ?) AND (? = '' OR a.owner = ?) AND (? = '' OR a.identity_id = ?) AND (a.account, a.name) > (?, ?)
+		ORDER BY a.account, a.name LIMIT ?`, f.Account, f.Account, f.Owner, f.Owner, f.IdentityID, f.IdentityID, afterAccount, afterName, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -127,7 +133,8 @@ func (t *Tx) UpdateApplication(ctx context.Context, app *latchkey.Application) e
 	if err != nil {
 		return err
 	}
-	res, err := t.exec(ctx, `UPDATE applications SET description = ?, restrictions = ?, owner = ? WHERE account = ? AND name = ?`, app.Description, restr, app.Owner, app.Account, app.Name)
+	res, err := t.exec(ctx, `UPDATE applications SET description = ?, restrictions = ?, owner = ?, identity_id = ?, metadata = ? WHERE account = ? AND name = ?`,
+		app.Description, restr, app.Owner, nullString(app.IdentityID), nullJSON(app.Metadata), app.Account, app.Name)
 	if err != nil {
 		return err
 	}

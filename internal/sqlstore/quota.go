@@ -216,11 +216,11 @@ func (t *Tx) ReturnQuota(ctx context.Context, owner latchkey.QuotaOwner, gen, pe
 	return err
 }
 
-// keyQuotas reads the quota configuration of every key that has one, for
-// the index.
-func (db *DB) keyQuotas(ctx context.Context) (map[string]*latchkey.Quota, error) {
+// ownerQuotas reads the quota configuration of every owner of a kind
+// that has one, for the index, by owner ID.
+func (db *DB) ownerQuotas(ctx context.Context, kind string) (map[string]*latchkey.Quota, error) {
 	out := map[string]*latchkey.Quota{}
-	err := db.scanRows(ctx, `SELECT owner_id, `+quotaColumns+` FROM quotas WHERE owner_kind = 'access_key'`, func(rows *sql.Rows) error {
+	err := db.scanRows(ctx, `SELECT owner_id, `+quotaColumns+` FROM quotas WHERE owner_kind = '`+kind+`'`, func(rows *sql.Rows) error {
 		var id string
 		var r *quotaRow
 		r, err := scanQuota(scanPrefix{rows, &id})

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) latchkey.Store) {
 		{"Policy", policyTests},
 		{"Webhook", webhookTests},
 		{"Portal", portalTests},
+		{"Identity", identityTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

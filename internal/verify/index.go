@@ -121,6 +121,90 @@ type rules struct {
 	pub              *latchkey.PublicKey
 	salt             string     // an imported sha256-salted key's salt
 	quota            *quotaCell // nil: no quota
+	identity         *identity  // nil: the key's application is in no identity
+	appMetadata      json.RawMessage
+}
+
+// identity is a key's identity as its entry holds it: what a verification
+// returns, and the rate limit and quota shared by every key of the
+// identity on this replica (one limiter and one quota cell per identity,
+// kept in Index.identities).
+type identity struct {
+	id         string
+	externalID string
+	metadata   json.RawMessage
+	limit      *limiter   // nil: no shared rate limit
+	rateKey    string     // the shared limit's name in a RateStore
+	quota      *quotaCell // nil: no shared quota
+}
+
+// sharedBudget is what the keys of one identity share on this replica.
+type sharedBudget struct {
+	limit *limiter
+	quota *quotaCell
+}
+
+// compileIdentity returns the entry's view of ki, with the identity's
+// shared limiter and quota cell: kept while their configuration (and
+// the quota's generation) is the same, so that reloading the identity's
+// keys one by one hands out no fresh burst and drops no lease. The
+// caller holds ix.mu.
+func (ix *Index) compileIdentity(ki *latchkey.KeyIdentity) *identity {
+	if ki == nil {
+		return nil
+	}
+	sb := ix.identities[ki.ID]
+	if sb == nil {
+		sb = &sharedBudget{}
+		ix.identities[ki.ID] = sb
+	}
+	if ki.RateLimit == nil {
+		sb.limit = nil
+	} else if sb.limit == nil || sb.limit.cfg != *ki.RateLimit {
+		sb.limit = newLimiter(ki.RateLimit)
+	}
+	owner := latchkey.QuotaOwner{Kind: latchkey.QuotaOwnerIdentity, ID: ki.ID}
+	if !sb.quota.sameQuota(ki.Quota) {
+		sb.quota = newQuotaCell(owner, ki.Quota)
+	}
+	return &identity{id: ki.ID, externalID: ki.ExternalID, metadata: ki.Metadata, limit: sb.limit,
+		rateKey: sharedQuotaID(owner), quota: sb.quota}
+}
+
+// IdentityID is the ID of the identity of the key's application; "" when
+// it has none.
+func (e *Entry) IdentityID() string {
+	if e.rules == nil || e.rules.identity == nil {
+		return ""
+	}
+	return e.rules.identity.id
+}
+
+// IdentityExternalID is the external ID of the key's identity; "" when it
+// has none.
+func (e *Entry) IdentityExternalID() string {
+	if e.rules == nil || e.rules.identity == nil {
+		return ""
+	}
+	return e.rules.identity.externalID
+}
+
+// IdentityMetadata is the metadata of the key's identity as compact JSON;
+// nil when it has none. The caller must not change it.
+func (e *Entry) IdentityMetadata() json.RawMessage {
+	if e.rules == nil || e.rules.identity == nil {
+		return nil
+	}
+	return e.rules.identity.metadata
+}
+
+// ApplicationMetadata is the metadata of the key's application as compact
+// JSON; nil when it has none. The caller must not change it.
+func (e *Entry) ApplicationMetadata() json.RawMessage {
+	if e.rules == nil {
+		return nil
+	}
+	return e.rules.appMetadata
 }
 
 // about is what a verification tells the caller about a key's customer,
@@ -196,6 +280,10 @@ type Index struct {
 	// reloading holds the keys a Reload is loading, and whether a Put or
 	// Delete changed them meanwhile.
 	reloading map[string]bool
+	// identities holds what the keys of each identity share, by
+	// identity ID. An identity's budget stays here after its last key is
+	// gone: a few words each, and an identity seldom goes.
+	identities map[string]*sharedBudget
 
 	// formats counts the keys of each hash format (under mu); inUse has
 	// bit f set while formats[f] > 0, read without a lock by Verify.
@@ -205,7 +293,8 @@ type Index struct {
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	ix := &Index{byID: map[string]keyformat.Digest{}, strs: map[string]string{}, reloading: map[string]bool{}}
+	ix := &Index{byID: map[string]keyformat.Digest{}, strs: map[string]string{}, reloading: map[string]bool{},
+		identities: map[string]*sharedBudget{}}
 	for i := range ix.shards {
 		ix.shards[i].byDigest = map[keyformat.Digest]*Entry{}
 	}
@@ -327,7 +416,7 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	}
 	// Keep what this replica holds leased while the quota's generation
 	// is the same: a resync or a description change drops nothing.
-	r.quota = newQuotaCell(k.Quota)
+	r.quota = newQuotaCell(latchkey.QuotaOwner{Kind: latchkey.QuotaOwnerKey, ID: k.ID}, k.Quota)
 	if prev != nil && prev.rules != nil && prev.rules.quota.sameQuota(k.Quota) {
 		r.quota = prev.rules.quota
 	}
@@ -337,7 +426,10 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.ExternalID != "" || len(k.Metadata) > 0 {
 		r.about = &about{externalID: k.ExternalID, metadata: k.Metadata, metadataHeader: latchkey.MetadataHeader(k.Metadata)}
 	}
-	if *r != (rules{}) {
+	r.identity = ix.compileIdentity(k.Identity)
+	r.appMetadata = k.AppMetadata
+	if r.about != nil || r.app != nil || r.key != nil || r.report != nil || r.limit != nil || r.scopes != "" ||
+		r.reportLimit != nil || r.pub != nil || r.salt != "" || r.quota != nil || r.identity != nil || len(r.appMetadata) > 0 {
 		e.rules = r
 	}
 	ix.byID[k.ID] = d
@@ -556,6 +648,7 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 		// restrictions: compare the compiled forms' sources cheaply by
 		// recompiling only when either side has any
 		e.rules == nil && k.ExternalID == "" && len(k.Metadata) == 0 && k.Quota == nil &&
+		k.Identity == nil && len(k.AppMetadata) == 0 &&
 		k.AppRestrictions.Empty() && k.Restrictions.Empty() && k.ReportOnly.Empty()
 }
 

@@ -9,18 +9,19 @@ import (
 	"github.com/latchkey/latchkey"
 )
 
-// QuotaLeaser grants this replica units of a key's quota from its ledger
+// QuotaLeaser grants this replica units of a quota (a key's or an
+// identity's) from its ledger
 // (manage.Service over the store). A lease is durable before it is
 // returned: what a replica spends was recorded as spent first, so a crash
 // loses at most the unspent part of its lease, never more than the quota
 // grants.
 type QuotaLeaser interface {
-	// LeaseQuota takes up to want units of the key's quota in generation
+	// LeaseQuota takes up to want units of owner's quota in generation
 	// gen at now.
-	LeaseQuota(keyID string, gen, want int64, now time.Time) (latchkey.QuotaLease, error)
+	LeaseQuota(owner latchkey.QuotaOwner, gen, want int64, now time.Time) (latchkey.QuotaLease, error)
 	// ReturnQuota gives back n unspent units of a lease (graceful
 	// shutdown).
-	ReturnQuota(keyID string, gen, period, n int64) error
+	ReturnQuota(owner latchkey.QuotaOwner, gen, period, n int64) error
 }
 
 // QuotaStore keeps the units of keys' quotas that replicas leased from
@@ -28,7 +29,7 @@ type QuotaLeaser interface {
 // decides each call there in one atomic step, so that a quota of N grants
 // exactly N across replicas.
 type QuotaStore interface {
-	// SpendQuota takes cost from the units of key id's quota (generation
+	// SpendQuota takes cost from the units of quota id's (generation
 	// gen, period) held in the store if at least need are there, after
 	// adding add units just leased from the ledger; ledgerLeft (-1: not
 	// known) is what the ledger had left after that lease. ttl is how
@@ -38,6 +39,65 @@ type QuotaStore interface {
 	// store's period. An error means the store cannot answer: the call
 	// is refused (fail closed).
 	SpendQuota(ctx context.Context, id string, gen, period, cost, need, add, ledgerLeft int64, ttl time.Duration) (allowed bool, pool, left, statePeriod int64, err error)
+	// SpendQuotas is SpendQuota on two quotas at once (a key's and its
+	// identity's), in one atomic step: the call takes cost from both
+	// only if both hold need; a refusal by either takes nothing from the
+	// other. Each one's add and ledgerLeft are applied whatever the
+	// outcome.
+	SpendQuotas(ctx context.Context, a, b *QuotaSpend, cost, need int64) (allowed bool, err error)
+}
+
+// QuotaSpend is one quota of a SpendQuotas call: what is asked (ID to
+// TTL) and what the store answers (Pool to StatePeriod, as SpendQuota
+// returns them).
+type QuotaSpend struct {
+	ID          string
+	Gen, Period int64
+	Add         int64
+	LedgerLeft  int64
+	TTL         time.Duration
+
+	Pool, Left, StatePeriod int64
+
+	next int64 // Unix nanoseconds when the period ends; 0 = never
+}
+
+// sharedSpend is c's part of a SpendQuotas call at now.
+func (c *quotaCell) sharedSpend(now time.Time) *QuotaSpend {
+	c.mu.Lock()
+	if !current(c.next.Load(), now.UnixNano()) {
+		c.roll(now)
+	}
+	sp := &QuotaSpend{ID: c.id, Gen: c.gen, Period: c.period.Load(), LedgerLeft: -1, TTL: sharedQuotaTTL, next: c.next.Load(), Left: -1}
+	c.mu.Unlock()
+	if sp.next != 0 {
+		sp.TTL = time.Duration(sp.next-now.UnixNano()) + 24*time.Hour
+	}
+	return sp
+}
+
+// short reports whether sp's store held less than need, and the ledger
+// may have more for the period.
+func (sp *QuotaSpend) short(need int64) bool {
+	return sp.Pool < need && sp.Left != 0 && sp.StatePeriod <= sp.Period
+}
+
+func (sp *QuotaSpend) info() QuotaInfo {
+	qi := QuotaInfo{Limited: true, Remaining: sp.Pool + max(sp.Left, 0)}
+	if sp.next != 0 {
+		qi.Reset = time.Unix(0, sp.next).UTC()
+	}
+	return qi
+}
+
+// sharedQuotaID names owner's quota in a shared store: a key's by its ID,
+// as before identities, an identity's under "identity/" (key IDs hold no
+// "/").
+func sharedQuotaID(o latchkey.QuotaOwner) string {
+	if o.Kind == latchkey.QuotaOwnerKey {
+		return o.ID
+	}
+	return o.Kind + "/" + o.ID
 }
 
 // sharedQuotaTTL is how long a quota without refill stays in the shared
@@ -58,9 +118,10 @@ type QuotaInfo struct {
 	Reset time.Time
 }
 
-// quotaCell is a key's quota on this replica: what it holds leased from
-// the ledger for the current period. It is kept across index changes of
-// the key as long as the quota's generation is the same.
+// quotaCell is a quota on this replica (a key's, or an identity's shared
+// by the identity's keys): what it holds leased from the ledger for the
+// current period. It is kept across index changes of the key (or keys) as
+// long as the quota's generation is the same.
 //
 // A call that the units already leased here can pay takes them with one
 // compare-and-swap on left, without the lock; rolls to a new period and
@@ -68,8 +129,10 @@ type QuotaInfo struct {
 // only goes down without the lock, so no call takes a unit that was not
 // leased: a quota of N grants at most N on this replica.
 type quotaCell struct {
-	gen int64
-	q   latchkey.Quota // configuration: refill, anchor; the first period's budget
+	owner latchkey.QuotaOwner
+	id    string // the owner's name in a shared store (sharedQuotaID)
+	gen   int64
+	q     latchkey.Quota // configuration: refill, anchor; the first period's budget
 
 	// next is when the period of the lease ends, in Unix nanoseconds: 0
 	// never, periodUnknown before the first call.
@@ -90,11 +153,11 @@ type quotaCell struct {
 // periodUnknown is quotaCell.next before the cell's period is computed.
 const periodUnknown = -1
 
-func newQuotaCell(q *latchkey.Quota) *quotaCell {
+func newQuotaCell(owner latchkey.QuotaOwner, q *latchkey.Quota) *quotaCell {
 	if q == nil {
 		return nil
 	}
-	c := &quotaCell{gen: q.Generation, q: *q}
+	c := &quotaCell{owner: owner, id: sharedQuotaID(owner), gen: q.Generation, q: *q}
 	c.next.Store(periodUnknown)
 	c.pool.Store(-1)
 	return c
@@ -164,13 +227,80 @@ func (c *quotaCell) info(left int64) QuotaInfo {
 	return qi
 }
 
-// spendQuota takes cost from key id's quota cell c. A call the units
-// leased here can pay takes them without a lock; otherwise leases are
-// asked for under c's lock: calls of the same key wait for one lease
-// rather than each asking for its own.
-func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
+// spendQuotas takes cost from the key's quota cell k and its identity's
+// cell i (either may be nil, not both): from both, or from neither when
+// either cannot pay, so that a refused call costs nothing.
+func (v *Verifier) spendQuotas(k, i *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
+	switch {
+	case i == nil:
+		return v.spendQuota(k, cost, now)
+	case k == nil:
+		return v.spendQuota(i, cost, now)
+	case v.SharedQuotas != nil:
+		return v.spendSharedPair(k, i, cost, now)
+	}
+	// The key's cell is always locked before the identity's: no two
+	// calls wait for each other the other way round.
+	k.mu.Lock()
+	i.mu.Lock()
+	if k.retired.Load() || i.retired.Load() {
+		// A top-up moved what a cell held into the new generation while
+		// this call waited: the index has the key's new cells.
+		i.mu.Unlock()
+		k.mu.Unlock()
+		if nk, ni := v.Index.keyQuotaCells(k.owner.ID); nk != nil && ni != nil && (nk != k || ni != i) &&
+			!nk.retired.Load() && !ni.retired.Load() {
+			return v.spendQuotas(nk, ni, cost, now)
+		}
+		return false, tighter(k.info(0), i.info(0))
+	}
+	defer k.mu.Unlock()
+	defer i.mu.Unlock()
+	// A free call (cost 0) needs a unit to be left, and takes none.
+	need := max(cost, 1)
+	if !k.fill(v, need, now) || !i.fill(v, need, now) {
+		return false, tighter(k.info(k.left.Load()), i.info(i.left.Load()))
+	}
+	// The key's cell is spent only here, under its lock; the identity's
+	// may also be spent without a lock by keys without a quota of their
+	// own, so it can fall short between fill and take: then the key's
+	// units go back.
+	lk, _ := k.take(cost, need)
+	li, ok := i.take(cost, need)
+	if !ok {
+		k.left.Add(cost)
+		return false, tighter(k.info(lk+cost), i.info(li))
+	}
+	return true, tighter(k.info(lk), i.info(li))
+}
+
+// tighter is the quota with less left: what the caller is told.
+func tighter(a, b QuotaInfo) QuotaInfo {
+	if b.Remaining < a.Remaining {
+		return b
+	}
+	return a
+}
+
+// keyQuotaCells returns the quota cells of key id and of its identity.
+func (ix *Index) keyQuotaCells(id string) (key, identity *quotaCell) {
+	e := ix.Get(id)
+	if e == nil || e.rules == nil {
+		return nil, nil
+	}
+	if e.rules.identity != nil {
+		identity = e.rules.identity.quota
+	}
+	return e.rules.quota, identity
+}
+
+// spendQuota takes cost from one quota cell c (a key's or an identity's).
+// A call the units leased here can pay takes them without a lock;
+// otherwise leases are asked for under c's lock: calls of the same key
+// (or identity) wait for one lease rather than each asking for its own.
+func (v *Verifier) spendQuota(c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
 	if v.SharedQuotas != nil {
-		return v.spendSharedQuota(id, c, cost, now)
+		return v.spendSharedQuota(c, cost, now)
 	}
 	// A free call (cost 0) needs a unit to be left, and takes none.
 	need := max(cost, 1)
@@ -179,30 +309,40 @@ func (v *Verifier) spendQuota(id string, c *quotaCell, cost int64, now time.Time
 			return true, c.info(left)
 		}
 	}
-	return v.leaseAndSpend(id, c, cost, need, now)
+	return v.leaseAndSpend(c, cost, need, now)
 }
 
 // leaseAndSpend is spendQuota's slow path, under c's lock: roll to the
 // period at now, and lease from the ledger when the units held here do
 // not suffice.
-func (v *Verifier) leaseAndSpend(id string, c *quotaCell, cost, need int64, now time.Time) (bool, QuotaInfo) {
+func (v *Verifier) leaseAndSpend(c *quotaCell, cost, need int64, now time.Time) (bool, QuotaInfo) {
 	c.mu.Lock()
 	if c.retired.Load() {
 		// A top-up moved what this cell held into the new generation
 		// while this call waited: the index has the key's new cell.
+		// (Only a key's cell is retired: see HoldQuota.)
 		c.mu.Unlock()
-		if e := v.Index.Get(id); e != nil && e.rules != nil && e.rules.quota != nil && e.rules.quota != c && !e.rules.quota.retired.Load() {
-			return v.spendQuota(id, e.rules.quota, cost, now)
+		if nc, _ := v.Index.keyQuotaCells(c.owner.ID); c.owner.Kind == latchkey.QuotaOwnerKey && nc != nil && nc != c && !nc.retired.Load() {
+			return v.spendQuota(nc, cost, now)
 		}
 		return false, c.info(0)
 	}
 	defer c.mu.Unlock()
+	c.fill(v, need, now)
+	left, ok := c.take(cost, need)
+	return ok, c.info(left)
+}
+
+// fill brings c to the period at now and, when c holds less than need,
+// leases from the ledger if it may have more; it reports whether c holds
+// need. The caller holds c.mu.
+func (c *quotaCell) fill(v *Verifier, need int64, now time.Time) bool {
 	if !current(c.next.Load(), now.UnixNano()) {
 		c.roll(now)
 	}
 	// Another call may have leased while this one waited for the lock.
-	if left, ok := c.take(cost, need); ok {
-		return true, c.info(left)
+	if c.left.Load() >= need {
+		return true
 	}
 	if !c.dry && v.Quotas != nil {
 		block := v.QuotaLease
@@ -219,12 +359,12 @@ func (v *Verifier) leaseAndSpend(id string, c *quotaCell, cost, need int64, now 
 			pool = c.budgetHint()
 		}
 		want = max(want, min(block, max(pool/4, 1)))
-		l, err := v.Quotas.LeaseQuota(id, c.gen, want, now)
+		l, err := v.Quotas.LeaseQuota(c.owner, c.gen, want, now)
 		switch {
 		case err != nil || l.Stale:
 			// Fail closed: a store that cannot answer grants nothing,
 			// and a stale generation waits for the index to catch up.
-			return false, c.info(c.left.Load())
+			return false
 		case l.Period != c.period.Load():
 			// The ledger's period is the truth.
 			c.period.Store(l.Period)
@@ -236,8 +376,7 @@ func (v *Verifier) leaseAndSpend(id string, c *quotaCell, cost, need int64, now 
 			c.dry = true
 		}
 	}
-	left, ok := c.take(cost, need)
-	return ok, c.info(left)
+	return c.left.Load() >= need
 }
 
 // heldAt returns what c holds leased and unspent in the ledger's period
@@ -352,12 +491,13 @@ func (v *Verifier) QuotaHeld(ctx context.Context, id string, q *latchkey.Quota, 
 	return pool, nil
 }
 
-// spendSharedQuota decides a call on key id's quota in the shared store:
+// spendSharedQuota decides a call on c's quota in the shared store:
 // one round trip when the units leased into it suffice. When they do not
 // and the ledger may have more, this replica leases a block from the
 // ledger (one lease at a time per key and replica, under c's lock) and
 // adds it to the store, where every replica spends it.
-func (v *Verifier) spendSharedQuota(id string, c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
+func (v *Verifier) spendSharedQuota(c *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
+	id := c.id
 	c.mu.Lock()
 	if !current(c.next.Load(), now.UnixNano()) {
 		c.roll(now)
@@ -406,14 +546,14 @@ func (v *Verifier) spendSharedQuota(id string, c *quotaCell, cost int64, now tim
 	if left > 0 {
 		want = max(need-pool, min(block, max(left/4, 1)))
 	}
-	l, err := v.Quotas.LeaseQuota(id, gen, want, now)
+	l, err := v.Quotas.LeaseQuota(c.owner, gen, want, now)
 	if err != nil || l.Stale || l.Period != period {
 		// Fail closed: a ledger that cannot answer grants nothing; a
 		// stale generation waits for the index. A lease of another
 		// period is not added, its units would count in the wrong
 		// period: they go back to the ledger.
 		if err == nil && l.Granted > 0 {
-			_ = v.Quotas.ReturnQuota(id, gen, l.Period, l.Granted)
+			_ = v.Quotas.ReturnQuota(c.owner, gen, l.Period, l.Granted)
 		}
 		return false, info(pool, left)
 	}
@@ -426,6 +566,74 @@ func (v *Verifier) spendSharedQuota(id string, c *quotaCell, cost int64, now tim
 	return ok, info(pool, left)
 }
 
+// spendSharedPair decides a call on the key's quota k and its identity's
+// i in the shared store, one atomic step for both (SpendQuotas): both
+// pay, or neither does. When a store falls short and its ledger may have
+// more, this replica leases for it (under both cells' locks, the key's
+// first) and adds the lease in the next step.
+func (v *Verifier) spendSharedPair(k, i *quotaCell, cost int64, now time.Time) (bool, QuotaInfo) {
+	a, b := k.sharedSpend(now), i.sharedSpend(now)
+	need := max(cost, 1)
+	ctx := context.Background() // the store's own timeouts bound the wait
+	fail := QuotaInfo{Limited: true}
+	ok, err := v.SharedQuotas.SpendQuotas(ctx, a, b, cost, need)
+	if err != nil {
+		return false, fail
+	}
+	if ok || v.Quotas == nil || (!a.short(need) && !b.short(need)) {
+		return ok, tighter(a.info(), b.info())
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	// Another call of this replica may have leased while this one waited.
+	if ok, err = v.SharedQuotas.SpendQuotas(ctx, a, b, cost, need); err != nil {
+		return false, fail
+	}
+	if ok || (!a.short(need) && !b.short(need)) {
+		return ok, tighter(a.info(), b.info())
+	}
+	block := v.QuotaLease
+	if block <= 0 {
+		block = DefaultQuotaLease
+	}
+	type leased struct {
+		c  *quotaCell
+		sp *QuotaSpend
+	}
+	var got []leased
+	for _, x := range []leased{{k, a}, {i, b}} {
+		if !x.sp.short(need) {
+			continue
+		}
+		want := max(need-x.sp.Pool, block)
+		if x.sp.Left > 0 {
+			want = max(need-x.sp.Pool, min(block, max(x.sp.Left/4, 1)))
+		}
+		l, err := v.Quotas.LeaseQuota(x.c.owner, x.sp.Gen, want, now)
+		if err != nil || l.Stale || l.Period != x.sp.Period {
+			// Fail closed, and give back what was leased for this
+			// call and not added (see spendSharedQuota).
+			if err == nil && l.Granted > 0 {
+				_ = v.Quotas.ReturnQuota(x.c.owner, x.sp.Gen, l.Period, l.Granted)
+			}
+			for _, g := range got {
+				_ = v.Quotas.ReturnQuota(g.c.owner, g.sp.Gen, g.sp.Period, g.sp.Add)
+			}
+			return false, tighter(a.info(), b.info())
+		}
+		x.sp.Add, x.sp.LedgerLeft = l.Granted, l.Left
+		got = append(got, x)
+	}
+	if ok, err = v.SharedQuotas.SpendQuotas(ctx, a, b, cost, need); err != nil {
+		// The leases are lost (the ledger counts them spent): never
+		// more than the quota is granted.
+		return false, fail
+	}
+	return ok, tighter(a.info(), b.info())
+}
+
 // ReturnQuotaLeases gives back what this replica holds leased and has not
 // spent, for a graceful shutdown; it returns how many units it gave back.
 // A lease that cannot be returned is lost (the ledger counts it spent).
@@ -434,32 +642,43 @@ func (v *Verifier) ReturnQuotaLeases() int64 {
 		return 0
 	}
 	var total int64
-	v.Index.eachQuota(func(id string, c *quotaCell) {
+	v.Index.eachQuota(func(c *quotaCell) {
 		c.mu.Lock()
 		n, gen, period := c.left.Swap(0), c.gen, c.period.Load()
 		c.dry = true // nothing more is leased on the way out
 		c.mu.Unlock()
-		if n > 0 && v.Quotas.ReturnQuota(id, gen, period, n) == nil {
+		if n > 0 && v.Quotas.ReturnQuota(c.owner, gen, period, n) == nil {
 			total += n
 		}
 	})
 	return total
 }
 
-// eachQuota calls fn for every entry with a quota.
-func (ix *Index) eachQuota(fn func(id string, c *quotaCell)) {
-	var cells []*Entry
+// eachQuota calls fn once for every quota cell of the index: keys' and
+// identities'.
+func (ix *Index) eachQuota(fn func(c *quotaCell)) {
+	seen := map[*quotaCell]bool{}
+	var cells []*quotaCell
+	add := func(c *quotaCell) {
+		if c != nil && !seen[c] {
+			seen[c] = true
+			cells = append(cells, c)
+		}
+	}
 	for i := range ix.shards {
 		s := &ix.shards[i]
 		s.mu.RLock()
 		for _, e := range s.byDigest {
-			if e.rules != nil && e.rules.quota != nil {
-				cells = append(cells, e)
+			if e.rules != nil {
+				add(e.rules.quota)
+				if e.rules.identity != nil {
+					add(e.rules.identity.quota)
+				}
 			}
 		}
 		s.mu.RUnlock()
 	}
-	for _, e := range cells {
-		fn(e.ID, e.rules.quota)
+	for _, c := range cells {
+		fn(c)
 	}
 }

@@ -140,8 +140,9 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // exists), NOT_FOUND, INACTIVE, EXPIRED, CERTIFICATE_MISMATCH (a key
 // bound to a client certificate the call did not present),
 // IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED
-// (application restrictions, then the key's), RATE_LIMITED,
-// QUOTA_EXCEEDED. The rate limit and the quota come last, so refused
+// (application restrictions, then the key's), RATE_LIMITED (the key's
+// limit, then its identity's), QUOTA_EXCEEDED (the key's quota and its
+// identity's: both pay, or neither). The rate limit and the quota come last, so refused
 // calls use up neither a key's tokens nor its quota.
 //
 // A canary key is NOT_FOUND as soon as it is found, whatever else the call
@@ -252,7 +253,24 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 			return res
 		}
 	}
-	if r.quota != nil {
+	var iq *quotaCell
+	if id := r.identity; id != nil {
+		iq = id.quota
+		if id.limit != nil {
+			// The identity's limit is shared by all its keys: in the
+			// RateStore under the identity's name.
+			ok, info := v.allow(id.rateKey, id.limit, now)
+			if res.Rate.Limit == 0 || !ok {
+				res.Rate = info
+			}
+			if !ok {
+				v.Recorder.reject(c, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
+				res.Code = latchkey.CodeRateLimited
+				return res
+			}
+		}
+	}
+	if r.quota != nil || iq != nil {
 		cost := req.Cost
 		switch {
 		case cost == 0:
@@ -260,7 +278,7 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 		case cost < 0:
 			cost = 0
 		}
-		ok, info := v.spendQuota(e.ID, r.quota, cost, now)
+		ok, info := v.spendQuotas(r.quota, iq, cost, now)
 		res.Quota = info
 		if !ok {
 			v.Recorder.reject(c, now, req.IP, req.UserAgent, latchkey.CodeQuotaExceeded)

@@ -282,7 +282,10 @@ class Guard:
             return refusal(status_for_code(res.code), res.code, res.message, res.retry_after_seconds)
         identity = Identity(res.access_key_id, res.application, res.account)
         d = Decision(status=200, identity=identity, call=call, escaped_path=escaped)
-        if res.rate_limit is None and not res.would_deny and not call.signed:
+        # latchkey must count every call of a key with a rate limit, a
+        # quota (its own or its identity's) or a report-only restriction;
+        # a signed call is judged afresh each time.
+        if res.rate_limit is None and not res.would_deny and res.quota is None and not call.signed:
             self.cache.put(ck, identity)
         if call.signed and call.has_body:
             d.check_body = True

@@ -448,6 +448,9 @@ class VerifyResult:
     would_deny: str = ""
     rate_limit: RateLimitInfo | None = None
     retry_after_seconds: int = 0
+    # The key's (or its identity's) quota after the decision,
+    # {"remaining", "reset_at"?}; None when neither has one.
+    quota: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VerifyResult:
@@ -462,6 +465,7 @@ class VerifyResult:
             would_deny=d.get("would_deny", ""),
             rate_limit=RateLimitInfo(rl["limit"], rl["remaining"], rl.get("window_seconds", 0)) if rl else None,
             retry_after_seconds=d.get("retry_after_seconds", 0),
+            quota=d.get("quota"),
         )
 
 

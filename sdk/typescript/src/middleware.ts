@@ -525,7 +525,9 @@ export class Gate {
       headers["RateLimit-Remaining"] = String(res.rate_limit.remaining);
     }
     if (res.would_deny) verified.wouldDeny = res.would_deny;
-    if (k && !res.rate_limit && !res.would_deny) this.cache.put(k, identity, this.#now());
+    // latchkey must count every call of a key with a rate limit, a quota
+    // (its own or its identity's) or a report-only restriction.
+    if (k && !res.rate_limit && !res.would_deny && !res.quota) this.cache.put(k, identity, this.#now());
     return { refused: false, verified, headers };
   }
 }

@@ -17,6 +17,14 @@ export const operationTable = {
   deleteApplication: { method: "DELETE", path: "/v1/applications/{name}", auth: true },
   listApplicationAccessKeys: { method: "GET", path: "/v1/applications/{name}/access-keys", auth: true },
   createAccessKey: { method: "POST", path: "/v1/applications/{name}/access-keys", auth: true },
+  listIdentities: { method: "GET", path: "/v1/identities", auth: true },
+  createIdentity: { method: "POST", path: "/v1/identities", auth: true },
+  getIdentity: { method: "GET", path: "/v1/identities/{id}", auth: true },
+  updateIdentity: { method: "PATCH", path: "/v1/identities/{id}", auth: true },
+  deleteIdentity: { method: "DELETE", path: "/v1/identities/{id}", auth: true },
+  getIdentityQuota: { method: "GET", path: "/v1/identities/{id}/quota", auth: true },
+  topUpIdentityQuota: { method: "POST", path: "/v1/identities/{id}/quota/top-up", auth: true },
+  getIdentityUsage: { method: "GET", path: "/v1/identities/{id}/usage", auth: true },
   listAccessKeys: { method: "GET", path: "/v1/access-keys", auth: true },
   getAccessKey: { method: "GET", path: "/v1/access-keys/{id}", auth: true },
   updateAccessKey: { method: "PATCH", path: "/v1/access-keys/{id}", auth: true },
@@ -176,6 +184,78 @@ export abstract class Operations {
    */
   createAccessKey(args: Args<"createAccessKey">, options?: CallOptions): Promise<Result<"createAccessKey">> {
     return this.call("createAccessKey", args, options);
+  }
+
+  /**
+   * List identities
+   *
+   * `GET /v1/identities`
+   */
+  listIdentities(args: Args<"listIdentities"> = {}, options?: CallOptions): Promise<Result<"listIdentities">> {
+    return this.call("listIdentities", args, options);
+  }
+
+  /**
+   * Create an identity
+   *
+   * `POST /v1/identities`
+   */
+  createIdentity(args: Args<"createIdentity">, options?: CallOptions): Promise<Result<"createIdentity">> {
+    return this.call("createIdentity", args, options);
+  }
+
+  /**
+   * Get an identity
+   *
+   * `GET /v1/identities/{id}`
+   */
+  getIdentity(args: Args<"getIdentity">, options?: CallOptions): Promise<Result<"getIdentity">> {
+    return this.call("getIdentity", args, options);
+  }
+
+  /**
+   * Update an identity
+   *
+   * `PATCH /v1/identities/{id}`
+   */
+  updateIdentity(args: Args<"updateIdentity">, options?: CallOptions): Promise<Result<"updateIdentity">> {
+    return this.call("updateIdentity", args, options);
+  }
+
+  /**
+   * Delete an identity
+   *
+   * `DELETE /v1/identities/{id}`
+   */
+  deleteIdentity(args: Args<"deleteIdentity">, options?: CallOptions): Promise<Result<"deleteIdentity">> {
+    return this.call("deleteIdentity", args, options);
+  }
+
+  /**
+   * Get an identity's quota
+   *
+   * `GET /v1/identities/{id}/quota`
+   */
+  getIdentityQuota(args: Args<"getIdentityQuota">, options?: CallOptions): Promise<Result<"getIdentityQuota">> {
+    return this.call("getIdentityQuota", args, options);
+  }
+
+  /**
+   * Top up an identity's quota
+   *
+   * `POST /v1/identities/{id}/quota/top-up`
+   */
+  topUpIdentityQuota(args: Args<"topUpIdentityQuota">, options?: CallOptions): Promise<Result<"topUpIdentityQuota">> {
+    return this.call("topUpIdentityQuota", args, options);
+  }
+
+  /**
+   * An identity's calls over time
+   *
+   * `GET /v1/identities/{id}/usage`
+   */
+  getIdentityUsage(args: Args<"getIdentityUsage">, options?: CallOptions): Promise<Result<"getIdentityUsage">> {
+    return this.call("getIdentityUsage", args, options);
   }
 
   /**

@@ -184,6 +184,118 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List identities
+         * @description One page of an account's identities, by ID; external_id selects the one with that external ID.
+         */
+        get: operations["listIdentities"];
+        put?: never;
+        /**
+         * Create an identity
+         * @description Creates an identity (a customer), optionally with a shared rate limit and quota. Audited as identity.create.
+         */
+        post: operations["createIdentity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/identities/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an identity
+         * @description One identity with its application count and quota.
+         */
+        get: operations["getIdentity"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an identity
+         * @description Deletes an identity that no application belongs to, and its quota. Conflict while applications still belong to it: move them to another identity or to none first (PATCH the application's identity_id).
+         */
+        delete: operations["deleteIdentity"];
+        options?: never;
+        head?: never;
+        /**
+         * Update an identity
+         * @description Changes the name, external ID, metadata, shared rate limit or shared quota. Fields left out are unchanged. Applies to every key of the identity at once. Audited as identity.update (and identity.quota_update).
+         */
+        patch: operations["updateIdentity"];
+        trace?: never;
+    };
+    "/v1/identities/{id}/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get an identity's quota
+         * @description What the identity's shared quota has left, when it refills, and its latest 100 changes, newest first. NotFound when it has no quota.
+         */
+        get: operations["getIdentityQuota"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/identities/{id}/quota/top-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Top up an identity's quota
+         * @description Adds amount to what the identity's quota has left now. What replicas hold leased is dropped, so the result is exact. Audited as identity.quota_update. To reset, PATCH the identity's quota.
+         */
+        post: operations["topUpIdentityQuota"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/identities/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An identity's calls over time
+         * @description Calls per step of every key of every application of the identity, summed (valid, and refused by decision code).
+         */
+        get: operations["getIdentityUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/access-keys": {
         parameters: {
             query?: never;
@@ -803,7 +915,7 @@ export interface components {
         /** @description Free text, at most 1024 bytes of UTF-8 without NUL. */
         Description: string;
         /** @enum {string} */
-        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update" | "access_key.import" | "account.update" | "access_key.quota_update";
+        AuditAction: "account.create" | "application.create" | "application.delete" | "application.update" | "access_key.create" | "access_key.update" | "access_key.delete" | "access_key.exposed" | "access_key.canary_triggered" | "principal.create" | "principal.delete" | "policy.update" | "webhook.create" | "webhook.update" | "webhook.delete" | "access_key.roll" | "rotation.update" | "access_key.import" | "account.update" | "access_key.quota_update" | "identity.create" | "identity.update" | "identity.delete" | "identity.quota_update";
         /**
          * @description VALID: let the call through. NOT_FOUND: unknown key, a key of another account or kind, or a wrong access key ID. INACTIVE: the key is Inactive. EXPIRED: past its expiry. MALFORMED: not a latchkey secret (shape or checksum). MISSING: no key given. CREDENTIAL_AMBIGUOUS: the call carried more than one credential (Authorization and X-Api-Key, one of them twice, a comma-separated list, or an underscore twin such as X_Api_Key), so none is judged; a canary key among them still alerts. IP_NOT_ALLOWED, REFERRER_NOT_ALLOWED, APP_NOT_ALLOWED, SCOPE_DENIED: a restriction refused the call. RATE_LIMITED: the key's rate limit is exhausted. THROTTLED: the client address sent too many invalid keys. Order of checks: CREDENTIAL_AMBIGUOUS, MISSING, THROTTLED, MALFORMED, NOT_FOUND, INACTIVE, EXPIRED, IP, referrer, app, scope (application restrictions first, then the key's), rate limit. CREDENTIALS_IN_URL (forward auth and proxy only): the call's URL carried a credential. AMBIGUOUS_PATH (gateway surfaces, and /v1/verify asked with method and path): the call's path has more than one meaning (an encoded slash or backslash, a semicolon, a double encoding, a control character, invalid UTF-8, or dot segments or repeated slashes that change the scope it needs), its method is not an upper-case HTTP token, or a _method query parameter would change it. UNTRUSTED_GATEWAY (forward auth only): the headers that name the original call came from a peer outside --trusted-proxies, or were repeated, incomplete or contradictory. Signed requests (signing keys, /v1/verify with signature_input and signature): MISSING and MALFORMED (the signature fields), NOT_FOUND (keyid names no signing key), then COMPONENT_MISSING (the signature does not cover @method, @target-uri or @authority+@path+@query, content-digest with a body, created and nonce, or covers a field the request lacks), ALGORITHM_MISMATCH (alg is not the key's), SIGNATURE_FROM_FUTURE, SIGNATURE_EXPIRED (older than the window, 60 s by default, or past expires), SIGNATURE_INVALID, DIGEST_MISMATCH (the body does not match Content-Digest), NONCE_REPLAYED; then INACTIVE, EXPIRED, restrictions and rate limit as for a bearer key. CERTIFICATE_MISMATCH: the key is bound to a TLS client certificate and the call did not present it (checked after INACTIVE and EXPIRED, before restrictions); 401 on gateway surfaces. QUOTA_EXCEEDED: the key's quota has less left than the call costs (checked after the rate limit; refused calls never take from a quota); 429 on gateway surfaces, with Retry-After and X-Latchkey-Quota-Reset saying when it refills.
          * @enum {string}
@@ -924,6 +1036,10 @@ export interface components {
             key_count: number;
             owner?: components["schemas"]["Owner"];
             restrictions?: components["schemas"]["Restrictions"];
+            /** @description The identity the application belongs to: its keys share the identity's rate limit and quota. */
+            identity_id?: components["schemas"]["IdentityID"];
+            /** @description Returned by /v1/verify as application_metadata (not sent upstream as a header). */
+            metadata?: components["schemas"]["Metadata"];
         };
         /** @description A tenant. */
         Account: {
@@ -962,7 +1078,7 @@ export interface components {
             user_agent?: string;
             action: components["schemas"]["AuditAction"];
             /** @enum {string} */
-            target_type: "account" | "application" | "access_key" | "principal" | "policy" | "webhook";
+            target_type: "account" | "application" | "access_key" | "principal" | "policy" | "webhook" | "identity";
             target: string;
             application?: components["schemas"]["Name"];
             /** @description The object's public JSON before the change; null on create. */
@@ -1036,8 +1152,11 @@ export interface components {
             };
             /** @description For RATE_LIMITED and THROTTLED. */
             retry_after_seconds?: number;
-            /** @description The key's quota, when it has one. */
+            /** @description The key's quota when it has one, or its identity's; when both have one, the one with less left. */
             quota?: components["schemas"]["VerifyQuota"];
+            /** @description The metadata of the key's application. */
+            application_metadata?: components["schemas"]["Metadata"];
+            identity?: components["schemas"]["VerifyIdentity"];
         };
         /** @description A key's usage. */
         LastUsed: {
@@ -1093,6 +1212,10 @@ export interface components {
             description?: components["schemas"]["Description"];
             owner?: components["schemas"]["Owner"];
             restrictions?: components["schemas"]["Restrictions"];
+            /** @description The identity the application belongs to: its keys share the identity's rate limit and quota. */
+            identity_id?: components["schemas"]["IdentityID"];
+            /** @description Returned by /v1/verify as application_metadata (not sent upstream as a header). */
+            metadata?: components["schemas"]["Metadata"];
         };
         UpdateApplicationRequest: {
             description?: components["schemas"]["Description"];
@@ -1100,6 +1223,12 @@ export interface components {
             owner?: components["schemas"]["Owner"];
             /** @description Replaces the application's restrictions; {} removes them. Applies to every key at once. */
             restrictions?: components["schemas"]["Restrictions"];
+            /** @description Moves the application (and its keys, at once) to this identity; "" takes it out of its identity. */
+            identity_id?: string;
+            /** @description Replaces the whole document; {} or null removes it. */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
         };
         CreateAccessKeyRequest: {
             description?: components["schemas"]["Description"];
@@ -1299,6 +1428,8 @@ export interface components {
             roll_state: "" | "waiting" | "stalled" | "done";
             /** @description The other key of that roll; empty if never rolled. */
             rolled_with: string;
+            /** @description The identity of the key's application; empty for none. Group by it to roll the report up per identity. */
+            identity_id: string;
         };
         CredentialReport: {
             /** Format: date-time */
@@ -1674,11 +1805,13 @@ export interface components {
             remaining: number;
             actor?: string;
         };
+        /** @description A key's quota (access_key_id) or an identity's (identity_id), with its history. */
         QuotaView: {
-            access_key_id: components["schemas"]["AccessKeyID"];
+            access_key_id?: components["schemas"]["AccessKeyID"];
             quota: components["schemas"]["Quota"];
             /** @description Newest first; the latest 100 changes. */
             history: components["schemas"]["QuotaChange"][];
+            identity_id?: components["schemas"]["IdentityID"];
         };
         QuotaTopUpRequest: {
             amount: number;
@@ -1712,6 +1845,66 @@ export interface components {
             primary_color?: string;
             /** @description Links' and buttons' colour, #rgb or #rrggbb. */
             accent_color?: string;
+        };
+        /** @description An identity's ID: idn_ and 16 lower-case base32 characters. */
+        IdentityID: string;
+        /** @description A customer of the API provider. Its applications, and so their keys, share its rate limit and quota: every key of every application of the identity draws from them. */
+        Identity: {
+            id: components["schemas"]["IdentityID"];
+            account: components["schemas"]["Name"];
+            name: components["schemas"]["Name"];
+            /** @description Your own ID for the customer; unique in the account. Returned by /v1/verify (identity.external_id) and sent upstream as X-Latchkey-External-Id for a key without an external ID of its own. */
+            external_id?: components["schemas"]["ExternalID"];
+            /** @description Returned by /v1/verify as identity.metadata (not sent upstream as a header). */
+            metadata?: components["schemas"]["Metadata"];
+            /** @description Shared by every key of the identity, besides each key's own (or its application's) limit. */
+            rate_limit?: components["schemas"]["RateLimit"];
+            /** @description Shared by every key of the identity; a call with a key that has a quota of its own pays both, or neither when either refuses. */
+            quota?: components["schemas"]["Quota"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            application_count: number;
+        };
+        IdentityList: {
+            identities: components["schemas"]["Identity"][];
+            /** @description Present when there is another page. */
+            next_page_token?: string;
+        };
+        CreateIdentityRequest: {
+            /** @description Unique in the account. */
+            name: components["schemas"]["Name"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["Metadata"];
+            rate_limit?: components["schemas"]["RateLimit"];
+            quota?: components["schemas"]["Quota"];
+        };
+        UpdateIdentityRequest: {
+            name?: components["schemas"]["Name"];
+            /** @description "" removes it. */
+            external_id?: string;
+            /** @description Replaces the whole document; {} or null removes it. */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** @description Replaces the shared rate limit. Applies to every key at once. */
+            rate_limit?: components["schemas"]["RateLimit"];
+            remove_rate_limit?: boolean;
+            /** @description Replace the shared quota: remaining becomes the budget now (a reset). Audited as identity.quota_update. */
+            quota?: components["schemas"]["Quota"];
+            remove_quota?: boolean;
+        };
+        IdentityUsageSeries: {
+            identity_id: components["schemas"]["IdentityID"];
+            step_seconds: number;
+            series: components["schemas"]["UsagePoint"][];
+        };
+        /** @description The identity the key's application belongs to. */
+        VerifyIdentity: {
+            id: components["schemas"]["IdentityID"];
+            external_id?: components["schemas"]["ExternalID"];
+            metadata?: components["schemas"]["Metadata"];
         };
     };
     responses: {
@@ -1890,6 +2083,12 @@ export interface components {
         after_seq: number;
         /** @description Only the keys with this external ID. */
         external_id: components["schemas"]["ExternalID"];
+        /** @description Identity ID. */
+        identity_id: components["schemas"]["IdentityID"];
+        /** @description Only the applications of this identity. */
+        identity_filter: components["schemas"]["IdentityID"];
+        /** @description Only the identity with this external ID. */
+        identity_external_id: components["schemas"]["ExternalID"];
     };
     requestBodies: never;
     headers: never;
@@ -2059,6 +2258,8 @@ export interface operations {
                 limit?: components["parameters"]["limit"];
                 /** @description The next_page_token of the previous page. */
                 page_token?: components["parameters"]["page_token"];
+                /** @description Only the applications of this identity. */
+                identity_id?: components["parameters"]["identity_filter"];
             };
             header?: never;
             path?: never;
@@ -2294,6 +2495,290 @@ export interface operations {
             409: components["responses"]["Conflict_LimitExceeded"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listIdentities: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+                /** @description Only the identity with this external ID. */
+                external_id?: components["parameters"]["identity_external_id"];
+                /** @description Page size. */
+                limit?: components["parameters"]["limit"];
+                /** @description The next_page_token of the previous page. */
+                page_token?: components["parameters"]["page_token"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityList"];
+                };
+            };
+            400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createIdentity: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The identity. At most 1 MiB; unknown fields are refused. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateIdentityRequest"];
+            };
+        };
+        responses: {
+            /** @description The new identity. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Identity"];
+                };
+            };
+            400: components["responses"]["BadRequest_MalformedRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict_AlreadyExists"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getIdentity: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+            };
+            header?: never;
+            path: {
+                /** @description Identity ID. */
+                id: components["parameters"]["identity_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The identity. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Identity"];
+                };
+            };
+            400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteIdentity: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+            };
+            header?: never;
+            path: {
+                /** @description Identity ID. */
+                id: components["parameters"]["identity_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict_Conflict"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateIdentity: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+            };
+            header?: never;
+            path: {
+                /** @description Identity ID. */
+                id: components["parameters"]["identity_id"];
+            };
+            cookie?: never;
+        };
+        /** @description The fields to change. At most 1 MiB; unknown fields are refused. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateIdentityRequest"];
+            };
+        };
+        responses: {
+            /** @description The identity after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Identity"];
+                };
+            };
+            400: components["responses"]["BadRequest_MalformedRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict_AlreadyExists"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getIdentityQuota: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+            };
+            header?: never;
+            path: {
+                /** @description Identity ID. */
+                id: components["parameters"]["identity_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The quota. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaView"];
+                };
+            };
+            400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    topUpIdentityQuota: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+            };
+            header?: never;
+            path: {
+                /** @description Identity ID. */
+                id: components["parameters"]["identity_id"];
+            };
+            cookie?: never;
+        };
+        /** @description At most 1 MiB; unknown fields are refused. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaTopUpRequest"];
+            };
+        };
+        responses: {
+            /** @description The quota after the top-up. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaTopUpResult"];
+                };
+            };
+            400: components["responses"]["BadRequest_MalformedRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getIdentityUsage: {
+        parameters: {
+            query?: {
+                /** @description The account to act on. Defaults to the caller's own account (operators: the default account). An account the caller may not see is NotFound. */
+                account?: components["parameters"]["account_param"];
+                /** @description RFC 3339 start (default: to minus 3 hours). */
+                from?: string;
+                /** @description RFC 3339 end (default: now). */
+                to?: string;
+                /** @description A whole number of minutes from 1m to 24h (default 1m); at most 2000 steps. */
+                step?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Identity ID. */
+                id: components["parameters"]["identity_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Calls per step, summed over the identity's keys, including what is still in memory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdentityUsageSeries"];
+                };
+            };
+            400: components["responses"]["BadRequest_InvalidArgument_CredentialsInUrl"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
