@@ -64,6 +64,7 @@ type config struct {
 	profile      string        // write a CPU profile of latchkey under forward-auth load here
 	profDur      time.Duration
 	allocProfile string    // write latchkey's allocation profile here after the runs
+	before       string    // another latchkey binary measured beside this one ("" for none)
 	wrk          string    // wrk's path: closed-loop runs use it; "" for the Go client
 	invalidRate  float64   // valid keys' fixed rate in the invalid-keys phase
 	floodRate    float64   // each flood's rate in that phase
@@ -95,6 +96,7 @@ func main() {
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of latchkey under forward-auth load to this file")
 	flag.StringVar(&c.allocProfile, "allocprofile", "", "write latchkey's allocation profile (every allocation since start-up) to this file after the runs")
 	flag.DurationVar(&c.profDur, "cpuprofile-duration", 10*time.Second, "length of that profile")
+	flag.StringVar(&c.before, "before", "", "another latchkey binary (e.g. built from main) to measure against this one in the same rounds, on a copy of the database")
 	flag.StringVar(&c.wrk, "wrk", wrkDefault(), "wrk binary for the closed-loop runs (default: wrk on PATH); empty for the built-in Go client")
 	flag.Float64Var(&c.invalidRate, "invalid-rate", 3000, "valid keys' fixed rate (requests/s) beside the floods of invalid keys")
 	flag.Float64Var(&c.floodRate, "flood-rate", 3000, "rate (requests/s) of each flood of invalid keys: unknown keys and bad checksums")

@@ -27,6 +27,12 @@ func TestRun(t *testing.T) {
 	c := config{keys: 200, hot: 100, rounds: 1, duration: 200 * time.Millisecond, warmup: 100 * time.Millisecond,
 		conns: 4, rates: []float64{200}, rateDur: 300 * time.Millisecond, mgmtDur: 500 * time.Millisecond, mgmtRate: 10,
 		usageDur: 500 * time.Millisecond, settle: 100 * time.Millisecond, invalidRate: 200, floodRate: 200, wrk: wrkDefault()}
+	// -before with the same build: the extra pairs run and report.
+	bin, err := buildLatchkey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.binary, c.before = bin, bin
 	if c.wrk == "" && os.Getenv("CI") != "" {
 		t.Fatal("wrk is not installed (.ci/run installs Debian's wrk): the closed-loop runs would not exercise it")
 	}
@@ -34,8 +40,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.pairs) != 3 {
-		t.Fatalf("%d pairs measured, want 3", len(rep.pairs))
+	if len(rep.pairs) != 5 {
+		t.Fatalf("%d pairs measured, want 5 (three, and two against -before)", len(rep.pairs))
 	}
 	for _, p := range rep.pairs {
 		if len(p.a) != 1 || len(p.b) != 1 || p.a[0].rps <= 0 || p.b[0].rps <= 0 {
@@ -78,7 +84,8 @@ func TestRun(t *testing.T) {
 	rep.print(&b, c)
 	for _, want := range []string{"## Start-up and memory", "forward auth: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
 		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
-		"## Invalid keys beside valid ones", "invalid keys: valid keys' p99 flooded/alone = ", "reverse proxy: p99 A/B at 200/s = "} {
+		"## Invalid keys beside valid ones", "invalid keys: valid keys' p99 flooded/alone = ", "reverse proxy: p99 A/B at 200/s = ",
+		"forward auth, this build against -before: A/B = "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}

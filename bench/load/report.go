@@ -93,8 +93,12 @@ func (r *report) print(w io.Writer, c config) {
 		ma, mb := median(rpsOf(p.a)), median(rpsOf(p.b))
 		ca, cb := medianDur(cpuOf(p.a)), medianDur(cpuOf(p.b))
 		fmt.Fprintf(w, "| **median** | **%.0f** | **%.0f** | **%.2f** | **%s** | **%s** |\n\n", ma, mb, ma/mb, us(ca), us(cb))
-		fmt.Fprintf(w, "%s: A/B = %.2f (target at least %.2f: %s); server CPU per request A/B = %.2f\n",
-			p.spec.name, ma/mb, p.spec.threshold, verdict(ma/mb >= p.spec.threshold), float64(ca)/float64(cb))
+		if p.spec.threshold > 0 {
+			fmt.Fprintf(w, "%s: A/B = %.2f (target at least %.2f: %s); server CPU per request A/B = %.2f\n",
+				p.spec.name, ma/mb, p.spec.threshold, verdict(ma/mb >= p.spec.threshold), float64(ca)/float64(cb))
+		} else {
+			fmt.Fprintf(w, "%s: A/B = %.2f; server CPU per request A/B = %.2f\n", p.spec.name, ma/mb, float64(ca)/float64(cb))
+		}
 	}
 	fmt.Fprintln(w)
 

@@ -345,6 +345,37 @@ func run(ctx context.Context, c config) (*report, error) {
 			a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
 			b: target{"httputil.ReverseProxy", plain.addr(), plain, proxyReqs(hot), 200}},
 	}
+	var before *process
+	if c.before != "" {
+		// The same keys in a copy of the database, served by the other
+		// build: before and after in the same rounds.
+		c.logf("starting the -before build on a copy of the database")
+		bdir := dir + "/before"
+		if err := os.Mkdir(bdir, 0o700); err != nil {
+			return nil, err
+		}
+		bdb := bdir + "/latchkey.db"
+		for _, suffix := range []string{"", "-wal"} {
+			if _, err := os.Stat(db.dbPath + suffix); suffix != "" && err != nil {
+				continue
+			}
+			if err := copyFile(db.dbPath+suffix, bdb+suffix); err != nil {
+				return nil, err
+			}
+		}
+		var bproxy string
+		if before, bproxy, err = startLatchkey(c.before, bdir, bdb, upstream.url); err != nil {
+			return nil, err
+		}
+		defer before.stop()
+		pairs = append(pairs,
+			&pairSpec{name: "forward auth, this build against -before",
+				a: target{"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200},
+				b: target{"-before GET /v1/authorize", before.addr(), before, authorizeReqs(hot), 200}},
+			&pairSpec{name: "reverse proxy, this build against -before",
+				a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
+				b: target{"-before reverse proxy", hostOf(bproxy), before, proxyReqs(hot), 200}})
+	}
 	for _, p := range pairs {
 		var has []byte
 		if p.name == "verify" {
@@ -397,6 +428,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 
 	fwd := rep.pairs[0].spec.a
+	before.stop() // idle from here on; its usage flushes are done
 	c.logf("management writes, idle and under verification load")
 	loads := []mgmtLoad{{label: "idle"}}
 	if len(c.rates) > 0 {
@@ -480,6 +512,15 @@ type mgmtResult struct {
 	mgmtLoad
 	verifications float64 // per second meanwhile
 	lat           []time.Duration
+}
+
+// copyFile copies a file of a SQLite database that no process has open.
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
 }
 
 func mgmtUnderLoad(ctx context.Context, lk *process, operator string, t target, l mgmtLoad, first int, c config) (mgmtResult, error) {

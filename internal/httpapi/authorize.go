@@ -482,14 +482,23 @@ func (s *Server) headerCanaries(r *http.Request, path string) {
 // something else (Caddy 2.6's copy_headers sets the header to its own
 // placeholder text, "{http.reverse_proxy.header.X-Latchkey-Scopes}").
 func WriteDecisionHeaders(h http.Header, res verify.Result) {
-	h.Set(HeaderCode, string(res.Code))
+	if !res.Valid() || res.Entry == nil {
+		h.Set(HeaderCode, string(res.Code))
+		WriteRateLimitHeaders(h, res)
+		return
+	}
+	// The seven values in one allocation (Header.Set makes one per
+	// header): forward auth is the hot path of every gateway. The keys
+	// are canonical, as Set would make them; each value is a slice of
+	// capacity 1, so an Add copies instead of writing into its neighbour.
+	v := make([]string, 1+len(identityHeaders))
+	v[0] = string(res.Code)
+	h[HeaderCode] = v[0:1:1]
 	WriteRateLimitHeaders(h, res)
-	if res.Valid() && res.Entry != nil {
-		SetIdentityHeaders(h, res.Entry)
-		for _, name := range []string{HeaderScopes, HeaderExternalID, HeaderMetadata} {
-			if h.Get(name) == "" {
-				h[name] = []string{""}
-			}
+	setIdentityHeaders(h, res.Entry, v[1:])
+	for i := 3; i < len(identityHeaders); i++ { // scopes, external ID, metadata
+		if name := identityHeaders[i]; h.Get(name) == "" {
+			h[name] = v[1+i : 2+i : 2+i] // ""
 		}
 	}
 }
@@ -523,17 +532,22 @@ func SetIdentityHeaders(h http.Header, e *verify.Entry) {
 	if e == nil {
 		return
 	}
-	h.Set(HeaderKeyID, e.ID)
-	h.Set(HeaderApplication, e.Application())
-	h.Set(HeaderAccount, e.Account)
-	if sc := e.Scopes(); sc != "" {
-		h.Set(HeaderScopes, sc)
-	}
-	if id := e.ExternalID(); id != "" {
-		h.Set(HeaderExternalID, id)
-	}
-	if m := e.MetadataHeader(); m != "" {
-		h.Set(HeaderMetadata, m)
+	setIdentityHeaders(h, e, make([]string, len(identityHeaders)))
+}
+
+// identityHeaders are the headers setIdentityHeaders sets, in its order;
+// the first three always, the others when the key has a value for them.
+var identityHeaders = [...]string{HeaderKeyID, HeaderApplication, HeaderAccount, HeaderScopes, HeaderExternalID, HeaderMetadata}
+
+// setIdentityHeaders is SetIdentityHeaders with the values' storage
+// given (len(identityHeaders) strings, written here).
+func setIdentityHeaders(h http.Header, e *verify.Entry, v []string) {
+	v[0], v[1], v[2] = e.ID, e.Application(), e.Account
+	v[3], v[4], v[5] = e.Scopes(), e.ExternalID(), e.MetadataHeader()
+	for i, name := range identityHeaders {
+		if i < 3 || v[i] != "" {
+			h[name] = v[i : i+1 : i+1]
+		}
 	}
 }
 
