@@ -118,7 +118,10 @@ func revocation(ctx context.Context, c config) (*revocationReport, error) {
 		return nil, err
 	}
 	db := &seeded{}
-	err = seedStore(ctx, store, db, n)
+	// Smaller transactions than on SQLite: each key is a round trip to
+	// the server, and a transaction must end within the store's
+	// operation timeout on a busy machine.
+	err = seedStore(ctx, store, db, n, 1000)
 	store.Close()
 	if err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ func seed(ctx context.Context, dir string, n, mgmtApps int) (*seeded, error) {
 		return nil, err
 	}
 	defer store.Close()
-	if err := seedStore(ctx, store, s, n); err != nil {
+	if err := seedStore(ctx, store, s, n, seedBatch); err != nil {
 		return nil, err
 	}
 	s.took = time.Since(start)
@@ -52,7 +52,9 @@ func seed(ctx context.Context, dir string, n, mgmtApps int) (*seeded, error) {
 
 // seedStore seeds store (SQLite or PostgreSQL) as seed describes, and
 // fills s's secrets.
-func seedStore(ctx context.Context, store latchkey.Store, s *seeded, n int) error {
+// batch keys go in one transaction, which must finish within the store's
+// operation timeout.
+func seedStore(ctx context.Context, store latchkey.Store, s *seeded, n, batch int) error {
 	mgmtApps := s.mgmtApps
 	svc := manage.New(store, verify.NewIndex(), slog.New(slog.DiscardHandler))
 	created, err := svc.Bootstrap(ctx)
@@ -76,7 +78,7 @@ func seedStore(ctx context.Context, store latchkey.Store, s *seeded, n int) erro
 	s.ids = make([]string, 0, n)
 	now := time.Now().UTC()
 	for done := 0; done < n; {
-		m := min(seedBatch, n-done)
+		m := min(batch, n-done)
 		err := store.Update(ctx, func(tx latchkey.Tx) error {
 			for j := done; j < done+m; j++ {
 				app := fmt.Sprintf("app-%07d", j/2)
