@@ -137,10 +137,9 @@ func baselineHandler(mode, upstream string, idle int) (http.Handler, error) {
 				pr.SetURL(u)
 				pr.SetXForwarded()
 			},
-			Transport:     tunedTransport(idle),
-			BufferPool:    &copyBuffers{},
-			FlushInterval: -1,
-			ErrorLog:      slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
+			Transport:  tunedTransport(idle),
+			BufferPool: &copyBuffers{},
+			ErrorLog:   slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 		}, nil
 	}
 	return nil, fmt.Errorf("-baseline %q: expected %s", mode, baselineModes)

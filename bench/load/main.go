@@ -62,6 +62,7 @@ type config struct {
 	settle       time.Duration // pause between phases: usage flushes (every second) catch up
 	binary       string        // latchkey binary; "" builds ./cmd/latchkey
 	profile      string        // write a CPU profile of latchkey under forward-auth load here
+	proxyProfile string        // and one under reverse-proxy load here
 	profDur      time.Duration
 	allocProfile string    // write latchkey's allocation profile here after the runs
 	before       string    // another latchkey binary measured beside this one ("" for none)
@@ -94,6 +95,7 @@ func main() {
 	flag.DurationVar(&c.usageDur, "usage-duration", 10*time.Second, "length of each run that counts usage writes")
 	flag.StringVar(&c.binary, "latchkey", "", "latchkey binary to measure (default: go build ./cmd/latchkey)")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of latchkey under forward-auth load to this file")
+	flag.StringVar(&c.proxyProfile, "proxy-cpuprofile", "", "write a CPU profile of latchkey under reverse-proxy load to this file")
 	flag.StringVar(&c.allocProfile, "allocprofile", "", "write latchkey's allocation profile (every allocation since start-up) to this file after the runs")
 	flag.DurationVar(&c.profDur, "cpuprofile-duration", 10*time.Second, "length of that profile")
 	flag.StringVar(&c.before, "before", "", "another latchkey binary (e.g. built from main) to measure against this one in the same rounds, on a copy of the database")

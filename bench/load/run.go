@@ -460,10 +460,16 @@ func run(ctx context.Context, c config) (*report, error) {
 
 	if c.profile != "" {
 		c.logf("CPU profile of latchkey under forward-auth load")
-		if err := profileUnderLoad(ctx, lk, db.operator, fwd, c); err != nil {
+		if err := profileUnderLoad(ctx, lk, db.operator, fwd, c.profile, c); err != nil {
 			return nil, err
 		}
 		rep.profile = c.profile
+	}
+	if c.proxyProfile != "" {
+		c.logf("CPU profile of latchkey under reverse-proxy load")
+		if err := profileUnderLoad(ctx, lk, db.operator, rep.pairs[2].spec.a, c.proxyProfile, c); err != nil {
+			return nil, err
+		}
 	}
 
 	if rep.memAfter, err = measureMemory(lk, db.operator); err != nil {
@@ -618,7 +624,7 @@ func usageRun(ctx context.Context, lk *process, t target, rate float64, c config
 	}, nil
 }
 
-func profileUnderLoad(ctx context.Context, lk *process, operator string, t target, c config) error {
+func profileUnderLoad(ctx context.Context, lk *process, operator string, t target, file string, c config) error {
 	loadCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go closedLoop(loadCtx, t.addr, c.conns, c.profDur+time.Hour, t.mk)
@@ -627,7 +633,7 @@ func profileUnderLoad(ctx context.Context, lk *process, operator string, t targe
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(c.profile, prof, 0o644)
+	return os.WriteFile(file, prof, 0o644)
 }
 
 // usageSettled waits at least settle, then until the usage of the calls
