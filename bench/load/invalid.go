@@ -9,7 +9,7 @@ import (
 	"github.com/latchkey/latchkey/keyformat"
 )
 
-// Invalid keys beside valid ones (issue 16 item 8): a flood of unknown
+// Invalid keys beside valid ones: a flood of unknown
 // well-formed keys and of keys with a bad checksum, from other clients, at
 // the same time as valid-key load. It runs on a latchkey serve of its own
 // on the same database, started with --guard-failures 0: with the guard

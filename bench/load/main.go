@@ -102,7 +102,7 @@ func main() {
 	flag.StringVar(&c.wrk, "wrk", wrkDefault(), "wrk binary for the closed-loop runs (default: wrk on PATH); empty for the built-in Go client")
 	flag.Float64Var(&c.invalidRate, "invalid-rate", 3000, "valid keys' fixed rate (requests/s) beside the floods of invalid keys")
 	flag.Float64Var(&c.floodRate, "flood-rate", 3000, "rate (requests/s) of each flood of invalid keys: unknown keys and bad checksums")
-	flag.IntVar(&c.revocations, "revocation", 0, "run the revocation mode instead: two replicas on PostgreSQL, this many deactivations (at least 200 for the issue's figure)")
+	flag.IntVar(&c.revocations, "revocation", 0, "run the revocation mode instead: two replicas on PostgreSQL, this many deactivations (200 or more for a p99 worth quoting)")
 	flag.Float64Var(&c.revRate, "revocation-rate", 5200, "in the revocation mode, each replica's forward-auth rate (requests/s); a little over 5,000 so that the rate achieved is at least that")
 	flag.StringVar(&c.pgURL, "postgres-url", defaultPostgresURL, "in the revocation mode, the PostgreSQL server to create a database on")
 	flag.String("baseline", "", "run a baseline server instead: "+baselineModes)

@@ -17,7 +17,7 @@ import (
 	"github.com/latchkey/latchkey/internal/postgres"
 )
 
-// Revocation under load (issue 16 item 7, `load -revocation N`): two
+// Revocation under load (`load -revocation N`): two
 // replicas of latchkey serve on one PostgreSQL database, each under
 // forward-auth load at a fixed rate (-revocation-rate, open loop, valid
 // keys), and N deactivations of distinct keys through replica A's API

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// wrk is the closed-loop load generator the issue names for forward auth
+// wrk is the closed-loop load generator forward auth is measured with
 // (Debian's wrk, in C): with -wrk set (the default when wrk is on PATH)
 // every closed-loop run of the pairs uses it instead of closedLoop. Both
 // do the same thing, -conns keep-alive connections each sending its next
