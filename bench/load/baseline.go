@@ -11,10 +11,11 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/httpapi"
-	"github.com/latchkey/latchkey/internal/proxy"
 )
 
 // The baselines are what latchkey is measured against: bare net/http
@@ -26,28 +27,63 @@ import (
 //	          size, as /v1/verify does, with encoding/json: the floor for
 //	          /v1/verify
 //	upstream  the API behind both proxies: a fixed 256-byte answer
-//	proxy     Go's plain httputil.ReverseProxy to -upstream, with latchkey's
-//	          transport settings (proxy.NewTransport)
+//	proxy     a well-configured httputil.ReverseProxy to -upstream: a
+//	          transport of its own (not latchkey's) that keeps -idle
+//	          connections to the upstream (Go's default keeps 2, which
+//	          under concurrent load opens and closes a connection per
+//	          call and cripples the baseline), and a pool of copy
+//	          buffers (without one it allocates 32 KiB per call)
 const baselineModes = "204, json, upstream or proxy"
 
-// baselineArgs finds "-baseline MODE" (and "-upstream URL") in args, so
-// that the test binary can act as a baseline too.
-func baselineArgs(args []string) (mode, upstream string) {
+// baselineArgs finds "-baseline MODE" (and "-upstream URL", "-idle N") in
+// args, so that the test binary can act as a baseline too.
+func baselineArgs(args []string) (mode, upstream string, idle int) {
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
 		case "-baseline", "--baseline":
 			mode = args[i+1]
 		case "-upstream", "--upstream":
 			upstream = args[i+1]
+		case "-idle", "--idle":
+			idle, _ = strconv.Atoi(args[i+1])
 		}
 	}
-	return mode, upstream
+	return mode, upstream, idle
 }
+
+// tunedTransport is the baseline proxy's transport: net/http's defaults
+// (timeouts, HTTP/2 attempt, no proxy from the environment) with idle
+// idle connections kept per host, so that a load of idle concurrent
+// calls reuses its connections.
+func tunedTransport(idle int) *http.Transport {
+	idle = max(idle, 2)
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          2 * idle,
+		MaxIdleConnsPerHost:   idle,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// copyBuffers is the baseline proxy's httputil.BufferPool.
+type copyBuffers struct{ p sync.Pool }
+
+func (b *copyBuffers) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *copyBuffers) Put(buf []byte) { b.p.Put(&buf) }
 
 // runBaseline serves mode on a loopback port, prints "listening on URL"
 // and serves until killed.
-func runBaseline(mode, upstream string) error {
-	h, err := baselineHandler(mode, upstream)
+func runBaseline(mode, upstream string, idle int) error {
+	h, err := baselineHandler(mode, upstream, idle)
 	if err != nil {
 		return err
 	}
@@ -77,7 +113,7 @@ var upstreamAnswer = func() []byte {
 	return b
 }()
 
-func baselineHandler(mode, upstream string) (http.Handler, error) {
+func baselineHandler(mode, upstream string, idle int) (http.Handler, error) {
 	switch mode {
 	case "204":
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,9 +137,9 @@ func baselineHandler(mode, upstream string) (http.Handler, error) {
 				pr.SetURL(u)
 				pr.SetXForwarded()
 			},
-			Transport:     proxy.NewTransport(proxy.Timeouts{}),
-			FlushInterval: -1,
-			ErrorLog:      slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
+			Transport:  tunedTransport(idle),
+			BufferPool: &copyBuffers{},
+			ErrorLog:   slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 		}, nil
 	}
 	return nil, fmt.Errorf("-baseline %q: expected %s", mode, baselineModes)
@@ -134,8 +170,8 @@ func bareJSON(w http.ResponseWriter, r *http.Request) {
 	_ = enc.Encode(out)
 }
 
-func baselineMain(mode, upstream string) {
-	if err := runBaseline(mode, upstream); err != nil {
+func baselineMain(mode, upstream string, idle int) {
+	if err := runBaseline(mode, upstream, idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/load:", err)
 		os.Exit(1)
 	}

@@ -3,6 +3,7 @@
 //
 //	go run ./bench/load                                  # 1,000,000 keys, 5 rounds
 //	go run ./bench/load -keys 10000 -rounds 2 -duration 2s   # a quick look
+//	go run ./bench/load -revocation 250 -keys 100000         # revocation lag, two replicas on PostgreSQL
 //
 // It builds ./cmd/latchkey, seeds a SQLite database with -keys application
 // keys (their secrets stay in this process's memory), starts `latchkey
@@ -23,7 +24,11 @@
 // server's CPU time from /proc/PID/stat and reports CPU microseconds per
 // request. After the rounds: management writes under verification load,
 // usage writes to the database at 1,000 verifications/s and at the
-// machine's maximum, and a flood of unknown keys. The report is Markdown,
+// machine's maximum, a flood of unknown keys, and floods of unknown and
+// bad-checksum keys beside valid ones (invalid.go). Closed-loop runs use
+// wrk when it is installed (wrk.go). With -revocation N it measures
+// instead how soon a deactivation on one replica is enforced by another
+// (revocation.go). The report is Markdown,
 // the form docs/benchmarks.md records, and quotes the machine's load
 // average: on a shared machine, read the ratios, not the absolute rates.
 package main
@@ -57,14 +62,22 @@ type config struct {
 	settle       time.Duration // pause between phases: usage flushes (every second) catch up
 	binary       string        // latchkey binary; "" builds ./cmd/latchkey
 	profile      string        // write a CPU profile of latchkey under forward-auth load here
+	proxyProfile string        // and one under reverse-proxy load here
 	profDur      time.Duration
 	allocProfile string    // write latchkey's allocation profile here after the runs
+	before       string    // another latchkey binary measured beside this one ("" for none)
+	wrk          string    // wrk's path: closed-loop runs use it; "" for the Go client
+	invalidRate  float64   // valid keys' fixed rate in the invalid-keys phase
+	floodRate    float64   // each flood's rate in that phase
+	revocations  int       // > 0: the revocation mode, with this many deactivations
+	revRate      float64   // each replica's verification rate meanwhile
+	pgURL        string    // the PostgreSQL server the revocation mode uses
 	log          io.Writer // progress
 }
 
 func main() {
-	if mode, upstream := baselineArgs(os.Args[1:]); mode != "" {
-		baselineMain(mode, upstream)
+	if mode, upstream, idle := baselineArgs(os.Args[1:]); mode != "" {
+		baselineMain(mode, upstream, idle)
 		return
 	}
 	var c config
@@ -75,17 +88,26 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of one closed-loop (highest rate) run")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "untimed load on each server before the first round")
 	flag.IntVar(&c.conns, "conns", 64, "keep-alive connections of the closed-loop load")
-	flag.StringVar(&rates, "rates", "1000,5000", "fixed rates (requests/s) at which latency is measured, comma-separated; empty for none")
+	flag.StringVar(&rates, "rates", "3000,5000", "fixed rates (requests/s) at which latency is measured, comma-separated; empty for none")
 	flag.DurationVar(&c.rateDur, "rate-duration", 5*time.Second, "length of one fixed-rate run")
 	flag.DurationVar(&c.mgmtDur, "mgmt-duration", 10*time.Second, "how long create-access-key is timed under verification load")
 	flag.Float64Var(&c.mgmtRate, "mgmt-rate", 20, "create-access-key calls per second during that time")
 	flag.DurationVar(&c.usageDur, "usage-duration", 10*time.Second, "length of each run that counts usage writes")
 	flag.StringVar(&c.binary, "latchkey", "", "latchkey binary to measure (default: go build ./cmd/latchkey)")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of latchkey under forward-auth load to this file")
+	flag.StringVar(&c.proxyProfile, "proxy-cpuprofile", "", "write a CPU profile of latchkey under reverse-proxy load to this file")
 	flag.StringVar(&c.allocProfile, "allocprofile", "", "write latchkey's allocation profile (every allocation since start-up) to this file after the runs")
 	flag.DurationVar(&c.profDur, "cpuprofile-duration", 10*time.Second, "length of that profile")
+	flag.StringVar(&c.before, "before", "", "another latchkey binary (e.g. built from main) to measure against this one in the same rounds, on a copy of the database")
+	flag.StringVar(&c.wrk, "wrk", wrkDefault(), "wrk binary for the closed-loop runs (default: wrk on PATH); empty for the built-in Go client")
+	flag.Float64Var(&c.invalidRate, "invalid-rate", 3000, "valid keys' fixed rate (requests/s) beside the floods of invalid keys")
+	flag.Float64Var(&c.floodRate, "flood-rate", 3000, "rate (requests/s) of each flood of invalid keys: unknown keys and bad checksums")
+	flag.IntVar(&c.revocations, "revocation", 0, "run the revocation mode instead: two replicas on PostgreSQL, this many deactivations (200 or more for a p99 worth quoting)")
+	flag.Float64Var(&c.revRate, "revocation-rate", 5200, "in the revocation mode, each replica's forward-auth rate (requests/s); a little over 5,000 so that the rate achieved is at least that")
+	flag.StringVar(&c.pgURL, "postgres-url", defaultPostgresURL, "in the revocation mode, the PostgreSQL server to create a database on")
 	flag.String("baseline", "", "run a baseline server instead: "+baselineModes)
 	flag.String("upstream", "", "with -baseline proxy: the upstream URL")
+	flag.Int("idle", 0, "with -baseline proxy: idle connections kept to the upstream")
 	flag.Parse()
 	var err error
 	if c.rates, err = parseRates(rates); err != nil {
@@ -95,6 +117,15 @@ func main() {
 	c.log = os.Stderr
 	c.settle = 1500 * time.Millisecond
 	ctx := context.Background()
+	if c.revocations > 0 {
+		rep, err := revocation(ctx, c)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/load:", err)
+			os.Exit(1)
+		}
+		rep.print(os.Stdout, c)
+		return
+	}
 	rep, err := run(ctx, c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/load:", err)
@@ -143,8 +174,14 @@ func buildLatchkey(dir string) (string, error) {
 
 // startLatchkey runs `latchkey serve` on db with the profiler on and, when
 // upstream is set, the reverse proxy.
-func startLatchkey(bin, dir, db, upstream string) (*process, string, error) {
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", "sqlite:" + db,
+func startLatchkey(bin, dir, db, upstream string, extra ...string) (*process, string, error) {
+	return startLatchkeyOn(bin, dir, "sqlite:"+db, upstream, extra...)
+}
+
+// startLatchkeyOn is startLatchkey on any database URL, with extra
+// arguments for serve.
+func startLatchkeyOn(bin, dir, dbURL, upstream string, extra ...string) (*process, string, error) {
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", dbURL,
 		"--credentials-file", filepath.Join(dir, "credentials"), "--log-level", "info", "--pprof",
 		// the load generator plays the gateway: forward auth takes its
 		// X-Forwarded-Method/-Uri only from a trusted peer
@@ -152,6 +189,7 @@ func startLatchkey(bin, dir, db, upstream string) (*process, string, error) {
 	if upstream != "" {
 		args = append(args, "--proxy-upstream", upstream, "--proxy-addr", "127.0.0.1:0")
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME=", "LATCHKEY_SHARED_CREDENTIALS_FILE=")
 	p, err := startProcess("latchkey serve", cmd, serveRE, 5*time.Minute)
@@ -177,7 +215,7 @@ func startLatchkey(bin, dir, db, upstream string) (*process, string, error) {
 	return p, proxyURL, nil
 }
 
-func startBaseline(mode, upstream string) (*process, error) {
+func startBaseline(mode, upstream string, idle int) (*process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -185,6 +223,9 @@ func startBaseline(mode, upstream string) (*process, error) {
 	args := []string{"-baseline", mode}
 	if upstream != "" {
 		args = append(args, "-upstream", upstream)
+	}
+	if idle > 0 {
+		args = append(args, "-idle", strconv.Itoa(idle))
 	}
 	return startProcess("baseline "+mode, exec.Command(self, args...), baselineRE, 30*time.Second)
 }

@@ -10,8 +10,8 @@ import (
 // TestMain lets the test binary act as a baseline server, as the load
 // program does when run with -baseline.
 func TestMain(m *testing.M) {
-	if mode, upstream := baselineArgs(os.Args[1:]); mode != "" {
-		baselineMain(mode, upstream)
+	if mode, upstream, idle := baselineArgs(os.Args[1:]); mode != "" {
+		baselineMain(mode, upstream, idle)
 		return
 	}
 	os.Exit(m.Run())
@@ -26,13 +26,22 @@ func TestRun(t *testing.T) {
 	}
 	c := config{keys: 200, hot: 100, rounds: 1, duration: 200 * time.Millisecond, warmup: 100 * time.Millisecond,
 		conns: 4, rates: []float64{200}, rateDur: 300 * time.Millisecond, mgmtDur: 500 * time.Millisecond, mgmtRate: 10,
-		usageDur: 500 * time.Millisecond, settle: 100 * time.Millisecond}
+		usageDur: 500 * time.Millisecond, settle: 100 * time.Millisecond, invalidRate: 200, floodRate: 200, wrk: wrkDefault()}
+	// -before with the same build: the extra pairs run and report.
+	bin, err := buildLatchkey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.binary, c.before = bin, bin
+	if c.wrk == "" && os.Getenv("CI") != "" {
+		t.Fatal("wrk is not installed (.ci/run installs Debian's wrk): the closed-loop runs would not exercise it")
+	}
 	rep, err := run(t.Context(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.pairs) != 3 {
-		t.Fatalf("%d pairs measured, want 3", len(rep.pairs))
+	if len(rep.pairs) != 5 {
+		t.Fatalf("%d pairs measured, want 5 (three, and two against -before)", len(rep.pairs))
 	}
 	for _, p := range rep.pairs {
 		if len(p.a) != 1 || len(p.b) != 1 || p.a[0].rps <= 0 || p.b[0].rps <= 0 {
@@ -48,16 +57,112 @@ func TestRun(t *testing.T) {
 	if s := rep.flood.storeOps; s["view"] != 0 || s["scan_access_keys"] != 0 || s["record_usage"] != 0 {
 		t.Errorf("a flood of unknown keys reached the store: %v", s)
 	}
+	if inv := rep.invalid; inv == nil || len(inv.kinds) != 3 || len(inv.rounds) != 1 {
+		t.Errorf("invalid keys: %+v", inv)
+	} else {
+		if err := inv.checkFloods(); err != nil {
+			t.Error(err)
+		}
+		for _, k := range inv.kinds {
+			if k.rps <= 0 || k.cpuPer <= 0 {
+				t.Errorf("invalid keys, %s: %+v", k.name, k)
+			}
+		}
+		ir := inv.rounds[0]
+		if ir.aloneFixed.p99 <= 0 || ir.floodFixed.p99 <= 0 || ir.aloneRPS <= 0 || ir.floodRPS <= 0 {
+			t.Errorf("invalid keys, valid alone and flooded: %+v", ir)
+		}
+		// Both floods answered, and only with 401 (the guard is off).
+		if n := ir.floodStatuses[401]; n == 0 || n != sumCounts(ir.floodStatuses) {
+			t.Errorf("the floods were answered %v, want 401 only", ir.floodStatuses)
+		}
+	}
 	if rep.startup <= 0 || rep.memFull.heap <= 0 || rep.memEmpty.rss <= 0 || rep.memAfter.peak < rep.memAfter.rss {
 		t.Errorf("start-up %v, memory %+v %+v %+v", rep.startup, rep.memEmpty, rep.memFull, rep.memAfter)
 	}
 	var b strings.Builder
 	rep.print(&b, c)
 	for _, want := range []string{"## Start-up and memory", "forward auth: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
-		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys"} {
+		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
+		"## Invalid keys beside valid ones", "invalid keys: valid keys' p99 flooded/alone = ", "reverse proxy: p99 A/B at 200/s = ",
+		"forward auth, this build against -before: A/B = "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+func sumCounts(m map[int]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestRevocation runs the revocation mode briefly on a fresh PostgreSQL
+// database: two replicas, a few deactivations, each refused by the other
+// replica and timed.
+func TestRevocation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds latchkey and starts two replicas on PostgreSQL")
+	}
+	c := config{keys: 100, hot: 50, revocations: 5, revRate: 200, pgURL: defaultPostgresURL}
+	if u := os.Getenv("LATCHKEY_TEST_POSTGRES_URL"); u != "" {
+		c.pgURL = u
+	}
+	rep, err := revocation(t.Context(), c)
+	if err != nil {
+		if os.Getenv("CI") == "" && strings.Contains(err.Error(), "PostgreSQL at -postgres-url") {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	if len(rep.lags) != 5 || len(rep.patch) != 5 || rep.achievedA <= 0 || rep.achievedB <= 0 || rep.pollsB <= 0 {
+		t.Errorf("report %+v", rep)
+	}
+	// The change feed, not the resync (every 30 s by default),
+	// delivers: every lag is well under 5 s.
+	if m := percentile(rep.lags, 100); m > 5*time.Second {
+		t.Errorf("max revocation lag %v", m)
+	}
+	var b strings.Builder
+	rep.print(&b, c)
+	for _, want := range []string{"5 deactivations; from A's 200 to B's first refusal: p50 ", "revocation: p99 "} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	const out = `Running 2s test @ http://127.0.0.1:4000/
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.10ms    2.00ms  30.00ms   90.00%
+    Req/Sec    20.00k     1.00k   22.00k    70.00%
+  80000 requests in 2.00s, 10.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 5
+Requests/sec:  40000.00
+Transfer/sec:      5.00MB
+`
+	o, d, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != 2*time.Second || o.statuses[wrkOK] != 79995 || o.statuses[-1] != 5 || o.errs != 3 {
+		t.Errorf("parsed %v, %+v", d, o)
+	}
+	if o.check(200) == nil {
+		t.Error("check accepted an outcome with non-2xx answers and socket errors")
+	}
+	if _, _, err := parseWrk("wrk: unknown option"); err == nil {
+		t.Error("parseWrk accepted output without a request count")
+	}
+	clean, _, _ := parseWrk("  10 requests in 1.00s, 1.00KB read\n")
+	if err := clean.check(200); err != nil || clean.total() != 10 {
+		t.Errorf("a clean run: %v, total %d", err, clean.total())
 	}
 }
 

@@ -93,16 +93,20 @@ func (r *report) print(w io.Writer, c config) {
 		ma, mb := median(rpsOf(p.a)), median(rpsOf(p.b))
 		ca, cb := medianDur(cpuOf(p.a)), medianDur(cpuOf(p.b))
 		fmt.Fprintf(w, "| **median** | **%.0f** | **%.0f** | **%.2f** | **%s** | **%s** |\n\n", ma, mb, ma/mb, us(ca), us(cb))
-		fmt.Fprintf(w, "%s: A/B = %.2f (target at least %.2f: %s); server CPU per request A/B = %.2f\n",
-			p.spec.name, ma/mb, p.spec.threshold, verdict(ma/mb >= p.spec.threshold), float64(ca)/float64(cb))
+		if p.spec.threshold > 0 {
+			fmt.Fprintf(w, "%s: A/B = %.2f (target at least %.2f: %s); server CPU per request A/B = %.2f\n",
+				p.spec.name, ma/mb, p.spec.threshold, verdict(ma/mb >= p.spec.threshold), float64(ca)/float64(cb))
+		} else {
+			fmt.Fprintf(w, "%s: A/B = %.2f; server CPU per request A/B = %.2f\n", p.spec.name, ma/mb, float64(ca)/float64(cb))
+		}
 	}
 	fmt.Fprintln(w)
 
 	if len(c.rates) > 0 {
 		fmt.Fprintln(w, "## Latency at fixed rates (open loop, from when each call was due; medians over rounds)")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| server | rate | achieved req/s | p50 ms | p99 ms | worst p99 ms | max ms | server CPU µs/req |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintln(w, "| server | rate | achieved req/s | p50 ms | p99 ms | worst p99 ms | max ms | server CPU µs/req | p99 A/B (median of rounds) |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, p := range r.pairs {
 			for _, rate := range c.rates {
 				for i, t := range []target{p.spec.a, p.spec.b} {
@@ -113,9 +117,24 @@ func (r *report) print(w io.Writer, c config) {
 						ach = append(ach, x.achieved)
 						p50, p99, mx, cpu = append(p50, x.p50), append(p99, x.p99), append(mx, x.pMax), append(cpu, x.cpuPer)
 					}
-					fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n", t.name, rate, median(ach),
-						ms(medianDur(p50)), ms(medianDur(p99)), ms(slices.Max(p99)), ms(slices.Max(mx)), us(medianDur(cpu)))
+					ratio := ""
+					if i == 0 {
+						ratio = fmt.Sprintf("%.2f", p.p99Ratio(rate))
+					}
+					fmt.Fprintf(w, "| %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s |\n", t.name, rate, median(ach),
+						ms(medianDur(p50)), ms(medianDur(p99)), ms(slices.Max(p99)), ms(slices.Max(mx)), us(medianDur(cpu)), ratio)
 				}
+			}
+		}
+		fmt.Fprintln(w)
+		for _, p := range r.pairs {
+			if p.spec.p99Ratio == 0 {
+				continue
+			}
+			for _, rate := range c.rates {
+				x := p.p99Ratio(rate)
+				fmt.Fprintf(w, "%s: p99 A/B at %.0f/s = %.2f (target at most %.2f at 3,000/s: %s)\n", p.spec.name, rate, x, p.spec.p99Ratio,
+					verdict(x <= p.spec.p99Ratio))
 			}
 		}
 		fmt.Fprintln(w)
@@ -154,9 +173,79 @@ func (r *report) print(w io.Writer, c config) {
 		fwd := r.pairs[0]
 		fmt.Fprintf(w, "- valid keys in the rounds above: %.0f req/s, server CPU %s µs/req\n", median(rpsOf(fwd.a)), us(medianDur(cpuOf(fwd.a))))
 	}
+	if r.invalid != nil {
+		r.invalid.print(w, c)
+	}
 	if r.profile != "" {
 		fmt.Fprintf(w, "\nCPU profile of latchkey under forward-auth load: %s (go tool pprof -top %s)\n", r.profile, r.profile)
 	}
+}
+
+func opsString(m map[string]float64) string {
+	return fmt.Sprintf("view %.0f, update %.0f, scan_access_keys %.0f, record_usage %.0f",
+		m["view"], m["update"], m["scan_access_keys"], m["record_usage"])
+}
+
+func (r *invalidResult) print(w io.Writer, c config) {
+	fmt.Fprintln(w, "## Invalid keys beside valid ones (GET /v1/authorize, latchkey serve --guard-failures 0)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Each kind alone, closed loop (Go client):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| kind | req/s | server CPU µs/req | CPU / valid key's | store operations meanwhile | in an idle window of the same length before |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | --- | --- |")
+	for _, k := range r.kinds {
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.2f | %s | %s |\n", k.name, k.rps, us(k.cpuPer), float64(k.cpuPer)/float64(r.kinds[0].cpuPer),
+			opsString(k.storeOps), opsString(k.idleOps))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Valid keys alone and beside both floods (each at %.0f/s, open loop, on connections of their own), alternating:\n\n", c.floodRate)
+	fmt.Fprintf(w, "| round | valid p50 ms at %.0f/s alone | flooded | valid p99 ms alone | flooded | p99 flooded/alone | valid highest req/s alone | flooded | flooded/alone | floods' answers | store operations (fixed-rate run) |\n", c.invalidRate)
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+	var p99r, rpsr []float64
+	for i, x := range r.rounds {
+		a, f := x.aloneFixed, x.floodFixed
+		p99r = append(p99r, float64(f.p99)/float64(a.p99))
+		rpsr = append(rpsr, x.floodRPS/x.aloneRPS)
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.2f | %.0f | %.0f | %.2f | %v | %s |\n", i+1, ms(a.p50), ms(f.p50), ms(a.p99), ms(f.p99),
+			p99r[i], x.aloneRPS, x.floodRPS, rpsr[i], x.floodStatuses, opsString(x.floodOps))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "invalid keys: valid keys' p99 flooded/alone = %.2f, highest rate flooded/alone = %.2f (medians of the rounds; target: at most 10%% slower)\n",
+		median(p99r), median(rpsr))
+	if err := r.checkFloods(); err != nil {
+		fmt.Fprintf(w, "invalid keys: %v\n", err)
+	} else {
+		fmt.Fprintln(w, "invalid keys: the floods wrote no usage, scanned no keys, and read the store no more than the idle server did")
+	}
+}
+
+func (r *revocationReport) print(w io.Writer, c config) {
+	fmt.Fprintf(w, "# bench/load -revocation, %s\n\n", r.start.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "%s/%s, %d CPUs, %s; two latchkey serve replicas on one PostgreSQL database, %d keys (seeded in %s)\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), r.keys, r.seedTook.Round(time.Millisecond))
+	fmt.Fprintf(w, "load average (1, 5, 15 min) before: %s; after: %s; took %s\n\n", r.loadBefore, r.loadAfter, r.end.Sub(r.start).Round(time.Second))
+	fmt.Fprintf(w, "- forward-auth load meanwhile (open loop, %.0f/s asked of each): replica A %.0f/s, replica B %.0f/s, plus the poller's %.0f calls/s on B\n",
+		r.rate, r.achievedA, r.achievedB, r.pollsB)
+	fmt.Fprintf(w, "- PATCH /v1/access-keys/{id} on A, round trip: p50 %s ms, p99 %s ms\n", ms(percentile(r.patch, 50)), ms(percentile(r.patch, 99)))
+	p99 := percentile(r.lags, 99)
+	fmt.Fprintf(w, "- %d deactivations; from A's 200 to B's first refusal: p50 %s ms, p99 %s ms, max %s ms (%d refused by B before A's 200 arrived, counted as 0)\n",
+		len(r.lags), ms(percentile(r.lags, 50)), ms(p99), ms(percentile(r.lags, 100)), r.beforeAck)
+	fmt.Fprintf(w, "\nrevocation: p99 %s ms (target at most 100 ms: %s); each replica at least 5,000 verifications/s: %s\n",
+		ms(p99), verdict(p99 <= 100*time.Millisecond), verdict(r.achievedA >= 5000 && r.achievedB >= 5000))
+}
+
+// p99Ratio is the median over rounds of A's p99 over B's p99 at rate,
+// each ratio from one round (A and B measured one after the other).
+func (p *pairResult) p99Ratio(rate float64) float64 {
+	rs := p.rates[rate]
+	if rs == nil {
+		return 0
+	}
+	var out []float64
+	for i := range min(len(rs[0]), len(rs[1])) {
+		out = append(out, float64(rs[0][i].p99)/float64(rs[1][i].p99))
+	}
+	return median(out)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -27,6 +27,9 @@ type pairSpec struct {
 	name      string
 	a, b      target
 	threshold float64 // the target: A's rate must be at least this share of B's (docs/benchmarks.md)
+	// p99Ratio, when set, is the target for latency at fixed rates: A's
+	// p99 at most this multiple of B's in the same round.
+	p99Ratio float64
 }
 
 type runResult struct {
@@ -74,6 +77,7 @@ type report struct {
 	mgmt                  []mgmtResult
 	usage                 []usageResult
 	flood                 floodResult
+	invalid               *invalidResult
 	profile               string
 }
 
@@ -202,7 +206,16 @@ func measureClosed(ctx context.Context, t target, c config) (runResult, error) {
 	if err != nil {
 		return runResult{}, err
 	}
-	out, elapsed := closedLoop(ctx, t.addr, c.conns, c.duration, t.mk)
+	var out *outcome
+	var elapsed time.Duration
+	if c.wrk != "" {
+		out, elapsed, err = wrkLoop(ctx, c.wrk, t, c.conns, c.duration, c.hot)
+		if err != nil {
+			return runResult{}, err
+		}
+	} else {
+		out, elapsed = closedLoop(ctx, t.addr, c.conns, c.duration, t.mk)
+	}
 	cpu1, err := t.proc.cpu()
 	if err != nil {
 		return runResult{}, err
@@ -286,22 +299,22 @@ func run(ctx context.Context, c config) (*report, error) {
 	rep.hot = len(hot)
 
 	c.logf("starting the upstream and the baselines")
-	upstream, err := startBaseline("upstream", "")
+	upstream, err := startBaseline("upstream", "", 0)
 	if err != nil {
 		return nil, err
 	}
 	defer upstream.stop()
-	bare204, err := startBaseline("204", "")
+	bare204, err := startBaseline("204", "", 0)
 	if err != nil {
 		return nil, err
 	}
 	defer bare204.stop()
-	bareJSON, err := startBaseline("json", "")
+	bareJSON, err := startBaseline("json", "", 0)
 	if err != nil {
 		return nil, err
 	}
 	defer bareJSON.stop()
-	plain, err := startBaseline("proxy", upstream.url)
+	plain, err := startBaseline("proxy", upstream.url, max(c.conns, rateConns))
 	if err != nil {
 		return nil, err
 	}
@@ -322,15 +335,46 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 
 	pairs := []*pairSpec{
-		{name: "forward auth", threshold: 0.70,
+		{name: "forward auth", threshold: 0.85,
 			a: target{"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200},
 			b: target{"bare 204 handler", bare204.addr(), bare204, authorizeReqs(hot), 204}},
 		{name: "verify", threshold: 0.60,
 			a: target{"latchkey POST /v1/verify", lk.addr(), lk, verifyReqs(hot, db.verifier), 200},
 			b: target{"bare JSON handler", bareJSON.addr(), bareJSON, verifyReqs(hot, db.verifier), 200}},
-		{name: "reverse proxy", threshold: 0.75,
+		{name: "reverse proxy", threshold: 1.10, p99Ratio: 1.2,
 			a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
 			b: target{"httputil.ReverseProxy", plain.addr(), plain, proxyReqs(hot), 200}},
+	}
+	var before *process
+	if c.before != "" {
+		// The same keys in a copy of the database, served by the other
+		// build: before and after in the same rounds.
+		c.logf("starting the -before build on a copy of the database")
+		bdir := dir + "/before"
+		if err := os.Mkdir(bdir, 0o700); err != nil {
+			return nil, err
+		}
+		bdb := bdir + "/latchkey.db"
+		for _, suffix := range []string{"", "-wal"} {
+			if _, err := os.Stat(db.dbPath + suffix); suffix != "" && err != nil {
+				continue
+			}
+			if err := copyFile(db.dbPath+suffix, bdb+suffix); err != nil {
+				return nil, err
+			}
+		}
+		var bproxy string
+		if before, bproxy, err = startLatchkey(c.before, bdir, bdb, upstream.url); err != nil {
+			return nil, err
+		}
+		defer before.stop()
+		pairs = append(pairs,
+			&pairSpec{name: "forward auth, this build against -before",
+				a: target{"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200},
+				b: target{"-before GET /v1/authorize", before.addr(), before, authorizeReqs(hot), 200}},
+			&pairSpec{name: "reverse proxy, this build against -before",
+				a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
+				b: target{"-before reverse proxy", hostOf(bproxy), before, proxyReqs(hot), 200}})
 	}
 	for _, p := range pairs {
 		var has []byte
@@ -384,6 +428,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 
 	fwd := rep.pairs[0].spec.a
+	before.stop() // idle from here on; its usage flushes are done
 	c.logf("management writes, idle and under verification load")
 	loads := []mgmtLoad{{label: "idle"}}
 	if len(c.rates) > 0 {
@@ -415,10 +460,16 @@ func run(ctx context.Context, c config) (*report, error) {
 
 	if c.profile != "" {
 		c.logf("CPU profile of latchkey under forward-auth load")
-		if err := profileUnderLoad(ctx, lk, db.operator, fwd, c); err != nil {
+		if err := profileUnderLoad(ctx, lk, db.operator, fwd, c.profile, c); err != nil {
 			return nil, err
 		}
 		rep.profile = c.profile
+	}
+	if c.proxyProfile != "" {
+		c.logf("CPU profile of latchkey under reverse-proxy load")
+		if err := profileUnderLoad(ctx, lk, db.operator, rep.pairs[2].spec.a, c.proxyProfile, c); err != nil {
+			return nil, err
+		}
 	}
 
 	if rep.memAfter, err = measureMemory(lk, db.operator); err != nil {
@@ -441,6 +492,17 @@ func run(ctx context.Context, c config) (*report, error) {
 	if rep.flood, err = flood(ctx, lk, c); err != nil {
 		return nil, err
 	}
+
+	c.logf("invalid keys beside valid ones, on a latchkey serve without the guard")
+	lk.stop()
+	open, _, err := startLatchkey(bin, fullDir, db.dbPath, "", "--guard-failures", "0")
+	if err != nil {
+		return nil, err
+	}
+	defer open.stop()
+	if rep.invalid, err = invalidKeys(ctx, open, hot, c); err != nil {
+		return nil, err
+	}
 	rep.end, rep.loadAfter = time.Now(), loadavg()
 	return rep, nil
 }
@@ -456,6 +518,15 @@ type mgmtResult struct {
 	mgmtLoad
 	verifications float64 // per second meanwhile
 	lat           []time.Duration
+}
+
+// copyFile copies a file of a SQLite database that no process has open.
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
 }
 
 func mgmtUnderLoad(ctx context.Context, lk *process, operator string, t target, l mgmtLoad, first int, c config) (mgmtResult, error) {
@@ -553,7 +624,7 @@ func usageRun(ctx context.Context, lk *process, t target, rate float64, c config
 	}, nil
 }
 
-func profileUnderLoad(ctx context.Context, lk *process, operator string, t target, c config) error {
+func profileUnderLoad(ctx context.Context, lk *process, operator string, t target, file string, c config) error {
 	loadCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go closedLoop(loadCtx, t.addr, c.conns, c.profDur+time.Hour, t.mk)
@@ -562,7 +633,7 @@ func profileUnderLoad(ctx context.Context, lk *process, operator string, t targe
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(c.profile, prof, 0o644)
+	return os.WriteFile(file, prof, 0o644)
 }
 
 // usageSettled waits at least settle, then until the usage of the calls

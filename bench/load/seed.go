@@ -21,6 +21,7 @@ type seeded struct {
 	operator string   // the bootstrap operator's secret
 	verifier string   // a verifier principal's secret, for POST /v1/verify
 	secrets  []string // the application keys' secrets
+	ids      []string // their access key IDs, in the same order
 	mgmtApps int      // applications mgmt-0 ... with no key yet
 	took     time.Duration
 }
@@ -42,28 +43,42 @@ func seed(ctx context.Context, dir string, n, mgmtApps int) (*seeded, error) {
 		return nil, err
 	}
 	defer store.Close()
+	if err := seedStore(ctx, store, s, n, seedBatch); err != nil {
+		return nil, err
+	}
+	s.took = time.Since(start)
+	return s, nil
+}
+
+// seedStore seeds store (SQLite or PostgreSQL) as seed describes, and
+// fills s's secrets.
+// batch keys go in one transaction, which must finish within the store's
+// operation timeout.
+func seedStore(ctx context.Context, store latchkey.Store, s *seeded, n, batch int) error {
+	mgmtApps := s.mgmtApps
 	svc := manage.New(store, verify.NewIndex(), slog.New(slog.DiscardHandler))
 	created, err := svc.Bootstrap(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.operator = created.Secret
 	op := latchkey.Actor{Principal: manage.BootstrapPrincipal, Account: latchkey.DefaultAccount, Role: latchkey.RoleOperator}
 	p, err := svc.CreatePrincipal(ctx, op, latchkey.DefaultAccount, "gateway", latchkey.RoleVerifier)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.verifier = p.AccessKey.Secret
 	for i := range mgmtApps {
 		if _, err := svc.CreateApplication(ctx, op, latchkey.DefaultAccount, fmt.Sprintf("mgmt-%d", i), "", nil); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
 	s.secrets = make([]string, 0, n)
+	s.ids = make([]string, 0, n)
 	now := time.Now().UTC()
 	for done := 0; done < n; {
-		m := min(seedBatch, n-done)
+		m := min(batch, n-done)
 		err := store.Update(ctx, func(tx latchkey.Tx) error {
 			for j := done; j < done+m; j++ {
 				app := fmt.Sprintf("app-%07d", j/2)
@@ -86,14 +101,14 @@ func seed(ctx context.Context, dir string, n, mgmtApps int) (*seeded, error) {
 					return err
 				}
 				s.secrets = append(s.secrets, secret)
+				s.ids = append(s.ids, id)
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("seeding keys %d-%d: %w", done, done+m, err)
+			return fmt.Errorf("seeding keys %d-%d: %w", done, done+m, err)
 		}
 		done += m
 	}
-	s.took = time.Since(start)
-	return s, nil
+	return nil
 }

@@ -178,8 +178,7 @@ func run(ctx context.Context, c config) (*result, error) {
 			pr.SetURL(upURL)
 			pr.SetXForwarded()
 		},
-		Transport:     proxy.NewTransport(proxy.Timeouts{}),
-		FlushInterval: -1,
+		Transport: proxy.NewTransport(proxy.Timeouts{}),
 		// calls cut off at the end of a round are no news
 		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 	}

@@ -481,20 +481,29 @@ func (s *Server) headerCanaries(r *http.Request, path string) {
 // scopes header lists the key's granted scopes), the decision code, and
 // RateLimit-*/Retry-After headers whenever they apply.
 //
-// On an allowed call the scopes, external ID and metadata headers are
+// On an allowed call the scopes, external ID, metadata and identity headers are
 // always there, empty when the key may use any scope or has no external ID
 // or metadata: a gateway that copies a header the answer lacks may copy
 // something else (Caddy 2.6's copy_headers sets the header to its own
 // placeholder text, "{http.reverse_proxy.header.X-Latchkey-Scopes}").
 func WriteDecisionHeaders(h http.Header, res verify.Result) {
-	h.Set(HeaderCode, string(res.Code))
+	if !res.Valid() || res.Entry == nil {
+		h.Set(HeaderCode, string(res.Code))
+		WriteRateLimitHeaders(h, res)
+		return
+	}
+	// The eight values in one allocation (Header.Set makes one per
+	// header): forward auth is the hot path of every gateway. The keys
+	// are canonical, as Set would make them; each value is a slice of
+	// capacity 1, so an Add copies instead of writing into its neighbour.
+	v := make([]string, 1+len(identityHeaders))
+	v[0] = string(res.Code)
+	h[HeaderCode] = v[0:1:1]
 	WriteRateLimitHeaders(h, res)
-	if res.Valid() && res.Entry != nil {
-		SetIdentityHeaders(h, res.Entry)
-		for _, name := range []string{HeaderScopes, HeaderExternalID, HeaderMetadata, HeaderIdentityID} {
-			if h.Get(name) == "" {
-				h[name] = []string{""}
-			}
+	setIdentityHeaders(h, res.Entry, v[1:])
+	for i := 3; i < len(identityHeaders); i++ { // scopes, external ID, metadata, identity ID
+		if name := identityHeaders[i]; h.Get(name) == "" {
+			h[name] = v[1+i : 2+i : 2+i] // ""
 		}
 	}
 }
@@ -528,22 +537,26 @@ func SetIdentityHeaders(h http.Header, e *verify.Entry) {
 	if e == nil {
 		return
 	}
-	h.Set(HeaderKeyID, e.ID)
-	h.Set(HeaderApplication, e.Application())
-	h.Set(HeaderAccount, e.Account)
-	if sc := e.Scopes(); sc != "" {
-		h.Set(HeaderScopes, sc)
+	setIdentityHeaders(h, e, make([]string, len(identityHeaders)))
+}
+
+// identityHeaders are the headers setIdentityHeaders sets, in its order;
+// the first three always, the others when the key has a value for them.
+var identityHeaders = [...]string{HeaderKeyID, HeaderApplication, HeaderAccount, HeaderScopes, HeaderExternalID, HeaderMetadata, HeaderIdentityID}
+
+// setIdentityHeaders is SetIdentityHeaders with the values' storage
+// given (len(identityHeaders) strings, written here). The external ID is
+// the key's own, else its identity's.
+func setIdentityHeaders(h http.Header, e *verify.Entry, v []string) {
+	v[0], v[1], v[2] = e.ID, e.Application(), e.Account
+	v[3], v[4], v[5], v[6] = e.Scopes(), e.ExternalID(), e.MetadataHeader(), e.IdentityID()
+	if v[4] == "" {
+		v[4] = e.IdentityExternalID()
 	}
-	if id := e.ExternalID(); id != "" {
-		h.Set(HeaderExternalID, id)
-	} else if id := e.IdentityExternalID(); id != "" {
-		h.Set(HeaderExternalID, id)
-	}
-	if id := e.IdentityID(); id != "" {
-		h.Set(HeaderIdentityID, id)
-	}
-	if m := e.MetadataHeader(); m != "" {
-		h.Set(HeaderMetadata, m)
+	for i, name := range identityHeaders {
+		if i < 3 || v[i] != "" {
+			h[name] = v[i : i+1 : i+1]
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -192,32 +193,23 @@ func (s *Server) wrap(h handlerFunc) http.Handler {
 func (s *Server) guard(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				s.Log.Error("panic serving request", "method", r.Method, "path", safePath(r), "panic", fmt.Sprint(p))
-				if !sw.wrote {
-					writeError(sw, http.StatusInternalServerError, latchkey.EINTERNAL, "internal error")
-				}
-			}
-			// Checked first: the arguments cost allocations on every
-			// request even when the line is not written.
-			if s.Log.Enabled(r.Context(), slog.LevelDebug) {
-				s.Log.Debug("request", append(logAttrs(r, sw.status), "duration", time.Since(start), "client_ip", ClientIP(r, s.TrustedProxies))...)
-			}
-		}()
 		// /v1/authorize checks the URL of the call it is asked about
 		// itself, and answers in decision codes (403 CREDENTIALS_IN_URL)
 		// as gateways expect. Caddy's forward_auth keeps the call's query
 		// string on its request to /v1/authorize. It is the hot path of
-		// every gateway and takes any method: it skips the mux.
+		// every gateway and takes any method: it skips the mux, and its
+		// status writer comes from a pool (the handler is synchronous and
+		// keeps no reference to the writer once it returns).
 		if r.URL.Path == authorizePath {
+			sw := statusWriters.Get().(*statusWriter)
+			*sw = statusWriter{ResponseWriter: w, status: http.StatusOK}
+			defer putStatusWriter(sw) // after finish: deferred calls run last first
+			defer s.finish(sw, r, start)
 			s.authz.ServeHTTP(sw, r)
 			return
 		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer s.finish(sw, r, start)
 		if found, secrets := SecretInURL(r); found {
 			// A decision on the credential, as the caller's
 			// authentication would have been: counted as
@@ -283,6 +275,34 @@ func (s *Server) tripwire(r *http.Request, secrets []string) {
 		}
 		s.logger().Warn("credential sent in URL; key flagged exposed", "access_key_id", e.ID, "client_ip", actor.SourceIP)
 	}
+}
+
+// finish ends every request guard serves: it recovers from a panic
+// (answering 500 in JSON when nothing was written yet) and writes the
+// debug log line. It must be deferred directly, for recover to work.
+func (s *Server) finish(sw *statusWriter, r *http.Request, start time.Time) {
+	if p := recover(); p != nil {
+		if p == http.ErrAbortHandler {
+			panic(p)
+		}
+		s.Log.Error("panic serving request", "method", r.Method, "path", safePath(r), "panic", fmt.Sprint(p))
+		if !sw.wrote {
+			writeError(sw, http.StatusInternalServerError, latchkey.EINTERNAL, "internal error")
+		}
+	}
+	// Checked first: the arguments cost allocations on every request
+	// even when the line is not written.
+	if s.Log.Enabled(r.Context(), slog.LevelDebug) {
+		s.Log.Debug("request", append(logAttrs(r, sw.status), "duration", time.Since(start), "client_ip", ClientIP(r, s.TrustedProxies))...)
+	}
+}
+
+// statusWriters pools the status writers of /v1/authorize calls.
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+func putStatusWriter(sw *statusWriter) {
+	*sw = statusWriter{} // keep no reference to the finished response
+	statusWriters.Put(sw)
 }
 
 type statusWriter struct {

@@ -37,7 +37,7 @@ func BenchmarkProxy(b *testing.B) {
 		b.Fatal(err)
 	}
 	u := mustURL(b, up.URL)
-	plain := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr, FlushInterval: -1}
+	plain := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr}
 	for _, bb := range []struct {
 		name string
 		h    http.Handler

@@ -379,7 +379,7 @@ func (c *counter) Read(p []byte) (int, error) {
 }
 
 // TestStreaming: the upstream's first bytes reach the caller while the
-// upstream is still writing (FlushInterval -1), and a slow upstream within
+// upstream is still writing (an event stream is flushed as it comes), and a slow upstream within
 // the response-header timeout is waited for.
 func TestStreaming(t *testing.T) {
 	env := gatewaytest.New(t, gatewaytest.Options{})
