@@ -484,8 +484,8 @@ func (s *Server) headerCanaries(r *http.Request, path string) {
 func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	h.Set(HeaderCode, string(res.Code))
 	WriteRateLimitHeaders(h, res)
-	if res.Valid() && res.Entry != nil {
-		SetIdentityHeaders(h, res.Entry)
+	if res.Valid() && res.Entry.Found() {
+		SetIdentityHeaders(h, &res.Entry)
 		for _, name := range []string{HeaderScopes, HeaderExternalID, HeaderMetadata} {
 			if h.Get(name) == "" {
 				h[name] = []string{""}
@@ -517,10 +517,10 @@ func WriteRateLimitHeaders(h http.Header, res verify.Result) {
 
 // SetIdentityHeaders sets the identity of an allowed call's key, for the
 // upstream: access key ID, application, account, and the key's granted
-// scopes, external ID and metadata when it has them. A nil entry sets
-// nothing.
+// scopes, external ID and metadata when it has them. A nil entry, or one
+// that is not a key's, sets nothing.
 func SetIdentityHeaders(h http.Header, e *verify.Entry) {
-	if e == nil {
+	if !e.Found() {
 		return
 	}
 	h.Set(HeaderKeyID, e.ID)

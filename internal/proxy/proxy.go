@@ -181,11 +181,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path, u.RawPath, u.RawQuery = t.Path.Segmented, t.Path.Escaped, t.RawQuery
 		r.URL = &u
 	}
-	r = p.bound(w, r, res.Entry)
+	e := new(verify.Entry) // the upstream call's, in its context
+	*e = res.Entry
+	r = p.bound(w, r, e)
 	if r = p.signedBody(w, r); r == nil {
 		return
 	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), decisionKey{}, res.Entry)))
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), decisionKey{}, e)))
 }
 
 // rewrite builds the upstream request: the credential removed; any

@@ -255,18 +255,22 @@ func (v *Verifier) ReturnQuotaLeases() int64 {
 
 // eachQuota calls fn for every entry with a quota.
 func (ix *Index) eachQuota(fn func(id string, c *quotaCell)) {
-	var cells []*Entry
+	type cell struct {
+		id string
+		c  *quotaCell
+	}
+	var cells []cell
 	for i := range ix.shards {
 		s := &ix.shards[i]
 		s.mu.RLock()
-		for _, e := range s.byDigest {
-			if e.rules != nil && e.rules.quota != nil {
-				cells = append(cells, e)
+		for _, rr := range s.rules {
+			if rr.r != nil && rr.r.quota != nil {
+				cells = append(cells, cell{ix.arena.str(ix.rec(rr.num).id), rr.r.quota})
 			}
 		}
 		s.mu.RUnlock()
 	}
-	for _, e := range cells {
-		fn(e.ID, e.rules.quota)
+	for _, c := range cells {
+		fn(c.id, c.c)
 	}
 }
