@@ -585,6 +585,7 @@ func (ix *Index) deleteLocked(id string) {
 	kr.digest, kr.cert, kr.expires = keyformat.Digest{}, latchkey.CertThumbprint{}, 0
 	kr.id, kr.owner, kr.account, kr.rules, kr.seen = strRef{}, strRef{}, strRef{}, 0, 0
 	kr.kind, kr.format, kr.flags, kr.live, kr.ownerIn = 0, 0, 0, false, false
+	kr.ip, kr.hasIP = [16]byte{}, false
 	s.mu.Unlock()
 	kr.usage.reset()
 	ix.side.forget(num)

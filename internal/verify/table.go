@@ -82,29 +82,39 @@ func (a *arena) str(r strRef) string {
 	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(p), r.off&(arenaChunkSize-1))), r.n)
 }
 
-// rec is the index's record of one key. Its plain fields are written
-// under Index.mu and the lock of the shard its digest is in, and read
-// under that shard's lock; its usage counters are atomics (usage.go).
+// rec is the index's record of one key: 192 bytes, three cache lines,
+// laid out so that a decision reads the first (what a lookup compares and
+// copies) and the second (flags and usage counters), and the third only
+// for a key bound to a certificate or a call from a new client. Its plain
+// fields are written under Index.mu and the lock of the shard its digest
+// is in, and read under that shard's lock; its usage counters are atomics
+// (usage.go).
 type rec struct {
+	// first line
 	digest  keyformat.Digest
-	cert    latchkey.CertThumbprint
 	expires int64 // Unix nanoseconds; 0 = never
 	id      strRef
 	owner   strRef
 	account strRef
-	rules   uint32 // index in the shard's rules; 0 = none
-	seen    uint32 // the Sync pass that last read the key (under Index.mu)
-	kind    uint8
-	format  uint8
-	flags   uint8
-	live    bool // in the index (under Index.mu)
-	ownerIn bool // owner is interned (not counted as dead when replaced)
 
+	// second line
+	rules uint32 // index in the shard's rules; 0 = none
 	// gen changes when the record is deleted, so that usage recorded
 	// for a deleted key through an old Entry is dropped.
-	gen atomic.Uint32
+	gen    atomic.Uint32
+	seen   uint32 // the Sync pass that last read the key (under Index.mu)
+	kind   uint8
+	format uint8
+	flags  uint8
+	live   bool // in the index (under Index.mu)
+	usage  usageCounters
 
-	usage usageCounters
+	// third line
+	cert    latchkey.CertThumbprint
+	ip      [16]byte // the last client address (usage.go; under the key's usage stripe lock)
+	hasIP   bool
+	ownerIn bool // owner is interned (not counted as dead when replaced)
+	_       [14]byte
 }
 
 // rec.flags

@@ -27,17 +27,16 @@ type usageCounters struct {
 	// valid calls counted in it since the last flush (low 32 bits);
 	// prev is the same for the minute before, which a flush has not
 	// taken yet. Older minutes go to the side structure.
-	valid, prev atomic.Uint64
-	usedAt      atomic.Int64 // Unix nanoseconds of the last valid call; 0 = none since the last flush
-	rejects     atomic.Int64
-	// who fingerprints the client address and user agent held in ip
-	// and ua, so that a call from the same client as the last one takes
+	valid  atomic.Uint64
+	usedAt atomic.Int64 // Unix nanoseconds of the last valid call; 0 = none since the last flush
+	// who fingerprints the client address (rec.ip) and user agent (ua)
+	// of the last valid call, so that a call from the same client takes
 	// no lock (0: none yet).
-	who   atomic.Uint64
-	dirty atomic.Uint32 // 1 while the key waits for a flush
-	ua    uint32        // the user agent's number in usageSide's table; 0 = none (under the stripe lock)
-	ip    [16]byte      // under the stripe lock
-	hasIP bool
+	who     atomic.Uint64
+	rejects atomic.Int64
+	prev    atomic.Uint64
+	dirty   atomic.Uint32 // 1 while the key waits for a flush
+	ua      uint32        // the user agent's number in usageSide's table; 0 = none (under the stripe lock)
 }
 
 // reset zeroes the counters of a deleted key's record.
@@ -153,7 +152,9 @@ func whoOf(ip netip.Addr, ua string) uint64 {
 // differs from the last one's: the client is kept when n is the newest
 // time. (Two calls at once from different clients may pair one's time
 // with the other's client; calls one after the other never do.)
-func (ix *Index) setWho(num uint32, c *usageCounters, n int64, who uint64, ip netip.Addr, ua string) {
+func (ix *Index) setWho(num uint32, n int64, who uint64, ip netip.Addr, ua string) {
+	kr := ix.rec(num)
+	c := &kr.usage
 	id := uint32(0)
 	if ua != "" {
 		id = ix.side.uaID(ua)
@@ -169,7 +170,7 @@ func (ix *Index) setWho(num uint32, c *usageCounters, n int64, who uint64, ip ne
 			break
 		}
 	}
-	c.ip, c.hasIP = ip.As16(), ip.IsValid()
+	kr.ip, kr.hasIP = ip.As16(), ip.IsValid()
 	c.ua = id
 	if id == 0 && ua != "" {
 		getSide(m, num).ua = truncateUA(ua)
@@ -181,10 +182,11 @@ func (ix *Index) setWho(num uint32, c *usageCounters, n int64, who uint64, ip ne
 
 // client returns the last client address and user agent of a key. Called
 // under num's stripe lock.
-func (ix *Index) client(c *usageCounters, su *sideUsage) (netip.Addr, string) {
+func (ix *Index) client(kr *rec, su *sideUsage) (netip.Addr, string) {
+	c := &kr.usage
 	var ip netip.Addr
-	if c.hasIP {
-		ip = netip.AddrFrom16(c.ip)
+	if kr.hasIP {
+		ip = netip.AddrFrom16(kr.ip)
 	}
 	if c.ua == 0 && su != nil {
 		return ip, su.ua
@@ -392,7 +394,7 @@ func (r *Recorder) use(ix *Index, e *Entry, now time.Time, ip netip.Addr, ua str
 			}
 		}
 	} else {
-		ix.setWho(e.num, c, n, who, ip, ua)
+		ix.setWho(e.num, n, who, ip, ua)
 	}
 	r.mark(ix, e, c)
 }
@@ -534,7 +536,7 @@ func (u usageRef) snapshot(take bool) (usageSnap, bool) {
 	}
 	s.mins = tmp.mins
 	if s.usedAt != 0 {
-		s.usedIP, s.usedUA = u.ix.client(c, su)
+		s.usedIP, s.usedUA = u.ix.client(kr, su)
 	}
 	for _, b := range s.mins {
 		s.uses += b.counts[codeSlot(latchkey.CodeValid)]
@@ -687,7 +689,7 @@ func (r *Recorder) restore(live []usageRef, taken []usageSnap) {
 			}
 			if c.usedAt.CompareAndSwap(at, s.usedAt) {
 				// The kept call is the newest: its client is the last.
-				c.ip, c.hasIP = s.usedIP.As16(), s.usedIP.IsValid()
+				kr.ip, kr.hasIP = s.usedIP.As16(), s.usedIP.IsValid()
 				c.ua, su.ua = 0, ""
 				if s.usedUA != "" {
 					if c.ua = u.ix.side.uaID(s.usedUA); c.ua == 0 {

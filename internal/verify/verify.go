@@ -190,16 +190,28 @@ func (v *Verifier) decide(req *Request) Result {
 	var res Result
 	e := &res.Entry
 	var found bool
-	if keyformat.ValidSecret(req.Secret) {
+	// The checksum only tells MALFORMED from NOT_FOUND, so it is checked
+	// when the lookup finds nothing: a secret whose digest is a native
+	// key's is that key's secret, whose checksum is right. (A found key
+	// of an imported format is taken as before: only with a right
+	// checksum.)
+	shaped := keyformat.SecretShaped(req.Secret)
+	if shaped {
 		d := keyformat.Sum(req.Secret) // does not allocate
 		found = v.Index.lookup(&d, e)
-	} else if f, ok := v.Index.lookupImported(req.Secret, req.AccessKeyID, e); ok {
+		if (!found || e.format != formatNative) && !keyformat.ValidSecret(req.Secret) {
+			shaped, found = false, false
+		}
+	}
+	if !shaped {
 		// not latchkey-shaped, but imported keys exist: one lookup per
 		// hash format in use, and NOT_FOUND when none matches
+		f, ok := v.Index.lookupImported(req.Secret, req.AccessKeyID, e)
+		if !ok {
+			v.Guard.fail(req.IP, now)
+			return Result{Code: latchkey.CodeMalformed}
+		}
 		found = f
-	} else {
-		v.Guard.fail(req.IP, now)
-		return Result{Code: latchkey.CodeMalformed}
 	}
 	if !found || e.Canary {
 		v.Guard.fail(req.IP, now)
