@@ -157,7 +157,6 @@ func SecretShaped(s string) bool {
 	return s[:n] == SecretPrefix || prefixShape(s[:n])
 }
 
-
 // ValidID reports whether s has the shape of an access key ID.
 func ValidID(s string) bool {
 	if len(s) != IDLen || s[:len(IDPrefix)] != IDPrefix {
