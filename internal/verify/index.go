@@ -356,6 +356,7 @@ func (ix *Index) Put(k *latchkey.AccessKey) {
 		ix.reloading[k.ID] = true
 	}
 	ix.putLocked(k)
+	ix.maybeCompact()
 }
 
 func (ix *Index) putLocked(k *latchkey.AccessKey) {
@@ -462,7 +463,7 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		ownerRef = kr.owner
 		if ix.arena.str(ownerRef) != owner || kr.ownerIn != interned {
 			if !kr.ownerIn {
-				ix.arena.dead += int64(ownerRef.n)
+				ix.arena.drop(int64(ownerRef.n))
 			}
 			ownerRef = strRef{}
 		}
@@ -524,6 +525,52 @@ func (ix *Index) Delete(id string) {
 		ix.reloading[id] = true
 	}
 	ix.deleteLocked(id)
+	ix.maybeCompact()
+}
+
+// maybeCompact copies the strings of the keys in the index into fresh
+// arena chunks once most of the arena is strings of deleted or renamed
+// keys, so that the arena follows the keys down. It holds one shard's lock
+// at a time: verification is never stopped, only each shard for the time
+// its records take. The old chunks are dropped from the arena; strings
+// read from them before stay valid (the collector frees a chunk when no
+// string points into it). Called under mu.
+func (ix *Index) maybeCompact() {
+	a := &ix.arena
+	if a.dead < 4<<20 || a.dead < a.live {
+		return
+	}
+	ix.compact()
+}
+
+func (ix *Index) compact() {
+	a := &ix.arena
+	old := a.used
+	a.used, a.cur = nil, nil
+	a.live, a.dead = 0, 0
+	ix.strs = map[string]strRef{}
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		s.mu.Lock()
+		for _, sl := range s.t.slots {
+			if sl == 0 {
+				continue
+			}
+			kr := ix.rec(uint32(sl))
+			kr.id = a.put(a.str(kr.id))
+			if kr.ownerIn {
+				kr.owner = ix.intern(a.str(kr.owner))
+			} else {
+				kr.owner = a.put(a.str(kr.owner))
+			}
+			kr.account = ix.intern(a.str(kr.account))
+		}
+		s.mu.Unlock()
+	}
+	for _, idx := range old {
+		a.chunks[idx].Store(nil)
+		a.free = append(a.free, idx)
+	}
 }
 
 // Reload replaces the entry of key id with what load reads from the store
@@ -555,6 +602,7 @@ func (ix *Index) Reload(id string, load func() (*latchkey.AccessKey, error)) err
 	} else {
 		ix.putLocked(k)
 	}
+	ix.maybeCompact()
 	return nil
 }
 
@@ -578,17 +626,16 @@ func (ix *Index) deleteLocked(id string) {
 	// dropped, as it was for a deleted key's cell.
 	kr.gen.Add(1)
 	ix.countFormat(kr.format, -1)
-	ix.arena.dead += int64(kr.id.n)
+	ix.arena.drop(int64(kr.id.n))
 	if !kr.ownerIn {
-		ix.arena.dead += int64(kr.owner.n)
+		ix.arena.drop(int64(kr.owner.n))
 	}
 	kr.digest, kr.cert, kr.expires = keyformat.Digest{}, latchkey.CertThumbprint{}, 0
 	kr.id, kr.owner, kr.account, kr.rules, kr.seen = strRef{}, strRef{}, strRef{}, 0, 0
 	kr.kind, kr.format, kr.flags, kr.live, kr.ownerIn = 0, 0, 0, false, false
-	kr.ip, kr.hasIP = [16]byte{}, false
 	s.mu.Unlock()
 	kr.usage.reset()
-	ix.side.forget(num)
+	ix.forgetUsage(num)
 	ix.free = append(ix.free, num)
 	ix.n--
 }
@@ -668,6 +715,7 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		}
 		ix.deleteLocked(id)
 	}
+	ix.maybeCompact()
 	return n, nil
 }
 
@@ -687,6 +735,7 @@ func (ix *Index) applySync(keys []*latchkey.AccessKey) {
 		}
 		ix.putLocked(k)
 	}
+	ix.maybeCompact()
 }
 
 // effectiveRate is the key's own rate limit, or else its application's.

@@ -43,10 +43,13 @@ const (
 // anyone holding a strRef published under a shard lock.
 type arena struct {
 	chunks [maxArenaChunks]atomic.Pointer[byte]
-	cur    []byte // the chunk being filled (len = bytes used)
-	next   int    // index of the next chunk to start
-	live   int64  // bytes referenced by records (estimated: interned names count once)
-	dead   int64  // bytes no record references any more
+	cur    []byte   // the chunk being filled (len = bytes used)
+	curIdx uint32   // its index in chunks
+	used   []uint32 // indexes of the chunks in use
+	free   []uint32 // indexes of chunks given up by a compaction
+	next   uint32   // index of the next chunk never used
+	live   int64    // bytes referenced by records (interned names count once)
+	dead   int64    // bytes no record references any more
 }
 
 // put copies s into the arena. A string longer than a chunk gets a chunk
@@ -56,21 +59,35 @@ func (a *arena) put(s string) strRef {
 		return strRef{}
 	}
 	if len(a.cur)+len(s) > cap(a.cur) || a.cur == nil {
-		size := max(arenaChunkSize, len(s))
-		if a.next >= maxArenaChunks {
-			// 4 GiB of strings: start over at chunk 1 is not safe, so
-			// refuse loudly rather than corrupt (never reached below
-			// ~100M keys).
+		var idx uint32
+		switch n := len(a.free); {
+		case n > 0:
+			idx = a.free[n-1]
+			a.free = a.free[:n-1]
+		case a.next < maxArenaChunks:
+			idx = a.next
+			a.next++
+		default:
+			// 4 GiB of live strings: far beyond the keys the records
+			// can hold (maxRecChunks); refuse loudly rather than
+			// corrupt.
 			panic("verify: index string arena full")
 		}
-		a.cur = make([]byte, 0, size)
-		a.chunks[a.next].Store(unsafe.SliceData(a.cur[:1]))
-		a.next++
+		a.cur = make([]byte, 0, max(arenaChunkSize, len(s)))
+		a.curIdx = idx
+		a.chunks[idx].Store(unsafe.SliceData(a.cur[:1]))
+		a.used = append(a.used, idx)
 	}
 	pos := len(a.cur)
 	a.cur = append(a.cur, s...)
 	a.live += int64(len(s))
-	return strRef{off: uint32(a.next-1)<<arenaChunkBits | uint32(pos), n: uint32(len(s))}
+	return strRef{off: a.curIdx<<arenaChunkBits | uint32(pos), n: uint32(len(s))}
+}
+
+// drop notes n bytes that no record references any more.
+func (a *arena) drop(n int64) {
+	a.live -= n
+	a.dead += n
 }
 
 // str returns the string r refers to, without copying it.

@@ -1,8 +1,13 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"strconv"
 	"testing"
 	"unsafe"
+
+	"github.com/latchkey/latchkey"
 )
 
 // TestRecLayout: a record is three cache lines, the first holding what a
@@ -75,5 +80,60 @@ func TestTableAgainstMap(t *testing.T) {
 		if grew == 0 || shrank == 0 {
 			t.Errorf("spread %d: the table grew %d and shrank %d times; want both", spread, grew, shrank)
 		}
+	}
+}
+
+// TestArenaCompacts: deleting most keys, and renaming applications, leaves
+// the arena mostly strings no key uses; the index then copies what is
+// left into fresh chunks and gives up the old ones, and every key still
+// reads the same, as do entries read before.
+func TestArenaCompacts(t *testing.T) {
+	ix := NewIndex()
+	const n = 200_000
+	put := func(i int, app string) {
+		ix.Put(&latchkey.AccessKey{ID: fmt.Sprintf("LKIACOMPACT%09d", i), Account: "acme", Application: app,
+			Status: latchkey.StatusActive, SecretDigest: sha256.Sum256([]byte(strconv.Itoa(i)))})
+	}
+	for i := range n {
+		put(i, fmt.Sprintf("application-%d", i))
+	}
+	early := ix.Get("LKIACOMPACT000000001")
+	ix.mu.Lock()
+	chunks := len(ix.arena.used)
+	ix.mu.Unlock()
+	for i := range n {
+		switch {
+		case i%10 == 1:
+			put(i, fmt.Sprintf("renamed-%d", i))
+		case i%10 != 0:
+			ix.Delete(fmt.Sprintf("LKIACOMPACT%09d", i))
+		}
+	}
+	ix.mu.Lock()
+	after, dead, live, free := len(ix.arena.used), ix.arena.dead, ix.arena.live, len(ix.arena.free)
+	ix.mu.Unlock()
+	if after >= chunks || free == 0 || dead > live+4<<20 {
+		t.Errorf("arena: %d chunks before, %d after (%d given up); %d bytes dead, %d live", chunks, after, free, dead, live)
+	}
+	for i := range n {
+		e := ix.Get(fmt.Sprintf("LKIACOMPACT%09d", i))
+		want := ""
+		switch i % 10 {
+		case 0:
+			want = fmt.Sprintf("application-%d", i)
+		case 1:
+			want = fmt.Sprintf("renamed-%d", i)
+		}
+		if got := ""; e != nil {
+			got = e.Application()
+			if got != want || e.Account != "acme" || e.ID != fmt.Sprintf("LKIACOMPACT%09d", i) {
+				t.Fatalf("key %d after compaction: %q %q %q, want application %q", i, e.ID, e.Account, got, want)
+			}
+		} else if want != "" {
+			t.Fatalf("key %d gone after compaction", i)
+		}
+	}
+	if early.ID != "LKIACOMPACT000000001" || early.Application() != "application-1" {
+		t.Errorf("an entry read before the compaction changed: %q %q", early.ID, early.Application())
 	}
 }

@@ -101,10 +101,12 @@ func getSide(m map[uint32]*sideUsage, num uint32) *sideUsage {
 	return su
 }
 
-// forget drops a deleted key's side structure.
-func (u *usageSide) forget(num uint32) {
-	mu, m := u.lock(num)
+// forgetUsage drops a deleted key's side structure and last client.
+func (ix *Index) forgetUsage(num uint32) {
+	mu, m := ix.side.lock(num)
 	delete(m, num)
+	kr := ix.rec(num)
+	kr.ip, kr.hasIP, kr.usage.ua = [16]byte{}, false, 0
 	mu.Unlock()
 }
 
@@ -152,7 +154,7 @@ func whoOf(ip netip.Addr, ua string) uint64 {
 // differs from the last one's: the client is kept when n is the newest
 // time. (Two calls at once from different clients may pair one's time
 // with the other's client; calls one after the other never do.)
-func (ix *Index) setWho(num uint32, n int64, who uint64, ip netip.Addr, ua string) {
+func (ix *Index) setWho(num, gen uint32, n int64, who uint64, ip netip.Addr, ua string) {
 	kr := ix.rec(num)
 	c := &kr.usage
 	id := uint32(0)
@@ -161,6 +163,9 @@ func (ix *Index) setWho(num uint32, n int64, who uint64, ip netip.Addr, ua strin
 	}
 	mu, m := ix.side.lock(num)
 	defer mu.Unlock()
+	if kr.gen.Load() != gen {
+		return // deleted meanwhile
+	}
 	for {
 		at := c.usedAt.Load()
 		if n < at {
@@ -394,7 +399,7 @@ func (r *Recorder) use(ix *Index, e *Entry, now time.Time, ip netip.Addr, ua str
 			}
 		}
 	} else {
-		ix.setWho(e.num, n, who, ip, ua)
+		ix.setWho(e.num, e.gen, n, who, ip, ua)
 	}
 	r.mark(ix, e, c)
 }
