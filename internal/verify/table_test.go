@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"strconv"
@@ -135,5 +136,76 @@ func TestArenaCompacts(t *testing.T) {
 	}
 	if early.ID != "LKIACOMPACT000000001" || early.Application() != "application-1" {
 		t.Errorf("an entry read before the compaction changed: %q %q", early.ID, early.Application())
+	}
+}
+
+// keyScan hands out keys to Sync without a database.
+type keyScan struct {
+	latchkey.Store
+	keys []*latchkey.AccessKey
+}
+
+func (s *keyScan) ScanKeyIndex(_ context.Context, fn func(*latchkey.AccessKey) error) error {
+	for _, k := range s.keys {
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestSyncMemoryFlat: a full resync of the same keys, some with rules and
+// some changed, takes no new records, no new table slots and no new
+// arena bytes beyond the changed names: memory stays flat.
+func TestSyncMemoryFlat(t *testing.T) {
+	const n = 20_000
+	keys := make([]*latchkey.AccessKey, n)
+	for i := range keys {
+		keys[i] = &latchkey.AccessKey{ID: fmt.Sprintf("LKIAFLAT%012d", i), Account: "acme", Application: fmt.Sprintf("app-%d", i),
+			Status: latchkey.StatusActive, SecretDigest: sha256.Sum256([]byte(strconv.Itoa(i)))}
+		if i%10 == 0 {
+			keys[i].Restrictions = &latchkey.Restrictions{Scopes: []string{"read"}}
+		}
+	}
+	ix := NewIndex()
+	type usage struct {
+		recs          uint32
+		slots, idSlot int
+		chunks        int
+		live          int64
+	}
+	measure := func() usage {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		u := usage{recs: ix.nrecs, chunks: len(ix.arena.used), live: ix.arena.live}
+		for i := range ix.shards {
+			u.slots += len(ix.shards[i].t.slots)
+			u.idSlot += len(ix.ids[i].slots)
+		}
+		return u
+	}
+	scan := &keyScan{keys: keys}
+	if got, err := ix.Sync(t.Context(), scan); err != nil || got != n {
+		t.Fatalf("Sync = %d, %v", got, err)
+	}
+	first := measure()
+	for round := range 3 {
+		// Each round renames 1% of the applications and resyncs.
+		for i := round; i < n; i += 100 {
+			k := *keys[i]
+			k.Application = fmt.Sprintf("renamed-%d-%d", round, i)
+			keys[i] = &k
+		}
+		if _, err := ix.Sync(t.Context(), scan); err != nil {
+			t.Fatal(err)
+		}
+		got := measure()
+		if got.recs != first.recs || got.slots != first.slots || got.idSlot != first.idSlot || got.chunks != first.chunks ||
+			got.live > first.live+int64(n/100*20) {
+			t.Errorf("round %d: %+v after the resync, %+v after the load", round, got, first)
+		}
+	}
+	if ix.Len() != n {
+		t.Errorf("Len = %d, want %d", ix.Len(), n)
 	}
 }
