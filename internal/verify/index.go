@@ -623,7 +623,7 @@ func (ix *Index) deleteLocked(id string) {
 		s.free = append(s.free, kr.rules)
 	}
 	// Usage recorded from here on through an Entry of the key is
-	// dropped, as it was for a deleted key's cell.
+	// dropped.
 	kr.gen.Add(1)
 	ix.countFormat(kr.format, -1)
 	ix.arena.drop(int64(kr.id.n))

@@ -199,7 +199,8 @@ func (ix *Index) client(kr *rec, su *sideUsage) (netip.Addr, string) {
 	return ip, ix.side.uaString(c.ua)
 }
 
-// rareUsage is a cell's record of refusals and would-be refusals.
+// rareUsage is a key's record of refusals and would-be refusals since the
+// last flush (its count of refusals is in the record's counters).
 type rareUsage struct {
 	rejects int64
 	rejAt   int64
