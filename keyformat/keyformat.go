@@ -128,6 +128,22 @@ func IsBase62(c byte) bool { return base62Index[c] >= 0 }
 // correct checksum: a lksk_ secret, or a secret with an account's prefix
 // (prefix.go). It does not allocate.
 func ValidSecret(s string) bool {
+	if !SecretShaped(s) {
+		return false
+	}
+	n := len(s) - bodyLen
+	if s[:n] == SecretPrefix {
+		return checksumOK(s, s[n:n+randomLen])
+	}
+	return checksumOK(s, s[:n+randomLen])
+}
+
+// SecretShaped reports whether s has the shape of a secret access key,
+// whatever its checksum: ValidSecret without the checksum, for a caller
+// that looks the secret up first and checks the checksum only when
+// nothing is found (a secret whose digest is a key's has that key's
+// checksum). It does not allocate.
+func SecretShaped(s string) bool {
 	n := len(s) - bodyLen // the prefix's length
 	if n < MinPrefixLen || n > MaxPrefixLen {
 		return false
@@ -138,10 +154,7 @@ func ValidSecret(s string) bool {
 			return false
 		}
 	}
-	if s[:n] == SecretPrefix {
-		return checksumOK(s, body[:randomLen])
-	}
-	return prefixShape(s[:n]) && checksumOK(s, s[:n+randomLen])
+	return s[:n] == SecretPrefix || prefixShape(s[:n])
 }
 
 // ValidID reports whether s has the shape of an access key ID.

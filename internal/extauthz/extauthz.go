@@ -50,7 +50,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	res, _ := s.API.Decide(hr, hr.Method, target)
 	if res.Valid() {
 		h := http.Header{}
-		httpapi.SetIdentityHeaders(h, res.Entry)
+		httpapi.SetIdentityHeaders(h, &res.Entry)
 		rate := http.Header{}
 		httpapi.WriteRateLimitHeaders(rate, res)
 		return &authv3.CheckResponse{

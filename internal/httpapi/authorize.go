@@ -487,7 +487,7 @@ func (s *Server) headerCanaries(r *http.Request, path string) {
 // something else (Caddy 2.6's copy_headers sets the header to its own
 // placeholder text, "{http.reverse_proxy.header.X-Latchkey-Scopes}").
 func WriteDecisionHeaders(h http.Header, res verify.Result) {
-	if !res.Valid() || res.Entry == nil {
+	if !res.Valid() || !res.Entry.Found() {
 		h.Set(HeaderCode, string(res.Code))
 		WriteRateLimitHeaders(h, res)
 		return
@@ -500,7 +500,7 @@ func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	v[0] = string(res.Code)
 	h[HeaderCode] = v[0:1:1]
 	WriteRateLimitHeaders(h, res)
-	setIdentityHeaders(h, res.Entry, v[1:])
+	setIdentityHeaders(h, &res.Entry, v[1:])
 	for i := 3; i < len(identityHeaders); i++ { // scopes, external ID, metadata, identity ID
 		if name := identityHeaders[i]; h.Get(name) == "" {
 			h[name] = v[1+i : 2+i : 2+i] // ""
@@ -532,9 +532,10 @@ func WriteRateLimitHeaders(h http.Header, res verify.Result) {
 // SetIdentityHeaders sets the identity of an allowed call's key, for the
 // upstream: access key ID, application, account, and the key's granted
 // scopes, external ID (its own, or else its identity's), metadata and
-// identity ID when it has them. A nil entry sets nothing.
+// identity ID when it has them. A nil entry, or one that is not a key's,
+// sets nothing.
 func SetIdentityHeaders(h http.Header, e *verify.Entry) {
-	if e == nil {
+	if !e.Found() {
 		return
 	}
 	setIdentityHeaders(h, e, make([]string, len(identityHeaders)))

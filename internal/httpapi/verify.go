@@ -220,7 +220,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) error {
 	if errors.As(res.Err, &he) && he.Code == res.Code {
 		out.Message += ": " + he.Reason
 	}
-	if res.Entry != nil {
+	if res.Entry.Found() {
 		out.AccessKeyID, out.Application, out.Account = res.Entry.ID, res.Entry.Application(), res.Entry.Account
 		out.ExternalID, out.Metadata = res.Entry.ExternalID(), res.Entry.Metadata()
 		out.ApplicationMetadata = res.Entry.ApplicationMetadata()

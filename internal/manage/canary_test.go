@@ -145,7 +145,7 @@ func TestCanaryNeverAuthorizes(t *testing.T) {
 		}
 		for _, r := range reqs {
 			res := v.Verify(&r)
-			if res.Code != latchkey.CodeNotFound || res.Entry != nil || res.WouldDeny != "" {
+			if res.Code != latchkey.CodeNotFound || res.Entry.Found() || res.WouldDeny != "" {
 				t.Errorf("%s canary, %+v: %+v", st, r, res)
 			}
 		}

@@ -46,7 +46,7 @@ func (e *env) verifies(t *testing.T, secret, id string) *verify.Entry {
 	if !res.Valid() {
 		t.Fatalf("imported key does not verify: %s", res.Code)
 	}
-	return res.Entry
+	return &res.Entry
 }
 
 func TestImportKeys(t *testing.T) {

@@ -191,11 +191,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path, u.RawPath, u.RawQuery = t.Path.Segmented, t.Path.Escaped, t.RawQuery
 		r.URL = &u
 	}
-	r = p.bound(w, r, res.Entry)
+	cc.entry = res.Entry // the upstream call's, for rewrite
+	e := &cc.entry
+	r = p.bound(w, r, e)
 	if r = p.signedBody(w, r); r == nil {
 		return
 	}
-	cc.entry = res.Entry // for rewrite
 	p.rp.ServeHTTP(w, r)
 }
 
@@ -205,12 +206,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // where a context.WithValue layer for the entry took a second of each.
 type callCtx struct {
 	context.Context
-	entry *verify.Entry
+	entry verify.Entry
 }
 
 func (c *callCtx) Value(k any) any {
 	if _, ok := k.(decisionKey); ok {
-		return c.entry
+		return &c.entry
 	}
 	return c.Context.Value(k)
 }

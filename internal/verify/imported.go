@@ -5,6 +5,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/hashformat"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 // Hash formats of index entries. formatNative is latchkey's own key,
@@ -68,51 +69,51 @@ func (ix *Index) HashFormats() []latchkey.HashFormat {
 }
 
 // lookupImported finds the imported key whose secret this is: a secret
-// that is not latchkey-shaped. It makes one lookup per hash format in use
-// (for sha256-salted, only when the caller named the key by id: a salt
-// per key leaves nothing else to look up by). ok is false when no imported
-// key exists at all, which costs one atomic load.
-func (ix *Index) lookupImported(secret, id string) (e *Entry, ok bool) {
+// that is not latchkey-shaped, and copies its entry into e. It makes one
+// lookup per hash format in use (for sha256-salted, only when the caller
+// named the key by id: a salt per key leaves nothing else to look up by).
+// ok is false when no imported key exists at all, which costs one atomic
+// load.
+func (ix *Index) lookupImported(secret, id string, e *Entry) (found, ok bool) {
 	use := ix.inUse.Load()
 	if use == 0 {
-		return nil, false
+		return false, false
 	}
 	for f := formatSHA256; f < formatCount; f++ {
 		if use&(1<<f) == 0 {
 			continue
 		}
 		if f == formatSalted {
-			if id != "" {
-				if e = ix.lookupSalted(secret, id); e != nil {
-					return e, true
-				}
+			if id != "" && ix.lookupSalted(secret, id, e) {
+				return true, true
 			}
 			continue
 		}
 		d := hashformat.Lookup(formatNames[f], secret)
-		if e = ix.Lookup(&d); e != nil && e.format == f {
-			return e, true
+		if ix.lookup(&d, e) && e.format == f {
+			return true, true
 		}
 	}
-	return nil, true
+	*e = Entry{}
+	return false, true
 }
 
-// lookupSalted returns key id's entry when it is a sha256-salted key and
-// SHA-256(salt || secret) is its digest.
-func (ix *Index) lookupSalted(secret, id string) *Entry {
+// lookupSalted copies key id's entry into e and returns true when it is a
+// sha256-salted key and SHA-256(salt || secret) is its digest.
+func (ix *Index) lookupSalted(secret, id string, e *Entry) bool {
 	ix.mu.Lock()
-	stored, found := ix.byID[id]
-	ix.mu.Unlock()
-	if !found {
-		return nil
+	num := ix.numOf(id)
+	var stored keyformat.Digest
+	if num != 0 {
+		stored = ix.rec(num).digest
 	}
-	e := ix.Lookup(&stored)
-	if e == nil || e.format != formatSalted || e.rules == nil {
-		return nil
+	ix.mu.Unlock()
+	if num == 0 {
+		return false
+	}
+	if !ix.lookup(&stored, e) || e.format != formatSalted || e.rules == nil {
+		return false
 	}
 	d := hashformat.Salted([]byte(e.rules.salt), secret)
-	if subtle.ConstantTimeCompare(d[:], stored[:]) != 1 {
-		return nil
-	}
-	return e
+	return subtle.ConstantTimeCompare(d[:], stored[:]) == 1
 }

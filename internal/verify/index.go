@@ -20,31 +20,26 @@ import (
 	"github.com/latchkey/latchkey/keyformat"
 )
 
-// Entry is the index's record of one access key: what a decision needs and
-// nothing else. Entries are immutable once published; a change replaces the
-// entry. Usage lives in a cell that survives replacement.
-//
-// An entry is kept small, because the index holds one per key (a million
-// keys must fit in a few hundred megabytes): what most keys lack
-// (restrictions, a rate limit, usage since the last flush) hangs off a
-// pointer that stays nil until needed.
+// Entry is a copy of the index's record of one access key: what a decision
+// needs and nothing else. The index hands out copies (Lookup, Get, and
+// Result.Entry, a value), so a change to the key never changes an Entry
+// someone holds. Its strings point into the index's arena, whose bytes are
+// never rewritten; copying an Entry allocates nothing.
 type Entry struct {
 	ID        string
 	Account   string
 	ExpiresAt int64 // Unix nanoseconds; 0 = never
 
-	// usage is made on the key's first decision (Index.cell), so that
-	// keys nobody uses cost no cell.
-	usage atomic.Pointer[usageCell]
 	rules *rules // nil: no restriction, no scope, no rate limit
 
 	// owner is the application's name, or the principal's when kind is
-	// not kindApplication. One field for both, and the role as a byte,
-	// keep the entry small: 112 bytes (a size class) with the 32-byte
-	// certificate thumbprint, 80 without it.
-	owner  string
-	kind   uint8
-	Active bool
+	// not kindApplication.
+	owner string
+	// num and gen name the key's record, whose usage counters a
+	// decision updates (usage.go).
+	num, gen uint32
+	kind     uint8
+	Active   bool
 	// Canary marks a canary key: Verify answers it as NOT_FOUND and tells
 	// the Verifier's Canary hook.
 	Canary bool
@@ -63,6 +58,10 @@ type Entry struct {
 	bound, certBad bool
 	cert           latchkey.CertThumbprint
 }
+
+// Found reports whether e is a key's entry: false for the zero Entry that
+// a decision without a matching key carries.
+func (e *Entry) Found() bool { return e != nil && e.num != 0 }
 
 // Entry.kind: an application key, or a principal key and its role.
 const (
@@ -259,11 +258,22 @@ func (e *Entry) Restricted() bool {
 // IsPrincipal reports whether the key belongs to an admin principal.
 func (e *Entry) IsPrincipal() bool { return e.kind != kindApplication }
 
-const shardCount = 64
+const shardCount = 256
 
+// shard is one 256th of the keys by digest, with its own lock: readers
+// take it shared, for the time it takes to find a record and copy it into
+// an Entry; writers take it exclusively.
 type shard struct {
-	mu       sync.RWMutex
-	byDigest map[keyformat.Digest]*Entry
+	mu    sync.RWMutex
+	t     table
+	rules []ruleRef // index 0 is unused: rec.rules 0 means none
+	free  []uint32  // unused indexes in rules
+}
+
+// ruleRef is a key's compiled rules and its record's number.
+type ruleRef struct {
+	r   *rules
+	num uint32
 }
 
 // Index maps secret digests to entries. It is safe for concurrent use.
@@ -272,11 +282,22 @@ type Index struct {
 
 	gate sync.RWMutex // see ReadUsage
 
-	mu        sync.Mutex // guards byID, the intern table, resync and reload state, and making usage cells
-	byID      map[string]keyformat.Digest
-	strs      map[string]string // interned account and principal names
+	mu   sync.Mutex // guards what follows, and writes to records and the arena
+	ids  [shardCount]table
+	recs [maxRecChunks]atomic.Pointer[[recChunkSize]rec]
+	// nrecs is the number of records made (numbers 1..nrecs); free
+	// holds the numbers of deleted ones, for reuse.
+	nrecs uint32
+	free  []uint32
+	n     int
+	arena arena
+	// strs interns account and principal names: few, shared by many
+	// keys.
+	strs      map[string]strRef
 	resyncing bool
 	touched   map[string]struct{}
+	// pass numbers Sync's passes (rec.seen).
+	pass uint32
 	// reloading holds the keys a Reload is loading, and whether a Put or
 	// Delete changed them meanwhile.
 	reloading map[string]bool
@@ -289,45 +310,127 @@ type Index struct {
 	// bit f set while formats[f] > 0, read without a lock by Verify.
 	formats [formatCount]int
 	inUse   atomic.Uint32
+
+	side usageSide // what usage records beside the records' counters
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	ix := &Index{byID: map[string]keyformat.Digest{}, strs: map[string]string{}, reloading: map[string]bool{},
-		identities: map[string]*sharedBudget{}}
-	for i := range ix.shards {
-		ix.shards[i].byDigest = map[keyformat.Digest]*Entry{}
-	}
+	ix := &Index{strs: map[string]strRef{}, reloading: map[string]bool{}, identities: map[string]*sharedBudget{}}
+	ix.side.init()
 	return ix
 }
 
-func (ix *Index) shard(d *keyformat.Digest) *shard { return &ix.shards[d[0]%shardCount] }
+// rec returns record num (1-based).
+func (ix *Index) rec(num uint32) *rec {
+	i := num - 1
+	return &ix.recs[i>>recChunkBits].Load()[i&(recChunkSize-1)]
+}
+
+// newRec returns the number of an unused record, reusing a deleted one's.
+// Called under mu.
+func (ix *Index) newRec() uint32 {
+	if n := len(ix.free); n > 0 {
+		num := ix.free[n-1]
+		ix.free = ix.free[:n-1]
+		return num
+	}
+	i := ix.nrecs
+	if i>>recChunkBits >= maxRecChunks {
+		panic("verify: index full")
+	}
+	if i&(recChunkSize-1) == 0 {
+		ix.recs[i>>recChunkBits].Store(new([recChunkSize]rec))
+	}
+	ix.nrecs++
+	return ix.nrecs
+}
+
+func (ix *Index) shardOf(h uint64) *shard { return &ix.shards[h%shardCount] }
+
+// find returns the number of the record whose digest is d, or 0. Called
+// under s's lock.
+func (ix *Index) find(s *shard, d *keyformat.Digest, h uint64) uint32 {
+	slots := s.t.slots
+	if len(slots) == 0 {
+		return 0
+	}
+	mask := uint64(len(slots) - 1)
+	tag := h &^ 0xffffffff
+	for i := home(h, mask); ; i = (i + 1) & mask {
+		sl := slots[i]
+		if sl == 0 {
+			return 0
+		}
+		if sl&^0xffffffff == tag && ix.rec(uint32(sl)).digest == *d {
+			return uint32(sl)
+		}
+	}
+}
+
+// fill copies record num, in shard s, into e. Called under s's lock.
+func (ix *Index) fill(s *shard, num uint32, e *Entry) {
+	r := ix.rec(num)
+	*e = Entry{
+		ID: ix.arena.str(r.id), Account: ix.arena.str(r.account), ExpiresAt: r.expires,
+		owner: ix.arena.str(r.owner), num: num, gen: r.gen.Load(), kind: r.kind, format: r.format,
+		Active: r.flags&flagActive != 0, Canary: r.flags&flagCanary != 0, signing: r.flags&flagSigning != 0,
+		bound: r.flags&flagBound != 0, certBad: r.flags&flagCertBad != 0,
+	}
+	if e.bound {
+		e.cert = r.cert
+	}
+	if r.rules != 0 {
+		e.rules = s.rules[r.rules].r
+	}
+}
+
+// lookup copies the entry for a digest into e, and reports whether there
+// is one. It does not allocate.
+func (ix *Index) lookup(d *keyformat.Digest, e *Entry) bool {
+	h := digestHash(d)
+	s := ix.shardOf(h)
+	s.mu.RLock()
+	num := ix.find(s, d, h)
+	if num != 0 {
+		ix.fill(s, num, e)
+	}
+	s.mu.RUnlock()
+	return num != 0
+}
 
 // Lookup returns the entry for a digest, or nil.
 func (ix *Index) Lookup(d *keyformat.Digest) *Entry {
-	s := ix.shard(d)
-	s.mu.RLock()
-	e := s.byDigest[*d]
-	s.mu.RUnlock()
-	return e
+	var e Entry
+	if !ix.lookup(d, &e) {
+		return nil
+	}
+	return &e
 }
 
 // Len returns the number of keys in the index.
 func (ix *Index) Len() int {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	return len(ix.byID)
+	return ix.n
 }
 
-func (ix *Index) intern(s string) string {
+func (ix *Index) intern(s string) strRef {
 	if s == "" {
-		return ""
+		return strRef{}
 	}
 	if v, ok := ix.strs[s]; ok {
 		return v
 	}
-	ix.strs[s] = s
-	return s
+	r := ix.arena.put(s)
+	ix.strs[s] = r
+	return r
+}
+
+// numOf returns the record number of key id, or 0. Called under mu.
+func (ix *Index) numOf(id string) uint32 {
+	h := idHash(id)
+	return ix.ids[h%shardCount].find(h, func(num uint32) bool { return ix.arena.str(ix.rec(num).id) == id })
 }
 
 // Put adds or replaces the entry for k.
@@ -341,37 +444,36 @@ func (ix *Index) Put(k *latchkey.AccessKey) {
 		ix.reloading[k.ID] = true
 	}
 	ix.putLocked(k)
+	ix.maybeCompact()
 }
 
 func (ix *Index) putLocked(k *latchkey.AccessKey) {
-	e := &Entry{
-		ID:      k.ID,
-		Account: ix.intern(k.Account),
-		// Application names are not interned: an application has at most
-		// a few keys, and an entry in the intern table costs more than
-		// the copies it would save.
-		owner:  k.Application,
-		kind:   keyKind(k),
-		Active: k.Status == latchkey.StatusActive,
-		Canary: k.Canary,
-		format: formatOf(k),
+	kind := keyKind(k)
+	var flags uint8
+	if k.Status == latchkey.StatusActive {
+		flags |= flagActive
 	}
-	if e.kind != kindApplication {
-		e.owner = ix.intern(k.Principal)
+	if k.Canary {
+		flags |= flagCanary
 	}
+	var exp int64
 	if k.ExpiresAt != nil {
-		e.ExpiresAt = k.ExpiresAt.UnixNano()
+		exp = k.ExpiresAt.UnixNano()
 	}
 	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey,
 		salt: string(k.Salt)}
-	e.signing = k.PublicKey != nil
+	if k.PublicKey != nil {
+		flags |= flagSigning
+	}
+	var cert latchkey.CertThumbprint
 	if k.CertThumbprint != "" {
 		// A stored thumbprint that does not parse refuses the key
 		// (fail closed); it does not unbind it.
 		var err error
-		e.bound = true
-		e.cert, err = latchkey.ParseCertThumbprint(k.CertThumbprint)
-		e.certBad = err != nil
+		flags |= flagBound
+		if cert, err = latchkey.ParseCertThumbprint(k.CertThumbprint); err != nil {
+			flags |= flagCertBad
+		}
 	}
 	switch {
 	case k.Restrictions != nil && len(k.Restrictions.Scopes) > 0:
@@ -385,40 +487,45 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		reportRL = k.ReportOnly.RateLimit
 	}
 	d := k.SecretDigest
-	var prev *Entry
-	if old, ok := ix.byID[k.ID]; ok {
-		os := ix.shard(&old)
+	h := digestHash(&d)
+	ns := ix.shardOf(h)
+
+	num := ix.numOf(k.ID)
+	var prev *rules
+	var kr *rec
+	if num != 0 {
+		kr = ix.rec(num)
+		oh := digestHash(&kr.digest)
+		os := ix.shardOf(oh)
 		os.mu.Lock()
-		if prev = os.byDigest[old]; prev != nil {
-			// Under ix.mu, as Index.cell makes cells: a cell made for
-			// prev before this point is carried over, one made after
-			// it is made for e too.
-			e.usage.Store(prev.usage.Load())
+		if kr.rules != 0 {
+			prev = os.rules[kr.rules].r
+			os.rules[kr.rules] = ruleRef{}
+			os.free = append(os.free, kr.rules)
+			kr.rules = 0
 		}
-		if old != d {
-			delete(os.byDigest, old)
+		if kr.digest != d {
+			os.t.remove(oh, num)
 		}
 		os.mu.Unlock()
-		if prev != nil {
-			ix.countFormat(prev.format, -1)
-		}
+		ix.countFormat(kr.format, -1)
 	}
 	// Keep the buckets when the limit did not change, so that editing a
 	// description does not hand out a fresh burst.
 	r.limit, r.reportLimit = newLimiter(rl), newLimiter(reportRL)
-	if prev != nil && prev.rules != nil {
-		if pl := prev.rules.limit; pl != nil && rl != nil && pl.cfg == *rl {
+	if prev != nil {
+		if pl := prev.limit; pl != nil && rl != nil && pl.cfg == *rl {
 			r.limit = pl
 		}
-		if pl := prev.rules.reportLimit; pl != nil && reportRL != nil && pl.cfg == *reportRL {
+		if pl := prev.reportLimit; pl != nil && reportRL != nil && pl.cfg == *reportRL {
 			r.reportLimit = pl
 		}
 	}
 	// Keep what this replica holds leased while the quota's generation
 	// is the same: a resync or a description change drops nothing.
 	r.quota = newQuotaCell(latchkey.QuotaOwner{Kind: latchkey.QuotaOwnerKey, ID: k.ID}, k.Quota)
-	if prev != nil && prev.rules != nil && prev.rules.quota.sameQuota(k.Quota) {
-		r.quota = prev.rules.quota
+	if prev != nil && prev.quota.sameQuota(k.Quota) {
+		r.quota = prev.quota
 	}
 	if r.reportLimit != nil {
 		r.reportRateKey = k.ID + reportSuffix
@@ -426,46 +533,75 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.ExternalID != "" || len(k.Metadata) > 0 {
 		r.about = &about{externalID: k.ExternalID, metadata: k.Metadata, metadataHeader: latchkey.MetadataHeader(k.Metadata)}
 	}
-	r.identity = ix.compileIdentity(k.Identity)
-	r.appMetadata = k.AppMetadata
-	if r.about != nil || r.app != nil || r.key != nil || r.report != nil || r.limit != nil || r.scopes != "" ||
-		r.reportLimit != nil || r.pub != nil || r.salt != "" || r.quota != nil || r.identity != nil || len(r.appMetadata) > 0 {
-		e.rules = r
-	}
-	ix.byID[k.ID] = d
-	ix.countFormat(e.format, 1)
-	s := ix.shard(&d)
-	s.mu.Lock()
-	s.byDigest[d] = e
-	s.mu.Unlock()
-}
 
-// cell returns e's usage cell, making it on the key's first decision. A
-// cell is shared by every entry of the same key ID, so that usage recorded
-// on an entry that a change has just replaced is not lost; a key deleted
-// meanwhile gets a cell marked deleted, whose usage is dropped at flush.
-func (ix *Index) cell(e *Entry) *usageCell {
-	if c := e.usage.Load(); c != nil {
-		return c
+	// The strings: kept when unchanged, so that replacing a key (and a
+	// resync) does not grow the arena.
+	owner, interned := k.Application, false
+	if kind != kindApplication {
+		owner, interned = k.Principal, true
 	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if c := e.usage.Load(); c != nil {
-		return c
-	}
-	c := &usageCell{id: e.ID}
-	switch cur := ix.getLocked(e.ID); {
-	case cur == nil:
-		c.deleted.Store(true)
-	case cur != e:
-		if cc := cur.usage.Load(); cc != nil {
-			c = cc
-		} else {
-			cur.usage.Store(c)
+	var idRef, ownerRef strRef
+	fresh := num == 0
+	if fresh {
+		num = ix.newRec()
+		kr = ix.rec(num)
+		idRef = ix.arena.put(k.ID)
+	} else {
+		idRef = kr.id
+		ownerRef = kr.owner
+		if ix.arena.str(ownerRef) != owner || kr.ownerIn != interned {
+			if !kr.ownerIn {
+				ix.arena.drop(int64(ownerRef.n))
+			}
+			ownerRef = strRef{}
 		}
 	}
-	e.usage.Store(c)
-	return c
+	if ownerRef == (strRef{}) {
+		if interned {
+			ownerRef = ix.intern(owner)
+		} else {
+			// Application names are not interned: an application has
+			// at most a few keys, and an entry in the intern table
+			// costs more than the copies it would save.
+			ownerRef = ix.arena.put(owner)
+		}
+	}
+	r.identity = ix.compileIdentity(k.Identity)
+	r.appMetadata = k.AppMetadata
+	ns.mu.Lock()
+	moved := fresh || kr.digest != d
+	kr.digest, kr.cert, kr.expires = d, cert, exp
+	kr.id, kr.owner, kr.account = idRef, ownerRef, ix.intern(k.Account)
+	kr.kind, kr.format, kr.flags, kr.ownerIn, kr.live = kind, formatOf(k), flags, interned, true
+	if r.about != nil || r.app != nil || r.key != nil || r.report != nil || r.limit != nil || r.scopes != "" ||
+		r.reportLimit != nil || r.pub != nil || r.salt != "" || r.quota != nil || r.identity != nil || len(r.appMetadata) > 0 {
+		var i uint32
+		if n := len(ns.free); n > 0 {
+			i = ns.free[n-1]
+			ns.free = ns.free[:n-1]
+		} else {
+			if len(ns.rules) == 0 {
+				ns.rules = append(ns.rules, ruleRef{})
+			}
+			i = uint32(len(ns.rules))
+			ns.rules = append(ns.rules, ruleRef{})
+		}
+		ns.rules[i] = ruleRef{r: r, num: num}
+		kr.rules = i
+	}
+	if moved {
+		ns.t.insert(h, num)
+	}
+	ns.mu.Unlock()
+	if fresh {
+		ih := idHash(k.ID)
+		ix.ids[ih%shardCount].insert(ih, num)
+		ix.n++
+	}
+	if ix.resyncing {
+		kr.seen = ix.pass
+	}
+	ix.countFormat(kr.format, 1)
 }
 
 // Delete removes the key with the given ID. Verification fails for it from
@@ -480,6 +616,52 @@ func (ix *Index) Delete(id string) {
 		ix.reloading[id] = true
 	}
 	ix.deleteLocked(id)
+	ix.maybeCompact()
+}
+
+// maybeCompact copies the strings of the keys in the index into fresh
+// arena chunks once most of the arena is strings of deleted or renamed
+// keys, so that the arena follows the keys down. It holds one shard's lock
+// at a time: verification is never stopped, only each shard for the time
+// its records take. The old chunks are dropped from the arena; strings
+// read from them before stay valid (the collector frees a chunk when no
+// string points into it). Called under mu.
+func (ix *Index) maybeCompact() {
+	a := &ix.arena
+	if a.dead < 4<<20 || a.dead < a.live {
+		return
+	}
+	ix.compact()
+}
+
+func (ix *Index) compact() {
+	a := &ix.arena
+	old := a.used
+	a.used, a.cur = nil, nil
+	a.live, a.dead = 0, 0
+	ix.strs = map[string]strRef{}
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		s.mu.Lock()
+		for _, sl := range s.t.slots {
+			if sl == 0 {
+				continue
+			}
+			kr := ix.rec(uint32(sl))
+			kr.id = a.put(a.str(kr.id))
+			if kr.ownerIn {
+				kr.owner = ix.intern(a.str(kr.owner))
+			} else {
+				kr.owner = a.put(a.str(kr.owner))
+			}
+			kr.account = ix.intern(a.str(kr.account))
+		}
+		s.mu.Unlock()
+	}
+	for _, idx := range old {
+		a.chunks[idx].Store(nil)
+		a.free = append(a.free, idx)
+	}
 }
 
 // Reload replaces the entry of key id with what load reads from the store
@@ -511,52 +693,81 @@ func (ix *Index) Reload(id string, load func() (*latchkey.AccessKey, error)) err
 	} else {
 		ix.putLocked(k)
 	}
+	ix.maybeCompact()
 	return nil
 }
 
 func (ix *Index) deleteLocked(id string) {
-	d, ok := ix.byID[id]
-	if !ok {
+	num := ix.numOf(id)
+	if num == 0 {
 		return
 	}
-	delete(ix.byID, id)
-	s := ix.shard(&d)
+	ih := idHash(id)
+	ix.ids[ih%shardCount].remove(ih, num)
+	kr := ix.rec(num)
+	h := digestHash(&kr.digest)
+	s := ix.shardOf(h)
 	s.mu.Lock()
-	if e := s.byDigest[d]; e != nil {
-		if c := e.usage.Load(); c != nil {
-			c.deleted.Store(true)
-		}
-		ix.countFormat(e.format, -1)
+	s.t.remove(h, num)
+	if kr.rules != 0 {
+		s.rules[kr.rules] = ruleRef{}
+		s.free = append(s.free, kr.rules)
 	}
-	delete(s.byDigest, d)
+	// Usage recorded from here on through an Entry of the key is
+	// dropped.
+	kr.gen.Add(1)
+	ix.countFormat(kr.format, -1)
+	ix.arena.drop(int64(kr.id.n))
+	if !kr.ownerIn {
+		ix.arena.drop(int64(kr.owner.n))
+	}
+	kr.digest, kr.cert, kr.expires = keyformat.Digest{}, latchkey.CertThumbprint{}, 0
+	kr.id, kr.owner, kr.account, kr.rules, kr.seen = strRef{}, strRef{}, strRef{}, 0, 0
+	kr.kind, kr.format, kr.flags, kr.live, kr.ownerIn = 0, 0, 0, false, false
 	s.mu.Unlock()
+	kr.usage.reset()
+	ix.forgetUsage(num)
+	ix.free = append(ix.free, num)
+	ix.n--
 }
 
 // Get returns the entry of a key ID, or nil.
 func (ix *Index) Get(id string) *Entry {
+	var e Entry
 	ix.mu.Lock()
-	d, ok := ix.byID[id]
+	ok := ix.getLocked(id, &e)
 	ix.mu.Unlock()
 	if !ok {
 		return nil
 	}
-	return ix.Lookup(&d)
+	return &e
+}
+
+// getLocked copies the entry of key id into e. Called under mu.
+func (ix *Index) getLocked(id string, e *Entry) bool {
+	num := ix.numOf(id)
+	if num == 0 {
+		return false
+	}
+	s := ix.shardOf(digestHash(&ix.rec(num).digest))
+	s.mu.RLock()
+	ix.fill(s, num, e)
+	s.mu.RUnlock()
+	return true
 }
 
 // Sync replaces the index's content with every key in the store. Changes
 // applied with Put or Delete while Sync runs win over what Sync read, so a
 // resync never brings back a key deleted meanwhile. It returns how many
-// keys were loaded.
+// keys were loaded. It marks the keys it reads in their records rather
+// than in a set of IDs, so a resync of a full index takes no memory of its
+// own beyond a batch of keys.
 func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	ix.mu.Lock()
 	ix.resyncing = true
 	ix.touched = map[string]struct{}{}
-	// Loading an empty index (start-up) removes nothing afterwards, so it
-	// need not remember the million IDs it saw.
-	var seen map[string]struct{}
-	if len(ix.byID) > 0 {
-		seen = map[string]struct{}{}
-	}
+	ix.pass++
+	pass := ix.pass
 	ix.mu.Unlock()
 	defer func() {
 		ix.mu.Lock()
@@ -571,7 +782,8 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		keys = append(keys, k)
 		n++
 		if len(keys) >= 4096 {
-			ix.applySync(keys, seen)
+			ix.applySync(keys)
+			clear(keys)
 			keys = keys[:0]
 		}
 		return nil
@@ -579,50 +791,42 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ix.applySync(keys, seen)
-	if seen == nil {
-		return n, nil
-	}
+	ix.applySync(keys)
 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	for id := range ix.byID {
-		if _, ok := seen[id]; ok {
+	for num := uint32(1); num <= ix.nrecs; num++ {
+		r := ix.rec(num)
+		if !r.live || r.seen == pass {
 			continue
 		}
+		id := ix.arena.str(r.id)
 		if _, ok := ix.touched[id]; ok {
 			continue
 		}
 		ix.deleteLocked(id)
 	}
+	ix.maybeCompact()
 	return n, nil
 }
 
 // applySync puts keys read by Sync, unless a change arrived meanwhile,
-// and notes their IDs in seen when seen is not nil.
-func (ix *Index) applySync(keys []*latchkey.AccessKey, seen map[string]struct{}) {
+// and marks them seen by this pass.
+func (ix *Index) applySync(keys []*latchkey.AccessKey) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	var cur Entry
 	for _, k := range keys {
-		if seen != nil {
-			seen[k.ID] = struct{}{}
-		}
 		if _, ok := ix.touched[k.ID]; ok {
 			continue
 		}
-		if cur := ix.getLocked(k.ID); cur != nil && cur.same(k) {
+		if ix.getLocked(k.ID, &cur) && cur.same(k) {
+			ix.rec(cur.num).seen = ix.pass
 			continue
 		}
 		ix.putLocked(k)
 	}
-}
-
-func (ix *Index) getLocked(id string) *Entry {
-	d, ok := ix.byID[id]
-	if !ok {
-		return nil
-	}
-	return ix.Lookup(&d)
+	ix.maybeCompact()
 }
 
 // effectiveRate is the key's own rate limit, or else its application's.
@@ -644,12 +848,22 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 	return e.ID == k.ID && e.Account == k.Account && e.Application() == k.Application &&
 		e.Principal() == k.Principal && e.kind == keyKind(k) &&
 		e.Active == (k.Status == latchkey.StatusActive) && e.Canary == k.Canary && e.ExpiresAt == exp &&
-		e.format == formatOf(k) &&
+		e.format == formatOf(k) && e.bound == (k.CertThumbprint != "") && (!e.bound || e.certMatchesStored(k.CertThumbprint)) &&
 		// restrictions: compare the compiled forms' sources cheaply by
 		// recompiling only when either side has any
 		e.rules == nil && k.ExternalID == "" && len(k.Metadata) == 0 && k.Quota == nil &&
 		k.Identity == nil && len(k.AppMetadata) == 0 &&
 		k.AppRestrictions.Empty() && k.Restrictions.Empty() && k.ReportOnly.Empty()
+}
+
+// certMatchesStored reports whether e is bound to the thumbprint stored as
+// s (and, like the entry Put would make, refuses it when it does not parse).
+func (e *Entry) certMatchesStored(s string) bool {
+	c, err := latchkey.ParseCertThumbprint(s)
+	if err != nil {
+		return e.certBad
+	}
+	return !e.certBad && c == e.cert
 }
 
 // expired reports whether the entry's expiry is at or before now.

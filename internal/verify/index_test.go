@@ -54,7 +54,7 @@ func TestIndexPutGetDelete(t *testing.T) {
 	ix.Put(a.AccessKey)
 	d := keyformat.Sum(a.secret)
 	e := ix.Lookup(&d)
-	if e == nil || ix.Get(a.ID) != e {
+	if e == nil || *ix.Get(a.ID) != *e {
 		t.Fatal("Put key not found by digest and ID")
 	}
 	if e.ID != a.ID || e.Account != "acme" || e.Application() != "billing" || !e.Active || e.ExpiresAt != t0.Add(time.Hour).UnixNano() || e.IsPrincipal() {
@@ -65,7 +65,7 @@ func TestIndexPutGetDelete(t *testing.T) {
 	changed := *a.AccessKey
 	changed.Status = latchkey.StatusInactive
 	ix.Put(&changed)
-	if e2 := ix.Get(a.ID); e2 == e || e2.Active || !e.Active {
+	if e2 := ix.Get(a.ID); *e2 == *e || e2.Active || !e.Active {
 		t.Errorf("replace: new entry %+v, old %+v", e2, e)
 	}
 	if ix.Len() != 1 {

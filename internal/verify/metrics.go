@@ -34,15 +34,19 @@ func (ix *Index) Counts(now time.Time) []KeyCounts {
 	for i := range ix.shards {
 		s := &ix.shards[i]
 		s.mu.RLock()
-		for _, e := range s.byDigest {
+		for _, sl := range s.t.slots {
+			if sl == 0 {
+				continue
+			}
+			r := ix.rec(uint32(sl))
 			kind, state := 0, 0
-			if e.IsPrincipal() {
+			if r.kind != kindApplication {
 				kind = 1
 			}
 			switch {
-			case !e.Active:
+			case r.flags&flagActive == 0:
 				state = 1
-			case e.expired(now):
+			case r.expires != 0 && now.UnixNano() >= r.expires:
 				state = 2
 			}
 			n[kind][state]++

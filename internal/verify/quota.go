@@ -668,11 +668,11 @@ func (ix *Index) eachQuota(fn func(c *quotaCell)) {
 	for i := range ix.shards {
 		s := &ix.shards[i]
 		s.mu.RLock()
-		for _, e := range s.byDigest {
-			if e.rules != nil {
-				add(e.rules.quota)
-				if e.rules.identity != nil {
-					add(e.rules.identity.quota)
+		for _, rr := range s.rules {
+			if rr.r != nil {
+				add(rr.r.quota)
+				if rr.r.identity != nil {
+					add(rr.r.identity.quota)
 				}
 			}
 		}

@@ -61,8 +61,9 @@ func (v *Verifier) decideSigned(ctx context.Context, req *SignedRequest) Result 
 		return Result{Code: latchkey.CodeNotFound}
 	}
 	d := keyformat.Digest(latchkey.SigningDigest(s.KeyID))
-	e := v.Index.Lookup(&d)
-	if e == nil || !e.signing || e.ID != s.KeyID || req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) {
+	var res Result
+	e := &res.Entry
+	if !v.Index.lookup(&d, e) || !e.signing || e.ID != s.KeyID || req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) {
 		v.Guard.fail(ip, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
@@ -77,10 +78,12 @@ func (v *Verifier) decideSigned(ctx context.Context, req *SignedRequest) Result 
 		if code == latchkey.CodeSignatureInvalid {
 			v.Guard.fail(ip, now)
 		}
-		v.Recorder.reject(v.Index.cell(e), now, ip, req.UserAgent, code)
-		return Result{Code: code, Entry: e, Err: err}
+		v.Recorder.reject(v.Index, e, now, ip, req.UserAgent, code)
+		res.Code, res.Err = code, err
+		return res
 	}
-	return v.judge(&req.Request, e, now)
+	v.judge(&req.Request, &res, now)
+	return res
 }
 
 func (v *Verifier) signatures() *httpsig.Policy {

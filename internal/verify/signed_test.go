@@ -169,7 +169,7 @@ func TestBearerSecretNeverFindsSigningKey(t *testing.T) {
 	ix.Put(k)
 	v := verify.New(ix, nil)
 	res := v.Verify(&verify.Request{Secret: newSecret(t), AccessKeyID: k.ID})
-	if res.Code != latchkey.CodeNotFound || res.Entry != nil {
+	if res.Code != latchkey.CodeNotFound || res.Entry.Found() {
 		t.Fatalf("bearer verify of a signing key: %s, entry %v", res.Code, res.Entry)
 	}
 }

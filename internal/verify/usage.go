@@ -2,8 +2,12 @@ package verify
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/maphash"
 	"log/slog"
+	"math"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,25 +15,192 @@ import (
 	"github.com/latchkey/latchkey"
 )
 
-// usageCell accumulates one key's usage between flushes. It is carried over
-// when the key's entry is replaced. What only refused calls and report-only
-// restrictions produce is in rare, allocated on the first of them, so that
-// the cell of a key that only ever succeeds stays small.
-type usageCell struct {
-	id      string
-	deleted atomic.Bool
-
-	mu     sync.Mutex
-	dirty  bool
-	uses   int64
-	usedAt int64 // Unix nanoseconds; 0 = none since last flush
-	usedIP netip.Addr
-	usedUA string
-	mins   []minuteBucket // calls per minute and code since the last flush
-	rare   *rareUsage
+// usageCounters accumulate one key's usage between flushes, in its index
+// record: what every call changes is atomics, updated without a lock and
+// without allocating. They stay with the record when the key's entry is
+// replaced. What only refused calls, report-only restrictions and calls
+// from a new client address or user agent change is kept under one of
+// the index's usage stripe locks (usageSide), in the record (the last
+// address and user agent) or in a side structure made on the first need.
+type usageCounters struct {
+	// valid is the current minute (Unix minutes, high 32 bits) and the
+	// valid calls counted in it since the last flush (low 32 bits);
+	// prev is the same for the minute before, which a flush has not
+	// taken yet. Older minutes go to the side structure.
+	valid  atomic.Uint64
+	usedAt atomic.Int64 // Unix nanoseconds of the last valid call; 0 = none since the last flush
+	// who fingerprints the client address (rec.ip) and user agent (ua)
+	// of the last valid call, so that a call from the same client takes
+	// no lock (0: none yet).
+	who     atomic.Uint64
+	rejects atomic.Int64
+	prev    atomic.Uint64
+	dirty   atomic.Uint32 // 1 while the key waits for a flush
+	ua      uint32        // the user agent's number in usageSide's table; 0 = none (under the stripe lock)
 }
 
-// rareUsage is a cell's record of refusals and would-be refusals.
+// reset zeroes the counters of a deleted key's record.
+func (c *usageCounters) reset() {
+	c.valid.Store(0)
+	c.prev.Store(0)
+	c.usedAt.Store(0)
+	c.rejects.Store(0)
+	c.who.Store(0)
+	c.dirty.Store(0)
+}
+
+// usageSide holds what usage keeps beside the records' counters, under
+// striped locks: a key's stripe is its record number's.
+type usageSide struct {
+	stripes [usageStripes]struct {
+		mu sync.Mutex
+		m  map[uint32]*sideUsage
+		_  [40]byte // a cache line each
+	}
+
+	uaMu  sync.Mutex
+	uaIDs map[string]uint32
+	uas   []string
+}
+
+const usageStripes = 64
+
+// maxUserAgents bounds the table of user agents; the keys of a client
+// with a user agent past it keep theirs in their side structure.
+const maxUserAgents = 1 << 16
+
+func (u *usageSide) init() {
+	for i := range u.stripes {
+		u.stripes[i].m = map[uint32]*sideUsage{}
+	}
+	u.uaIDs = map[string]uint32{}
+}
+
+// sideUsage is a key's usage beyond its record's counters.
+type sideUsage struct {
+	mins []minuteBucket // calls per minute and code since the last flush, beyond the record's two valid minutes
+	rare rareUsage
+	ua   string // the last user agent when the table is full
+}
+
+// lock locks num's stripe and returns its map.
+func (u *usageSide) lock(num uint32) (*sync.Mutex, map[uint32]*sideUsage) {
+	s := &u.stripes[num%usageStripes]
+	s.mu.Lock()
+	return &s.mu, s.m
+}
+
+// get returns num's side structure, made on the first need. Called under
+// num's stripe lock.
+func getSide(m map[uint32]*sideUsage, num uint32) *sideUsage {
+	su := m[num]
+	if su == nil {
+		su = &sideUsage{}
+		m[num] = su
+	}
+	return su
+}
+
+// forgetUsage drops a deleted key's side structure and last client.
+func (ix *Index) forgetUsage(num uint32) {
+	mu, m := ix.side.lock(num)
+	delete(m, num)
+	kr := ix.rec(num)
+	kr.ip, kr.hasIP, kr.usage.ua = [16]byte{}, false, 0
+	mu.Unlock()
+}
+
+// uaID returns the number of a user agent (cleaned and cut as it is
+// stored), adding it to the table; 0 when the table is full.
+func (u *usageSide) uaID(ua string) uint32 {
+	ua = truncateUA(ua)
+	u.uaMu.Lock()
+	defer u.uaMu.Unlock()
+	if id, ok := u.uaIDs[ua]; ok {
+		return id
+	}
+	if len(u.uas) >= maxUserAgents {
+		return 0
+	}
+	ua = strings.Clone(ua)
+	u.uas = append(u.uas, ua)
+	u.uaIDs[ua] = uint32(len(u.uas))
+	return uint32(len(u.uas))
+}
+
+func (u *usageSide) uaString(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	u.uaMu.Lock()
+	defer u.uaMu.Unlock()
+	return u.uas[id-1]
+}
+
+var whoSeed = maphash.MakeSeed()
+
+// whoOf fingerprints a client address and user agent; never 0.
+func whoOf(ip netip.Addr, ua string) uint64 {
+	b := ip.As16()
+	h := maphash.String(whoSeed, ua)
+	h ^= (binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:])) * 0xbf58476d1ce4e5b9
+	if ip.IsValid() {
+		h ^= 0x5bd1e995
+	}
+	return h | 1
+}
+
+// setWho records the time and client of a valid call at n whose client
+// differs from the last one's: the client is kept when n is the newest
+// time. (Two calls at once from different clients may pair one's time
+// with the other's client; calls one after the other never do.)
+func (ix *Index) setWho(num, gen uint32, n int64, who uint64, ip netip.Addr, ua string) {
+	kr := ix.rec(num)
+	c := &kr.usage
+	id := uint32(0)
+	if ua != "" {
+		id = ix.side.uaID(ua)
+	}
+	mu, m := ix.side.lock(num)
+	defer mu.Unlock()
+	if kr.gen.Load() != gen {
+		return // deleted meanwhile
+	}
+	for {
+		at := c.usedAt.Load()
+		if n < at {
+			return
+		}
+		if c.usedAt.CompareAndSwap(at, n) {
+			break
+		}
+	}
+	kr.ip, kr.hasIP = ip.As16(), ip.IsValid()
+	c.ua = id
+	if id == 0 && ua != "" {
+		getSide(m, num).ua = truncateUA(ua)
+	} else if su := m[num]; su != nil {
+		su.ua = ""
+	}
+	c.who.Store(who)
+}
+
+// client returns the last client address and user agent of a key. Called
+// under num's stripe lock.
+func (ix *Index) client(kr *rec, su *sideUsage) (netip.Addr, string) {
+	c := &kr.usage
+	var ip netip.Addr
+	if kr.hasIP {
+		ip = netip.AddrFrom16(kr.ip)
+	}
+	if c.ua == 0 && su != nil {
+		return ip, su.ua
+	}
+	return ip, ix.side.uaString(c.ua)
+}
+
+// rareUsage is a key's record of refusals and would-be refusals since the
+// last flush (its count of refusals is in the record's counters).
 type rareUsage struct {
 	rejects int64
 	rejAt   int64
@@ -41,13 +212,6 @@ type rareUsage struct {
 	wdIP    netip.Addr
 	wdUA    string
 	wdWhy   latchkey.Code
-}
-
-func (c *usageCell) rareLocked() *rareUsage {
-	if c.rare == nil {
-		c.rare = &rareUsage{}
-	}
-	return c.rare
 }
 
 // codeSlots are the decision codes counted per minute: those that can
@@ -72,29 +236,16 @@ type minuteBucket struct {
 	counts [len(codeSlots)]int64
 }
 
-// countMinute adds one call to the bucket of now's minute. The slice keeps
-// its capacity across flushes, so a busy key does not allocate.
-func (c *usageCell) countMinute(now int64, code latchkey.Code) {
-	m := now / int64(time.Minute)
-	if n := len(c.mins); n > 0 && c.mins[n-1].minute == m {
-		c.mins[n-1].counts[codeSlot(code)]++
-		return
-	}
-	c.mins = append(c.mins, minuteBucket{minute: m})
-	c.mins[len(c.mins)-1].counts[codeSlot(code)]++
-}
-
-// addMinute adds n calls to a minute's bucket, wherever it is in the slice
-// (used when a failed flush puts counts back).
-func (c *usageCell) addMinute(m int64, code latchkey.Code, n int64) {
-	for i := range c.mins {
-		if c.mins[i].minute == m {
-			c.mins[i].counts[codeSlot(code)] += n
+// addMinute adds n calls with code to minute m's bucket.
+func (su *sideUsage) addMinute(m int64, code latchkey.Code, n int64) {
+	for i := len(su.mins) - 1; i >= 0; i-- {
+		if su.mins[i].minute == m {
+			su.mins[i].counts[codeSlot(code)] += n
 			return
 		}
 	}
-	c.mins = append(c.mins, minuteBucket{minute: m})
-	c.mins[len(c.mins)-1].counts[codeSlot(code)] += n
+	su.mins = append(su.mins, minuteBucket{minute: m})
+	su.mins[len(su.mins)-1].counts[codeSlot(code)] += n
 }
 
 func minuteCounts(bs []minuteBucket) []latchkey.UsageCount {
@@ -109,14 +260,21 @@ func minuteCounts(bs []minuteBucket) []latchkey.UsageCount {
 	return out
 }
 
-// usageSnap is a copy of a cell's counters taken at flush.
+// usageSnap is a copy of a key's counters taken at flush.
 type usageSnap struct {
-	uses    int64
 	usedAt  int64
 	usedIP  netip.Addr
 	usedUA  string
 	rare    rareUsage
+	mins    []minuteBucket
 	minutes []latchkey.UsageCount
+	uses    int64
+}
+
+// empty reports whether the snapshot holds no usage (a key marked dirty
+// whose counts a flush had already taken).
+func (s *usageSnap) empty() bool {
+	return s.usedAt == 0 && s.rare == (rareUsage{}) && len(s.mins) == 0
 }
 
 // UsageSink receives batches of usage. latchkey.Store implements it.
@@ -153,7 +311,7 @@ type Recorder struct {
 	interval time.Duration
 
 	mu    sync.Mutex
-	dirty []*usageCell
+	dirty []usageRef
 
 	flushMu sync.Mutex // one flush at a time
 	started atomic.Bool
@@ -179,59 +337,218 @@ const DefaultMaxBatch = 2000
 // keys is 8 transactions of a few milliseconds each.
 const DefaultTxRows = 250
 
-func (r *Recorder) markDirty(c *usageCell) {
+// usageRef names a key waiting for a flush: its record, the record's
+// generation when the key was marked (a deleted key's usage is dropped),
+// and its ID.
+type usageRef struct {
+	ix       *Index
+	num, gen uint32
+	id       string
+}
+
+func (r *Recorder) markDirty(u usageRef) {
 	r.mu.Lock()
-	r.dirty = append(r.dirty, c)
+	r.dirty = append(r.dirty, u)
 	r.mu.Unlock()
 }
 
-func (r *Recorder) use(c *usageCell, now time.Time, ip netip.Addr, ua string) {
-	n := now.UnixNano()
-	c.mu.Lock()
-	c.uses++
-	c.countMinute(n, latchkey.CodeValid)
-	if n >= c.usedAt {
-		c.usedAt, c.usedIP, c.usedUA = n, ip, ua
+// counters returns e's usage counters, or nil when the key was deleted
+// since e was read.
+func (ix *Index) counters(e *Entry) *usageCounters {
+	if e.num == 0 {
+		return nil
 	}
-	mark := !c.dirty
-	c.dirty = true
-	c.mu.Unlock()
-	if mark && r != nil {
-		r.markDirty(c)
+	kr := ix.rec(e.num)
+	if kr.gen.Load() != e.gen {
+		return nil
+	}
+	return &kr.usage
+}
+
+// mark marks a key dirty, and queues it for the next flush if it was not.
+func (r *Recorder) mark(ix *Index, e *Entry, c *usageCounters) {
+	if c.dirty.Load() == 0 && c.dirty.CompareAndSwap(0, 1) && r != nil {
+		r.markDirty(usageRef{ix: ix, num: e.num, gen: e.gen, id: e.ID})
 	}
 }
 
-func (r *Recorder) reject(c *usageCell, now time.Time, ip netip.Addr, ua string, why latchkey.Code) {
+// use counts a valid call. A call from the client of the key's last call
+// (the usual case) takes no lock and allocates nothing.
+func (r *Recorder) use(ix *Index, e *Entry, now time.Time, ip netip.Addr, ua string) {
+	c := ix.counters(e)
+	if c == nil {
+		return
+	}
 	n := now.UnixNano()
-	c.mu.Lock()
-	rr := c.rareLocked()
-	rr.rejects++
-	c.countMinute(n, why)
-	if n >= rr.rejAt {
+	m := uint64(n / int64(time.Minute))
+	for {
+		w := c.valid.Load()
+		if w>>32 != m || uint32(w) == math.MaxUint32 {
+			ix.newMinute(e.num, c, m)
+			break
+		}
+		if c.valid.CompareAndSwap(w, w+1) {
+			break
+		}
+	}
+	if who := whoOf(ip, ua); c.who.Load() == who {
+		// The same client as the last call's: only the time moves.
+		for {
+			at := c.usedAt.Load()
+			if n < at || c.usedAt.CompareAndSwap(at, n) {
+				break
+			}
+		}
+	} else {
+		ix.setWho(e.num, e.gen, n, who, ip, ua)
+	}
+	r.mark(ix, e, c)
+}
+
+// newMinute counts a valid call in minute m when the counter holds
+// another minute: the one it holds moves to prev, and prev's to the side
+// structure.
+func (ix *Index) newMinute(num uint32, c *usageCounters, m uint64) {
+	mu, side := ix.side.lock(num)
+	defer mu.Unlock()
+	for {
+		w := c.valid.Load()
+		if w>>32 == m && uint32(w) < math.MaxUint32 {
+			if c.valid.CompareAndSwap(w, w+1) {
+				return
+			}
+			continue
+		}
+		if !c.valid.CompareAndSwap(w, m<<32|1) {
+			continue
+		}
+		if uint32(w) == 0 {
+			return
+		}
+		p := c.prev.Load()
+		switch {
+		case uint32(p) == 0:
+			c.prev.Store(w)
+		case p>>32 == w>>32 && uint64(uint32(p))+uint64(uint32(w)) < math.MaxUint32:
+			c.prev.Store(p + uint64(uint32(w)))
+		default:
+			c.prev.Store(w)
+			getSide(side, num).addMinute(int64(p>>32), latchkey.CodeValid, int64(uint32(p)))
+		}
+		return
+	}
+}
+
+// sideFor locks e's stripe and returns e's side structure, unless the key
+// was deleted since e was read (then nil, and nothing is locked).
+func (ix *Index) sideFor(e *Entry) (*sync.Mutex, *sideUsage) {
+	mu, m := ix.side.lock(e.num)
+	if ix.rec(e.num).gen.Load() != e.gen {
+		mu.Unlock()
+		return nil, nil
+	}
+	return mu, getSide(m, e.num)
+}
+
+func (r *Recorder) reject(ix *Index, e *Entry, now time.Time, ip netip.Addr, ua string, why latchkey.Code) {
+	c := ix.counters(e)
+	if c == nil {
+		return
+	}
+	n := now.UnixNano()
+	mu, su := ix.sideFor(e)
+	if su == nil {
+		return
+	}
+	c.rejects.Add(1)
+	su.addMinute(n/int64(time.Minute), why, 1)
+	if rr := &su.rare; n >= rr.rejAt {
 		rr.rejAt, rr.rejIP, rr.rejUA, rr.rejWhy = n, ip, ua, why
 	}
-	mark := !c.dirty
-	c.dirty = true
-	c.mu.Unlock()
-	if mark && r != nil {
-		r.markDirty(c)
-	}
+	mu.Unlock()
+	r.mark(ix, e, c)
 }
 
-func (r *Recorder) wouldDeny(c *usageCell, now time.Time, ip netip.Addr, ua string, why latchkey.Code) {
+func (r *Recorder) wouldDeny(ix *Index, e *Entry, now time.Time, ip netip.Addr, ua string, why latchkey.Code) {
+	c := ix.counters(e)
+	if c == nil {
+		return
+	}
 	n := now.UnixNano()
-	c.mu.Lock()
-	rr := c.rareLocked()
-	rr.wdN++
-	if n >= rr.wdAt {
-		rr.wdAt, rr.wdIP, rr.wdUA, rr.wdWhy = n, ip, ua, why
+	mu, su := ix.sideFor(e)
+	if su == nil {
+		return
 	}
-	mark := !c.dirty
-	c.dirty = true
-	c.mu.Unlock()
-	if mark && r != nil {
-		r.markDirty(c)
+	if rr := &su.rare; true {
+		rr.wdN++
+		if n >= rr.wdAt {
+			rr.wdAt, rr.wdIP, rr.wdUA, rr.wdWhy = n, ip, ua, why
+		}
 	}
+	mu.Unlock()
+	r.mark(ix, e, c)
+}
+
+// snapshot copies a key's usage; take also zeroes what it copied. It
+// returns false when the key was deleted since it was marked.
+func (u usageRef) snapshot(take bool) (usageSnap, bool) {
+	var s usageSnap
+	kr := u.ix.rec(u.num)
+	c := &kr.usage
+	if take {
+		c.dirty.Store(0)
+	}
+	mu, m := u.ix.side.lock(u.num)
+	defer mu.Unlock()
+	if kr.gen.Load() != u.gen {
+		return s, false
+	}
+	var w uint64
+	if take {
+		for {
+			w = c.valid.Load()
+			if uint32(w) == 0 || c.valid.CompareAndSwap(w, w&^0xffffffff) {
+				break
+			}
+		}
+		s.usedAt = c.usedAt.Swap(0)
+		s.rare.rejects = c.rejects.Swap(0)
+	} else {
+		w = c.valid.Load()
+		s.usedAt = c.usedAt.Load()
+		s.rare.rejects = c.rejects.Load()
+	}
+	p := c.prev.Load()
+	if take {
+		c.prev.Store(0)
+	}
+	su := m[u.num]
+	if su != nil {
+		s.mins = append(s.mins, su.mins...)
+		rejects := s.rare.rejects
+		s.rare = su.rare
+		s.rare.rejects = rejects
+		if take {
+			su.mins = su.mins[:0]
+			su.rare = rareUsage{}
+		}
+	}
+	// The side's buckets come first: they are the oldest.
+	tmp := sideUsage{mins: s.mins}
+	for _, x := range [2]uint64{p, w} {
+		if uint32(x) > 0 {
+			tmp.addMinute(int64(x>>32), latchkey.CodeValid, int64(uint32(x)))
+		}
+	}
+	s.mins = tmp.mins
+	if s.usedAt != 0 {
+		s.usedIP, s.usedUA = u.ix.client(kr, su)
+	}
+	for _, b := range s.mins {
+		s.uses += b.counts[codeSlot(latchkey.CodeValid)]
+	}
+	s.minutes = minuteCounts(s.mins)
+	return s, true
 }
 
 // Start flushes every interval until ctx ends or Stop is called.
@@ -310,37 +627,28 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		defer r.Index.gate.Unlock()
 	}
 	r.mu.Lock()
-	cells := r.dirty
+	refs := r.dirty
 	r.dirty = nil
-	if r.MaxBatch > 0 && len(cells) > r.MaxBatch {
+	if r.MaxBatch > 0 && len(refs) > r.MaxBatch {
 		// The oldest first; the rest wait, still marked dirty.
-		r.dirty = append(make([]*usageCell, 0, len(cells)-r.MaxBatch), cells[r.MaxBatch:]...)
-		cells = cells[:r.MaxBatch]
+		r.dirty = append(make([]usageRef, 0, len(refs)-r.MaxBatch), refs[r.MaxBatch:]...)
+		refs = refs[:r.MaxBatch]
 	}
 	r.mu.Unlock()
-	if len(cells) == 0 {
+	if len(refs) == 0 {
 		return nil
 	}
-	batch := make([]latchkey.UsageUpdate, 0, len(cells))
-	taken := make([]usageSnap, 0, len(cells))
-	live := cells[:0]
-	for _, c := range cells {
-		c.mu.Lock()
-		snap := usageSnap{uses: c.uses, usedAt: c.usedAt, usedIP: c.usedIP, usedUA: c.usedUA, minutes: minuteCounts(c.mins)}
-		if c.rare != nil {
-			snap.rare = *c.rare
-			*c.rare = rareUsage{}
-		}
-		c.mins = c.mins[:0]
-		c.uses, c.usedAt, c.usedUA = 0, 0, ""
-		c.dirty = false
-		c.mu.Unlock()
-		if c.deleted.Load() {
+	batch := make([]latchkey.UsageUpdate, 0, len(refs))
+	taken := make([]usageSnap, 0, len(refs))
+	live := refs[:0]
+	for _, u := range refs {
+		snap, ok := u.snapshot(true)
+		if !ok || snap.empty() {
 			continue
 		}
-		batch = append(batch, snap.update(c.id))
+		batch = append(batch, snap.update(u.id))
 		taken = append(taken, snap)
-		live = append(live, c)
+		live = append(live, u)
 	}
 	// One transaction per chunk: a management write waiting for the
 	// store's writer waits for one chunk, not for the whole batch.
@@ -359,22 +667,48 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	return nil
 }
 
-// restore puts snapshots that could not be written back into their cells,
-// merged with what arrived meanwhile, and marks the cells dirty again.
-func (r *Recorder) restore(live []*usageCell, taken []usageSnap) {
-	for i, c := range live {
+// restore puts snapshots that could not be written back into their keys'
+// counters, merged with what arrived meanwhile, and marks the keys dirty
+// again.
+func (r *Recorder) restore(live []usageRef, taken []usageSnap) {
+	for i, u := range live {
 		s := &taken[i]
-		c.mu.Lock()
-		c.uses += s.uses
-		if s.usedAt > c.usedAt {
-			c.usedAt, c.usedIP, c.usedUA = s.usedAt, s.usedIP, s.usedUA
+		kr := u.ix.rec(u.num)
+		c := &kr.usage
+		mu, m := u.ix.side.lock(u.num)
+		if kr.gen.Load() != u.gen {
+			mu.Unlock()
+			continue
 		}
-		for _, m := range s.minutes {
-			c.addMinute(m.At.UnixNano()/int64(time.Minute), m.Code, m.Count)
+		su := getSide(m, u.num)
+		for _, b := range s.mins {
+			for j, n := range b.counts {
+				if n > 0 {
+					su.addMinute(b.minute, codeSlots[j], n)
+				}
+			}
 		}
+		for s.usedAt != 0 {
+			at := c.usedAt.Load()
+			if s.usedAt <= at {
+				break
+			}
+			if c.usedAt.CompareAndSwap(at, s.usedAt) {
+				// The kept call is the newest: its client is the last.
+				kr.ip, kr.hasIP = s.usedIP.As16(), s.usedIP.IsValid()
+				c.ua, su.ua = 0, ""
+				if s.usedUA != "" {
+					if c.ua = u.ix.side.uaID(s.usedUA); c.ua == 0 {
+						su.ua = s.usedUA
+					}
+				}
+				c.who.Store(0)
+				break
+			}
+		}
+		c.rejects.Add(s.rare.rejects)
 		if sr := &s.rare; *sr != (rareUsage{}) {
-			rr := c.rareLocked()
-			rr.rejects += sr.rejects
+			rr := &su.rare
 			if sr.rejAt > rr.rejAt {
 				rr.rejAt, rr.rejIP, rr.rejUA, rr.rejWhy = sr.rejAt, sr.rejIP, sr.rejUA, sr.rejWhy
 			}
@@ -383,11 +717,9 @@ func (r *Recorder) restore(live []*usageCell, taken []usageSnap) {
 				rr.wdAt, rr.wdIP, rr.wdUA, rr.wdWhy = sr.wdAt, sr.wdIP, sr.wdUA, sr.wdWhy
 			}
 		}
-		mark := !c.dirty
-		c.dirty = true
-		c.mu.Unlock()
-		if mark {
-			r.markDirty(c)
+		mu.Unlock()
+		if c.dirty.Load() == 0 && c.dirty.CompareAndSwap(0, 1) {
+			r.markDirty(u)
 		}
 	}
 }
@@ -425,19 +757,19 @@ func (ix *Index) Pending(id string) (uses, rejects int64, lastUsed *latchkey.Use
 
 // PendingUsage returns the usage of key id not yet written to the store.
 func (ix *Index) PendingUsage(id string) latchkey.UsageUpdate {
-	e := ix.Get(id)
-	if e == nil {
+	ix.mu.Lock()
+	num := ix.numOf(id)
+	var gen uint32
+	if num != 0 {
+		gen = ix.rec(num).gen.Load()
+	}
+	ix.mu.Unlock()
+	if num == 0 {
 		return latchkey.UsageUpdate{AccessKeyID: id}
 	}
-	c := e.usage.Load()
-	if c == nil {
+	s, ok := usageRef{ix: ix, num: num, gen: gen, id: id}.snapshot(false)
+	if !ok {
 		return latchkey.UsageUpdate{AccessKeyID: id}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := usageSnap{uses: c.uses, usedAt: c.usedAt, usedIP: c.usedIP, usedUA: c.usedUA, minutes: minuteCounts(c.mins)}
-	if c.rare != nil {
-		s.rare = *c.rare
 	}
 	return s.update(id)
 }

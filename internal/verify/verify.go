@@ -59,11 +59,12 @@ type Request struct {
 	Extra []string
 }
 
-// Result is the decision. Entry is set when the credential matched a key of
-// the requested kind and account, whatever the code.
+// Result is the decision. Entry is set (Entry.Found) when the credential
+// matched a key of the requested kind and account, whatever the code: a
+// copy of the key's entry, so that deciding allocates nothing.
 type Result struct {
 	Code  latchkey.Code
-	Entry *Entry
+	Entry Entry
 	// Rate describes the key's rate limit bucket; Rate.Limit is 0 when the
 	// key has no rate limit.
 	Rate RateInfo
@@ -187,22 +188,37 @@ func (v *Verifier) decide(req *Request) Result {
 			return Result{Code: latchkey.CodeThrottled, RetryAfter: wait}
 		}
 	}
-	var e *Entry
-	if keyformat.ValidSecret(req.Secret) {
+	var res Result
+	e := &res.Entry
+	var found bool
+	// The checksum only tells MALFORMED from NOT_FOUND, so it is checked
+	// when the lookup finds nothing: a secret whose digest is a native
+	// key's is that key's secret, whose checksum is right. (A found key
+	// of an imported format is taken as before: only with a right
+	// checksum.)
+	shaped := keyformat.SecretShaped(req.Secret)
+	if shaped {
 		d := keyformat.Sum(req.Secret) // does not allocate
-		e = v.Index.Lookup(&d)
-	} else if imp, ok := v.Index.lookupImported(req.Secret, req.AccessKeyID); ok {
+		found = v.Index.lookup(&d, e)
+		if (!found || e.format != formatNative) && !keyformat.ValidSecret(req.Secret) {
+			shaped, found = false, false
+		}
+	}
+	if !shaped {
 		// not latchkey-shaped, but imported keys exist: one lookup per
 		// hash format in use, and NOT_FOUND when none matches
-		e = imp
-	} else {
-		v.Guard.fail(req.IP, now)
-		return Result{Code: latchkey.CodeMalformed}
+		f, ok := v.Index.lookupImported(req.Secret, req.AccessKeyID, e)
+		if !ok {
+			v.Guard.fail(req.IP, now)
+			return Result{Code: latchkey.CodeMalformed}
+		}
+		found = f
 	}
-	if e == nil || e.Canary {
+	if !found || e.Canary {
 		v.Guard.fail(req.IP, now)
-		if e != nil && v.Canary != nil {
-			v.Canary.CanaryUsed(e, req, now)
+		if found && v.Canary != nil {
+			c := *e
+			v.Canary.CanaryUsed(&c, req, now)
 		}
 		return Result{Code: latchkey.CodeNotFound}
 	}
@@ -214,12 +230,15 @@ func (v *Verifier) decide(req *Request) Result {
 		v.Guard.fail(req.IP, now)
 		return Result{Code: latchkey.CodeNotFound}
 	}
-	return v.judge(req, e, now)
+	v.judge(req, &res, now)
+	return res
 }
 
-// judge decides on a call whose credential proved to be e's: status,
-// expiry, restrictions, rate limit, and records the outcome.
-func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
+// judge decides on a call whose credential proved to be res.Entry's:
+// status, expiry, restrictions, rate limit, and records the outcome in
+// res.
+func (v *Verifier) judge(req *Request, res *Result, now time.Time) {
+	e := &res.Entry
 	r := e.rules
 	code := latchkey.CodeValid
 	switch {
@@ -234,23 +253,23 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 			code = r.key.check(req)
 		}
 	}
-	c := v.Index.cell(e)
+	ix := v.Index
+	res.Code = code
 	if code != latchkey.CodeValid {
-		v.Recorder.reject(c, now, req.IP, req.UserAgent, code)
-		return Result{Code: code, Entry: e}
+		v.Recorder.reject(ix, e, now, req.IP, req.UserAgent, code)
+		return
 	}
-	res := Result{Code: latchkey.CodeValid, Entry: e}
 	if r == nil {
-		v.Recorder.use(c, now, req.IP, req.UserAgent)
-		return res
+		v.Recorder.use(ix, e, now, req.IP, req.UserAgent)
+		return
 	}
 	if r.limit != nil {
 		ok, info := v.allow(e.ID, r.limit, now)
 		res.Rate = info
 		if !ok {
-			v.Recorder.reject(c, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
+			v.Recorder.reject(ix, e, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
 			res.Code = latchkey.CodeRateLimited
-			return res
+			return
 		}
 	}
 	var iq *quotaCell
@@ -264,9 +283,9 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 				res.Rate = info
 			}
 			if !ok {
-				v.Recorder.reject(c, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
+				v.Recorder.reject(ix, e, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
 				res.Code = latchkey.CodeRateLimited
-				return res
+				return
 			}
 		}
 	}
@@ -281,12 +300,12 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 		ok, info := v.spendQuotas(r.quota, iq, cost, now)
 		res.Quota = info
 		if !ok {
-			v.Recorder.reject(c, now, req.IP, req.UserAgent, latchkey.CodeQuotaExceeded)
+			v.Recorder.reject(ix, e, now, req.IP, req.UserAgent, latchkey.CodeQuotaExceeded)
 			res.Code = latchkey.CodeQuotaExceeded
 			if !info.Reset.IsZero() {
 				res.RetryAfter = info.Reset.Sub(now)
 			}
-			return res
+			return
 		}
 	}
 	if r.report != nil || r.reportLimit != nil {
@@ -298,11 +317,10 @@ func (v *Verifier) judge(req *Request, e *Entry, now time.Time) Result {
 		}
 		if wd != latchkey.CodeValid {
 			res.WouldDeny = wd
-			v.Recorder.wouldDeny(c, now, req.IP, req.UserAgent, wd)
+			v.Recorder.wouldDeny(ix, e, now, req.IP, req.UserAgent, wd)
 		}
 	}
-	v.Recorder.use(c, now, req.IP, req.UserAgent)
-	return res
+	v.Recorder.use(ix, e, now, req.IP, req.UserAgent)
 }
 
 // certMatches reports whether the call presented the certificate e is

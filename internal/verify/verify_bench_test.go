@@ -7,9 +7,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"runtime"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -362,4 +367,124 @@ func BenchmarkIndexLoad(b *testing.B) {
 		runtime.KeepAlive(ix)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/key")
+}
+
+// BenchmarkVerifyGC measures what the index costs the garbage collector
+// under a verification loop, at 100,000 and 1,000,000 keys, from every
+// core at once (so that no core is idle and the collector's work is paid
+// for as in a busy server, not by idle-time workers). Each call also
+// allocates 512 bytes of pointer-free garbage, about what serving a call
+// over HTTP leaves behind, so that the collector runs as it does in a
+// server. It reports, from runtime/metrics:
+//
+//   - scan-heap-B: the scannable heap (/gc/scan/heap:bytes), what each
+//     collection has to mark through: for keys without rules it must not
+//     grow with the number of keys;
+//   - gc-cpu-%: the collector's share of the CPU used over the loop
+//     (/cpu/classes/gc/total:cpu-seconds over /cpu/classes/total:cpu-seconds
+//     less /cpu/classes/idle:cpu-seconds);
+//   - gc-ns/op: the collector's CPU time per call;
+//   - gc-cycles: the collections during the loop (and one at its end,
+//     which brings the CPU figures up to date).
+func BenchmarkVerifyGC(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"keys=1e5", 1e5}, {"keys=1e6", 1e6}} {
+		// Not kept for other benchmarks: only this size's index is live.
+		ix, secrets := buildKeys(b, size.n, 1000)
+		b.Run(size.name, func(b *testing.B) {
+			v := served(ix)
+			for i := range secrets {
+				v.Verify(&verify.Request{Secret: secrets[i], IP: netip.MustParseAddr("192.0.2.1"), UserAgent: "bench"})
+			}
+			runtime.GC()
+			samples := []rtmetrics.Sample{{Name: "/gc/scan/heap:bytes"}, {Name: "/cpu/classes/gc/total:cpu-seconds"},
+				{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/idle:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+			rtmetrics.Read(samples)
+			gc0, total0, idle0, cycles0 := samples[1].Value.Float64(), samples[2].Value.Float64(), samples[3].Value.Float64(), samples[4].Value.Uint64()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := rand.IntN(len(secrets))
+				req := verify.Request{IP: netip.MustParseAddr("192.0.2.1"), UserAgent: "bench"}
+				var garbage []byte
+				for pb.Next() {
+					req.Secret = secrets[i]
+					if !v.Verify(&req).Valid() {
+						b.Fatal("not valid")
+					}
+					garbage = make([]byte, 512)
+					if i++; i == len(secrets) {
+						i = 0
+					}
+				}
+				gcSink.Store(&garbage)
+			})
+			b.StopTimer()
+			rtmetrics.Read(samples)
+			scan := samples[0].Value.Uint64()
+			runtime.GC()
+			rtmetrics.Read(samples)
+			gc := samples[1].Value.Float64() - gc0
+			used := samples[2].Value.Float64() - total0 - (samples[3].Value.Float64() - idle0)
+			b.ReportMetric(float64(scan), "scan-heap-B")
+			b.ReportMetric(100*gc/used, "gc-cpu-%")
+			b.ReportMetric(gc*1e9/float64(b.N), "gc-ns/op")
+			b.ReportMetric(float64(samples[4].Value.Uint64()-cycles0), "gc-cycles")
+		})
+	}
+}
+
+var gcSink atomic.Pointer[[]byte]
+
+// BenchmarkIndexLoad10M is BenchmarkIndexLoad at 10,000,000 keys, and also
+// reports the process's resident memory per key (VmRSS, after returning
+// freed memory to the system). It needs several GiB and about a minute:
+// it runs only when asked for by name
+// (-bench IndexLoad10M with LATCHKEY_BENCH_10M=1).
+func BenchmarkIndexLoad10M(b *testing.B) {
+	if os.Getenv("LATCHKEY_BENCH_10M") == "" {
+		b.Skip("set LATCHKEY_BENCH_10M=1 to load 10,000,000 keys")
+	}
+	const n = 10_000_000
+	var seed [8]byte
+	var ms runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		debug.FreeOSMemory()
+		runtime.ReadMemStats(&ms)
+		before, rss0 := ms.HeapAlloc, vmRSS(b)
+		ix := verify.NewIndex()
+		for i := range n {
+			binary.LittleEndian.PutUint64(seed[:], uint64(i))
+			ix.Put(&latchkey.AccessKey{ID: fmt.Sprintf("LKIA%016d", i), Account: "default", Application: fmt.Sprintf("app-%07d", i/2),
+				Status: latchkey.StatusActive, SecretDigest: sha256.Sum256(seed[:])})
+		}
+		runtime.GC()
+		debug.FreeOSMemory()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc-before)/n, "heap-B/key")
+		b.ReportMetric(float64(vmRSS(b)-rss0)/n, "rss-B/key")
+		runtime.KeepAlive(ix)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/key")
+}
+
+// vmRSS is the process's resident set size in bytes, from /proc.
+func vmRSS(b *testing.B) uint64 {
+	buf, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skip("no /proc/self/status")
+	}
+	for line := range strings.Lines(string(buf)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
 }

@@ -125,7 +125,7 @@ func TestVerifyDecisions(t *testing.T) {
 				t.Errorf("Valid() = %v for %s", res.Valid(), res.Code)
 			}
 			got := ""
-			if res.Entry != nil {
+			if res.Entry.Found() {
 				got = res.Entry.ID
 			}
 			if got != tc.entry {

@@ -1,0 +1,291 @@
+package verify
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/keyformat"
+)
+
+// The index's storage holds no Go pointer per key, so that the garbage
+// collector has next to nothing to mark however many keys are loaded:
+//
+//   - rec: one fixed-size record per key ID, in chunks that never move,
+//     numbered from 1 (0 is "none"). A record's number is stable while its
+//     ID is in the index, so its usage counters (atomics in the record)
+//     survive replacement, as the usage cell did.
+//   - arena: the records' strings (ID, application or principal name,
+//     account), in byte chunks that are only ever appended to: a string
+//     read from them stays valid and unchanged after its key is replaced,
+//     deleted or compacted away.
+//   - table: per shard, an open-addressing hash table (linear probing,
+//     backward-shift deletion, power-of-two size) of uint64 slots, each a
+//     32-bit tag of the key's hash and the record number. A shard grows on
+//     its own, so a growing index never holds two copies of itself.
+//   - rules: a key with restrictions, a rate limit, a quota, metadata or a
+//     public key keeps its *rules in its shard's side slice, referenced
+//     from the record by index; a key without them adds no pointer.
+
+// strRef is a string in the index's arena: off packs the chunk (high
+// bits) and the position in it.
+type strRef struct{ off, n uint32 }
+
+const (
+	arenaChunkBits = 20 // 1 MiB chunks
+	arenaChunkSize = 1 << arenaChunkBits
+	maxArenaChunks = 1 << (32 - arenaChunkBits)
+)
+
+// arena holds the index's strings. Written under Index.mu; read by
+// anyone holding a strRef published under a shard lock.
+type arena struct {
+	chunks [maxArenaChunks]atomic.Pointer[byte]
+	cur    []byte   // the chunk being filled (len = bytes used)
+	curIdx uint32   // its index in chunks
+	used   []uint32 // indexes of the chunks in use
+	free   []uint32 // indexes of chunks given up by a compaction
+	next   uint32   // index of the next chunk never used
+	live   int64    // bytes referenced by records (interned names count once)
+	dead   int64    // bytes no record references any more
+}
+
+// put copies s into the arena. A string longer than a chunk gets a chunk
+// of its own.
+func (a *arena) put(s string) strRef {
+	if s == "" {
+		return strRef{}
+	}
+	if len(a.cur)+len(s) > cap(a.cur) || a.cur == nil {
+		var idx uint32
+		switch n := len(a.free); {
+		case n > 0:
+			idx = a.free[n-1]
+			a.free = a.free[:n-1]
+		case a.next < maxArenaChunks:
+			idx = a.next
+			a.next++
+		default:
+			// 4 GiB of live strings: far beyond the keys the records
+			// can hold (maxRecChunks); refuse loudly rather than
+			// corrupt.
+			panic("verify: index string arena full")
+		}
+		a.cur = make([]byte, 0, max(arenaChunkSize, len(s)))
+		a.curIdx = idx
+		a.chunks[idx].Store(unsafe.SliceData(a.cur[:1]))
+		a.used = append(a.used, idx)
+	}
+	pos := len(a.cur)
+	a.cur = append(a.cur, s...)
+	a.live += int64(len(s))
+	return strRef{off: a.curIdx<<arenaChunkBits | uint32(pos), n: uint32(len(s))}
+}
+
+// drop notes n bytes that no record references any more.
+func (a *arena) drop(n int64) {
+	a.live -= n
+	a.dead += n
+}
+
+// str returns the string r refers to, without copying it.
+func (a *arena) str(r strRef) string {
+	if r.n == 0 {
+		return ""
+	}
+	p := a.chunks[r.off>>arenaChunkBits].Load()
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(p), r.off&(arenaChunkSize-1))), r.n)
+}
+
+// rec is the index's record of one key: 192 bytes, three cache lines,
+// laid out so that a decision reads the first (what a lookup compares and
+// copies) and the second (flags and usage counters), and the third only
+// for a key bound to a certificate or a call from a new client. Its plain
+// fields are written under Index.mu and the lock of the shard its digest
+// is in, and read under that shard's lock; its usage counters are atomics
+// (usage.go).
+type rec struct {
+	// first line
+	digest  keyformat.Digest
+	expires int64 // Unix nanoseconds; 0 = never
+	id      strRef
+	owner   strRef
+	account strRef
+
+	// second line
+	rules uint32 // index in the shard's rules; 0 = none
+	// gen changes when the record is deleted, so that usage recorded
+	// for a deleted key through an old Entry is dropped.
+	gen    atomic.Uint32
+	seen   uint32 // the Sync pass that last read the key (under Index.mu)
+	kind   uint8
+	format uint8
+	flags  uint8
+	live   bool // in the index (under Index.mu)
+	usage  usageCounters
+
+	// third line
+	cert    latchkey.CertThumbprint
+	ip      [16]byte // the last client address (usage.go; under the key's usage stripe lock)
+	hasIP   bool
+	ownerIn bool // owner is interned (not counted as dead when replaced)
+	_       [14]byte
+}
+
+// rec.flags
+const (
+	flagActive uint8 = 1 << iota
+	flagCanary
+	flagSigning
+	flagBound
+	flagCertBad
+)
+
+const (
+	recChunkBits = 12
+	recChunkSize = 1 << recChunkBits
+	maxRecChunks = 1 << 14 // 67M keys
+)
+
+// digestHash mixes the whole digest, so that imported formats whose
+// digests are mostly zero (murmur32) spread as well as SHA-256.
+func digestHash(d *keyformat.Digest) uint64 {
+	h := binary.LittleEndian.Uint64(d[0:]) ^ binary.LittleEndian.Uint64(d[8:])*0x9e3779b97f4a7c15 ^
+		binary.LittleEndian.Uint64(d[16:])*0xc2b2ae3d27d4eb4f ^ binary.LittleEndian.Uint64(d[24:])*0x165667b19e3779f9
+	h ^= h >> 31
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 29
+	return h
+}
+
+var idSeed = maphash.MakeSeed()
+
+func idHash(id string) uint64 { return maphash.String(idSeed, id) }
+
+// table is an open-addressing hash table of record numbers: each slot
+// holds the hash's high 32 bits, which give the slot's home and a tag that
+// spares most probes a record read, and the record number; 0 is an empty
+// slot. The shard is chosen by the hash's low bits, so the two are
+// independent.
+type table struct {
+	slots []uint64
+	n     int
+}
+
+// slotOf packs h's high bits and num.
+func slotOf(h uint64, num uint32) uint64 { return h&^0xffffffff | uint64(num) }
+
+// home is where a probe for h (or for slot s) starts.
+func home(h uint64, mask uint64) uint64 { return (h >> 32) & mask }
+
+// find returns the number of the record that match accepts among those
+// whose hash is h, or 0.
+func (t *table) find(h uint64, match func(num uint32) bool) uint32 {
+	if len(t.slots) == 0 {
+		return 0
+	}
+	mask := uint64(len(t.slots) - 1)
+	tag := h &^ 0xffffffff
+	for i := home(h, mask); ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return 0
+		}
+		if s&^0xffffffff == tag && match(uint32(s)) {
+			return uint32(s)
+		}
+	}
+}
+
+// insert adds num under hash h, growing the table when it is 3/4 full.
+// The caller knows num is not in the table.
+func (t *table) insert(h uint64, num uint32) {
+	if (t.n+1)*4 > len(t.slots)*3 {
+		t.grow()
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := home(h, mask)
+	for t.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = slotOf(h, num)
+	t.n++
+}
+
+// grow doubles the table. A slot holds what its new place needs, so no
+// record is read.
+func (t *table) grow() {
+	old := t.slots
+	t.slots = make([]uint64, max(16, 2*len(old)))
+	mask := uint64(len(t.slots) - 1)
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		i := home(s, mask)
+		for t.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = s
+	}
+}
+
+// remove deletes num (whose hash is h) by shifting back the slots after
+// it, so that no tombstone is left: a probe still ends at the first empty
+// slot.
+func (t *table) remove(h uint64, num uint32) bool {
+	if len(t.slots) == 0 {
+		return false
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := home(h, mask)
+	for {
+		s := t.slots[i]
+		if s == 0 {
+			return false
+		}
+		if uint32(s) == num {
+			break
+		}
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; ; j = (j + 1) & mask {
+		s := t.slots[j]
+		if s == 0 {
+			break
+		}
+		// s can fill the hole at i unless its home lies cyclically in
+		// (i, j]: then a probe for it starts after the hole.
+		k := home(s, mask)
+		if (j > i && (k <= i || k > j)) || (j < i && k <= i && k > j) {
+			t.slots[i] = s
+			i = j
+		}
+	}
+	t.slots[i] = 0
+	t.n--
+	// Shrink a table that a mass deletion left mostly empty, so that
+	// memory follows the keys down as well as up.
+	if len(t.slots) > 64 && t.n*8 < len(t.slots) {
+		t.shrink()
+	}
+	return true
+}
+
+func (t *table) shrink() {
+	old := t.slots
+	t.slots = make([]uint64, len(old)/2)
+	mask := uint64(len(t.slots) - 1)
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		i := home(s, mask)
+		for t.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = s
+	}
+}

@@ -1,0 +1,211 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"testing"
+	"unsafe"
+
+	"github.com/latchkey/latchkey"
+)
+
+// TestRecLayout: a record is three cache lines, the first holding what a
+// lookup compares and copies, the second the flags and the usage counters
+// a decision updates.
+func TestRecLayout(t *testing.T) {
+	var r rec
+	if s := unsafe.Sizeof(r); s != 192 {
+		t.Errorf("rec is %d bytes, want 192", s)
+	}
+	if o := unsafe.Offsetof(r.rules); o != 64 {
+		t.Errorf("rec.rules at %d, want 64 (the second line)", o)
+	}
+	if o, end := unsafe.Offsetof(r.usage), unsafe.Offsetof(r.usage)+unsafe.Sizeof(r.usage); o < 64 || end > 128 {
+		t.Errorf("rec.usage at %d-%d, want within the second line", o, end)
+	}
+	if o := unsafe.Offsetof(r.cert); o != 128 {
+		t.Errorf("rec.cert at %d, want 128 (the third line)", o)
+	}
+}
+
+// TestTableAgainstMap: random inserts and removals, with hashes that
+// collide on purpose (few distinct homes, equal tags), keep the table
+// equal to a map: every number present is found, every removed one is
+// not, and the table grows and shrinks on the way.
+func TestTableAgainstMap(t *testing.T) {
+	for _, spread := range []uint64{61, 1 << 40} {
+		var tb table
+		want := map[uint32]uint64{}
+		hashOf := func(num uint32) uint64 { return (uint64(num) % spread) * 0x9e3779b97f4a7c15 }
+		next := uint32(1)
+		rng := uint64(1)
+		grew, shrank := 0, 0
+		for step := range 40_000 {
+			rng = rng*6364136223846793005 + 1442695040888963407
+			size := len(tb.slots)
+			// Grow to a few thousand entries, then drain, twice.
+			adding := (step/10_000)%2 == 0
+			if adding && rng>>60 < 12 || len(want) == 0 {
+				num := next
+				next++
+				tb.insert(hashOf(num), num)
+				want[num] = hashOf(num)
+			} else {
+				for num, h := range want {
+					if !tb.remove(h, num) {
+						t.Fatalf("spread %d: remove(%d) found nothing", spread, num)
+					}
+					delete(want, num)
+					break
+				}
+			}
+			switch {
+			case len(tb.slots) > size && size > 0:
+				grew++
+			case len(tb.slots) < size:
+				shrank++
+			}
+			if tb.n != len(want) {
+				t.Fatalf("spread %d: n = %d, want %d", spread, tb.n, len(want))
+			}
+			if step%3001 == 0 {
+				for num, h := range want {
+					if got := tb.find(h, func(n uint32) bool { return n == num }); got != num {
+						t.Fatalf("spread %d step %d: find(%d) = %d", spread, step, num, got)
+					}
+				}
+			}
+		}
+		if grew == 0 || shrank == 0 {
+			t.Errorf("spread %d: the table grew %d and shrank %d times; want both", spread, grew, shrank)
+		}
+	}
+}
+
+// TestArenaCompacts: deleting most keys, and renaming applications, leaves
+// the arena mostly strings no key uses; the index then copies what is
+// left into fresh chunks and gives up the old ones, and every key still
+// reads the same, as do entries read before.
+func TestArenaCompacts(t *testing.T) {
+	ix := NewIndex()
+	const n = 200_000
+	put := func(i int, app string) {
+		ix.Put(&latchkey.AccessKey{ID: fmt.Sprintf("LKIACOMPACT%09d", i), Account: "acme", Application: app,
+			Status: latchkey.StatusActive, SecretDigest: sha256.Sum256([]byte(strconv.Itoa(i)))})
+	}
+	for i := range n {
+		put(i, fmt.Sprintf("application-%d", i))
+	}
+	early := ix.Get("LKIACOMPACT000000001")
+	ix.mu.Lock()
+	chunks := len(ix.arena.used)
+	ix.mu.Unlock()
+	for i := range n {
+		switch {
+		case i%10 == 1:
+			put(i, fmt.Sprintf("renamed-%d", i))
+		case i%10 != 0:
+			ix.Delete(fmt.Sprintf("LKIACOMPACT%09d", i))
+		}
+	}
+	ix.mu.Lock()
+	after, dead, live, free := len(ix.arena.used), ix.arena.dead, ix.arena.live, len(ix.arena.free)
+	ix.mu.Unlock()
+	if after >= chunks || free == 0 || dead > live+4<<20 {
+		t.Errorf("arena: %d chunks before, %d after (%d given up); %d bytes dead, %d live", chunks, after, free, dead, live)
+	}
+	for i := range n {
+		e := ix.Get(fmt.Sprintf("LKIACOMPACT%09d", i))
+		want := ""
+		switch i % 10 {
+		case 0:
+			want = fmt.Sprintf("application-%d", i)
+		case 1:
+			want = fmt.Sprintf("renamed-%d", i)
+		}
+		if got := ""; e != nil {
+			got = e.Application()
+			if got != want || e.Account != "acme" || e.ID != fmt.Sprintf("LKIACOMPACT%09d", i) {
+				t.Fatalf("key %d after compaction: %q %q %q, want application %q", i, e.ID, e.Account, got, want)
+			}
+		} else if want != "" {
+			t.Fatalf("key %d gone after compaction", i)
+		}
+	}
+	if early.ID != "LKIACOMPACT000000001" || early.Application() != "application-1" {
+		t.Errorf("an entry read before the compaction changed: %q %q", early.ID, early.Application())
+	}
+}
+
+// keyScan hands out keys to Sync without a database.
+type keyScan struct {
+	latchkey.Store
+	keys []*latchkey.AccessKey
+}
+
+func (s *keyScan) ScanKeyIndex(_ context.Context, fn func(*latchkey.AccessKey) error) error {
+	for _, k := range s.keys {
+		if err := fn(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestSyncMemoryFlat: a full resync of the same keys, some with rules and
+// some changed, takes no new records, no new table slots and no new
+// arena bytes beyond the changed names: memory stays flat.
+func TestSyncMemoryFlat(t *testing.T) {
+	const n = 20_000
+	keys := make([]*latchkey.AccessKey, n)
+	for i := range keys {
+		keys[i] = &latchkey.AccessKey{ID: fmt.Sprintf("LKIAFLAT%012d", i), Account: "acme", Application: fmt.Sprintf("app-%d", i),
+			Status: latchkey.StatusActive, SecretDigest: sha256.Sum256([]byte(strconv.Itoa(i)))}
+		if i%10 == 0 {
+			keys[i].Restrictions = &latchkey.Restrictions{Scopes: []string{"read"}}
+		}
+	}
+	ix := NewIndex()
+	type usage struct {
+		recs          uint32
+		slots, idSlot int
+		chunks        int
+		live          int64
+	}
+	measure := func() usage {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		u := usage{recs: ix.nrecs, chunks: len(ix.arena.used), live: ix.arena.live}
+		for i := range ix.shards {
+			u.slots += len(ix.shards[i].t.slots)
+			u.idSlot += len(ix.ids[i].slots)
+		}
+		return u
+	}
+	scan := &keyScan{keys: keys}
+	if got, err := ix.Sync(t.Context(), scan); err != nil || got != n {
+		t.Fatalf("Sync = %d, %v", got, err)
+	}
+	first := measure()
+	for round := range 3 {
+		// Each round renames 1% of the applications and resyncs.
+		for i := round; i < n; i += 100 {
+			k := *keys[i]
+			k.Application = fmt.Sprintf("renamed-%d-%d", round, i)
+			keys[i] = &k
+		}
+		if _, err := ix.Sync(t.Context(), scan); err != nil {
+			t.Fatal(err)
+		}
+		got := measure()
+		if got.recs != first.recs || got.slots != first.slots || got.idSlot != first.idSlot || got.chunks != first.chunks ||
+			got.live > first.live+int64(n/100*20) {
+			t.Errorf("round %d: %+v after the resync, %+v after the load", round, got, first)
+		}
+	}
+	if ix.Len() != n {
+		t.Errorf("Len = %d, want %d", ix.Len(), n)
+	}
+}
