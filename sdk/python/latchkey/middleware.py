@@ -280,7 +280,7 @@ class Guard:
     def _decided(self, res: VerifyResult, ck: bytes, call: Call, escaped: str) -> Decision:
         if not res.valid:
             return refusal(status_for_code(res.code), res.code, res.message, res.retry_after_seconds)
-        identity = Identity(res.access_key_id, res.application, res.account)
+        identity = Identity.of(res)
         d = Decision(status=200, identity=identity, call=call, escaped_path=escaped)
         # latchkey must count every call of a key with a rate limit, a
         # quota (its own or its identity's) or a report-only restriction;

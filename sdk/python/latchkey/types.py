@@ -451,6 +451,13 @@ class VerifyResult:
     # The key's (or its identity's) quota after the decision,
     # {"remaining", "reset_at"?}; None when neither has one.
     quota: dict[str, Any] | None = None
+    # The key's external ID and metadata; the identity (the customer) its
+    # application belongs to, {"id", "external_id"?, "metadata"?}; the
+    # application's metadata. Empty or None when there is none.
+    external_id: str = ""
+    metadata: dict[str, Any] | None = None
+    identity: dict[str, Any] | None = None
+    application_metadata: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VerifyResult:
@@ -466,6 +473,10 @@ class VerifyResult:
             rate_limit=RateLimitInfo(rl["limit"], rl["remaining"], rl.get("window_seconds", 0)) if rl else None,
             retry_after_seconds=d.get("retry_after_seconds", 0),
             quota=d.get("quota"),
+            external_id=d.get("external_id", ""),
+            metadata=d.get("metadata"),
+            identity=d.get("identity"),
+            application_metadata=d.get("application_metadata"),
         )
 
 
@@ -477,3 +488,29 @@ class Identity:
     access_key_id: str
     application: str
     account: str
+    # The key's external ID and metadata, the identity (customer) its
+    # application belongs to, and the application's metadata; empty or
+    # None when there is none. Handlers must not change the dicts: cached
+    # decisions share them.
+    external_id: str = ""
+    metadata: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    identity_id: str = ""
+    identity_external_id: str = ""
+    identity_metadata: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    application_metadata: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+
+    @classmethod
+    def of(cls, res: VerifyResult) -> Identity:
+        """The identity a valid decision describes."""
+        idn = res.identity or {}
+        return cls(
+            res.access_key_id,
+            res.application,
+            res.account,
+            external_id=res.external_id,
+            metadata=res.metadata,
+            identity_id=idn.get("id", ""),
+            identity_external_id=idn.get("external_id", ""),
+            identity_metadata=idn.get("metadata"),
+            application_metadata=res.application_metadata,
+        )

@@ -124,3 +124,36 @@ class CacheTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IdentityContextTest(unittest.TestCase):
+    """The handler gets the key's external ID and metadata, its identity and
+    its application's metadata, as /v1/verify returns them; a cached
+    decision hands out the same."""
+
+    def test_identity_fields(self) -> None:
+        admin = support.admin_client()
+        suffix = uuid.uuid4().hex[:8]
+        idn = admin._request("POST", ["v1", "identities"], body={"name": f"cust-{suffix}", "external_id": f"cus_{suffix}", "metadata": {"plan": "pro"}})
+        app = f"ctx-{suffix}"
+        admin._request("POST", ["v1", "applications"], body={"name": app, "description": "", "identity_id": idn["id"], "metadata": {"channel": "web"}})
+        k = admin._request("POST", ["v1", "applications", app, "access-keys"], body={"description": "", "external_id": f"key_{suffix}", "metadata": {"tier": 2}})
+        bare_app = f"ctx-bare-{suffix}"
+        admin.create_application(bare_app)
+        bare = admin.create_access_key(bare_app)
+        g = Guard(CountingClient())
+        for attempt in ("asked", "cached"):
+            d = g.decide("GET", "/", "", {"x-api-key": k["secret_access_key"]}, "192.0.2.1")
+            self.assertEqual(d.status, 200, attempt)
+            want = Identity(
+                k["access_key_id"], app, "default",
+                external_id=f"key_{suffix}", metadata={"tier": 2},
+                identity_id=idn["id"], identity_external_id=f"cus_{suffix}",
+                identity_metadata={"plan": "pro"}, application_metadata={"channel": "web"},
+            )
+            self.assertEqual(d.identity, want, attempt)
+            self.assertEqual((d.identity.metadata, d.identity.identity_metadata, d.identity.application_metadata),
+                             ({"tier": 2}, {"plan": "pro"}, {"channel": "web"}), attempt)
+        d = g.decide("GET", "/", "", {"x-api-key": bare.secret_access_key}, "192.0.2.1")
+        self.assertEqual(d.status, 200)
+        self.assertEqual((d.identity.external_id, d.identity.metadata, d.identity.identity_id, d.identity.application_metadata), ("", None, "", None))

@@ -33,6 +33,16 @@ export interface Identity {
   accessKeyId: string;
   application: string;
   account: string;
+  /** The key's external ID, when it has one. */
+  externalId?: string;
+  /** The key's metadata, when it has some. Do not change it: cached decisions share it. */
+  metadata?: Record<string, unknown>;
+  /** The identity (the customer) the key's application belongs to, when it belongs to one. */
+  identityId?: string;
+  identityExternalId?: string;
+  identityMetadata?: Record<string, unknown>;
+  /** The metadata of the key's application, when it has some. */
+  applicationMetadata?: Record<string, unknown>;
 }
 
 /** What the middleware puts on a call it lets through. */
@@ -513,6 +523,14 @@ export class Gate {
       application: res.application ?? "",
       account: res.account ?? "",
     };
+    if (res.external_id) identity.externalId = res.external_id;
+    if (res.metadata) identity.metadata = res.metadata;
+    if (res.identity) {
+      identity.identityId = res.identity.id;
+      if (res.identity.external_id) identity.identityExternalId = res.identity.external_id;
+      if (res.identity.metadata) identity.identityMetadata = res.identity.metadata;
+    }
+    if (res.application_metadata) identity.applicationMetadata = res.application_metadata;
     const verified: Verified = { identity, code: "VALID", cached: false };
     const headers: Record<string, string> = {};
     if (res.rate_limit) {

@@ -251,3 +251,34 @@ test("every framework: two Authorization or two X-Api-Key header lines are two c
     }
   }
 });
+
+test("every framework: the handler gets the key's external ID and metadata, its identity and its application's metadata", async () => {
+  const admin = await clientAs("admin");
+  const suffix = uniqueName("ctx");
+  const idn = await admin.createIdentity({ body: { name: suffix, external_id: `cus_${suffix}`, metadata: { plan: "pro" } } });
+  await admin.createApplication({ body: { name: suffix, identity_id: idn.id, metadata: { channel: "web" } } });
+  const k = await admin.createAccessKey({ path: { name: suffix }, body: { external_id: `key_${suffix}`, metadata: { tier: 2 } } });
+  const bare = await newKey();
+  const want = {
+    accessKeyId: k.access_key_id, application: suffix, account: "default",
+    externalId: `key_${suffix}`, metadata: { tier: 2 },
+    identityId: idn.id, identityExternalId: `cus_${suffix}`, identityMetadata: { plan: "pro" },
+    applicationMetadata: { channel: "web" },
+  };
+  for (const [name, start] of Object.entries(frameworks)) {
+    let seen;
+    const srv = await start({ client: await verifierOf() }, (s) => { seen = s; });
+    try {
+      for (const attempt of ["asked", "cached"]) {
+        const r = await send({ port: srv.port, target: "/orders", headers: { "x-api-key": k.secret_access_key } });
+        assert.equal(r.status, 200, `${name} ${attempt}`);
+        assert.deepEqual(seen.identity, want, `${name} ${attempt}`);
+      }
+      const r = await send({ port: srv.port, target: "/orders", headers: { "x-api-key": bare.secret } });
+      assert.equal(r.status, 200, name);
+      assert.deepEqual(seen.identity, { accessKeyId: bare.id, application: bare.name, account: "default" }, name);
+    } finally {
+      await srv.close();
+    }
+  }
+});
