@@ -493,6 +493,11 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	num := ix.numOf(k.ID)
 	var prev *rules
 	var kr *rec
+	// oldRules is the rules slot of a key whose digest stays: it is freed
+	// with the record's update, under the same lock. Freed here, a reader
+	// could find the record between the two locked sections and see the
+	// old version's fields without its rules.
+	var oldRules uint32
 	if num != 0 {
 		kr = ix.rec(num)
 		oh := digestHash(&kr.digest)
@@ -500,9 +505,15 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		os.mu.Lock()
 		if kr.rules != 0 {
 			prev = os.rules[kr.rules].r
-			os.rules[kr.rules] = ruleRef{}
-			os.free = append(os.free, kr.rules)
-			kr.rules = 0
+			if kr.digest == d {
+				oldRules = kr.rules
+			} else {
+				// The record leaves this shard's table below: no
+				// reader finds it until it is whole again.
+				os.rules[kr.rules] = ruleRef{}
+				os.free = append(os.free, kr.rules)
+				kr.rules = 0
+			}
 		}
 		if kr.digest != d {
 			os.t.remove(oh, num)
@@ -569,6 +580,11 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	r.identity = ix.compileIdentity(k.Identity)
 	r.appMetadata = k.AppMetadata
 	ns.mu.Lock()
+	if oldRules != 0 {
+		ns.rules[oldRules] = ruleRef{}
+		ns.free = append(ns.free, oldRules)
+		kr.rules = 0
+	}
 	moved := fresh || kr.digest != d
 	kr.digest, kr.cert, kr.expires = d, cert, exp
 	kr.id, kr.owner, kr.account = idRef, ownerRef, ix.intern(k.Account)
