@@ -181,7 +181,7 @@ func (s *Service) GetAccessKey(ctx context.Context, a latchkey.Actor, id string)
 		return nil, keyNotFound(id)
 	}
 	s.addFindings(ctx, []*latchkey.AccessKey{k})
-	s.addHeld(ctx, k.ID, k.Quota, s.now())
+	s.addHeld(ctx, keyOwner(k.ID), k.Quota, s.now())
 	return k, nil
 }
 

@@ -322,6 +322,7 @@ func (s *Service) GetIdentityQuota(ctx context.Context, a latchkey.Actor, accoun
 	if err != nil {
 		return nil, err
 	}
+	s.addHeld(ctx, identityOwner(id), v.Quota, s.now())
 	return v, nil
 }
 

@@ -54,7 +54,7 @@ func (s *Service) writeQuota(ctx context.Context, tx latchkey.Tx, a latchkey.Act
 			return err
 		}
 		if cur != nil {
-			if held := s.Index.QuotaHeld(k.ID, cur, now); held > 0 {
+			if held := s.Index.QuotaHeld(keyOwner(k.ID), cur, now); held > 0 {
 				cur.Remaining, cur.Leased = min(cur.Remaining+held, latchkey.MaxQuota), held
 			}
 			before = cur
@@ -99,32 +99,32 @@ func nilQuota(q *latchkey.Quota) any {
 	return q
 }
 
-// QuotaHolder says what replicas hold leased from key id's quota q (its
+// QuotaHolder says what replicas hold leased from owner's quota q (its
 // generation and period as presented at now) and have not spent.
 type QuotaHolder interface {
-	QuotaHeld(ctx context.Context, id string, q *latchkey.Quota, now time.Time) (int64, error)
+	QuotaHeld(ctx context.Context, owner latchkey.QuotaOwner, q *latchkey.Quota, now time.Time) (int64, error)
 }
 
-// addHeld makes key id's quota q, as the ledger presents it at now (what
+// addHeld makes owner's quota q, as the ledger presents it at now (what
 // replicas leased counted as spent), say what can still be granted: the
 // units replicas hold leased and have not spent are added back to
 // Remaining and shown as Leased. With one replica, or with a shared
 // store, the figure is exact; otherwise other replicas' unspent leases
 // still count as spent (docs/quotas.md). A holder that cannot answer
 // leaves the ledger's figure, which never overstates.
-func (s *Service) addHeld(ctx context.Context, id string, q *latchkey.Quota, now time.Time) {
+func (s *Service) addHeld(ctx context.Context, owner latchkey.QuotaOwner, q *latchkey.Quota, now time.Time) {
 	if q == nil {
 		return
 	}
 	var held int64
 	if s.QuotaHolds != nil {
-		n, err := s.QuotaHolds.QuotaHeld(ctx, id, q, now)
+		n, err := s.QuotaHolds.QuotaHeld(ctx, owner, q, now)
 		if err != nil {
-			s.Log.Warn("quota read: what replicas hold leased is not known; the ledger's figure is shown", "access_key_id", id, "error", err)
+			s.Log.Warn("quota read: what replicas hold leased is not known; the ledger's figure is shown", "owner", owner.Kind, "id", owner.ID, "error", err)
 		}
 		held = n
 	} else if s.Index != nil {
-		held = s.Index.QuotaHeld(id, q, now)
+		held = s.Index.QuotaHeld(owner, q, now)
 	}
 	if held > 0 {
 		q.Leased = held
@@ -154,7 +154,7 @@ func (s *Service) GetQuota(ctx context.Context, a latchkey.Actor, id string) (*Q
 	if err != nil {
 		return nil, err
 	}
-	s.addHeld(ctx, k.ID, v.Quota, now)
+	s.addHeld(ctx, keyOwner(k.ID), v.Quota, now)
 	return v, nil
 }
 

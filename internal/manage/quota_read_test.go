@@ -149,3 +149,33 @@ func TestQuotaTopUpWhileSpending(t *testing.T) {
 		t.Errorf("spent, the read says %d left", q.Remaining)
 	}
 }
+
+// An identity's quota reads as a key's does: on one replica, what its
+// keys have spent, exactly, with the replica's unspent lease shown as
+// leased; another process, which holds nothing, reads the ledger.
+func TestIdentityQuotaReadExactOnOneReplica(t *testing.T) {
+	for _, lease := range []int64{1, 10, 100} {
+		e := newEnv(t)
+		id, keys := meteredIdentityWith(t, e.svc, e.operator, &latchkey.Quota{Remaining: 500}, nil)
+		r := e.replica(t, lease)
+		spend(t, r, keys[0].Secret, 20)
+		spend(t, r, keys[1].Secret, 17)
+		v, err := r.svc.GetIdentityQuota(t.Context(), e.operator, latchkey.DefaultAccount, id.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Quota.Remaining != 463 {
+			t.Errorf("lease %d: after 37 calls of 500 through two applications the identity's read says %d left, want exactly 463", lease, v.Quota.Remaining)
+		}
+		if v.Quota.Leased < 0 || v.Quota.Leased > min(lease, 463) || (lease > 1 && v.Quota.Leased == 0) {
+			t.Errorf("lease %d: leased %d, want what the replica holds (1 to %d)", lease, v.Quota.Leased, min(lease, 463))
+		}
+		other, err := e.svc.GetIdentityQuota(t.Context(), e.operator, latchkey.DefaultAccount, id.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other.Quota.Remaining != 463-v.Quota.Leased || other.Quota.Leased != 0 {
+			t.Errorf("lease %d: another process reads %d left, %d leased; want %d, 0", lease, other.Quota.Remaining, other.Quota.Leased, 463-v.Quota.Leased)
+		}
+	}
+}

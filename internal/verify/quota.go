@@ -389,20 +389,33 @@ func (c *quotaCell) heldAt(period int64, now time.Time) int64 {
 	return max(c.left.Load(), 0)
 }
 
-// quotaCell returns key id's cell if it serves generation gen.
-func (ix *Index) quotaCell(id string, gen int64) *quotaCell {
-	e := ix.Get(id)
-	if e == nil || e.rules == nil || e.rules.quota == nil || e.rules.quota.gen != gen {
+// quotaCell returns owner's cell (a key's, or an identity's) if it
+// serves generation gen.
+func (ix *Index) quotaCell(owner latchkey.QuotaOwner, gen int64) *quotaCell {
+	var c *quotaCell
+	switch owner.Kind {
+	case latchkey.QuotaOwnerKey:
+		if e := ix.Get(owner.ID); e != nil && e.rules != nil {
+			c = e.rules.quota
+		}
+	case latchkey.QuotaOwnerIdentity:
+		ix.mu.Lock()
+		if sb := ix.identities[owner.ID]; sb != nil {
+			c = sb.quota
+		}
+		ix.mu.Unlock()
+	}
+	if c == nil || c.gen != gen {
 		return nil
 	}
-	return e.rules.quota
+	return c
 }
 
-// QuotaHeld returns what this replica holds leased from key id's quota q
+// QuotaHeld returns what this replica holds leased from owner's quota q
 // (as FindQuota presents it at now: its generation and period) and has
 // not spent; 0 when it holds nothing of that generation and period.
-func (ix *Index) QuotaHeld(id string, q *latchkey.Quota, now time.Time) int64 {
-	if c := ix.quotaCell(id, q.Generation); c != nil {
+func (ix *Index) QuotaHeld(owner latchkey.QuotaOwner, q *latchkey.Quota, now time.Time) int64 {
+	if c := ix.quotaCell(owner, q.Generation); c != nil {
 		return c.heldAt(q.Period, now)
 	}
 	return 0
@@ -466,14 +479,15 @@ func (h *QuotaHold) Release(applied bool) {
 	c.mu.Unlock()
 }
 
-// QuotaHeld returns what replicas hold leased from key id's quota q and
-// have not spent, as far as this replica can know at now: with
+// QuotaHeld returns what replicas hold leased from owner's quota q (a
+// key's or an identity's) and have not spent, as far as this replica can
+// know at now: with
 // SharedQuotas, the units leased into the shared store (every replica's,
 // exact); without, what this replica holds (other replicas' leases are
 // not known here).
-func (v *Verifier) QuotaHeld(ctx context.Context, id string, q *latchkey.Quota, now time.Time) (int64, error) {
+func (v *Verifier) QuotaHeld(ctx context.Context, owner latchkey.QuotaOwner, q *latchkey.Quota, now time.Time) (int64, error) {
 	if v.SharedQuotas == nil {
-		return v.Index.QuotaHeld(id, q, now), nil
+		return v.Index.QuotaHeld(owner, q, now), nil
 	}
 	ttl := sharedQuotaTTL
 	if q.NextRefillAt != nil {
@@ -481,7 +495,7 @@ func (v *Verifier) QuotaHeld(ctx context.Context, id string, q *latchkey.Quota, 
 	}
 	// Asking for more than a quota can hold decides nothing and
 	// changes nothing but a state of an ended period.
-	_, pool, _, statePeriod, err := v.SharedQuotas.SpendQuota(ctx, id, q.Generation, q.Period, 0, latchkey.MaxQuota+1, 0, -1, ttl)
+	_, pool, _, statePeriod, err := v.SharedQuotas.SpendQuota(ctx, sharedQuotaID(owner), q.Generation, q.Period, 0, latchkey.MaxQuota+1, 0, -1, ttl)
 	if err != nil {
 		return 0, err
 	}
