@@ -265,7 +265,10 @@ func (v *Verifier) spendQuotas(k, i *quotaCell, cost int64, now time.Time) (bool
 	// may also be spent without a lock by keys without a quota of their
 	// own, so it can fall short between fill and take: then the key's
 	// units go back.
-	lk, _ := k.take(cost, need)
+	lk, ok := k.take(cost, need)
+	if !ok {
+		return false, tighter(k.info(lk), i.info(i.left.Load()))
+	}
 	li, ok := i.take(cost, need)
 	if !ok {
 		k.left.Add(cost)
