@@ -232,7 +232,10 @@ func TestGateways(t *testing.T) {
 	for _, gw := range gateways {
 		t.Run(gw.name, func(t *testing.T) {
 			srv, c := adminClient(t, "--trusted-proxies", "127.0.0.1", "--scope-rule", "GET /orders* orders:read", "--scope-rule", "POST /orders* orders:write")
-			c.do("POST", "/v1/applications", map[string]any{"name": "shop"}, 201)
+			// shop belongs to an identity (the customer); batch to none
+			idn := c.do("POST", "/v1/identities", map[string]any{"name": "acme", "external_id": "cus_idn"}, 201)
+			idnID := idn["id"].(string)
+			c.do("POST", "/v1/applications", map[string]any{"name": "shop", "identity_id": idnID}, 201)
 			c.do("POST", "/v1/applications", map[string]any{"name": "cron"}, 201)
 			c.do("POST", "/v1/applications", map[string]any{"name": "batch"}, 201)
 			good := c.do("POST", "/v1/applications/shop/access-keys", map[string]any{"restrictions": map[string]any{
@@ -266,11 +269,12 @@ func TestGateways(t *testing.T) {
 			}{
 				{name: "valid key", from: "127.0.0.2", target: "/orders/7?page=2", header: map[string]string{"Authorization": "Bearer " + goodSecret,
 					"X-Latchkey-Application": "forged", "X-Latchkey-Access-Key-Id": "LKIAFORGEDFORGEDFORG", "X-Latchkey-Extra": "forged",
-					"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
+					"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9", "X-Latchkey-Identity-Id": "idn_forgedforgedforg"}, status: 200},
 				// Underscore twins, which CGI, WSGI and Rack servers merge with
 				// the real names.
 				{name: "valid key with underscore twins", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret,
-					"X_Latchkey_External_Id": "cus_forged", "X-Latchkey_Metadata": "eyJwbGFuIjoiZnJlZSJ9", "X_Latchkey-Application": "forged"}, status: 200},
+					"X_Latchkey_External_Id": "cus_forged", "X-Latchkey_Metadata": "eyJwbGFuIjoiZnJlZSJ9", "X_Latchkey-Application": "forged",
+					"X_Latchkey_Identity_Id": "idn_forgedforgedforg"}, status: 200},
 				{name: "valid key in X-Api-Key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": goodSecret}, status: 200},
 				{name: "no key", from: "127.0.0.2", target: "/orders/7", status: 401, code: "MISSING"},
 				{name: "unknown key", from: "127.0.0.2", target: "/orders/7", header: map[string]string{"X-Api-Key": unknown}, status: 401, code: "NOT_FOUND"},
@@ -286,7 +290,7 @@ func TestGateways(t *testing.T) {
 				{name: "key in the url", from: "127.0.0.2", target: "/orders?api_key=" + leaked["secret_access_key"].(string), header: map[string]string{"X-Api-Key": goodSecret},
 					status: 403, code: "CREDENTIALS_IN_URL"},
 				{name: "rate-limited key, first call", from: "127.0.0.4", target: "/reports", header: map[string]string{"X-Api-Key": limited["secret_access_key"].(string),
-					"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9"}, status: 200},
+					"X-Latchkey-External-Id": "cus_forged", "X-Latchkey-Metadata": "eyJwbGFuIjoiZnJlZSJ9", "X-Latchkey-Identity-Id": "idn_forgedforgedforg"}, status: 200},
 				{name: "rate-limited key", from: "127.0.0.4", target: "/reports", header: map[string]string{"X-Api-Key": limited["secret_access_key"].(string)}, status: 429, code: "RATE_LIMITED"},
 			}
 			for _, tt := range tests {
@@ -340,10 +344,11 @@ func TestGateways(t *testing.T) {
 					}
 					want := map[string]string{"X-Latchkey-Application": "batch", "X-Latchkey-Account": "default",
 						"X-Latchkey-Access-Key-Id": limited["access_key_id"].(string), "X-Latchkey-Scopes": "", "X-Latchkey-Code": "VALID",
-						"X-Latchkey-External-Id": "", "X-Latchkey-Metadata": ""}
+						"X-Latchkey-External-Id": "", "X-Latchkey-Metadata": "", "X-Latchkey-Identity-Id": ""}
 					if tt.from == "127.0.0.2" {
 						want["X-Latchkey-Application"], want["X-Latchkey-Access-Key-Id"], want["X-Latchkey-Scopes"] = "shop", goodID, "orders:read"
 						want["X-Latchkey-External-Id"], want["X-Latchkey-Metadata"] = "cus_42", goodMetadata
+						want["X-Latchkey-Identity-Id"] = idnID
 					}
 					gotID := map[string]string{}
 					for h := range want {
