@@ -268,28 +268,15 @@ func (s *Service) identityKeys(ctx context.Context, tx latchkey.Tx, account, id 
 // records it in the quota's history and, when audit, in the audit log
 // (identity.quota_update), and sets ident.Quota.
 func (s *Service) writeIdentityQuota(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, ident *latchkey.Identity, q *latchkey.Quota, remove, audit bool) error {
-	owner := identityOwner(ident.ID)
 	before := ident.Quota
-	change := &latchkey.QuotaChange{At: now, Actor: a.Principal}
-	switch {
-	case remove:
-		if before == nil {
-			return nil
-		}
-		if err := tx.DeleteQuota(ctx, owner); err != nil {
-			return err
-		}
-		ident.Quota, change.Kind = nil, latchkey.QuotaRemoved
-	default:
-		nq := &latchkey.Quota{Remaining: q.Remaining, Refill: q.Refill, LowThreshold: q.LowThreshold}
-		if err := tx.SetQuota(ctx, owner, ident.Account, nq, now); err != nil {
-			return err
-		}
-		ident.Quota, change.Kind, change.Amount, change.Remaining = nq, latchkey.QuotaSet, q.Remaining, nq.Remaining
+	if remove && before == nil {
+		return nil
 	}
-	if err := tx.AddQuotaChange(ctx, owner, change); err != nil {
+	nq, err := setOwnerQuota(ctx, tx, a, now, identityOwner(ident.ID), ident.Account, q, remove)
+	if err != nil {
 		return err
 	}
+	ident.Quota = nq
 	if !audit {
 		return nil
 	}

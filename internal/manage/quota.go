@@ -60,27 +60,40 @@ func (s *Service) writeQuota(ctx context.Context, tx latchkey.Tx, a latchkey.Act
 			before = cur
 		}
 	}
-	change := &latchkey.QuotaChange{At: now, Actor: a.Principal}
-	switch {
-	case remove:
-		if before == nil {
-			return nil
-		}
-		if err := tx.DeleteQuota(ctx, owner); err != nil {
-			return err
-		}
-		k.Quota, change.Kind = nil, latchkey.QuotaRemoved
-	default:
-		nq := &latchkey.Quota{Remaining: q.Remaining, Refill: q.Refill, LowThreshold: q.LowThreshold}
-		if err := tx.SetQuota(ctx, owner, k.Account, nq, now); err != nil {
-			return err
-		}
-		k.Quota, change.Kind, change.Amount, change.Remaining = nq, latchkey.QuotaSet, q.Remaining, nq.Remaining
+	if remove && before == nil {
+		return nil
 	}
-	if err := tx.AddQuotaChange(ctx, owner, change); err != nil {
+	nq, err := setOwnerQuota(ctx, tx, a, now, owner, k.Account, q, remove)
+	if err != nil {
 		return err
 	}
+	k.Quota = nq
 	return s.auditQuota(ctx, tx, a, now, k, before, k.Quota)
+}
+
+// setOwnerQuota sets owner's quota to q, or removes it (remove), in tx,
+// and records the change in the quota's history; it returns the quota
+// now in force (nil when removed). Auditing is the caller's: a key's and
+// an identity's are audited under different actions.
+func setOwnerQuota(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, owner latchkey.QuotaOwner, account string, q *latchkey.Quota, remove bool) (*latchkey.Quota, error) {
+	change := &latchkey.QuotaChange{At: now, Actor: a.Principal}
+	var nq *latchkey.Quota
+	if remove {
+		if err := tx.DeleteQuota(ctx, owner); err != nil {
+			return nil, err
+		}
+		change.Kind = latchkey.QuotaRemoved
+	} else {
+		nq = &latchkey.Quota{Remaining: q.Remaining, Refill: q.Refill, LowThreshold: q.LowThreshold}
+		if err := tx.SetQuota(ctx, owner, account, nq, now); err != nil {
+			return nil, err
+		}
+		change.Kind, change.Amount, change.Remaining = latchkey.QuotaSet, q.Remaining, nq.Remaining
+	}
+	if err := tx.AddQuotaChange(ctx, owner, change); err != nil {
+		return nil, err
+	}
+	return nq, nil
 }
 
 func (s *Service) auditQuota(ctx context.Context, tx latchkey.Tx, a latchkey.Actor, now time.Time, k *latchkey.AccessKey, before, after *latchkey.Quota) error {
