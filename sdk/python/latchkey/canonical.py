@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .secretformat import looks_like_secret
@@ -197,6 +198,17 @@ def credential_count(authorization: str | None, x_api_key: str | None) -> int:
     counts them: each comma-separated item of either (servers join repeated
     headers with a comma). More than one is refused CREDENTIAL_AMBIGUOUS."""
     return sum(1 for v in (authorization, x_api_key) if v for part in v.split(",") if part.strip())
+
+
+def credential_twin(names: Iterable[str]) -> bool:
+    """Whether a credential header arrived under an underscored name, such
+    as X_Api_Key: a name that reads as Authorization or X-Api-Key once "_"
+    is "-". Servers differ on those (nginx drops them, WSGI servers read
+    them as the dashed name or drop them), so latchkey never takes one as
+    the credential and refuses the call, even when it is the only one:
+    CREDENTIAL_AMBIGUOUS. ``names`` are lower-case, as the adapters give
+    them."""
+    return any("_" in n and n.replace("_", "-") in ("authorization", "x-api-key") for n in names)
 
 
 def read_credential(authorization: str | None, x_api_key: str | None) -> tuple[str, str]:

@@ -27,7 +27,9 @@ A call signed with a signing key (RFC 9421: Signature-Input and Signature,
 and no credential header) is judged by latchkey on its signature, never
 cached, and its body checked against its Content-Digest before the handler
 reads it (latchkey.signed); a signature beside a credential header is two
-credentials: 401 CREDENTIAL_AMBIGUOUS.
+credentials: 401 CREDENTIAL_AMBIGUOUS. So is a credential header under an
+underscored name (X_Api_Key), even alone, where the server passes one on
+(ASGI servers do; WSGI servers drop it or read it as X-Api-Key).
 
 Positive decisions are cached for ``cache_ttl`` seconds (DEFAULT_CACHE_TTL,
 at most MAX_CACHE_TTL), keyed by the SHA-256 digest of the secret together
@@ -206,7 +208,7 @@ class Guard:
         # A signature beside a credential header is a second credential
         # too: the handler might read the signature's keyid.
         if canonical.credential_count(get("authorization"), get("x-api-key")) > 1 or (
-                sig and (get("authorization") or get("x-api-key"))):
+                sig and (get("authorization") or get("x-api-key"))) or canonical.credential_twin(headers):
             return refusal(401, "CREDENTIAL_AMBIGUOUS", _MSG_AMBIGUOUS_CREDENTIAL)
         key, key_id = canonical.read_credential(get("authorization"), get("x-api-key"))
         if not key and sig:

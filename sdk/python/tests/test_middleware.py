@@ -3,6 +3,7 @@ against a real latchkey server, with an injected clock."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import unittest
 import uuid
@@ -157,3 +158,94 @@ class IdentityContextTest(unittest.TestCase):
         d = g.decide("GET", "/", "", {"x-api-key": bare.secret_access_key}, "192.0.2.1")
         self.assertEqual(d.status, 200)
         self.assertEqual((d.identity.external_id, d.identity.metadata, d.identity.identity_id, d.identity.application_metadata), ("", None, "", None))
+
+
+class UnderscoreTwinTest(unittest.TestCase):
+    """A credential header under an underscored name (x_api_key) is never
+    taken as the credential: ASGI servers pass such names on, and the app
+    or a proxy in front may read them as X-Api-Key. The call is refused
+    CREDENTIAL_AMBIGUOUS without asking latchkey, alone or beside the
+    dashed header, as latchkey and the Go middleware refuse it."""
+
+    def call(self, app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[str, str]]:
+        scope = {"type": "http", "method": "GET", "scheme": "http", "path": "/orders", "raw_path": b"/orders",
+                 "query_string": b"", "headers": [(b"host", b"testserver"), *headers], "client": ("192.0.2.10", 40000)}
+        out: dict[str, Any] = {}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(m: dict[str, Any]) -> None:
+            if m["type"] == "http.response.start":
+                out["status"], out["headers"] = m["status"], {k.decode(): v.decode() for k, v in m.get("headers", [])}
+
+        asyncio.run(app(scope, receive, send))
+        return out["status"], out["headers"]
+
+    def test_refused(self) -> None:
+        from latchkey.asgi import LatchkeyASGI
+
+        k = support.fixture()["keys"]["active"]["secret_access_key"].encode()
+        ran: list[str] = []
+
+        async def handler(scope: Any, receive: Any, send: Any) -> None:
+            ran.append(scope["path"])
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        cases = [
+            ("x-api-key alone is let through", [(b"x-api-key", k)], 200, None, 1),
+            ("x_api_key alone", [(b"x_api_key", k)], 401, "CREDENTIAL_AMBIGUOUS", 0),
+            ("x-api_key alone", [(b"x-api_key", k)], 401, "CREDENTIAL_AMBIGUOUS", 0),
+            ("x_api-key beside x-api-key", [(b"x-api-key", k), (b"x_api-key", b"other")], 401, "CREDENTIAL_AMBIGUOUS", 0),
+            ("X_Api_Key beside a bearer key", [(b"authorization", b"Bearer " + k), (b"X_Api_Key", k)], 401,
+             "CREDENTIAL_AMBIGUOUS", 0),
+            ("an unrelated underscored header is fine", [(b"x-api-key", k), (b"x_request_id", b"1")], 200, None, 1),
+        ]
+        for name, headers, status, code, asked in cases:
+            with self.subTest(name):
+                c = CountingClient()
+                ran.clear()
+                status_got, got = self.call(LatchkeyASGI(handler, c), headers)
+                self.assertEqual((status_got, got.get("x-latchkey-code")), (status, code))
+                self.assertEqual(c.calls, asked)
+                self.assertEqual(len(ran), 1 if status == 200 else 0)
+
+    def test_through_uvicorn(self) -> None:
+        """uvicorn hands an underscored header name to the app as sent: the
+        FastAPI middleware refuses it there too."""
+        import http.client
+
+        from fastapi import FastAPI
+
+        from latchkey.starlette import LatchkeyMiddleware
+        from test_rotation import serve
+
+        k = support.fixture()["keys"]["active"]["secret_access_key"]
+        api = FastAPI()
+        api.add_middleware(LatchkeyMiddleware, client=CountingClient())
+
+        @api.get("/orders")
+        async def orders() -> dict[str, str]:
+            return {"ok": "yes"}
+
+        server, port, thread = serve(api)
+        try:
+            for name, headers, status, code in [
+                ("x-api-key", [("X-Api-Key", k)], 200, None),
+                ("X_Api_Key", [("X_Api_Key", k)], 401, "CREDENTIAL_AMBIGUOUS"),
+                ("X_Api_Key beside X-Api-Key", [("X-Api-Key", k), ("X_Api_Key", k)], 401, "CREDENTIAL_AMBIGUOUS"),
+            ]:
+                with self.subTest(name):
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    conn.putrequest("GET", "/orders")
+                    for h, v in headers:
+                        conn.putheader(h, v)
+                    conn.endheaders()
+                    resp = conn.getresponse()
+                    resp.read()
+                    conn.close()
+                    self.assertEqual((resp.status, resp.getheader("X-Latchkey-Code")), (status, code))
+        finally:
+            server.should_exit = True
+            thread.join(10)

@@ -251,6 +251,20 @@ function foldASCII(s: string): string {
 }
 
 /**
+ * isCredentialTwin reports whether a header name is an underscored twin of
+ * a credential header, such as x_api_key: a name that reads as
+ * Authorization or X-Api-Key once "_" is "-". Servers differ on those
+ * (nginx drops them, WSGI servers read them as X-Api-Key), so latchkey
+ * never takes one as the credential and refuses the call, even when it is
+ * the only one: CREDENTIAL_AMBIGUOUS. Node and fetch pass them on.
+ */
+export function isCredentialTwin(name: string): boolean {
+  if (!name.includes("_")) return false;
+  const dashed = name.toLowerCase().replaceAll("_", "-");
+  return dashed === "authorization" || dashed === "x-api-key";
+}
+
+/**
  * credentialCount is how many credentials a call carries, as latchkey
  * counts them: each comma-separated item of Authorization and X-Api-Key
  * (servers join repeated headers with a comma). More than one is refused
@@ -421,7 +435,8 @@ export class Gate {
   /**
    * prepare refuses a call with a credential in its URL (403
    * CREDENTIALS_IN_URL), an ambiguous path or method (400 AMBIGUOUS_PATH),
-   * more than one credential (401 CREDENTIAL_AMBIGUOUS) or no credential (401
+   * more than one credential or one under an underscored name such as
+   * x_api_key (401 CREDENTIAL_AMBIGUOUS) or no credential (401
    * MISSING), without asking latchkey; otherwise it says
    * how the call must be changed before the scope hook and the handler see it.
    */
@@ -439,7 +454,8 @@ export class Gate {
     // Every value of a repeated header counts: Node keeps only the first
     // Authorization in req.headers, and the handler may read another.
     const joined = (name: string): string | undefined => (call.values ? call.values(name).join(", ") : call.header(name));
-    if (credentialCount(joined) > 1 || (signature && (call.header("authorization") || call.header("x-api-key")))) {
+    if (credentialCount(joined) > 1 || (signature && (call.header("authorization") || call.header("x-api-key"))) ||
+      call.headerNames.some(isCredentialTwin)) {
       return refusal(401, "CREDENTIAL_AMBIGUOUS",
         "more than one credential was sent (Authorization and X-Api-Key, one of them twice, or a comma-separated list); send exactly one");
     }

@@ -252,6 +252,36 @@ test("every framework: two Authorization or two X-Api-Key header lines are two c
   }
 });
 
+test("every framework: a credential under an underscored name (x_api_key) is refused, alone or beside X-Api-Key, without asking latchkey", async () => {
+  const fx = await latchkey();
+  const a = fx.keys.active.secret_access_key;
+  for (const [name, start] of Object.entries(frameworks)) {
+    const asked = [];
+    let handled = 0;
+    const srv = await start({ client: await verifierOf(asked) }, () => { handled++; });
+    try {
+      // Node passes such names on as sent; a server or proxy behind may
+      // read them as X-Api-Key, as WSGI servers do.
+      for (const headers of [
+        { x_api_key: a },
+        { "X-Api_Key": a },
+        { "x-api-key": a, X_Api_Key: "other" },
+        { authorization: `Bearer ${a}`, x_api_key: a },
+      ]) {
+        const r = await send({ port: srv.port, target: "/orders", headers });
+        assert.equal(r.status, 401, `${name} ${JSON.stringify(Object.keys(headers))}`);
+        assert.equal(r.headers["x-latchkey-code"], "CREDENTIAL_AMBIGUOUS", `${name} ${JSON.stringify(Object.keys(headers))}`);
+      }
+      assert.equal(asked.length, 0, `${name}: latchkey was asked about a call with an underscored credential header`);
+      assert.equal(handled, 0, `${name}: the handler ran`);
+      const one = await send({ port: srv.port, target: "/orders", headers: { "x-api-key": a, x_request_id: "1" } });
+      assert.equal(one.status, 200, `${name}: an unrelated underscored header`);
+    } finally {
+      await srv.close();
+    }
+  }
+});
+
 test("every framework: the handler gets the key's external ID and metadata, its identity and its application's metadata", async () => {
   const admin = await clientAs("admin");
   const suffix = uniqueName("ctx");
