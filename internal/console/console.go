@@ -191,6 +191,16 @@ func (c *Console) routes() *http.ServeMux {
 // serve sets the headers every console response carries and routes the
 // request, answering unknown paths and methods with console pages.
 func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
+	c.serveSurface(w, r, c.mux, c.renderError, "There is no such page in the console.")
+}
+
+// serveSurface is serve for the console and the portal: it sets the
+// security headers both surfaces' responses carry, routes the request with
+// mux, and answers an unknown path or method with the surface's own error
+// page (renderError; notFound is its text for an unknown path) instead of
+// the mux's plain text.
+func (c *Console) serveSurface(w http.ResponseWriter, r *http.Request, mux *http.ServeMux,
+	renderError func(http.ResponseWriter, *http.Request, *user, int, string), notFound string) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", ContentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -203,9 +213,9 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 	if c.secure(r) {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
-	handler, pattern := c.mux.Handler(r)
+	handler, pattern := mux.Handler(r)
 	if pattern != "" {
-		c.mux.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r)
 		return
 	}
 	rec := &probe{h: http.Header{}}
@@ -215,14 +225,14 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request) {
 		if allow := rec.h.Get("Allow"); allow != "" {
 			h.Set("Allow", allow)
 		}
-		c.renderError(w, r, nil, http.StatusMethodNotAllowed, fmt.Sprintf("Method %s is not allowed here.", r.Method))
+		renderError(w, r, nil, http.StatusMethodNotAllowed, fmt.Sprintf("Method %s is not allowed here.", r.Method))
 	case rec.status >= 300 && rec.status < 400:
 		if loc := rec.h.Get("Location"); loc != "" {
 			h.Set("Location", loc)
 		}
 		w.WriteHeader(rec.status)
 	default:
-		c.renderError(w, r, nil, http.StatusNotFound, "There is no such page in the console.")
+		renderError(w, r, nil, http.StatusNotFound, notFound)
 	}
 }
 

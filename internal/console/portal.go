@@ -124,42 +124,10 @@ func (p *Portal) routes() *http.ServeMux {
 	return m
 }
 
-// serve sets the console's security headers and routes the request.
+// serve sets the console's security headers and routes the request,
+// answering unknown paths and methods with portal pages.
 func (p *Portal) serve(w http.ResponseWriter, r *http.Request) {
-	c := p.Console
-	h := w.Header()
-	h.Set("Content-Security-Policy", ContentSecurityPolicy)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-	h.Set("Cache-Control", "no-store")
-	if c.secure(r) {
-		h.Set("Strict-Transport-Security", "max-age=31536000")
-	}
-	handler, pattern := p.mux.Handler(r)
-	if pattern != "" {
-		p.mux.ServeHTTP(w, r)
-		return
-	}
-	rec := &probe{h: http.Header{}}
-	handler.ServeHTTP(rec, r)
-	switch {
-	case rec.status == http.StatusMethodNotAllowed:
-		if allow := rec.h.Get("Allow"); allow != "" {
-			h.Set("Allow", allow)
-		}
-		p.renderError(w, r, nil, http.StatusMethodNotAllowed, fmt.Sprintf("Method %s is not allowed here.", r.Method))
-	case rec.status >= 300 && rec.status < 400:
-		if loc := rec.h.Get("Location"); loc != "" {
-			h.Set("Location", loc)
-		}
-		w.WriteHeader(rec.status)
-	default:
-		p.renderError(w, r, nil, http.StatusNotFound, "There is no such page in the portal.")
-	}
+	p.Console.serveSurface(w, r, p.mux, p.renderError, "There is no such page in the portal.")
 }
 
 // portalSessionCookie carries a portal session ID: HttpOnly,
