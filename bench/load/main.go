@@ -72,6 +72,7 @@ type config struct {
 	revocations  int       // > 0: the revocation mode, with this many deactivations
 	revRate      float64   // each replica's verification rate meanwhile
 	pgURL        string    // the PostgreSQL server the revocation mode uses
+	forwardOnly  bool      // only the forward-auth pairs (and the profile): no proxy, verify, management, usage or floods
 	log          io.Writer // progress
 }
 
@@ -98,6 +99,7 @@ func main() {
 	flag.StringVar(&c.proxyProfile, "proxy-cpuprofile", "", "write a CPU profile of latchkey under reverse-proxy load to this file")
 	flag.StringVar(&c.allocProfile, "allocprofile", "", "write latchkey's allocation profile (every allocation since start-up) to this file after the runs")
 	flag.DurationVar(&c.profDur, "cpuprofile-duration", 10*time.Second, "length of that profile")
+	flag.BoolVar(&c.forwardOnly, "forward-only", false, "measure forward auth only (against the bare 204 handler, and -before): no verify, proxy, management, usage or invalid-key phases")
 	flag.StringVar(&c.before, "before", "", "another latchkey binary (e.g. built from main) to measure against this one in the same rounds, on a copy of the database")
 	flag.StringVar(&c.wrk, "wrk", wrkDefault(), "wrk binary for the closed-loop runs (default: wrk on PATH); empty for the built-in Go client")
 	flag.Float64Var(&c.invalidRate, "invalid-rate", 3000, "valid keys' fixed rate (requests/s) beside the floods of invalid keys")

@@ -73,7 +73,7 @@ func (r *report) print(w io.Writer, c config) {
 	fmt.Fprintf(w, "- start-up, exec to \"listening on\" with the index loaded: %s (log: index loaded, %s)\n", r.startup.Round(time.Millisecond), r.indexLine)
 	fmt.Fprintf(w, "- empty database: RSS %.1f MiB, live heap %.1f MiB; with %d keys: RSS %.1f MiB, live heap %.1f MiB\n",
 		mib(r.memEmpty.rss), mib(r.memEmpty.heap), r.keys, mib(r.memFull.rss), mib(r.memFull.heap))
-	if r.keys > 0 {
+	if r.keys > 0 && !c.forwardOnly {
 		fmt.Fprintf(w, "- per key: %.0f bytes of RSS, %.0f bytes of live heap (target: at most 400); peak RSS of the start-up %.1f MiB\n",
 			float64(r.memFull.rss-r.memEmpty.rss)/float64(r.keys), float64(r.memFull.heap-r.memEmpty.heap)/float64(r.keys), mib(r.memFull.peak))
 		fmt.Fprintf(w, "- after the runs below (before the flood): RSS %.1f MiB (%.0f bytes per key), live heap %.1f MiB (%.0f bytes per key); peak RSS during the runs %.1f MiB\n",
@@ -140,6 +140,10 @@ func (r *report) print(w io.Writer, c config) {
 		fmt.Fprintln(w)
 	}
 
+	if c.forwardOnly {
+		r.printProfile(w)
+		return
+	}
 	fmt.Fprintln(w, "## Management writes (create-access-key through the API, from when each call was due)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| verification load | verifications/s meanwhile | calls | p50 ms | p99 ms | max ms | p99 under 20 ms |")
@@ -176,8 +180,20 @@ func (r *report) print(w io.Writer, c config) {
 	if r.invalid != nil {
 		r.invalid.print(w, c)
 	}
-	if r.profile != "" {
-		fmt.Fprintf(w, "\nCPU profile of latchkey under forward-auth load: %s (go tool pprof -top %s)\n", r.profile, r.profile)
+	r.printProfile(w)
+}
+
+// printProfile names the forward-auth CPU profile and the share of its
+// samples the garbage collector took.
+func (r *report) printProfile(w io.Writer) {
+	if r.profile == "" {
+		return
+	}
+	fmt.Fprintf(w, "\nCPU profile of latchkey under forward-auth load: %s (go tool pprof -top %s)\n", r.profile, r.profile)
+	if gc, err := gcShare(r.profile); err != nil {
+		fmt.Fprintf(w, "GC share of that profile: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "GC share of that profile: %s (target: at most 2%%)\n", gc)
 	}
 }
 

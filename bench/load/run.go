@@ -376,6 +376,9 @@ func run(ctx context.Context, c config) (*report, error) {
 				a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
 				b: target{"-before reverse proxy", hostOf(bproxy), before, proxyReqs(hot), 200}})
 	}
+	if c.forwardOnly {
+		pairs = slices.DeleteFunc(pairs, func(p *pairSpec) bool { return !strings.HasPrefix(p.name, "forward auth") })
+	}
 	for _, p := range pairs {
 		var has []byte
 		if p.name == "verify" {
@@ -429,6 +432,17 @@ func run(ctx context.Context, c config) (*report, error) {
 
 	fwd := rep.pairs[0].spec.a
 	before.stop() // idle from here on; its usage flushes are done
+	if c.forwardOnly {
+		if c.profile != "" {
+			c.logf("CPU profile of latchkey under forward-auth load")
+			if err := profileUnderLoad(ctx, lk, db.operator, fwd, c.profile, c); err != nil {
+				return nil, err
+			}
+			rep.profile = c.profile
+		}
+		rep.end, rep.loadAfter = time.Now(), loadavg()
+		return rep, nil
+	}
 	c.logf("management writes, idle and under verification load")
 	loads := []mgmtLoad{{label: "idle"}}
 	if len(c.rates) > 0 {

@@ -431,6 +431,14 @@ func lenientUnescape(p string) string {
 	return b.String()
 }
 
+// The mobile app headers, in canonical form (read straight from the
+// request's header map).
+const (
+	headerAndroidPackage = "X-Android-Package"
+	headerAndroidCert    = "X-Android-Cert"
+	headerIOSBundleID    = "X-Ios-Bundle-Identifier"
+)
+
 // VerifyHTTP decides on the call r describes, as every HTTP surface does:
 // credential from the headers, client IP by the trusted-proxy rules,
 // referrer and mobile app headers, and the scope the call needs. It does
@@ -446,13 +454,17 @@ func (s *Server) VerifyHTTP(r *http.Request, scope string) verify.Result {
 // signature (verifySignedCall).
 func (s *Server) verifyHTTP(r *http.Request, scope, path string, t *Target, cost int64) verify.Result {
 	cred := CredentialFromRequest(r)
+	// The request's headers are read by their canonical names straight
+	// from the map: what Header.Get finds, without canonicalising a
+	// constant name on every call (forward auth's hot path).
+	h := r.Header
 	req := verify.Request{
 		Surface: SurfaceOf(r.Context()), Path: path,
 		Secret: cred.Secret, AccessKeyID: cred.AccessKeyID, Extra: cred.Extra,
-		IP: ClientIP(r, s.TrustedProxies), UserAgent: r.UserAgent(), Referrer: r.Referer(),
+		IP: ClientIP(r, s.TrustedProxies), UserAgent: first(h["User-Agent"]), Referrer: first(h["Referer"]),
 		Scope: scope, Cost: cost,
-		AndroidPackage: r.Header.Get("X-Android-Package"), AndroidCert: r.Header.Get("X-Android-Cert"),
-		IOSBundleID: r.Header.Get("X-Ios-Bundle-Identifier"),
+		AndroidPackage: first(h[headerAndroidPackage]), AndroidCert: first(h[headerAndroidCert]),
+		IOSBundleID: first(h[headerIOSBundleID]),
 	}
 	req.ClientCert, req.HasClientCert = s.ClientCert(r)
 	if t != nil && hasSignature(r.Header) {
@@ -502,7 +514,9 @@ func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	WriteRateLimitHeaders(h, res)
 	setIdentityHeaders(h, &res.Entry, v[1:])
 	for i := 3; i < len(identityHeaders); i++ { // scopes, external ID, metadata, identity ID
-		if name := identityHeaders[i]; h.Get(name) == "" {
+		// h[name], not h.Get(name): the names are canonical, and Get
+		// would check and canonicalise each one again on every call.
+		if name := identityHeaders[i]; first(h[name]) == "" {
 			h[name] = v[1+i : 2+i : 2+i] // ""
 		}
 	}
@@ -659,7 +673,7 @@ func (s *Server) decideForwarded(r *http.Request) verify.Result {
 		return s.refused(latchkey.CodeUntrustedGateway)
 	}
 	// Caddy keeps the call's query on its own request line too.
-	if s.credentialInURL(r, method, uri) || (uri != r.URL.RequestURI() && s.credentialInURL(r, r.Method, r.URL.RequestURI())) {
+	if own := r.URL.RequestURI(); s.credentialInURL(r, method, uri) || (uri != own && s.credentialInURL(r, r.Method, own)) {
 		return s.refused(latchkey.CodeCredentialsInURL)
 	}
 	scope, t, code := s.judge(method, uri)

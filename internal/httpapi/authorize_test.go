@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/textproto"
 	"strings"
 	"testing"
 
@@ -323,5 +324,25 @@ func TestAuthorizeFromAnUntrustedPeer(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "outside --trusted-proxies"); n != 1 {
 		t.Errorf("the operator was told %d times that the gateway is not trusted; want once a minute:\n%s", n, logs.String())
+	}
+}
+
+// TestHeaderNamesCanonical: the hot path reads these headers straight
+// from the header map (h[name], not h.Get(name)), which finds what Get
+// finds only when name is already canonical.
+func TestHeaderNamesCanonical(t *testing.T) {
+	names := []string{"User-Agent", "Referer", "X-Forwarded-For", headerAndroidPackage, headerAndroidCert, headerIOSBundleID,
+		HeaderClientCert, HeaderForwardedClientCert, headerOriginalMethod, headerOriginalURI, headerForwardedMethod, headerForwardedURI,
+		HeaderCode}
+	names = append(names, identityHeaders[:]...)
+	for _, f := range credentialHeaders {
+		if !f.twin {
+			names = append(names, f.name)
+		}
+	}
+	for _, name := range names {
+		if c := textproto.CanonicalMIMEHeaderKey(name); c != name {
+			t.Errorf("%q is read from the header map by name, but its canonical form is %q", name, c)
+		}
 	}
 }

@@ -40,7 +40,9 @@ func (s *Server) ClientCert(r *http.Request) (latchkey.CertThumbprint, bool) {
 	if t, ok := r.Context().Value(clientCertKey{}).(latchkey.CertThumbprint); ok {
 		return t, true
 	}
-	xcc, xfcc := r.Header.Values(HeaderClientCert), r.Header.Values(HeaderForwardedClientCert)
+	// the canonical names straight from the map: Values without
+	// canonicalising them on every call
+	xcc, xfcc := r.Header[HeaderClientCert], r.Header[HeaderForwardedClientCert]
 	if (len(xcc) > 0 || len(xfcc) > 0) && peerTrusted(r, s.TrustedProxies) {
 		switch {
 		case len(xcc) == 1:

@@ -248,7 +248,7 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	if !inPrefixes(addr, trusted) {
 		return addr
 	}
-	hops := r.Header.Values("X-Forwarded-For")
+	hops := r.Header["X-Forwarded-For"] // Values, without canonicalising the name
 	for i := len(hops) - 1; i >= 0; i-- {
 		parts := strings.Split(hops[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {

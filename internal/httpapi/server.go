@@ -192,7 +192,12 @@ func (s *Server) wrap(h handlerFunc) http.Handler {
 // panics, and logs each request without its query string or headers.
 func (s *Server) guard(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		// The clock is read only for the debug line that uses it.
+		debug := s.Log.Enabled(r.Context(), slog.LevelDebug)
+		var start time.Time
+		if debug {
+			start = time.Now()
+		}
 		// /v1/authorize checks the URL of the call it is asked about
 		// itself, and answers in decision codes (403 CREDENTIALS_IN_URL)
 		// as gateways expect. Caddy's forward_auth keeps the call's query
@@ -204,12 +209,12 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 			sw := statusWriters.Get().(*statusWriter)
 			*sw = statusWriter{ResponseWriter: w, status: http.StatusOK}
 			defer putStatusWriter(sw) // after finish: deferred calls run last first
-			defer s.finish(sw, r, start)
+			defer s.finish(sw, r, start, debug)
 			s.authz.ServeHTTP(sw, r)
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer s.finish(sw, r, start)
+		defer s.finish(sw, r, start, debug)
 		if found, secrets := SecretInURL(r); found {
 			// A decision on the credential, as the caller's
 			// authentication would have been: counted as
@@ -279,8 +284,10 @@ func (s *Server) tripwire(r *http.Request, secrets []string) {
 
 // finish ends every request guard serves: it recovers from a panic
 // (answering 500 in JSON when nothing was written yet) and writes the
-// debug log line. It must be deferred directly, for recover to work.
-func (s *Server) finish(sw *statusWriter, r *http.Request, start time.Time) {
+// debug log line when debug (the logger was enabled at debug level when
+// the request came in, and start is when). It must be deferred directly,
+// for recover to work.
+func (s *Server) finish(sw *statusWriter, r *http.Request, start time.Time, debug bool) {
 	if p := recover(); p != nil {
 		if p == http.ErrAbortHandler {
 			panic(p)
@@ -292,7 +299,7 @@ func (s *Server) finish(sw *statusWriter, r *http.Request, start time.Time) {
 	}
 	// Checked first: the arguments cost allocations on every request
 	// even when the line is not written.
-	if s.Log.Enabled(r.Context(), slog.LevelDebug) {
+	if debug {
 		s.Log.Debug("request", append(logAttrs(r, sw.status), "duration", time.Since(start), "client_ip", ClientIP(r, s.TrustedProxies))...)
 	}
 }
