@@ -167,3 +167,46 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// schedstat is what the kernel counted of the threads of some processes
+// (/proc/PID/task/TID/schedstat): time waiting on a run queue for a core,
+// and times run (each wake-up or preemption), by thread.
+type schedstat map[string][2]int64
+
+// add adds the threads of process pid to s.
+func (s schedstat) add(pid int) {
+	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return
+	}
+	for _, d := range dirs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, d.Name()))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			wait, _ := strconv.ParseInt(f[1], 10, 64)
+			runs, _ := strconv.ParseInt(f[2], 10, 64)
+			s[d.Name()] = [2]int64{wait, runs}
+		}
+	}
+}
+
+// since returns the waiting and the times run between before and s, over
+// the threads s holds (a thread that ended meanwhile is not counted; one
+// that started counts from zero).
+func (s schedstat) since(before schedstat) (wait time.Duration, runs int64) {
+	for tid, v := range s {
+		b := before[tid]
+		wait += time.Duration(v[0] - b[0])
+		runs += v[1] - b[1]
+	}
+	return wait, runs
+}
+
+// sched returns the process's threads' scheduler counts.
+func (p *process) sched() schedstat {
+	s := schedstat{}
+	s.add(p.cmd.Process.Pid)
+	return s
+}

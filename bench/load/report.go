@@ -246,6 +246,25 @@ func (r *revocationReport) print(w io.Writer, c config) {
 	p99 := percentile(r.lags, 99)
 	fmt.Fprintf(w, "- %d deactivations; from A's 200 to B's first refusal: p50 %s ms, p99 %s ms, max %s ms (%d refused by B before A's 200 arrived, counted as 0)\n",
 		len(r.lags), ms(percentile(r.lags, 50)), ms(p99), ms(percentile(r.lags, 100)), r.beforeAck)
+	if r.phase > 0 {
+		fmt.Fprintf(w, "- waiting for a core (run queue, /proc schedstat) while the deactivations ran (%s):\n", r.phase.Round(time.Millisecond))
+		for _, x := range r.waits {
+			per := time.Duration(0)
+			if x.runs > 0 {
+				per = x.wait / time.Duration(x.runs)
+			}
+			fmt.Fprintf(w, "  - %s: %.0f ms per second in all, %s ms on average each time a thread ran (%d times)\n",
+				x.name, 1000*x.wait.Seconds()/r.phase.Seconds(), ms(per), x.runs)
+		}
+	}
+	if r.stages != nil {
+		fmt.Fprintf(w, "- stages, from the replicas' /debug/changefeed (%d deactivations with both replicas' timings):\n\n", len(r.stages[0].d))
+		fmt.Fprintln(w, "| stage | p50 ms | p90 ms | p99 ms | max ms |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
+		for _, st := range r.stages {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", st.name, ms(percentile(st.d, 50)), ms(percentile(st.d, 90)), ms(percentile(st.d, 99)), ms(percentile(st.d, 100)))
+		}
+	}
 	fmt.Fprintf(w, "\nrevocation: p99 %s ms (target at most 100 ms: %s); each replica at least 5,000 verifications/s: %s\n",
 		ms(p99), verdict(p99 <= 100*time.Millisecond), verdict(r.achievedA >= 5000 && r.achievedB >= 5000))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -43,6 +44,27 @@ type revocationReport struct {
 	achievedA, achievedB  float64         // verifications/s meanwhile (load only, not the poller)
 	pollsB                float64         // the poller's calls/s on B
 	seedTook              time.Duration
+	// stages splits each deactivation's path (see revocationStages); nil
+	// when the replicas serve no /debug/changefeed (a build before it).
+	stages []stage
+	// waits: how long the threads of each replica and of the database's
+	// server processes waited for a core, in all, while the deactivations
+	// ran (/proc/PID/task/*/schedstat), and how many times they ran;
+	// phase is that phase's length.
+	waits [3]waited
+	phase time.Duration
+}
+
+type waited struct {
+	name string
+	wait time.Duration
+	runs int64
+}
+
+// trial is one deactivation as the load generator saw it.
+type trial struct {
+	id             string
+	acked, refused time.Time // A's 200 arrived; B's first refusal arrived
 }
 
 // defaultPostgresURL is the server the revocation mode creates its
@@ -120,8 +142,9 @@ func revocation(ctx context.Context, c config) (*revocationReport, error) {
 	db := &seeded{}
 	// Smaller transactions than on SQLite: each key is a round trip to
 	// the server, and a transaction must end within the store's
-	// operation timeout on a busy machine.
-	err = seedStore(ctx, store, db, n, 1000)
+	// operation timeout on a busy machine (at load 50 on two cores, 1,000
+	// keys did not).
+	err = seedStore(ctx, store, db, n, 250)
 	store.Close()
 	if err != nil {
 		return nil, err
@@ -160,20 +183,33 @@ func revocation(ctx context.Context, c config) (*revocationReport, error) {
 	}
 	time.Sleep(time.Second) // let the load settle
 	var polls int
+	var trials []trial
+	pg := backends(ctx, dbURL)
+	phaseStart, schedA, schedB, schedPG := time.Now(), a.sched(), b.sched(), pg()
 	for i := range c.revocations {
 		k := victims + i
-		lag, early, n, took, err := revokeOnce(ctx, a, b, db.operator, db.ids[k], db.secrets[k])
+		tr, lag, early, n, took, err := revokeOnce(ctx, a, b, db.operator, db.ids[k], db.secrets[k])
 		if err != nil {
 			stopLoad()
 			wg.Wait()
 			return nil, fmt.Errorf("deactivation %d: %w", i+1, err)
 		}
 		rep.lags, rep.patch, polls = append(rep.lags, lag), append(rep.patch, took), polls+n
+		trials = append(trials, tr)
 		if early {
 			rep.beforeAck++
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	rep.phase = time.Since(phaseStart)
+	for i, w := range []struct {
+		name          string
+		before, after schedstat
+	}{{"replica A", schedA, a.sched()}, {"replica B", schedB, b.sched()}, {"PostgreSQL (this database's server processes)", schedPG, pg()}} {
+		rep.waits[i].name = w.name
+		rep.waits[i].wait, rep.waits[i].runs = w.after.since(w.before)
+	}
+	rep.stages = revocationStages(a, b, db.operator, trials)
 	stopLoad()
 	wg.Wait()
 	secs := time.Since(loadStart).Seconds()
@@ -193,13 +229,13 @@ func revocation(ctx context.Context, c config) (*revocationReport, error) {
 // revokeOnce deactivates key id through a and returns how long after a's
 // 200 b first refused secret (early: b refused before a's answer came),
 // how many calls the poller made, and the PATCH's round trip.
-func revokeOnce(ctx context.Context, a, b *process, operator, id, secret string) (lag time.Duration, early bool, polls int, took time.Duration, err error) {
+func revokeOnce(ctx context.Context, a, b *process, operator, id, secret string) (tr trial, lag time.Duration, early bool, polls int, took time.Duration, err error) {
 	mk := authorizeReqs([]string{secret})
 	pc := &conn{addr: b.addr()}
 	defer pc.close()
 	req := mk(0, nil)
 	if st, _, err := pc.do(req, false); err != nil || st != http.StatusOK {
-		return 0, false, 0, 0, fmt.Errorf("replica B answered %d (%v) before the deactivation, want 200", st, err)
+		return trial{}, 0, false, 0, 0, fmt.Errorf("replica B answered %d (%v) before the deactivation, want 200", st, err)
 	}
 	type refusal struct {
 		at     time.Time
@@ -235,18 +271,110 @@ func revokeOnce(ctx context.Context, a, b *process, operator, id, secret string)
 	if err != nil {
 		cancel()
 		<-done
-		return 0, false, 0, 0, err
+		return trial{}, 0, false, 0, 0, err
 	}
 	r := <-done
 	if r.err != nil {
-		return 0, false, r.polls, 0, r.err
+		return trial{}, 0, false, r.polls, 0, r.err
 	}
 	if r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
-		return 0, false, r.polls, 0, fmt.Errorf("replica B answered %d for the deactivated key, want 401 or 403", r.status)
+		return trial{}, 0, false, r.polls, 0, fmt.Errorf("replica B answered %d for the deactivated key, want 401 or 403", r.status)
 	}
 	lag = r.at.Sub(acked)
 	if lag < 0 {
 		lag, early = 0, true
 	}
-	return lag, early, r.polls, acked.Sub(sent), nil
+	return trial{id: id, acked: acked, refused: r.at}, lag, early, r.polls, acked.Sub(sent), nil
+}
+
+// changeTiming is one entry of a replica's /debug/changefeed.
+type changeTiming struct {
+	ID      string    `json:"access_key_id"`
+	Taken   time.Time `json:"taken"`
+	Read    time.Time `json:"read"`
+	Applied time.Time `json:"applied"`
+}
+
+// stage is one step of a deactivation's way from A to B's refusal, over
+// the deactivations whose timings both replicas still held.
+type stage struct {
+	name string
+	d    []time.Duration // sorted; may hold negative values (clocks of one host, events that overlap)
+}
+
+// revocationStages splits each trial's lag with the replicas' change feed
+// timings (same host, same clock): A's own listener taking the
+// notification stands for the commit.
+func revocationStages(a, b *process, operator string, trials []trial) []stage {
+	fetch := func(p *process) map[string]changeTiming {
+		code, body, err := httpDo("GET", p.url+"/debug/changefeed", operator, "")
+		if err != nil || code != http.StatusOK {
+			return nil
+		}
+		var ts []changeTiming
+		if json.Unmarshal(body, &ts) != nil {
+			return nil
+		}
+		m := make(map[string]changeTiming, len(ts))
+		for _, t := range ts {
+			m[t.ID] = t // the last one wins: the deactivation's, not an earlier change's
+		}
+		return m
+	}
+	ta, tb := fetch(a), fetch(b)
+	if ta == nil || tb == nil {
+		return nil
+	}
+	stages := []stage{
+		{name: "A took the notification -> A's 200 arrived (A's answer)"},
+		{name: "A took the notification -> B took it (NOTIFY delivery and B's wake-up, relative)"},
+		{name: "A's 200 arrived -> B took the notification"},
+		{name: "B took it -> B's re-read returned (one query)"},
+		{name: "B's re-read returned -> B's index updated"},
+		{name: "B's index updated -> the poller saw B's refusal"},
+		{name: "A's 200 arrived -> B's index updated (the lag, seen from B)"},
+	}
+	for _, t := range trials {
+		x, okA := ta[t.id]
+		y, okB := tb[t.id]
+		if !okA || !okB {
+			continue
+		}
+		for i, d := range []time.Duration{
+			t.acked.Sub(x.Taken), y.Taken.Sub(x.Taken), y.Taken.Sub(t.acked),
+			y.Read.Sub(y.Taken), y.Applied.Sub(y.Read), t.refused.Sub(y.Applied), y.Applied.Sub(t.acked),
+		} {
+			stages[i].d = append(stages[i].d, d)
+		}
+	}
+	for i := range stages {
+		slices.Sort(stages[i].d)
+	}
+	return stages
+}
+
+// backends returns a function that reads the scheduler counts of the
+// server processes connected to the database at dbURL (empty when the
+// server is not on this host or cannot be asked).
+func backends(ctx context.Context, dbURL string) func() schedstat {
+	return func() schedstat {
+		s := schedstat{}
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			return s
+		}
+		defer conn.Close(ctx)
+		rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+		if err != nil {
+			return s
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return s
+		}
+		for _, pid := range pids {
+			s.add(int(pid))
+		}
+		return s
+	}
 }

@@ -40,7 +40,7 @@ func TestServePprof(t *testing.T) {
 		home := t.TempDir()
 		s := startServer(t, home)
 		defer s.stop()
-		for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
+		for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline", "/debug/changefeed"} {
 			if code, body := getAs(t, s.endpoint+p, operator(t, home)); code != http.StatusNotFound {
 				t.Errorf("GET %s without --pprof: %d %.200s, want 404", p, code, body)
 			}
@@ -68,6 +68,8 @@ func TestServePprof(t *testing.T) {
 			{"operator, index", "/debug/pprof/", admin, http.StatusOK},
 			{"operator, heap", "/debug/pprof/heap?debug=1", admin, http.StatusOK},
 			{"operator, cmdline", "/debug/pprof/cmdline", admin, http.StatusOK},
+			// The change feed's timings are PostgreSQL's; SQLite has none.
+			{"operator, change feed on SQLite", "/debug/changefeed", admin, http.StatusNotFound},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -381,8 +381,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	// On PostgreSQL, other replicas change keys too: follow their changes
 	// with LISTEN/NOTIFY and a periodic resync.
 	ready := func(ctx context.Context) error { return store.Ping(ctx) }
+	var changeTimings func() []postgres.ChangeTiming
 	if pg, ok := store.(*postgres.Store); ok {
 		w := pg.NewWatcher(ix, postgres.WatchOptions{Resync: o.resync, Log: log})
+		changeTimings = w.Timings
 		go func() {
 			if err := w.Run(ctx); err != nil {
 				log.Error("change feed stopped", "err", err)
@@ -538,7 +540,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		defer metricsSrv.Close()
 	}
 	if o.pprof {
-		mountPprof(api)
+		mountPprof(api, changeTimings)
 	}
 	handler := api.Handler()
 	if tlsConfig != nil {

@@ -2,11 +2,14 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/latchkey/latchkey"
 )
 
@@ -46,6 +49,13 @@ const DefaultResync = 30 * time.Second
 // puts it into the index or deletes it from there. It reloads the whole
 // index every Resync and after every (re)connection, so a change made while
 // it was disconnected, or a notification lost, is repaired.
+//
+// A notified key is re-read on a second connection kept for that alone,
+// with one statement: a deactivation reaches the index after one round
+// trip to the server, never queued behind the pool's other users (the
+// usage flush, leases, management calls). Periodic resyncs read through
+// the pool on a goroutine of their own, so notifications keep being
+// applied while one runs.
 type Watcher struct {
 	store    *Store
 	index    Index
@@ -54,6 +64,17 @@ type Watcher struct {
 	log      *slog.Logger
 	ready    atomic.Bool
 	resyncs  atomic.Int64
+
+	// reads is the connection notified keys are re-read on (at most one
+	// open); Run opens it and closes it when it returns.
+	reads *sql.DB
+	// syncMu keeps resyncs one at a time: Index.Sync tolerates changes
+	// applied meanwhile, not another Sync.
+	syncMu  sync.Mutex
+	syncing atomic.Bool    // a background resync is under way
+	bg      sync.WaitGroup // background resyncs, waited for by Run
+
+	trace changeTrace
 }
 
 // NewWatcher returns a watcher that keeps ix current with the changes
@@ -89,6 +110,12 @@ func (w *Watcher) Resyncs() int64 { return w.resyncs.Load() }
 // Run keeps the index current until ctx ends, reconnecting with backoff
 // whenever the connection is lost. It returns nil when ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
+	reads := stdlib.OpenDB(*w.store.pool.Config().ConnConfig)
+	reads.SetMaxOpenConns(1)
+	reads.SetMaxIdleConns(1)
+	w.reads = reads
+	defer reads.Close()
+	defer w.bg.Wait()
 	const minDelay = 100 * time.Millisecond
 	delay := minDelay
 	for {
@@ -133,6 +160,12 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 	if err := w.sync(ctx); err != nil {
 		return false, err
 	}
+	// Open the read connection and prepare its statement now rather than
+	// on the first notification. A failure here is not the feed's: the
+	// first read retries, and a failed read brings the resync forward.
+	if _, err := w.read(ctx, ""); err != nil && latchkey.ErrorCode(err) != latchkey.ENOTFOUND {
+		w.log.Warn("opening the key change feed's read connection failed", "err", err)
+	}
 	w.ready.Store(true)
 	w.log.Info("key change feed listening", "channel", Channel)
 
@@ -145,7 +178,7 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 		case ctx.Err() != nil:
 			return true, ctx.Err()
 		case err == nil:
-			if err := w.apply(ctx, n.Payload); err != nil {
+			if err := w.apply(ctx, n.Payload, time.Now()); err != nil {
 				// The change is not lost: it is in the database, and
 				// the next resync, brought forward, loads it.
 				w.log.Warn("applying a key change failed; resyncing soon", "access_key_id", n.Payload, "err", err)
@@ -163,9 +196,7 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 			if err != nil {
 				return true, err
 			}
-			if err := w.sync(ctx); err != nil {
-				w.log.Warn("key index resync failed; will retry", "err", err)
-			}
+			w.syncInBackground(ctx)
 			next = time.Now().Add(w.resync)
 		default:
 			return true, err
@@ -174,6 +205,8 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 }
 
 func (w *Watcher) sync(ctx context.Context) error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
 	if _, err := w.index.Sync(ctx, w.store); err != nil {
 		return err
 	}
@@ -181,22 +214,89 @@ func (w *Watcher) sync(ctx context.Context) error {
 	return nil
 }
 
-// apply re-reads the key named by a notification and updates the index.
-// It goes through Index.Reload: this replica's own writes update its index
-// as they commit, and a read that raced one of them must not undo it.
-func (w *Watcher) apply(ctx context.Context, id string) error {
-	if id == resyncAll {
-		return w.sync(ctx)
+// syncInBackground starts a resync on a goroutine of its own, unless one
+// is under way: a resync of a large index takes a while, and the
+// notifications that arrive meanwhile are applied at once, not after it
+// (Index.Sync lets changes applied while it runs win over what it read).
+func (w *Watcher) syncInBackground(ctx context.Context) {
+	if !w.syncing.CompareAndSwap(false, true) {
+		return
 	}
-	return w.index.Reload(id, func() (*latchkey.AccessKey, error) {
-		var k *latchkey.AccessKey
-		err := w.store.View(ctx, func(tx latchkey.Tx) (err error) {
-			k, err = tx.FindAccessKey(ctx, id)
-			return err
-		})
-		if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
-			return nil, nil
+	w.bg.Go(func() {
+		defer w.syncing.Store(false)
+		if err := w.sync(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("key index resync failed; will retry", "err", err)
 		}
+	})
+}
+
+// apply re-reads the key named by a notification, taken off the
+// connection at taken, and updates the index. It goes through
+// Index.Reload: this replica's own writes update its index as they
+// commit, and a read that raced one of them must not undo it.
+func (w *Watcher) apply(ctx context.Context, id string, taken time.Time) error {
+	if id == resyncAll {
+		w.syncInBackground(ctx)
+		return nil
+	}
+	var read time.Time
+	err := w.index.Reload(id, func() (*latchkey.AccessKey, error) {
+		k, err := w.read(ctx, id)
+		read = time.Now()
 		return k, err
 	})
+	if err == nil {
+		w.trace.add(ChangeTiming{ID: id, Taken: taken, Read: read, Applied: time.Now()})
+	}
+	return err
+}
+
+// read reads key id on the read connection: nil if it does not exist.
+func (w *Watcher) read(ctx context.Context, id string) (*latchkey.AccessKey, error) {
+	k, err := w.store.ReadAccessKey(ctx, w.reads, id)
+	if latchkey.ErrorCode(err) == latchkey.ENOTFOUND {
+		return nil, nil
+	}
+	return k, err
+}
+
+// ChangeTiming is when the watcher handled one notified key.
+type ChangeTiming struct {
+	ID string `json:"access_key_id"`
+	// Taken is when the notification was taken off the listening
+	// connection, Read when the key's re-read returned, Applied when the
+	// index held the result.
+	Taken   time.Time `json:"taken"`
+	Read    time.Time `json:"read"`
+	Applied time.Time `json:"applied"`
+}
+
+// changeTrace keeps the timings of the last notified keys.
+type changeTrace struct {
+	mu   sync.Mutex
+	ring [1024]ChangeTiming
+	n    int // timings added, ever
+}
+
+func (t *changeTrace) add(c ChangeTiming) {
+	t.mu.Lock()
+	t.ring[t.n%len(t.ring)] = c
+	t.n++
+	t.mu.Unlock()
+}
+
+// Timings returns when the watcher handled each of the last 1,024 keys it
+// was notified of and applied, oldest first: the stages of the change feed
+// on this replica, for a debugging endpoint or a benchmark. Key IDs are
+// public identifiers, not secrets.
+func (w *Watcher) Timings() []ChangeTiming {
+	t := &w.trace
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := min(t.n, len(t.ring))
+	out := make([]ChangeTiming, 0, n)
+	for i := t.n - n; i < t.n; i++ {
+		out = append(out, t.ring[i%len(t.ring)])
+	}
+	return out
 }

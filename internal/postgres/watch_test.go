@@ -385,3 +385,49 @@ func TestWatcherDoesNotUndoLocalChanges(t *testing.T) {
 		t.Fatalf("after the watcher applied a read older than this replica's delete, the key is %s in the index, want absent", got)
 	}
 }
+
+// TestWatcherReadsBesideAFullPool checks that a notified change reaches the
+// index while every connection of the replica's pool is taken (by a usage
+// flush, leases, management calls): the watcher re-reads keys on a
+// connection of its own.
+func TestWatcherReadsBesideAFullPool(t *testing.T) {
+	r := startReplicas(t, postgres.WatchOptions{Resync: time.Hour})
+	ctx := t.Context()
+	sys := latchkey.System()
+	if _, err := r.svc.CreateApplication(ctx, sys, latchkey.DefaultAccount, "billing", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	k, err := r.svc.CreateAccessKey(ctx, sys, latchkey.DefaultAccount, "billing", latchkey.NewAccessKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "the new key", func() bool { return status(r.ix, k.ID) == "Active" })
+
+	pool := r.b.Pool()
+	for range pool.Stat().MaxConns() {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+	}
+	inactive := latchkey.StatusInactive
+	if _, err := r.svc.UpdateAccessKey(ctx, sys, k.ID, latchkey.AccessKeyUpdate{Status: &inactive}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "the deactivation with the pool full", func() bool { return status(r.ix, k.ID) == "Inactive" })
+
+	// The watcher says when it took, read and applied the change.
+	var got *postgres.ChangeTiming
+	for _, c := range r.w.Timings() {
+		if c.ID == k.ID {
+			got = &c
+		}
+	}
+	if got == nil {
+		t.Fatalf("Timings() holds no entry for %s", k.ID)
+	}
+	if got.Taken.IsZero() || got.Read.Before(got.Taken) || got.Applied.Before(got.Read) {
+		t.Errorf("timings of %s out of order: taken %v, read %v, applied %v", k.ID, got.Taken, got.Read, got.Applied)
+	}
+}
