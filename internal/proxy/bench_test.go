@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,8 +25,10 @@ func (w *sink) Write(b []byte) (int, error) { return len(b), nil }
 
 // BenchmarkProxy: one call through latchkey's proxy (decision, credential
 // removed, identity headers, a real round trip to an upstream on
-// loopback that answers 256 bytes) next to Go's plain
-// httputil.ReverseProxy with the same transport. B/op shows what each
+// loopback that answers 256 bytes), as serve configures it (no Transport
+// given: the lean path's own HTTP/1.1 client, forward.go), next to Go's
+// plain httputil.ReverseProxy on latchkey's http.Transport
+// (NewTransport). B/op shows what each
 // call leaves for the collector; cpu-ns/op is the process's CPU time
 // per call (the upstream's, in the same process, included), the figure to
 // compare on a machine shared with other work, where ns/op grows with the
@@ -37,16 +40,18 @@ func BenchmarkProxy(b *testing.B) {
 	env := gatewaytest.New(b, gatewaytest.Options{})
 	k := env.Key(b, "web", nil)
 	tr := proxy.NewTransport(proxy.Timeouts{})
-	lk, err := proxy.New(proxy.Config{Upstream: mustURL(b, up.URL), API: env.API, Transport: tr})
+	lk, err := proxy.New(proxy.Config{Upstream: mustURL(b, up.URL), API: env.API})
 	if err != nil {
 		b.Fatal(err)
 	}
 	u := mustURL(b, up.URL)
 	plain := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr}
+	// and with a pool of copy buffers, as bench/load's tuned baseline has
+	pooled := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }, Transport: tr, BufferPool: &buffers{}}
 	for _, bb := range []struct {
 		name string
 		h    http.Handler
-	}{{"latchkey", lk}, {"httputil", plain}} {
+	}{{"latchkey", lk}, {"httputil", plain}, {"httputil-pooled", pooled}} {
 		b.Run(bb.name, func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, "http://proxy/shipments/42", nil)
 			req.Header.Set("Authorization", "Bearer "+k.Secret)
@@ -64,6 +69,18 @@ func BenchmarkProxy(b *testing.B) {
 		})
 	}
 }
+
+// buffers is an httputil.BufferPool.
+type buffers struct{ p sync.Pool }
+
+func (b *buffers) Get() []byte {
+	if a, ok := b.p.Get().(*[32 << 10]byte); ok {
+		return a[:]
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *buffers) Put(buf []byte) { b.p.Put((*[32 << 10]byte)(buf[:32<<10])) }
 
 // cpuTime is the process's CPU time so far, user and system.
 func cpuTime() time.Duration {
