@@ -4,6 +4,7 @@
 //	go run ./bench/load                                  # 1,000,000 keys, 5 rounds
 //	go run ./bench/load -keys 10000 -rounds 2 -duration 2s   # a quick look
 //	go run ./bench/load -revocation 250 -keys 100000         # revocation lag, two replicas on PostgreSQL
+//	go run ./bench/load -only proxy -keys 100000 -before BIN # the reverse proxy alone, against main's build
 //
 // It builds ./cmd/latchkey, seeds a SQLite database with -keys application
 // keys (their secrets stay in this process's memory), starts `latchkey
