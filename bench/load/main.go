@@ -4,6 +4,7 @@
 //	go run ./bench/load                                  # 1,000,000 keys, 5 rounds
 //	go run ./bench/load -keys 10000 -rounds 2 -duration 2s   # a quick look
 //	go run ./bench/load -revocation 250 -keys 100000         # revocation lag, two replicas on PostgreSQL
+//	go run ./bench/load -only proxy -keys 100000 -before BIN # the reverse proxy alone, against main's build
 //
 // It builds ./cmd/latchkey, seeds a SQLite database with -keys application
 // keys (their secrets stay in this process's memory), starts `latchkey
@@ -69,6 +70,7 @@ type config struct {
 	wrk          string    // wrk's path: closed-loop runs use it; "" for the Go client
 	invalidRate  float64   // valid keys' fixed rate in the invalid-keys phase
 	floodRate    float64   // each flood's rate in that phase
+	only         string    // "proxy": only the reverse-proxy pairs, no later phases
 	revocations  int       // > 0: the revocation mode, with this many deactivations
 	revRate      float64   // each replica's verification rate meanwhile
 	pgURL        string    // the PostgreSQL server the revocation mode uses
@@ -104,6 +106,7 @@ func main() {
 	flag.StringVar(&c.wrk, "wrk", wrkDefault(), "wrk binary for the closed-loop runs (default: wrk on PATH); empty for the built-in Go client")
 	flag.Float64Var(&c.invalidRate, "invalid-rate", 3000, "valid keys' fixed rate (requests/s) beside the floods of invalid keys")
 	flag.Float64Var(&c.floodRate, "flood-rate", 3000, "rate (requests/s) of each flood of invalid keys: unknown keys and bad checksums")
+	flag.StringVar(&c.only, "only", "", `"proxy" to measure only the reverse proxy (against the tuned baseline, and -before): no forward auth, verify, management, usage or invalid-key phases`)
 	flag.IntVar(&c.revocations, "revocation", 0, "run the revocation mode instead: two replicas on PostgreSQL, this many deactivations (200 or more for a p99 worth quoting)")
 	flag.Float64Var(&c.revRate, "revocation-rate", 5200, "in the revocation mode, each replica's forward-auth rate (requests/s); a little over 5,000 so that the rate achieved is at least that")
 	flag.StringVar(&c.pgURL, "postgres-url", defaultPostgresURL, "in the revocation mode, the PostgreSQL server to create a database on")
@@ -114,6 +117,14 @@ func main() {
 	var err error
 	if c.rates, err = parseRates(rates); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/load: -rates:", err)
+		os.Exit(2)
+	}
+	if c.only != "" && c.only != "proxy" {
+		fmt.Fprintln(os.Stderr, `bench/load: -only: expected "proxy" or nothing, not`, c.only)
+		os.Exit(2)
+	}
+	if c.only != "" && c.forwardOnly {
+		fmt.Fprintln(os.Stderr, "bench/load: -only and -forward-only measure different surfaces: give one of them")
 		os.Exit(2)
 	}
 	c.log = os.Stderr

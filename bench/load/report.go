@@ -144,6 +144,9 @@ func (r *report) print(w io.Writer, c config) {
 		r.printProfile(w)
 		return
 	}
+	if c.only != "" {
+		return // no later phases were run
+	}
 	fmt.Fprintln(w, "## Management writes (create-access-key through the API, from when each call was due)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| verification load | verifications/s meanwhile | calls | p50 ms | p99 ms | max ms | p99 under 20 ms |")

@@ -345,6 +345,10 @@ func run(ctx context.Context, c config) (*report, error) {
 			a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
 			b: target{"httputil.ReverseProxy", plain.addr(), plain, proxyReqs(hot), 200}},
 	}
+	proxyPair := pairs[2]
+	if c.only == "proxy" {
+		pairs = []*pairSpec{proxyPair}
+	}
 	var before *process
 	if c.before != "" {
 		// The same keys in a copy of the database, served by the other
@@ -368,13 +372,14 @@ func run(ctx context.Context, c config) (*report, error) {
 			return nil, err
 		}
 		defer before.stop()
-		pairs = append(pairs,
-			&pairSpec{name: "forward auth, this build against -before",
+		if c.only == "" {
+			pairs = append(pairs, &pairSpec{name: "forward auth, this build against -before",
 				a: target{"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200},
-				b: target{"-before GET /v1/authorize", before.addr(), before, authorizeReqs(hot), 200}},
-			&pairSpec{name: "reverse proxy, this build against -before",
-				a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
-				b: target{"-before reverse proxy", hostOf(bproxy), before, proxyReqs(hot), 200}})
+				b: target{"-before GET /v1/authorize", before.addr(), before, authorizeReqs(hot), 200}})
+		}
+		pairs = append(pairs, &pairSpec{name: "reverse proxy, this build against -before",
+			a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
+			b: target{"-before reverse proxy", hostOf(bproxy), before, proxyReqs(hot), 200}})
 	}
 	if c.forwardOnly {
 		pairs = slices.DeleteFunc(pairs, func(p *pairSpec) bool { return !strings.HasPrefix(p.name, "forward auth") })
@@ -430,8 +435,8 @@ func run(ctx context.Context, c config) (*report, error) {
 		}
 	}
 
-	fwd := rep.pairs[0].spec.a
 	before.stop() // idle from here on; its usage flushes are done
+	fwd := pairs[0].a
 	if c.forwardOnly {
 		if c.profile != "" {
 			c.logf("CPU profile of latchkey under forward-auth load")
@@ -443,6 +448,20 @@ func run(ctx context.Context, c config) (*report, error) {
 		rep.end, rep.loadAfter = time.Now(), loadavg()
 		return rep, nil
 	}
+	if c.only == "proxy" {
+		if c.proxyProfile != "" {
+			c.logf("CPU profile of latchkey under reverse-proxy load")
+			if err := profileUnderLoad(ctx, lk, db.operator, proxyPair.a, c.proxyProfile, c); err != nil {
+				return nil, err
+			}
+		}
+		if rep.memAfter, err = measureMemory(lk, db.operator); err != nil {
+			return nil, err
+		}
+		rep.end, rep.loadAfter = time.Now(), loadavg()
+		return rep, nil
+	}
+
 	c.logf("management writes, idle and under verification load")
 	loads := []mgmtLoad{{label: "idle"}}
 	if len(c.rates) > 0 {
@@ -481,7 +500,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 	if c.proxyProfile != "" {
 		c.logf("CPU profile of latchkey under reverse-proxy load")
-		if err := profileUnderLoad(ctx, lk, db.operator, rep.pairs[2].spec.a, c.proxyProfile, c); err != nil {
+		if err := profileUnderLoad(ctx, lk, db.operator, proxyPair.a, c.proxyProfile, c); err != nil {
 			return nil, err
 		}
 	}

@@ -80,6 +80,9 @@ func (p *Proxy) NewServer() *http.Server {
 	// Shutdown does not wait for upgraded connections (net/http no
 	// longer tracks them): close them, as the process is about to.
 	s.RegisterOnShutdown(p.upgrades.closeAll)
+	if p.h1 != nil {
+		s.RegisterOnShutdown(p.h1.closeIdle)
+	}
 	return s
 }
 

@@ -107,11 +107,17 @@ type Config struct {
 // Proxy is an http.Handler that verifies each call and forwards the allowed
 // ones to the upstream.
 type Proxy struct {
-	api      *httpapi.Server
-	rp       *httputil.ReverseProxy
-	log      *slog.Logger
-	client   ClientTimeouts
-	upgrades *upgrades
+	api *httpapi.Server
+	// rp forwards calls with a body and upgrades; forward (forward.go),
+	// through rt, the others.
+	rp         *httputil.ReverseProxy
+	rt         http.RoundTripper
+	h1         *h1Client // for forward's idempotent calls; nil: rt
+	rewriteOut func(*httputil.ProxyRequest)
+	buffers    *bufferPool
+	log        *slog.Logger
+	client     ClientTimeouts
+	upgrades   *upgrades
 	// signedBuffer: Config.SignedBodyBuffer
 	signedBuffer int
 }
@@ -140,9 +146,11 @@ func New(c Config) (*Proxy, error) {
 	tr := c.Transport
 	if tr == nil {
 		tr = NewTransport(c.Timeouts)
+		p.h1 = newH1Client(u, c.Timeouts)
 	}
+	p.rt, p.rewriteOut, p.buffers = tr, p.rewrite(u), &bufferPool{}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:   p.rewrite(u),
+		Rewrite:   p.rewriteOut,
 		Transport: tr,
 		// 0, httputil's default: a response without a Content-Length
 		// (chunked: server-sent events, long polls, streamed downloads)
@@ -153,7 +161,7 @@ func New(c Config) (*Proxy, error) {
 		// a write system call of their own before the body's: the
 		// flushes were 13% of the proxy's CPU in a profile under load.
 		FlushInterval:  0,
-		BufferPool:     &bufferPool{},
+		BufferPool:     p.buffers,
 		ModifyResponse: p.answered,
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
@@ -195,6 +203,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := &cc.entry
 	r = p.bound(w, r, e)
 	if r = p.signedBody(w, r); r == nil {
+		return
+	}
+	if lean(r) {
+		p.forward(w, r)
 		return
 	}
 	p.rp.ServeHTTP(w, r)
