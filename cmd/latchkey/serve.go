@@ -368,7 +368,18 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 
 	ix := verify.NewIndex()
 	start := time.Now()
-	n, err := ix.Sync(ctx, store)
+	// On PostgreSQL, other replicas change keys too: the change feed
+	// (LISTEN/NOTIFY and a periodic resync) loads the index, and goes on
+	// from there, so the keys are read once, not once here and once more
+	// when the feed starts.
+	var watcher *postgres.Watcher
+	var n int
+	if pg, ok := store.(*postgres.Store); ok {
+		watcher = pg.NewWatcher(ix, postgres.WatchOptions{Resync: o.resync, Log: log})
+		n, err = watcher.Load(ctx)
+	} else {
+		n, err = ix.Sync(ctx, store)
+	}
 	if err != nil {
 		return fmt.Errorf("loading keys: %w", err)
 	}
@@ -378,12 +389,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	// them resident until the heap grows into them again.
 	go debug.FreeOSMemory()
 
-	// On PostgreSQL, other replicas change keys too: follow their changes
-	// with LISTEN/NOTIFY and a periodic resync.
 	ready := func(ctx context.Context) error { return store.Ping(ctx) }
 	var changeTimings func() []postgres.ChangeTiming
-	if pg, ok := store.(*postgres.Store); ok {
-		w := pg.NewWatcher(ix, postgres.WatchOptions{Resync: o.resync, Log: log})
+	if w := watcher; w != nil {
 		changeTimings = w.Timings
 		go func() {
 			if err := w.Run(ctx); err != nil {

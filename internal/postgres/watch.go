@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/latchkey/latchkey"
 )
@@ -75,6 +76,9 @@ type Watcher struct {
 	bg      sync.WaitGroup // background resyncs, waited for by Run
 
 	trace changeTrace
+	// loaded is the listening connection Load made, for Run to go on
+	// from.
+	loaded *pgx.Conn
 }
 
 // NewWatcher returns a watcher that keeps ix current with the changes
@@ -139,27 +143,55 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// listen runs one connection: LISTEN, full sync, then notifications and
-// periodic resyncs until the connection fails or ctx ends. It reports
-// whether it got as far as ready.
-func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
+// Load connects, LISTENs and loads the index, as Run does on each
+// connection, and returns how many keys it loaded, or the error of this
+// one attempt. Run then goes on from that connection, so a replica that
+// calls Load before Run reads its keys once at start-up, not twice (at
+// ten million keys a load takes tens of seconds). Call it at most once,
+// before Run.
+func (w *Watcher) Load(ctx context.Context) (int, error) {
+	conn, n, err := w.connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	w.loaded = conn
+	return n, nil
+}
+
+// connect takes a connection out of the pool, LISTENs on it and then
+// loads the index. Loading after LISTEN: a change committed before it is
+// in the load, a change committed after it is notified.
+func (w *Watcher) connect(ctx context.Context) (*pgx.Conn, int, error) {
 	pc, err := w.store.pool.Acquire(ctx)
 	if err != nil {
-		return false, err
+		return nil, 0, err
 	}
 	conn := pc.Hijack()
-	defer closeConn(ctx, conn)
 	lctx, cancel := w.store.Bound(ctx)
 	_, err = conn.Exec(lctx, "LISTEN "+Channel)
 	cancel()
-	if err != nil {
-		return false, err
+	if err == nil {
+		var n int
+		if n, err = w.sync(ctx); err == nil {
+			return conn, n, nil
+		}
 	}
-	// Load after LISTEN: a change committed before it is in the load, a
-	// change committed after it is notified.
-	if err := w.sync(ctx); err != nil {
-		return false, err
+	closeConn(ctx, conn)
+	return nil, 0, err
+}
+
+// listen runs one connection: LISTEN, full sync (or the connection Load
+// made), then notifications and periodic resyncs until the connection
+// fails or ctx ends. It reports whether it got as far as ready.
+func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
+	conn := w.loaded
+	w.loaded = nil
+	if conn == nil {
+		if conn, _, err = w.connect(ctx); err != nil {
+			return false, err
+		}
 	}
+	defer closeConn(ctx, conn)
 	// Open the read connection and prepare its statement now rather than
 	// on the first notification. A failure here is not the feed's: the
 	// first read retries, and a failed read brings the resync forward.
@@ -204,14 +236,19 @@ func (w *Watcher) listen(ctx context.Context) (wasReady bool, err error) {
 	}
 }
 
-func (w *Watcher) sync(ctx context.Context) error {
+func (w *Watcher) sync(ctx context.Context) (int, error) {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
-	if _, err := w.index.Sync(ctx, w.store); err != nil {
-		return err
+	start := time.Now()
+	n, err := w.index.Sync(ctx, w.store)
+	if err != nil {
+		return 0, err
 	}
 	w.resyncs.Add(1)
-	return nil
+	// How long a resync takes grows with the keys (tens of seconds at
+	// ten million): the log says it, to set --resync-interval by.
+	w.log.Info("key index resynced", "keys", n, "duration", time.Since(start).Round(time.Millisecond))
+	return n, nil
 }
 
 // syncInBackground starts a resync on a goroutine of its own, unless one
@@ -224,7 +261,7 @@ func (w *Watcher) syncInBackground(ctx context.Context) {
 	}
 	w.bg.Go(func() {
 		defer w.syncing.Store(false)
-		if err := w.sync(ctx); err != nil && ctx.Err() == nil {
+		if _, err := w.sync(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("key index resync failed; will retry", "err", err)
 		}
 	})

@@ -431,3 +431,46 @@ func TestWatcherReadsBesideAFullPool(t *testing.T) {
 		t.Errorf("timings of %s out of order: taken %v, read %v, applied %v", k.ID, got.Taken, got.Read, got.Applied)
 	}
 }
+
+// TestWatcherLoadThenRun: Load reads the keys once and Run goes on from
+// its connection without reading them again; a key created between the
+// two is notified on that connection and reaches the index.
+func TestWatcherLoadThenRun(t *testing.T) {
+	dbURL := newDatabase(t)
+	a, b := openDB(t, dbURL), openDB(t, dbURL)
+	svc := manage.New(a, verify.NewIndex(), nil)
+	if _, err := svc.Bootstrap(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ix := verify.NewIndex()
+	w := b.NewWatcher(ix, postgres.WatchOptions{Resync: time.Hour})
+	n, err := w.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || ix.Len() != 1 {
+		t.Errorf("Load: %d keys, index %d, want the bootstrap key", n, ix.Len())
+	}
+	if w.Ready() {
+		t.Error("watcher ready before Run")
+	}
+	sys := latchkey.System()
+	if _, err := svc.CreateApplication(t.Context(), sys, latchkey.DefaultAccount, "billing", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	k, err := svc.CreateAccessKey(t.Context(), sys, latchkey.DefaultAccount, "billing", latchkey.NewAccessKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, 5*time.Second, "the key created between Load and Run", func() bool { return status(ix, k.ID) == "Active" })
+	if !w.Ready() {
+		t.Error("watcher not ready after Run")
+	}
+	if got := w.Resyncs(); got != 1 {
+		t.Errorf("%d full loads, want only Load's", got)
+	}
+}

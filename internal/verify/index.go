@@ -792,22 +792,39 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		ix.mu.Unlock()
 	}()
 
-	var keys []*latchkey.AccessKey
+	// The store decodes rows while another goroutine puts the previous
+	// batch into the index: on more than one core the two overlap. At
+	// most three batches are alive at once (one being read, one queued,
+	// one being put), so a resync's own memory stays a few batches of
+	// keys, whatever their number.
+	const batch = 4096
+	batches := make(chan []*latchkey.AccessKey, 1)
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		for keys := range batches {
+			ix.applySync(keys)
+		}
+	}()
+	keys := make([]*latchkey.AccessKey, 0, batch)
 	n := 0
 	err := store.ScanKeyIndex(ctx, func(k *latchkey.AccessKey) error {
 		keys = append(keys, k)
 		n++
-		if len(keys) >= 4096 {
-			ix.applySync(keys)
-			clear(keys)
-			keys = keys[:0]
+		if len(keys) >= batch {
+			batches <- keys
+			keys = make([]*latchkey.AccessKey, 0, batch)
 		}
 		return nil
 	})
+	if err == nil && len(keys) > 0 {
+		batches <- keys
+	}
+	close(batches)
+	<-applied
 	if err != nil {
 		return 0, err
 	}
-	ix.applySync(keys)
 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
