@@ -126,6 +126,12 @@ func TestAuditChainBackfill(t *testing.T) {
 		func(s latchkey.Store) *sql.DB { return s.(*postgres.Store).Write })
 }
 
+func TestKeyUsageMigration(t *testing.T) {
+	dbURL := newDatabase(t)
+	storetest.KeyUsageMigration(t, func() (latchkey.Store, error) { return postgres.Open(t.Context(), dbURL) },
+		func(s latchkey.Store) *sql.DB { return s.(*postgres.Store).Write })
+}
+
 func TestFoldedNamesMigration(t *testing.T) {
 	dbURL := newDatabase(t)
 	storetest.FoldedNamesMigration(t, func() (latchkey.Store, error) { return postgres.Open(t.Context(), dbURL) },

@@ -42,6 +42,12 @@ func TestAuditChainBackfill(t *testing.T) {
 		func(s latchkey.Store) *sql.DB { return s.(*sqlite.Store).Write })
 }
 
+func TestKeyUsageMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latchkey.db")
+	storetest.KeyUsageMigration(t, func() (latchkey.Store, error) { return sqlite.Open(t.Context(), path) },
+		func(s latchkey.Store) *sql.DB { return s.(*sqlite.Store).Write })
+}
+
 func TestFoldedNamesMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "latchkey.db")
 	storetest.FoldedNamesMigration(t, func() (latchkey.Store, error) { return sqlite.Open(t.Context(), path) },

@@ -14,18 +14,21 @@ import (
 
 const keyColumns = `k.id, k.account, COALESCE(k.application, ''), COALESCE(k.principal, ''), COALESCE(p.role, ''),
 	k.secret_digest, k.description, k.status, k.created_at, k.updated_at, k.expires_at,
-	k.last_used_at, k.last_used_ip, k.last_used_ua,
-	k.last_rejected_at, k.last_rejected_ip, k.last_rejected_ua, k.last_rejected_reason,
-	k.use_count, k.reject_count, k.exposed_at, k.exposed_where,
+	ku.last_used_at, COALESCE(ku.last_used_ip, ''), COALESCE(ku.last_used_ua, ''),
+	ku.last_rejected_at, COALESCE(ku.last_rejected_ip, ''), COALESCE(ku.last_rejected_ua, ''), COALESCE(ku.last_rejected_reason, ''),
+	COALESCE(ku.use_count, 0), COALESCE(ku.reject_count, 0), k.exposed_at, k.exposed_where,
 	k.restrictions, k.report_only, a.restrictions,
-	k.last_would_deny_at, k.last_would_deny_ip, k.last_would_deny_ua, k.last_would_deny_reason, k.would_deny_count,
+	ku.last_would_deny_at, COALESCE(ku.last_would_deny_ip, ''), COALESCE(ku.last_would_deny_ua, ''), COALESCE(ku.last_would_deny_reason, ''), COALESCE(ku.would_deny_count, 0),
 	k.external_id, k.metadata, k.canary, k.public_key, k.cert_thumbprint,
 	k.hash_format, k.salt, k.imported_from, k.original_id, k.imported_at,
 	q.generation, q.budget, q.used, q.period, q.refill_amount, q.refill_interval, q.anchor, q.low_threshold, q.updated_at,
 	a.metadata, i.id, i.account, i.external_id, i.metadata, i.rate_limit,
 	iq.generation, iq.budget, iq.used, iq.period, iq.refill_amount, iq.refill_interval, iq.anchor, iq.low_threshold, iq.updated_at`
 
+// keyFrom joins a key's usage (key_usage, a row only once the key has
+// some) and what the key's row names.
 const keyFrom = ` FROM access_keys k
+	LEFT JOIN key_usage ku ON ku.access_key_id = k.id
 	LEFT JOIN principals p ON p.account = k.account AND p.name = k.principal
 	LEFT JOIN applications a ON a.account = k.account AND a.name = k.application
 	LEFT JOIN quotas q ON q.owner_kind = 'access_key' AND q.owner_id = k.id
@@ -204,12 +207,15 @@ func (t *Tx) CreateAccessKey(ctx context.Context, k *latchkey.AccessKey) error {
 	_, err = t.exec(ctx, `INSERT INTO access_keys
 		(id, account, application, principal, secret_digest, description, status, created_at, updated_at, expires_at, exposed_at, exposed_where,
 		 restrictions, report_only, external_id, metadata, canary, public_key, cert_thumbprint,
-		 hash_format, salt, imported_from, original_id, imported_at, last_used_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 hash_format, salt, imported_from, original_id, imported_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.Account, nullString(k.Application), nullString(k.Principal), k.SecretDigest[:], k.Description,
 		string(k.Status), toMicros(k.CreatedAt), toMicros(k.UpdatedAt), nullMicros(k.ExpiresAt), exposedAt, exposedWhere,
 		restr, reportOnly, nullString(k.ExternalID), nullString(string(k.Metadata)), boolInt(k.Canary), publicKeyPEM(k.PublicKey), nullString(k.CertThumbprint),
-		format, salt, origin, originalID, importedAt, lastUsed)
+		format, salt, origin, originalID, importedAt)
+	if err == nil && lastUsed.Valid {
+		_, err = t.exec(ctx, `INSERT INTO key_usage (access_key_id, last_used_at) VALUES (?, ?)`, k.ID, lastUsed)
+	}
 	switch latchkey.ErrorCode(err) {
 	case latchkey.EEXISTS:
 		return latchkey.Errorf(latchkey.EEXISTS, "an access key with this ID or secret already exists")

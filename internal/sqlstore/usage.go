@@ -25,51 +25,59 @@ func fromUnixMinute(m int64) time.Time { return time.Unix(m*60, 0).UTC() }
 //	 would-deny at, would-deny IP, would-deny UA, would-deny reason]
 //
 // (times in microseconds or null), and one row per key, minute and code,
-// [id, minute, code, count]. A statement per key and per minute bucket,
-// as before, spent about a quarter of the flush in the driver (binding,
-// a goroutine and a context per statement, 65 allocations a key); the
-// rest is SQLite's pager, which no statement shape changes (see
-// docs/benchmarks.md, "Usage flush: the store's side").
+// [id, minute, code, count]. A statement per key and per minute bucket
+// spent about a quarter of the flush in the driver (binding, a goroutine
+// and a context per statement, 65 allocations a key); the rest is
+// SQLite's pager: pages written per key. Those are few because a key's
+// usage is a narrow row in key_usage, stored in ID order, and the
+// recorder writes keys next to each other in ID together (see
+// docs/benchmarks.md, "Usage flush in ID order").
 
-// The SET expressions are those of one key's merge: each sees the row's
-// old values, so the conditions agree on which side is newer.
+// A key's usage is its row in key_usage, made by its first flush. The
+// SET expressions are those of one key's merge: each sees the row's old
+// values, so the conditions agree on which side is newer.
 const usageSet = `
-	use_count = use_count + u.u_uses,
-	reject_count = reject_count + u.u_rej,
-	would_deny_count = would_deny_count + u.u_wd,
-	last_used_ip = CASE WHEN ` + newerUse + ` THEN u.u_used_ip ELSE last_used_ip END,
-	last_used_ua = CASE WHEN ` + newerUse + ` THEN u.u_used_ua ELSE last_used_ua END,
-	last_used_at = CASE WHEN ` + newerUse + ` THEN u.u_used_at ELSE last_used_at END,
-	last_rejected_ip = CASE WHEN ` + newerRej + ` THEN u.u_rej_ip ELSE last_rejected_ip END,
-	last_rejected_ua = CASE WHEN ` + newerRej + ` THEN u.u_rej_ua ELSE last_rejected_ua END,
-	last_rejected_reason = CASE WHEN ` + newerRej + ` THEN u.u_rej_why ELSE last_rejected_reason END,
-	last_rejected_at = CASE WHEN ` + newerRej + ` THEN u.u_rej_at ELSE last_rejected_at END,
-	last_would_deny_ip = CASE WHEN ` + newerWD + ` THEN u.u_wd_ip ELSE last_would_deny_ip END,
-	last_would_deny_ua = CASE WHEN ` + newerWD + ` THEN u.u_wd_ua ELSE last_would_deny_ua END,
-	last_would_deny_reason = CASE WHEN ` + newerWD + ` THEN u.u_wd_why ELSE last_would_deny_reason END,
-	last_would_deny_at = CASE WHEN ` + newerWD + ` THEN u.u_wd_at ELSE last_would_deny_at END`
+	use_count = key_usage.use_count + excluded.use_count,
+	reject_count = key_usage.reject_count + excluded.reject_count,
+	would_deny_count = key_usage.would_deny_count + excluded.would_deny_count,
+	last_used_ip = CASE WHEN ` + newerUse + ` THEN excluded.last_used_ip ELSE key_usage.last_used_ip END,
+	last_used_ua = CASE WHEN ` + newerUse + ` THEN excluded.last_used_ua ELSE key_usage.last_used_ua END,
+	last_used_at = CASE WHEN ` + newerUse + ` THEN excluded.last_used_at ELSE key_usage.last_used_at END,
+	last_rejected_ip = CASE WHEN ` + newerRej + ` THEN excluded.last_rejected_ip ELSE key_usage.last_rejected_ip END,
+	last_rejected_ua = CASE WHEN ` + newerRej + ` THEN excluded.last_rejected_ua ELSE key_usage.last_rejected_ua END,
+	last_rejected_reason = CASE WHEN ` + newerRej + ` THEN excluded.last_rejected_reason ELSE key_usage.last_rejected_reason END,
+	last_rejected_at = CASE WHEN ` + newerRej + ` THEN excluded.last_rejected_at ELSE key_usage.last_rejected_at END,
+	last_would_deny_ip = CASE WHEN ` + newerWD + ` THEN excluded.last_would_deny_ip ELSE key_usage.last_would_deny_ip END,
+	last_would_deny_ua = CASE WHEN ` + newerWD + ` THEN excluded.last_would_deny_ua ELSE key_usage.last_would_deny_ua END,
+	last_would_deny_reason = CASE WHEN ` + newerWD + ` THEN excluded.last_would_deny_reason ELSE key_usage.last_would_deny_reason END,
+	last_would_deny_at = CASE WHEN ` + newerWD + ` THEN excluded.last_would_deny_at ELSE key_usage.last_would_deny_at END`
 
 const (
-	newerUse = `u.u_used_at IS NOT NULL AND (last_used_at IS NULL OR last_used_at < u.u_used_at)`
-	newerRej = `u.u_rej_at IS NOT NULL AND (last_rejected_at IS NULL OR last_rejected_at < u.u_rej_at)`
-	newerWD  = `u.u_wd_at IS NOT NULL AND (last_would_deny_at IS NULL OR last_would_deny_at < u.u_wd_at)`
+	newerUse = `excluded.last_used_at IS NOT NULL AND (key_usage.last_used_at IS NULL OR key_usage.last_used_at < excluded.last_used_at)`
+	newerRej = `excluded.last_rejected_at IS NOT NULL AND (key_usage.last_rejected_at IS NULL OR key_usage.last_rejected_at < excluded.last_rejected_at)`
+	newerWD  = `excluded.last_would_deny_at IS NOT NULL AND (key_usage.last_would_deny_at IS NULL OR key_usage.last_would_deny_at < excluded.last_would_deny_at)`
+
+	usageInsert = `INSERT INTO key_usage (access_key_id, use_count, reject_count, would_deny_count,
+		last_used_at, last_used_ip, last_used_ua,
+		last_rejected_at, last_rejected_ip, last_rejected_ua, last_rejected_reason,
+		last_would_deny_at, last_would_deny_ip, last_would_deny_ua, last_would_deny_reason)`
 )
 
 // sqliteUsageSQL and sqliteMinutesSQL read the arrays with jsonb_each
 // (as JSONB, each row is not parsed again for each of its fields).
 // Rows are taken in ID order (the batch is sorted), so the B-tree pages
-// are visited in order. The EXISTS leaves out the minutes of a key
-// deleted meanwhile, as the update leaves out its row. OR FAIL: an error
+// are visited in order; key_usage is stored in ID order (WITHOUT ROWID),
+// so keys next to each other in ID share its pages. The EXISTS leaves
+// out a key deleted meanwhile (and its minutes). A failed statement
 // rolls the whole transaction back, so a statement need not undo its own
 // rows first.
 const (
-	sqliteUsageSQL = `UPDATE OR FAIL access_keys SET` + usageSet + `
-	FROM (SELECT value->>0 AS u_id, value->>1 AS u_uses, value->>2 AS u_rej, value->>3 AS u_wd,
-		value->>4 AS u_used_at, value->>5 AS u_used_ip, value->>6 AS u_used_ua,
-		value->>7 AS u_rej_at, value->>8 AS u_rej_ip, value->>9 AS u_rej_ua, value->>10 AS u_rej_why,
-		value->>11 AS u_wd_at, value->>12 AS u_wd_ip, value->>13 AS u_wd_ua, value->>14 AS u_wd_why
-		FROM jsonb_each(?)) AS u
-	WHERE access_keys.id = u.u_id`
+	sqliteUsageSQL = usageInsert + `
+	SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6,
+		value->>7, value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14
+	FROM jsonb_each(?)
+	WHERE EXISTS (SELECT 1 FROM access_keys WHERE id = value->>0)
+	ON CONFLICT (access_key_id) DO UPDATE SET` + usageSet
 	sqliteMinutesSQL = `INSERT OR FAIL INTO usage_minutes (access_key_id, minute, code, count)
 	SELECT value->>0, value->>1, value->>2, value->>3 FROM jsonb_each(?)
 	WHERE EXISTS (SELECT 1 FROM access_keys WHERE id = value->>0)
@@ -82,13 +90,14 @@ const (
 const (
 	pgLockUsageSQL = `SELECT 1 FROM access_keys WHERE id IN (SELECT e->>0 FROM json_array_elements(CAST(? AS json)) e)
 	ORDER BY id FOR UPDATE`
-	pgUsageSQL = `UPDATE access_keys SET` + usageSet + `
-	FROM (SELECT e->>0 AS u_id, CAST(e->>1 AS BIGINT) AS u_uses, CAST(e->>2 AS BIGINT) AS u_rej, CAST(e->>3 AS BIGINT) AS u_wd,
-		CAST(e->>4 AS BIGINT) AS u_used_at, e->>5 AS u_used_ip, e->>6 AS u_used_ua,
-		CAST(e->>7 AS BIGINT) AS u_rej_at, e->>8 AS u_rej_ip, e->>9 AS u_rej_ua, e->>10 AS u_rej_why,
-		CAST(e->>11 AS BIGINT) AS u_wd_at, e->>12 AS u_wd_ip, e->>13 AS u_wd_ua, e->>14 AS u_wd_why
-		FROM json_array_elements(CAST(? AS json)) e) AS u
-	WHERE access_keys.id = u.u_id`
+	pgUsageSQL = usageInsert + `
+	SELECT e->>0, CAST(e->>1 AS BIGINT), CAST(e->>2 AS BIGINT), CAST(e->>3 AS BIGINT),
+		CAST(e->>4 AS BIGINT), e->>5, e->>6,
+		CAST(e->>7 AS BIGINT), e->>8, e->>9, e->>10,
+		CAST(e->>11 AS BIGINT), e->>12, e->>13, e->>14
+	FROM json_array_elements(CAST(? AS json)) e
+	WHERE EXISTS (SELECT 1 FROM access_keys WHERE id = e->>0)
+	ON CONFLICT (access_key_id) DO UPDATE SET` + usageSet
 	pgMinutesSQL = `INSERT INTO usage_minutes (access_key_id, minute, code, count)
 	SELECT e->>0, CAST(e->>1 AS BIGINT), e->>2, CAST(e->>3 AS BIGINT) FROM json_array_elements(CAST(? AS json)) e
 	WHERE EXISTS (SELECT 1 FROM access_keys WHERE id = e->>0)

@@ -16,6 +16,8 @@ var usageTests = []test{
 	{"RecordUsageBatchText", testRecordUsageBatchText},
 	{"RecordUsageBatchMinutes", testRecordUsageBatchMinutes},
 	{"RecordUsageLargeBatch", testRecordUsageLargeBatch},
+	{"UsageReadAfterFlush", testUsageReadAfterFlush},
+	{"UsageGoesWithKey", testUsageGoesWithKey},
 }
 
 // testRecordUsageLargeBatch sends one batch of more keys and minute rows

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -104,8 +105,11 @@ func UsageBatches(ids []string, at time.Time, chunk int) [][]latchkey.UsageUpdat
 // it) and allocations (allocs/key, B/key). flush-%cpu is what the flush
 // costs of the machine's CPU (all cores) when every key is in use: a
 // flush writes min(len(ids), perInterval) keys each interval (the
-// recorder's MaxBatch and flush interval).
+// recorder's MaxBatch and flush interval). The keys go in ID order, as
+// the recorder sends them when more keys are pending than a flush takes
+// (a sweep in ID order: verify.Recorder.Flush).
 func BenchRecordUsage(b *testing.B, s latchkey.Store, ids []string, perInterval int, interval time.Duration) {
+	ids = slices.Sorted(slices.Values(ids))
 	ctx := b.Context()
 	at := time.Now()
 	var ms0, ms1 runtime.MemStats

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -312,6 +313,12 @@ type Recorder struct {
 
 	mu    sync.Mutex
 	dirty []usageRef
+	// sweep is, when more keys were pending than a flush takes, what is
+	// left of them in ID order: flushes take them from the front, so that
+	// each writes keys next to each other in ID, which a store keeps on
+	// the same pages (see Flush). Keys marked meanwhile wait in dirty for
+	// the next sweep.
+	sweep []usageRef
 
 	flushMu sync.Mutex // one flush at a time
 	started atomic.Bool
@@ -602,7 +609,7 @@ func (r *Recorder) Stop(ctx context.Context) error {
 // pendingBatches is how many flushes the keys now pending would take.
 func (r *Recorder) pendingBatches() int {
 	r.mu.Lock()
-	n := len(r.dirty)
+	n := len(r.dirty) + len(r.sweep)
 	r.mu.Unlock()
 	if r.MaxBatch <= 0 || n == 0 {
 		return min(n, 1)
@@ -626,15 +633,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		r.Index.gate.Lock()
 		defer r.Index.gate.Unlock()
 	}
-	r.mu.Lock()
-	refs := r.dirty
-	r.dirty = nil
-	if r.MaxBatch > 0 && len(refs) > r.MaxBatch {
-		// The oldest first; the rest wait, still marked dirty.
-		r.dirty = append(make([]usageRef, 0, len(refs)-r.MaxBatch), refs[r.MaxBatch:]...)
-		refs = refs[:r.MaxBatch]
-	}
-	r.mu.Unlock()
+	refs := r.take()
 	if len(refs) == 0 {
 		return nil
 	}
@@ -665,6 +664,41 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// take returns the keys the next flush writes, in ID order: all pending
+// keys when they are at most MaxBatch; otherwise the next MaxBatch of a
+// sweep through them in ID order. A sweep is made of the keys pending
+// when it starts; keys marked during it wait for the next. A key then
+// waits at most two sweeps (before, in arrival order, one), but a flush
+// writes keys next to each other in ID instead of keys spread over the
+// whole table: on SQLite, where a key's usage row shares its page with
+// about 30 keys next to it in ID, a page is written once for its keys in
+// the flush, not once per key (see docs/benchmarks.md, "Usage flush in ID
+// order"). Sorting a sweep costs about log2(n) comparisons a key, once
+// per sweep.
+// Called under flushMu; the sort is outside r.mu, which marking a key
+// takes.
+func (r *Recorder) take() []usageRef {
+	r.mu.Lock()
+	if len(r.sweep) == 0 && len(r.dirty) > 0 {
+		sweep := r.dirty
+		r.dirty = nil
+		r.mu.Unlock()
+		slices.SortFunc(sweep, func(a, b usageRef) int { return strings.Compare(a.id, b.id) })
+		r.mu.Lock()
+		r.sweep = sweep
+	}
+	defer r.mu.Unlock()
+	n := len(r.sweep)
+	if r.MaxBatch > 0 {
+		n = min(n, r.MaxBatch)
+	}
+	refs := r.sweep[:n:n]
+	if r.sweep = r.sweep[n:]; len(r.sweep) == 0 {
+		r.sweep = nil
+	}
+	return refs
 }
 
 // restore puts snapshots that could not be written back into their keys'

@@ -2,15 +2,18 @@ package verify_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey"
 )
 
-// TestRecorderMaxBatch: a flush writes at most MaxBatch keys, the oldest
-// first; the others keep counting and go in later flushes, and Stop writes
-// everything.
+// TestRecorderMaxBatch: a flush writes at most MaxBatch keys, in a sweep
+// through the pending keys in ID order; the others keep counting and go in
+// later flushes, and Stop writes everything. A key used again during a
+// sweep waits for the next one.
 func TestRecorderMaxBatch(t *testing.T) {
 	var keys []testKey
 	for i := range 7 {
@@ -21,6 +24,7 @@ func TestRecorderMaxBatch(t *testing.T) {
 	for _, k := range keys {
 		r.call(t, k, t0, "192.0.2.1", "ua", latchkey.CodeValid)
 	}
+	slices.SortFunc(keys, func(a, b testKey) int { return strings.Compare(a.ID, b.ID) })
 	if err := r.rec.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +37,17 @@ func TestRecorderMaxBatch(t *testing.T) {
 			t.Errorf("batch[%d] = %s with %d uses, want %s with 1", i, u.AccessKeyID, u.Uses, keys[i].ID)
 		}
 	}
-	// A key still pending keeps counting.
+	// A key still pending keeps counting; a key written already waits
+	// for the sweep's end.
 	r.call(t, keys[6], t0.Add(time.Second), "192.0.2.1", "ua", latchkey.CodeValid)
+	r.call(t, keys[0], t0.Add(time.Second), "192.0.2.1", "ua", latchkey.CodeValid)
+	if err := r.rec.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b = r.sink.take()
+	if len(b) != 1 || len(b[0]) != 3 || b[0][0].AccessKeyID != keys[3].ID || b[0][2].AccessKeyID != keys[5].ID {
+		t.Fatalf("second flush wrote %v, want keys 3 to 5", b)
+	}
 	if err := r.rec.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +60,8 @@ func TestRecorderMaxBatch(t *testing.T) {
 			uses[u.AccessKeyID] += u.Uses
 		}
 	}
-	if len(uses) != 4 || uses[keys[6].ID] != 2 || uses[keys[3].ID] != 1 {
-		t.Errorf("Stop wrote uses %v, want keys 3-6, key 6 with 2 uses", uses)
+	if len(uses) != 2 || uses[keys[6].ID] != 2 || uses[keys[0].ID] != 1 {
+		t.Errorf("Stop wrote uses %v, want key 6 with 2 uses and key 0 with 1", uses)
 	}
 }
 
