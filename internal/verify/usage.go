@@ -29,7 +29,7 @@ type usageCounters struct {
 	// taken yet. Older minutes go to the side structure.
 	valid  atomic.Uint64
 	usedAt atomic.Int64 // Unix nanoseconds of the last valid call; 0 = none since the last flush
-	// who fingerprints the client address (rec.ip) and user agent (ua)
+	// who fingerprints the client address (usageSlot.ip) and user agent (ua)
 	// of the last valid call, so that a call from the same client takes
 	// no lock (0: none yet).
 	who     atomic.Uint64
@@ -105,8 +105,9 @@ func getSide(m map[uint32]*sideUsage, num uint32) *sideUsage {
 func (ix *Index) forgetUsage(num uint32) {
 	mu, m := ix.side.lock(num)
 	delete(m, num)
-	kr := ix.rec(num)
-	kr.ip, kr.hasIP, kr.usage.ua = [16]byte{}, false, 0
+	if sl := ix.usageOf(num); sl != nil {
+		sl.ip, sl.hasIP, sl.ua = [16]byte{}, false, 0
+	}
 	mu.Unlock()
 }
 
@@ -156,7 +157,8 @@ func whoOf(ip netip.Addr, ua string) uint64 {
 // with the other's client; calls one after the other never do.)
 func (ix *Index) setWho(num, gen uint32, n int64, who uint64, ip netip.Addr, ua string) {
 	kr := ix.rec(num)
-	c := &kr.usage
+	sl := ix.usageSlotOf(num)
+	c := &sl.usageCounters
 	id := uint32(0)
 	if ua != "" {
 		id = ix.side.uaID(ua)
@@ -175,7 +177,7 @@ func (ix *Index) setWho(num, gen uint32, n int64, who uint64, ip netip.Addr, ua 
 			break
 		}
 	}
-	kr.ip, kr.hasIP = ip.As16(), ip.IsValid()
+	sl.ip, sl.hasIP = ip.As16(), ip.IsValid()
 	c.ua = id
 	if id == 0 && ua != "" {
 		getSide(m, num).ua = truncateUA(ua)
@@ -187,11 +189,11 @@ func (ix *Index) setWho(num, gen uint32, n int64, who uint64, ip netip.Addr, ua 
 
 // client returns the last client address and user agent of a key. Called
 // under num's stripe lock.
-func (ix *Index) client(kr *rec, su *sideUsage) (netip.Addr, string) {
-	c := &kr.usage
+func (ix *Index) client(sl *usageSlot, su *sideUsage) (netip.Addr, string) {
+	c := &sl.usageCounters
 	var ip netip.Addr
-	if kr.hasIP {
-		ip = netip.AddrFrom16(kr.ip)
+	if sl.hasIP {
+		ip = netip.AddrFrom16(sl.ip)
 	}
 	if c.ua == 0 && su != nil {
 		return ip, su.ua
@@ -362,7 +364,7 @@ func (ix *Index) counters(e *Entry) *usageCounters {
 	if kr.gen.Load() != e.gen {
 		return nil
 	}
-	return &kr.usage
+	return &ix.usageSlotOf(e.num).usageCounters
 }
 
 // mark marks a key dirty, and queues it for the next flush if it was not.
@@ -494,7 +496,13 @@ func (r *Recorder) wouldDeny(ix *Index, e *Entry, now time.Time, ip netip.Addr, 
 func (u usageRef) snapshot(take bool) (usageSnap, bool) {
 	var s usageSnap
 	kr := u.ix.rec(u.num)
-	c := &kr.usage
+	sl := u.ix.usageOf(u.num)
+	if sl == nil {
+		// Never used: nothing to take (a key is marked dirty only
+		// through its slot).
+		sl = &usageSlot{}
+	}
+	c := &sl.usageCounters
 	if take {
 		c.dirty.Store(0)
 	}
@@ -542,7 +550,7 @@ func (u usageRef) snapshot(take bool) (usageSnap, bool) {
 	}
 	s.mins = tmp.mins
 	if s.usedAt != 0 {
-		s.usedIP, s.usedUA = u.ix.client(kr, su)
+		s.usedIP, s.usedUA = u.ix.client(sl, su)
 	}
 	for _, b := range s.mins {
 		s.uses += b.counts[codeSlot(latchkey.CodeValid)]
@@ -674,7 +682,8 @@ func (r *Recorder) restore(live []usageRef, taken []usageSnap) {
 	for i, u := range live {
 		s := &taken[i]
 		kr := u.ix.rec(u.num)
-		c := &kr.usage
+		sl := u.ix.usageSlotOf(u.num)
+		c := &sl.usageCounters
 		mu, m := u.ix.side.lock(u.num)
 		if kr.gen.Load() != u.gen {
 			mu.Unlock()
@@ -695,7 +704,7 @@ func (r *Recorder) restore(live []usageRef, taken []usageSnap) {
 			}
 			if c.usedAt.CompareAndSwap(at, s.usedAt) {
 				// The kept call is the newest: its client is the last.
-				kr.ip, kr.hasIP = s.usedIP.As16(), s.usedIP.IsValid()
+				sl.ip, sl.hasIP = s.usedIP.As16(), s.usedIP.IsValid()
 				c.ua, su.ua = 0, ""
 				if s.usedUA != "" {
 					if c.ua = u.ix.side.uaID(s.usedUA); c.ua == 0 {
