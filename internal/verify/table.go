@@ -14,8 +14,12 @@ import (
 //
 //   - rec: one fixed-size record per key ID, in chunks that never move,
 //     numbered from 1 (0 is "none"). A record's number is stable while its
-//     ID is in the index, so its usage counters (atomics in the record)
-//     survive replacement, as the usage cell did.
+//     ID is in the index, so its usage counters survive replacement, as
+//     the usage cell did.
+//   - usage slots: a used key's usage counters (atomics) and last client
+//     address, in chunks like the records', made on the key's first use
+//     and tied to its record for good (rec.use): a key loaded and never
+//     used costs its record only.
 //   - arena: the records' strings (ID, application or principal name,
 //     account), in byte chunks that are only ever appended to: a string
 //     read from them stays valid and unchanged after its key is replaced,
@@ -24,9 +28,10 @@ import (
 //     backward-shift deletion, power-of-two size) of uint64 slots, each a
 //     32-bit tag of the key's hash and the record number. A shard grows on
 //     its own, so a growing index never holds two copies of itself.
-//   - rules: a key with restrictions, a rate limit, a quota, metadata or a
-//     public key keeps its *rules in its shard's side slice, referenced
-//     from the record by index; a key without them adds no pointer.
+//   - rules: a key with restrictions, a rate limit, a quota, metadata, a
+//     public key or a certificate binding keeps its *rules in its shard's
+//     side slice, referenced from the record by index; a key without
+//     them adds no pointer.
 
 // strRef is a string in the index's arena: the chunk (high bits) and the
 // position in it of the string's length (a uvarint), which the string's

@@ -16,12 +16,13 @@ import (
 )
 
 // usageCounters accumulate one key's usage between flushes, in its index
-// record: what every call changes is atomics, updated without a lock and
-// without allocating. They stay with the record when the key's entry is
-// replaced. What only refused calls, report-only restrictions and calls
-// from a new client address or user agent change is kept under one of
-// the index's usage stripe locks (usageSide), in the record (the last
-// address and user agent) or in a side structure made on the first need.
+// record's usage slot (usageSlot, made on the key's first use): what every
+// call changes is atomics, updated without a lock and without allocating.
+// They stay with the record when the key's entry is replaced. What only
+// refused calls, report-only restrictions and calls from a new client
+// address or user agent change is kept under one of the index's usage
+// stripe locks (usageSide), in the usage slot (the last address and user
+// agent) or in a side structure made on the first need.
 type usageCounters struct {
 	// valid is the current minute (Unix minutes, high 32 bits) and the
 	// valid calls counted in it since the last flush (low 32 bits);
