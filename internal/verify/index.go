@@ -422,8 +422,8 @@ func (ix *Index) find(s *shard, d *keyformat.Digest, h uint64) uint32 {
 func (ix *Index) fill(s *shard, num uint32, e *Entry) {
 	r := ix.rec(num)
 	*e = Entry{
-		ID: ix.arena.str(r.id), Account: ix.arena.str(r.account), ExpiresAt: r.expires,
-		owner: ix.arena.str(r.owner), num: num, gen: r.gen.Load(), kind: r.kind, format: r.format,
+		ID: ix.arena.strN(r.id, r.idLen), Account: ix.arena.strN(r.account, r.accountLen), ExpiresAt: r.expires,
+		owner: ix.arena.strN(r.owner, r.ownerLen), num: num, gen: r.gen.Load(), kind: r.kind, format: r.format,
 		Active: r.flags&flagActive != 0, Canary: r.flags&flagCanary != 0, signing: r.flags&flagSigning != 0,
 		bound: r.flags&flagBound != 0, certBad: r.flags&flagCertBad != 0,
 	}
@@ -635,6 +635,7 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	moved := fresh || kr.digest != d
 	kr.digest, kr.expires = d, exp
 	kr.id, kr.owner, kr.account = idRef, ownerRef, ix.intern(k.Account)
+	kr.idLen, kr.ownerLen, kr.accountLen = lenByte(k.ID), lenByte(owner), lenByte(k.Account)
 	kr.kind, kr.format, kr.flags, kr.ownerIn, kr.live = kind, formatOf(k), flags, interned, true
 	if r.about != nil || r.app != nil || r.key != nil || r.report != nil || r.limit != nil || r.scopes != "" ||
 		r.reportLimit != nil || r.pub != nil || r.salt != "" || r.quota != nil || r.identity != nil || len(r.appMetadata) > 0 ||
@@ -787,6 +788,7 @@ func (ix *Index) deleteLocked(id string) {
 	}
 	kr.digest, kr.expires = keyformat.Digest{}, 0
 	kr.id, kr.owner, kr.account, kr.rules, kr.seen = 0, 0, 0, 0, 0
+	kr.idLen, kr.ownerLen, kr.accountLen = 0, 0, 0
 	kr.kind, kr.format, kr.flags, kr.live, kr.ownerIn = 0, 0, 0, false, false
 	s.mu.Unlock()
 	if sl := ix.usageOf(num); sl != nil {

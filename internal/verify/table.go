@@ -111,6 +111,27 @@ func (a *arena) drop(r strRef) {
 	a.dead += n
 }
 
+// lenByte is a string's length as a record caches it: 255 for 255 and
+// longer, whose length only the arena holds.
+func lenByte(s string) uint8 { return uint8(min(len(s), 255)) }
+
+// strN returns the string r refers to, whose length byte (lenByte) is n,
+// reading the arena's length only for a long string: a lookup that copies
+// a record's strings touches none of their bytes.
+func (a *arena) strN(r strRef, n uint8) string {
+	switch n {
+	case 0:
+		return ""
+	case 255:
+		return a.str(r)
+	}
+	off := r&(arenaChunkSize-1) + 1
+	if n >= 0x80 {
+		off++ // a two-byte length
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(a.chunks[r>>arenaChunkBits].Load()), off)), n)
+}
+
 // str returns the string r refers to, without copying it.
 func (a *arena) str(r strRef) string {
 	if r == 0 {
@@ -159,6 +180,8 @@ type rec struct {
 	flags   uint8
 	live    bool // in the index (under Index.mu)
 	ownerIn bool // owner is interned (not counted as dead when replaced)
+	// the strings' lengths (lenByte), so that a lookup reads no arena
+	idLen, ownerLen, accountLen uint8
 }
 
 // usageSlot is a used key's usage counters and last client address

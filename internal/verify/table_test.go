@@ -215,13 +215,13 @@ func TestArenaStrings(t *testing.T) {
 	}
 	var refs []strRef
 	var want []string
-	for i, n := range []int{1, 127, 128, 300, 16383, 16384, arenaChunkSize + 5, 3} {
+	for i, n := range []int{1, 127, 128, 254, 255, 256, 300, 16383, 16384, arenaChunkSize + 5, 3} {
 		s := strings.Repeat(string(rune('a'+i)), n)
 		refs = append(refs, a.put(s))
 		want = append(want, s)
 	}
 	for i, r := range refs {
-		if r == 0 || a.str(r) != want[i] {
+		if r == 0 || a.str(r) != want[i] || a.strN(r, lenByte(want[i])) != want[i] {
 			t.Errorf("string %d (%d bytes) did not read back", i, len(want[i]))
 		}
 	}
