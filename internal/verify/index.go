@@ -51,12 +51,11 @@ type Entry struct {
 	// keys); see imported.go.
 	format uint8
 	// bound marks a key bound to a TLS client certificate whose
-	// thumbprint is cert (latchkey.AccessKey.CertThumbprint): held here,
-	// so that the check costs an unbound key one byte's test. certBad
-	// marks a stored thumbprint that does not parse: no certificate
-	// matches it.
+	// thumbprint is rules.cert (latchkey.AccessKey.CertThumbprint), so
+	// that the check costs an unbound key one byte's test; a bound key
+	// always has rules. certBad marks a stored thumbprint that does not
+	// parse: no certificate matches it.
 	bound, certBad bool
-	cert           latchkey.CertThumbprint
 }
 
 // Found reports whether e is a key's entry: false for the zero Entry that
@@ -122,6 +121,15 @@ type rules struct {
 	quota            *quotaCell // nil: no quota
 	identity         *identity  // nil: the key's application is in no identity
 	appMetadata      json.RawMessage
+	cert             latchkey.CertThumbprint // a bound key's (Entry.bound)
+}
+
+// onlyCert reports whether r holds nothing but a certificate thumbprint:
+// the rules of a bound key without restrictions (or no rules at all).
+func (r *rules) onlyCert() bool {
+	return r == nil || r.app == nil && r.key == nil && r.report == nil && r.limit == nil && r.scopes == "" &&
+		r.reportLimit == nil && r.reportRateKey == "" && r.about == nil && r.pub == nil && r.salt == "" &&
+		r.quota == nil && r.identity == nil && len(r.appMetadata) == 0
 }
 
 // identity is a key's identity as its entry holds it: what a verification
@@ -285,6 +293,11 @@ type Index struct {
 	mu   sync.Mutex // guards what follows, and writes to records and the arena
 	ids  [shardCount]table
 	recs [maxRecChunks]atomic.Pointer[[recChunkSize]rec]
+	// uses holds the usage slots (usageSlot), numbered from 1, made
+	// on a key's first use (under usesMu); nuses is how many.
+	uses   [maxRecChunks]atomic.Pointer[[recChunkSize]usageSlot]
+	usesMu sync.Mutex
+	nuses  uint32
 	// nrecs is the number of records made (numbers 1..nrecs); free
 	// holds the numbers of deleted ones, for reuse.
 	nrecs uint32
@@ -346,6 +359,43 @@ func (ix *Index) newRec() uint32 {
 	return ix.nrecs
 }
 
+// usageOf returns record num's usage slot, or nil while the record has
+// none (its key was never used).
+func (ix *Index) usageOf(num uint32) *usageSlot {
+	if n := ix.rec(num).use.Load(); n != 0 {
+		return ix.slot(n)
+	}
+	return nil
+}
+
+// usageSlotOf returns record num's usage slot, making it on the first
+// need: a chunk's allocation once in recChunkSize slots, else none.
+func (ix *Index) usageSlotOf(num uint32) *usageSlot {
+	kr := ix.rec(num)
+	if n := kr.use.Load(); n != 0 {
+		return ix.slot(n)
+	}
+	ix.usesMu.Lock()
+	defer ix.usesMu.Unlock()
+	if n := kr.use.Load(); n != 0 {
+		return ix.slot(n)
+	}
+	// There are never more slots than records, so they fit.
+	i := ix.nuses
+	if i&(recChunkSize-1) == 0 {
+		ix.uses[i>>recChunkBits].Store(new([recChunkSize]usageSlot))
+	}
+	ix.nuses++
+	kr.use.Store(ix.nuses)
+	return ix.slot(ix.nuses)
+}
+
+// slot returns usage slot n (1-based).
+func (ix *Index) slot(n uint32) *usageSlot {
+	i := n - 1
+	return &ix.uses[i>>recChunkBits].Load()[i&(recChunkSize-1)]
+}
+
 func (ix *Index) shardOf(h uint64) *shard { return &ix.shards[h%shardCount] }
 
 // find returns the number of the record whose digest is d, or 0. Called
@@ -372,13 +422,10 @@ func (ix *Index) find(s *shard, d *keyformat.Digest, h uint64) uint32 {
 func (ix *Index) fill(s *shard, num uint32, e *Entry) {
 	r := ix.rec(num)
 	*e = Entry{
-		ID: ix.arena.str(r.id), Account: ix.arena.str(r.account), ExpiresAt: r.expires,
-		owner: ix.arena.str(r.owner), num: num, gen: r.gen.Load(), kind: r.kind, format: r.format,
+		ID: ix.arena.strN(r.id, r.idLen), Account: ix.arena.strN(r.account, r.accountLen), ExpiresAt: r.expires,
+		owner: ix.arena.strN(r.owner, r.ownerLen), num: num, gen: r.gen.Load(), kind: r.kind, format: r.format,
 		Active: r.flags&flagActive != 0, Canary: r.flags&flagCanary != 0, signing: r.flags&flagSigning != 0,
 		bound: r.flags&flagBound != 0, certBad: r.flags&flagCertBad != 0,
-	}
-	if e.bound {
-		e.cert = r.cert
 	}
 	if r.rules != 0 {
 		e.rules = s.rules[r.rules].r
@@ -417,7 +464,7 @@ func (ix *Index) Len() int {
 
 func (ix *Index) intern(s string) strRef {
 	if s == "" {
-		return strRef{}
+		return 0
 	}
 	if v, ok := ix.strs[s]; ok {
 		return v
@@ -465,13 +512,13 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.PublicKey != nil {
 		flags |= flagSigning
 	}
-	var cert latchkey.CertThumbprint
 	if k.CertThumbprint != "" {
 		// A stored thumbprint that does not parse refuses the key
 		// (fail closed); it does not unbind it.
 		var err error
 		flags |= flagBound
-		if cert, err = latchkey.ParseCertThumbprint(k.CertThumbprint); err != nil {
+		if r.cert, err = latchkey.ParseCertThumbprint(k.CertThumbprint); err != nil {
+			r.cert = latchkey.CertThumbprint{}
 			flags |= flagCertBad
 		}
 	}
@@ -562,12 +609,12 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		ownerRef = kr.owner
 		if ix.arena.str(ownerRef) != owner || kr.ownerIn != interned {
 			if !kr.ownerIn {
-				ix.arena.drop(int64(ownerRef.n))
+				ix.arena.drop(ownerRef)
 			}
-			ownerRef = strRef{}
+			ownerRef = 0
 		}
 	}
-	if ownerRef == (strRef{}) {
+	if ownerRef == 0 {
 		if interned {
 			ownerRef = ix.intern(owner)
 		} else {
@@ -586,11 +633,13 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 		kr.rules = 0
 	}
 	moved := fresh || kr.digest != d
-	kr.digest, kr.cert, kr.expires = d, cert, exp
+	kr.digest, kr.expires = d, exp
 	kr.id, kr.owner, kr.account = idRef, ownerRef, ix.intern(k.Account)
+	kr.idLen, kr.ownerLen, kr.accountLen = lenByte(k.ID), lenByte(owner), lenByte(k.Account)
 	kr.kind, kr.format, kr.flags, kr.ownerIn, kr.live = kind, formatOf(k), flags, interned, true
 	if r.about != nil || r.app != nil || r.key != nil || r.report != nil || r.limit != nil || r.scopes != "" ||
-		r.reportLimit != nil || r.pub != nil || r.salt != "" || r.quota != nil || r.identity != nil || len(r.appMetadata) > 0 {
+		r.reportLimit != nil || r.pub != nil || r.salt != "" || r.quota != nil || r.identity != nil || len(r.appMetadata) > 0 ||
+		flags&flagBound != 0 {
 		var i uint32
 		if n := len(ns.free); n > 0 {
 			i = ns.free[n-1]
@@ -733,15 +782,18 @@ func (ix *Index) deleteLocked(id string) {
 	// dropped.
 	kr.gen.Add(1)
 	ix.countFormat(kr.format, -1)
-	ix.arena.drop(int64(kr.id.n))
+	ix.arena.drop(kr.id)
 	if !kr.ownerIn {
-		ix.arena.drop(int64(kr.owner.n))
+		ix.arena.drop(kr.owner)
 	}
-	kr.digest, kr.cert, kr.expires = keyformat.Digest{}, latchkey.CertThumbprint{}, 0
-	kr.id, kr.owner, kr.account, kr.rules, kr.seen = strRef{}, strRef{}, strRef{}, 0, 0
+	kr.digest, kr.expires = keyformat.Digest{}, 0
+	kr.id, kr.owner, kr.account, kr.rules, kr.seen = 0, 0, 0, 0, 0
+	kr.idLen, kr.ownerLen, kr.accountLen = 0, 0, 0
 	kr.kind, kr.format, kr.flags, kr.live, kr.ownerIn = 0, 0, 0, false, false
 	s.mu.Unlock()
-	kr.usage.reset()
+	if sl := ix.usageOf(num); sl != nil {
+		sl.reset()
+	}
 	ix.forgetUsage(num)
 	ix.free = append(ix.free, num)
 	ix.n--
@@ -884,7 +936,7 @@ func (e *Entry) same(k *latchkey.AccessKey) bool {
 		e.format == formatOf(k) && e.bound == (k.CertThumbprint != "") && (!e.bound || e.certMatchesStored(k.CertThumbprint)) &&
 		// restrictions: compare the compiled forms' sources cheaply by
 		// recompiling only when either side has any
-		e.rules == nil && k.ExternalID == "" && len(k.Metadata) == 0 && k.Quota == nil &&
+		e.rules.onlyCert() && k.ExternalID == "" && len(k.Metadata) == 0 && k.Quota == nil &&
 		k.Identity == nil && len(k.AppMetadata) == 0 &&
 		k.AppRestrictions.Empty() && k.Restrictions.Empty() && k.ReportOnly.Empty()
 }
@@ -896,7 +948,7 @@ func (e *Entry) certMatchesStored(s string) bool {
 	if err != nil {
 		return e.certBad
 	}
-	return !e.certBad && c == e.cert
+	return !e.certBad && e.rules != nil && c == e.rules.cert
 }
 
 // expired reports whether the entry's expiry is at or before now.

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/keyformat"
 )
 
@@ -15,8 +14,12 @@ import (
 //
 //   - rec: one fixed-size record per key ID, in chunks that never move,
 //     numbered from 1 (0 is "none"). A record's number is stable while its
-//     ID is in the index, so its usage counters (atomics in the record)
-//     survive replacement, as the usage cell did.
+//     ID is in the index, so its usage counters survive replacement, as
+//     the usage cell did.
+//   - usage slots: a used key's usage counters (atomics) and last client
+//     address, in chunks like the records', made on the key's first use
+//     and tied to its record for good (rec.use): a key loaded and never
+//     used costs its record only.
 //   - arena: the records' strings (ID, application or principal name,
 //     account), in byte chunks that are only ever appended to: a string
 //     read from them stays valid and unchanged after its key is replaced,
@@ -25,13 +28,15 @@ import (
 //     backward-shift deletion, power-of-two size) of uint64 slots, each a
 //     32-bit tag of the key's hash and the record number. A shard grows on
 //     its own, so a growing index never holds two copies of itself.
-//   - rules: a key with restrictions, a rate limit, a quota, metadata or a
-//     public key keeps its *rules in its shard's side slice, referenced
-//     from the record by index; a key without them adds no pointer.
+//   - rules: a key with restrictions, a rate limit, a quota, metadata, a
+//     public key or a certificate binding keeps its *rules in its shard's
+//     side slice, referenced from the record by index; a key without
+//     them adds no pointer.
 
-// strRef is a string in the index's arena: off packs the chunk (high
-// bits) and the position in it.
-type strRef struct{ off, n uint32 }
+// strRef is a string in the index's arena: the chunk (high bits) and the
+// position in it of the string's length (a uvarint), which the string's
+// bytes follow. 0 is the empty string: chunk 0 is never used.
+type strRef uint32
 
 const (
 	arenaChunkBits = 20 // 1 MiB chunks
@@ -48,7 +53,7 @@ type arena struct {
 	used   []uint32 // indexes of the chunks in use
 	free   []uint32 // indexes of chunks given up by a compaction
 	next   uint32   // index of the next chunk never used
-	live   int64    // bytes referenced by records (interned names count once)
+	live   int64    // bytes referenced by records (interned names count once; lengths included)
 	dead   int64    // bytes no record references any more
 }
 
@@ -56,15 +61,17 @@ type arena struct {
 // of its own.
 func (a *arena) put(s string) strRef {
 	if s == "" {
-		return strRef{}
+		return 0
 	}
-	if len(a.cur)+len(s) > cap(a.cur) || a.cur == nil {
+	need := uvarintLen(len(s)) + len(s)
+	if len(a.cur)+need > cap(a.cur) || a.cur == nil {
 		var idx uint32
 		switch n := len(a.free); {
 		case n > 0:
 			idx = a.free[n-1]
 			a.free = a.free[:n-1]
 		case a.next < maxArenaChunks:
+			a.next = max(a.next, 1) // 0 stays unused: strRef 0 is ""
 			idx = a.next
 			a.next++
 		default:
@@ -73,65 +80,116 @@ func (a *arena) put(s string) strRef {
 			// corrupt.
 			panic("verify: index string arena full")
 		}
-		a.cur = make([]byte, 0, max(arenaChunkSize, len(s)))
+		a.cur = make([]byte, 0, max(arenaChunkSize, need))
 		a.curIdx = idx
 		a.chunks[idx].Store(unsafe.SliceData(a.cur[:1]))
 		a.used = append(a.used, idx)
 	}
 	pos := len(a.cur)
+	a.cur = binary.AppendUvarint(a.cur, uint64(len(s)))
 	a.cur = append(a.cur, s...)
-	a.live += int64(len(s))
-	return strRef{off: a.curIdx<<arenaChunkBits | uint32(pos), n: uint32(len(s))}
+	a.live += int64(need)
+	return strRef(a.curIdx<<arenaChunkBits | uint32(pos))
 }
 
-// drop notes n bytes that no record references any more.
-func (a *arena) drop(n int64) {
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
+}
+
+// drop notes that no record references r any more.
+func (a *arena) drop(r strRef) {
+	n := int64(len(a.str(r)))
+	if n == 0 {
+		return
+	}
+	n += int64(uvarintLen(int(n)))
 	a.live -= n
 	a.dead += n
 }
 
-// str returns the string r refers to, without copying it.
-func (a *arena) str(r strRef) string {
-	if r.n == 0 {
+// lenByte is a string's length as a record caches it: 255 for 255 and
+// longer, whose length only the arena holds.
+func lenByte(s string) uint8 { return uint8(min(len(s), 255)) }
+
+// strN returns the string r refers to, whose length byte (lenByte) is n,
+// reading the arena's length only for a long string: a lookup that copies
+// a record's strings touches none of their bytes.
+func (a *arena) strN(r strRef, n uint8) string {
+	switch n {
+	case 0:
 		return ""
+	case 255:
+		return a.str(r)
 	}
-	p := a.chunks[r.off>>arenaChunkBits].Load()
-	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(p), r.off&(arenaChunkSize-1))), r.n)
+	off := r&(arenaChunkSize-1) + 1
+	if n >= 0x80 {
+		off++ // a two-byte length
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(a.chunks[r>>arenaChunkBits].Load()), off)), n)
 }
 
-// rec is the index's record of one key: 192 bytes, three cache lines,
-// laid out so that a decision reads the first (what a lookup compares and
-// copies) and the second (flags and usage counters), and the third only
-// for a key bound to a certificate or a call from a new client. Its plain
-// fields are written under Index.mu and the lock of the shard its digest
-// is in, and read under that shard's lock; its usage counters are atomics
-// (usage.go).
+// str returns the string r refers to, without copying it.
+func (a *arena) str(r strRef) string {
+	if r == 0 {
+		return ""
+	}
+	p := unsafe.Add(unsafe.Pointer(a.chunks[r>>arenaChunkBits].Load()), r&(arenaChunkSize-1))
+	var n uint
+	for shift := 0; ; shift += 7 {
+		b := *(*byte)(p)
+		p = unsafe.Add(p, 1)
+		n |= uint(b&0x7f) << shift
+		if b < 0x80 {
+			break
+		}
+	}
+	return unsafe.String((*byte)(p), n)
+}
+
+// rec is the index's record of one key: 80 bytes, what a lookup
+// compares and copies and what the index itself needs. What only some
+// keys have is elsewhere: a bound key's certificate thumbprint in its
+// rules, and the usage counters and last client address in a usage slot
+// (usageSlot) made on the key's first use, so that a key loaded and never
+// used costs no more than its record. Its plain fields are written under
+// Index.mu and the lock of the shard its digest is in, and read under that
+// shard's lock.
 type rec struct {
-	// first line
 	digest  keyformat.Digest
 	expires int64 // Unix nanoseconds; 0 = never
 	id      strRef
 	owner   strRef
 	account strRef
 
-	// second line
 	rules uint32 // index in the shard's rules; 0 = none
 	// gen changes when the record is deleted, so that usage recorded
 	// for a deleted key through an old Entry is dropped.
-	gen    atomic.Uint32
-	seen   uint32 // the Sync pass that last read the key (under Index.mu)
-	kind   uint8
-	format uint8
-	flags  uint8
-	live   bool // in the index (under Index.mu)
-	usage  usageCounters
-
-	// third line
-	cert    latchkey.CertThumbprint
-	ip      [16]byte // the last client address (usage.go; under the key's usage stripe lock)
-	hasIP   bool
+	gen  atomic.Uint32
+	seen uint32 // the Sync pass that last read the key (under Index.mu)
+	// use is the number of the record's usage slot, 0 until the key is
+	// first used. Once set it stays: a deleted key's slot is zeroed and
+	// serves the next key given the record, so that a slot only ever
+	// belongs to one record number (and its usage stripe).
+	use     atomic.Uint32
+	kind    uint8
+	format  uint8
+	flags   uint8
+	live    bool // in the index (under Index.mu)
 	ownerIn bool // owner is interned (not counted as dead when replaced)
-	_       [14]byte
+	// the strings' lengths (lenByte), so that a lookup reads no arena
+	idLen, ownerLen, accountLen uint8
+}
+
+// usageSlot is a used key's usage counters and last client address
+// (usage.go): 72 bytes, pointer-free, in chunks like the records.
+type usageSlot struct {
+	usageCounters
+	ip    [16]byte // the last client address (under the key's usage stripe lock)
+	hasIP bool
 }
 
 // rec.flags

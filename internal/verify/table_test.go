@@ -4,29 +4,25 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/latchkey/latchkey"
 )
 
-// TestRecLayout: a record is three cache lines, the first holding what a
-// lookup compares and copies, the second the flags and the usage counters
-// a decision updates.
+// TestRecLayout: a record is 80 bytes, with no usage counters, client
+// address or certificate thumbprint (those are in a usage slot made on a
+// key's first use, and in a bound key's rules); a usage slot is 72.
 func TestRecLayout(t *testing.T) {
-	var r rec
-	if s := unsafe.Sizeof(r); s != 192 {
-		t.Errorf("rec is %d bytes, want 192", s)
+	if s := unsafe.Sizeof(rec{}); s != 80 {
+		t.Errorf("rec is %d bytes, want 80", s)
 	}
-	if o := unsafe.Offsetof(r.rules); o != 64 {
-		t.Errorf("rec.rules at %d, want 64 (the second line)", o)
-	}
-	if o, end := unsafe.Offsetof(r.usage), unsafe.Offsetof(r.usage)+unsafe.Sizeof(r.usage); o < 64 || end > 128 {
-		t.Errorf("rec.usage at %d-%d, want within the second line", o, end)
-	}
-	if o := unsafe.Offsetof(r.cert); o != 128 {
-		t.Errorf("rec.cert at %d, want 128 (the third line)", o)
+	if s := unsafe.Sizeof(usageSlot{}); s != 72 {
+		t.Errorf("usageSlot is %d bytes, want 72", s)
 	}
 }
 
@@ -207,5 +203,93 @@ func TestSyncMemoryFlat(t *testing.T) {
 	}
 	if ix.Len() != n {
 		t.Errorf("Len = %d, want %d", ix.Len(), n)
+	}
+}
+
+// TestArenaStrings: strings of every length class (one- to three-byte
+// lengths, and longer than a chunk) read back as put, and 0 is "".
+func TestArenaStrings(t *testing.T) {
+	var a arena
+	if a.str(0) != "" || a.put("") != 0 {
+		t.Fatal("the empty string is not ref 0")
+	}
+	var refs []strRef
+	var want []string
+	for i, n := range []int{1, 127, 128, 254, 255, 256, 300, 16383, 16384, arenaChunkSize + 5, 3} {
+		s := strings.Repeat(string(rune('a'+i)), n)
+		refs = append(refs, a.put(s))
+		want = append(want, s)
+	}
+	for i, r := range refs {
+		if r == 0 || a.str(r) != want[i] || a.strN(r, lenByte(want[i])) != want[i] {
+			t.Errorf("string %d (%d bytes) did not read back", i, len(want[i]))
+		}
+	}
+	for _, r := range refs {
+		a.drop(r)
+	}
+	if a.live != 0 {
+		t.Errorf("live = %d after dropping every string, want 0", a.live)
+	}
+}
+
+// TestUsageSlotLazy: a key gets its usage slot on its first use, not when
+// it is loaded; reading a never-used key's pending usage makes none; a
+// deleted key's slot is zeroed and serves the next key given its record.
+func TestUsageSlotLazy(t *testing.T) {
+	ix := NewIndex()
+	put := func(id string) uint32 {
+		ix.Put(&latchkey.AccessKey{ID: id, Account: "acme", Application: "app", Status: latchkey.StatusActive,
+			SecretDigest: sha256.Sum256([]byte(id))})
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		return ix.numOf(id)
+	}
+	a, b := put("LKIAAAAAAAAAAAAAAAAA"), put("LKIABBBBBBBBBBBBBBBB")
+	if ix.usageOf(a) != nil || ix.usageOf(b) != nil {
+		t.Fatal("a loaded key has a usage slot")
+	}
+	e := ix.Get("LKIAAAAAAAAAAAAAAAAA")
+	var r *Recorder
+	r.use(ix, e, time.Unix(1_800_000_000, 0), netip.MustParseAddr("192.0.2.7"), "curl")
+	if ix.usageOf(a) == nil {
+		t.Fatal("a used key has no usage slot")
+	}
+	if p := ix.PendingUsage(e.ID); p.Uses != 1 || p.LastUsed == nil || p.LastUsed.IP != "192.0.2.7" || p.LastUsed.UserAgent != "curl" {
+		t.Errorf("pending usage %+v, want one use from 192.0.2.7 with curl", p)
+	}
+	if p := ix.PendingUsage("LKIABBBBBBBBBBBBBBBB"); p.Uses != 0 || p.LastUsed != nil || ix.usageOf(b) != nil {
+		t.Errorf("an unused key: pending %+v, slot made %v", p, ix.usageOf(b) != nil)
+	}
+	slot := ix.rec(a).use.Load()
+	ix.Delete(e.ID)
+	if c := put("LKIACCCCCCCCCCCCCCCC"); c != a || ix.rec(c).use.Load() != slot {
+		t.Fatalf("the new key has record %d slot %d, want the deleted key's %d and %d", c, ix.rec(c).use.Load(), a, slot)
+	}
+	if p := ix.PendingUsage("LKIACCCCCCCCCCCCCCCC"); p.Uses != 0 || p.LastUsed != nil {
+		t.Errorf("the record's next key inherits usage: %+v", p)
+	}
+}
+
+// TestBoundKeySame: a bound key without restrictions is the same as the
+// key it was made from (a resync keeps its entry), and not the same once
+// its thumbprint changes.
+func TestBoundKeySame(t *testing.T) {
+	ix := NewIndex()
+	th := sha256.Sum256([]byte("a certificate"))
+	k := &latchkey.AccessKey{ID: "LKIAAAAAAAAAAAAAAAAA", Account: "acme", Application: "app", Status: latchkey.StatusActive,
+		SecretDigest: sha256.Sum256([]byte("x")), CertThumbprint: latchkey.CertThumbprint(th).String()}
+	ix.Put(k)
+	e := ix.Get(k.ID)
+	if !e.bound || e.rules == nil || e.rules.cert != latchkey.CertThumbprint(th) {
+		t.Fatal("the bound key's entry does not hold its thumbprint")
+	}
+	if !e.same(k) {
+		t.Error("a bound key is not the same as itself")
+	}
+	k2 := *k
+	k2.CertThumbprint = latchkey.CertThumbprint(sha256.Sum256([]byte("another"))).String()
+	if e.same(&k2) {
+		t.Error("a key with another thumbprint is the same")
 	}
 }

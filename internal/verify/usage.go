@@ -17,12 +17,13 @@ import (
 )
 
 // usageCounters accumulate one key's usage between flushes, in its index
-// record: what every call changes is atomics, updated without a lock and
-// without allocating. They stay with the record when the key's entry is
-// replaced. What only refused calls, report-only restrictions and calls
-// from a new client address or user agent change is kept under one of
-// the index's usage stripe locks (usageSide), in the record (the last
-// address and user agent) or in a side structure made on the first need.
+// record's usage slot (usageSlot, made on the key's first use): what every
+// call changes is atomics, updated without a lock and without allocating.
+// They stay with the record when the key's entry is replaced. What only
+// refused calls, report-only restrictions and calls from a new client
+// address or user agent change is kept under one of the index's usage
+// stripe locks (usageSide), in the usage slot (the last address and user
+// agent) or in a side structure made on the first need.
 type usageCounters struct {
 	// valid is the current minute (Unix minutes, high 32 bits) and the
 	// valid calls counted in it since the last flush (low 32 bits);
@@ -30,7 +31,7 @@ type usageCounters struct {
 	// taken yet. Older minutes go to the side structure.
 	valid  atomic.Uint64
 	usedAt atomic.Int64 // Unix nanoseconds of the last valid call; 0 = none since the last flush
-	// who fingerprints the client address (rec.ip) and user agent (ua)
+	// who fingerprints the client address (usageSlot.ip) and user agent (ua)
 	// of the last valid call, so that a call from the same client takes
 	// no lock (0: none yet).
 	who     atomic.Uint64
@@ -106,8 +107,9 @@ func getSide(m map[uint32]*sideUsage, num uint32) *sideUsage {
 func (ix *Index) forgetUsage(num uint32) {
 	mu, m := ix.side.lock(num)
 	delete(m, num)
-	kr := ix.rec(num)
-	kr.ip, kr.hasIP, kr.usage.ua = [16]byte{}, false, 0
+	if sl := ix.usageOf(num); sl != nil {
+		sl.ip, sl.hasIP, sl.ua = [16]byte{}, false, 0
+	}
 	mu.Unlock()
 }
 
@@ -157,7 +159,8 @@ func whoOf(ip netip.Addr, ua string) uint64 {
 // with the other's client; calls one after the other never do.)
 func (ix *Index) setWho(num, gen uint32, n int64, who uint64, ip netip.Addr, ua string) {
 	kr := ix.rec(num)
-	c := &kr.usage
+	sl := ix.usageSlotOf(num)
+	c := &sl.usageCounters
 	id := uint32(0)
 	if ua != "" {
 		id = ix.side.uaID(ua)
@@ -176,7 +179,7 @@ func (ix *Index) setWho(num, gen uint32, n int64, who uint64, ip netip.Addr, ua 
 			break
 		}
 	}
-	kr.ip, kr.hasIP = ip.As16(), ip.IsValid()
+	sl.ip, sl.hasIP = ip.As16(), ip.IsValid()
 	c.ua = id
 	if id == 0 && ua != "" {
 		getSide(m, num).ua = truncateUA(ua)
@@ -188,11 +191,11 @@ func (ix *Index) setWho(num, gen uint32, n int64, who uint64, ip netip.Addr, ua 
 
 // client returns the last client address and user agent of a key. Called
 // under num's stripe lock.
-func (ix *Index) client(kr *rec, su *sideUsage) (netip.Addr, string) {
-	c := &kr.usage
+func (ix *Index) client(sl *usageSlot, su *sideUsage) (netip.Addr, string) {
+	c := &sl.usageCounters
 	var ip netip.Addr
-	if kr.hasIP {
-		ip = netip.AddrFrom16(kr.ip)
+	if sl.hasIP {
+		ip = netip.AddrFrom16(sl.ip)
 	}
 	if c.ua == 0 && su != nil {
 		return ip, su.ua
@@ -369,7 +372,7 @@ func (ix *Index) counters(e *Entry) *usageCounters {
 	if kr.gen.Load() != e.gen {
 		return nil
 	}
-	return &kr.usage
+	return &ix.usageSlotOf(e.num).usageCounters
 }
 
 // mark marks a key dirty, and queues it for the next flush if it was not.
@@ -501,7 +504,13 @@ func (r *Recorder) wouldDeny(ix *Index, e *Entry, now time.Time, ip netip.Addr, 
 func (u usageRef) snapshot(take bool) (usageSnap, bool) {
 	var s usageSnap
 	kr := u.ix.rec(u.num)
-	c := &kr.usage
+	sl := u.ix.usageOf(u.num)
+	if sl == nil {
+		// Never used: nothing to take (a key is marked dirty only
+		// through its slot).
+		sl = &usageSlot{}
+	}
+	c := &sl.usageCounters
 	if take {
 		c.dirty.Store(0)
 	}
@@ -549,7 +558,7 @@ func (u usageRef) snapshot(take bool) (usageSnap, bool) {
 	}
 	s.mins = tmp.mins
 	if s.usedAt != 0 {
-		s.usedIP, s.usedUA = u.ix.client(kr, su)
+		s.usedIP, s.usedUA = u.ix.client(sl, su)
 	}
 	for _, b := range s.mins {
 		s.uses += b.counts[codeSlot(latchkey.CodeValid)]
@@ -708,7 +717,8 @@ func (r *Recorder) restore(live []usageRef, taken []usageSnap) {
 	for i, u := range live {
 		s := &taken[i]
 		kr := u.ix.rec(u.num)
-		c := &kr.usage
+		sl := u.ix.usageSlotOf(u.num)
+		c := &sl.usageCounters
 		mu, m := u.ix.side.lock(u.num)
 		if kr.gen.Load() != u.gen {
 			mu.Unlock()
@@ -729,7 +739,7 @@ func (r *Recorder) restore(live []usageRef, taken []usageSnap) {
 			}
 			if c.usedAt.CompareAndSwap(at, s.usedAt) {
 				// The kept call is the newest: its client is the last.
-				kr.ip, kr.hasIP = s.usedIP.As16(), s.usedIP.IsValid()
+				sl.ip, sl.hasIP = s.usedIP.As16(), s.usedIP.IsValid()
 				c.ua, su.ua = 0, ""
 				if s.usedUA != "" {
 					if c.ua = u.ix.side.uaID(s.usedUA); c.ua == 0 {

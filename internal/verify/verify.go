@@ -326,7 +326,7 @@ func (v *Verifier) judge(req *Request, res *Result, now time.Time) {
 // certMatches reports whether the call presented the certificate e is
 // bound to, comparing in constant time.
 func (req *Request) certMatches(e *Entry) bool {
-	return req.HasClientCert && !e.certBad && subtle.ConstantTimeCompare(req.ClientCert[:], e.cert[:]) == 1
+	return req.HasClientCert && !e.certBad && e.rules != nil && subtle.ConstantTimeCompare(req.ClientCert[:], e.rules.cert[:]) == 1
 }
 
 // Canaries tells the Canary hook of every canary key among req's
