@@ -199,7 +199,7 @@ func checkOutage(t *testing.T, c *cluster, dbURL, app string, cut, restore func(
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var n int64
-		if err := db.QueryRow(ctx, "SELECT use_count FROM access_keys WHERE id = $1", id1).Scan(&n); err != nil {
+		if err := db.QueryRow(ctx, "SELECT COALESCE((SELECT use_count FROM key_usage WHERE access_key_id = $1), 0)", id1).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == want {

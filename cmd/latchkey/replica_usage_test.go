@@ -31,7 +31,7 @@ func TestReplicasUsageMerge(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			var n int64
-			if err := db.QueryRow(t.Context(), "SELECT use_count FROM access_keys WHERE id = $1", id).Scan(&n); err != nil {
+			if err := db.QueryRow(t.Context(), "SELECT COALESCE((SELECT use_count FROM key_usage WHERE access_key_id = $1), 0)", id).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			if n > want {
@@ -47,7 +47,7 @@ func TestReplicasUsageMerge(t *testing.T) {
 		}
 	}
 	time.Sleep(1500 * time.Millisecond) // longer than the flush interval
-	if err := db.QueryRow(t.Context(), "SELECT use_count FROM access_keys WHERE id = $1", id).Scan(&total); err != nil {
+	if err := db.QueryRow(t.Context(), "SELECT COALESCE((SELECT use_count FROM key_usage WHERE access_key_id = $1), 0)", id).Scan(&total); err != nil {
 		t.Fatal(err)
 	}
 
@@ -92,7 +92,7 @@ func TestReplicasUsageMerge(t *testing.T) {
 		verify(newer, newIP, fmt.Sprintf("newer/%d", i))
 		waitUses(total)
 		var ip, ua string
-		if err := db.QueryRow(t.Context(), "SELECT last_used_ip, last_used_ua FROM access_keys WHERE id = $1", id).Scan(&ip, &ua); err != nil {
+		if err := db.QueryRow(t.Context(), "SELECT last_used_ip, last_used_ua FROM key_usage WHERE access_key_id = $1", id).Scan(&ip, &ua); err != nil {
 			t.Fatal(err)
 		}
 		if ip != newIP || ua != fmt.Sprintf("newer/%d", i) {
@@ -131,8 +131,9 @@ func TestReplicasUsageWritesBounded(t *testing.T) {
 		`CREATE TABLE usage_writes (at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(), xid BIGINT NOT NULL DEFAULT txid_current())`,
 		`CREATE FUNCTION count_usage_write() RETURNS trigger LANGUAGE plpgsql AS $$
 			BEGIN INSERT INTO usage_writes DEFAULT VALUES; RETURN NULL; END $$`,
-		`CREATE TRIGGER count_usage_write AFTER UPDATE ON access_keys FOR EACH ROW
+		`CREATE TRIGGER count_usage_write AFTER UPDATE ON key_usage FOR EACH ROW
 			WHEN (OLD.use_count IS DISTINCT FROM NEW.use_count) EXECUTE FUNCTION count_usage_write()`,
+		`CREATE TRIGGER count_usage_insert AFTER INSERT ON key_usage FOR EACH ROW EXECUTE FUNCTION count_usage_write()`,
 	} {
 		if _, err := db.Exec(t.Context(), q); err != nil {
 			t.Fatal(err)
