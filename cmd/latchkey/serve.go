@@ -388,6 +388,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	// read): hand those pages back to the system now, instead of keeping
 	// them resident until the heap grows into them again.
 	go debug.FreeOSMemory()
+	// And keep the heap's growth above the index small from here on
+	// (gcpace.go): the index is pointer-free, so collecting often is cheap.
+	go paceGC(ctx, log)
 
 	ready := func(ctx context.Context) error { return store.Ping(ctx) }
 	var changeTimings func() []postgres.ChangeTiming
