@@ -17,11 +17,13 @@ import (
 // index is pointer-free, so a collection scans almost nothing whatever
 // the number of keys, and collecting more often costs little. paceGC
 // keeps the heap's headroom at gcHeadroom of the live heap (GOGC=25), but
-// never less than gcMinHeadroom, so that a small index is not collected
+// never less than gcMinHeadroom: up to about a million keys (a live heap
+// under 256 MiB) that is Go's default, whose collections already cost
+// under 2% of the CPU under load there, and a small index is not collected
 // dozens of times a second for nothing.
 const (
-	gcHeadroom    = 25       // percent of the live heap
-	gcMinHeadroom = 64 << 20 // bytes
+	gcHeadroom    = 25        // percent of the live heap
+	gcMinHeadroom = 256 << 20 // bytes
 	gcPaceEvery   = 10 * time.Second
 )
 

@@ -11,10 +11,10 @@ func TestGCPercent(t *testing.T) {
 	}{
 		{"nothing measured yet", 0, 100},
 		{"a small index keeps Go's default", 10 * mib, 100},
-		{"64 MiB: headroom 64 MiB is 100%", 64 * mib, 100},
-		{"128 MiB: 64 MiB of headroom", 128 * mib, 50},
-		{"256 MiB: 25%", 256 * mib, 25},
-		{"a million keys", 300 * mib, 25},
+		{"a million keys keeps it too", 150 * mib, 100},
+		{"256 MiB: headroom 256 MiB is 100%", 256 * mib, 100},
+		{"512 MiB: 256 MiB of headroom", 512 * mib, 50},
+		{"1 GiB: 25%", 1024 * mib, 25},
 		{"ten million keys", 1400 * mib, 25},
 	}
 	for _, tt := range tests {
