@@ -314,7 +314,10 @@ func (s *Service) GetIdentityQuota(ctx context.Context, a latchkey.Actor, accoun
 }
 
 // TopUpIdentityQuota adds amount (1 or more) to what an identity's quota
-// has left; what replicas hold leased is dropped. Audited as
+// has left. What this replica holds leased and has not spent is added
+// back to the ledger's new figure, as TopUpQuota does for a key's; what
+// other replicas (or a shared store) hold is dropped with the
+// generation. Audited as
 // identity.quota_update. Returns ENOTFOUND without a quota, EINVALID for
 // a bad amount, EFORBIDDEN for a read-only actor.
 func (s *Service) TopUpIdentityQuota(ctx context.Context, a latchkey.Actor, account, id string, amount int64) (*latchkey.Quota, error) {
@@ -332,6 +335,9 @@ func (s *Service) TopUpIdentityQuota(ctx context.Context, a latchkey.Actor, acco
 		out  *latchkey.Quota
 		keys []*latchkey.AccessKey
 	)
+	// Held before the transaction, in the order leases take them: the
+	// cell, then the store.
+	hold := s.Index.HoldIdentityQuota(id)
 	err := s.update(ctx, func(tx latchkey.Tx) error {
 		ident, err := tx.FindIdentity(ctx, account, id, now)
 		if err != nil {
@@ -341,7 +347,9 @@ func (s *Service) TopUpIdentityQuota(ctx context.Context, a latchkey.Actor, acco
 			return latchkey.Errorf(latchkey.ENOTFOUND, "identity %s has no quota; set one with PATCH quota", id)
 		}
 		before := *ident.Quota
-		q, err := tx.TopUpQuota(ctx, identityOwner(id), amount, now)
+		held := hold.Drain(&before, now)
+		before.Remaining, before.Leased = min(before.Remaining+held, latchkey.MaxQuota), held
+		q, err := tx.TopUpQuota(ctx, identityOwner(id), amount+held, now)
 		if err != nil {
 			return err
 		}
@@ -360,6 +368,7 @@ func (s *Service) TopUpIdentityQuota(ctx context.Context, a latchkey.Actor, acco
 			s.Index.Put(k)
 		}
 	})
+	hold.Release(err == nil)
 	if err != nil {
 		return nil, err
 	}

@@ -367,3 +367,66 @@ func TestIdentityQuotaWebhookNamesIdentity(t *testing.T) {
 		t.Errorf("events sent: %v", rcv.types())
 	}
 }
+
+// On one replica an identity's top-up keeps what the replica holds
+// leased, as a key's does: a top-up of 10 after 37 of 500 calls leaves
+// exactly 473, and exactly 473 more calls are granted over the
+// identity's keys, whatever the lease.
+func TestIdentityTopUpKeepsLease(t *testing.T) {
+	for _, lease := range []int64{1, 10, 100} {
+		e := newEnv(t)
+		id, keys := e.meteredIdentity(t, &latchkey.Quota{Remaining: 500}, nil)
+		r := e.own(lease)
+		spend(t, r, keys[0].Secret, 37)
+		if left := e.identityLedger(t, id.ID); left != 463 {
+			t.Errorf("lease %d: after 37 calls of 500 the read says %d left, want exactly 463", lease, left)
+		}
+		top, err := e.svc.TopUpIdentityQuota(t.Context(), e.operator, latchkey.DefaultAccount, id.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if top.Remaining != 473 || top.Leased != 0 {
+			t.Errorf("lease %d: a top-up of 10 on 463 gives %d (leased %d), want 473 (0)", lease, top.Remaining, top.Leased)
+		}
+		if got := drawKeys(t, keys, 60, r); got != 473 {
+			t.Errorf("lease %d: %d calls granted after the top-up, want exactly 473", lease, got)
+		}
+		if left := e.identityLedger(t, id.ID); left != 0 {
+			t.Errorf("lease %d: spent, the identity's ledger says %d left", lease, left)
+		}
+	}
+}
+
+// Top-ups of an identity's quota while its keys spend from 16 goroutines:
+// nothing deadlocks, and exactly the quota plus the top-ups is granted.
+func TestIdentityTopUpWhileSpending(t *testing.T) {
+	const n, topUps, amount = 1000, 5, 10
+	e := newEnv(t)
+	id, keys := e.meteredIdentity(t, &latchkey.Quota{Remaining: n}, nil)
+	r := e.own(100)
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		for range 8 {
+			wg.Go(func() {
+				for range 200 {
+					if r.v.Verify(&verify.Request{Secret: k.Secret}).Code == latchkey.CodeValid {
+						granted.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Go(func() {
+		for i := range topUps {
+			if _, err := e.svc.TopUpIdentityQuota(t.Context(), e.operator, latchkey.DefaultAccount, id.ID, amount); err != nil {
+				t.Errorf("top-up %d: %v", i, err)
+			}
+		}
+	})
+	wg.Wait()
+	got := granted.Load() + drawKeys(t, keys, 60, r)
+	if want := int64(n + topUps*amount); got != want {
+		t.Errorf("%d calls granted, want exactly %d", got, want)
+	}
+}

@@ -322,10 +322,10 @@ func (v *Verifier) leaseAndSpend(c *quotaCell, cost, need int64, now time.Time) 
 	c.mu.Lock()
 	if c.retired.Load() {
 		// A top-up moved what this cell held into the new generation
-		// while this call waited: the index has the key's new cell.
-		// (Only a key's cell is retired: see HoldQuota.)
+		// while this call waited: the index has the key's (or the
+		// identity's) new cell.
 		c.mu.Unlock()
-		if nc, _ := v.Index.keyQuotaCells(c.owner.ID); c.owner.Kind == latchkey.QuotaOwnerKey && nc != nil && nc != c && !nc.retired.Load() {
+		if nc := v.Index.ownerQuotaCell(c.owner); nc != nil && nc != c && !nc.retired.Load() {
 			return v.spendQuota(nc, cost, now)
 		}
 		return false, c.info(0)
@@ -424,11 +424,28 @@ func (ix *Index) QuotaHeld(owner latchkey.QuotaOwner, q *latchkey.Quota, now tim
 	return 0
 }
 
-// QuotaHold is a key's quota cell held for an administrative change that
+// ownerQuotaCell returns owner's current cell (a key's, or an
+// identity's), whatever its generation; nil when it has none.
+func (ix *Index) ownerQuotaCell(owner latchkey.QuotaOwner) *quotaCell {
+	switch owner.Kind {
+	case latchkey.QuotaOwnerKey:
+		c, _ := ix.keyQuotaCells(owner.ID)
+		return c
+	case latchkey.QuotaOwnerIdentity:
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		if sb := ix.identities[owner.ID]; sb != nil {
+			return sb.quota
+		}
+	}
+	return nil
+}
+
+// QuotaHold is a key's (or an identity's) quota cell held for an administrative change that
 // adds what this replica holds leased back to the ledger (a top-up), so
 // that nothing it holds is lost with the generation. While it is held,
 // calls that the cell cannot pay wait; when the change is applied they
-// move to the key's new cell. A nil *QuotaHold holds nothing.
+// move to the key's (or the identity's) new cell. A nil *QuotaHold holds nothing.
 type QuotaHold struct {
 	c      *quotaCell
 	n      int64
@@ -445,6 +462,21 @@ func (ix *Index) HoldQuota(id string) *QuotaHold {
 		return nil
 	}
 	c := e.rules.quota
+	c.mu.Lock()
+	return &QuotaHold{c: c}
+}
+
+// HoldIdentityQuota is HoldQuota for identity id's quota cell, the one
+// its keys on this replica share. Release it after the index has the
+// identity's keys again (they carry its new cell).
+func (ix *Index) HoldIdentityQuota(id string) *QuotaHold {
+	if ix == nil {
+		return nil
+	}
+	c := ix.ownerQuotaCell(latchkey.QuotaOwner{Kind: latchkey.QuotaOwnerIdentity, ID: id})
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	return &QuotaHold{c: c}
 }
