@@ -33,26 +33,39 @@ type monoClock struct {
 
 func newMonoClock() *monoClock {
 	c := &monoClock{base: time.Now()}
-	c.refresh()
+	c.off.Store(c.base.UnixNano())
+	c.next.Store(int64(clockRecheck))
 	return c
 }
 
 func (c *monoClock) now() time.Time {
 	m := int64(time.Since(c.base))
-	if m >= c.next.Load() {
-		return c.refresh()
+	if next := c.next.Load(); m >= next && c.next.CompareAndSwap(next, m+int64(clockRecheck)) {
+		return c.refresh() // one caller refreshes; the others use the offset they find
 	}
 	return time.Unix(0, c.off.Load()+m)
 }
 
-// refresh reads the wall clock (and the monotonic one, with time.Now)
-// and stores their offset. Concurrent refreshes store the same offset
-// unless the wall clock was stepped between them.
+// clockJitter is how far below the current offset a new reading's may be
+// and still be taken for the delay between time.Now's two reads rather
+// than a step of the wall clock.
+const clockJitter = 100 * time.Microsecond
+
+// refresh reads the wall clock (and the monotonic one, with time.Now) and
+// updates the offset. time.Now reads the wall clock first: a delay before
+// its monotonic read (the thread descheduled between the two) gives an
+// offset too small by that delay. So a smaller offset is taken only when
+// it is smaller by more than clockJitter (a step back of the wall clock,
+// or a long delay that the next refresh corrects), and a larger one
+// always (a step forward, or a reading with less delay): the offset
+// converges to the least delayed reading's, and the time never moves back
+// unless the wall clock did.
 func (c *monoClock) refresh() time.Time {
 	t := time.Now()
 	m := int64(t.Sub(c.base)) // monotonic
-	w := t.UnixNano()
-	c.off.Store(w - m)
-	c.next.Store(m + int64(clockRecheck))
-	return time.Unix(0, w)
+	off := t.UnixNano() - m
+	if prev := c.off.Load(); off > prev || off < prev-int64(clockJitter) {
+		c.off.Store(off)
+	}
+	return time.Unix(0, c.off.Load()+m)
 }

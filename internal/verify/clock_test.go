@@ -61,3 +61,37 @@ func TestNewUsesWallNow(t *testing.T) {
 		t.Fatalf("New's clock is %v from time.Now", d)
 	}
 }
+
+// A refresh that finds a slightly smaller offset keeps the larger one
+// (the smaller comes from a delay between time.Now's two reads), and
+// takes a larger one at once.
+func TestWallNowRefreshJitter(t *testing.T) {
+	tests := []struct {
+		name  string
+		shift time.Duration // added to the offset before the refresh
+		keep  bool          // the refresh keeps the shifted offset
+	}{
+		{"slightly ahead: jitter, kept", clockJitter / 2, true},
+		{"far ahead: a step back of the wall clock, followed", time.Second, false},
+		{"behind: followed", -10 * time.Millisecond, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newMonoClock()
+			c.next.Store(math.MaxInt64)
+			c.refresh()
+			want := c.off.Load() + int64(tc.shift)
+			c.off.Store(want)
+			c.refresh()
+			got := c.off.Load()
+			if tc.keep && got != want {
+				t.Fatalf("offset moved by %v, want kept", time.Duration(got-want))
+			}
+			// followed: back to the clock's own offset, want - shift,
+			// give or take the delays of the reads
+			if d := time.Duration(got - (want - int64(tc.shift))); !tc.keep && (d > tc.shift.Abs()/2 || d < -tc.shift.Abs()/2) {
+				t.Fatalf("offset %v from the clock's after the refresh, want followed", d)
+			}
+		})
+	}
+}
