@@ -88,7 +88,11 @@ func (r Result) Valid() bool { return r.Code == latchkey.CodeValid }
 type Verifier struct {
 	Index    *Index
 	Recorder *Recorder
-	Now      func() time.Time
+	// Now is the clock: expiry, usage times, rate limits and quotas
+	// are read from it. New sets a clock that reads the wall time to the
+	// nanosecond from the monotonic clock (clock.go), cheaper than
+	// time.Now where reading the clock is slow.
+	Now func() time.Time
 	// Guard throttles client addresses that send many invalid
 	// credentials; nil disables it.
 	Guard *Guard
@@ -128,7 +132,7 @@ type CanaryHook interface {
 
 // New returns a verifier over ix that records usage with rec.
 func New(ix *Index, rec *Recorder) *Verifier {
-	return &Verifier{Index: ix, Recorder: rec, Now: time.Now}
+	return &Verifier{Index: ix, Recorder: rec, Now: wallNow}
 }
 
 // Verify decides on a credential. It never touches the store and does not
@@ -152,32 +156,38 @@ func New(ix *Index, rec *Recorder) *Verifier {
 // is told: nothing about the answer tells a canary from a dead key. A
 // canary among several credentials is told too, and the answer is
 // CREDENTIAL_AMBIGUOUS whatever they are.
-func (v *Verifier) Verify(req *Request) Result {
+func (v *Verifier) Verify(req *Request) (res Result) {
+	// decide fills the result in place: a Result is some 200 bytes,
+	// which returning it from each function would copy.
 	o := v.Observer
 	if o == nil {
-		return v.decide(req)
+		v.decide(req, &res)
+		return res
 	}
 	// Reading the clock twice costs more than a decision on some
 	// machines: time one decision in LatencySample.
 	if rand.Uint32()%LatencySample != 0 {
-		res := v.decide(req)
+		v.decide(req, &res)
 		o.Decided(res.Code)
 		return res
 	}
 	start := time.Now()
-	res := v.decide(req)
+	v.decide(req, &res)
 	o.Took(time.Since(start))
 	o.Decided(res.Code)
 	return res
 }
 
-func (v *Verifier) decide(req *Request) Result {
+// decide decides on req into res, which is the zero Result.
+func (v *Verifier) decide(req *Request, res *Result) {
 	if len(req.Extra) > 0 {
 		v.Canaries(req)
-		return Result{Code: latchkey.CodeCredentialAmbiguous}
+		*res = Result{Code: latchkey.CodeCredentialAmbiguous}
+		return
 	}
 	if req.Secret == "" {
-		return Result{Code: latchkey.CodeMissing}
+		*res = Result{Code: latchkey.CodeMissing}
+		return
 	}
 	now := v.Now()
 	if v.Guard != nil && req.IP.IsValid() {
@@ -185,10 +195,10 @@ func (v *Verifier) decide(req *Request) Result {
 			// A canary still alerts: a thief who first tried the dead
 			// keys of the same dump is throttled by then.
 			v.Canaries(req)
-			return Result{Code: latchkey.CodeThrottled, RetryAfter: wait}
+			*res = Result{Code: latchkey.CodeThrottled, RetryAfter: wait}
+			return
 		}
 	}
-	var res Result
 	e := &res.Entry
 	var found bool
 	// The checksum only tells MALFORMED from NOT_FOUND, so it is checked
@@ -210,7 +220,8 @@ func (v *Verifier) decide(req *Request) Result {
 		f, ok := v.Index.lookupImported(req.Secret, req.AccessKeyID, e)
 		if !ok {
 			v.Guard.fail(req.IP, now)
-			return Result{Code: latchkey.CodeMalformed}
+			*res = Result{Code: latchkey.CodeMalformed}
+			return
 		}
 		found = f
 	}
@@ -220,18 +231,20 @@ func (v *Verifier) decide(req *Request) Result {
 			c := *e
 			v.Canary.CanaryUsed(&c, req, now)
 		}
-		return Result{Code: latchkey.CodeNotFound}
+		*res = Result{Code: latchkey.CodeNotFound}
+		return
 	}
 	if req.AccessKeyID != "" && subtle.ConstantTimeCompare([]byte(req.AccessKeyID), []byte(e.ID)) != 1 {
 		v.Guard.fail(req.IP, now)
-		return Result{Code: latchkey.CodeNotFound}
+		*res = Result{Code: latchkey.CodeNotFound}
+		return
 	}
 	if req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) || e.signing {
 		v.Guard.fail(req.IP, now)
-		return Result{Code: latchkey.CodeNotFound}
+		*res = Result{Code: latchkey.CodeNotFound}
+		return
 	}
-	v.judge(req, &res, now)
-	return res
+	v.judge(req, res, now)
 }
 
 // judge decides on a call whose credential proved to be res.Entry's:
