@@ -258,6 +258,11 @@ func WithSurface(ctx context.Context, surface string) context.Context {
 	return context.WithValue(ctx, surfaceKey{}, surface)
 }
 
+// SurfaceKey is the key WithSurface keeps the surface under, a string
+// value. A context type of its own that answers it (the reverse proxy's
+// per-call context) names its surface without a WithSurface layer.
+var SurfaceKey any = surfaceKey{}
+
 // SurfaceOf is the surface WithSurface named, and forward auth
 // (latchkey.SurfaceAuthorize) when none was.
 func SurfaceOf(ctx context.Context) string {

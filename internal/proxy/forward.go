@@ -57,7 +57,11 @@ func headerHasToken(vs []string, token string) bool {
 }
 
 // forwarded is one call on the lean path: the outgoing request and what
-// it needs, in one allocation.
+// it needs, in one allocation. The calls that go over the proxy's own
+// HTTP/1.1 client (h1Client) take theirs from a pool, with the outgoing
+// header map and its values' storage of an earlier call, cleared: that
+// client is done with the request when its round trip returns, and
+// reports 1xx answers only while it runs.
 type forwarded struct {
 	req   http.Request
 	url   url.URL
@@ -68,6 +72,35 @@ type forwarded struct {
 	// has returned (the transport may report one late).
 	mu   sync.Mutex
 	done bool
+	// For a pooled forwarded: the header map and the storage of its
+	// values (outHeader), and the empty User-Agent's.
+	h    http.Header
+	vals []string
+	ua   [1]string
+}
+
+// forwardedPool holds the forwarded of calls on the h1Client path.
+var forwardedPool = sync.Pool{New: func() any {
+	f := &forwarded{}
+	f.trace.Got1xxResponse = f.got1xx // one func value per pooled forwarded
+	return f
+}}
+
+// maxPooledHeader is the most header fields a pooled forwarded keeps its
+// map for; a larger one is left to the collector.
+const maxPooledHeader = 64
+
+// release returns a pooled f, holding nothing of its call: the header map
+// and values cleared (the values held the caller's credential before the
+// rewrite removed it), the request, ProxyRequest and writer dropped.
+func (f *forwarded) release() {
+	if len(f.h) > maxPooledHeader {
+		f.h = nil
+	}
+	clear(f.h)
+	clear(f.vals)
+	f.req, f.url, f.pr, f.w, f.done = http.Request{}, url.URL{}, httputil.ProxyRequest{}, nil, false
+	forwardedPool.Put(f)
 }
 
 // forward sends in, a call that lean accepts, to the upstream and passes
@@ -81,7 +114,16 @@ type forwarded struct {
 // fails; and a body that breaks off mid-copy aborts the caller's
 // connection (http.ErrAbortHandler), so it does not look complete.
 func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
-	f := &forwarded{w: w}
+	// in.Method is the method judged, and the one sent.
+	h1 := p.h1 != nil && idempotent(in)
+	var f *forwarded
+	if h1 {
+		f = forwardedPool.Get().(*forwarded)
+		f.w = w
+	} else {
+		f = &forwarded{w: w}
+		f.trace.Got1xxResponse = f.got1xx
+	}
 	f.url = *in.URL
 	out := &f.req
 	*out = http.Request{
@@ -90,11 +132,12 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
-		Header:     outHeader(in.Header),
 		Host:       in.Host,
 		RemoteAddr: in.RemoteAddr,
 		TLS:        in.TLS,
 	}
+	f.h, f.vals = outHeader(f.h, f.vals, in.Header)
+	out.Header = f.h
 	if headerHasToken(in.Header["Te"], "trailers") {
 		out.Header["Te"] = []string{"trailers"}
 	}
@@ -102,34 +145,41 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 	f.pr = httputil.ProxyRequest{In: in, Out: out}
 	p.rewriteOut(&f.pr)
 	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = []string{""}
+		f.ua[0] = ""
+		out.Header["User-Agent"] = f.ua[:1:1]
 	}
-	f.trace.Got1xxResponse = f.got1xx
-	out = out.WithContext(httptrace.WithClientTrace(in.Context(), &f.trace))
 
-	rt := p.rt
-	if p.h1 != nil && idempotent(out) {
-		rt = p.h1
+	var res *http.Response
+	var err error
+	if h1 {
+		// The h1Client takes the context and the trace as they are,
+		// without a request copy to carry them.
+		res, err = p.h1.roundTrip(in.Context(), out, &f.trace)
+		defer f.release()
+	} else {
+		out = out.WithContext(httptrace.WithClientTrace(in.Context(), &f.trace))
+		res, err = p.rt.RoundTrip(out)
 	}
-	res, err := rt.RoundTrip(out)
 	f.mu.Lock()
 	f.done = true
 	f.mu.Unlock()
+	// upstreamError is given in: the call's context and method, which
+	// out's are (or, on the h1Client path, stand for).
 	if err != nil {
-		p.upstreamError(w, out, err)
+		p.upstreamError(w, in, err)
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		// Nothing was asked for: httputil.ReverseProxy refuses the switch
 		// the same way.
 		res.Body.Close()
-		p.upstreamError(w, out, fmt.Errorf("backend tried to switch protocol %q when none was requested", upgradeType(res.Header)))
+		p.upstreamError(w, in, fmt.Errorf("backend tried to switch protocol %q when none was requested", upgradeType(res.Header)))
 		return
 	}
 	removeHopByHopHeaders(res.Header)
 	if err := p.answered(res); err != nil {
 		res.Body.Close()
-		p.upstreamError(w, out, err)
+		p.upstreamError(w, in, err)
 		return
 	}
 	h := w.Header()
@@ -238,7 +288,15 @@ func streamed(res *http.Response) bool {
 	if ct == "" {
 		return false
 	}
-	mt, _, _ := mime.ParseMediaType(ct)
+	// mime.ParseMediaType's media type is the part before any ';',
+	// trimmed and lower-cased, or "" on an error: only a value whose
+	// first part is text/event-stream in some case can be one, and only
+	// those are parsed (a parse takes a map of the parameters).
+	mt, _, _ := strings.Cut(ct, ";")
+	if !strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
+		return false
+	}
+	mt, _, _ = mime.ParseMediaType(ct)
 	return mt == "text/event-stream"
 }
 
@@ -269,21 +327,28 @@ var forwarding = map[string]bool{
 // outHeader copies the caller's header for the upstream, without
 // hop-by-hop headers, those that Connection names, and the forwarding
 // headers; the values in one allocation, as http.Header.Clone does. The
-// map has room for what the rewrite adds.
-func outHeader(in http.Header) http.Header {
+// map has room for what the rewrite adds. h and vals, when not nil, are
+// an empty map and values' storage to reuse (a pooled forwarded's); the
+// map and the storage used are returned.
+func outHeader(h http.Header, vals []string, in http.Header) (http.Header, []string) {
 	n := 0
 	for _, vv := range in {
 		n += len(vv)
 	}
-	vals := make([]string, n)
-	h := make(http.Header, len(in)+12)
+	if cap(vals) < n {
+		vals = make([]string, n)
+	}
+	if h == nil {
+		h = make(http.Header, len(in)+12)
+	}
+	free := vals[:n]
 	for k, vv := range in {
 		if hopByHop[k] || forwarding[k] || vv == nil {
 			continue
 		}
-		m := copy(vals, vv)
-		h[k] = vals[:m:m]
-		vals = vals[m:]
+		m := copy(free, vv)
+		h[k] = free[:m:m]
+		free = free[m:]
 	}
 	for _, f := range in["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
@@ -292,7 +357,7 @@ func outHeader(in http.Header) http.Header {
 			}
 		}
 	}
-	return h
+	return h, vals
 }
 
 // removeHopByHopHeaders removes from an upstream's answer the headers of

@@ -3,12 +3,14 @@ package proxy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,4 +236,65 @@ func TestCallerGoesAway(t *testing.T) {
 	case <-time.After(30 * time.Second): // a bound for a hang, not a timing
 		t.Fatal("the upstream's call is still open after the caller left")
 	}
+}
+
+// TestLeanCallsShareNothing: the lean path reuses the outgoing request's
+// header map and storage from call to call (forward.go's pool); each call
+// reaches the upstream with its own headers only, never an earlier
+// call's, its credential or its User-Agent, even with many calls at once.
+func TestLeanCallsShareNothing(t *testing.T) {
+	env := gatewaytest.New(t, gatewaytest.Options{})
+	k := env.Key(t, "web", nil)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(seen{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()})
+	}))
+	t.Cleanup(up.Close)
+	ps := startProxy(t, env, up.URL, proxy.Timeouts{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				tag := fmt.Sprintf("%d-%d", g, i)
+				req, _ := http.NewRequestWithContext(t.Context(), "GET", ps.URL+"/x", nil)
+				req.Header.Set("Authorization", "Bearer "+k.Secret)
+				if i%2 == 0 {
+					req.Header.Set("X-Only-Even", tag)
+					req.Header.Set("User-Agent", "agent-"+tag)
+				} else {
+					req.Header["User-Agent"] = []string{""}
+				}
+				req.Header.Set("X-Tag", tag)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var got seen
+				err = json.NewDecoder(resp.Body).Decode(&got)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					t.Errorf("status %d, %v", resp.StatusCode, err)
+					return
+				}
+				h := got.Header
+				if v := h.Get("X-Tag"); v != tag {
+					t.Errorf("call %s: upstream saw X-Tag %q", tag, v)
+				}
+				if _, ok := h["Authorization"]; ok {
+					t.Errorf("call %s: the credential reached the upstream", tag)
+				}
+				if i%2 == 0 {
+					if h.Get("X-Only-Even") != tag || h.Get("User-Agent") != "agent-"+tag {
+						t.Errorf("call %s: upstream saw X-Only-Even %q, User-Agent %q", tag, h.Get("X-Only-Even"), h.Get("User-Agent"))
+					}
+				} else if v, ok := h["X-Only-Even"]; ok || h.Get("User-Agent") != "" {
+					t.Errorf("call %s: upstream saw an earlier call's X-Only-Even %q or User-Agent %q", tag, v, h.Get("User-Agent"))
+				}
+				if len(h["X-Forwarded-For"]) != 1 || len(h["X-Latchkey-Access-Key-Id"]) != 1 {
+					t.Errorf("call %s: X-Forwarded-For %q, X-Latchkey-Access-Key-Id %q", tag, h["X-Forwarded-For"], h["X-Latchkey-Access-Key-Id"])
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

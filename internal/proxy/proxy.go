@@ -181,7 +181,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(uri, "/") {
 		uri = r.URL.RequestURI() // absolute-form: net/http has parsed it
 	}
-	cc := &callCtx{Context: httpapi.WithSurface(r.Context(), latchkey.SurfaceProxy)}
+	cc := &callCtx{Context: r.Context()} // the proxy's surface, too
 	r = r.WithContext(cc)
 	res, t := p.api.Decide(r, r.Method, uri)
 	if !res.Valid() {
@@ -213,17 +213,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // callCtx is the context of a call the proxy serves: the surface the
-// decision is made on, and the decided key's entry (under decisionKey)
-// for rewrite once it is known. One allocation and one request copy
-// where a context.WithValue layer for the entry took a second of each.
+// decision is made on (latchkey.SurfaceProxy, under httpapi.SurfaceKey,
+// as httpapi.WithSurface would keep it), and the decided key's entry
+// (under decisionKey) for rewrite once it is known. One allocation and
+// one request copy where context.WithValue layers for the surface and
+// the entry took two more allocations and a second request copy.
 type callCtx struct {
 	context.Context
 	entry verify.Entry
 }
 
 func (c *callCtx) Value(k any) any {
-	if _, ok := k.(decisionKey); ok {
+	switch k.(type) {
+	case decisionKey:
 		return &c.entry
+	}
+	if k == httpapi.SurfaceKey {
+		return latchkey.SurfaceProxy
 	}
 	return c.Context.Value(k)
 }
@@ -243,20 +249,42 @@ func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 		p.api.DeleteUntrustedCertHeaders(pr.In, h)
 		delete(h, "X-Forwarded-For")
 		client := httpapi.ClientIP(pr.In, p.api.TrustedProxies)
-		// The address as text once, and both headers' values in one
-		// allocation (each of capacity 1: SetXForwarded replaces, never
-		// appends in place).
-		var vals []string
-		if client.IsValid() {
-			cs := client.String()
-			vals = []string{cs, cs}
+		// What httputil.ProxyRequest.SetXForwarded sets, with the four
+		// headers' values in one allocation (each of capacity 1, as
+		// Header.Set would leave them): X-Forwarded-For the peer,
+		// after the client address when a trusted proxy forwarded the
+		// call for a client other than itself (none when RemoteAddr is
+		// not host:port), X-Forwarded-Host and -Proto; then X-Real-IP.
+		vals := make([]string, 4)
+		peerHost, _, herr := net.SplitHostPort(pr.In.RemoteAddr)
+		peer, perr := netip.ParseAddrPort(pr.In.RemoteAddr)
+		var cs string // client as text, once
+		switch {
+		case !client.IsValid():
+		case perr == nil && herr == nil && client.Is4() && peer.Addr() == client:
+			// An IPv4 address has one text form that netip parses
+			// (no leading zeros): the peer's is client.String().
+			cs = peerHost
+		default:
+			cs = client.String()
 		}
-		if peer, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil && peer.Addr().Unmap() != client && client.IsValid() {
+		if herr == nil {
+			vals[0] = peerHost
+			if perr == nil && peer.Addr().Unmap() != client && client.IsValid() {
+				vals[0] = cs + ", " + peerHost
+			}
 			h["X-Forwarded-For"] = vals[0:1:1]
 		}
-		pr.SetXForwarded()
+		vals[1] = pr.In.Host
+		h["X-Forwarded-Host"] = vals[1:2:2]
+		vals[2] = "http"
+		if pr.In.TLS != nil {
+			vals[2] = "https"
+		}
+		h["X-Forwarded-Proto"] = vals[2:3:3]
 		if client.IsValid() {
-			h["X-Real-Ip"] = vals[1:2:2]
+			vals[3] = cs
+			h["X-Real-Ip"] = vals[3:4:4]
 		}
 		e, _ := pr.In.Context().Value(decisionKey{}).(*verify.Entry)
 		httpapi.SetIdentityHeaders(h, e)

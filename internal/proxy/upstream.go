@@ -57,6 +57,9 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	// cancelFn is cancel as a func value, made once per connection
+	// rather than once per call (context.AfterFunc takes a func).
+	cancelFn func()
 	// mu orders cancel against the read deadlines of the call, so that a
 	// deadline set after the caller left does not undo the cancel.
 	mu       sync.Mutex
@@ -114,12 +117,20 @@ var errClosedIdle = errors.New("proxy: the upstream closed a kept-alive connecti
 // read to its end or closed. r.Body must be empty.
 func (cl *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx := r.Context()
+	return cl.roundTrip(ctx, r, httptrace.ContextClientTrace(ctx))
+}
+
+// roundTrip is RoundTrip with the call's context and 1xx trace given
+// apart from r (forward's outgoing request carries neither: it would
+// take a request copy and a context layer per call to attach them); r's
+// own context is not looked at.
+func (cl *h1Client) roundTrip(ctx context.Context, r *http.Request, trace *httptrace.ClientTrace) (*http.Response, error) {
 	for {
 		pc, reused, err := cl.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		res, err := cl.send(ctx, pc, r, reused)
+		res, err := cl.send(ctx, pc, r, reused, trace)
 		if err == nil {
 			return res, nil
 		}
@@ -152,7 +163,9 @@ func (cl *h1Client) get(ctx context.Context) (*h1Conn, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return &h1Conn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+	pc := &h1Conn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}
+	pc.cancelFn = pc.cancel
+	return pc, false, nil
 }
 
 // put keeps pc for the next call, or closes it.
@@ -187,9 +200,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // send writes r on pc and reads the answer's header. On an error pc is
 // closed; errClosedIdle means that pc was kept alive (reused) and the
 // upstream had closed it: it took nothing or sent nothing back.
-func (cl *h1Client) send(ctx context.Context, pc *h1Conn, r *http.Request, reused bool) (*http.Response, error) {
+func (cl *h1Client) send(ctx context.Context, pc *h1Conn, r *http.Request, reused bool, trace *httptrace.ClientTrace) (*http.Response, error) {
 	// The caller's going away ends the call, the answer's body included.
-	stop := context.AfterFunc(ctx, pc.cancel)
+	stop := context.AfterFunc(ctx, pc.cancelFn)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		pc.c.Close()
@@ -211,7 +224,6 @@ func (cl *h1Client) send(ctx context.Context, pc *h1Conn, r *http.Request, reuse
 		return fail(closedIdle(err))
 	}
 	pc.setReadDeadline(time.Now().Add(cl.t.ResponseHeader))
-	trace := httptrace.ContextClientTrace(ctx)
 	for n1xx := 0; ; {
 		if _, err := pc.br.Peek(1); err != nil {
 			if err == io.EOF || errors.Is(err, net.ErrClosed) || isReset(err) {
