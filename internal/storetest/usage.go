@@ -221,6 +221,17 @@ func testRecordUsageMerges(t *testing.T, s latchkey.Store) {
 			wantB.UseCount = 4
 			wantB.LastUsed = use(9, "2001:db8::9", "cli/9")
 		}},
+		{"a use and a rejection in one batch", []latchkey.UsageUpdate{
+			{AccessKeyID: b.ID, Uses: 1, LastUsed: use(50, "2001:db8::50", "cli/50")},
+			{AccessKeyID: a.ID, Rejections: 1, LastRejected: rej(50, "198.51.100.50", latchkey.CodeExpired)},
+		}, func() {
+			wantB.UseCount = 5
+			wantB.LastUsed = use(50, "2001:db8::50", "cli/50")
+			wantA.RejectCount = 17
+			wantA.LastRejected = rej(50, "198.51.100.50", latchkey.CodeExpired)
+		}},
+		{"uses without a time", []latchkey.UsageUpdate{{AccessKeyID: a.ID, Uses: 2}},
+			func() { wantA.UseCount = 20 }},
 		{"empty batch", nil, func() {}},
 	}
 	for _, st := range steps {
