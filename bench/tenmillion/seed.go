@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,8 +57,15 @@ func bootstrap(ctx context.Context, store latchkey.Store) error {
 
 // seedSQLite makes a database of n application keys at path: the schema
 // and the operator through the store, then the applications and keys with
-// prepared INSERTs, batch rows a transaction, without audit events (a
-// bench-only shortcut).
+// prepared INSERTs, without audit events (a bench-only shortcut). It
+// writes as a bulk load does: no rollback journal and no syncs (a crash
+// mid-seed leaves a database to throw away), the keys in ID order so that
+// the primary key's index is appended to rather than written at random
+// (so the rows' order on disk is the IDs' order, where a real database's
+// is the order the keys were made in),
+// and access_keys' secondary indexes dropped first and made again after
+// (one sort each). At 200,000-row transactions in WAL mode with the keys
+// in random order it managed about 3,000 keys a second on a loaded host.
 func seedSQLite(ctx context.Context, path string, n int) error {
 	store, err := sqlite.Open(ctx, path)
 	if err != nil {
@@ -67,39 +76,83 @@ func seedSQLite(ctx context.Context, path string, n int) error {
 		return err
 	}
 	store.Close()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=cache_size(-1048576)&_pragma=foreign_keys(OFF)")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(OFF)&_pragma=synchronous(OFF)&_pragma=locking_mode(EXCLUSIVE)&_pragma=cache_size(-1048576)&_pragma=foreign_keys(OFF)")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	var indexes []string
+	rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'access_keys' AND sql IS NOT NULL`)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			rows.Close()
+			return err
+		}
+		names, indexes = append(names, name), append(indexes, def)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if _, err := db.ExecContext(ctx, `DROP INDEX `+name); err != nil {
+			return err
+		}
+	}
+	order := make([]int32, n)
+	ids := make([]string, n)
+	for i := range n {
+		order[i], ids[i] = int32(i), keyID(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(ids[a], ids[b]) })
 	now := time.Now().UnixMicro()
-	const batch = 200_000
-	for done := 0; done < n; done += batch {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		app, err := tx.PrepareContext(ctx, `INSERT INTO applications (account, name, created_at) VALUES ('default', ?, ?)`)
-		if err != nil {
-			return err
-		}
-		key, err := tx.PrepareContext(ctx, `INSERT INTO access_keys (id, account, application, secret_digest, description, status, created_at, updated_at)
-			VALUES (?, 'default', ?, ?, 'bench/tenmillion', 'Active', ?, ?)`)
-		if err != nil {
-			return err
-		}
-		for i := done; i < min(done+batch, n); i++ {
-			if i%2 == 0 {
-				if _, err := app.ExecContext(ctx, appName(i), now); err != nil {
+	const batch = 1_000_000
+	insert := func(query string, count int, row func(st *sql.Stmt, j int) error) error {
+		for done := 0; done < count; done += batch {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			st, err := tx.PrepareContext(ctx, query)
+			if err != nil {
+				tx.Rollback()
+				return err
+			}
+			for j := done; j < min(done+batch, count); j++ {
+				if err := row(st, j); err != nil {
+					tx.Rollback()
 					return err
 				}
 			}
-			if _, err := key.ExecContext(ctx, keyID(i), appName(i), coldDigest(i), now, now); err != nil {
+			if err := tx.Commit(); err != nil {
 				return err
 			}
 		}
-		if err := tx.Commit(); err != nil {
+		return nil
+	}
+	err = insert(`INSERT INTO applications (account, name, created_at) VALUES ('default', ?, ?)`, (n+1)/2, func(st *sql.Stmt, j int) error {
+		_, err := st.ExecContext(ctx, appName(2*j), now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	err = insert(`INSERT INTO access_keys (id, account, application, secret_digest, description, status, created_at, updated_at)
+			VALUES (?, 'default', ?, ?, 'bench/tenmillion', 'Active', ?, ?)`, n, func(st *sql.Stmt, j int) error {
+		i := int(order[j])
+		_, err := st.ExecContext(ctx, ids[i], appName(i), coldDigest(i), now, now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, def := range indexes {
+		if _, err := db.ExecContext(ctx, def); err != nil {
 			return err
 		}
 	}

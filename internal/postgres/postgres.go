@@ -108,11 +108,30 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect, OperationTimeout: DefaultOperationTimeout}, pool: pool}
+	s.ScanKeyRows = s.scanKeyRows
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// scanKeyRows is the store's sqlstore.DB.ScanKeyRows: the index's load
+// reads every key, and pgx's own row reading scans each column straight
+// into its destination, where database/sql over pgx's stdlib boxes it in
+// a driver.Value first and converts it again.
+func (s *Store) scanKeyRows(ctx context.Context, query string, fn func(scan func(dest ...any) error) error) error {
+	rows, err := s.pool.Query(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // unavailable returns err mapped to a latchkey error if it is one of the

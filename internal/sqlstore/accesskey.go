@@ -425,6 +425,17 @@ func (db *DB) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) e
 // decoded once and shared by its keys. The three reads are not one
 // snapshot; the index's resync lets changes that arrive meanwhile win.
 func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+	return db.ScanKeyIndexInto(ctx, nil, fn)
+}
+
+// ScanKeyIndexInto is ScanKeyIndex decoding each key into the value next
+// returns (zeroed first), so that a caller that is done with a key before
+// it asks for another value can recycle them: an index load then makes no
+// AccessKey per row. The values a key points to (strings, restrictions,
+// the public key, metadata, the salt) are new for each row and never
+// written through afterwards, so the caller may keep them after it
+// recycles the AccessKey. A nil next allocates a new AccessKey per row.
+func (db *DB) ScanKeyIndexInto(ctx context.Context, next func() *latchkey.AccessKey, fn func(*latchkey.AccessKey) error) error {
 	type name struct{ account, name string }
 	roles := map[name]latchkey.Role{}
 	err := db.scanRows(ctx, `SELECT account, name, role FROM principals`, func(rows *sql.Rows) error {
@@ -476,28 +487,19 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 	if err != nil {
 		return err
 	}
-	return db.scanRows(ctx, `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
-		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata, canary, public_key,
-		cert_thumbprint, hash_format, salt FROM access_keys`, func(rows *sql.Rows) error {
-		var (
-			k                      latchkey.AccessKey
-			digest                 []byte
-			expires                sql.NullInt64
-			restr, reportOnly, pub sql.NullString
-			cert                   sql.NullString
-			externalID, metadata   sql.NullString
-			canary                 int
-			imp                    importColumns
-		)
-		if err := rows.Scan(&k.ID, &k.Account, &k.Application, &k.Principal,
-			&digest, &k.Status, &expires, &restr, &reportOnly, &externalID, &metadata, &canary, &pub,
-			&cert, &imp.format, &imp.salt); err != nil {
+	var row keyIndexRow
+	decode := func(scan func(dest ...any) error) error {
+		var k *latchkey.AccessKey
+		if next != nil {
+			k = next()
+			*k = latchkey.AccessKey{}
+		} else {
+			k = new(latchkey.AccessKey)
+		}
+		if err := row.scan(scan, k); err != nil {
 			return db.Err(err)
 		}
-		imp.set(&k)
-		k.Canary = canary == 1
-		k.CertThumbprint = cert.String
-		if err := setIndexFields(&k, digest, expires, restr, reportOnly, sql.NullString{}, externalID, metadata, pub); err != nil {
+		if err := row.decode(k); err != nil {
 			return latchkey.Internal(err)
 		}
 		k.Quota = quotas[k.ID]
@@ -508,8 +510,74 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 				k.AppRestrictions, k.AppMetadata, k.Identity = ai.restr, ai.metadata, ai.identity
 			}
 		}
-		return fn(&k)
-	})
+		return fn(k)
+	}
+	if db.ScanKeyRows != nil {
+		// decode's errors are returned as they are, as scanRows does;
+		// the driver's are mapped.
+		row.native = true
+		var stopped error
+		err := db.ScanKeyRows(ctx, keyIndexQuery, func(scan func(dest ...any) error) error {
+			stopped = decode(scan)
+			return stopped
+		})
+		if err != nil && err != stopped {
+			return db.Err(err)
+		}
+		return err
+	}
+	return db.scanRows(ctx, keyIndexQuery, func(rows *sql.Rows) error { return decode(rows.Scan) })
+}
+
+// keyIndexQuery reads the access_keys columns ScanKeyIndex decodes, in
+// keyIndexRow.scan's order.
+const keyIndexQuery = `SELECT id, account, COALESCE(application, ''), COALESCE(principal, ''),
+		secret_digest, status, expires_at, restrictions, report_only, external_id, metadata, canary, public_key,
+		cert_thumbprint, hash_format, salt FROM access_keys`
+
+// keyIndexRow holds the scan destinations of one keyIndexQuery row. A
+// scan reuses one for every row: Scan's destinations escape to the heap,
+// so declared per row they were a dozen allocations a key. The digest is
+// read as sql.RawBytes (the driver's own bytes, valid until the next row)
+// and copied into the key's array; every other column ends up in a value
+// of the key's own (strings, a new salt slice), so nothing of a row is
+// shared with the next.
+type keyIndexRow struct {
+	native                 bool // scan is ScanKeyRows', which takes no sql.RawBytes
+	status                 string
+	digest                 sql.RawBytes
+	digestCopy             []byte
+	expires                sql.NullInt64
+	restr, reportOnly, pub sql.NullString
+	cert                   sql.NullString
+	externalID, metadata   sql.NullString
+	canary                 int64
+	imp                    importColumns
+}
+
+func (r *keyIndexRow) scan(scan func(dest ...any) error, k *latchkey.AccessKey) error {
+	r.imp = importColumns{}
+	var digest any = &r.digest
+	if r.native {
+		digest = &r.digestCopy
+	}
+	if err := scan(&k.ID, &k.Account, &k.Application, &k.Principal,
+		digest, &r.status, &r.expires, &r.restr, &r.reportOnly, &r.externalID, &r.metadata, &r.canary, &r.pub,
+		&r.cert, &r.imp.format, &r.imp.salt); err != nil {
+		return err
+	}
+	if r.native {
+		r.digest = r.digestCopy
+	}
+	return nil
+}
+
+func (r *keyIndexRow) decode(k *latchkey.AccessKey) error {
+	k.Status = latchkey.Status(r.status)
+	r.imp.set(k)
+	k.Canary = r.canary == 1
+	k.CertThumbprint = r.cert.String
+	return setIndexFields(k, r.digest, r.expires, r.restr, r.reportOnly, sql.NullString{}, r.externalID, r.metadata, r.pub)
 }
 
 // scanRows runs a query on the read pool and calls fn for each row; fn's

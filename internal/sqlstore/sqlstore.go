@@ -50,6 +50,15 @@ type DB struct {
 	// read or fold every row, which may take longer than any one
 	// management call should; their callers' contexts govern them.
 	OperationTimeout time.Duration
+
+	// ScanKeyRows, when set, reads ScanKeyIndex's key rows with the
+	// driver's own row reading rather than database/sql's (which boxes
+	// every column in a driver.Value and converts it again): it runs the
+	// read-only query and calls fn with each row's Scan, which takes
+	// *string, *[]byte (copied), *int64, *sql.NullString and
+	// *sql.NullInt64 destinations. fn's error stops it and is returned as
+	// it is. The PostgreSQL store sets it to read through pgx.
+	ScanKeyRows func(ctx context.Context, query string, fn func(scan func(dest ...any) error) error) error
 }
 
 // Bound returns ctx with the operation timeout, unless ctx ends sooner.

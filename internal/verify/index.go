@@ -851,24 +851,61 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	// keys, whatever their number.
 	const batch = 4096
 	batches := make(chan []*latchkey.AccessKey, 1)
+	// A store that can decode into recycled values gets them back from
+	// the putting goroutine once their batch is in the index (putLocked
+	// keeps nothing of an AccessKey but values the store made for that
+	// row): a load then makes three batches of AccessKeys, not one per
+	// key. The channel holds every batch that can exist (one being read,
+	// one queued, one being put), so returning one never blocks.
+	into, reuse := store.(keyIndexScanner)
+	spare := make(chan []*latchkey.AccessKey, 3)
 	applied := make(chan struct{})
 	go func() {
 		defer close(applied)
 		for keys := range batches {
 			ix.applySync(keys)
+			if reuse {
+				spare <- keys[:0]
+			}
 		}
 	}()
-	keys := make([]*latchkey.AccessKey, 0, batch)
+	newBatch := func() []*latchkey.AccessKey {
+		if reuse {
+			select {
+			case keys := <-spare:
+				return keys
+			default:
+			}
+		}
+		return make([]*latchkey.AccessKey, 0, batch)
+	}
+	keys := newBatch()
 	n := 0
-	err := store.ScanKeyIndex(ctx, func(k *latchkey.AccessKey) error {
+	add := func(k *latchkey.AccessKey) error {
 		keys = append(keys, k)
 		n++
 		if len(keys) >= batch {
 			batches <- keys
-			keys = make([]*latchkey.AccessKey, 0, batch)
+			keys = newBatch()
 		}
 		return nil
-	})
+	}
+	var err error
+	if reuse {
+		// next hands out the AccessKey in the slot the batch's next key
+		// goes to: a recycled batch still has its values past len.
+		next := func() *latchkey.AccessKey {
+			if l := len(keys); l < cap(keys) {
+				if k := keys[:l+1][l]; k != nil {
+					return k
+				}
+			}
+			return new(latchkey.AccessKey)
+		}
+		err = into.ScanKeyIndexInto(ctx, next, add)
+	} else {
+		err = store.ScanKeyIndex(ctx, add)
+	}
 	if err == nil && len(keys) > 0 {
 		batches <- keys
 	}
@@ -893,6 +930,12 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	}
 	ix.maybeCompact()
 	return n, nil
+}
+
+// keyIndexScanner is a store whose ScanKeyIndex can decode into values
+// the caller recycles (sqlstore.DB's, so SQLite's and PostgreSQL's).
+type keyIndexScanner interface {
+	ScanKeyIndexInto(ctx context.Context, next func() *latchkey.AccessKey, fn func(*latchkey.AccessKey) error) error
 }
 
 // applySync puts keys read by Sync, unless a change arrived meanwhile,
