@@ -395,7 +395,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	go func() {
 		t := time.Now()
 		debug.FreeOSMemory()
-		log.Info("returned the load's garbage to the system", "duration", time.Since(t).Round(time.Millisecond))
+		log.Debug("returned the load's garbage to the system", "duration", time.Since(t).Round(time.Millisecond))
 	}()
 
 	ready := func(ctx context.Context) error { return store.Ping(ctx) }
