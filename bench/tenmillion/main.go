@@ -260,7 +260,7 @@ func (c *config) measure(ctx context.Context, bin string, secrets []string) erro
 		ready.Seconds(), cpuReady.Seconds(), mib(rssReady), mib(peakReady), float64(rssReady)/float64(c.keys), float64(peakReady)/float64(c.keys))
 	logMu.Lock()
 	for _, l := range strings.Split(logBuf.String(), "\n") {
-		if strings.Contains(l, "index loaded") || strings.Contains(l, "key index resynced") {
+		if strings.Contains(l, "index loaded") || strings.Contains(l, "key index resynced") || strings.Contains(l, "garbage to the system") {
 			fmt.Println("  log:", l)
 		}
 	}

@@ -20,11 +20,19 @@ import (
 // never less than gcMinHeadroom: up to about a million keys (a live heap
 // under 256 MiB) that is Go's default, whose collections already cost
 // under 2% of the CPU under load there, and a small index is not collected
-// dozens of times a second for nothing.
+// dozens of times a second for nothing. A smaller headroom at ten
+// million keys (32 MiB, GOGC=3) was tried and left: a collection of a
+// 1.4 GiB heap still costs about 0.1 s of CPU (sweeping its spans), and
+// re-adding every key took 114 collections and 14.4 s of collector CPU
+// against 13 and 0.8 s (docs/benchmarks.md, "Collector pacing at ten
+// million keys").
 const (
 	gcHeadroom    = 25        // percent of the live heap
 	gcMinHeadroom = 256 << 20 // bytes
-	gcPaceEvery   = 10 * time.Second
+	// Every second: the pacing starts before the index loads (serve.go)
+	// and must follow the live heap as it grows, or the load's garbage
+	// grows with Go's default headroom of 100%.
+	gcPaceEvery = time.Second
 )
 
 // gcPercent is the GOGC value that gives a live heap of live bytes the

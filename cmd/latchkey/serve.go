@@ -367,6 +367,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defer store.Close()
 
 	ix := verify.NewIndex()
+	// Keep the heap's growth above the index small from the start
+	// (gcpace.go), the load included: the index is pointer-free, so
+	// collecting often is cheap, and the load's garbage never grows to
+	// the size of the index.
+	go paceGC(ctx, log)
 	start := time.Now()
 	// On PostgreSQL, other replicas change keys too: the change feed
 	// (LISTEN/NOTIFY and a periodic resync) loads the index, and goes on
@@ -387,10 +392,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	// Loading leaves garbage about the size of the index (every row as
 	// read): hand those pages back to the system now, instead of keeping
 	// them resident until the heap grows into them again.
-	go debug.FreeOSMemory()
-	// And keep the heap's growth above the index small from here on
-	// (gcpace.go): the index is pointer-free, so collecting often is cheap.
-	go paceGC(ctx, log)
+	go func() {
+		t := time.Now()
+		debug.FreeOSMemory()
+		log.Debug("returned the load's garbage to the system", "duration", time.Since(t).Round(time.Millisecond))
+	}()
 
 	ready := func(ctx context.Context) error { return store.Ping(ctx) }
 	var changeTimings func() []postgres.ChangeTiming
