@@ -34,11 +34,11 @@ func TestWallNowFollowsStep(t *testing.T) {
 	c := newMonoClock()
 	c.next.Store(math.MaxInt64) // no refresh yet, however slow this host
 	c.off.Add(int64(time.Hour)) // as if the wall clock had been stepped back an hour since
-	if d := c.now().Sub(time.Now()); d < 59*time.Minute {
+	if d := time.Until(c.now()); d < 59*time.Minute {
 		t.Fatalf("before the refresh: %v ahead of time.Now, want the stale hour", d)
 	}
 	c.next.Store(0) // the refresh is due
-	if d := c.now().Sub(time.Now()); d < -time.Millisecond || d > time.Millisecond {
+	if d := time.Until(c.now()); d < -time.Millisecond || d > time.Millisecond {
 		t.Fatalf("after the refresh: %v from time.Now", d)
 	}
 	if got := c.next.Load() - int64(time.Since(c.base)); got <= 0 || got > int64(clockRecheck) {
@@ -57,7 +57,7 @@ func TestNewUsesWallNow(t *testing.T) {
 	if v.Now == nil {
 		t.Fatal("New left Now nil")
 	}
-	if d := v.Now().Sub(time.Now()); d < -time.Millisecond || d > time.Millisecond {
+	if d := time.Until(v.Now()); d < -time.Millisecond || d > time.Millisecond {
 		t.Fatalf("New's clock is %v from time.Now", d)
 	}
 }
