@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -44,22 +45,10 @@ func TestSplitPlainUsage(t *testing.T) {
 		}
 		return out
 	}
-	if got := ids(plain); !equal(got, wantPlain) {
+	if got := ids(plain); !slices.Equal(got, wantPlain) {
 		t.Errorf("plain = %v, want %v", got, wantPlain)
 	}
-	if got := ids(full); !equal(got, wantFull) {
+	if got := ids(full); !slices.Equal(got, wantFull) {
 		t.Errorf("full = %v, want %v", got, wantFull)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
