@@ -249,24 +249,23 @@ func first(vs []string) string {
 	return vs[0]
 }
 
-type surfaceKey struct{}
+// SurfaceKey is the context key WithSurface keeps the surface under, a
+// string value. A context type of its own that answers it (the reverse
+// proxy's per-call context) names its surface without a WithSurface
+// layer.
+type SurfaceKey struct{}
 
 // WithSurface names the surface that decides on the calls whose context
 // is ctx (latchkey.SurfaceProxy, latchkey.SurfaceExtAuthz, ...), for the
 // alert a canary key raises. It changes no decision.
 func WithSurface(ctx context.Context, surface string) context.Context {
-	return context.WithValue(ctx, surfaceKey{}, surface)
+	return context.WithValue(ctx, SurfaceKey{}, surface)
 }
-
-// SurfaceKey is the key WithSurface keeps the surface under, a string
-// value. A context type of its own that answers it (the reverse proxy's
-// per-call context) names its surface without a WithSurface layer.
-var SurfaceKey any = surfaceKey{}
 
 // SurfaceOf is the surface WithSurface named, and forward auth
 // (latchkey.SurfaceAuthorize) when none was.
 func SurfaceOf(ctx context.Context) string {
-	if s, ok := ctx.Value(surfaceKey{}).(string); ok {
+	if s, ok := ctx.Value(SurfaceKey{}).(string); ok {
 		return s
 	}
 	return latchkey.SurfaceAuthorize

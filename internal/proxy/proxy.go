@@ -227,8 +227,7 @@ func (c *callCtx) Value(k any) any {
 	switch k.(type) {
 	case decisionKey:
 		return &c.entry
-	}
-	if k == httpapi.SurfaceKey {
+	case httpapi.SurfaceKey:
 		return latchkey.SurfaceProxy
 	}
 	return c.Context.Value(k)
