@@ -286,6 +286,22 @@ type RateInfo struct {
 	RetryAfter time.Duration // > 0 when limited
 }
 
+// charge takes a token from every bucket for a call the shared store
+// allowed, so that if the store fails later, the fallback to this
+// replica's buckets starts from what this replica has granted in the
+// window instead of from full buckets. A bucket never goes more than
+// empty: the store, not this replica, decided the call.
+func (l *limiter) charge(at time.Time) {
+	now := at.UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range [...]*bucket{l.sec, l.min} {
+		if b != nil {
+			b.tat = min(max(b.tat, now)+b.interval, now+b.burst*b.interval)
+		}
+	}
+}
+
 // allow takes a token from every bucket, or none if any is empty.
 func (l *limiter) allow(at time.Time) (bool, RateInfo) {
 	now := at.UnixNano()

@@ -23,7 +23,9 @@ type RateStoreFailure int
 
 const (
 	// RateFallbackLocal enforces the limit on this replica alone, as
-	// without a shared store: each replica allows the whole limit.
+	// without a shared store: each replica allows the whole limit, less
+	// what the store granted through it in the window (its buckets are
+	// charged for every call the store allows).
 	RateFallbackLocal RateStoreFailure = iota
 	// RateFailOpen allows the call without a limit.
 	RateFailOpen
@@ -45,6 +47,9 @@ func (v *Verifier) allow(key string, l *limiter, now time.Time) (bool, RateInfo)
 	}
 	ok, info, err := v.Rates.Allow(key, l.cfg)
 	if err == nil {
+		if ok && v.OnRateStoreError == RateFallbackLocal {
+			l.charge(now)
+		}
 		return ok, info
 	}
 	switch v.OnRateStoreError {

@@ -114,6 +114,60 @@ func TestSharedRateStoreFailure(t *testing.T) {
 	}
 }
 
+// TestSharedRateStoreFailureAfterGrants: when the store fails after
+// granting calls through this replica, the fallback to this replica's
+// buckets does not start from full buckets: the calls the store allowed
+// were charged to them. Calls the store refused, and the fail-open and
+// fail-closed policies, charge nothing.
+func TestSharedRateStoreFailureAfterGrants(t *testing.T) {
+	cfg := latchkey.RateLimit{PerMinute: 5}
+	tests := []struct {
+		name      string
+		storeOK   bool // what the store answers before it fails
+		before    int  // calls answered by the store
+		policy    RateStoreFailure
+		wantAfter int // of 5 calls after the failure, how many are allowed
+	}{
+		{"granted 3 of 5, then local", true, 3, RateFallbackLocal, 2},
+		{"granted 5 of 5, then local", true, 5, RateFallbackLocal, 0},
+		{"granted 9 (a burst larger than this replica's), then local", true, 9, RateFallbackLocal, 0},
+		{"refused 4, then local", false, 4, RateFallbackLocal, 5},
+		{"no calls, then local", true, 0, RateFallbackLocal, 5},
+		{"granted 5, then open", true, 5, RateFailOpen, 5},
+		{"granted 5, then closed", true, 5, RateFailClosed, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rates := &fakeRates{ok: tt.storeOK}
+			f.v.Rates = rates
+			f.v.OnRateStoreError = tt.policy
+			sec := f.add(nil, &latchkey.Restrictions{RateLimit: &cfg}, nil)
+			want := latchkey.CodeValid
+			if !tt.storeOK {
+				want = latchkey.CodeRateLimited
+			}
+			for i := range tt.before {
+				if c := f.v.Verify(&Request{Secret: sec}).Code; c != want {
+					t.Fatalf("store call %d: %s, want %s", i, c, want)
+				}
+			}
+			rates.mu.Lock()
+			rates.err = errors.New("redis: i/o timeout")
+			rates.mu.Unlock()
+			allowed := 0
+			for range 5 {
+				if f.v.Verify(&Request{Secret: sec}).Code == latchkey.CodeValid {
+					allowed++
+				}
+			}
+			if allowed != tt.wantAfter {
+				t.Errorf("%d of 5 calls allowed after the store failed, want %d", allowed, tt.wantAfter)
+			}
+		})
+	}
+}
+
 // TestSharedRateStoreDoesNotAllocate: with a shared store configured, a
 // key without a rate limit still verifies without allocating.
 func TestSharedRateStoreDoesNotAllocate(t *testing.T) {
