@@ -250,9 +250,12 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	}
 	hops := r.Header["X-Forwarded-For"] // Values, without canonicalising the name
 	for i := len(hops) - 1; i >= 0; i-- {
-		parts := strings.Split(hops[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+		// The hops right to left, as strings.Split would give them,
+		// without allocating the split.
+		rest := hops[i]
+		for {
+			j := strings.LastIndexByte(rest, ',')
+			a, err := netip.ParseAddr(strings.TrimSpace(rest[j+1:]))
 			if err != nil {
 				return addr // a garbled chain: trust only what we saw
 			}
@@ -261,6 +264,10 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 				return a
 			}
 			addr = a
+			if j < 0 {
+				break
+			}
+			rest = rest[:j]
 		}
 	}
 	return addr

@@ -169,6 +169,13 @@ func TestClientIP(t *testing.T) {
 		{"spoofed first hop is not believed", "10.0.0.5:1234", []string{"1.1.1.1, 203.0.113.9"}, "203.0.113.9"},
 		{"garbled chain", "10.0.0.5:1234", []string{"nonsense"}, "10.0.0.5"},
 		{"IPv4-mapped IPv6", "[::ffff:192.0.2.1]:1", nil, "192.0.2.1"},
+		{"two headers, the last read first", "10.0.0.5:1234", []string{"203.0.113.1", "10.0.0.8, 10.0.0.9"}, "203.0.113.1"},
+		{"untrusted hop in the last header", "10.0.0.5:1234", []string{"203.0.113.1", "203.0.113.2,10.0.0.9"}, "203.0.113.2"},
+		{"empty element", "10.0.0.5:1234", []string{"203.0.113.1,,10.0.0.9"}, "10.0.0.9"},
+		{"trailing comma", "10.0.0.5:1234", []string{"203.0.113.1,"}, "10.0.0.5"},
+		{"empty header", "10.0.0.5:1234", []string{""}, "10.0.0.5"},
+		{"garbled behind an untrusted hop is not read", "10.0.0.5:1234", []string{"nonsense, 203.0.113.3"}, "203.0.113.3"},
+		{"all trusted", "10.0.0.5:1234", []string{" 10.0.0.1 , 10.0.0.2"}, "10.0.0.1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,6 +186,19 @@ func TestClientIP(t *testing.T) {
 			}
 			if got := httpapi.ClientIP(r, trusted).String(); got != tc.want {
 				t.Errorf("ClientIP = %s, want %s", got, tc.want)
+			}
+			// A chain that parses is read without allocating (an
+			// address that does not parse makes an error).
+			clean := true
+			for _, v := range tc.xff {
+				for p := range strings.SplitSeq(v, ",") {
+					if _, err := netip.ParseAddr(strings.TrimSpace(p)); err != nil {
+						clean = false
+					}
+				}
+			}
+			if n := testing.AllocsPerRun(10, func() { httpapi.ClientIP(r, trusted) }); clean && n != 0 {
+				t.Errorf("ClientIP allocates %v times, want 0", n)
 			}
 		})
 	}
