@@ -246,11 +246,26 @@ func (cl *h1Client) send(ctx context.Context, pc *h1Conn, r *http.Request, reuse
 			}
 			continue
 		}
-		pc.setReadDeadline(time.Time{})
+		if !bodyBuffered(res, pc.br) {
+			// The body is read from the connection: no header deadline
+			// on it (a streamed answer may take as long as it takes).
+			pc.setReadDeadline(time.Time{})
+		}
+		// Otherwise the body is all in pc.br and no read of it touches
+		// the connection: the header deadline, already met, is left in
+		// place rather than cleared (a deadline change per call), and
+		// the next call on pc sets its own before it reads.
 		keep := !res.Close && !r.Close && res.StatusCode != http.StatusSwitchingProtocols
 		res.Body = &h1Body{body: res.Body, pc: pc, cl: cl, stop: stop, keep: keep}
 		return res, nil
 	}
+}
+
+// bodyBuffered reports whether res's body, of a known length and not
+// chunked, has already been read whole into br with the header.
+func bodyBuffered(res *http.Response, br *bufio.Reader) bool {
+	return res.ContentLength >= 0 && len(res.TransferEncoding) == 0 &&
+		res.ContentLength <= int64(br.Buffered())
 }
 
 func isReset(err error) bool {
