@@ -77,6 +77,7 @@ type forwarded struct {
 	h    http.Header
 	vals []string
 	ua   [1]string
+	fwd  [4]string // X-Forwarded-For, -Host, -Proto and X-Real-IP's values
 }
 
 // forwardedPool holds the forwarded of calls on the h1Client path.
@@ -92,13 +93,15 @@ const maxPooledHeader = 64
 
 // release returns a pooled f, holding nothing of its call: the header map
 // and values cleared (the values held the caller's credential before the
-// rewrite removed it), the request, ProxyRequest and writer dropped.
+// rewrite removed it), the forwarding headers' values cleared, the
+// request, ProxyRequest and writer dropped.
 func (f *forwarded) release() {
 	if len(f.h) > maxPooledHeader {
 		f.h = nil
 	}
 	clear(f.h)
 	clear(f.vals)
+	clear(f.fwd[:])
 	f.req, f.url, f.pr, f.w, f.done = http.Request{}, url.URL{}, httputil.ProxyRequest{}, nil, false
 	forwardedPool.Put(f)
 }
@@ -143,7 +146,13 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 	}
 	out.URL.RawQuery = cleanQueryParams(out.URL.RawQuery)
 	f.pr = httputil.ProxyRequest{In: in, Out: out}
-	p.rewriteOut(&f.pr)
+	if h1 {
+		// The forwarding headers' values in the pooled forwarded's
+		// storage rather than an allocation of their own.
+		p.rewriteInto(&f.pr, p.upstream, f.fwd[:])
+	} else {
+		p.rewriteOut(&f.pr)
+	}
 	if _, ok := out.Header["User-Agent"]; !ok {
 		f.ua[0] = ""
 		out.Header["User-Agent"] = f.ua[:1:1]
