@@ -77,6 +77,10 @@ type forwarded struct {
 	h    http.Header
 	vals []string
 	ua   [1]string
+	fwd  [4]string // X-Forwarded-For, -Host, -Proto and X-Real-IP's values
+	// body is the answer's body on the h1Client path (h1Client.roundTrip):
+	// closed before forward returns, and not touched after.
+	body h1Body
 }
 
 // forwardedPool holds the forwarded of calls on the h1Client path.
@@ -92,13 +96,16 @@ const maxPooledHeader = 64
 
 // release returns a pooled f, holding nothing of its call: the header map
 // and values cleared (the values held the caller's credential before the
-// rewrite removed it), the request, ProxyRequest and writer dropped.
+// rewrite removed it), the forwarding headers' values cleared, the
+// request, ProxyRequest, answer's body and writer dropped.
 func (f *forwarded) release() {
 	if len(f.h) > maxPooledHeader {
 		f.h = nil
 	}
 	clear(f.h)
 	clear(f.vals)
+	clear(f.fwd[:])
+	f.body = h1Body{}
 	f.req, f.url, f.pr, f.w, f.done = http.Request{}, url.URL{}, httputil.ProxyRequest{}, nil, false
 	forwardedPool.Put(f)
 }
@@ -143,7 +150,13 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 	}
 	out.URL.RawQuery = cleanQueryParams(out.URL.RawQuery)
 	f.pr = httputil.ProxyRequest{In: in, Out: out}
-	p.rewriteOut(&f.pr)
+	if h1 {
+		// The forwarding headers' values in the pooled forwarded's
+		// storage rather than an allocation of their own.
+		p.rewriteInto(&f.pr, p.upstream, f.fwd[:])
+	} else {
+		p.rewriteOut(&f.pr)
+	}
 	if _, ok := out.Header["User-Agent"]; !ok {
 		f.ua[0] = ""
 		out.Header["User-Agent"] = f.ua[:1:1]
@@ -154,7 +167,7 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 	if h1 {
 		// The h1Client takes the context and the trace as they are,
 		// without a request copy to carry them.
-		res, err = p.h1.roundTrip(in.Context(), out, &f.trace)
+		res, err = p.h1.roundTrip(in.Context(), out, &f.trace, &f.body)
 		defer f.release()
 	} else {
 		out = out.WithContext(httptrace.WithClientTrace(in.Context(), &f.trace))

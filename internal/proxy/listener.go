@@ -113,18 +113,57 @@ type clientConn struct {
 	// leaving is set when the rest of what the caller sends will not be
 	// read: reads fail at once, and Close lingers (see leave).
 	leaving atomic.Bool
+	// armed is when Write last set the write deadline to that time plus
+	// send, as monotonic nanoseconds since clockBase plus one; 0 when the
+	// deadline was not set by Write, or was set since by someone else.
+	armed atomic.Int64
 }
+
+// clockBase is the origin of clientConn.armed's monotonic clock.
+var clockBase = time.Now()
+
+// rearmFraction: Write sets the write deadline again only when the last
+// one it set is at least send/rearmFraction old. Each write thus waits at
+// most send and at least send·(1 − 1/rearmFraction) (29 s of the default
+// 30), and a connection's answer of many writes in quick succession (the
+// header and the body of a call, a call after a call on a kept-alive
+// connection) changes the deadline once, not once per write.
+const rearmFraction = 32
 
 type clientConnKey struct{}
 
 // Write gives each write the Send timeout. A deadline per write, rather
 // than one for the whole answer, cuts off a caller that stops reading
 // without cutting a long download or a quiet WebSocket.
+//
+// Setting a deadline takes a timer change in the runtime's poller; it is
+// skipped when Write set one less than send/rearmFraction ago, which
+// leaves this write at least send·(1 − 1/rearmFraction) (see
+// rearmFraction): the bound is never longer than send.
 func (c *clientConn) Write(b []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.send)); err != nil {
-		return 0, err
+	now := time.Since(clockBase)
+	if a := c.armed.Load(); a == 0 || now-time.Duration(a-1) >= c.send/rearmFraction || now < time.Duration(a-1) {
+		c.armed.Store(0)
+		if err := c.Conn.SetWriteDeadline(clockBase.Add(now + c.send)); err != nil {
+			return 0, err
+		}
+		c.armed.Store(int64(now) + 1)
 	}
 	return c.Conn.Write(b)
+}
+
+// SetWriteDeadline sets the write deadline; Write sets its own again on
+// its next write.
+func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	c.armed.Store(0)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets the read and write deadlines; Write sets its own write
+// deadline again on its next write.
+func (c *clientConn) SetDeadline(t time.Time) error {
+	c.armed.Store(0)
+	return c.Conn.SetDeadline(t)
 }
 
 // Read fails once the connection is left (see leave): net/http sets read

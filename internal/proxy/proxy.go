@@ -114,6 +114,7 @@ type Proxy struct {
 	rt         http.RoundTripper
 	h1         *h1Client // for forward's idempotent calls; nil: rt
 	rewriteOut func(*httputil.ProxyRequest)
+	upstream   *url.URL // rewriteOut's
 	buffers    *bufferPool
 	log        *slog.Logger
 	client     ClientTimeouts
@@ -148,7 +149,7 @@ func New(c Config) (*Proxy, error) {
 		tr = NewTransport(c.Timeouts)
 		p.h1 = newH1Client(u, c.Timeouts)
 	}
-	p.rt, p.rewriteOut, p.buffers = tr, p.rewrite(u), &bufferPool{}
+	p.rt, p.rewriteOut, p.upstream, p.buffers = tr, p.rewrite(u), u, &bufferPool{}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewriteOut,
 		Transport: tr,
@@ -241,53 +242,56 @@ func (c *callCtx) Value(k any) any {
 // address followed by the peer when the peer is a trusted proxy, or to
 // the peer alone; X-Forwarded-Host and -Proto set.
 func (p *Proxy) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
-	return func(pr *httputil.ProxyRequest) {
-		pr.SetURL(upstream)
-		h := pr.Out.Header
-		httpapi.DeleteClientHeaders(h) // the credential too
-		p.api.DeleteUntrustedCertHeaders(pr.In, h)
-		delete(h, "X-Forwarded-For")
-		client := httpapi.ClientIP(pr.In, p.api.TrustedProxies)
-		// What httputil.ProxyRequest.SetXForwarded sets, with the four
-		// headers' values in one allocation (each of capacity 1, as
-		// Header.Set would leave them): X-Forwarded-For the peer,
-		// after the client address when a trusted proxy forwarded the
-		// call for a client other than itself (none when RemoteAddr is
-		// not host:port), X-Forwarded-Host and -Proto; then X-Real-IP.
-		vals := make([]string, 4)
-		peerHost, _, herr := net.SplitHostPort(pr.In.RemoteAddr)
-		peer, perr := netip.ParseAddrPort(pr.In.RemoteAddr)
-		var cs string // client as text, once
-		switch {
-		case !client.IsValid():
-		case perr == nil && herr == nil && client.Is4() && peer.Addr() == client:
-			// An IPv4 address has one text form that netip parses
-			// (no leading zeros): the peer's is client.String().
-			cs = peerHost
-		default:
-			cs = client.String()
-		}
-		if herr == nil {
-			vals[0] = peerHost
-			if perr == nil && peer.Addr().Unmap() != client && client.IsValid() {
-				vals[0] = cs + ", " + peerHost
-			}
-			h["X-Forwarded-For"] = vals[0:1:1]
-		}
-		vals[1] = pr.In.Host
-		h["X-Forwarded-Host"] = vals[1:2:2]
-		vals[2] = "http"
-		if pr.In.TLS != nil {
-			vals[2] = "https"
-		}
-		h["X-Forwarded-Proto"] = vals[2:3:3]
-		if client.IsValid() {
-			vals[3] = cs
-			h["X-Real-Ip"] = vals[3:4:4]
-		}
-		e, _ := pr.In.Context().Value(decisionKey{}).(*verify.Entry)
-		httpapi.SetIdentityHeaders(h, e)
+	return func(pr *httputil.ProxyRequest) { p.rewriteInto(pr, upstream, make([]string, 4)) }
+}
+
+// rewriteInto is rewrite's work, the forwarding headers' four values
+// stored in vals (len 4, zeroed; a pooled forwarded's on the lean path).
+func (p *Proxy) rewriteInto(pr *httputil.ProxyRequest, upstream *url.URL, vals []string) {
+	pr.SetURL(upstream)
+	h := pr.Out.Header
+	httpapi.DeleteClientHeaders(h) // the credential too
+	p.api.DeleteUntrustedCertHeaders(pr.In, h)
+	delete(h, "X-Forwarded-For")
+	client := httpapi.ClientIP(pr.In, p.api.TrustedProxies)
+	// What httputil.ProxyRequest.SetXForwarded sets, with the four
+	// headers' values in vals (each of capacity 1, as
+	// Header.Set would leave them): X-Forwarded-For the peer,
+	// after the client address when a trusted proxy forwarded the
+	// call for a client other than itself (none when RemoteAddr is
+	// not host:port), X-Forwarded-Host and -Proto; then X-Real-IP.
+	peerHost, _, herr := net.SplitHostPort(pr.In.RemoteAddr)
+	peer, perr := netip.ParseAddrPort(pr.In.RemoteAddr)
+	var cs string // client as text, once
+	switch {
+	case !client.IsValid():
+	case perr == nil && herr == nil && client.Is4() && peer.Addr() == client:
+		// An IPv4 address has one text form that netip parses
+		// (no leading zeros): the peer's is client.String().
+		cs = peerHost
+	default:
+		cs = client.String()
 	}
+	if herr == nil {
+		vals[0] = peerHost
+		if perr == nil && peer.Addr().Unmap() != client && client.IsValid() {
+			vals[0] = cs + ", " + peerHost
+		}
+		h["X-Forwarded-For"] = vals[0:1:1]
+	}
+	vals[1] = pr.In.Host
+	h["X-Forwarded-Host"] = vals[1:2:2]
+	vals[2] = "http"
+	if pr.In.TLS != nil {
+		vals[2] = "https"
+	}
+	h["X-Forwarded-Proto"] = vals[2:3:3]
+	if client.IsValid() {
+		vals[3] = cs
+		h["X-Real-Ip"] = vals[3:4:4]
+	}
+	e, _ := pr.In.Context().Value(decisionKey{}).(*verify.Entry)
+	httpapi.SetIdentityHeaders(h, e)
 }
 
 // upstreamError answers a call the upstream did not: 504 when it did not

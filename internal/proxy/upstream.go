@@ -117,20 +117,24 @@ var errClosedIdle = errors.New("proxy: the upstream closed a kept-alive connecti
 // read to its end or closed. r.Body must be empty.
 func (cl *h1Client) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx := r.Context()
-	return cl.roundTrip(ctx, r, httptrace.ContextClientTrace(ctx))
+	return cl.roundTrip(ctx, r, httptrace.ContextClientTrace(ctx), nil)
 }
 
 // roundTrip is RoundTrip with the call's context and 1xx trace given
 // apart from r (forward's outgoing request carries neither: it would
 // take a request copy and a context layer per call to attach them); r's
-// own context is not looked at.
-func (cl *h1Client) roundTrip(ctx context.Context, r *http.Request, trace *httptrace.ClientTrace) (*http.Response, error) {
+// own context is not looked at. body, when not nil, is a zero h1Body
+// that the answer's body is kept in rather than in one of its own: the
+// caller's, which must touch the answer's body no more once it has
+// closed it, and must not give body to another call before then (forward
+// keeps it in its pooled forwarded, released when the call returns).
+func (cl *h1Client) roundTrip(ctx context.Context, r *http.Request, trace *httptrace.ClientTrace, body *h1Body) (*http.Response, error) {
 	for {
 		pc, reused, err := cl.get(ctx)
 		if err != nil {
 			return nil, err
 		}
-		res, err := cl.send(ctx, pc, r, reused, trace)
+		res, err := cl.send(ctx, pc, r, reused, trace, body)
 		if err == nil {
 			return res, nil
 		}
@@ -199,8 +203,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // send writes r on pc and reads the answer's header. On an error pc is
 // closed; errClosedIdle means that pc was kept alive (reused) and the
-// upstream had closed it: it took nothing or sent nothing back.
-func (cl *h1Client) send(ctx context.Context, pc *h1Conn, r *http.Request, reused bool, trace *httptrace.ClientTrace) (*http.Response, error) {
+// upstream had closed it: it took nothing or sent nothing back. The
+// answer's body is kept in body, or in a new h1Body when body is nil.
+func (cl *h1Client) send(ctx context.Context, pc *h1Conn, r *http.Request, reused bool, trace *httptrace.ClientTrace, body *h1Body) (*http.Response, error) {
 	// The caller's going away ends the call, the answer's body included.
 	stop := context.AfterFunc(ctx, pc.cancelFn)
 	fail := func(err error) (*http.Response, error) {
@@ -246,11 +251,30 @@ func (cl *h1Client) send(ctx context.Context, pc *h1Conn, r *http.Request, reuse
 			}
 			continue
 		}
-		pc.setReadDeadline(time.Time{})
+		if !bodyBuffered(res, pc.br) {
+			// The body is read from the connection: no header deadline
+			// on it (a streamed answer may take as long as it takes).
+			pc.setReadDeadline(time.Time{})
+		}
+		// Otherwise the body is all in pc.br and no read of it touches
+		// the connection: the header deadline, already met, is left in
+		// place rather than cleared (a deadline change per call), and
+		// the next call on pc sets its own before it reads.
 		keep := !res.Close && !r.Close && res.StatusCode != http.StatusSwitchingProtocols
-		res.Body = &h1Body{body: res.Body, pc: pc, cl: cl, stop: stop, keep: keep}
+		if body == nil {
+			body = new(h1Body)
+		}
+		*body = h1Body{body: res.Body, pc: pc, cl: cl, stop: stop, keep: keep}
+		res.Body = body
 		return res, nil
 	}
+}
+
+// bodyBuffered reports whether res's body, of a known length and not
+// chunked, has already been read whole into br with the header.
+func bodyBuffered(res *http.Response, br *bufio.Reader) bool {
+	return res.ContentLength >= 0 && len(res.TransferEncoding) == 0 &&
+		res.ContentLength <= int64(br.Buffered())
 }
 
 func isReset(err error) bool {
