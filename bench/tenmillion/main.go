@@ -46,6 +46,9 @@ type config struct {
 	resyncs                   int
 	rate                      int
 	settle, watch, window     time.Duration
+	gctrace                   bool
+	watchRate                 int
+	serveArgs                 []string
 }
 
 func main() {
@@ -67,6 +70,12 @@ func main() {
 	flag.DurationVar(&c.settle, "settle", 10*time.Second, "how long RSS is sampled after ready before the resyncs")
 	flag.DurationVar(&c.window, "window", 10*time.Second, "PostgreSQL: length of the window without a resync before each resync")
 	flag.DurationVar(&c.watch, "watch", 0, "how long RSS is sampled after the resyncs (the hygiene policy round runs from start-up)")
+	flag.IntVar(&c.watchRate, "watch-rate", 0, "verifications a second (GET /v1/authorize) during -watch (0: none)")
+	flag.BoolVar(&c.gctrace, "gctrace", false, "run serve with GODEBUG=gctrace=1 and report its collections (cycles, mark CPU) in each window")
+	flag.Func("serve-arg", "an argument added to serve's command line (repeatable), e.g. -serve-arg=--pprof", func(s string) error {
+		c.serveArgs = append(c.serveArgs, s)
+		return nil
+	})
 	flag.Parse()
 	if after == "" {
 		fmt.Fprintln(os.Stderr, "tenmillion: -latchkey is required")
@@ -188,7 +197,12 @@ func (c *config) measure(ctx context.Context, bin string, secrets []string) erro
 	ln.Close()
 	cmd := exec.Command(bin, "serve", "--addr", addr, "--database-url", c.dbURL(),
 		"--credentials-file", filepath.Join(home, "credentials"), "--log-level", "info", "--trusted-proxies", "127.0.0.1")
+	cmd.Args = append(cmd.Args, c.serveArgs...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME=", "LATCHKEY_SHARED_CREDENTIALS_FILE=")
+	gc := &gcTrace{}
+	if c.gctrace {
+		cmd.Env = append(cmd.Env, "GODEBUG=gctrace=1")
+	}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	var logMu sync.Mutex
@@ -204,6 +218,9 @@ func (c *config) measure(ctx context.Context, bin string, secrets []string) erro
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
+			if gc.line(line) {
+				continue
+			}
 			logMu.Lock()
 			logBuf.WriteString(line + "\n")
 			logMu.Unlock()
@@ -265,10 +282,16 @@ func (c *config) measure(ctx context.Context, bin string, secrets []string) erro
 		}
 	}
 	logMu.Unlock()
+	if c.gctrace {
+		fmt.Println("  start-up", gc.take())
+	}
 
 	time.Sleep(c.settle)
 	rss := procStatus(pid, "VmRSS:")
 	fmt.Printf("after %s: RSS %s (%.0f bytes per key), peak so far %s\n", c.settle, mib(rss), float64(rss)/float64(c.keys), mib(procStatus(pid, "VmHWM:")))
+	if c.gctrace {
+		fmt.Println("  ", gc.take())
+	}
 
 	if c.store == "postgres" && c.resyncs > 0 {
 		// Drain resyncs logged during start-up (the watcher's first load).
@@ -281,7 +304,10 @@ func (c *config) measure(ctx context.Context, bin string, secrets []string) erro
 			}
 		}
 		for i := range c.resyncs {
+			cpuBase := procCPU(pid)
 			base := drive(client, addr, secrets, c.rate, func(stop <-chan struct{}) { time.Sleep(c.window) })
+			cpuBase = procCPU(pid) - cpuBase
+			gcBase := gc.take()
 			smp.reset()
 			cpu0 := procCPU(pid)
 			var took string
@@ -300,8 +326,12 @@ func (c *config) measure(ctx context.Context, bin string, secrets []string) erro
 			lo, hi := smp.window()
 			fmt.Printf("resync %d: took %s (server CPU %.1fs incl. the load); RSS during it %s to %s (before it %s)\n",
 				i+1, took, cpu.Seconds(), mib(lo), mib(hi), mib(rss))
-			fmt.Printf("  verify without resync: %s\n", base)
+			fmt.Printf("  verify without resync: %s (server CPU %.1fs)\n", base, cpuBase.Seconds())
 			fmt.Printf("  verify during resync:  %s\n", during)
+			if c.gctrace {
+				fmt.Println("  without resync,", gcBase)
+				fmt.Println("  during resync,", gc.take())
+			}
 			rss = procStatus(pid, "VmRSS:")
 			// A resync must not drop a key, even for a moment.
 			if base.errors+during.errors > 0 {
@@ -311,9 +341,19 @@ func (c *config) measure(ctx context.Context, bin string, secrets []string) erro
 	}
 	if c.watch > 0 {
 		smp.reset()
-		time.Sleep(c.watch)
+		cpu0 := procCPU(pid)
+		if c.watchRate > 0 {
+			l := drive(client, addr, secrets, c.watchRate, func(stop <-chan struct{}) { time.Sleep(c.watch) })
+			fmt.Printf("  verify during the watch: %s\n", l)
+		} else {
+			time.Sleep(c.watch)
+		}
 		lo, hi := smp.window()
-		fmt.Printf("over the next %s: RSS %s to %s, now %s\n", c.watch, mib(lo), mib(hi), mib(procStatus(pid, "VmRSS:")))
+		fmt.Printf("over the next %s: RSS %s to %s (%.0f to %.0f bytes per key), now %s; server CPU %.1fs\n", c.watch, mib(lo), mib(hi),
+			float64(lo)/float64(c.keys), float64(hi)/float64(c.keys), mib(procStatus(pid, "VmRSS:")), (procCPU(pid) - cpu0).Seconds())
+		if c.gctrace {
+			fmt.Println("  ", gc.take())
+		}
 	}
 	fmt.Printf("peak RSS of the process (VmHWM): %s\n", mib(procStatus(pid, "VmHWM:")))
 	logMu.Lock()

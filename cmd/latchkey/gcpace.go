@@ -12,38 +12,57 @@ import (
 // The collector's pacing for a server whose live heap is mostly the key
 // index. Go's default (GOGC=100) lets the heap grow to twice the live heap
 // before it collects, so any steady allocation (a resync decoding every
-// key, the usage flush, the calls themselves) takes the process's memory
-// to about twice the index: 2.5 to 4.9 GiB for ten million keys. The
-// index is pointer-free, so a collection scans almost nothing whatever
-// the number of keys, and collecting more often costs little. paceGC
-// keeps the heap's headroom at gcHeadroom of the live heap (GOGC=25), but
-// never less than gcMinHeadroom: up to about a million keys (a live heap
-// under 256 MiB) that is Go's default, whose collections already cost
-// under 2% of the CPU under load there, and a small index is not collected
-// dozens of times a second for nothing. A smaller headroom at ten
-// million keys (32 MiB, GOGC=3) was tried and left: a collection of a
-// 1.4 GiB heap still costs about 0.1 s of CPU (sweeping its spans), and
-// re-adding every key took 114 collections and 14.4 s of collector CPU
-// against 13 and 0.8 s (docs/benchmarks.md, "Collector pacing at ten
-// million keys").
+// key, the usage flush, the policy round, the calls themselves) takes the
+// process's memory to about twice the index: 2.5 to 4.9 GiB for ten
+// million keys. paceGC keeps the heap's headroom (how far it may grow
+// above the live heap before the next collection) at gcMaxHeadroom up to
+// a live heap of as much (Go's default there: up to about a million keys,
+// where the collector's share under forward-auth load is 1.42% with it and
+// 3.21% with 64 MiB), shrinking linearly to gcMinHeadroom at a live heap
+// of gcLargeHeap and staying there: at ten million keys (a live heap of
+// about 1.4 GiB) that is GOGC=3, so the process holds the index and little
+// more, through a full resync and a policy round.
+//
+// A collection's cost does not grow with the index: the index holds no
+// pointer a key (internal/verify's TestIndexPointerFree), so a 5M-key
+// index (668 MiB) is 550 KiB of scannable heap in about 3,400 objects,
+// and a forced collection took 8 ms of process CPU there against 5 to 7
+// ms at 1M (getrusage; BenchmarkIndexCollect). The tenth of a second a
+// cycle seemed to cost at 10M was runtime/metrics' /cpu/classes/gc
+// estimate on a host at load 20 to 40, which counts the collector's
+// workers' time on their Ps, descheduled by the host or idle, not the
+// CPU the process used (docs/benchmarks.md, "Pointers at ten million
+// keys").
 const (
-	gcHeadroom    = 25        // percent of the live heap
-	gcMinHeadroom = 256 << 20 // bytes
+	gcMaxHeadroom = 256 << 20 // bytes, up to a live heap of as much
+	gcMinHeadroom = 32 << 20  // bytes, from a live heap of gcLargeHeap
+	gcLargeHeap   = 1 << 30   // bytes
 	// Every second: the pacing starts before the index loads (serve.go)
 	// and must follow the live heap as it grows, or the load's garbage
 	// grows with Go's default headroom of 100%.
 	gcPaceEvery = time.Second
 )
 
-// gcPercent is the GOGC value that gives a live heap of live bytes the
-// headroom above: gcHeadroom, or more for a heap under
-// gcMinHeadroom*100/gcHeadroom, up to Go's default of 100.
+// gcHeadroom is the headroom in bytes above a live heap of live bytes.
+func gcHeadroom(live uint64) uint64 {
+	switch {
+	case live <= gcMaxHeadroom:
+		return gcMaxHeadroom
+	case live >= gcLargeHeap:
+		return gcMinHeadroom
+	}
+	return gcMaxHeadroom - (live-gcMaxHeadroom)*(gcMaxHeadroom-gcMinHeadroom)/(gcLargeHeap-gcMaxHeadroom)
+}
+
+// gcPercent is the GOGC value that gives a live heap of live bytes
+// gcHeadroom(live) of headroom, rounded up, between 1 and Go's default of
+// 100.
 func gcPercent(live uint64) int {
 	if live == 0 {
 		return 100
 	}
-	p := int(uint64(gcMinHeadroom) * 100 / live)
-	return max(gcHeadroom, min(p, 100))
+	p := int((gcHeadroom(live)*100 + live - 1) / live)
+	return max(1, min(p, 100))
 }
 
 // paceGC sets the collector's percentage from the live heap every
