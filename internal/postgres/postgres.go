@@ -183,15 +183,24 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 			return fmt.Errorf("postgres: unexpected snapshot name %q", snapshot)
 		}
 	}
+	// A part that cannot join the snapshot (a pooler in front of the
+	// server, no connection to spare) is left out: the parts that have
+	// it share the table, down to the first alone.
 	for len(txs) < parts {
 		tx, err := s.pool.BeginTx(ctx, opts)
+		if err == nil {
+			if _, err = tx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+snapshot+`'`); err != nil {
+				_ = tx.Rollback(ctx)
+			}
+		}
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			parts = len(txs)
+			break
 		}
 		txs = append(txs, tx)
-		if _, err := tx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+snapshot+`'`); err != nil {
-			return err
-		}
 	}
 	// Part i reads the pages from bound i up to bound i+1; the first and
 	// the last are open below and above (the table may grow meanwhile;
