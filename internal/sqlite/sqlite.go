@@ -270,32 +270,58 @@ func mapError(err error) error {
 const minPartRows = 1_000
 
 // scanKeyParts is the store's sqlstore.DB.ScanKeyParts: the index's load
-// reads the key rows in rowid ranges, each on a read connection of its
-// own. An UPDATE keeps a row's rowid, so a key changed while the parts
-// are read is in exactly one range whichever connection's snapshot reads
-// it; a key inserted or deleted meanwhile is read or not, as a single
-// scan that started a moment earlier or later would. (A VACUUM by another
-// process may renumber rowids: a load that overlaps one can miss keys,
-// and a restart loads them.)
+// reads the key rows in rowid ranges, each on a read connection and in a
+// read transaction of its own. The parts' transactions begin while the
+// writing connection holds the database's write lock (BEGIN IMMEDIATE),
+// so no commit, this process's or another's, falls between them: every
+// part reads as of the same commit, and a key changed, moved (a VACUUM
+// renumbers rowids) or replaced by another meanwhile is read once, in the
+// version that commit holds. When the write lock cannot be had (another
+// process holds it past the busy timeout) the rows are read in one part.
 func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	conns := make([]*sql.Conn, 0, parts)
+	txs := make([]*sql.Tx, 0, parts)
 	defer func() {
+		// Read-only: ending them changes nothing.
+		for _, tx := range txs {
+			_ = tx.Rollback()
+		}
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for range parts {
-		c, err := s.Read.Conn(ctx)
-		if err != nil {
-			return err
+	lock, err := s.Write.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		conns = append(conns, c)
+		parts = 1
 	}
 	var lo, hi sql.NullInt64
-	if err := conns[0].QueryRowContext(ctx, `SELECT min(rowid), max(rowid) FROM access_keys`).Scan(&lo, &hi); err != nil {
-		return err
+	for len(txs) < parts {
+		c, err := s.Read.Conn(ctx)
+		if err == nil {
+			conns = append(conns, c)
+			var tx *sql.Tx
+			if tx, err = c.BeginTx(ctx, nil); err == nil {
+				txs = append(txs, tx)
+				// The transaction's snapshot is taken by its first read.
+				err = tx.QueryRowContext(ctx, `SELECT min(rowid), max(rowid) FROM access_keys`).Scan(&lo, &hi)
+			}
+		}
+		if err != nil {
+			if lock != nil {
+				_ = lock.Rollback()
+			}
+			return err
+		}
+	}
+	if lock != nil {
+		if err := lock.Rollback(); err != nil {
+			return err
+		}
 	}
 	if !lo.Valid || hi.Int64-lo.Int64 < int64(parts)*minPartRows {
 		parts = 1
@@ -320,7 +346,7 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = scanPart(ctx, conns[i], query+where, args, func(scan func(dest ...any) error) error { return fn(i, scan) })
+			errs[i] = scanPart(ctx, txs[i], query+where, args, func(scan func(dest ...any) error) error { return fn(i, scan) })
 			if errs[i] != nil {
 				cancel()
 			}
@@ -341,9 +367,9 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 	return nil
 }
 
-// scanPart runs query on conn and calls fn with each row's Scan.
-func scanPart(ctx context.Context, conn *sql.Conn, query string, args []any, fn func(scan func(dest ...any) error) error) error {
-	rows, err := conn.QueryContext(ctx, query, args...)
+// scanPart runs query in tx and calls fn with each row's Scan.
+func scanPart(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(scan func(dest ...any) error) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
