@@ -109,6 +109,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect, OperationTimeout: DefaultOperationTimeout}, pool: pool}
 	s.ScanKeyRows = s.scanKeyRows
+	s.ScanKeyParts = s.scanKeyParts
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -122,6 +123,129 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // a driver.Value first and converts it again.
 func (s *Store) scanKeyRows(ctx context.Context, query string, fn func(scan func(dest ...any) error) error) error {
 	rows, err := s.pool.Query(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// minPartBlocks is the fewest pages of access_keys a part of
+// scanKeyParts spans: a smaller table is read in one part.
+const minPartBlocks = 16
+
+// scanKeyParts is the store's sqlstore.DB.ScanKeyParts: the index's load
+// reads the key rows in ranges of the table's pages (ctid ranges, a TID
+// range scan each), on a connection each, all in one snapshot: the first
+// connection's REPEATABLE READ transaction exports it and the others take
+// it up (SET TRANSACTION SNAPSHOT), as pg_dump's parallel workers do. A
+// key updated while the parts are read is read once, in the version that
+// snapshot holds, whichever page holds which version. The snapshot is
+// taken after the call begins: after the change feed's LISTEN, so a change
+// it misses is notified.
+func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	txs := make([]pgx.Tx, 0, parts)
+	defer func() {
+		// Read-only: ending it changes nothing. A connection whose
+		// query was cancelled is closed by pgx instead.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer rcancel()
+		for _, tx := range txs {
+			_ = tx.Rollback(rctx)
+		}
+	}()
+	tx, err := s.pool.BeginTx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	txs = append(txs, tx)
+	var snapshot string
+	var blocks int64
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot(), pg_relation_size('access_keys'::regclass) / current_setting('block_size')::bigint`).
+		Scan(&snapshot, &blocks); err != nil {
+		return err
+	}
+	if blocks < int64(parts)*minPartBlocks {
+		parts = 1
+	}
+	// The snapshot's name is the server's (hex digits and dashes); it is
+	// checked before it goes into a statement, which takes no parameter.
+	for _, c := range snapshot {
+		if (c < '0' || c > '9') && (c < 'A' || c > 'F') && c != '-' {
+			return fmt.Errorf("postgres: unexpected snapshot name %q", snapshot)
+		}
+	}
+	// A part that cannot join the snapshot (a pooler in front of the
+	// server, no connection to spare) is left out: the parts that have
+	// it share the table, down to the first alone.
+	for len(txs) < parts {
+		tx, err := s.pool.BeginTx(ctx, opts)
+		if err == nil {
+			if _, err = tx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+snapshot+`'`); err != nil {
+				_ = tx.Rollback(ctx)
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			parts = len(txs)
+			break
+		}
+		txs = append(txs, tx)
+	}
+	// Part i reads the pages from bound i up to bound i+1; the first and
+	// the last are open below and above (the table may grow meanwhile;
+	// the snapshot sees none of it, but its pages may be new).
+	bound := func(i int) string { return `'(` + strconv.FormatInt(blocks*int64(i)/int64(parts), 10) + `,0)'::tid` }
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		where := ""
+		switch {
+		case parts == 1:
+		case i == 0:
+			where = ` WHERE ctid < ` + bound(1)
+		case i == parts-1:
+			where = ` WHERE ctid >= ` + bound(i)
+		default:
+			where = ` WHERE ctid >= ` + bound(i) + ` AND ctid < ` + bound(i+1)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = scanPart(ctx, txs[i], query+where, func(scan func(dest ...any) error) error { return fn(i, scan) })
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	// The first error that is not another part's cancellation.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanPart runs query in tx and calls fn with each row's Scan.
+func scanPart(ctx context.Context, tx pgx.Tx, query string, fn func(scan func(dest ...any) error) error) error {
+	rows, err := tx.Query(ctx, query)
 	if err != nil {
 		return err
 	}

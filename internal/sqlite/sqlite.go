@@ -118,6 +118,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		ckpt.SetMaxIdleConns(1)
 	}
 	s := &Store{DB: &sqlstore.DB{Write: write, Read: read, Dialect: dialect}, path: path, ckpt: ckpt}
+	if read != write {
+		s.ScanKeyParts = s.scanKeyParts
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		if m := mapError(err); latchkey.ErrorCode(m) == latchkey.EUNAVAILABLE {
@@ -260,4 +263,121 @@ func mapError(err error) error {
 		return latchkey.Errorf(latchkey.EUNAVAILABLE, "the database is busy; retry").WithCause(err)
 	}
 	return nil
+}
+
+// minPartRows is the fewest rowids a part of scanKeyParts spans: a
+// smaller table is read in one part.
+const minPartRows = 1_000
+
+// scanKeyParts is the store's sqlstore.DB.ScanKeyParts: the index's load
+// reads the key rows in rowid ranges, each on a read connection and in a
+// read transaction of its own. The parts' transactions begin while the
+// writing connection holds the database's write lock (BEGIN IMMEDIATE),
+// so no commit, this process's or another's, falls between them: every
+// part reads as of the same commit, and a key changed, moved (a VACUUM
+// renumbers rowids) or replaced by another meanwhile is read once, in the
+// version that commit holds. When the write lock cannot be had (another
+// process holds it past the busy timeout) the rows are read in one part.
+func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	conns := make([]*sql.Conn, 0, parts)
+	txs := make([]*sql.Tx, 0, parts)
+	defer func() {
+		// Read-only: ending them changes nothing.
+		for _, tx := range txs {
+			_ = tx.Rollback()
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	lock, err := s.Write.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		parts = 1
+	}
+	var lo, hi sql.NullInt64
+	for len(txs) < parts {
+		c, err := s.Read.Conn(ctx)
+		if err == nil {
+			conns = append(conns, c)
+			var tx *sql.Tx
+			if tx, err = c.BeginTx(ctx, nil); err == nil {
+				txs = append(txs, tx)
+				// The transaction's snapshot is taken by its first read.
+				err = tx.QueryRowContext(ctx, `SELECT min(rowid), max(rowid) FROM access_keys`).Scan(&lo, &hi)
+			}
+		}
+		if err != nil {
+			if lock != nil {
+				_ = lock.Rollback()
+			}
+			return err
+		}
+	}
+	if lock != nil {
+		if err := lock.Rollback(); err != nil {
+			return err
+		}
+	}
+	if !lo.Valid || hi.Int64-lo.Int64 < int64(parts)*minPartRows {
+		parts = 1
+	}
+	// Part i reads rowids from bound i up to bound i+1; the first and the
+	// last are open below and above.
+	span := (hi.Int64 - lo.Int64 + 1) / int64(parts)
+	bound := func(i int) int64 { return lo.Int64 + int64(i)*span }
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		where, args := "", []any(nil)
+		switch {
+		case parts == 1:
+		case i == 0:
+			where, args = ` WHERE rowid < ?`, []any{bound(1)}
+		case i == parts-1:
+			where, args = ` WHERE rowid >= ?`, []any{bound(i)}
+		default:
+			where, args = ` WHERE rowid >= ? AND rowid < ?`, []any{bound(i), bound(i + 1)}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = scanPart(ctx, txs[i], query+where, args, func(scan func(dest ...any) error) error { return fn(i, scan) })
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	// The first error that is not another part's cancellation.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanPart runs query in tx and calls fn with each row's Scan.
+func scanPart(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(scan func(dest ...any) error) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

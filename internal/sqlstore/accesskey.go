@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/latchkey/latchkey"
 )
@@ -436,54 +437,7 @@ func (db *DB) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) err
 // written through afterwards, so the caller may keep them after it
 // recycles the AccessKey. A nil next allocates a new AccessKey per row.
 func (db *DB) ScanKeyIndexInto(ctx context.Context, next func() *latchkey.AccessKey, fn func(*latchkey.AccessKey) error) error {
-	type name struct{ account, name string }
-	roles := map[name]latchkey.Role{}
-	err := db.scanRows(ctx, `SELECT account, name, role FROM principals`, func(rows *sql.Rows) error {
-		var n name
-		var role latchkey.Role
-		if err := rows.Scan(&n.account, &n.name, &role); err != nil {
-			return db.Err(err)
-		}
-		roles[n] = role
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	quotas, err := db.ownerQuotas(ctx, latchkey.QuotaOwnerKey)
-	if err != nil {
-		return err
-	}
-	identities, err := db.keyIdentities(ctx)
-	if err != nil {
-		return err
-	}
-	// What a key takes from its application: restrictions, metadata and
-	// identity, for the applications that have any.
-	type appInfo struct {
-		restr    *latchkey.Restrictions
-		metadata json.RawMessage
-		identity *latchkey.KeyIdentity
-	}
-	apps := map[name]*appInfo{}
-	err = db.scanRows(ctx, `SELECT account, name, restrictions, metadata, identity_id FROM applications
-		WHERE restrictions IS NOT NULL OR metadata IS NOT NULL OR identity_id IS NOT NULL`, func(rows *sql.Rows) error {
-		var n name
-		var restr, meta, ident sql.NullString
-		if err := rows.Scan(&n.account, &n.name, &restr, &meta, &ident); err != nil {
-			return db.Err(err)
-		}
-		r, err := unmarshalRestrictions(restr)
-		if err != nil {
-			return latchkey.Internal(fmt.Errorf("application %s/%s: restrictions: %w", n.account, n.name, err))
-		}
-		ai := &appInfo{restr: r, identity: identities[ident.String]}
-		if meta.Valid && meta.String != "" {
-			ai.metadata = json.RawMessage(meta.String)
-		}
-		apps[n] = ai
-		return nil
-	})
+	kd, err := db.keyDecoder(ctx)
 	if err != nil {
 		return err
 	}
@@ -496,19 +450,8 @@ func (db *DB) ScanKeyIndexInto(ctx context.Context, next func() *latchkey.Access
 		} else {
 			k = new(latchkey.AccessKey)
 		}
-		if err := row.scan(scan, k); err != nil {
-			return db.Err(err)
-		}
-		if err := row.decode(k); err != nil {
-			return latchkey.Internal(err)
-		}
-		k.Quota = quotas[k.ID]
-		if k.Principal != "" {
-			k.Role = roles[name{k.Account, k.Principal}]
-		} else {
-			if ai := apps[name{k.Account, k.Application}]; ai != nil {
-				k.AppRestrictions, k.AppMetadata, k.Identity = ai.restr, ai.metadata, ai.identity
-			}
+		if err := kd.decode(&row, scan, k); err != nil {
+			return err
 		}
 		return fn(k)
 	}
@@ -527,6 +470,144 @@ func (db *DB) ScanKeyIndexInto(ctx context.Context, next func() *latchkey.Access
 		return err
 	}
 	return db.scanRows(ctx, keyIndexQuery, func(rows *sql.Rows) error { return decode(rows.Scan) })
+}
+
+// KeyIndexParts reports whether ScanKeyIndexParts reads in parallel: the
+// store has ScanKeyParts.
+func (db *DB) KeyIndexParts() bool { return db.ScanKeyParts != nil }
+
+// ScanKeyIndexParts is ScanKeyIndexInto reading the key rows in parts
+// parts at once (ScanKeyParts), on a goroutine each: next(part) and
+// fn(part, k) are called from part's goroutine, so calls for different
+// parts run concurrently, calls for one part one after another. Without
+// ScanKeyParts it is ScanKeyIndexInto, every key in part 0.
+func (db *DB) ScanKeyIndexParts(ctx context.Context, parts int, next func(part int) *latchkey.AccessKey, fn func(part int, k *latchkey.AccessKey) error) error {
+	if db.ScanKeyParts == nil || parts < 2 {
+		return db.ScanKeyIndexInto(ctx, func() *latchkey.AccessKey { return next(0) }, func(k *latchkey.AccessKey) error { return fn(0, k) })
+	}
+	kd, err := db.keyDecoder(ctx)
+	if err != nil {
+		return err
+	}
+	rows := make([]keyIndexRow, parts)
+	for i := range rows {
+		rows[i].native = true
+	}
+	var mu sync.Mutex
+	var stopped []error
+	err = db.ScanKeyParts(ctx, keyIndexQuery, parts, func(part int, scan func(dest ...any) error) error {
+		k := next(part)
+		*k = latchkey.AccessKey{}
+		err := kd.decode(&rows[part], scan, k)
+		if err == nil {
+			err = fn(part, k)
+		}
+		if err != nil {
+			mu.Lock()
+			stopped = append(stopped, err)
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range stopped {
+			if err == s {
+				return err
+			}
+		}
+		return db.Err(err)
+	}
+	return nil
+}
+
+// keyDecoder reads what a key takes from other tables (principals'
+// roles, owners' quotas, identities, applications' restrictions and
+// metadata) for a scan of the key rows. Principals' roles and
+// applications' restrictions are few beside keys: they are read first,
+// and the keys then without a join, each application's restrictions
+// decoded once and shared by its keys.
+func (db *DB) keyDecoder(ctx context.Context) (*keyDecoder, error) {
+	kd := &keyDecoder{db: db, roles: map[keyOwner]latchkey.Role{}, apps: map[keyOwner]*appInfo{}}
+	err := db.scanRows(ctx, `SELECT account, name, role FROM principals`, func(rows *sql.Rows) error {
+		var n keyOwner
+		var role latchkey.Role
+		if err := rows.Scan(&n.account, &n.name, &role); err != nil {
+			return db.Err(err)
+		}
+		kd.roles[n] = role
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if kd.quotas, err = db.ownerQuotas(ctx, latchkey.QuotaOwnerKey); err != nil {
+		return nil, err
+	}
+	identities, err := db.keyIdentities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = db.scanRows(ctx, `SELECT account, name, restrictions, metadata, identity_id FROM applications
+		WHERE restrictions IS NOT NULL OR metadata IS NOT NULL OR identity_id IS NOT NULL`, func(rows *sql.Rows) error {
+		var n keyOwner
+		var restr, meta, ident sql.NullString
+		if err := rows.Scan(&n.account, &n.name, &restr, &meta, &ident); err != nil {
+			return db.Err(err)
+		}
+		r, err := unmarshalRestrictions(restr)
+		if err != nil {
+			return latchkey.Internal(fmt.Errorf("application %s/%s: restrictions: %w", n.account, n.name, err))
+		}
+		ai := &appInfo{restr: r, identity: identities[ident.String]}
+		if meta.Valid && meta.String != "" {
+			ai.metadata = json.RawMessage(meta.String)
+		}
+		kd.apps[n] = ai
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return kd, nil
+}
+
+// keyOwner is an account's principal or application, by name.
+type keyOwner struct{ account, name string }
+
+// appInfo is what a key takes from its application: restrictions,
+// metadata and identity, for the applications that have any.
+type appInfo struct {
+	restr    *latchkey.Restrictions
+	metadata json.RawMessage
+	identity *latchkey.KeyIdentity
+}
+
+// keyDecoder decodes key rows with what keyDecoder read. It is only read
+// once made, so the parts of a parallel scan share one.
+type keyDecoder struct {
+	db     *DB
+	roles  map[keyOwner]latchkey.Role
+	quotas map[string]*latchkey.Quota
+	apps   map[keyOwner]*appInfo
+}
+
+// decode scans one key row into k (zeroed) with row's destinations.
+func (kd *keyDecoder) decode(row *keyIndexRow, scan func(dest ...any) error, k *latchkey.AccessKey) error {
+	if err := row.scan(scan, k); err != nil {
+		return kd.db.Err(err)
+	}
+	if err := row.decode(k); err != nil {
+		return latchkey.Internal(err)
+	}
+	k.Quota = kd.quotas[k.ID]
+	if k.Principal != "" {
+		k.Role = kd.roles[keyOwner{k.Account, k.Principal}]
+	} else if ai := kd.apps[keyOwner{k.Account, k.Application}]; ai != nil {
+		k.AppRestrictions, k.AppMetadata, k.Identity = ai.restr, ai.metadata, ai.identity
+	}
+	return nil
 }
 
 // keyIndexQuery reads the access_keys columns ScanKeyIndex decodes, in

@@ -59,6 +59,19 @@ type DB struct {
 	// *sql.NullInt64 destinations. fn's error stops it and is returned as
 	// it is. The PostgreSQL store sets it to read through pgx.
 	ScanKeyRows func(ctx context.Context, query string, fn func(scan func(dest ...any) error) error) error
+
+	// ScanKeyParts, when set, reads ScanKeyIndex's key rows in parts
+	// parts at once, each on a connection and a goroutine of its own,
+	// for an index load that decodes on more than one core. It runs
+	// query (which has no WHERE clause) restricted to each part, the
+	// parts together holding every row exactly once, all of them read
+	// as of one point in time (so that a row changed meanwhile is
+	// neither read twice nor missed), and calls fn(part, scan) for each
+	// row from that part's goroutine; scan takes what ScanKeyRows' takes.
+	// fn's error stops every part and is returned as it is. It may read
+	// fewer parts than asked (a table too small to split) but never
+	// calls fn with a part outside [0, parts).
+	ScanKeyParts func(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error
 }
 
 // Bound returns ctx with the operation timeout, unless ctx ends sooner.

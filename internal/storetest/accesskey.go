@@ -471,7 +471,7 @@ func signWith(t *testing.T, k *latchkey.AccessKey, pub crypto.PublicKey) {
 	k.KeyType, k.PublicKey, k.SecretDigest = latchkey.KeyTypeSigning, p, latchkey.SigningDigest(k.ID)
 }
 
-func ed25519Public(t *testing.T) crypto.PublicKey {
+func ed25519Public(t testing.TB) crypto.PublicKey {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 var storeTests = []test{
 	{"ScanAccessKeys", testScanAccessKeys},
 	{"ScanKeyIndex", testScanKeyIndex},
+	{"ScanKeyIndexParts", testScanKeyIndexParts},
 	{"ScanStops", testScanStops},
 	{"UpdateRollsBackOnError", testUpdateRollsBackOnError},
 	{"UpdateRollsBackAfterTxError", testUpdateRollsBackAfterTxError},

@@ -150,7 +150,7 @@ func createPrincipal(t *testing.T, s latchkey.Store, account, name string, role 
 
 // newKey returns an Active key with fresh key material, owned by the
 // application app or, when app is "", by nobody (the caller sets an owner).
-func newKey(t *testing.T, account, app string, created time.Time) *latchkey.AccessKey {
+func newKey(t testing.TB, account, app string, created time.Time) *latchkey.AccessKey {
 	t.Helper()
 	id, err := keyformat.NewID()
 	if err != nil {

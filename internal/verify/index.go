@@ -11,6 +11,7 @@ package verify
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -507,7 +508,12 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	if k.ExpiresAt != nil {
 		exp = k.ExpiresAt.UnixNano()
 	}
-	r := &rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey,
+	// The rules are built in a local value and copied to the heap only
+	// when the key has any: most keys have none, and a load then makes
+	// no rules value per key.
+	var rv rules
+	r := &rv
+	*r = rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey,
 		salt: string(k.Salt)}
 	if k.PublicKey != nil {
 		flags |= flagSigning
@@ -651,7 +657,9 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 			i = uint32(len(ns.rules))
 			ns.rules = append(ns.rules, ruleRef{})
 		}
-		ns.rules[i] = ruleRef{r: r, num: num}
+		kept := new(rules)
+		*kept = rv
+		ns.rules[i] = ruleRef{r: kept, num: num}
 		kr.rules = i
 	}
 	if moved {
@@ -845,20 +853,28 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	}()
 
 	// The store decodes rows while another goroutine puts the previous
-	// batch into the index: on more than one core the two overlap. At
-	// most three batches are alive at once (one being read, one queued,
+	// batches into the index: on more than one core the two overlap, and
+	// a store that can read its keys in parts (keyIndexPartScanner)
+	// decodes them on a goroutine per part, one per core. At most parts+2
+	// batches are alive at once (one being read per part, one queued,
 	// one being put), so a resync's own memory stays a few batches of
 	// keys, whatever their number.
 	const batch = 4096
+	parts := 1
+	ps, split := store.(keyIndexPartScanner)
+	if split && ps.KeyIndexParts() {
+		parts = min(runtime.GOMAXPROCS(0), maxLoadParts)
+	}
 	batches := make(chan []*latchkey.AccessKey, 1)
 	// A store that can decode into recycled values gets them back from
 	// the putting goroutine once their batch is in the index (putLocked
 	// keeps nothing of an AccessKey but values the store made for that
-	// row): a load then makes three batches of AccessKeys, not one per
-	// key. The channel holds every batch that can exist (one being read,
-	// one queued, one being put), so returning one never blocks.
+	// row): a load then makes parts+2 batches of AccessKeys, not one per
+	// key. The channel holds every batch that can exist, so returning
+	// one never blocks.
 	into, reuse := store.(keyIndexScanner)
-	spare := make(chan []*latchkey.AccessKey, 3)
+	reuse = reuse || split
+	spare := make(chan []*latchkey.AccessKey, parts+2)
 	applied := make(chan struct{})
 	go func() {
 		defer close(applied)
@@ -879,35 +895,48 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		}
 		return make([]*latchkey.AccessKey, 0, batch)
 	}
-	keys := newBatch()
-	n := 0
-	add := func(k *latchkey.AccessKey) error {
-		keys = append(keys, k)
-		n++
-		if len(keys) >= batch {
-			batches <- keys
-			keys = newBatch()
+	// Each part fills a batch of its own; only the part's goroutine
+	// touches it.
+	keys := make([][]*latchkey.AccessKey, parts)
+	counts := make([]int, parts)
+	for i := range keys {
+		keys[i] = newBatch()
+	}
+	add := func(part int, k *latchkey.AccessKey) error {
+		keys[part] = append(keys[part], k)
+		counts[part]++
+		if len(keys[part]) >= batch {
+			batches <- keys[part]
+			keys[part] = newBatch()
 		}
 		return nil
 	}
-	var err error
-	if reuse {
-		// next hands out the AccessKey in the slot the batch's next key
-		// goes to: a recycled batch still has its values past len.
-		next := func() *latchkey.AccessKey {
-			if l := len(keys); l < cap(keys) {
-				if k := keys[:l+1][l]; k != nil {
-					return k
-				}
+	// next hands out the AccessKey in the slot the part's batch's next
+	// key goes to: a recycled batch still has its values past len.
+	next := func(part int) *latchkey.AccessKey {
+		b := keys[part]
+		if l := len(b); l < cap(b) {
+			if k := b[:l+1][l]; k != nil {
+				return k
 			}
-			return new(latchkey.AccessKey)
 		}
-		err = into.ScanKeyIndexInto(ctx, next, add)
-	} else {
-		err = store.ScanKeyIndex(ctx, add)
+		return new(latchkey.AccessKey)
 	}
-	if err == nil && len(keys) > 0 {
-		batches <- keys
+	var err error
+	switch {
+	case split:
+		err = ps.ScanKeyIndexParts(ctx, parts, next, add)
+	case reuse:
+		err = into.ScanKeyIndexInto(ctx, func() *latchkey.AccessKey { return next(0) }, func(k *latchkey.AccessKey) error { return add(0, k) })
+	default:
+		err = store.ScanKeyIndex(ctx, func(k *latchkey.AccessKey) error { return add(0, k) })
+	}
+	n := 0
+	for i, b := range keys {
+		if err == nil && len(b) > 0 {
+			batches <- b
+		}
+		n += counts[i]
 	}
 	close(batches)
 	<-applied
@@ -930,6 +959,19 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	}
 	ix.maybeCompact()
 	return n, nil
+}
+
+// maxLoadParts bounds the parts Sync reads at once: one per core, and
+// more than a few cores would only take connections from the store.
+const maxLoadParts = 4
+
+// keyIndexPartScanner is a store that can read its keys in parts at once,
+// on a goroutine each (sqlstore.DB's, when its store can split the key
+// rows: SQLite's and PostgreSQL's). next and fn are called for a part from
+// that part's goroutine.
+type keyIndexPartScanner interface {
+	KeyIndexParts() bool
+	ScanKeyIndexParts(ctx context.Context, parts int, next func(part int) *latchkey.AccessKey, fn func(part int, k *latchkey.AccessKey) error) error
 }
 
 // keyIndexScanner is a store whose ScanKeyIndex can decode into values

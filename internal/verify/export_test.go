@@ -1,0 +1,45 @@
+package verify
+
+import "github.com/latchkey/latchkey"
+
+// view is what an Entry and its rules decide with, without what differs
+// between two loads of the same keys (record numbers, rate limiters' and
+// quota cells' state).
+type view struct {
+	ID, Account, Application, Principal                string
+	Role                                               latchkey.Role
+	ExpiresAt                                          int64
+	Active, Canary, signing, bound, certBad, principal bool
+	kind, format                                       uint8
+	Scopes, ExternalID, MetadataHeader                 string
+	Metadata, AppMetadata, IdentityMetadata            string
+	IdentityID, IdentityExternalID                     string
+	Restricted, hasRules                               bool
+	app, key, report                                   *policy
+	limit, reportLimit                                 *latchkey.RateLimit
+	reportRateKey, salt                                string
+	pub                                                *latchkey.PublicKey
+	quota                                              bool
+	cert                                               latchkey.CertThumbprint
+}
+
+// EntryView returns view of e, for tests that compare two indexes.
+func EntryView(e *Entry) any {
+	v := view{ID: e.ID, Account: e.Account, Application: e.Application(), Principal: e.Principal(), Role: e.Role(),
+		ExpiresAt: e.ExpiresAt, Active: e.Active, Canary: e.Canary, signing: e.signing, bound: e.bound, certBad: e.certBad,
+		principal: e.IsPrincipal(), kind: e.kind, format: e.format, Scopes: e.Scopes(), ExternalID: e.ExternalID(),
+		MetadataHeader: e.MetadataHeader(), Metadata: string(e.Metadata()), AppMetadata: string(e.ApplicationMetadata()),
+		IdentityMetadata: string(e.IdentityMetadata()), IdentityID: e.IdentityID(), IdentityExternalID: e.IdentityExternalID(),
+		Restricted: e.Restricted(), hasRules: e.rules != nil}
+	if r := e.rules; r != nil {
+		v.app, v.key, v.report = r.app, r.key, r.report
+		if r.limit != nil {
+			v.limit = &r.limit.cfg
+		}
+		if r.reportLimit != nil {
+			v.reportLimit = &r.reportLimit.cfg
+		}
+		v.reportRateKey, v.salt, v.pub, v.quota, v.cert = r.reportRateKey, r.salt, r.pub, r.quota != nil, r.cert
+	}
+	return v
+}
