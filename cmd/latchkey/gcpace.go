@@ -20,8 +20,16 @@ import (
 // where the collector's share under forward-auth load is 1.42% with it and
 // 3.21% with 64 MiB), shrinking linearly to gcMinHeadroom at a live heap
 // of gcLargeHeap and staying there: at ten million keys (a live heap of
-// about 1.4 GiB) that is GOGC=3, so the process holds the index and little
-// more, through a full resync and a policy round.
+// about 1.4 GiB) that is GOGC=10, so the process holds the index and
+// little more through a full resync and a policy round (RSS up 6%, where
+// a headroom of 25% of the live heap took it up 20%).
+//
+// A smaller floor saves little memory for much CPU: a policy round at
+// ten million keys makes about 100 MB of garbage a second, and with 32
+// MiB (GOGC=3) serve collected 178 times a minute against 43, took 44.8 s
+// of CPU a minute against 35.5, and verification's p99 was 37.5 ms
+// against 29.7, to hold 152 bytes a key against 161 (docs/benchmarks.md,
+// "The collector's floor at ten million keys, in serve").
 //
 // A collection's cost does not grow with the index: the index holds no
 // pointer a key (internal/verify's TestIndexPointerFree), so a 5M-key
@@ -35,7 +43,7 @@ import (
 // keys").
 const (
 	gcMaxHeadroom = 256 << 20 // bytes, up to a live heap of as much
-	gcMinHeadroom = 32 << 20  // bytes, from a live heap of gcLargeHeap
+	gcMinHeadroom = 128 << 20 // bytes, from a live heap of gcLargeHeap
 	gcLargeHeap   = 1 << 30   // bytes
 	// Every second: the pacing starts before the index loads (serve.go)
 	// and must follow the live heap as it grows, or the load's garbage

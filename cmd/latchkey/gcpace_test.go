@@ -13,10 +13,10 @@ func TestGCPercent(t *testing.T) {
 		{"a small index keeps Go's default", 10 * mib, 100},
 		{"a million keys keeps it too", 150 * mib, 100},
 		{"256 MiB: headroom 256 MiB is 100%", 256 * mib, 100},
-		{"512 MiB: headroom 181 1/3 MiB", 512 * mib, 36},
-		{"768 MiB: headroom 106 2/3 MiB", 768 * mib, 14},
-		{"1 GiB: headroom 32 MiB", 1024 * mib, 4},
-		{"ten million keys: 32 MiB", 1400 * mib, 3},
+		{"512 MiB: headroom 213 1/3 MiB", 512 * mib, 42},
+		{"768 MiB: headroom 170 2/3 MiB", 768 * mib, 23},
+		{"1 GiB: headroom 128 MiB", 1024 * mib, 13},
+		{"ten million keys: 128 MiB", 1400 * mib, 10},
 		{"a hundred million keys: at least 1%", 14000 * mib, 1},
 	}
 	for _, tt := range tests {
