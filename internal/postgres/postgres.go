@@ -206,9 +206,7 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 	// the last are open below and above (the table may grow meanwhile;
 	// the snapshot sees none of it, but its pages may be new).
 	bound := func(i int) string { return `'(` + strconv.FormatInt(blocks*int64(i)/int64(parts), 10) + `,0)'::tid` }
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for i := range parts {
+	return sqlstore.RunParts(parts, cancel, func(i int) error {
 		where := ""
 		switch {
 		case parts == 1:
@@ -219,28 +217,8 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 		default:
 			where = ` WHERE ctid >= ` + bound(i) + ` AND ctid < ` + bound(i+1)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = scanPart(ctx, txs[i], query+where, func(scan func(dest ...any) error) error { return fn(i, scan) })
-			if errs[i] != nil {
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	// The first error that is not another part's cancellation.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return scanPart(ctx, txs[i], query+where, func(scan func(dest ...any) error) error { return fn(i, scan) })
+	})
 }
 
 // scanPart runs query in tx and calls fn with each row's Scan.

@@ -330,9 +330,7 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 	// last are open below and above.
 	span := (hi.Int64 - lo.Int64 + 1) / int64(parts)
 	bound := func(i int) int64 { return lo.Int64 + int64(i)*span }
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for i := range parts {
+	return sqlstore.RunParts(parts, cancel, func(i int) error {
 		where, args := "", []any(nil)
 		switch {
 		case parts == 1:
@@ -343,28 +341,8 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 		default:
 			where, args = ` WHERE rowid >= ? AND rowid < ?`, []any{bound(i), bound(i + 1)}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = scanPart(ctx, txs[i], query+where, args, func(scan func(dest ...any) error) error { return fn(i, scan) })
-			if errs[i] != nil {
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	// The first error that is not another part's cancellation.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return scanPart(ctx, txs[i], query+where, args, func(scan func(dest ...any) error) error { return fn(i, scan) })
+	})
 }
 
 // scanPart runs query in tx and calls fn with each row's Scan.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -72,6 +73,34 @@ type DB struct {
 	// fewer parts than asked (a table too small to split) but never
 	// calls fn with a part outside [0, parts).
 	ScanKeyParts func(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error
+}
+
+// RunParts runs run(i) for every part i in [0, parts), each on a
+// goroutine of its own, for a store's ScanKeyParts. A part's error calls
+// cancel, which must stop the other parts, and RunParts returns the first
+// error that is not another part's cancellation, or else the first error.
+func RunParts(parts int, cancel context.CancelFunc, run func(i int) error) error {
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() {
+			if errs[i] = run(i); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bound returns ctx with the operation timeout, unless ctx ends sooner.
