@@ -122,17 +122,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // into its destination, where database/sql over pgx's stdlib boxes it in
 // a driver.Value first and converts it again.
 func (s *Store) scanKeyRows(ctx context.Context, query string, fn func(scan func(dest ...any) error) error) error {
-	rows, err := s.pool.Query(ctx, query)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return scanPart(ctx, s.pool, query, fn)
 }
 
 // minPartBlocks is the fewest pages of access_keys a part of
@@ -221,9 +211,15 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 	})
 }
 
-// scanPart runs query in tx and calls fn with each row's Scan.
-func scanPart(ctx context.Context, tx pgx.Tx, query string, fn func(scan func(dest ...any) error) error) error {
-	rows, err := tx.Query(ctx, query)
+// querier is what scanPart reads with: the pool, or a part's
+// transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// scanPart runs query on q and calls fn with each row's Scan.
+func scanPart(ctx context.Context, q querier, query string, fn func(scan func(dest ...any) error) error) error {
+	rows, err := q.Query(ctx, query)
 	if err != nil {
 		return err
 	}
