@@ -36,80 +36,103 @@ const keyFrom = ` FROM access_keys k
 	LEFT JOIN identities i ON i.id = a.identity_id
 	LEFT JOIN quotas iq ON iq.owner_kind = 'identity' AND iq.owner_id = a.identity_id`
 
-func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
-	var (
-		k                              latchkey.AccessKey
-		digest                         []byte
-		created, updated               int64
-		expires, used, rejected, expos sql.NullInt64
-		usedIP, usedUA                 string
-		rejIP, rejUA, rejReason        string
-		exposedWhere                   string
-		restr, reportOnly, appRestr    sql.NullString
-		wouldDeny                      sql.NullInt64
-		wdIP, wdUA, wdReason           string
-		externalID, metadata           sql.NullString
-		canary                         int
-		pub, cert                      sql.NullString
-		imp                            importColumns
-		qgen, qbudget, qused, qperiod  sql.NullInt64
-		qamount, qanchor, qlow, qupd   sql.NullInt64
-		qinterval                      sql.NullString
-		appMeta                        sql.NullString
-		ident                          identityColumnsScan
-	)
-	err := s.Scan(&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
-		&digest, &k.Description, &k.Status, &created, &updated, &expires,
-		&used, &usedIP, &usedUA,
-		&rejected, &rejIP, &rejUA, &rejReason,
-		&k.UseCount, &k.RejectCount, &expos, &exposedWhere,
-		&restr, &reportOnly, &appRestr,
-		&wouldDeny, &wdIP, &wdUA, &wdReason, &k.WouldDenyCount,
-		&externalID, &metadata, &canary, &pub, &cert,
-		&imp.format, &imp.salt, &imp.origin, &imp.originalID, &imp.at,
-		&qgen, &qbudget, &qused, &qperiod, &qamount, &qinterval, &qanchor, &qlow, &qupd,
-		&appMeta, &ident.id, &ident.account, &ident.externalID, &ident.metadata, &ident.rateLimit,
+// keyRow holds the scan targets of one key row. database/sql's Scan takes
+// them as any, so each local variable would escape to the heap, with the
+// slice of 63 pointers besides: one keyRow read through, row after row,
+// makes a page of keys cost its keys and their strings, not some sixty
+// allocations a row (a policy round reads every key in pages).
+type keyRow struct {
+	k                              latchkey.AccessKey
+	digest                         []byte
+	created, updated               int64
+	expires, used, rejected, expos sql.NullInt64
+	usedIP, usedUA                 string
+	rejIP, rejUA, rejReason        string
+	exposedWhere                   string
+	restr, reportOnly, appRestr    sql.NullString
+	wouldDeny                      sql.NullInt64
+	wdIP, wdUA, wdReason           string
+	externalID, metadata           sql.NullString
+	canary                         int
+	pub, cert                      sql.NullString
+	imp                            importColumns
+	q                              nullQuota
+	appMeta                        sql.NullString
+	ident                          identityColumnsScan
+	dest                           []any
+}
+
+func newKeyRow() *keyRow {
+	r := &keyRow{}
+	k, q, ident := &r.k, &r.q, &r.ident
+	r.dest = []any{&k.ID, &k.Account, &k.Application, &k.Principal, &k.Role,
+		&r.digest, &k.Description, &k.Status, &r.created, &r.updated, &r.expires,
+		&r.used, &r.usedIP, &r.usedUA,
+		&r.rejected, &r.rejIP, &r.rejUA, &r.rejReason,
+		&k.UseCount, &k.RejectCount, &r.expos, &r.exposedWhere,
+		&r.restr, &r.reportOnly, &r.appRestr,
+		&r.wouldDeny, &r.wdIP, &r.wdUA, &r.wdReason, &k.WouldDenyCount,
+		&r.externalID, &r.metadata, &r.canary, &r.pub, &r.cert,
+		&r.imp.format, &r.imp.salt, &r.imp.origin, &r.imp.originalID, &r.imp.at,
+		&q.gen, &q.budget, &q.used, &q.period, &q.amount, &q.interval, &q.anchor, &q.low, &q.updated,
+		&r.appMeta, &ident.id, &ident.account, &ident.externalID, &ident.metadata, &ident.rateLimit,
 		&ident.q.gen, &ident.q.budget, &ident.q.used, &ident.q.period, &ident.q.amount, &ident.q.interval, &ident.q.anchor,
-		&ident.q.low, &ident.q.updated)
-	if err != nil {
+		&ident.q.low, &ident.q.updated}
+	return r
+}
+
+// scanKey reads one key row (keyColumns).
+func scanKey(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
+	return newKeyRow().scan(s)
+}
+
+// scan reads the current row into a new key. Scan sets every target, and
+// the key's fields that no column sets are cleared first, so nothing of
+// the previous row stays.
+func (r *keyRow) scan(s interface{ Scan(...any) error }) (*latchkey.AccessKey, error) {
+	r.k = latchkey.AccessKey{}
+	if err := s.Scan(r.dest...); err != nil {
 		return nil, err
 	}
-	if qgen.Valid {
-		q := &latchkey.Quota{Generation: qgen.Int64, Budget: qbudget.Int64, Used: qused.Int64, Period: qperiod.Int64,
-			Anchor: fromMicros(qanchor.Int64), LowThreshold: qlow.Int64, UpdatedAt: fromMicros(qupd.Int64)}
-		if qamount.Valid {
-			q.Refill = &latchkey.Refill{Amount: qamount.Int64, Interval: qinterval.String}
+	k := new(latchkey.AccessKey)
+	*k = r.k
+	if r.q.gen.Valid {
+		q := &latchkey.Quota{Generation: r.q.gen.Int64, Budget: r.q.budget.Int64, Used: r.q.used.Int64, Period: r.q.period.Int64,
+			Anchor: fromMicros(r.q.anchor.Int64), LowThreshold: r.q.low.Int64, UpdatedAt: fromMicros(r.q.updated.Int64)}
+		if r.q.amount.Valid {
+			q.Refill = &latchkey.Refill{Amount: r.q.amount.Int64, Interval: r.q.interval.String}
 		}
 		q.Present(nowFunc())
 		k.Quota = q
 	}
-	if appMeta.Valid && appMeta.String != "" {
-		k.AppMetadata = json.RawMessage(appMeta.String)
+	if r.appMeta.Valid && r.appMeta.String != "" {
+		k.AppMetadata = json.RawMessage(r.appMeta.String)
 	}
-	if k.Identity, err = ident.keyIdentity(); err != nil {
+	var err error
+	if k.Identity, err = r.ident.keyIdentity(); err != nil {
 		return nil, fmt.Errorf("access key %s: %w", k.ID, err)
 	}
-	if err := setIndexFields(&k, digest, expires, restr, reportOnly, appRestr, externalID, metadata, pub); err != nil {
+	if err := setIndexFields(k, r.digest, r.expires, r.restr, r.reportOnly, r.appRestr, r.externalID, r.metadata, r.pub); err != nil {
 		return nil, err
 	}
-	imp.set(&k)
-	k.Canary = canary == 1
-	k.CertThumbprint = cert.String
-	if wouldDeny.Valid {
-		k.LastWouldDeny = &latchkey.Rejection{At: fromMicros(wouldDeny.Int64), IP: wdIP, UserAgent: wdUA, Reason: latchkey.Code(wdReason)}
+	r.imp.set(k)
+	k.Canary = r.canary == 1
+	k.CertThumbprint = r.cert.String
+	if r.wouldDeny.Valid {
+		k.LastWouldDeny = &latchkey.Rejection{At: fromMicros(r.wouldDeny.Int64), IP: r.wdIP, UserAgent: r.wdUA, Reason: latchkey.Code(r.wdReason)}
 	}
-	k.CreatedAt = fromMicros(created)
-	k.UpdatedAt = fromMicros(updated)
-	if used.Valid {
-		k.LastUsed = &latchkey.Use{At: fromMicros(used.Int64), IP: usedIP, UserAgent: usedUA}
+	k.CreatedAt = fromMicros(r.created)
+	k.UpdatedAt = fromMicros(r.updated)
+	if r.used.Valid {
+		k.LastUsed = &latchkey.Use{At: fromMicros(r.used.Int64), IP: r.usedIP, UserAgent: r.usedUA}
 	}
-	if rejected.Valid {
-		k.LastRejected = &latchkey.Rejection{At: fromMicros(rejected.Int64), IP: rejIP, UserAgent: rejUA, Reason: latchkey.Code(rejReason)}
+	if r.rejected.Valid {
+		k.LastRejected = &latchkey.Rejection{At: fromMicros(r.rejected.Int64), IP: r.rejIP, UserAgent: r.rejUA, Reason: latchkey.Code(r.rejReason)}
 	}
-	if expos.Valid {
-		k.Exposed = &latchkey.Exposure{At: fromMicros(expos.Int64), Where: exposedWhere}
+	if r.expos.Valid {
+		k.Exposed = &latchkey.Exposure{At: fromMicros(r.expos.Int64), Where: r.exposedWhere}
 	}
-	return &k, nil
+	return k, nil
 }
 
 // setIndexFields decodes the columns ScanKeyIndex and scanKey share.
@@ -320,8 +343,9 @@ func (t *Tx) ListAccessKeys(ctx context.Context, f latchkey.AccessKeyFilter) ([]
 	}
 	defer rows.Close()
 	var out []*latchkey.AccessKey
+	row := newKeyRow()
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := row.scan(rows)
 		if err != nil {
 			return nil, "", mapErr(t.d, err)
 		}
@@ -408,8 +432,9 @@ func (db *DB) ScanAccessKeys(ctx context.Context, fn func(*latchkey.AccessKey) e
 		return db.Err(err)
 	}
 	defer rows.Close()
+	row := newKeyRow()
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := row.scan(rows)
 		if err != nil {
 			return db.Err(err)
 		}

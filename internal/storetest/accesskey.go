@@ -28,6 +28,7 @@ var accessKeyTests = []test{
 	{"ListOrderFiltersPages", testKeyList},
 	{"ListBadToken", testKeyListBadToken},
 	{"ImportedKey", testKeyImported},
+	{"ListRowsDoNotCarryOver", testKeyListRowsDoNotCarryOver},
 }
 
 func testKeyCreateFindApplicationKey(t *testing.T, s latchkey.Store) {
@@ -487,4 +488,57 @@ func p256Public(t *testing.T) crypto.PublicKey {
 		t.Fatal(err)
 	}
 	return k.Public()
+}
+
+// testKeyListRowsDoNotCarryOver lists and scans keys of every kind, each
+// followed by a plain one: a store that reads a page's rows through the
+// same scan targets must give each key only its own fields, the same as
+// FindAccessKey reads it alone.
+func testKeyListRowsDoNotCarryOver(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	createPrincipal(t, s, "acme", "alice", latchkey.RoleAdmin)
+	full := []func(k *latchkey.AccessKey){
+		func(k *latchkey.AccessKey) {
+			k.Status = latchkey.StatusInactive
+			k.ExpiresAt = ptr(at(86400))
+			k.Exposed = &latchkey.Exposure{At: at(3), Where: "a leak report"}
+			k.ExternalID = "cus_42"
+			k.Metadata = json.RawMessage(`{"plan":"pro"}`)
+		},
+		func(k *latchkey.AccessKey) { signWith(t, k, ed25519Public(t)) },
+	}
+	var ids []string
+	n := 0
+	for _, edit := range full {
+		k := newKey(t, "acme", "billing", at(n))
+		edit(k)
+		createKey(t, s, k)
+		plain := newKey(t, "acme", "billing", at(n+1))
+		createKey(t, s, plain)
+		ids = append(ids, k.ID, plain.ID)
+		n += 2
+	}
+	p := newPrincipalKey(t, "acme", "alice", at(n))
+	createKey(t, s, p)
+	ids = append(ids, p.ID)
+
+	var listed []*latchkey.AccessKey
+	view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+		listed, _, err = tx.ListAccessKeys(ctx, latchkey.AccessKeyFilter{Account: "acme", Limit: 100})
+		return err
+	})
+	if diff := cmp.Diff(ids, keyIDs(listed)); diff != "" {
+		t.Fatalf("ListAccessKeys IDs (-want +got):\n%s", diff)
+	}
+	scanned := allKeys(t, s)
+	for _, got := range listed {
+		want := mustFindKey(t, s, got.ID)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ListAccessKeys gave %s unlike FindAccessKey (-find +list):\n%s", got.ID, diff)
+		}
+		if diff := cmp.Diff(want, scanned[got.ID]); diff != "" {
+			t.Errorf("ScanAccessKeys gave %s unlike FindAccessKey (-find +scan):\n%s", got.ID, diff)
+		}
+	}
 }
