@@ -118,7 +118,13 @@ func (b *timedBody) leave() { stopReading(b.conn, b.rc) }
 // read within the Body timeout, until the answer has been passed on;
 // then the rest is left unread.
 func (p *Proxy) answered(res *http.Response) error {
-	if res.StatusCode == http.StatusSwitchingProtocols || res.Request == nil {
+	if res.Request == nil {
+		return nil
+	}
+	// httputil.ReverseProxy's 1xx answers are past: the key's limits go
+	// on the answer before the upstream's headers are added.
+	callOf(res.Request.Context()).writeLimits()
+	if res.StatusCode == http.StatusSwitchingProtocols {
 		return nil
 	}
 	if b := bodyOf(res.Request); b != nil && !b.eof.Load() {

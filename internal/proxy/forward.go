@@ -176,6 +176,7 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 	f.mu.Lock()
 	f.done = true
 	f.mu.Unlock()
+	callOf(in.Context()).writeLimits() // no 1xx can clear them now
 	// upstreamError is given in: the call's context and method, which
 	// out's are (or, on the h1Client path, stand for).
 	if err != nil {

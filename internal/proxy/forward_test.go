@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/gatewaytest"
 	"github.com/latchkey/latchkey/internal/proxy"
 )
@@ -111,10 +112,11 @@ func TestHopByHop(t *testing.T) {
 
 // TestInformationalAndTrailers: a 103 Early Hints answer reaches the
 // caller before the final answer, and the final answer's trailers follow
-// its body.
+// its body. The rate-limit headers latchkey adds are the final answer's:
+// a 103 neither carries them nor takes them away.
 func TestInformationalAndTrailers(t *testing.T) {
 	env := gatewaytest.New(t, gatewaytest.Options{})
-	k := env.Key(t, "web", nil)
+	k := env.Key(t, "web", &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerSecond: 100, Burst: 100}})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</style.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
@@ -131,6 +133,9 @@ func TestInformationalAndTrailers(t *testing.T) {
 			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 				if code == http.StatusEarlyHints {
 					hints = append(hints, h.Get("Link"))
+					if v := h.Get("RateLimit-Limit"); v != "" {
+						t.Errorf("the 103 carries RateLimit-Limit %q: it is the final answer's", v)
+					}
 				}
 				return nil
 			}}
@@ -151,6 +156,9 @@ func TestInformationalAndTrailers(t *testing.T) {
 			}
 			if len(hints) != 1 || hints[0] != "</style.css>; rel=preload" {
 				t.Errorf("103 Early Hints seen: %q", hints)
+			}
+			if got := resp.Header.Get("RateLimit-Limit"); got != "100" {
+				t.Errorf("final answer's RateLimit-Limit = %q after a 103, want 100", got)
 			}
 		})
 	}

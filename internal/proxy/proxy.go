@@ -191,7 +191,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, res)
 		return
 	}
-	httpapi.WriteRateLimitHeaders(w.Header(), res)
+	// The key's rate-limit and quota headers go on the answer once the
+	// upstream's 1xx answers are past (writeLimits): each 1xx clears the
+	// header map.
+	cc.w, cc.rate, cc.quota = w, res.Rate, res.Quota
 	// The request is this handler's to change: the upstream gets the
 	// call that was judged.
 	r.Method = t.Method
@@ -204,6 +207,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := &cc.entry
 	r = p.bound(w, r, e)
 	if r = p.signedBody(w, r); r == nil {
+		cc.writeLimits()
 		return
 	}
 	if lean(r) {
@@ -222,12 +226,43 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type callCtx struct {
 	context.Context
 	entry verify.Entry
+
+	// w, rate and quota are the call's writer and the key's rate limit
+	// and quota after the call, for writeLimits; limited is true once
+	// it has written them.
+	w       http.ResponseWriter
+	rate    verify.RateInfo
+	quota   verify.QuotaInfo
+	limited bool
+}
+
+// callKey is the context key under which a callCtx answers itself.
+type callKey struct{}
+
+// writeLimits sets the key's RateLimit-* and quota headers on the
+// answer, once: after the upstream's informational answers, which each
+// clear the header map once written (net/http does not), and before the
+// final answer's own headers are added.
+func (c *callCtx) writeLimits() {
+	if c == nil || c.limited || c.w == nil {
+		return
+	}
+	c.limited = true
+	httpapi.WriteRateLimitHeaders(c.w.Header(), verify.Result{Code: latchkey.CodeValid, Rate: c.rate, Quota: c.quota})
+}
+
+// callOf is the callCtx ctx is, or is made from; nil when none.
+func callOf(ctx context.Context) *callCtx {
+	c, _ := ctx.Value(callKey{}).(*callCtx)
+	return c
 }
 
 func (c *callCtx) Value(k any) any {
 	switch k.(type) {
 	case decisionKey:
 		return &c.entry
+	case callKey:
+		return c
 	case httpapi.SurfaceKey:
 		return latchkey.SurfaceProxy
 	}
@@ -300,6 +335,7 @@ func (p *Proxy) rewriteInto(pr *httputil.ProxyRequest, upstream *url.URL, vals [
 // before the upstream answered gets the refusal; a caller that went away
 // gets nothing.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	callOf(r.Context()).writeLimits()
 	if bodyFailed(w, r) {
 		p.log.Debug("the caller's request body stopped arriving", "method", r.Method)
 		return
