@@ -1,31 +1,62 @@
 package manage_test
 
 import (
+	"database/sql"
 	"path/filepath"
 	"runtime"
 	"testing"
 
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/manage"
+	"github.com/latchkey/latchkey/internal/pgtest"
+	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/sqlite"
 	"github.com/latchkey/latchkey/internal/storetest"
 	"github.com/latchkey/latchkey/internal/verify"
 )
 
 // BenchmarkEnforcePolicies measures a policy round (EnforcePolicies) over
-// 20,000 application keys on SQLite, none of which is due anything: the
+// 20,000 application keys on SQLite and on PostgreSQL, none of which is due anything: the
 // round every server runs every few minutes. The figure to watch is the
 // garbage a key costs (B/key, allocs/key): at ten million keys the round
 // reads every key, and its garbage sets how often the collector runs.
 //
 //	go test -run '^$' -bench EnforcePolicies -benchmem -count 6 ./internal/manage
 func BenchmarkEnforcePolicies(b *testing.B) {
-	const n = 20_000
-	store, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "latchkey.db"))
-	if err != nil {
-		b.Fatal(err)
+	stores := []struct {
+		name string
+		open func(b *testing.B) (latchkey.Store, *sql.DB, error)
+	}{
+		{"store=sqlite", func(b *testing.B) (latchkey.Store, *sql.DB, error) {
+			s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "latchkey.db"))
+			if err != nil {
+				return nil, nil, err
+			}
+			return s, s.Write, nil
+		}},
+		{"store=postgres", func(b *testing.B) (latchkey.Store, *sql.DB, error) {
+			s, err := postgres.Open(b.Context(), pgtest.NewDatabase(b))
+			if err != nil {
+				return nil, nil, err
+			}
+			return s, s.Write, nil
+		}},
 	}
-	defer store.Close()
-	storetest.SeedKeys(b, store, n)
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			store, raw, err := st.open(b)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			benchEnforce(b, store, raw, st.name == "store=postgres")
+		})
+	}
+}
+
+func benchEnforce(b *testing.B, store latchkey.Store, raw *sql.DB, numbered bool) {
+	const n = 20_000
+	storetest.SeedKeysFast(b, store, raw, n, numbered)
 	svc := manage.New(store, verify.NewIndex(), nil)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
