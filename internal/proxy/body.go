@@ -121,8 +121,9 @@ func (p *Proxy) answered(res *http.Response) error {
 	if res.Request == nil {
 		return nil
 	}
-	// httputil.ReverseProxy's 1xx answers are past: the key's limits go
-	// on the answer before the upstream's headers are added.
+	// httputil.ReverseProxy's 1xx answers, which clear the header map,
+	// are past: the key's limits go back on before the upstream's
+	// headers are added.
 	callOf(res.Request.Context()).writeLimits()
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		return nil

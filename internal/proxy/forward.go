@@ -68,6 +68,7 @@ type forwarded struct {
 	pr    httputil.ProxyRequest
 	trace httptrace.ClientTrace
 	w     http.ResponseWriter
+	cc    *callCtx // the call's, whose limit headers a 1xx must not take away
 	// mu and done stop 1xx answers from touching w once the round trip
 	// has returned (the transport may report one late).
 	mu   sync.Mutex
@@ -106,7 +107,7 @@ func (f *forwarded) release() {
 	clear(f.vals)
 	clear(f.fwd[:])
 	f.body = h1Body{}
-	f.req, f.url, f.pr, f.w, f.done = http.Request{}, url.URL{}, httputil.ProxyRequest{}, nil, false
+	f.req, f.url, f.pr, f.w, f.cc, f.done = http.Request{}, url.URL{}, httputil.ProxyRequest{}, nil, nil, false
 	forwardedPool.Put(f)
 }
 
@@ -131,6 +132,7 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 		f = &forwarded{w: w}
 		f.trace.Got1xxResponse = f.got1xx
 	}
+	f.cc = callOf(in.Context())
 	f.url = *in.URL
 	out := &f.req
 	*out = http.Request{
@@ -176,7 +178,6 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 	f.mu.Lock()
 	f.done = true
 	f.mu.Unlock()
-	callOf(in.Context()).writeLimits() // no 1xx can clear them now
 	// upstreamError is given in: the call's context and method, which
 	// out's are (or, on the h1Client path, stand for).
 	if err != nil {
@@ -248,6 +249,7 @@ func (f *forwarded) got1xx(code int, header textproto.MIMEHeader) error {
 	copyHeader(h, http.Header(header))
 	f.w.WriteHeader(code)
 	clear(h) // net/http does not clear the header map after a 1xx
+	f.cc.writeLimits()
 	return nil
 }
 

@@ -191,10 +191,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, res)
 		return
 	}
-	// The key's rate-limit and quota headers go on the answer once the
-	// upstream's 1xx answers are past (writeLimits): each 1xx clears the
-	// header map.
+	// The key's rate-limit and quota headers, on whatever answer the
+	// call gets; written again after each 1xx answer from the upstream,
+	// which clears the header map (writeLimits).
 	cc.w, cc.rate, cc.quota = w, res.Rate, res.Quota
+	cc.writeLimits()
 	// The request is this handler's to change: the upstream gets the
 	// call that was judged.
 	r.Method = t.Method
@@ -207,7 +208,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := &cc.entry
 	r = p.bound(w, r, e)
 	if r = p.signedBody(w, r); r == nil {
-		cc.writeLimits()
 		return
 	}
 	if lean(r) {
@@ -228,26 +228,25 @@ type callCtx struct {
 	entry verify.Entry
 
 	// w, rate and quota are the call's writer and the key's rate limit
-	// and quota after the call, for writeLimits; limited is true once
-	// it has written them.
-	w       http.ResponseWriter
-	rate    verify.RateInfo
-	quota   verify.QuotaInfo
-	limited bool
+	// and quota after the call, for writeLimits.
+	w     http.ResponseWriter
+	rate  verify.RateInfo
+	quota verify.QuotaInfo
 }
 
 // callKey is the context key under which a callCtx answers itself.
 type callKey struct{}
 
 // writeLimits sets the key's RateLimit-* and quota headers on the
-// answer, once: after the upstream's informational answers, which each
-// clear the header map once written (net/http does not), and before the
-// final answer's own headers are added.
+// answer's header map, replacing any it holds. It is called before the
+// call goes upstream, and again after each informational answer passed
+// on (a 1xx clears the header map once written: net/http does not) and
+// before an error answer, so that the final answer has them whatever came
+// before it; the upstream's own headers are added after.
 func (c *callCtx) writeLimits() {
-	if c == nil || c.limited || c.w == nil {
+	if c == nil || c.w == nil || (c.rate.Limit == 0 && !c.quota.Limited) {
 		return
 	}
-	c.limited = true
 	httpapi.WriteRateLimitHeaders(c.w.Header(), verify.Result{Code: latchkey.CodeValid, Rate: c.rate, Quota: c.quota})
 }
 
@@ -335,7 +334,7 @@ func (p *Proxy) rewriteInto(pr *httputil.ProxyRequest, upstream *url.URL, vals [
 // before the upstream answered gets the refusal; a caller that went away
 // gets nothing.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	callOf(r.Context()).writeLimits()
+	callOf(r.Context()).writeLimits() // back on after an upstream 1xx took them away
 	if bodyFailed(w, r) {
 		p.log.Debug("the caller's request body stopped arriving", "method", r.Method)
 		return
