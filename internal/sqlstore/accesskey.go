@@ -650,6 +650,7 @@ const keyIndexQuery = `SELECT id, account, COALESCE(application, ''), COALESCE(p
 // shared with the next.
 type keyIndexRow struct {
 	native                 bool // scan is ScanKeyRows', which takes no sql.RawBytes
+	id, account, app, prin string
 	status                 string
 	digest                 sql.RawBytes
 	digestCopy             []byte
@@ -659,19 +660,27 @@ type keyIndexRow struct {
 	externalID, metadata   sql.NullString
 	canary                 int64
 	imp                    importColumns
+	// dest holds the addresses of the fields above in the query's order,
+	// made on the first row: a slice built per call to a scan function
+	// escapes to the heap, 256 bytes a key of an index load's garbage.
+	dest []any
 }
 
 func (r *keyIndexRow) scan(scan func(dest ...any) error, k *latchkey.AccessKey) error {
-	r.imp = importColumns{}
-	var digest any = &r.digest
-	if r.native {
-		digest = &r.digestCopy
+	if r.dest == nil {
+		var digest any = &r.digest
+		if r.native {
+			digest = &r.digestCopy
+		}
+		r.dest = []any{&r.id, &r.account, &r.app, &r.prin,
+			digest, &r.status, &r.expires, &r.restr, &r.reportOnly, &r.externalID, &r.metadata, &r.canary, &r.pub,
+			&r.cert, &r.imp.format, &r.imp.salt}
 	}
-	if err := scan(&k.ID, &k.Account, &k.Application, &k.Principal,
-		digest, &r.status, &r.expires, &r.restr, &r.reportOnly, &r.externalID, &r.metadata, &r.canary, &r.pub,
-		&r.cert, &r.imp.format, &r.imp.salt); err != nil {
+	r.imp = importColumns{}
+	if err := scan(r.dest...); err != nil {
 		return err
 	}
+	k.ID, k.Account, k.Application, k.Principal = r.id, r.account, r.app, r.prin
 	if r.native {
 		r.digest = r.digestCopy
 	}
