@@ -120,8 +120,9 @@ func (f *forwarded) release() {
 // trailers passed on; a streamed answer (no length, or text/event-stream)
 // flushed on every write; 502/504 from upstreamError when the round trip
 // fails; and a body that breaks off mid-copy aborts the caller's
-// connection (http.ErrAbortHandler), so it does not look complete.
-func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
+// connection (http.ErrAbortHandler), so it does not look complete. cc is
+// the call's context, whose limit headers each 1xx passed on puts back.
+func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, cc *callCtx) {
 	// in.Method is the method judged, and the one sent.
 	h1 := p.h1 != nil && idempotent(in)
 	var f *forwarded
@@ -132,7 +133,7 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request) {
 		f = &forwarded{w: w}
 		f.trace.Got1xxResponse = f.got1xx
 	}
-	f.cc = callOf(in.Context())
+	f.cc = cc
 	f.url = *in.URL
 	out := &f.req
 	*out = http.Request{

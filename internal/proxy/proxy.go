@@ -211,7 +211,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if lean(r) {
-		p.forward(w, r)
+		p.forward(w, r, cc)
 		return
 	}
 	p.rp.ServeHTTP(w, r)

@@ -511,10 +511,9 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	// The rules are built in a local value and copied to the heap only
 	// when the key has any: most keys have none, and a load then makes
 	// no rules value per key.
-	var rv rules
-	r := &rv
-	*r = rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey,
+	rv := rules{app: compile(k.AppRestrictions), key: compile(k.Restrictions), report: compile(k.ReportOnly), pub: k.PublicKey,
 		salt: string(k.Salt)}
+	r := &rv
 	if k.PublicKey != nil {
 		flags |= flagSigning
 	}
@@ -657,9 +656,8 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 			i = uint32(len(ns.rules))
 			ns.rules = append(ns.rules, ruleRef{})
 		}
-		kept := new(rules)
-		*kept = rv
-		ns.rules[i] = ruleRef{r: kept, num: num}
+		kept := rv // the heap copy
+		ns.rules[i] = ruleRef{r: &kept, num: num}
 		kr.rules = i
 	}
 	if moved {
