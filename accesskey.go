@@ -262,12 +262,19 @@ type UsageCount struct {
 // MaxDescriptionLen bounds descriptions and other free text.
 const MaxDescriptionLen = 1024
 
+// equalFold reports whether a and b are equal under ASCII case folding.
+// Equal bytes are taken without folding: hosts and schemes mostly arrive
+// in lower case already, as the patterns they are matched against are
+// kept.
 func equalFold(a, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := 0; i < len(a); i++ {
 		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
 		if 'A' <= ca && ca <= 'Z' {
 			ca += 'a' - 'A'
 		}
