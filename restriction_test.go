@@ -55,6 +55,15 @@ func TestReferrerPatterns(t *testing.T) {
 		{"https://*.example.com/*", "https://app.example.com.evil.net/", false},
 		{"https://*.example.com/*", "http://app.example.com/", false},
 		{"https://*.example.com/*", "https://APP.Example.COM/x", true},
+		// Same length as the pattern's host, equal up to a later byte: the
+		// comparison must look at every byte, not stop at the first equal one.
+		{"https://*.example.com/*", "https://app.examplf.com/", false},
+		{"https://*.example.com/*", "https://app.exaMPLF.com/", false},
+		{"https://app.example.com/*", "https://app.example.con/", false},
+		{"https://app.example.com/*", "https://APP.EXAMPLE.CON/", false},
+		{"https://app.example.com/*", "https://app.EXAMPLE.com/", true},
+		{"HTTPS://app.example.com/*", "hTtPs://app.example.com/", true},
+		{"https://app.example.com/*", "httpz://app.example.com/", false},
 		{"https://*.example.com/*", "https://app.example.com:8443/x", true},
 		{"https://*.example.com/*", "https://app.example.com./x", true},
 		{"https://*.example.com/*", "https://good.example.com@evil.net/", false},
