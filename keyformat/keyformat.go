@@ -148,13 +148,7 @@ func SecretShaped(s string) bool {
 	if n < MinPrefixLen || n > MaxPrefixLen {
 		return false
 	}
-	body := s[n:]
-	for i := 0; i < len(body); i++ {
-		if base62Index[body[i]] < 0 {
-			return false
-		}
-	}
-	return s[:n] == SecretPrefix || prefixShape(s[:n])
+	return base62Body(s[n:]) && (s[:n] == SecretPrefix || prefixShape(s[:n]))
 }
 
 // ValidID reports whether s has the shape of an access key ID.

@@ -167,7 +167,7 @@ func IndexSecret(s string) (start, end int) {
 		}
 		u := off + k // the '_' that ends a candidate prefix
 		off = u + 1
-		if len(s)-off < bodyLen || !allBase62(s[off:off+bodyLen]) {
+		if len(s)-off < bodyLen || !base62Body(s[off:]) {
 			continue
 		}
 		end := off + bodyLen
@@ -181,15 +181,6 @@ func IndexSecret(s string) (start, end int) {
 			}
 		}
 	}
-}
-
-func allBase62(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if base62Index[s[i]] < 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // ContainsSecret reports whether s holds a checksum-valid secret with any
