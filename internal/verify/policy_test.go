@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/binary"
 	"fmt"
 	mathrand "math/rand/v2"
 	"net/netip"
@@ -56,6 +57,36 @@ func TestIPSet(t *testing.T) {
 		if !all.contains(netip.MustParseAddr(ip)) {
 			t.Errorf("0.0.0.0/0 + ::/0 does not contain %s", ip)
 		}
+	}
+}
+
+// TestAddrU128 holds addrU128's IPv4 shortcut to As16's bytes: an IPv4
+// address reads as its ::ffff:0:0/96 form, so that it and that form match
+// the same ranges and are the same client in whoOf.
+func TestAddrU128(t *testing.T) {
+	for _, s := range []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "::ffff:192.0.2.1", "::", "::1",
+		"2001:db8::1", "fe80::1%eth0", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", ""} {
+		var a netip.Addr
+		if s != "" {
+			a = netip.MustParseAddr(s)
+		}
+		b := a.As16()
+		want := u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+		if got := addrU128(a); got != want {
+			t.Errorf("addrU128(%q) = %#x, want %#x", s, got, want)
+		}
+	}
+	v4, mapped := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("::ffff:192.0.2.1")
+	if whoOf(v4, "ua") != whoOf(mapped, "ua") {
+		t.Error("an IPv4 client and its IPv4-mapped form are different clients")
+	}
+	for _, other := range []string{"192.0.2.2", "::192.0.2.1", "2001:db8::1"} {
+		if whoOf(v4, "ua") == whoOf(netip.MustParseAddr(other), "ua") {
+			t.Errorf("192.0.2.1 and %s are the same client", other)
+		}
+	}
+	if whoOf(v4, "ua") == whoOf(v4, "ub") || whoOf(netip.Addr{}, "ua") == whoOf(netip.IPv6Unspecified(), "ua") {
+		t.Error("whoOf does not tell clients apart")
 	}
 }
 

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"encoding/binary"
 	"hash/maphash"
 	"log/slog"
 	"math"
@@ -144,9 +143,9 @@ var whoSeed = maphash.MakeSeed()
 
 // whoOf fingerprints a client address and user agent; never 0.
 func whoOf(ip netip.Addr, ua string) uint64 {
-	b := ip.As16()
+	a := addrU128(ip)
 	h := maphash.String(whoSeed, ua)
-	h ^= (binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:])) * 0xbf58476d1ce4e5b9
+	h ^= (a.hi*0x9e3779b97f4a7c15 ^ a.lo) * 0xbf58476d1ce4e5b9
 	if ip.IsValid() {
 		h ^= 0x5bd1e995
 	}
