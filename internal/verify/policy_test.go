@@ -291,6 +291,96 @@ func TestGuardThrottlesOnlyTheOffendingAddress(t *testing.T) {
 	}
 }
 
+// TestGuardCountsIPv6ByNetwork: the addresses of one /64 share a budget
+// (a subscriber may send from any of them), another /64 keeps its own, and
+// an IPv4-mapped address is its IPv4 address.
+func TestGuardCountsIPv6ByNetwork(t *testing.T) {
+	f := newFixture(t)
+	f.v.Guard = NewGuard(3, 60)
+	good := f.add(nil, nil, nil)
+	unknown, _ := keyformat.NewSecret()
+	for i, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff:ffff:ffff:ffff"} {
+		if c := f.v.Verify(&Request{Secret: unknown, IP: netip.MustParseAddr(a)}).Code; c != latchkey.CodeNotFound {
+			t.Fatalf("attempt %d from %s: %s", i, a, c)
+		}
+	}
+	for _, a := range []string{"2001:db8:1:2::99", "2001:db8:1:2:8000::1%eth0"} {
+		if c := f.v.Verify(&Request{Secret: good, IP: netip.MustParseAddr(a)}).Code; c != latchkey.CodeThrottled {
+			t.Errorf("valid key from %s, in the /64 that failed 3 times: %s, want THROTTLED", a, c)
+		}
+	}
+	for _, a := range []string{"2001:db8:1:3::1", "2001:db8:1:1:ffff:ffff:ffff:ffff"} {
+		if c := f.v.Verify(&Request{Secret: good, IP: netip.MustParseAddr(a)}).Code; c != latchkey.CodeValid {
+			t.Errorf("valid key from %s, another /64: %s", a, c)
+		}
+	}
+	if n := f.v.Guard.n.Load(); n != 1 {
+		t.Errorf("the guard counts %d addresses for one /64", n)
+	}
+	for range 3 {
+		f.v.Verify(&Request{Secret: unknown, IP: netip.MustParseAddr("::ffff:198.51.100.66")})
+	}
+	if c := f.v.Verify(&Request{Secret: good, IP: netip.MustParseAddr("198.51.100.66")}).Code; c != latchkey.CodeThrottled {
+		t.Errorf("valid key from 198.51.100.66 after 3 failures from ::ffff:198.51.100.66: %s", c)
+	}
+}
+
+// TestGuardFullTable: with the table full, a new address is counted only
+// after a sweep makes room, and a flood of new addresses sweeps at most
+// once a fullSweepSpacing (each sweep walks the whole table under the
+// lock every verification may need).
+func TestGuardFullTable(t *testing.T) {
+	g := NewGuard(3, 60) // 3 failures, refilling one a second
+	g.MaxAddresses = 2
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	g.fail(a, at(0))
+	g.fail(b, at(0)) // the table is full; a and b are full again at 1s
+	counted := func(s string) bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.addrs[guardKey(netip.MustParseAddr(s))] != nil
+	}
+	g.fail(netip.MustParseAddr("192.0.2.3"), at(500*time.Millisecond)) // sweeps: nothing to forget yet
+	if counted("192.0.2.3") || !counted("192.0.2.1") || !counted("192.0.2.2") {
+		t.Fatal("at 0.5s: a new address was counted in a full table, or a counted one forgotten")
+	}
+	g.fail(netip.MustParseAddr("192.0.2.4"), at(1200*time.Millisecond)) // a and b are full again, but the last sweep was 0.7s ago
+	if counted("192.0.2.4") || !counted("192.0.2.1") {
+		t.Fatal("at 1.2s: the table was swept again 0.7s after the last sweep")
+	}
+	g.fail(netip.MustParseAddr("192.0.2.5"), at(1600*time.Millisecond)) // 1.1s after the last sweep: sweeps, forgets a and b
+	if !counted("192.0.2.5") || counted("192.0.2.1") || counted("192.0.2.2") || g.n.Load() != 1 {
+		t.Fatalf("at 1.6s: the sweep did not make room (%d counted)", g.n.Load())
+	}
+}
+
+// TestGuardSweepKeepsThrottled: a sweep that forgets some addresses swaps
+// in a new bitmap; a throttled address's bit must be in it, or its calls
+// would pass without the lock.
+func TestGuardSweepKeepsThrottled(t *testing.T) {
+	g := NewGuard(3, 60)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	bad, once := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::1")
+	g.fail(once, t0)
+	for range 3 {
+		g.fail(bad, t0.Add(1500*time.Millisecond))
+	}
+	now := t0.Add(1600 * time.Millisecond) // once is full again; bad has 0.1 of a token
+	old := g.seen.Load()
+	g.Sweep(now)
+	if g.seen.Load() == old || g.n.Load() != 1 {
+		t.Fatalf("the sweep forgot %d addresses and kept the bitmap", 2-g.n.Load())
+	}
+	if g.seen.Load().has(guardKey(once)) {
+		t.Error("the forgotten address's bit is still set")
+	}
+	if !g.seen.Load().has(guardKey(bad)) || g.blocked(bad, now) <= 0 {
+		t.Error("the throttled address is no longer throttled after a sweep that forgot another")
+	}
+}
+
 func TestRestrictedVerifyDoesNotAllocate(t *testing.T) {
 	f := newFixture(t)
 	sec := f.add(nil, &latchkey.Restrictions{

@@ -488,3 +488,56 @@ func vmRSS(b *testing.B) uint64 {
 	b.Fatal("no VmRSS")
 	return 0
 }
+
+// BenchmarkVerifyValidBesideFailures is BenchmarkVerifyValid/keys=1e3 with
+// the guard holding a failure from another address, as in a server where
+// some client sent a bad key within the last few minutes (the guard
+// forgets an address a minute or more after its budget is full again).
+func BenchmarkVerifyValidBesideFailures(b *testing.B) {
+	ix, secrets := benchKeys(b, 1e3, 1e3)
+	v := served(ix)
+	if c := v.Verify(&verify.Request{Secret: newSecret(b), IP: netip.MustParseAddr("198.51.100.9")}).Code; c != latchkey.CodeNotFound {
+		b.Fatal(c)
+	}
+	reqs := make([]verify.Request, len(secrets))
+	for i, s := range secrets {
+		reqs[i] = verify.Request{Secret: s, IP: netip.MustParseAddr("192.0.2.1"), UserAgent: "bench"}
+	}
+	for i := range reqs { // warm up, as benchValid does
+		v.Verify(&reqs[i])
+	}
+	runtime.GC()
+	verifyLoop(b, v, reqs)
+}
+
+// BenchmarkVerifyFloodAddresses is a flood of unknown keys from a new
+// IPv6 /64 each (a /32 holds 2^32 of them; the guard counts an IPv6
+// client by its /64), past the guard's MaxAddresses: what each such call
+// costs once the guard's table is full.
+func BenchmarkVerifyFloodAddresses(b *testing.B) {
+	ix, _ := benchKeys(b, 1e3, 1)
+	v := served(ix)
+	secret := newSecret(b)
+	base := netip.MustParseAddr("2001:db8::1").As16()
+	addr := func(i uint32) netip.Addr {
+		a := base
+		binary.BigEndian.PutUint32(a[4:8], i)
+		return netip.AddrFrom16(a)
+	}
+	req := verify.Request{Secret: secret}
+	var n uint32
+	for ; n < uint32(v.Guard.MaxAddresses); n++ {
+		req.IP = addr(n)
+		v.Verify(&req)
+	}
+	b.ReportAllocs()
+	cpu := startCPU(b)
+	for b.Loop() {
+		n++
+		req.IP = addr(n)
+		if c := v.Verify(&req).Code; c != latchkey.CodeNotFound {
+			b.Fatal(c)
+		}
+	}
+	cpu.stop()
+}
