@@ -1,5 +1,7 @@
 package keyformat
 
+import "encoding/binary"
+
 // Checking a secret's 46-character body one byte at a time through
 // base62Index costs about 15 ns, a twentieth of a verification
 // (SecretShaped), and IndexSecret makes the same check for every '_' of
@@ -26,21 +28,15 @@ func base62Word(x uint64) uint64 {
 	return (digit | letter) &^ x & topBits
 }
 
-// word reads the eight bytes of s at i as a little-endian word; the
-// compiler makes it one load.
-func word(s string, i int) uint64 {
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
 // base62Body reports whether every byte of body, a secret's random part
 // and checksum (bodyLen bytes), is base62: six words, the last overlapping
 // the one before it. Written out, the offsets are constants and the loads
 // need no bounds checks.
 func base62Body(body string) bool {
-	body = body[:bodyLen]
-	ok := base62Word(word(body, 0)) & base62Word(word(body, 8)) & base62Word(word(body, 16)) &
-		base62Word(word(body, 24)) & base62Word(word(body, 32)) & base62Word(word(body, bodyLen-8))
+	b := stringBytes(body)[:bodyLen]
+	le := binary.LittleEndian
+	ok := base62Word(le.Uint64(b[0:])) & base62Word(le.Uint64(b[8:])) & base62Word(le.Uint64(b[16:])) &
+		base62Word(le.Uint64(b[24:])) & base62Word(le.Uint64(b[32:])) & base62Word(le.Uint64(b[bodyLen-8:]))
 	return ok == topBits
 }
 

@@ -53,9 +53,7 @@ type addrBits [1 << 14]atomic.Uint64
 
 // bitOf is the bit of guard key k.
 func bitOf(k netip.Addr) (word int, mask uint64) {
-	a := addrU128(k)
-	h := (a.hi*0x9e3779b97f4a7c15 ^ a.lo) * 0xbf58476d1ce4e5b9
-	h >>= 64 - 20
+	h := addrU128(k).mix() >> (64 - 20)
 	return int(h >> 6), 1 << (h & 63)
 }
 

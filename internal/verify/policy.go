@@ -143,6 +143,10 @@ func (a u128) less(b u128) bool { return a.hi < b.hi || (a.hi == b.hi && a.lo < 
 
 type ipRange struct{ lo, hi u128 }
 
+// mix hashes a into 64 bits: the client address's part of whoOf's
+// fingerprint, and the guard's bitmap index.
+func (a u128) mix() uint64 { return (a.hi*0x9e3779b97f4a7c15 ^ a.lo) * 0xbf58476d1ce4e5b9 }
+
 // addrU128 is a's 16 bytes (As16: an IPv4 address mapped into
 // ::ffff:0:0/96) as two big-endian words. An IPv4 address, the usual
 // client, is read through As4: As16 writes its result as two 8-byte

@@ -143,9 +143,7 @@ var whoSeed = maphash.MakeSeed()
 
 // whoOf fingerprints a client address and user agent; never 0.
 func whoOf(ip netip.Addr, ua string) uint64 {
-	a := addrU128(ip)
-	h := maphash.String(whoSeed, ua)
-	h ^= (a.hi*0x9e3779b97f4a7c15 ^ a.lo) * 0xbf58476d1ce4e5b9
+	h := maphash.String(whoSeed, ua) ^ addrU128(ip).mix()
 	if ip.IsValid() {
 		h ^= 0x5bd1e995
 	}
