@@ -209,6 +209,9 @@ type AccessKeyFilter struct {
 	Limit       int
 	// NoCanaries leaves canary keys out, for those who may not see them.
 	NoCanaries bool
+	// Policy, when set, selects only the keys a policy round must read
+	// (see PolicyCandidates).
+	Policy *PolicyCandidates
 }
 
 // CanaryUse is one presentation of a canary key, on any surface: what its

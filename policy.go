@@ -297,6 +297,62 @@ func (p Policy) Evaluate(k *AccessKey, st *KeyState, now time.Time) Evaluation {
 	return ev
 }
 
+// PolicyCandidates selects the keys a policy round must read: every key
+// for which Evaluate, under any of the policies it was made from, can
+// find something the round acts on (rotation due or soon, expiring soon,
+// unused, an automatic deactivation or deletion within its notice). It
+// may select more keys than that, never fewer; the round evaluates each
+// key it reads as before. A zero time leaves its rule out; a
+// PolicyCandidates with every rule left out selects no key.
+//
+// A key's unused time and status time are at least its creation, and
+// its last use as the store has it is never later than the last use the
+// round merges in from memory: so the bounds below, on stored columns
+// only, hold for every key Evaluate would act on.
+type PolicyCandidates struct {
+	// CreatedBefore: keys created at or before it (rotation due or soon).
+	CreatedBefore time.Time
+	// IdleBefore: keys created at or before it and not used since
+	// (unused; automatic deactivation).
+	IdleBefore time.Time
+	// ExpiresBefore: keys that expire at or before it (expiring soon).
+	ExpiresBefore time.Time
+	// NotActive: every key that is not Active (automatic deletion).
+	NotActive bool
+}
+
+// CandidatesOf returns the PolicyCandidates of a round at now under
+// policies: for each rule, the widest bound any policy needs.
+func CandidatesOf(policies []Policy, now time.Time) PolicyCandidates {
+	var c PolicyCandidates
+	later := func(t *time.Time, u time.Time) {
+		if t.IsZero() || u.After(*t) {
+			*t = u
+		}
+	}
+	for _, p := range policies {
+		warn := time.Duration(0)
+		if !p.WarnBefore.Off() {
+			warn = p.WarnBefore.D()
+			later(&c.ExpiresBefore, now.Add(warn))
+		}
+		if !p.MaxKeyAge.Off() {
+			later(&c.CreatedBefore, now.Add(warn-p.MaxKeyAge.D()))
+		}
+		if !p.UnusedAfter.Off() {
+			later(&c.IdleBefore, now.Add(-p.UnusedAfter.D()))
+		}
+		notice := max(p.NoticeBefore.D(), 0)
+		if !p.DeactivateUnusedAfter.Off() {
+			later(&c.IdleBefore, now.Add(notice-p.DeactivateUnusedAfter.D()))
+		}
+		if !p.DeleteInactiveAfter.Off() {
+			c.NotActive = true
+		}
+	}
+	return c
+}
+
 // Kinds of policy actions in the ledger. Notices are webhooks sent once;
 // deactivate and delete are automatic actions, announced by a notice first.
 const (

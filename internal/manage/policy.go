@@ -85,20 +85,29 @@ func (s *Service) PutPolicy(ctx context.Context, a latchkey.Actor, account strin
 
 // policies returns the policy in force for each of accounts.
 func (s *Service) policies(ctx context.Context, tx latchkey.Tx) (func(account string) latchkey.Policy, error) {
+	policy, _, err := s.policySet(ctx, tx)
+	return policy, err
+}
+
+// policySet returns the policy in force for each of accounts, and every
+// policy in force: each account's own and the default.
+func (s *Service) policySet(ctx context.Context, tx latchkey.Tx) (func(account string) latchkey.Policy, []latchkey.Policy, error) {
 	all, err := tx.ListPolicies(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m := make(map[string]latchkey.Policy, len(all))
+	set := []latchkey.Policy{s.DefaultPolicy}
 	for _, p := range all {
 		m[p.Account] = p.Settings.Apply(s.DefaultPolicy)
+		set = append(set, m[p.Account])
 	}
 	return func(account string) latchkey.Policy {
 		if p, ok := m[account]; ok {
 			return p
 		}
 		return s.DefaultPolicy
-	}, nil
+	}, set, nil
 }
 
 // keyStates returns the stored states of keys.

@@ -320,6 +320,10 @@ func (t *Tx) ListAccessKeys(ctx context.Context, f latchkey.AccessKeyFilter) ([]
 	if f.NoCanaries {
 		add("k.canary = 0")
 	}
+	if c := f.Policy; c != nil {
+		cond, a := policyCandidates(c)
+		add(cond, a...)
+	}
 	if f.After != "" {
 		created, id, ok := parseKeyToken(f.After)
 		if !ok {
@@ -361,6 +365,36 @@ func (t *Tx) ListAccessKeys(ctx context.Context, f latchkey.AccessKeyFilter) ([]
 		next = base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d.%s", toMicros(last.CreatedAt), last.ID))
 	}
 	return out, next, nil
+}
+
+// policyCandidates is the condition that selects the keys c does, with
+// its arguments.
+func policyCandidates(c *latchkey.PolicyCandidates) (string, []any) {
+	var (
+		or   []string
+		args []any
+	)
+	if c.NotActive {
+		or = append(or, "k.status <> ?")
+		args = append(args, string(latchkey.StatusActive))
+	}
+	if !c.ExpiresBefore.IsZero() {
+		or = append(or, "(k.expires_at IS NOT NULL AND k.expires_at <= ?)")
+		args = append(args, toMicros(c.ExpiresBefore))
+	}
+	if !c.CreatedBefore.IsZero() {
+		or = append(or, "k.created_at <= ?")
+		args = append(args, toMicros(c.CreatedBefore))
+	}
+	if !c.IdleBefore.IsZero() {
+		t := toMicros(c.IdleBefore)
+		or = append(or, "(k.created_at <= ? AND (ku.last_used_at IS NULL OR ku.last_used_at <= ?))")
+		args = append(args, t, t)
+	}
+	if len(or) == 0 {
+		return "1 = 0", nil
+	}
+	return "(" + strings.Join(or, " OR ") + ")", args
 }
 
 func parseKeyToken(tok string) (int64, string, bool) {

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ var accessKeyTests = []test{
 	{"ListBadToken", testKeyListBadToken},
 	{"ImportedKey", testKeyImported},
 	{"ListRowsDoNotCarryOver", testKeyListRowsDoNotCarryOver},
+	{"ListPolicyCandidates", testKeyListPolicyCandidates},
 }
 
 func testKeyCreateFindApplicationKey(t *testing.T, s latchkey.Store) {
@@ -539,6 +541,106 @@ func testKeyListRowsDoNotCarryOver(t *testing.T, s latchkey.Store) {
 		}
 		if diff := cmp.Diff(want, scanned[got.ID]); diff != "" {
 			t.Errorf("ScanAccessKeys gave %s unlike FindAccessKey (-find +scan):\n%s", got.ID, diff)
+		}
+	}
+}
+
+// testKeyListPolicyCandidates: a list with a Policy filter gives exactly
+// the keys latchkey.PolicyCandidates describes, in order, across pages:
+// created at or before CreatedBefore; expiring at or before ExpiresBefore;
+// created and last used (if ever) at or before IdleBefore; not Active.
+// Each bound is checked at the second before, at and after the times the
+// keys hold, so that "at or before" is tested at the edge.
+func testKeyListPolicyCandidates(t *testing.T, s latchkey.Store) {
+	createAccount(t, s, "acme")
+	createApplication(t, s, "acme", "billing")
+	type key struct {
+		k       *latchkey.AccessKey
+		lastUse int // second of the last use; -1 never used
+	}
+	var keys []key
+	for i, c := range []struct {
+		created, expires, lastUse int // expires -1: never
+		status                    latchkey.Status
+	}{
+		{10, -1, -1, latchkey.StatusActive},
+		{20, 40, -1, latchkey.StatusActive},
+		{30, -1, 50, latchkey.StatusActive},
+		{40, 60, 45, latchkey.StatusActive},
+		{50, -1, -1, latchkey.StatusInactive},
+		{60, -1, 70, latchkey.StatusInactive},
+		{70, 80, 75, latchkey.StatusActive},
+	} {
+		app := "billing"
+		if i%2 == 1 {
+			app = fmt.Sprintf("app-%d", i)
+			createApplication(t, s, "acme", app)
+		}
+		k := newKey(t, "acme", app, at(c.created))
+		k.Status = c.status
+		if c.expires >= 0 {
+			k.ExpiresAt = ptr(at(c.expires))
+		}
+		createKey(t, s, k)
+		if c.lastUse >= 0 {
+			if err := s.RecordUsage(t.Context(), []latchkey.UsageUpdate{{AccessKeyID: k.ID, Uses: 1,
+				LastUsed: &latchkey.Use{At: at(c.lastUse), IP: "198.51.100.7"}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		keys = append(keys, key{k, c.lastUse})
+	}
+	// match is PolicyCandidates' rule, in Go.
+	match := func(c latchkey.PolicyCandidates, k key) bool {
+		notAfter := func(t, bound time.Time) bool { return !bound.IsZero() && !t.After(bound) }
+		switch {
+		case c.NotActive && k.k.Status != latchkey.StatusActive:
+			return true
+		case k.k.ExpiresAt != nil && notAfter(*k.k.ExpiresAt, c.ExpiresBefore):
+			return true
+		case notAfter(k.k.CreatedAt, c.CreatedBefore):
+			return true
+		}
+		return notAfter(k.k.CreatedAt, c.IdleBefore) && (k.lastUse < 0 || notAfter(at(k.lastUse), c.IdleBefore))
+	}
+	var filters []latchkey.PolicyCandidates
+	filters = append(filters, latchkey.PolicyCandidates{}, latchkey.PolicyCandidates{NotActive: true})
+	for _, sec := range []int{9, 10, 11, 29, 30, 31, 39, 40, 41, 44, 45, 46, 49, 50, 51, 59, 60, 61, 74, 75, 76, 79, 80, 81} {
+		b := at(sec)
+		filters = append(filters,
+			latchkey.PolicyCandidates{CreatedBefore: b},
+			latchkey.PolicyCandidates{ExpiresBefore: b},
+			latchkey.PolicyCandidates{IdleBefore: b},
+			latchkey.PolicyCandidates{ExpiresBefore: b, IdleBefore: at(sec - 30), NotActive: sec%2 == 0})
+	}
+	for _, c := range filters {
+		var want []string
+		for _, k := range keys {
+			if match(c, k) {
+				want = append(want, k.k.ID)
+			}
+		}
+		var got []string
+		f := latchkey.AccessKeyFilter{Limit: 2, Policy: &c}
+		for page := 0; ; page++ {
+			var (
+				ks   []*latchkey.AccessKey
+				next string
+			)
+			view(t, s, func(ctx context.Context, tx latchkey.Tx) (err error) {
+				ks, next, err = tx.ListAccessKeys(ctx, f)
+				return err
+			})
+			for _, k := range ks {
+				got = append(got, k.ID)
+			}
+			if next == "" || page > len(keys) {
+				break
+			}
+			f.After = next
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Policy %+v (-want +got):\n%s", c, diff)
 		}
 	}
 }

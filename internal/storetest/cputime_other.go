@@ -4,5 +4,5 @@ package storetest
 
 import "time"
 
-// cpuTime is not measured here: cpu-ns/key reads 0.
-func cpuTime() time.Duration { return 0 }
+// CPUTime is not measured here: cpu-ns/key reads 0.
+func CPUTime() time.Duration { return 0 }

@@ -123,7 +123,7 @@ func BenchRecordUsage(b *testing.B, s latchkey.Store, ids []string, perInterval 
 		batches := UsageBatches(ids, at, FlushChunk)
 		runtime.GC()
 		runtime.ReadMemStats(&ms0)
-		c0 := cpuTime()
+		c0 := CPUTime()
 		t0 := time.Now()
 		b.StartTimer()
 		for _, batch := range batches {
@@ -133,7 +133,7 @@ func BenchRecordUsage(b *testing.B, s latchkey.Store, ids []string, perInterval 
 		}
 		b.StopTimer()
 		wall += time.Since(t0)
-		cpu += cpuTime() - c0
+		cpu += CPUTime() - c0
 		runtime.ReadMemStats(&ms1)
 		b.ReportMetric(0, "ns/op")
 		n += len(ids)
