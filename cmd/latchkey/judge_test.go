@@ -239,6 +239,8 @@ func TestJudgeWhatIsServed(t *testing.T) {
 		{name: "lower-case method", method: "get", target: "/admin/users", code: "AMBIGUOUS_PATH", gateway: []string{"nginx"}},
 		{name: "lower-case method on the allowed path", method: "get", target: "/shipments/1", code: "AMBIGUOUS_PATH", gateway: []string{"nginx"}},
 		{name: "unknown method", method: "PROPFIND", target: "/shipments/1", code: "SCOPE_DENIED"},
+		{name: "OPTIONS where only GET is named", method: "OPTIONS", target: "/shipments/1", code: "SCOPE_DENIED"},
+		{name: "OPTIONS on the forbidden path", method: "OPTIONS", target: "/admin/users", code: "SCOPE_DENIED"},
 
 		{name: "client-chosen X-Original-URI", target: "/admin/users", header: with([][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", "/shipments/1"}}), code: "SCOPE_DENIED"},
 		{name: "client-chosen X-Forwarded-Uri", target: "/admin/users", header: with([][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/shipments/1"}}), code: "SCOPE_DENIED"},
