@@ -171,13 +171,16 @@ func TestGitleaksPrefixRules(t *testing.T) {
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
 	writeTree(t, tree, map[string]string{
-		"config/app.yaml":      "acme:\n  key: " + live + "\n",
-		".env":                 "LATCHKEY_SECRET=" + old + "\n",
-		"notes/lookalike.txt":  "key = " + bad + "\n",
-		"notes/placeholder":    "key = acme_live_" + strings.Repeat("X", 46) + "\n",
-		"notes/short.txt":      "key = " + live[:len(live)-2] + "\n",
-		"notes/other-prefix":   "key = " + other + "\n",
-		"notes/inside-a-word1": "key = x" + live[:len(live)-1] + "yZ\n",
+		"config/app.yaml":     "acme:\n  key: " + live + "\n",
+		".env":                "LATCHKEY_SECRET=" + old + "\n",
+		"notes/lookalike.txt": "key = " + bad + "\n",
+		"notes/placeholder":   "key = acme_live_" + strings.Repeat("X", 46) + "\n",
+		"notes/short.txt":     "key = " + live[:len(live)-2] + "\n",
+		"notes/other-prefix":  "key = " + other + "\n",
+		// The right shape inside a longer word, its checksum wrong: a
+		// plain "x" + live + "Z" would be reported by latchkey scan,
+		// which finds checksum-valid secrets wherever they stand.
+		"notes/inside-a-word1": "key = x" + badChecksum(live) + "Z\n",
 	})
 	var rules strings.Builder
 	if err := WriteRules(&rules, "gitleaks", []string{"acme_live_"}); err != nil {
