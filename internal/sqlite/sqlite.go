@@ -269,25 +269,28 @@ func mapError(err error) error {
 // smaller table is read in one part.
 const minPartRows = 1_000
 
+// snapshotTaken, when a test sets it, is called by scanKeyParts once every
+// part has its snapshot and the write lock is released, before a row is
+// read.
+var snapshotTaken func()
+
 // scanKeyParts is the store's sqlstore.DB.ScanKeyParts: the index's load
-// reads the key rows in rowid ranges, each on a read connection and in a
-// read transaction of its own. The parts' transactions begin while the
-// writing connection holds the database's write lock (BEGIN IMMEDIATE),
-// so no commit, this process's or another's, falls between them: every
-// part reads as of the same commit, and a key changed, moved (a VACUUM
-// renumbers rowids) or replaced by another meanwhile is read once, in the
-// version that commit holds. When the write lock cannot be had (another
-// process holds it past the busy timeout) the rows are read in one part.
+// reads the key rows in rowid ranges, each on a connection and in a read
+// transaction of its own. The connections are rawConns (SQLite's API
+// without the driver's per-call mutex; see rawConn). The parts'
+// transactions begin while the writing connection holds the database's
+// write lock (BEGIN IMMEDIATE), so no commit, this process's or
+// another's, falls between them: every part reads as of the same commit,
+// and a key changed, moved (a VACUUM renumbers rowids) or replaced by
+// another meanwhile is read once, in the version that commit holds. When
+// the write lock cannot be had (another process holds it past the busy
+// timeout) the rows are read in one part.
 func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	conns := make([]*sql.Conn, 0, parts)
-	txs := make([]*sql.Tx, 0, parts)
+	conns := make([]*rawConn, 0, parts)
 	defer func() {
-		// Read-only: ending them changes nothing.
-		for _, tx := range txs {
-			_ = tx.Rollback()
-		}
+		// Read-only: closing ends their transactions and changes nothing.
 		for _, c := range conns {
 			c.Close()
 		}
@@ -300,15 +303,13 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 		parts = 1
 	}
 	var lo, hi sql.NullInt64
-	for len(txs) < parts {
-		c, err := s.Read.Conn(ctx)
+	for len(conns) < parts {
+		c, err := openRaw(s.path)
 		if err == nil {
 			conns = append(conns, c)
-			var tx *sql.Tx
-			if tx, err = c.BeginTx(ctx, nil); err == nil {
-				txs = append(txs, tx)
+			if err = c.exec("BEGIN"); err == nil {
 				// The transaction's snapshot is taken by its first read.
-				err = tx.QueryRowContext(ctx, `SELECT min(rowid), max(rowid) FROM access_keys`).Scan(&lo, &hi)
+				err = c.query(`SELECT min(rowid), max(rowid) FROM access_keys`, nil, func(r *rawRow) error { return r.Scan(&lo, &hi) })
 			}
 		}
 		if err != nil {
@@ -323,6 +324,9 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 			return err
 		}
 	}
+	if snapshotTaken != nil {
+		snapshotTaken()
+	}
 	if !lo.Valid || hi.Int64-lo.Int64 < int64(parts)*minPartRows {
 		parts = 1
 	}
@@ -331,31 +335,24 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 	span := (hi.Int64 - lo.Int64 + 1) / int64(parts)
 	bound := func(i int) int64 { return lo.Int64 + int64(i)*span }
 	return sqlstore.RunParts(parts, cancel, func(i int) error {
-		where, args := "", []any(nil)
+		where, args := "", []int64(nil)
 		switch {
 		case parts == 1:
 		case i == 0:
-			where, args = ` WHERE rowid < ?`, []any{bound(1)}
+			where, args = ` WHERE rowid < ?`, []int64{bound(1)}
 		case i == parts-1:
-			where, args = ` WHERE rowid >= ?`, []any{bound(i)}
+			where, args = ` WHERE rowid >= ?`, []int64{bound(i)}
 		default:
-			where, args = ` WHERE rowid >= ? AND rowid < ?`, []any{bound(i), bound(i + 1)}
+			where, args = ` WHERE rowid >= ? AND rowid < ?`, []int64{bound(i), bound(i + 1)}
 		}
-		return scanPart(ctx, txs[i], query+where, args, func(scan func(dest ...any) error) error { return fn(i, scan) })
+		n := 0
+		return conns[i].query(query+where, args, func(r *rawRow) error {
+			// A row is read in microseconds: the context is looked at
+			// every 1,024 of them.
+			if n++; n%1024 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fn(i, r.Scan)
+		})
 	})
-}
-
-// scanPart runs query in tx and calls fn with each row's Scan.
-func scanPart(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(scan func(dest ...any) error) error) error {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }

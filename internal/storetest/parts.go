@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 
@@ -149,6 +151,40 @@ func testScanKeyIndexParts(t *testing.T, s latchkey.Store) {
 	}
 	if perPart[0] == 0 || perPart[1] == 0 {
 		t.Errorf("keys per part %v: the table was not split", perPart)
+	}
+	// Every part reads as of the call's start: keys deleted and made
+	// while the parts are read (here, once the first key has been read)
+	// are neither missed nor seen. The deleted keys are spread over the
+	// table (IDs are random), so each part has some of them to read.
+	ids := slices.Sorted(maps.Keys(want))
+	var once sync.Once
+	var changed error
+	got = map[string]*latchkey.AccessKey{}
+	err = ps.ScanKeyIndexParts(t.Context(), parts, func(int) *latchkey.AccessKey { return new(latchkey.AccessKey) },
+		func(part int, k *latchkey.AccessKey) error {
+			once.Do(func() {
+				changed = s.Update(t.Context(), func(tx latchkey.Tx) error {
+					for i := 0; i < len(ids); i += 30 {
+						if err := tx.DeleteAccessKey(t.Context(), ids[i]); err != nil {
+							return err
+						}
+					}
+					if err := tx.CreateApplication(t.Context(), &latchkey.Application{Account: "acme", Name: "made-meanwhile", CreatedAt: base}); err != nil {
+						return err
+					}
+					return tx.CreateAccessKey(t.Context(), newKey(t, "acme", "made-meanwhile", at(1)))
+				})
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			got[k.ID] = k
+			return nil
+		})
+	if err != nil || changed != nil {
+		t.Fatalf("ScanKeyIndexParts with changes meanwhile: %v; the changes: %v", err, changed)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ScanKeyIndexParts with keys deleted and made meanwhile: not the call's start (-want +got):\n%s", diff)
 	}
 	// An error from fn stops every part and is returned as it is.
 	stop := fmt.Errorf("stop")

@@ -1,0 +1,214 @@
+package sqlite
+
+import (
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// rawConn is a connection to the database file made through SQLite's own
+// API (modernc.org/sqlite/lib, the engine that the database/sql driver
+// wraps), for the index load's bulk read alone. The driver opens every
+// connection SQLITE_OPEN_FULLMUTEX and offers no other mode, so each of
+// its calls into SQLite takes and releases the connection's mutex, two
+// or three calls a column; it then boxes every column in a driver.Value
+// that database/sql converts again. At ten million keys of sixteen
+// columns, that was most of a load's reading time. A rawConn is opened
+// SQLITE_OPEN_NOMUTEX and read straight into Scan's destinations.
+//
+// A rawConn is used by one goroutine, then closed. It only reads: it is
+// opened query_only and runs no statement but the ones given it.
+type rawConn struct {
+	tls *libc.TLS
+	db  uintptr
+}
+
+// openRaw opens a read-only rawConn to the database file at path, which
+// must exist (it does: the Store has it open).
+func openRaw(path string) (*rawConn, error) {
+	c := &rawConn{tls: libc.NewTLS()}
+	name, err := libc.CString(path)
+	if err != nil {
+		c.tls.Close()
+		return nil, err
+	}
+	defer libc.Xfree(c.tls, name)
+	pdb := libc.Xmalloc(c.tls, 8)
+	if pdb == 0 {
+		c.tls.Close()
+		return nil, errors.New("sqlite: out of memory")
+	}
+	defer libc.Xfree(c.tls, pdb)
+	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
+	// The handle is set even on failure (sqlite3_open_v2), and must be
+	// closed then too.
+	c.db = uintptr(binary.NativeEndian.Uint64(libc.GoBytes(pdb, 8)))
+	if rc != sqlite3.SQLITE_OK {
+		err := c.err(rc)
+		c.Close()
+		return nil, err
+	}
+	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, 10000)
+	if err := c.exec("PRAGMA query_only = 1"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close closes the connection, finalizing nothing: every statement is
+// finalized by the call that prepared it.
+func (c *rawConn) Close() {
+	if c.db != 0 {
+		sqlite3.Xsqlite3_close_v2(c.tls, c.db)
+		c.db = 0
+	}
+	c.tls.Close()
+}
+
+// err is SQLite's message for rc on this connection.
+func (c *rawConn) err(rc int32) error {
+	msg := "unknown error"
+	if c.db != 0 {
+		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
+	}
+	return fmt.Errorf("sqlite: %s (%d)", msg, rc)
+}
+
+// exec runs a statement that returns no rows.
+func (c *rawConn) exec(query string) error {
+	return c.query(query, nil, func(*rawRow) error { return nil })
+}
+
+// query runs query with args bound to its ? parameters in order and calls
+// fn with each row; fn's error stops it and is returned as it is. The row
+// is valid only during the call.
+func (c *rawConn) query(query string, args []int64, fn func(*rawRow) error) error {
+	stmt, err := c.prepare(query)
+	if err != nil {
+		return err
+	}
+	defer sqlite3.Xsqlite3_finalize(c.tls, stmt)
+	for i, a := range args {
+		if rc := sqlite3.Xsqlite3_bind_int64(c.tls, stmt, int32(i+1), a); rc != sqlite3.SQLITE_OK {
+			return c.err(rc)
+		}
+	}
+	row := &rawRow{c: c, stmt: stmt}
+	for {
+		switch rc := sqlite3.Xsqlite3_step(c.tls, stmt); rc {
+		case sqlite3.SQLITE_ROW:
+			if err := fn(row); err != nil {
+				return err
+			}
+		case sqlite3.SQLITE_DONE:
+			return nil
+		default:
+			return c.err(rc)
+		}
+	}
+}
+
+func (c *rawConn) prepare(query string) (uintptr, error) {
+	z, err := libc.CString(query)
+	if err != nil {
+		return 0, err
+	}
+	defer libc.Xfree(c.tls, z)
+	pstmt := libc.Xmalloc(c.tls, 8)
+	if pstmt == 0 {
+		return 0, errors.New("sqlite: out of memory")
+	}
+	defer libc.Xfree(c.tls, pstmt)
+	if rc := sqlite3.Xsqlite3_prepare_v2(c.tls, c.db, z, -1, pstmt, 0); rc != sqlite3.SQLITE_OK {
+		return 0, c.err(rc)
+	}
+	stmt := uintptr(binary.NativeEndian.Uint64(libc.GoBytes(pstmt, 8)))
+	if stmt == 0 {
+		return 0, errors.New("sqlite: empty statement")
+	}
+	return stmt, nil
+}
+
+// rawRow is the current row of a rawConn's query.
+type rawRow struct {
+	c    *rawConn
+	stmt uintptr
+}
+
+// Scan stores the row's columns in dest, in order, as database/sql's
+// Rows.Scan would for the destinations sqlstore.DB.ScanKeyRows names:
+// *string, *[]byte (a copy), *int64, *sql.NullString and *sql.NullInt64.
+// A NULL into a *string or an *int64, a text into an *int64, or any other
+// destination is an error, never a guess.
+func (r *rawRow) Scan(dest ...any) error {
+	tls, stmt := r.c.tls, r.stmt
+	if n := int(sqlite3.Xsqlite3_column_count(tls, stmt)); n != len(dest) {
+		return fmt.Errorf("sqlite: %d destinations for %d columns", len(dest), n)
+	}
+	for i, d := range dest {
+		col := int32(i)
+		typ := sqlite3.Xsqlite3_column_type(tls, stmt, col)
+		switch d := d.(type) {
+		case *string:
+			if typ == sqlite3.SQLITE_NULL {
+				return fmt.Errorf("sqlite: column %d: NULL into a string", i)
+			}
+			*d = r.text(col)
+		case *sql.NullString:
+			if d.Valid = typ != sqlite3.SQLITE_NULL; d.Valid {
+				d.String = r.text(col)
+			} else {
+				d.String = ""
+			}
+		case *[]byte:
+			if typ == sqlite3.SQLITE_NULL {
+				*d = nil
+				continue
+			}
+			*d = r.bytes(col)
+		case *int64:
+			if typ != sqlite3.SQLITE_INTEGER {
+				return fmt.Errorf("sqlite: column %d: type %d into an int64", i, typ)
+			}
+			*d = sqlite3.Xsqlite3_column_int64(tls, stmt, col)
+		case *sql.NullInt64:
+			switch typ {
+			case sqlite3.SQLITE_NULL:
+				*d = sql.NullInt64{}
+			case sqlite3.SQLITE_INTEGER:
+				*d = sql.NullInt64{Int64: sqlite3.Xsqlite3_column_int64(tls, stmt, col), Valid: true}
+			default:
+				return fmt.Errorf("sqlite: column %d: type %d into an int64", i, typ)
+			}
+		default:
+			return fmt.Errorf("sqlite: column %d: unsupported destination %T", i, d)
+		}
+	}
+	return nil
+}
+
+// text is column col as text (a blob's bytes as they are), copied.
+func (r *rawRow) text(col int32) string {
+	p := sqlite3.Xsqlite3_column_text(r.c.tls, r.stmt, col)
+	n := sqlite3.Xsqlite3_column_bytes(r.c.tls, r.stmt, col)
+	if p == 0 || n == 0 {
+		return ""
+	}
+	return string(libc.GoBytes(p, int(n)))
+}
+
+// bytes is column col as bytes, copied; nil when empty, as the driver
+// gives an empty blob.
+func (r *rawRow) bytes(col int32) []byte {
+	p := sqlite3.Xsqlite3_column_blob(r.c.tls, r.stmt, col)
+	n := sqlite3.Xsqlite3_column_bytes(r.c.tls, r.stmt, col)
+	if p == 0 || n == 0 {
+		return nil
+	}
+	return append([]byte(nil), libc.GoBytes(p, int(n))...)
+}
