@@ -43,3 +43,6 @@ func EntryView(e *Entry) any {
 	}
 	return v
 }
+
+// EntryNum is the number of e's record.
+func EntryNum(e *Entry) uint32 { return e.num }

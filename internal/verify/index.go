@@ -312,6 +312,9 @@ type Index struct {
 	touched   map[string]struct{}
 	// pass numbers Sync's passes (rec.seen).
 	pass uint32
+	// syncing is held by a Sync from start to end: Syncs run one after
+	// another, never two passes at once.
+	syncing sync.Mutex
 	// reloading holds the keys a Reload is loading, and whether a Put or
 	// Delete changed them meanwhile.
 	reloading map[string]bool
@@ -496,6 +499,12 @@ func (ix *Index) Put(k *latchkey.AccessKey) {
 }
 
 func (ix *Index) putLocked(k *latchkey.AccessKey) {
+	ix.putNum(k, ix.numOf(k.ID))
+}
+
+// putNum is putLocked for the key whose record is num (ix.numOf(k.ID)),
+// 0 when the index has none.
+func (ix *Index) putNum(k *latchkey.AccessKey, num uint32) {
 	kind := keyKind(k)
 	var flags uint8
 	if k.Status == latchkey.StatusActive {
@@ -542,7 +551,6 @@ func (ix *Index) putLocked(k *latchkey.AccessKey) {
 	h := digestHash(&d)
 	ns := ix.shardOf(h)
 
-	num := ix.numOf(k.ID)
 	var prev *rules
 	var kr *rec
 	// oldRules is the rules slot of a key whose digest stays: it is freed
@@ -819,7 +827,11 @@ func (ix *Index) Get(id string) *Entry {
 
 // getLocked copies the entry of key id into e. Called under mu.
 func (ix *Index) getLocked(id string, e *Entry) bool {
-	num := ix.numOf(id)
+	return ix.entryOf(ix.numOf(id), e)
+}
+
+// entryOf fills e with record num's entry; false when num is 0.
+func (ix *Index) entryOf(num uint32, e *Entry) bool {
 	if num == 0 {
 		return false
 	}
@@ -837,11 +849,19 @@ func (ix *Index) getLocked(id string, e *Entry) bool {
 // than in a set of IDs, so a resync of a full index takes no memory of its
 // own beyond a batch of keys.
 func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
+	ix.syncing.Lock()
+	defer ix.syncing.Unlock()
 	ix.mu.Lock()
 	ix.resyncing = true
 	ix.touched = map[string]struct{}{}
 	ix.pass++
 	pass := ix.pass
+	// Into an empty index (a start-up's load) every key the store gives
+	// is new: a key is read once, and one that a Put, Delete or Reload
+	// changed meanwhile is in touched and skipped. Its ID is then not
+	// looked up first, which at millions of keys is a cache miss a key
+	// on the goroutine that puts them.
+	empty := ix.n == 0
 	ix.mu.Unlock()
 	defer func() {
 		ix.mu.Lock()
@@ -877,7 +897,7 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	go func() {
 		defer close(applied)
 		for keys := range batches {
-			ix.applySync(keys)
+			ix.applySync(keys, empty)
 			if reuse {
 				spare <- keys[:0]
 			}
@@ -980,7 +1000,7 @@ type keyIndexScanner interface {
 
 // applySync puts keys read by Sync, unless a change arrived meanwhile,
 // and marks them seen by this pass.
-func (ix *Index) applySync(keys []*latchkey.AccessKey) {
+func (ix *Index) applySync(keys []*latchkey.AccessKey, empty bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	var cur Entry
@@ -988,11 +1008,14 @@ func (ix *Index) applySync(keys []*latchkey.AccessKey) {
 		if _, ok := ix.touched[k.ID]; ok {
 			continue
 		}
-		if ix.getLocked(k.ID, &cur) && cur.same(k) {
-			ix.rec(cur.num).seen = ix.pass
-			continue
+		var num uint32
+		if !empty {
+			if num = ix.numOf(k.ID); num != 0 && ix.entryOf(num, &cur) && cur.same(k) {
+				ix.rec(num).seen = ix.pass
+				continue
+			}
 		}
-		ix.putLocked(k)
+		ix.putNum(k, num)
 	}
 	ix.maybeCompact()
 }

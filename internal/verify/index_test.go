@@ -141,52 +141,76 @@ func TestIndexSync(t *testing.T) {
 }
 
 // TestIndexSyncKeepsConcurrentChanges: a key deleted, added or changed
-// while Sync scans the store keeps that change, whatever the scan read.
+// while Sync scans the store keeps that change, whatever the scan read:
+// in a resync, and in the first load into an empty index (which puts the
+// keys it reads without looking them up first).
 func TestIndexSyncKeepsConcurrentChanges(t *testing.T) {
-	store := openStore(t)
-	var keys []testKey
-	for i := range 5 {
-		keys = append(keys, seedKey(t, store, "acme", fmt.Sprintf("app-%d", i)))
-	}
-	ix := verify.NewIndex()
-	if _, err := ix.Sync(t.Context(), store); err != nil {
-		t.Fatal(err)
-	}
-	created := newKey(t, "acme", "app-0") // created meanwhile, not in the scan
-	hook := &scanHook{Store: store, during: func(i int) {
-		if i != 2 {
-			return
-		}
-		// What the management service does after its commits.
-		for _, k := range keys {
-			ix.Delete(k.ID)
-		}
-		off := *keys[4].AccessKey
-		off.Status = latchkey.StatusInactive
-		ix.Put(&off)
-		ix.Put(created.AccessKey)
-	}}
-	if _, err := ix.Sync(t.Context(), hook); err != nil {
-		t.Fatal(err)
-	}
-	for i, k := range keys[:4] {
-		if ix.Get(k.ID) != nil {
-			t.Errorf("key %d, deleted during the sync, is back", i)
-		}
-	}
-	if e := ix.Get(keys[4].ID); e == nil || e.Active {
-		t.Errorf("key deactivated during the sync: entry %+v, want Inactive", e)
-	}
-	if ix.Get(created.ID) == nil {
-		t.Error("key created during the sync was dropped")
-	}
+	for _, first := range []bool{false, true} {
+		t.Run(map[bool]string{false: "resync", true: "first load"}[first], func(t *testing.T) {
+			store := openStore(t)
+			var keys []testKey
+			for i := range 5 {
+				keys = append(keys, seedKey(t, store, "acme", fmt.Sprintf("app-%d", i)))
+			}
+			ix := verify.NewIndex()
+			if !first {
+				if _, err := ix.Sync(t.Context(), store); err != nil {
+					t.Fatal(err)
+				}
+			}
+			created := newKey(t, "acme", "app-0") // created meanwhile, not in the scan
+			hook := &scanHook{Store: store, during: func(i int) {
+				if i != 2 {
+					return
+				}
+				// What the management service does after its commits.
+				for _, k := range keys {
+					ix.Delete(k.ID)
+				}
+				off := *keys[4].AccessKey
+				off.Status = latchkey.StatusInactive
+				ix.Put(&off)
+				ix.Put(created.AccessKey)
+			}}
+			if _, err := ix.Sync(t.Context(), hook); err != nil {
+				t.Fatal(err)
+			}
+			for i, k := range keys[:4] {
+				if ix.Get(k.ID) != nil {
+					t.Errorf("key %d, deleted during the sync, is back", i)
+				}
+			}
+			if e := ix.Get(keys[4].ID); e == nil || e.Active {
+				t.Errorf("key deactivated during the sync: entry %+v, want Inactive", e)
+			}
+			if ix.Get(created.ID) == nil {
+				t.Error("key created during the sync was dropped")
+			}
+			if ix.Len() != 2 {
+				t.Errorf("Len = %d, want 2 (the deactivated key and the one created)", ix.Len())
+			}
 
-	// The next Sync, with nothing happening meanwhile, follows the store.
-	if _, err := ix.Sync(t.Context(), store); err != nil {
-		t.Fatal(err)
-	}
-	if ix.Get(keys[0].ID) == nil || ix.Get(created.ID) != nil {
-		t.Error("a quiet resync does not follow the store")
+			// The next Sync, with nothing happening meanwhile, follows the store.
+			if _, err := ix.Sync(t.Context(), store); err != nil {
+				t.Fatal(err)
+			}
+			if ix.Get(keys[0].ID) == nil || ix.Get(created.ID) != nil || ix.Len() != 5 {
+				t.Errorf("a quiet resync does not follow the store: Len = %d, want 5", ix.Len())
+			}
+			// Another changes nothing: each key keeps its record.
+			nums := map[string]uint32{}
+			for _, k := range keys {
+				nums[k.ID] = verify.EntryNum(ix.Get(k.ID))
+			}
+			if _, err := ix.Sync(t.Context(), store); err != nil {
+				t.Fatal(err)
+			}
+			for i, k := range keys {
+				if e := ix.Get(k.ID); e == nil || verify.EntryNum(e) != nums[k.ID] {
+					t.Errorf("key %d: a resync of an unchanged key made it a new record (%v, was %d)", i, e, nums[k.ID])
+				}
+			}
+		})
 	}
 }
 
