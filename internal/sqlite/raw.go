@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -27,6 +28,19 @@ type rawConn struct {
 	db  uintptr
 }
 
+// ptrSize is the size of a C pointer (a uintptr: a uint's size on every
+// platform Go supports).
+const ptrSize = bits.UintSize / 8
+
+// readPtr returns the pointer stored at p, in C memory.
+func readPtr(p uintptr) uintptr {
+	b := libc.GoBytes(p, ptrSize)
+	if ptrSize == 4 {
+		return uintptr(binary.NativeEndian.Uint32(b))
+	}
+	return uintptr(binary.NativeEndian.Uint64(b))
+}
+
 // openRaw opens a read-only rawConn to the database file at path, which
 // must exist (it does: the Store has it open).
 func openRaw(path string) (*rawConn, error) {
@@ -37,7 +51,7 @@ func openRaw(path string) (*rawConn, error) {
 		return nil, err
 	}
 	defer libc.Xfree(c.tls, name)
-	pdb := libc.Xmalloc(c.tls, 8)
+	pdb := libc.Xmalloc(c.tls, ptrSize)
 	if pdb == 0 {
 		c.tls.Close()
 		return nil, errors.New("sqlite: out of memory")
@@ -46,7 +60,7 @@ func openRaw(path string) (*rawConn, error) {
 	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
 	// The handle is set even on failure (sqlite3_open_v2), and must be
 	// closed then too.
-	c.db = uintptr(binary.NativeEndian.Uint64(libc.GoBytes(pdb, 8)))
+	c.db = readPtr(pdb)
 	if rc != sqlite3.SQLITE_OK {
 		err := c.err(rc)
 		c.Close()
@@ -119,7 +133,7 @@ func (c *rawConn) prepare(query string) (uintptr, error) {
 		return 0, err
 	}
 	defer libc.Xfree(c.tls, z)
-	pstmt := libc.Xmalloc(c.tls, 8)
+	pstmt := libc.Xmalloc(c.tls, ptrSize)
 	if pstmt == 0 {
 		return 0, errors.New("sqlite: out of memory")
 	}
@@ -127,7 +141,7 @@ func (c *rawConn) prepare(query string) (uintptr, error) {
 	if rc := sqlite3.Xsqlite3_prepare_v2(c.tls, c.db, z, -1, pstmt, 0); rc != sqlite3.SQLITE_OK {
 		return 0, c.err(rc)
 	}
-	stmt := uintptr(binary.NativeEndian.Uint64(libc.GoBytes(pstmt, 8)))
+	stmt := readPtr(pstmt)
 	if stmt == 0 {
 		return 0, errors.New("sqlite: empty statement")
 	}
