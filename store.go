@@ -32,7 +32,8 @@ type Store interface {
 	// AppRestrictions, KeyType, PublicKey, ExternalID, Metadata, Salt and
 	// Imported.HashFormat); the other fields are zero. It is how the
 	// in-memory index loads, and it reads a fraction of what
-	// ScanAccessKeys reads.
+	// ScanAccessKeys reads. It calls fn once for each key, never twice
+	// (the index's first load relies on it), as of one point in time.
 	ScanKeyIndex(ctx context.Context, fn func(*AccessKey) error) error
 
 	// RecordUsage merges a batch of usage into the keys' stored usage:

@@ -1,6 +1,9 @@
 package sqlite_test
 
 import (
+	"database/sql"
+	"errors"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -9,6 +12,8 @@ import (
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/sqlite"
 	"github.com/latchkey/latchkey/internal/storetest"
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // TestScanKeyPartsOneSnapshot: the parts of an index load read the key
@@ -73,5 +78,63 @@ func TestScanKeyPartsOneSnapshot(t *testing.T) {
 	}
 	if want := len(ids) - (len(ids)+2)/3; n != want {
 		t.Errorf("the next load read %d keys, want %d", n, want)
+	}
+}
+
+// TestScanKeyPartsNoCommitBetweenParts: the parts take their snapshots
+// one after another while the store holds the write lock, so no commit
+// (this process's or another's) falls between two parts' snapshots. A
+// write from another connection between them waits and gives up busy.
+func TestScanKeyPartsNoCommitBetweenParts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latchkey.db")
+	s := open(t, path)
+	ctx := t.Context()
+	ids := storetest.SeedKeys(t, s, 6000)
+	other, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_pragma=busy_timeout(200)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var tried bool
+	var writeErr error
+	defer sqlite.SetPartSnapshot(func(part int) {
+		if part != 0 || tried {
+			return
+		}
+		tried = true
+		_, writeErr = other.ExecContext(ctx, `DELETE FROM access_keys WHERE id = ?`, ids[len(ids)-1])
+		if writeErr == nil {
+			_, writeErr = other.ExecContext(ctx, `VACUUM`)
+		}
+	})()
+	n := 0
+	var mu sync.Mutex
+	err = s.ScanKeyIndexParts(ctx, 2, func(int) *latchkey.AccessKey { return new(latchkey.AccessKey) },
+		func(int, *latchkey.AccessKey) error { mu.Lock(); n++; mu.Unlock(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tried {
+		t.Fatal("the hook never ran; the test's premise does not hold")
+	}
+	var se *sqlitedriver.Error
+	if !errors.As(writeErr, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY {
+		t.Errorf("a write between the parts' snapshots: %v, want SQLITE_BUSY", writeErr)
+	}
+	if n != len(ids) {
+		t.Errorf("the parts read %d keys, want %d", n, len(ids))
+	}
+}
+
+// TestRawConnErrors: a rawConn's errors carry SQLite's code, so the store
+// maps them as it maps the driver's: a database that cannot be opened is
+// unavailable, with what to check, not an internal error.
+func TestRawConnErrors(t *testing.T) {
+	err := sqlite.OpenRaw(filepath.Join(t.TempDir(), "missing", "latchkey.db"))
+	if err == nil {
+		t.Fatal("opened a database in a directory that does not exist")
+	}
+	if m := sqlite.MapError(err); latchkey.ErrorCode(m) != latchkey.EUNAVAILABLE {
+		t.Errorf("mapError(%v) = %v, want EUNAVAILABLE", err, m)
 	}
 }

@@ -45,24 +45,11 @@ func readPtr(p uintptr) uintptr {
 // must exist (it does: the Store has it open).
 func openRaw(path string) (*rawConn, error) {
 	c := &rawConn{tls: libc.NewTLS()}
-	name, err := libc.CString(path)
+	rc, err := c.open(path)
+	if err == nil && rc != sqlite3.SQLITE_OK {
+		err = c.err(rc)
+	}
 	if err != nil {
-		c.tls.Close()
-		return nil, err
-	}
-	defer libc.Xfree(c.tls, name)
-	pdb := libc.Xmalloc(c.tls, ptrSize)
-	if pdb == 0 {
-		c.tls.Close()
-		return nil, errors.New("sqlite: out of memory")
-	}
-	defer libc.Xfree(c.tls, pdb)
-	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
-	// The handle is set even on failure (sqlite3_open_v2), and must be
-	// closed then too.
-	c.db = readPtr(pdb)
-	if rc != sqlite3.SQLITE_OK {
-		err := c.err(rc)
 		c.Close()
 		return nil, err
 	}
@@ -72,6 +59,25 @@ func openRaw(path string) (*rawConn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// open calls sqlite3_open_v2, which sets the handle even when it fails
+// (it must be closed then too), and frees its C arguments before it
+// returns.
+func (c *rawConn) open(path string) (int32, error) {
+	name, err := libc.CString(path)
+	if err != nil {
+		return 0, err
+	}
+	defer libc.Xfree(c.tls, name)
+	pdb := libc.Xmalloc(c.tls, ptrSize)
+	if pdb == 0 {
+		return 0, errors.New("sqlite: out of memory")
+	}
+	defer libc.Xfree(c.tls, pdb)
+	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
+	c.db = readPtr(pdb)
+	return rc, nil
 }
 
 // Close closes the connection, finalizing nothing: every statement is
@@ -84,14 +90,28 @@ func (c *rawConn) Close() {
 	c.tls.Close()
 }
 
-// err is SQLite's message for rc on this connection.
+// err is SQLite's message for rc on this connection, with rc: mapError
+// reads its Code as the driver's.
 func (c *rawConn) err(rc int32) error {
-	msg := "unknown error"
+	e := &rawError{code: int(rc), msg: "unknown error"}
 	if c.db != 0 {
-		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
+		e.code = int(sqlite3.Xsqlite3_extended_errcode(c.tls, c.db))
+		e.msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
 	}
-	return fmt.Errorf("sqlite: %s (%d)", msg, rc)
+	return e
 }
+
+// rawError is a rawConn's error: SQLite's extended result code and its
+// message (no path, no value).
+type rawError struct {
+	code int
+	msg  string
+}
+
+func (e *rawError) Error() string { return fmt.Sprintf("sqlite: %s (%d)", e.msg, e.code) }
+
+// Code is SQLite's extended result code, as sqlite.Error's.
+func (e *rawError) Code() int { return e.code }
 
 // exec runs a statement that returns no rows.
 func (c *rawConn) exec(query string) error {
@@ -154,11 +174,14 @@ type rawRow struct {
 	stmt uintptr
 }
 
-// Scan stores the row's columns in dest, in order, as database/sql's
-// Rows.Scan would for the destinations sqlstore.DB.ScanKeyRows names:
-// *string, *[]byte (a copy), *int64, *sql.NullString and *sql.NullInt64.
-// A NULL into a *string or an *int64, a text into an *int64, or any other
-// destination is an error, never a guess.
+// Scan stores the row's columns in dest, in order, for the destinations
+// sqlstore.DB.ScanKeyRows names: *string, *[]byte (a copy), *int64,
+// *sql.NullString and *sql.NullInt64. For NULLs, texts, empty texts and
+// blobs, and integers it gives what database/sql's Rows.Scan gives over
+// the driver (but nil for an empty text into a *[]byte); a NULL into a
+// *string or an *int64, anything but an integer into an *int64 (the
+// driver would parse a text or convert a real), or any other destination
+// is an error, never a guess. The key index's columns hold none of those.
 func (r *rawRow) Scan(dest ...any) error {
 	tls, stmt := r.c.tls, r.stmt
 	if n := int(sqlite3.Xsqlite3_column_count(tls, stmt)); n != len(dest) {
@@ -216,8 +239,7 @@ func (r *rawRow) text(col int32) string {
 	return string(libc.GoBytes(p, int(n)))
 }
 
-// bytes is column col as bytes, copied; nil when empty, as the driver
-// gives an empty blob.
+// bytes is column col as bytes, copied; nil when empty.
 func (r *rawRow) bytes(col int32) []byte {
 	p := sqlite3.Xsqlite3_column_blob(r.c.tls, r.stmt, col)
 	n := sqlite3.Xsqlite3_column_bytes(r.c.tls, r.stmt, col)

@@ -23,7 +23,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/sqlstore"
-	"modernc.org/sqlite"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -235,7 +235,8 @@ func ParseURL(u string) (string, bool) {
 }
 
 func mapError(err error) error {
-	var se *sqlite.Error
+	// The driver's *sqlite.Error, or a rawConn's *rawError.
+	var se interface{ Code() int }
 	if !errors.As(err, &se) {
 		return nil
 	}
@@ -269,10 +270,14 @@ func mapError(err error) error {
 // smaller table is read in one part.
 const minPartRows = 1_000
 
-// snapshotTaken, when a test sets it, is called by scanKeyParts once every
+// Test hooks: partSnapshot(i) is called by scanKeyParts once part i has
+// its snapshot, while the write lock is held; snapshotTaken once every
 // part has its snapshot and the write lock is released, before a row is
 // read.
-var snapshotTaken func()
+var (
+	partSnapshot  func(part int)
+	snapshotTaken func()
+)
 
 // scanKeyParts is the store's sqlstore.DB.ScanKeyParts: the index's load
 // reads the key rows in rowid ranges, each on a connection and in a read
@@ -305,11 +310,18 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 	var lo, hi sql.NullInt64
 	for len(conns) < parts {
 		c, err := openRaw(s.path)
+		if err == nil && ctx.Err() != nil {
+			c.Close()
+			err = ctx.Err()
+		}
 		if err == nil {
 			conns = append(conns, c)
 			if err = c.exec("BEGIN"); err == nil {
 				// The transaction's snapshot is taken by its first read.
 				err = c.query(`SELECT min(rowid), max(rowid) FROM access_keys`, nil, func(r *rawRow) error { return r.Scan(&lo, &hi) })
+			}
+			if err == nil && partSnapshot != nil {
+				partSnapshot(len(conns) - 1)
 			}
 		}
 		if err != nil {
@@ -346,13 +358,17 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 			where, args = ` WHERE rowid >= ? AND rowid < ?`, []int64{bound(i), bound(i + 1)}
 		}
 		n := 0
+		var scan func(dest ...any) error // the row's Scan, made once
 		return conns[i].query(query+where, args, func(r *rawRow) error {
 			// A row is read in microseconds: the context is looked at
 			// every 1,024 of them.
 			if n++; n%1024 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fn(i, r.Scan)
+			if scan == nil {
+				scan = r.Scan
+			}
+			return fn(i, scan)
 		})
 	})
 }

@@ -857,8 +857,9 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	ix.pass++
 	pass := ix.pass
 	// Into an empty index (a start-up's load) every key the store gives
-	// is new: a key is read once, and one that a Put, Delete or Reload
-	// changed meanwhile is in touched and skipped. Its ID is then not
+	// is new: a key is read once (latchkey.Store.ScanKeyIndex's contract,
+	// and ScanKeyParts'), and one that a Put, Delete or Reload changed
+	// meanwhile is in touched and skipped. Its ID is then not
 	// looked up first, which at millions of keys is a cache miss a key
 	// on the goroutine that puts them.
 	empty := ix.n == 0
