@@ -62,22 +62,31 @@ func openRaw(path string) (*rawConn, error) {
 }
 
 // open calls sqlite3_open_v2, which sets the handle even when it fails
-// (it must be closed then too), and frees its C arguments before it
-// returns.
-func (c *rawConn) open(path string) (int32, error) {
-	name, err := libc.CString(path)
+// (it must be closed then too).
+func (c *rawConn) open(path string) (rc int32, err error) {
+	rc, c.db, err = c.call(path, func(name, pdb uintptr) int32 {
+		return sqlite3.Xsqlite3_open_v2(c.tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
+	})
+	return rc, err
+}
+
+// call runs f with s as a C string and a C pointer for f to write to
+// (sqlite3_open_v2's and sqlite3_prepare_v2's argument and result), and
+// returns f's result code and the pointer f wrote; both C values are
+// freed before it returns.
+func (c *rawConn) call(s string, f func(cs, out uintptr) int32) (rc int32, ptr uintptr, err error) {
+	cs, err := libc.CString(s)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	defer libc.Xfree(c.tls, name)
-	pdb := libc.Xmalloc(c.tls, ptrSize)
-	if pdb == 0 {
-		return 0, errors.New("sqlite: out of memory")
+	defer libc.Xfree(c.tls, cs)
+	out := libc.Xmalloc(c.tls, ptrSize)
+	if out == 0 {
+		return 0, 0, errors.New("sqlite: out of memory")
 	}
-	defer libc.Xfree(c.tls, pdb)
-	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pdb, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
-	c.db = readPtr(pdb)
-	return rc, nil
+	defer libc.Xfree(c.tls, out)
+	rc = f(cs, out)
+	return rc, readPtr(out), nil
 }
 
 // Close closes the connection, finalizing nothing: every statement is
@@ -132,7 +141,7 @@ func (c *rawConn) query(query string, args []int64, fn func(*rawRow) error) erro
 			return c.err(rc)
 		}
 	}
-	row := &rawRow{c: c, stmt: stmt}
+	row := &rawRow{c: c, stmt: stmt, cols: int(sqlite3.Xsqlite3_column_count(c.tls, stmt))}
 	for {
 		switch rc := sqlite3.Xsqlite3_step(c.tls, stmt); rc {
 		case sqlite3.SQLITE_ROW:
@@ -148,20 +157,15 @@ func (c *rawConn) query(query string, args []int64, fn func(*rawRow) error) erro
 }
 
 func (c *rawConn) prepare(query string) (uintptr, error) {
-	z, err := libc.CString(query)
+	rc, stmt, err := c.call(query, func(z, pstmt uintptr) int32 {
+		return sqlite3.Xsqlite3_prepare_v2(c.tls, c.db, z, -1, pstmt, 0)
+	})
 	if err != nil {
 		return 0, err
 	}
-	defer libc.Xfree(c.tls, z)
-	pstmt := libc.Xmalloc(c.tls, ptrSize)
-	if pstmt == 0 {
-		return 0, errors.New("sqlite: out of memory")
-	}
-	defer libc.Xfree(c.tls, pstmt)
-	if rc := sqlite3.Xsqlite3_prepare_v2(c.tls, c.db, z, -1, pstmt, 0); rc != sqlite3.SQLITE_OK {
+	if rc != sqlite3.SQLITE_OK {
 		return 0, c.err(rc)
 	}
-	stmt := readPtr(pstmt)
 	if stmt == 0 {
 		return 0, errors.New("sqlite: empty statement")
 	}
@@ -172,6 +176,7 @@ func (c *rawConn) prepare(query string) (uintptr, error) {
 type rawRow struct {
 	c    *rawConn
 	stmt uintptr
+	cols int // the statement's columns
 }
 
 // Scan stores the row's columns in dest, in order, for the destinations
@@ -184,8 +189,8 @@ type rawRow struct {
 // is an error, never a guess. The key index's columns hold none of those.
 func (r *rawRow) Scan(dest ...any) error {
 	tls, stmt := r.c.tls, r.stmt
-	if n := int(sqlite3.Xsqlite3_column_count(tls, stmt)); n != len(dest) {
-		return fmt.Errorf("sqlite: %d destinations for %d columns", len(dest), n)
+	if r.cols != len(dest) {
+		return fmt.Errorf("sqlite: %d destinations for %d columns", len(dest), r.cols)
 	}
 	for i, d := range dest {
 		col := int32(i)
