@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/sqlite"
@@ -123,6 +125,63 @@ func TestScanKeyPartsNoCommitBetweenParts(t *testing.T) {
 	}
 	if n != len(ids) {
 		t.Errorf("the parts read %d keys, want %d", n, len(ids))
+	}
+}
+
+// TestScanKeyPartsOnePart: on one core the index load asks for one part,
+// and it is still read by scanKeyParts (SQLite's API, not the driver's),
+// in one transaction: keys deleted once its snapshot is taken are read
+// all the same. It takes no write lock, so a writer that holds the lock
+// the whole time (another process's long transaction) neither delays nor
+// fails it.
+func TestScanKeyPartsOnePart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "latchkey.db")
+	s := open(t, path)
+	ids := storetest.SeedKeys(t, s, 3000)
+	other, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	writer, err := other.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Rollback()
+	// The write takes the database's write lock until the rollback.
+	if _, err := writer.ExecContext(t.Context(), `DELETE FROM access_keys WHERE id = ?`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	snapshots := 0
+	defer sqlite.SetSnapshotTaken(func() {
+		snapshots++
+		// The other writer's delete commits once the part has its
+		// snapshot: the part must not see it.
+		if err := writer.Commit(); err != nil {
+			t.Errorf("committing the other writer's delete after the snapshot: %v", err)
+		}
+	})()
+	// Half the store's busy timeout (10 s): waiting for the write lock
+	// would run out of time.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	n := 0
+	err = s.ScanKeyIndexParts(ctx, 1, func(int) *latchkey.AccessKey { return new(latchkey.AccessKey) },
+		func(part int, k *latchkey.AccessKey) error {
+			if part != 0 {
+				t.Errorf("key %s in part %d, want 0", k.ID, part)
+			}
+			n++
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snapshots != 1 {
+		t.Fatalf("scanKeyParts took %d snapshots, want 1: one part must still read through it", snapshots)
+	}
+	if n != len(ids) {
+		t.Errorf("one part read %d keys, want the %d of its snapshot", n, len(ids))
 	}
 }
 

@@ -289,10 +289,13 @@ var (
 // and a key changed, moved (a VACUUM renumbers rowids) or replaced by
 // another meanwhile is read once, in the version that commit holds. When
 // the write lock cannot be had (another process holds it past the busy
-// timeout) the rows are read in one part.
+// timeout) the rows are read in one part. One part (on one core, or a
+// table too small to split) is one transaction, its own snapshot: it
+// takes no write lock, and waits for no writer.
 func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	parts = max(parts, 1)
 	conns := make([]*rawConn, 0, parts)
 	defer func() {
 		// Read-only: closing ends their transactions and changes nothing.
@@ -300,12 +303,16 @@ func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn fu
 			c.Close()
 		}
 	}()
-	lock, err := s.Write.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	var lock *sql.Tx
+	if parts > 1 {
+		var err error
+		lock, err = s.Write.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			parts = 1
 		}
-		parts = 1
 	}
 	var lo, hi sql.NullInt64
 	for len(conns) < parts {

@@ -538,12 +538,15 @@ func (db *DB) KeyIndexParts() bool { return db.ScanKeyParts != nil }
 // ScanKeyIndexParts is ScanKeyIndexInto reading the key rows in parts
 // parts at once (ScanKeyParts), on a goroutine each: next(part) and
 // fn(part, k) are called from part's goroutine, so calls for different
-// parts run concurrently, calls for one part one after another. Without
-// ScanKeyParts it is ScanKeyIndexInto, every key in part 0.
+// parts run concurrently, calls for one part one after another. One part
+// (parts below 2) still reads through ScanKeyParts, whose reader may be
+// faster than the driver's (SQLite's is). Without ScanKeyParts it is
+// ScanKeyIndexInto, every key in part 0.
 func (db *DB) ScanKeyIndexParts(ctx context.Context, parts int, next func(part int) *latchkey.AccessKey, fn func(part int, k *latchkey.AccessKey) error) error {
-	if db.ScanKeyParts == nil || parts < 2 {
+	if db.ScanKeyParts == nil {
 		return db.ScanKeyIndexInto(ctx, func() *latchkey.AccessKey { return next(0) }, func(k *latchkey.AccessKey) error { return fn(0, k) })
 	}
+	parts = max(parts, 1)
 	kd, err := db.keyDecoder(ctx)
 	if err != nil {
 		return err

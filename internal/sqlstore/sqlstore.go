@@ -71,7 +71,8 @@ type DB struct {
 	// row from that part's goroutine; scan takes what ScanKeyRows' takes.
 	// fn's error stops every part and is returned as it is. It may read
 	// fewer parts than asked (a table too small to split) but never
-	// calls fn with a part outside [0, parts).
+	// calls fn with a part outside [0, parts). It is also called with
+	// parts 1, on one core.
 	ScanKeyParts func(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error
 }
 
