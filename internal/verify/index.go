@@ -312,9 +312,10 @@ type Index struct {
 	touched   map[string]struct{}
 	// pass numbers Sync's passes (rec.seen).
 	pass uint32
-	// syncing is held by a Sync from start to end: Syncs run one after
-	// another, never two passes at once.
-	syncing sync.Mutex
+	// syncing holds a token while a Sync runs, from start to end: Syncs
+	// run one after another, never two passes at once, and one waiting
+	// for its turn gives up when its context ends.
+	syncing chan struct{}
 	// reloading holds the keys a Reload is loading, and whether a Put or
 	// Delete changed them meanwhile.
 	reloading map[string]bool
@@ -333,7 +334,7 @@ type Index struct {
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	ix := &Index{strs: map[string]strRef{}, reloading: map[string]bool{}, identities: map[string]*sharedBudget{}}
+	ix := &Index{strs: map[string]strRef{}, reloading: map[string]bool{}, identities: map[string]*sharedBudget{}, syncing: make(chan struct{}, 1)}
 	ix.side.init()
 	return ix
 }
@@ -847,10 +848,15 @@ func (ix *Index) entryOf(num uint32, e *Entry) bool {
 // resync never brings back a key deleted meanwhile. It returns how many
 // keys were loaded. It marks the keys it reads in their records rather
 // than in a set of IDs, so a resync of a full index takes no memory of its
-// own beyond a batch of keys.
+// own beyond a batch of keys. A Sync called while another runs waits for
+// it, or returns ctx's error when ctx ends first.
 func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
-	ix.syncing.Lock()
-	defer ix.syncing.Unlock()
+	select {
+	case ix.syncing <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-ix.syncing }()
 	ix.mu.Lock()
 	ix.resyncing = true
 	ix.touched = map[string]struct{}{}

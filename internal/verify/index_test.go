@@ -96,6 +96,72 @@ func (s *scanHook) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey
 	})
 }
 
+// TestIndexSyncOneAtATime: a Sync called while another runs waits for
+// it, never running a second pass beside it, and gives up with its
+// context's error when that context ends first.
+func TestIndexSyncOneAtATime(t *testing.T) {
+	store := openStore(t)
+	for i := range 3 {
+		seedKey(t, store, "acme", fmt.Sprintf("app-%d", i))
+	}
+	ix := verify.NewIndex()
+	started, release := make(chan struct{}), make(chan struct{})
+	var scans sync.WaitGroup // Syncs inside their scan
+	var inScan, most int
+	var mu sync.Mutex
+	hook := &scanHook{Store: store, during: func(i int) {
+		if i != 0 {
+			return
+		}
+		mu.Lock()
+		inScan++
+		most = max(most, inScan)
+		mu.Unlock()
+		select {
+		case started <- struct{}{}:
+			<-release // the first Sync holds its pass until released
+		default:
+		}
+		mu.Lock()
+		inScan--
+		mu.Unlock()
+	}}
+	type result struct {
+		n   int
+		err error
+	}
+	first := make(chan result, 1)
+	scans.Go(func() {
+		n, err := ix.Sync(t.Context(), hook)
+		first <- result{n, err}
+	})
+	<-started
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if n, err := ix.Sync(ctx, hook); !errors.Is(err, context.Canceled) || n != 0 {
+		t.Errorf("a Sync whose context ended while another ran = %d, %v; want 0, context.Canceled", n, err)
+	}
+	queued := make(chan result, 1)
+	scans.Go(func() {
+		n, err := ix.Sync(t.Context(), hook)
+		queued <- result{n, err}
+	})
+	// Time for the queued Sync to reach its scan, were it let in beside
+	// the first: it cannot make a correct index fail.
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	scans.Wait()
+	for _, r := range []result{<-first, <-queued} {
+		if r.err != nil || r.n != 3 {
+			t.Errorf("Sync = %d, %v; want 3 keys", r.n, r.err)
+		}
+	}
+	if most != 1 {
+		t.Errorf("%d Syncs scanned at once, want 1", most)
+	}
+}
+
 func TestIndexSync(t *testing.T) {
 	store := openStore(t)
 	var keys []testKey
