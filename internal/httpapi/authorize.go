@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"math"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/verify"
+	"github.com/latchkey/latchkey/keyformat"
 )
 
 // ScopeRule maps calls to the scope they need, on every gateway surface
@@ -504,7 +507,7 @@ func (s *Server) headerCanaries(r *http.Request, path string) {
 // placeholder text, "{http.reverse_proxy.header.X-Latchkey-Scopes}").
 func WriteDecisionHeaders(h http.Header, res verify.Result) {
 	if !res.Valid() || !res.Entry.Found() {
-		h.Set(HeaderCode, string(res.Code))
+		h[HeaderCode] = []string{string(res.Code)} // canonical, as Set would make it
 		WriteRateLimitHeaders(h, res)
 		return
 	}
@@ -627,17 +630,65 @@ func DeleteClientHeaders(h http.Header) {
 // status (401, 403, 429) with WWW-Authenticate on a 401, Retry-After when
 // it applies, and {"error":{"code","message"}} with the decision code.
 func WriteDecision(w http.ResponseWriter, res verify.Result) {
-	WriteDecisionHeaders(w.Header(), res)
+	h := w.Header()
+	WriteDecisionHeaders(h, res)
 	if res.Valid() {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
 	status := StatusForCode(res.Code)
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", latchkey.BearerChallenge(res.Code))
+	rf, ok := refusals[res.Code]
+	if !ok {
+		writeRefusal(w, status, res.Code)
+		return
 	}
-	writeError(w, status, string(res.Code), Message(res.Code))
+	// What writeRefusal writes, made once per code: a flood of refused
+	// keys costs no more per call than a valid key (the headers' values
+	// in one allocation, no JSON encoding).
+	v := make([]string, 3)
+	v[0], v[1] = "application/json", "no-store"
+	h["Content-Type"], h["Cache-Control"] = v[0:1:1], v[1:2:2]
+	if status == http.StatusUnauthorized {
+		v[2] = rf.challenge
+		h["Www-Authenticate"] = v[2:3:3]
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(rf.body)
 }
+
+// writeRefusal answers a refused decision code with its status, its
+// Bearer challenge (on 401) and its JSON error; refusals holds the same,
+// made once for every code.
+func writeRefusal(w http.ResponseWriter, status int, c latchkey.Code) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", latchkey.BearerChallenge(c))
+	}
+	writeError(w, status, string(c), Message(c))
+}
+
+// refusal is WriteDecision's answer to a refused decision code: the JSON
+// error body writeError would write, and the Bearer challenge.
+type refusal struct {
+	body      []byte
+	challenge string
+}
+
+// refusals holds a refusal for every decision code (codeMessages).
+var refusals = func() map[latchkey.Code]refusal {
+	m := make(map[latchkey.Code]refusal, len(codeMessages))
+	for c, msg := range codeMessages {
+		var body ErrorBody
+		body.Error.Code, body.Error.Message = string(c), keyformat.MaskSecrets(msg)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(body); err != nil {
+			panic(err) // two strings always encode
+		}
+		m[c] = refusal{body: b.Bytes(), challenge: latchkey.BearerChallenge(c)}
+	}
+	return m
+}()
 
 const authorizePath = "/v1/authorize"
 

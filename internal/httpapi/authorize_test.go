@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/latchkey/latchkey"
@@ -346,3 +347,76 @@ func TestHeaderNamesCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteDecisionRefusals: WriteDecision's refusals, made once per code
+// (refusals), answer exactly what writing each one out answers
+// (writeRefusal: the status, WWW-Authenticate on 401, the JSON error
+// through writeError), for every decision code, with the rate-limit
+// headers of a throttled key, through nginx's writer, and for a code
+// without a message (which is written out). Each header's value is a
+// slice of its own: adding to one changes no other.
+func TestWriteDecisionRefusals(t *testing.T) {
+	type answer struct {
+		Status int
+		Header http.Header
+		Body   string
+	}
+	record := func(nginx bool, write func(w http.ResponseWriter)) answer {
+		rec := httptest.NewRecorder()
+		var w http.ResponseWriter = rec
+		if nginx {
+			w = nginxWriter{rec}
+		}
+		write(w)
+		return answer{rec.Code, rec.Header(), rec.Body.String()}
+	}
+	results := []verify.Result{{Code: "NOT_A_DECISION_CODE"}}
+	for c := range codeMessages {
+		if c != latchkey.CodeValid {
+			results = append(results, verify.Result{Code: c})
+		}
+	}
+	limited := verify.Result{Code: latchkey.CodeRateLimited}
+	limited.Rate.Limit, limited.Rate.Remaining, limited.Rate.Window, limited.Rate.RetryAfter = 10, 0, time.Minute, 1500*time.Millisecond
+	results = append(results, limited)
+	for _, res := range results {
+		for _, nginx := range []bool{false, true} {
+			got := record(nginx, func(w http.ResponseWriter) { WriteDecision(w, res) })
+			want := record(nginx, func(w http.ResponseWriter) {
+				WriteDecisionHeaders(w.Header(), res)
+				writeRefusal(w, StatusForCode(res.Code), res.Code)
+			})
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s (nginx %v): WriteDecision differs from writing it out (-want +got):\n%s", res.Code, nginx, diff)
+			}
+			if got.Status < 400 || !strings.Contains(got.Body, `"code":"`+string(res.Code)+`"`) {
+				t.Errorf("%s (nginx %v): answered %d %q", res.Code, nginx, got.Status, got.Body)
+			}
+			before := got.Header.Clone()
+			for name := range got.Header {
+				got.Header[name] = append(got.Header[name], "added")
+			}
+			for name, v := range got.Header {
+				if diff := cmp.Diff(append(before[name], "added"), v); diff != "" {
+					t.Errorf("%s: adding to every header changed %s (-want +got):\n%s", res.Code, name, diff)
+				}
+			}
+		}
+	}
+	// Two allocations: X-Latchkey-Code's value and the other three.
+	w := headerWriter{http.Header{}}
+	res := verify.Result{Code: latchkey.CodeNotFound}
+	if n := testing.AllocsPerRun(1000, func() { clear(w.h); WriteDecision(w, res) }); n > 2 {
+		t.Errorf("a refusal allocates %v times, want at most 2", n)
+	}
+	if _, ok := refusals["NOT_A_DECISION_CODE"]; ok || len(refusals) != len(codeMessages) {
+		t.Errorf("refusals holds %d codes, want the %d decision codes", len(refusals), len(codeMessages))
+	}
+}
+
+// headerWriter keeps the headers and discards the rest.
+type headerWriter struct{ h http.Header }
+
+func (w headerWriter) Header() http.Header         { return w.h }
+func (w headerWriter) WriteHeader(int)             {}
+func (w headerWriter) Write(b []byte) (int, error) { return len(b), nil }
