@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -643,8 +644,8 @@ func WriteDecision(w http.ResponseWriter, res verify.Result) {
 		return
 	}
 	// What writeRefusal writes, made once per code: a flood of refused
-	// keys costs no more per call than a valid key (the headers' values
-	// in one allocation, no JSON encoding).
+	// keys costs no more per call than a valid key (no JSON encoding; the
+	// values of the headers set here in one allocation).
 	v := make([]string, 3)
 	v[0], v[1] = "application/json", "no-store"
 	h["Content-Type"], h["Cache-Control"] = v[0:1:1], v[1:2:2]
@@ -685,7 +686,8 @@ var refusals = func() map[latchkey.Code]refusal {
 		if err := enc.Encode(body); err != nil {
 			panic(err) // two strings always encode
 		}
-		m[c] = refusal{body: b.Bytes(), challenge: latchkey.BearerChallenge(c)}
+		// Shared by every call: no spare capacity to append into.
+		m[c] = refusal{body: slices.Clip(b.Bytes()), challenge: latchkey.BearerChallenge(c)}
 	}
 	return m
 }()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/keyformat"
 )
 
@@ -56,10 +57,11 @@ func BenchmarkAuthorize(b *testing.B) {
 	for _, bc := range []struct {
 		name, secret string
 		status       int
+		code         latchkey.Code
 	}{
-		{"key=valid", k.Secret, http.StatusOK},
-		{"key=unknown", unknown, http.StatusUnauthorized},
-		{"key=bad-checksum", string(bad), http.StatusUnauthorized},
+		{"key=valid", k.Secret, http.StatusOK, latchkey.CodeValid},
+		{"key=unknown", unknown, http.StatusUnauthorized, latchkey.CodeNotFound},
+		{"key=bad-checksum", string(bad), http.StatusUnauthorized, latchkey.CodeMalformed},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			req, err := http.NewRequest(http.MethodGet, "http://latchkey/v1/authorize", nil)
@@ -72,6 +74,10 @@ func BenchmarkAuthorize(b *testing.B) {
 			req.Header.Set("X-Original-URI", "/shipments/42?expand=items")
 			req.Header.Set("User-Agent", "bench/1.0")
 			w := &discardWriter{h: http.Header{}}
+			h.ServeHTTP(w, req)
+			if got := w.h.Get("X-Latchkey-Code"); got != string(bc.code) {
+				b.Fatalf("X-Latchkey-Code %q, want %q: not the path the benchmark names", got, bc.code)
+			}
 			b.ReportAllocs()
 			cpu := cpuTime()
 			for b.Loop() {

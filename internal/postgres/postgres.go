@@ -137,8 +137,14 @@ const minPartBlocks = 16
 // key updated while the parts are read is read once, in the version that
 // snapshot holds, whichever page holds which version. The snapshot is
 // taken after the call begins: after the change feed's LISTEN, so a change
-// it misses is notified.
+// it misses is notified. One part asked for (on one core) is one query,
+// as scanKeyRows reads: one statement is its own snapshot, and it needs
+// no snapshot to export (which a standby before PostgreSQL 10, or a
+// compatible server, may refuse).
 func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error {
+	if parts <= 1 {
+		return scanPart(ctx, s.pool, query, func(scan func(dest ...any) error) error { return fn(0, scan) })
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}

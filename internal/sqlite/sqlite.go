@@ -271,9 +271,9 @@ func mapError(err error) error {
 const minPartRows = 1_000
 
 // Test hooks: partSnapshot(i) is called by scanKeyParts once part i has
-// its snapshot, while the write lock is held; snapshotTaken once every
-// part has its snapshot and the write lock is released, before a row is
-// read.
+// its snapshot (while the write lock is held, when it was taken);
+// snapshotTaken once every part has its snapshot and the write lock, if
+// any, is released, before a row is read.
 var (
 	partSnapshot  func(part int)
 	snapshotTaken func()
@@ -289,9 +289,10 @@ var (
 // and a key changed, moved (a VACUUM renumbers rowids) or replaced by
 // another meanwhile is read once, in the version that commit holds. When
 // the write lock cannot be had (another process holds it past the busy
-// timeout) the rows are read in one part. One part (on one core, or a
-// table too small to split) is one transaction, its own snapshot: it
-// takes no write lock, and waits for no writer.
+// timeout) the rows are read in one part. When one part is asked for
+// (on one core) it is one transaction, its own snapshot: it takes no
+// write lock, and waits for no writer. (A table found too small to split
+// is read in one part too, after the lock was taken.)
 func (s *Store) scanKeyParts(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

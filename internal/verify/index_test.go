@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,7 @@ func TestIndexSyncOneAtATime(t *testing.T) {
 	var scans sync.WaitGroup // Syncs inside their scan
 	var inScan, most int
 	var mu sync.Mutex
+	var held atomic.Bool
 	hook := &scanHook{Store: store, during: func(i int) {
 		if i != 0 {
 			return
@@ -117,10 +119,9 @@ func TestIndexSyncOneAtATime(t *testing.T) {
 		inScan++
 		most = max(most, inScan)
 		mu.Unlock()
-		select {
-		case started <- struct{}{}:
+		if held.CompareAndSwap(false, true) {
+			started <- struct{}{}
 			<-release // the first Sync holds its pass until released
-		default:
 		}
 		mu.Lock()
 		inScan--

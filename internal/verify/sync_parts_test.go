@@ -30,8 +30,9 @@ type sequentialStore struct{ latchkey.Store }
 // keys of every kind (restrictions, inactive, expired, canaries, imported,
 // signing, bound to a certificate, identities, principals, quotas), on
 // both stores that read in parts; and a resync in parts keeps it so. On
-// one core (GOMAXPROCS 1) the load is one part, still read by the store's
-// part reader (SQLite's own API rather than the driver's).
+// one core (GOMAXPROCS 1) the load asks for one part (that SQLite reads
+// it with its part reader, not the driver, is sqlite's
+// TestScanKeyPartsOnePart).
 func TestSyncInPartsSameAsSequential(t *testing.T) {
 	for _, procs := range []int{2, 1} {
 		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
