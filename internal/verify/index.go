@@ -1017,7 +1017,7 @@ func (ix *Index) applySync(keys []*latchkey.AccessKey, empty bool) {
 		}
 		var num uint32
 		if !empty {
-			if num = ix.numOf(k.ID); num != 0 && ix.entryOf(num, &cur) && cur.same(k) {
+			if num = ix.numOf(k.ID); ix.entryOf(num, &cur) && cur.same(k) {
 				ix.rec(num).seen = ix.pass
 				continue
 			}
