@@ -259,48 +259,53 @@ type Referrer struct {
 // value no pattern can match: not http or https, or with user information
 // (https://good.example.com@evil.example/). It does not allocate.
 func ParseReferrer(ref string) (Referrer, bool) {
+	// One pass: the scheme is read at its fixed place (the first "://"
+	// of an http or https value is right after the scheme), then the
+	// authority up to its first '/', '?' or '#', noting '@' and the last
+	// ':' on the way. matchReference in the tests is the two-pass form
+	// this must agree with (FuzzReferrerPattern).
 	var r Referrer
-	scheme, rest, ok := cutString(ref, "://")
-	if !ok {
-		return r, false
-	}
+	var rest string
 	switch {
-	case equalFold(scheme, "https"):
-		r.HTTPS = true
-	case equalFold(scheme, "http"):
+	case len(ref) >= 8 && ref[5:8] == "://" && equalFold(ref[:5], "https"):
+		r.HTTPS, rest = true, ref[8:]
+	case len(ref) >= 7 && ref[4:7] == "://" && equalFold(ref[:4], "http"):
+		rest = ref[7:]
 	default:
 		return r, false
 	}
-	authority, path := rest, "/"
+	end, colon := len(rest), -1
+scan:
 	for i := 0; i < len(rest); i++ {
-		if c := rest[i]; c == '/' || c == '?' || c == '#' {
-			authority, path = rest[:i], rest[i:]
-			break
-		}
-	}
-	for i := 0; i < len(authority); i++ {
-		if authority[i] == '@' {
+		switch rest[i] {
+		case '/', '?', '#':
+			end = i
+			break scan
+		case '@':
 			return r, false // userinfo: https://good.example.com@evil.example/
+		case ':':
+			colon = i
 		}
 	}
-	host := authority
-	if i := lastByte(authority, ':'); i >= 0 && authority[len(authority)-1] != ']' {
-		host, r.Port = authority[:i], authority[i+1:]
+	host := rest[:end]
+	if colon >= 0 && rest[end-1] != ']' {
+		host, r.Port = rest[:colon], rest[colon+1:end]
 	}
 	if len(host) > 0 && host[len(host)-1] == '.' {
 		host = host[:len(host)-1]
 	}
 	r.Host = host
-	for i := 0; i < len(path); i++ {
-		if c := path[i]; c == '?' || c == '#' {
-			path = path[:i]
-			break
+	r.Path = "/"
+	if end < len(rest) && rest[end] == '/' {
+		path := rest[end:]
+		for i := 1; i < len(path); i++ {
+			if c := path[i]; c == '?' || c == '#' {
+				path = path[:i]
+				break
+			}
 		}
+		r.Path = path
 	}
-	if path == "" {
-		path = "/"
-	}
-	r.Path = path
 	return r, true
 }
 
@@ -327,24 +332,6 @@ func (p *ReferrerPattern) MatchReferrer(r *Referrer) bool {
 		return len(r.Path) >= len(p.Path) && r.Path[:len(p.Path)] == p.Path
 	}
 	return r.Path == p.Path
-}
-
-func cutString(s, sep string) (string, string, bool) {
-	for i := 0; i+len(sep) <= len(s); i++ {
-		if s[i:i+len(sep)] == sep {
-			return s[:i], s[i+len(sep):], true
-		}
-	}
-	return s, "", false
-}
-
-func lastByte(s string, c byte) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // NormalizeSHA1Fingerprint accepts a SHA-1 certificate fingerprint as 40 hex

@@ -317,3 +317,22 @@ func TestRestrictionsString(t *testing.T) {
 		}
 	}
 }
+
+// cutString and lastByte are what matchReference was written with.
+func cutString(s, sep string) (string, string, bool) {
+	for i := 0; i+len(sep) <= len(s); i++ {
+		if s[i:i+len(sep)] == sep {
+			return s[:i], s[i+len(sep):], true
+		}
+	}
+	return s, "", false
+}
+
+func lastByte(s string, c byte) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
