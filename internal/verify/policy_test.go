@@ -45,11 +45,11 @@ func TestIPSet(t *testing.T) {
 	// An IPv6 range that spans the IPv4-mapped block lets no IPv4 client
 	// in: ::/0 used to allow every IPv4 address.
 	for _, cidr := range []string{"::/0", "::/64", "::ffff:0:0/95"} {
-		if newIPSet([]string{cidr}).contains(netip.MustParseAddr("198.51.100.7")) {
+		if set := newIPSet([]string{cidr}); set.contains(netip.MustParseAddr("198.51.100.7")) {
 			t.Errorf("IPv6 range %s contains an IPv4 address", cidr)
 		}
 	}
-	if !newIPSet([]string{"::/0"}).contains(netip.MustParseAddr("2001:db8::1")) {
+	if set := newIPSet([]string{"::/0"}); !set.contains(netip.MustParseAddr("2001:db8::1")) {
 		t.Error("::/0 does not contain 2001:db8::1")
 	}
 	all := newIPSet([]string{"0.0.0.0/0", "::/0"})
@@ -444,6 +444,16 @@ func TestLimiterMatchesTokenBucket(t *testing.T) {
 				}
 				if got, want := info.Remaining, int(max(tight.TokensAt(now), 0)); got != want && got != want-1 && got != want+1 {
 					t.Fatalf("call %d: %d remaining, the token bucket has %d", i, got, want)
+				}
+				// A refusal's Retry-After is when the bucket that refused
+				// has a token again: not sooner, and not a millisecond later.
+				if !ok {
+					if got := tight.TokensAt(now.Add(info.RetryAfter)); got < 0.999 {
+						t.Fatalf("call %d: retry after %v, the token bucket has %.4f tokens then", i, info.RetryAfter, got)
+					}
+					if got := tight.TokensAt(now.Add(info.RetryAfter - time.Millisecond)); got >= 1 {
+						t.Fatalf("call %d: retry after %v, the token bucket has a token a millisecond sooner", i, info.RetryAfter)
+					}
 				}
 			}
 			if allowed == 0 || allowed == 5000 {
