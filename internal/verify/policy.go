@@ -16,7 +16,7 @@ import (
 type policy struct {
 	limitIPs  bool  // false: any address
 	ips       ipSet // held in the policy: one pointer fewer to chase
-	referrers referrerSet
+	referrers []latchkey.ReferrerPattern
 	android   []latchkey.AndroidApp
 	ios       []string
 	scopes    []string
@@ -31,8 +31,17 @@ func compile(r *latchkey.Restrictions) *policy {
 	if len(r.AllowedIPs) > 0 {
 		p.limitIPs, p.ips = true, newIPSet(r.AllowedIPs)
 	}
-	if len(r.AllowedReferrers) > 0 {
-		p.referrers = newReferrerSet(r.AllowedReferrers)
+	for _, s := range r.AllowedReferrers {
+		// Restrictions are validated before they are stored; a pattern
+		// that no longer parses matches nothing rather than everything.
+		rp, err := latchkey.ParseReferrerPattern(s)
+		if err != nil {
+			rp = latchkey.ReferrerPattern{Host: "\x00invalid"}
+		}
+		p.referrers = append(p.referrers, rp)
+	}
+	if len(p.referrers) == 0 && len(r.AllowedReferrers) > 0 {
+		p.referrers = []latchkey.ReferrerPattern{{Host: "\x00invalid"}}
 	}
 	return p
 }
@@ -46,8 +55,21 @@ func (p *policy) check(req *Request) latchkey.Code {
 	if p.limitIPs && (!req.IP.IsValid() || !p.ips.contains(req.IP)) {
 		return latchkey.CodeIPNotAllowed
 	}
-	if p.referrers.on && !p.referrers.allows(req.Referrer) {
-		return latchkey.CodeReferrerNotAllowed
+	if len(p.referrers) > 0 {
+		// Parsed once, matched against every pattern.
+		ref, ok := latchkey.ParseReferrer(req.Referrer)
+		if ok {
+			ok = false
+			for i := range p.referrers {
+				if p.referrers[i].MatchReferrer(&ref) {
+					ok = true
+					break
+				}
+			}
+		}
+		if !ok {
+			return latchkey.CodeReferrerNotAllowed
+		}
 	}
 	if len(p.android) > 0 || len(p.ios) > 0 {
 		if !p.appAllowed(req) {
@@ -67,126 +89,6 @@ func (p *policy) check(req *Request) latchkey.Code {
 		}
 	}
 	return latchkey.CodeValid
-}
-
-// referrerSet is a key's allowed referrer patterns packed for the hot
-// path: each latchkey.ReferrerPattern becomes a 24-byte refPattern whose
-// host, port and path are spans of one string, so that a key's patterns
-// take two blocks of memory (a few cache lines) rather than a block of
-// string headers pointing elsewhere. It matches exactly as the patterns
-// do (FuzzRestrictions holds it to latchkey.ReferrerPattern.Match).
-type referrerSet struct {
-	on   bool // the key restricts referrers; with no pattern, none matches
-	pats []refPattern
-	text string // the patterns' hosts, ports and paths, end to end
-}
-
-type refPattern struct {
-	scheme   uint8 // schemeEither, schemeHTTP or schemeHTTPS
-	wildcard bool  // host is a suffix after a "*." label
-	anyHost  bool
-	prefix   bool // path is a prefix
-	host     span // lower case
-	port     span // empty: any port
-	path     span
-}
-
-const (
-	schemeEither = iota
-	schemeHTTP
-	schemeHTTPS
-)
-
-// span is a substring of referrerSet.text.
-type span struct{ off, n uint32 }
-
-func (s span) of(text string) string { return text[s.off : s.off+s.n] }
-
-func newReferrerSet(patterns []string) referrerSet {
-	set := referrerSet{on: true}
-	var text []byte
-	add := func(s string) span {
-		sp := span{uint32(len(text)), uint32(len(s))}
-		text = append(text, s...)
-		return sp
-	}
-	for _, s := range patterns {
-		// Restrictions are validated before they are stored; a pattern
-		// that no longer parses matches nothing rather than everything.
-		rp, err := latchkey.ParseReferrerPattern(s)
-		if err != nil {
-			continue
-		}
-		q := refPattern{wildcard: rp.Wildcard, anyHost: rp.AnyHost, prefix: rp.PathPrefix}
-		switch rp.Scheme {
-		case "http":
-			q.scheme = schemeHTTP
-		case "https":
-			q.scheme = schemeHTTPS
-		}
-		q.host, q.port, q.path = add(rp.Host), add(rp.Port), add(rp.Path)
-		set.pats = append(set.pats, q)
-	}
-	set.text = string(text)
-	return set
-}
-
-// allows reports whether any pattern matches the Referer value ref. It
-// parses ref once and does not allocate.
-func (s *referrerSet) allows(ref string) bool {
-	r, ok := latchkey.ParseReferrer(ref)
-	if !ok {
-		return false
-	}
-	text := s.text
-	for i := range s.pats {
-		q := &s.pats[i]
-		if q.scheme != schemeEither && (q.scheme == schemeHTTPS) != r.HTTPS {
-			continue
-		}
-		if q.port.n != 0 && r.Port != q.port.of(text) {
-			continue
-		}
-		if !q.anyHost {
-			host, want := r.Host, q.host.of(text)
-			if q.wildcard {
-				// a label, a dot, then the pattern's host
-				if len(host) <= len(want)+1 || host[len(host)-len(want)-1] != '.' {
-					continue
-				}
-				host = host[len(host)-len(want):]
-			}
-			if !equalLower(host, want) {
-				continue
-			}
-		}
-		path := q.path.of(text)
-		if q.prefix && len(r.Path) >= len(path) && r.Path[:len(path)] == path || !q.prefix && r.Path == path {
-			return true
-		}
-	}
-	return false
-}
-
-// equalLower reports whether s equals lower, a lower-case ASCII string,
-// ignoring the case of s's ASCII letters.
-func equalLower(s, lower string) bool {
-	if len(s) != len(lower) {
-		return false
-	}
-	if s == lower {
-		return true
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (p *policy) appAllowed(req *Request) bool {
