@@ -258,6 +258,16 @@ func FuzzReferrerPattern(f *testing.F) {
 	f.Add("https://*.example.com/*", "https://a.example.com/x")
 	f.Add("*://h/", "http://h")
 	f.Add("https://h:80/p*", "https://u@h:80/p")
+	// ParseReferrer's one pass: the scheme's case, a port, a trailing
+	// dot, a bracketed address, a query or fragment right after the
+	// authority, and a wildcard host that is the pattern's host itself.
+	f.Add("https://*.example.org/", "HTTPS://WWW.SHOP.EXAMPLE.ORG./")
+	f.Add("https://shop.example.com:8443/cart", "https://SHOP.example.com:8443/cart#x")
+	f.Add("http://example.com", "Http://example.com")
+	f.Add("https://*.example.com/", "https://example.com/")
+	f.Add("*://*:8080/*", "http://[::1]:8080/x")
+	f.Add("https://h/", "https://h?x=1")
+	f.Add("https://h:80/", "https://h:80#f")
 	f.Fuzz(func(t *testing.T, pattern, ref string) {
 		p, err := ParseReferrerPattern(pattern)
 		if err != nil {

@@ -21,10 +21,6 @@ func FuzzRestrictions(f *testing.F) {
 	f.Add([]byte(`{"allowed_ips":["0.0.0.0/0"]}`), "2001:db8::1", "", "")
 	f.Add([]byte(`{"allowed_referrers":["https://*.example.com/*"]}`), "", "https://a.example.com/x", "")
 	f.Add([]byte(`{"allowed_referrers":["*://h:8080/p"]}`), "", "http://h:8080/p?q", "")
-	f.Add([]byte(`{"allowed_referrers":["http://*.example.com/a*","https://Shop.Example.com:8443/cart","https://*.example.org/"]}`), "", "HTTPS://WWW.SHOP.EXAMPLE.ORG./", "")
-	f.Add([]byte(`{"allowed_referrers":["https://shop.example.com/cart","https://shop.example.com:8443/cart"]}`), "", "https://SHOP.example.com:8443/cart#x", "")
-	f.Add([]byte(`{"allowed_referrers":["*://*/admin/*","http://example.com"]}`), "", "Http://example.com", "")
-	f.Add([]byte(`{"allowed_referrers":["https://*.example.com/"]}`), "", "https://example.com/", "")
 	f.Add([]byte(`{"scopes":["shipments:*"],"rate_limit":{"per_second":1,"burst":2}}`), "", "", "shipments:read")
 	f.Add([]byte(`{"android_apps":[{"package_name":"com.example.a","sha1_fingerprint":"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"}],"ios_bundle_ids":["com.example.a"]}`), "", "", "")
 	f.Fuzz(func(t *testing.T, doc []byte, ip, referrer, scope string) {
