@@ -74,6 +74,37 @@ type DB struct {
 	// calls fn with a part outside [0, parts). It is also called with
 	// parts 1, on one core.
 	ScanKeyParts func(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error
+
+	// stmts holds the statements Prepared made on Write, by query.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+}
+
+// Prepared returns query prepared on Write, made on the first call and
+// kept: for the statements of a write that runs every second (the usage
+// flush), which would otherwise be compiled again each time (on SQLite,
+// most of a second of CPU per thousand flushes). Call it outside a
+// transaction: on a pool of one connection (SQLite's writer), preparing
+// inside one would wait for the connection the transaction holds. Run the
+// statement in a transaction with Tx.execStmt, which finds it prepared on
+// the transaction's connection (or prepares it there once).
+func (db *DB) Prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if st := db.stmts[query]; st != nil {
+		return st, nil
+	}
+	ctx, cancel := db.Bound(ctx)
+	defer cancel()
+	st, err := db.Write.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, db.Err(err)
+	}
+	if db.stmts == nil {
+		db.stmts = map[string]*sql.Stmt{}
+	}
+	db.stmts[query] = st
+	return st, nil
 }
 
 // RunParts runs run(i) for every part i in [0, parts), each on a
@@ -244,6 +275,19 @@ func (t *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 		return nil, err
 	}
 	res, err := t.tx.ExecContext(t.within(ctx), t.q(query), args...)
+	if err != nil {
+		return nil, mapErr(t.d, err)
+	}
+	return res, nil
+}
+
+// execStmt runs st, a statement of DB.Prepared, in the transaction.
+func (t *Tx) execStmt(ctx context.Context, st *sql.Stmt, args ...any) (sql.Result, error) {
+	if err := checkText(args); err != nil {
+		return nil, err
+	}
+	ctx = t.within(ctx)
+	res, err := t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	if err != nil {
 		return nil, mapErr(t.d, err)
 	}
