@@ -16,9 +16,8 @@ func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
 
 func fromUnixMinute(m int64) time.Time { return time.Unix(m*60, 0).UTC() }
 
-// A usage batch travels to the database as JSON arrays, in ID order, one
-// statement per array of at most usageStmtKeys rows (one or two
-// statements for a flush's 250 keys): one row per key,
+// A usage batch travels to the database in ID order, in statements that
+// each take many rows: one row per key,
 //
 //	[id, uses, rejections, would-deny,
 //	 used at, used IP, used UA,
@@ -26,13 +25,17 @@ func fromUnixMinute(m int64) time.Time { return time.Unix(m*60, 0).UTC() }
 //	 would-deny at, would-deny IP, would-deny UA, would-deny reason]
 //
 // (times in microseconds or null), and one row per key, minute and code,
-// [id, minute, code, count]. A statement per key and per minute bucket
-// spent about a quarter of the flush in the driver (binding, a goroutine
-// and a context per statement, 65 allocations a key); the rest is
-// SQLite's pager: pages written per key. Those are few because a key's
-// usage is a narrow row in key_usage, stored in ID order, and the
-// recorder writes keys next to each other in ID together (see
-// docs/benchmarks.md, "Usage flush in ID order").
+// [id, minute, code, count]. On PostgreSQL every statement takes a JSON
+// array of at most usageStmtKeys rows. On SQLite the rows of keys with
+// nothing but uses (five values each) and the minute rows are bound
+// values, sqliteRows to a statement prepared once; the other keys' rows
+// (a refusal or a would-deny, seldom) are a JSON array. A statement per
+// key and per minute bucket spent about a quarter of the flush in the
+// driver (binding, a goroutine and a context per statement, 65
+// allocations a key); the rest is SQLite's pager: pages written per key.
+// Those are few because a key's usage is a narrow row in key_usage,
+// stored in ID order, and the recorder writes keys next to each other in
+// ID together (see docs/benchmarks.md, "Usage flush in ID order").
 
 // A key's usage is its row in key_usage, made by its first flush. The
 // SET expressions are those of one key's merge: each sees the row's old
@@ -64,41 +67,91 @@ const (
 		last_would_deny_at, last_would_deny_ip, last_would_deny_ua, last_would_deny_reason)`
 )
 
-// sqliteUsageSQL and sqliteMinutesSQL read the arrays with jsonb_each
-// (as JSONB, each row is not parsed again for each of its fields).
-// Rows are taken in ID order (the batch is sorted), so the B-tree pages
-// are visited in order; key_usage is stored in ID order (WITHOUT ROWID),
-// so keys next to each other in ID share its pages. The EXISTS leaves
-// out a key deleted meanwhile (and its minutes). A failed statement
-// rolls the whole transaction back, so a statement need not undo its own
-// rows first.
-const (
-	sqliteUsageSQL = usageInsert + `
+// sqliteUsageSQL reads its array with jsonb_each (as JSONB, each row is
+// not parsed again for each of its fields); sqliteUseSQL and
+// sqliteMinutesSQL take rows of bound values. Rows are taken in ID order
+// (the batch is sorted), so the B-tree pages are visited in order;
+// key_usage is stored in ID order (WITHOUT ROWID), so keys next to each
+// other in ID share its pages. The EXISTS leaves out a key deleted
+// meanwhile (and its minutes). A failed statement rolls the whole
+// transaction back, so a statement need not undo its own rows first.
+const sqliteUsageSQL = usageInsert + `
 	SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6,
 		value->>7, value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14
 	FROM jsonb_each(?)
 	WHERE EXISTS (SELECT 1 FROM access_keys WHERE id = value->>0)
 	ON CONFLICT (access_key_id) DO UPDATE SET` + usageSet
-	// sqliteUseSQL is the same merge for keys with nothing but uses and
-	// a last use, most keys of most flushes: a row of five fields,
-	// [id, uses, used at, used IP, used UA], so that SQLite extracts five
-	// values a key instead of fifteen (value->>N walks the row from its
-	// start, so fifteen cost about ten times as much as five), and sets
-	// four columns instead of fourteen.
+
+// sqliteRows is how many rows one of SQLite's VALUES statements
+// (sqliteUseSQL, sqliteMinutesSQL) takes. Each is prepared once with that
+// many rows of placeholders; the last of a flush binds NULL to the rows
+// it does not use, which its WHERE leaves out. Bound values cost the
+// driver less than JSON costs SQLite: reading the same rows from JSON
+// arrays (value->>N for each field, each walking the row from its start)
+// was a third of the flush's CPU (docs/benchmarks.md).
+const sqliteRows = 200
+
+var (
+	// sqliteUseSQL is sqliteUsageSQL's merge for keys with nothing but
+	// uses and a last use, most keys of most flushes: rows of five
+	// values, (id, uses, used at, used IP, used UA), setting four
+	// columns instead of fourteen.
 	sqliteUseSQL = `INSERT INTO key_usage (access_key_id, use_count, last_used_at, last_used_ip, last_used_ua)
-	SELECT value->>0, value->>1, value->>2, value->>3, value->>4
-	FROM jsonb_each(?)
-	WHERE EXISTS (SELECT 1 FROM access_keys WHERE id = value->>0)
+	SELECT column1, column2, column3, column4, column5 FROM (VALUES ` + placeholderRows(useCols, sqliteRows) + `)
+	WHERE column1 IS NOT NULL AND EXISTS (SELECT 1 FROM access_keys WHERE id = column1)
 	ON CONFLICT (access_key_id) DO UPDATE SET
 	use_count = key_usage.use_count + excluded.use_count,
 	last_used_ip = CASE WHEN ` + newerUse + ` THEN excluded.last_used_ip ELSE key_usage.last_used_ip END,
 	last_used_ua = CASE WHEN ` + newerUse + ` THEN excluded.last_used_ua ELSE key_usage.last_used_ua END,
 	last_used_at = CASE WHEN ` + newerUse + ` THEN excluded.last_used_at ELSE key_usage.last_used_at END`
+	// sqliteMinutesSQL adds minute rows of four values, (id, minute,
+	// code, count).
 	sqliteMinutesSQL = `INSERT OR FAIL INTO usage_minutes (access_key_id, minute, code, count)
-	SELECT value->>0, value->>1, value->>2, value->>3 FROM jsonb_each(?)
-	WHERE EXISTS (SELECT 1 FROM access_keys WHERE id = value->>0)
+	SELECT column1, column2, column3, column4 FROM (VALUES ` + placeholderRows(minuteCols, sqliteRows) + `)
+	WHERE column1 IS NOT NULL AND EXISTS (SELECT 1 FROM access_keys WHERE id = column1)
 	ON CONFLICT (access_key_id, minute, code) DO UPDATE SET count = usage_minutes.count + excluded.count`
 )
+
+// The values of a row of sqliteUseSQL and of sqliteMinutesSQL.
+const useCols, minuteCols = 5, 4
+
+// placeholderRows returns rows VALUES rows of cols placeholders each:
+// "(?,?),(?,?)" for 2 and 2.
+func placeholderRows(cols, rows int) string {
+	row := "(" + strings.Repeat("?,", cols-1) + "?)"
+	return strings.Repeat(row+",", rows-1) + row
+}
+
+// useArgs appends the values of sqliteUseSQL's rows for us (at most
+// sqliteRows), then NULLs for the rows left.
+func useArgs(args []any, us []latchkey.UsageUpdate) []any {
+	for i := range us {
+		u := &us[i]
+		var at any // NULL: no last use
+		var ip, ua string
+		if r := u.LastUsed; r != nil {
+			at, ip, ua = toMicros(r.At), r.IP, r.UserAgent
+		}
+		args = append(args, u.AccessKeyID, u.Uses, at, ip, ua)
+	}
+	return padArgs(args, useCols)
+}
+
+// minuteArgs appends the values of sqliteMinutesSQL's rows for ms (at
+// most sqliteRows), then NULLs for the rows left.
+func minuteArgs(args []any, ms []minuteRow) []any {
+	for _, m := range ms {
+		args = append(args, m.id, m.minute, string(m.code), m.count)
+	}
+	return padArgs(args, minuteCols)
+}
+
+func padArgs(args []any, cols int) []any {
+	for len(args) < cols*sqliteRows {
+		args = append(args, nil)
+	}
+	return args
+}
 
 // On PostgreSQL the rows are first locked in ID order, as one key at a
 // time locked them before: two replicas flushing the same keys then
@@ -137,74 +190,78 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 	if err != nil {
 		return err
 	}
+	if db.Dialect.Numbered {
+		return db.Update(ctx, func(ltx latchkey.Tx) error { return recordUsagePG(ltx.(*Tx), keys, mins) })
+	}
 	// On SQLite the statements are prepared once and kept (DB.Prepared):
 	// compiling them again for every flush was a tenth of its CPU.
-	// PostgreSQL's driver keeps prepared statements of its own.
-	var prepared [3]*sql.Stmt
-	if !db.Dialect.Numbered {
-		for i, q := range [...]string{sqliteUseSQL, sqliteUsageSQL, sqliteMinutesSQL} {
-			if prepared[i], err = db.Prepared(ctx, q); err != nil {
-				return err
-			}
+	var st [3]*sql.Stmt
+	for i, q := range [...]string{sqliteUseSQL, sqliteUsageSQL, sqliteMinutesSQL} {
+		if st[i], err = db.Prepared(ctx, q); err != nil {
+			return err
 		}
 	}
+	use, usage, minutes := st[0], st[1], st[2]
 	return db.Update(ctx, func(ltx latchkey.Tx) error {
 		t := ltx.(*Tx)
 		ctx := t.ctx // already the transaction's: no context per statement
-		use, update, insert := prepared[0], prepared[1], prepared[2]
-		// run runs one of the statements on an array: the prepared one
-		// on SQLite, else query (PostgreSQL's).
-		run := func(st *sql.Stmt, query, doc string) error {
-			if st != nil {
-				_, err := t.execStmt(ctx, st, doc)
+		// One writer: no lock order to keep. Keys with nothing but uses
+		// go in a statement of their own.
+		plain, full := splitPlainUsage(keys)
+		args := make([]any, 0, useCols*sqliteRows)
+		for start := 0; start < len(plain); start += sqliteRows {
+			args = useArgs(args[:0], plain[start:min(start+sqliteRows, len(plain))])
+			if _, err := t.execStmt(ctx, use, args...); err != nil {
 				return err
 			}
-			_, err := t.tx.ExecContext(ctx, t.q(query), doc)
-			return mapErr(t.d, err)
 		}
-		// On SQLite (one writer: no lock order to keep), keys with
-		// nothing but uses go in a statement of their own (sqliteUseSQL).
-		full := keys
-		if !t.d.Numbered {
-			var plain []latchkey.UsageUpdate
-			plain, full = splitPlainUsage(keys)
-			for start := 0; start < len(plain); start += usageStmtKeys {
-				doc, err := encodeUses(plain[start:min(start+usageStmtKeys, len(plain))])
-				if err != nil {
-					return err
-				}
-				if err := run(use, "", doc); err != nil {
-					return err
-				}
-			}
-		}
-		// In ID order, chunk after chunk: on PostgreSQL the rows are
-		// locked in ID order across the whole batch.
 		for start := 0; start < len(full); start += usageStmtKeys {
 			doc, err := encodeKeys(full[start:min(start+usageStmtKeys, len(full))])
 			if err != nil {
 				return err
 			}
-			if t.d.Numbered {
-				if _, err := t.tx.ExecContext(ctx, t.q(pgLockUsageSQL), doc); err != nil {
-					return mapErr(t.d, err)
-				}
-			}
-			if err := run(update, pgUsageSQL, doc); err != nil {
+			if _, err := t.execStmt(ctx, usage, doc); err != nil {
 				return err
 			}
 		}
-		for start := 0; start < len(mins); start += usageStmtKeys {
-			doc, err := encodeMinutes(mins[start:min(start+usageStmtKeys, len(mins))])
-			if err != nil {
-				return err
-			}
-			if err := run(insert, pgMinutesSQL, doc); err != nil {
+		for start := 0; start < len(mins); start += sqliteRows {
+			args = minuteArgs(args[:0], mins[start:min(start+sqliteRows, len(mins))])
+			if _, err := t.execStmt(ctx, minutes, args...); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// recordUsagePG is RecordUsage's transaction on PostgreSQL: in ID order,
+// chunk after chunk, so that the rows are locked in ID order across the
+// whole batch. Its statements run in the transaction's context; the
+// documents are made of text mergeUsage checked, and are not checked
+// again (Tx.exec would scan each document).
+func recordUsagePG(t *Tx, keys []latchkey.UsageUpdate, mins []minuteRow) error {
+	ctx := t.ctx
+	for start := 0; start < len(keys); start += usageStmtKeys {
+		doc, err := encodeKeys(keys[start:min(start+usageStmtKeys, len(keys))])
+		if err != nil {
+			return err
+		}
+		for _, q := range [...]string{pgLockUsageSQL, pgUsageSQL} {
+			if _, err := t.tx.ExecContext(ctx, t.q(q), doc); err != nil {
+				return mapErr(t.d, err)
+			}
+		}
+	}
+	for start := 0; start < len(mins); start += usageStmtKeys {
+		doc, err := encodeMinutes(mins[start:min(start+usageStmtKeys, len(mins))])
+		if err != nil {
+			return err
+		}
+		if _, err := t.tx.ExecContext(ctx, t.q(pgMinutesSQL), doc); err != nil {
+			return mapErr(t.d, err)
+		}
+	}
+	return nil
 }
 
 // minuteRow is one key's count of one decision code in one minute.
@@ -315,36 +372,6 @@ func splitPlainUsage(us []latchkey.UsageUpdate) (plain, full []latchkey.UsageUpd
 		}
 	}
 	return plain, full
-}
-
-// encodeUses encodes updates with nothing but uses and a last use as
-// rows of sqliteUseSQL: [id, uses, used at, used IP, used UA].
-func encodeUses(us []latchkey.UsageUpdate) (string, error) {
-	var err error
-	b := make([]byte, 0, 112*len(us))
-	b = append(b, '[')
-	for i := range us {
-		u := &us[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '[')
-		if b, err = appendJSONString(b, u.AccessKeyID); err != nil {
-			return "", err
-		}
-		b = append(b, ',')
-		b = strconv.AppendInt(b, u.Uses, 10)
-		var at int64
-		var ip, ua string
-		if r := u.LastUsed; r != nil {
-			at, ip, ua = toMicros(r.At), r.IP, r.UserAgent
-		}
-		if b, err = appendEvent(b, u.LastUsed != nil, at, ip, ua); err != nil {
-			return "", err
-		}
-		b = append(b, ']')
-	}
-	return string(append(b, ']')), nil
 }
 
 // encodeMinutes encodes minute rows as the second array above.
