@@ -93,10 +93,10 @@ func BenchmarkAuthorize(b *testing.B) {
 }
 
 // TestAuthorizeAllocs holds forward auth to what BenchmarkAuthorize
-// measures: an allowed call allocates twice in latchkey's handler (the
-// seven answer headers' values together, and the verification request),
-// where it allocated nine times before (one per header, and the status
-// writer).
+// measures: an allowed call allocates once in latchkey's handler (the
+// answer headers' values together), where it allocated nine times before
+// (one per header, and the status writer) and twice until the
+// verification request stayed on the stack (the Canary hook gets a copy).
 func TestAuthorizeAllocs(t *testing.T) {
 	e := newEnv(t)
 	e.mustApp(t, "default", "web")
@@ -122,7 +122,7 @@ func TestAuthorizeAllocs(t *testing.T) {
 	if _, ok := w.h["X-Latchkey-Scopes"]; !ok {
 		t.Errorf("no X-Latchkey-Scopes header (it must be there, empty): %v", w.h)
 	}
-	if n > 2 {
-		t.Errorf("an allowed forward-auth call allocates %v times, want at most 2", n)
+	if n > 1 {
+		t.Errorf("an allowed forward-auth call allocates %v times, want at most 1", n)
 	}
 }
