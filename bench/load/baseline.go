@@ -23,6 +23,10 @@ import (
 // program (`load -baseline MODE`).
 //
 //	204       answers 204 No Content to anything: the floor for forward auth
+//	decision  answers 200 with the eight X-Latchkey-* headers of forward
+//	          auth's answer to an allowed call (decisionHeaders), set as
+//	          latchkey sets them and nothing else: what net/http costs to
+//	          write that answer, without any of latchkey's own work
 //	json      decodes a /v1/verify body and encodes an answer of the same
 //	          size, as /v1/verify does, with encoding/json: the floor for
 //	          /v1/verify
@@ -33,7 +37,7 @@ import (
 //	          under concurrent load opens and closes a connection per
 //	          call and cripples the baseline), and a pool of copy
 //	          buffers (without one it allocates 32 KiB per call)
-const baselineModes = "204, json, upstream or proxy"
+const baselineModes = "204, decision, json, upstream or proxy"
 
 // baselineArgs finds "-baseline MODE" (and "-upstream URL", "-idle N") in
 // args, so that the test binary can act as a baseline too.
@@ -119,6 +123,8 @@ func baselineHandler(mode, upstream string, idle int) (http.Handler, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 		}), nil
+	case "decision":
+		return http.HandlerFunc(bareDecision), nil
 	case "json":
 		return http.HandlerFunc(bareJSON), nil
 	case "upstream":
@@ -143,6 +149,34 @@ func baselineHandler(mode, upstream string, idle int) (http.Handler, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("-baseline %q: expected %s", mode, baselineModes)
+}
+
+// decisionHeaders are the headers of forward auth's answer to an allowed
+// call with a key the load uses (an application app-NNNNNNN of the default
+// account, no scopes, external ID, metadata or identity), in canonical
+// form, with values of the same lengths: the four empty ones are sent
+// empty, as latchkey sends them (httpapi.WriteDecisionHeaders).
+var decisionHeaders = [...][2]string{
+	{httpapi.HeaderCode, "VALID"},
+	{httpapi.HeaderKeyID, "LKIAEXAMPLEEXAMPLE23"},
+	{httpapi.HeaderApplication, "app-0000042"},
+	{httpapi.HeaderAccount, "default"},
+	{httpapi.HeaderScopes, ""},
+	{httpapi.HeaderExternalID, ""},
+	{httpapi.HeaderMetadata, ""},
+	{httpapi.HeaderIdentityID, ""},
+}
+
+// bareDecision answers 200 with decisionHeaders, their values in one
+// allocation as latchkey's are, and reads nothing of the request.
+func bareDecision(w http.ResponseWriter, _ *http.Request) {
+	v := make([]string, len(decisionHeaders))
+	h := w.Header()
+	for i, kv := range decisionHeaders {
+		v[i] = kv[1]
+		h[kv[0]] = v[i : i+1 : i+1]
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // bareJSON does the JSON work of POST /v1/verify and nothing else: read

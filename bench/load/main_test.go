@@ -40,14 +40,21 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.pairs) != 5 {
-		t.Fatalf("%d pairs measured, want 5 (three, and two against -before)", len(rep.pairs))
+	if len(rep.pairs) != 7 {
+		t.Fatalf("%d pairs measured, want 7 (three, two for forward auth's answer, and two against -before)", len(rep.pairs))
 	}
 	for _, p := range rep.pairs {
 		if len(p.a) != 1 || len(p.b) != 1 || p.a[0].rps <= 0 || p.b[0].rps <= 0 {
 			t.Errorf("%s: rounds %v %v", p.spec.name, p.a, p.b)
 		}
-		if r := p.rates[200]; r == nil || len(r[0]) != 1 || len(r[1]) != 1 || r[0][0].p99 <= 0 {
+		r := p.rates[200]
+		if p.spec.closedOnly {
+			if r != nil {
+				t.Errorf("%s: measured at fixed rates too, want the highest rate only", p.spec.name)
+			}
+			continue
+		}
+		if r == nil || len(r[0]) != 1 || len(r[1]) != 1 || r[0][0].p99 <= 0 {
 			t.Errorf("%s: fixed-rate results %v", p.spec.name, r)
 		}
 	}

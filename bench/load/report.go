@@ -108,6 +108,9 @@ func (r *report) print(w io.Writer, c config) {
 		fmt.Fprintln(w, "| server | rate | achieved req/s | p50 ms | p99 ms | worst p99 ms | max ms | server CPU µs/req | p99 A/B (median of rounds) |")
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, p := range r.pairs {
+			if p.spec.closedOnly {
+				continue
+			}
 			for _, rate := range c.rates {
 				for i, t := range []target{p.spec.a, p.spec.b} {
 					rs := p.rates[rate][i]

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -30,6 +32,9 @@ type pairSpec struct {
 	// p99Ratio, when set, is the target for latency at fixed rates: A's
 	// p99 at most this multiple of B's in the same round.
 	p99Ratio float64
+	// closedOnly pairs are measured at the highest rate only, not at
+	// the fixed rates.
+	closedOnly bool
 }
 
 type runResult struct {
@@ -187,6 +192,55 @@ func storeOps(m map[string]float64, op string) float64 {
 	return m[`latchkey_store_duration_seconds_count{op="`+op+`"}`]
 }
 
+// answerHeaders sends t's first request over a connection of its own and
+// returns the answer's headers.
+func answerHeaders(t target) (http.Header, error) {
+	nc, err := net.DialTimeout("tcp", t.addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := nc.Write(t.mk(0, nil)); err != nil {
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	return resp.Header, nil
+}
+
+// sameAnswer checks that the bare decision baseline (b) answers with the
+// X-Latchkey-* headers latchkey (a) answers with, and values of the same
+// lengths: a baseline that wrote less than latchkey would flatter it.
+func sameAnswer(a, b target) error {
+	ha, err := answerHeaders(a)
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.name, err)
+	}
+	hb, err := answerHeaders(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.name, err)
+	}
+	shape := func(h http.Header) map[string][]int {
+		m := map[string][]int{}
+		for k, vs := range h {
+			if strings.HasPrefix(k, "X-Latchkey-") {
+				for _, v := range vs {
+					m[k] = append(m[k], len(v))
+				}
+			}
+		}
+		return m
+	}
+	if sa, sb := shape(ha), shape(hb); !maps.EqualFunc(sa, sb, slices.Equal) {
+		return fmt.Errorf("%s answers with X-Latchkey-* headers of lengths %v, but %s with %v: update decisionHeaders", a.name, sa, b.name, sb)
+	}
+	return nil
+}
+
 // preflight sends one request to t and checks the answer.
 func preflight(t target, bodyHas []byte) error {
 	c := &conn{addr: t.addr}
@@ -309,6 +363,11 @@ func run(ctx context.Context, c config) (*report, error) {
 		return nil, err
 	}
 	defer bare204.stop()
+	bareAnswer, err := startBaseline("decision", "", 0)
+	if err != nil {
+		return nil, err
+	}
+	defer bareAnswer.stop()
 	bareJSON, err := startBaseline("json", "", 0)
 	if err != nil {
 		return nil, err
@@ -338,6 +397,16 @@ func run(ctx context.Context, c config) (*report, error) {
 		{name: "forward auth", threshold: 0.85,
 			a: target{"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200},
 			b: target{"bare 204 handler", bare204.addr(), bare204, authorizeReqs(hot), 204}},
+		// The answer's own cost, apart from latchkey's: net/http writing
+		// forward auth's eight headers (a header map cloned at
+		// WriteHeader, sorted and written) against the bare 204, and
+		// latchkey against a bare handler that writes the same answer.
+		{name: "forward auth's answer alone", closedOnly: true,
+			a: target{"bare handler writing forward auth's headers", bareAnswer.addr(), bareAnswer, authorizeReqs(hot), 200},
+			b: target{"bare 204 handler", bare204.addr(), bare204, authorizeReqs(hot), 204}},
+		{name: "forward auth against the same answer", closedOnly: true,
+			a: target{"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200},
+			b: target{"bare handler writing forward auth's headers", bareAnswer.addr(), bareAnswer, authorizeReqs(hot), 200}},
 		{name: "verify", threshold: 0.60,
 			a: target{"latchkey POST /v1/verify", lk.addr(), lk, verifyReqs(hot, db.verifier), 200},
 			b: target{"bare JSON handler", bareJSON.addr(), bareJSON, verifyReqs(hot, db.verifier), 200}},
@@ -345,7 +414,7 @@ func run(ctx context.Context, c config) (*report, error) {
 			a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
 			b: target{"httputil.ReverseProxy", plain.addr(), plain, proxyReqs(hot), 200}},
 	}
-	proxyPair := pairs[2]
+	proxyPair := pairs[len(pairs)-1]
 	if c.only == "proxy" {
 		pairs = []*pairSpec{proxyPair}
 	}
@@ -395,6 +464,11 @@ func run(ctx context.Context, c config) (*report, error) {
 		if err := preflight(p.b, has); err != nil {
 			return nil, err
 		}
+		if p.b.proc == bareAnswer {
+			if err := sameAnswer(p.a, p.b); err != nil {
+				return nil, err
+			}
+		}
 	}
 	c.logf("warming up")
 	for _, p := range pairs {
@@ -421,6 +495,9 @@ func run(ctx context.Context, c config) (*report, error) {
 				}
 			}
 			for _, rate := range c.rates {
+				if pr.spec.closedOnly {
+					break
+				}
 				if pr.rates[rate] == nil {
 					pr.rates[rate] = &[2][]rateResult{}
 				}
