@@ -110,6 +110,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	s := &Store{DB: &sqlstore.DB{Write: db, Read: db, Dialect: dialect, OperationTimeout: DefaultOperationTimeout}, pool: pool}
 	s.ScanKeyRows = s.scanKeyRows
 	s.ScanKeyParts = s.scanKeyParts
+	s.EstimateKeys = s.estimateKeys
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -123,6 +124,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // a driver.Value first and converts it again.
 func (s *Store) scanKeyRows(ctx context.Context, query string, fn func(scan func(dest ...any) error) error) error {
 	return scanPart(ctx, s.pool, query, fn)
+}
+
+// estimateKeys is the store's sqlstore.DB.EstimateKeys: the rows the
+// statistics system counts live in access_keys (kept up to date by every
+// commit, and kept across a clean restart), or the planner's estimate
+// when that is larger (after a statistics reset, or on a standby).
+func (s *Store) estimateKeys(ctx context.Context) (int, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT greatest(
+		coalesce((SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'access_keys'::regclass), 0),
+		(SELECT reltuples::bigint FROM pg_class WHERE oid = 'access_keys'::regclass), 0)`).Scan(&n)
+	return int(n), err
 }
 
 // minPartBlocks is the fewest pages of access_keys a part of

@@ -447,3 +447,27 @@ func BenchmarkRecordUsageAll(b *testing.B) {
 		})
 	}
 }
+
+// TestKeyCountEstimate: the estimate an index load sizes its tables from
+// comes from the server's statistics, without counting: never negative
+// (reltuples is -1 for a table never analysed), and the number of key
+// rows once the statistics have seen them (ANALYZE here; autovacuum in
+// production).
+func TestKeyCountEstimate(t *testing.T) {
+	s := openDB(t, newDatabase(t))
+	ctx := t.Context()
+	if got, err := s.KeyCountEstimate(ctx); err != nil || got < 0 {
+		t.Errorf("estimate of an empty store = %d, %v", got, err)
+	}
+	storetest.SeedKeys(t, s, 500)
+	if _, err := s.Write.ExecContext(ctx, `ANALYZE access_keys`); err != nil {
+		t.Fatal(err)
+	}
+	var count int
+	if err := s.Read.QueryRowContext(ctx, `SELECT count(*) FROM access_keys`).Scan(&count); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.KeyCountEstimate(ctx); err != nil || got != count {
+		t.Errorf("estimate after ANALYZE = %d, %v; want %d", got, err, count)
+	}
+}

@@ -26,3 +26,6 @@ func OpenRaw(path string) error {
 
 // MapError is mapError.
 var MapError = mapError
+
+// RowidSpanSQL is rowidSpanSQL.
+const RowidSpanSQL = rowidSpanSQL

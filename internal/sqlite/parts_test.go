@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,5 +196,65 @@ func TestRawConnErrors(t *testing.T) {
 	}
 	if m := sqlite.MapError(err); latchkey.ErrorCode(m) != latchkey.EUNAVAILABLE {
 		t.Errorf("mapError(%v) = %v, want EUNAVAILABLE", err, m)
+	}
+}
+
+// TestKeyCountEstimate: the estimate an index load sizes its tables from
+// is the number of key rows, or more once keys were deleted, and it is
+// read from the ends of the table's b-tree: its query searches, it does
+// not scan (SQLite reads a whole index for min(rowid), max(rowid) in one
+// SELECT).
+func TestKeyCountEstimate(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "latchkey.db"))
+	ctx := t.Context()
+	count := func() int {
+		var n int
+		if err := s.Read.QueryRowContext(ctx, `SELECT count(*) FROM access_keys`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got, err := s.KeyCountEstimate(ctx); err != nil || got != count() {
+		t.Errorf("estimate of an empty store = %d, %v; want %d", got, err, count())
+	}
+	ids := storetest.SeedKeys(t, s, 3000)
+	if got, err := s.KeyCountEstimate(ctx); err != nil || got != count() {
+		t.Errorf("estimate = %d, %v; want %d", got, err, count())
+	}
+	if err := s.Update(ctx, func(tx latchkey.Tx) error {
+		for i := 1; i < len(ids); i += 2 {
+			if err := tx.DeleteAccessKey(ctx, ids[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.KeyCountEstimate(ctx); err != nil || got < count() {
+		t.Errorf("estimate after deletions = %d, %v; want at least %d", got, err, count())
+	}
+
+	rows, err := s.Read.QueryContext(ctx, `EXPLAIN QUERY PLAN `+sqlite.RowidSpanSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range plan {
+		if strings.HasPrefix(step, "SCAN") && step != "SCAN CONSTANT ROW" {
+			t.Errorf("the rowid span query scans the table: plan %q", plan)
+		}
 	}
 }

@@ -535,6 +535,15 @@ func (db *DB) ScanKeyIndexInto(ctx context.Context, next func() *latchkey.Access
 // store has ScanKeyParts.
 func (db *DB) KeyIndexParts() bool { return db.ScanKeyParts != nil }
 
+// KeyCountEstimate is EstimateKeys' figure, or 0 when the store has no
+// way to estimate.
+func (db *DB) KeyCountEstimate(ctx context.Context) (int, error) {
+	if db.EstimateKeys == nil {
+		return 0, nil
+	}
+	return db.EstimateKeys(ctx)
+}
+
 // ScanKeyIndexParts is ScanKeyIndexInto reading the key rows in parts
 // parts at once (ScanKeyParts), on a goroutine each: next(part) and
 // fn(part, k) are called from part's goroutine, so calls for different

@@ -75,6 +75,12 @@ type DB struct {
 	// parts 1, on one core.
 	ScanKeyParts func(ctx context.Context, query string, parts int, fn func(part int, scan func(dest ...any) error) error) error
 
+	// EstimateKeys, when set, returns about how many rows access_keys
+	// holds, without counting them (from the store's statistics, or the
+	// span of its row numbers): an index load into an empty index sizes
+	// its tables from it once. It may be off either way.
+	EstimateKeys func(ctx context.Context) (int, error)
+
 	// stmts holds the statements Prepared made on Write, by query.
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt

@@ -11,6 +11,7 @@ package verify
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -876,6 +877,17 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		ix.touched = nil
 		ix.mu.Unlock()
 	}()
+	// A load into an empty index sizes its tables once, from the store's
+	// estimate of its keys, instead of doubling each table (and moving
+	// every slot) a dozen times on the way to millions of keys. What the
+	// estimate overshot is trimmed once the keys are in.
+	reserved := false
+	if kc, ok := store.(keyCounter); ok && empty {
+		if n, err := kc.KeyCountEstimate(ctx); err == nil && n > 0 {
+			ix.reserve(n)
+			reserved = true
+		}
+	}
 
 	// The store decodes rows while another goroutine puts the previous
 	// batches into the index: on more than one core the two overlap, and
@@ -966,6 +978,11 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	close(batches)
 	<-applied
 	if err != nil {
+		if reserved {
+			ix.mu.Lock()
+			ix.trimTables()
+			ix.mu.Unlock()
+		}
 		return 0, err
 	}
 
@@ -982,8 +999,49 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		}
 		ix.deleteLocked(id)
 	}
+	if reserved {
+		ix.trimTables()
+	}
 	ix.maybeCompact()
 	return n, nil
+}
+
+// keyCounter is a store that can tell roughly how many keys it holds
+// without counting them (sqlstore.DB's: SQLite's and PostgreSQL's), 0
+// when it cannot tell.
+type keyCounter interface {
+	KeyCountEstimate(ctx context.Context) (int, error)
+}
+
+// reserve sizes every table for n keys in all, spread over the shards by
+// hash: a shard's share, with room for three standard deviations of the
+// spread, so that few shards grow during the load.
+func (ix *Index) reserve(n int) {
+	n = min(n, maxRecChunks*recChunkSize)
+	per := n / shardCount
+	per += 3*int(math.Sqrt(float64(per))) + 1
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		s.mu.Lock()
+		s.t.reserve(per)
+		s.mu.Unlock()
+		ix.ids[i].reserve(per)
+	}
+}
+
+// trimTables shrinks the tables reserve made larger than their keys need
+// to the size growing would have given them: memory after a load is the
+// same, estimate or none. Called under mu.
+func (ix *Index) trimTables() {
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		s.mu.Lock()
+		s.t.trim()
+		s.mu.Unlock()
+		ix.ids[i].trim()
+	}
 }
 
 // maxLoadParts bounds the parts Sync reads at once: one per core, and

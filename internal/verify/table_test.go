@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/latchkey/latchkey"
 )
@@ -292,4 +295,203 @@ func TestBoundKeySame(t *testing.T) {
 	if e.same(&k2) {
 		t.Error("a key with another thumbprint is the same")
 	}
+}
+
+// TestTableReserve: a table reserved for n entries takes them without
+// growing, and one reserved for more is trimmed to the size growing to n
+// would have given it; either way every entry is found.
+func TestTableReserve(t *testing.T) {
+	const n = 5_000
+	var grown table
+	for num := uint32(1); num <= n; num++ {
+		grown.insert(uint64(num)*0x9e3779b97f4a7c15, num)
+	}
+	for _, tc := range []struct {
+		name     string
+		reserve  int
+		wantSize int // right after the inserts; trim then gives len(grown.slots)
+	}{
+		{"none", 0, len(grown.slots)},
+		{"exact", n, len(grown.slots)},
+		{"under", n / 4, len(grown.slots)},
+		{"over", 40 * n, sizeFor(40 * n)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tb table
+			tb.reserve(tc.reserve)
+			reserved := len(tb.slots)
+			for num := uint32(1); num <= n; num++ {
+				tb.insert(uint64(num)*0x9e3779b97f4a7c15, num)
+			}
+			if len(tb.slots) != tc.wantSize {
+				t.Errorf("%d slots after reserve(%d) and %d inserts, want %d", len(tb.slots), tc.reserve, n, tc.wantSize)
+			}
+			if tc.reserve >= n && len(tb.slots) != reserved {
+				t.Errorf("the table grew from %d to %d slots though reserved for %d", reserved, len(tb.slots), tc.reserve)
+			}
+			tb.trim()
+			if len(tb.slots) != len(grown.slots) {
+				t.Errorf("%d slots after trim, want %d (as grown)", len(tb.slots), len(grown.slots))
+			}
+			for num := uint32(1); num <= n; num++ {
+				if got := tb.find(uint64(num)*0x9e3779b97f4a7c15, func(x uint32) bool { return x == num }); got != num {
+					t.Fatalf("find(%d) = %d", num, got)
+				}
+			}
+		})
+	}
+}
+
+// estimatingScan is keyScan with the store's estimate of its keys; start,
+// when set, runs as the scan begins.
+type estimatingScan struct {
+	keyScan
+	estimate int
+	err      error
+	asked    int
+	start    func()
+}
+
+func (s *estimatingScan) ScanKeyIndex(ctx context.Context, fn func(*latchkey.AccessKey) error) error {
+	if s.start != nil {
+		s.start()
+	}
+	return s.keyScan.ScanKeyIndex(ctx, fn)
+}
+
+func (s *estimatingScan) KeyCountEstimate(context.Context) (int, error) {
+	s.asked++
+	return s.estimate, s.err
+}
+
+// TestSyncReserve: a load into an empty index sizes the tables once from
+// the store's estimate, so that none grows during it when the estimate is
+// right; whatever the estimate, the tables end the size they have without
+// one, and every key is there. A resync into a full index does not ask.
+func TestSyncReserve(t *testing.T) {
+	const n = 30_000
+	keys := make([]*latchkey.AccessKey, n)
+	for i := range keys {
+		keys[i] = &latchkey.AccessKey{ID: fmt.Sprintf("LKIARSRV%012d", i), Account: "acme", Application: fmt.Sprintf("app-%d", i),
+			Status: latchkey.StatusActive, SecretDigest: sha256.Sum256([]byte("reserve" + strconv.Itoa(i)))}
+	}
+	sizes := func(ix *Index) (digest, id []int) {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		for i := range ix.shards {
+			digest = append(digest, len(ix.shards[i].t.slots))
+			id = append(id, len(ix.ids[i].slots))
+		}
+		return digest, id
+	}
+	plain := NewIndex()
+	if _, err := plain.Sync(t.Context(), &keyScan{keys: keys}); err != nil {
+		t.Fatal(err)
+	}
+	wantDigest, wantID := sizes(plain)
+
+	// Reserved for the right count, the load grows no table.
+	ix := NewIndex()
+	ix.reserve(n)
+	beforeDigest, beforeID := sizes(ix)
+	if _, err := ix.Sync(t.Context(), &keyScan{keys: keys}); err != nil {
+		t.Fatal(err)
+	}
+	afterDigest, afterID := sizes(ix)
+	if diff := cmp.Diff(beforeDigest, afterDigest); diff != "" {
+		t.Errorf("digest tables grew during a load reserved for its keys (-reserved +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(beforeID, afterID); diff != "" {
+		t.Errorf("ID tables grew during a load reserved for its keys (-reserved +after):\n%s", diff)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		estimate int
+		err      error
+	}{
+		{"exact", n, nil},
+		{"under", n / 3, nil},
+		{"over", 50 * n, nil},
+		{"none", 0, nil},
+		{"failed", n, errors.New("statistics unavailable")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ix := NewIndex()
+			scan := &estimatingScan{keyScan: keyScan{keys: keys}, estimate: tc.estimate, err: tc.err}
+			// Before the first key is read, the tables are sized for
+			// the estimate.
+			scan.start = func() {
+				if tc.estimate < n || tc.err != nil {
+					return
+				}
+				digest, id := sizes(ix)
+				for i := range digest {
+					if digest[i] < wantDigest[i] || id[i] < wantID[i] {
+						t.Errorf("shard %d: %d digest and %d ID slots as the scan begins, want at least %d and %d",
+							i, digest[i], id[i], wantDigest[i], wantID[i])
+						return
+					}
+				}
+			}
+			if got, err := ix.Sync(t.Context(), scan); err != nil || got != n {
+				t.Fatalf("Sync = %d, %v", got, err)
+			}
+			if scan.asked != 1 {
+				t.Errorf("the estimate was asked %d times, want once", scan.asked)
+			}
+			digest, id := sizes(ix)
+			if diff := cmp.Diff(wantDigest, digest); diff != "" {
+				t.Errorf("digest table sizes differ from a load without an estimate (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantID, id); diff != "" {
+				t.Errorf("ID table sizes differ from a load without an estimate (-want +got):\n%s", diff)
+			}
+			for _, k := range keys {
+				if e := ix.Lookup(&k.SecretDigest); e == nil || e.ID != k.ID {
+					t.Fatalf("key %s not found by its digest", k.ID)
+				}
+				if ix.Get(k.ID) == nil {
+					t.Fatalf("key %s not found by its ID", k.ID)
+				}
+			}
+			// A resync into the full index asks nothing.
+			if _, err := ix.Sync(t.Context(), scan); err != nil {
+				t.Fatal(err)
+			}
+			if scan.asked != 1 {
+				t.Errorf("a resync asked for the estimate (%d times in all)", scan.asked)
+			}
+		})
+	}
+}
+
+// TestSyncReserveFailed: a load that fails after the tables were sized for
+// the estimate gives the memory back: the tables are trimmed to what the
+// keys read so far need.
+func TestSyncReserveFailed(t *testing.T) {
+	boom := errors.New("connection reset")
+	ix := NewIndex()
+	scan := &estimatingScan{estimate: 1_000_000}
+	failing := &failingScan{estimatingScan: scan, err: boom}
+	if _, err := ix.Sync(t.Context(), failing); !errors.Is(err, boom) {
+		t.Fatalf("Sync error = %v, want %v", err, boom)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for i := range ix.shards {
+		if d, id := len(ix.shards[i].t.slots), len(ix.ids[i].slots); d > sizeFor(0) || id > sizeFor(0) {
+			t.Fatalf("shard %d keeps %d digest and %d ID slots after a failed load, want at most %d", i, d, id, sizeFor(0))
+		}
+	}
+}
+
+// failingScan is an estimatingScan whose scan fails.
+type failingScan struct {
+	*estimatingScan
+	err error
+}
+
+func (s *failingScan) ScanKeyIndex(context.Context, func(*latchkey.AccessKey) error) error {
+	return s.err
 }
