@@ -127,14 +127,15 @@ func (s *Store) scanKeyRows(ctx context.Context, query string, fn func(scan func
 }
 
 // estimateKeys is the store's sqlstore.DB.EstimateKeys: the rows the
-// statistics system counts live in access_keys (kept up to date by every
-// commit, and kept across a clean restart), or the planner's estimate
-// when that is larger (after a statistics reset, or on a standby).
+// statistics system counts live in access_keys (from the inserts and
+// deletes each backend reports, within about a second; kept across a
+// clean restart, lost in a crash), or the planner's estimate when that is
+// larger (after a statistics reset, or on a standby).
 func (s *Store) estimateKeys(ctx context.Context) (int, error) {
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT greatest(
 		coalesce((SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'access_keys'::regclass), 0),
-		(SELECT reltuples::bigint FROM pg_class WHERE oid = 'access_keys'::regclass), 0)`).Scan(&n)
+		(SELECT reltuples::bigint FROM pg_class WHERE oid = 'access_keys'::regclass))`).Scan(&n)
 	return int(n), err
 }
 

@@ -448,11 +448,11 @@ func BenchmarkRecordUsageAll(b *testing.B) {
 	}
 }
 
-// TestKeyCountEstimate: the estimate an index load sizes its tables from
+// TestKeyCountEstimate: the estimate an index load aims its tables at
 // comes from the server's statistics, without counting: never negative
-// (reltuples is -1 for a table never analysed), and the number of key
-// rows once the statistics have seen them (ANALYZE here; autovacuum in
-// production).
+// (reltuples is -1 for a table never analysed), about the number of key
+// rows once the statistics have seen them, and the planner's figure when
+// the table's counters were reset.
 func TestKeyCountEstimate(t *testing.T) {
 	s := openDB(t, newDatabase(t))
 	ctx := t.Context()
@@ -467,7 +467,16 @@ func TestKeyCountEstimate(t *testing.T) {
 	if err := s.Read.QueryRowContext(ctx, `SELECT count(*) FROM access_keys`).Scan(&count); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.KeyCountEstimate(ctx); err != nil || got != count {
-		t.Errorf("estimate after ANALYZE = %d, %v; want %d", got, err, count)
+	// The seeding backends may report their inserts after ANALYZE, which
+	// adds them to the live count ANALYZE set: at most twice the rows.
+	if got, err := s.KeyCountEstimate(ctx); err != nil || got < count || got > 2*count {
+		t.Errorf("estimate after ANALYZE = %d, %v; want %d (at most %d)", got, err, count, 2*count)
+	}
+	// Without the live count, the planner's estimate.
+	if _, err := s.Write.ExecContext(ctx, `SELECT pg_stat_reset_single_table_counters('access_keys'::regclass)`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.KeyCountEstimate(ctx); err != nil || got < count || got > 2*count {
+		t.Errorf("estimate with the table's counters reset = %d, %v; want %d from reltuples", got, err, count)
 	}
 }

@@ -199,7 +199,7 @@ func TestRawConnErrors(t *testing.T) {
 	}
 }
 
-// TestKeyCountEstimate: the estimate an index load sizes its tables from
+// TestKeyCountEstimate: the estimate an index load aims its tables at
 // is the number of key rows, or more once keys were deleted, and it is
 // read from the ends of the table's b-tree: its query searches, it does
 // not scan (SQLite reads a whole index for min(rowid), max(rowid) in one
@@ -221,16 +221,30 @@ func TestKeyCountEstimate(t *testing.T) {
 	if got, err := s.KeyCountEstimate(ctx); err != nil || got != count() {
 		t.Errorf("estimate = %d, %v; want %d", got, err, count())
 	}
-	if err := s.Update(ctx, func(tx latchkey.Tx) error {
-		for i := 1; i < len(ids); i += 2 {
-			if err := tx.DeleteAccessKey(ctx, ids[i]); err != nil {
-				return err
+	del := func(ids []string) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx latchkey.Tx) error {
+			for _, id := range ids {
+				if err := tx.DeleteAccessKey(ctx, id); err != nil {
+					return err
+				}
 			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
+	// The oldest keys gone (the lowest rowids): still the row count.
+	del(ids[:100])
+	if got, err := s.KeyCountEstimate(ctx); err != nil || got != count() {
+		t.Errorf("estimate after deleting the oldest keys = %d, %v; want %d", got, err, count())
+	}
+	// Keys gone from the middle: the span, more than the rows.
+	var middle []string
+	for i := 101; i < len(ids)-1; i += 2 {
+		middle = append(middle, ids[i])
+	}
+	del(middle)
 	if got, err := s.KeyCountEstimate(ctx); err != nil || got < count() {
 		t.Errorf("estimate after deletions = %d, %v; want at least %d", got, err, count())
 	}
@@ -252,9 +266,16 @@ func TestKeyCountEstimate(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+	searches := 0
 	for _, step := range plan {
 		if strings.HasPrefix(step, "SCAN") && step != "SCAN CONSTANT ROW" {
 			t.Errorf("the rowid span query scans the table: plan %q", plan)
 		}
+		if strings.HasPrefix(step, "SEARCH access_keys") {
+			searches++
+		}
+	}
+	if searches != 2 {
+		t.Errorf("the rowid span query's plan %q has %d searches of access_keys, want 2", plan, searches)
 	}
 }

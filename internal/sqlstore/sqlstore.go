@@ -77,8 +77,8 @@ type DB struct {
 
 	// EstimateKeys, when set, returns about how many rows access_keys
 	// holds, without counting them (from the store's statistics, or the
-	// span of its row numbers): an index load into an empty index sizes
-	// its tables from it once. It may be off either way.
+	// span of its row numbers): an index load into an empty index grows
+	// its tables toward it. It may be off either way.
 	EstimateKeys func(ctx context.Context) (int, error)
 
 	// stmts holds the statements Prepared made on Write, by query.

@@ -877,15 +877,15 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		ix.touched = nil
 		ix.mu.Unlock()
 	}()
-	// A load into an empty index sizes its tables once, from the store's
-	// estimate of its keys, instead of doubling each table (and moving
-	// every slot) a dozen times on the way to millions of keys. What the
-	// estimate overshot is trimmed once the keys are in.
-	reserved := false
+	// A load into an empty index grows its tables toward the store's
+	// estimate of its keys four times at a time, instead of doubling each
+	// a dozen times (moving every slot each time) on the way to millions
+	// of keys. What quadrupling overshot is trimmed once the keys are in.
+	aimed := false
 	if kc, ok := store.(keyCounter); ok && empty {
 		if n, err := kc.KeyCountEstimate(ctx); err == nil && n > 0 {
-			ix.reserve(n)
-			reserved = true
+			ix.aimTables(n)
+			aimed = true
 		}
 	}
 
@@ -978,7 +978,7 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	close(batches)
 	<-applied
 	if err != nil {
-		if reserved {
+		if aimed {
 			ix.mu.Lock()
 			ix.trimTables()
 			ix.mu.Unlock()
@@ -999,7 +999,7 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 		}
 		ix.deleteLocked(id)
 	}
-	if reserved {
+	if aimed {
 		ix.trimTables()
 	}
 	ix.maybeCompact()
@@ -1013,10 +1013,9 @@ type keyCounter interface {
 	KeyCountEstimate(ctx context.Context) (int, error)
 }
 
-// reserve sizes every table for n keys in all, spread over the shards by
-// hash: a shard's share, with room for three standard deviations of the
-// spread, so that few shards grow during the load.
-func (ix *Index) reserve(n int) {
+// aimTables aims every table at its share of n keys in all (table.aimFor),
+// with room for three standard deviations of the spread by hash.
+func (ix *Index) aimTables(n int) {
 	n = min(n, maxRecChunks*recChunkSize)
 	per := n / shardCount
 	per += 3*int(math.Sqrt(float64(per))) + 1
@@ -1025,15 +1024,15 @@ func (ix *Index) reserve(n int) {
 	for i := range ix.shards {
 		s := &ix.shards[i]
 		s.mu.Lock()
-		s.t.reserve(per)
+		s.t.aimFor(per)
 		s.mu.Unlock()
-		ix.ids[i].reserve(per)
+		ix.ids[i].aimFor(per)
 	}
 }
 
-// trimTables shrinks the tables reserve made larger than their keys need
-// to the size growing would have given them: memory after a load is the
-// same, estimate or none. Called under mu.
+// trimTables ends the tables' aims and trims them (table.trim): after a
+// load, each table is the size doubling would have given it, estimate or
+// none, whether the load succeeded or not. Called under mu.
 func (ix *Index) trimTables() {
 	for i := range ix.shards {
 		s := &ix.shards[i]

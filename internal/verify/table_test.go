@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -297,44 +299,78 @@ func TestBoundKeySame(t *testing.T) {
 	}
 }
 
-// TestTableReserve: a table reserved for n entries takes them without
-// growing, and one reserved for more is trimmed to the size growing to n
-// would have given it; either way every entry is found.
-func TestTableReserve(t *testing.T) {
-	const n = 5_000
-	var grown table
-	for num := uint32(1); num <= n; num++ {
-		grown.insert(uint64(num)*0x9e3779b97f4a7c15, num)
+// TestSizeFor: sizeFor(n) is the size inserting n entries grows a table
+// to, for every n up to a few thousand (the power-of-two boundaries
+// included).
+func TestSizeFor(t *testing.T) {
+	var tb table
+	for n := 0; n <= 5000; n++ {
+		if n > 0 {
+			tb.insert(uint64(n)*0x9e3779b97f4a7c15, uint32(n))
+		}
+		if want := max(len(tb.slots), 16); sizeFor(n) != want {
+			t.Fatalf("sizeFor(%d) = %d, want %d (a table grown to %d entries)", n, sizeFor(n), want, n)
+		}
 	}
+}
+
+// TestTableAim: a table aimed at n entries grows to them by quadrupling,
+// in fewer steps than doubling takes and never past its aim; aimed too
+// low it doubles on from there, aimed too high it ends at most twice the
+// size doubling gives, and trim brings it back to that size. Every entry
+// is found throughout.
+func TestTableAim(t *testing.T) {
+	const n = 5_000
+	hash := func(num uint32) uint64 { return uint64(num) * 0x9e3779b97f4a7c15 }
+	fill := func(tb *table) (resizes int) {
+		for num := uint32(1); num <= n; num++ {
+			size := len(tb.slots)
+			tb.insert(hash(num), num)
+			if len(tb.slots) != size {
+				resizes++
+			}
+		}
+		return resizes
+	}
+	var grown table
+	doublings := fill(&grown)
+	natural := len(grown.slots)
 	for _, tc := range []struct {
-		name     string
-		reserve  int
-		wantSize int // right after the inserts; trim then gives len(grown.slots)
+		name       string
+		aim        int
+		maxResizes int
+		sizes      []int // allowed sizes after the inserts, before trim
 	}{
-		{"none", 0, len(grown.slots)},
-		{"exact", n, len(grown.slots)},
-		{"under", n / 4, len(grown.slots)},
-		{"over", 40 * n, sizeFor(40 * n)},
+		{"none", 0, doublings, []int{natural}},
+		{"exact", n, (doublings + 1) / 2, []int{natural}},
+		{"under", n / 4, doublings - 1, []int{natural}},
+		{"over", 40 * n, (doublings + 1) / 2, []int{natural, 2 * natural}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var tb table
-			tb.reserve(tc.reserve)
-			reserved := len(tb.slots)
-			for num := uint32(1); num <= n; num++ {
-				tb.insert(uint64(num)*0x9e3779b97f4a7c15, num)
+			tb.aimFor(tc.aim)
+			if tc.aim == 0 {
+				tb.aim = 0
 			}
-			if len(tb.slots) != tc.wantSize {
-				t.Errorf("%d slots after reserve(%d) and %d inserts, want %d", len(tb.slots), tc.reserve, n, tc.wantSize)
+			if len(tb.slots) != 0 {
+				t.Fatalf("aimFor allocated %d slots", len(tb.slots))
 			}
-			if tc.reserve >= n && len(tb.slots) != reserved {
-				t.Errorf("the table grew from %d to %d slots though reserved for %d", reserved, len(tb.slots), tc.reserve)
+			resizes := fill(&tb)
+			if resizes > tc.maxResizes {
+				t.Errorf("%d resizes to %d entries, want at most %d (doubling: %d)", resizes, n, tc.maxResizes, doublings)
+			}
+			if !slices.Contains(tc.sizes, len(tb.slots)) {
+				t.Errorf("%d slots after %d inserts aimed at %d, want one of %v", len(tb.slots), n, tc.aim, tc.sizes)
+			}
+			if tc.aim > 0 && len(tb.slots) > max(tb.aim, natural) {
+				t.Errorf("%d slots: past the aim of %d", len(tb.slots), tb.aim)
 			}
 			tb.trim()
-			if len(tb.slots) != len(grown.slots) {
-				t.Errorf("%d slots after trim, want %d (as grown)", len(tb.slots), len(grown.slots))
+			if len(tb.slots) != natural || tb.aim != 0 {
+				t.Errorf("%d slots and aim %d after trim, want %d (as doubling gives) and 0", len(tb.slots), tb.aim, natural)
 			}
 			for num := uint32(1); num <= n; num++ {
-				if got := tb.find(uint64(num)*0x9e3779b97f4a7c15, func(x uint32) bool { return x == num }); got != num {
+				if got := tb.find(hash(num), func(x uint32) bool { return x == num }); got != num {
 					t.Fatalf("find(%d) = %d", num, got)
 				}
 			}
@@ -364,72 +400,59 @@ func (s *estimatingScan) KeyCountEstimate(context.Context) (int, error) {
 	return s.estimate, s.err
 }
 
-// TestSyncReserve: a load into an empty index sizes the tables once from
-// the store's estimate, so that none grows during it when the estimate is
-// right; whatever the estimate, the tables end the size they have without
-// one, and every key is there. A resync into a full index does not ask.
-func TestSyncReserve(t *testing.T) {
+// TestSyncAim: a load into an empty index aims the tables at the store's
+// estimate before the first key is read; whatever the estimate (right,
+// low, high, none, or an error), the tables end the size they have
+// without one, with no aim left, and every key is there. A resync into a
+// full index does not ask.
+func TestSyncAim(t *testing.T) {
 	const n = 30_000
 	keys := make([]*latchkey.AccessKey, n)
 	for i := range keys {
 		keys[i] = &latchkey.AccessKey{ID: fmt.Sprintf("LKIARSRV%012d", i), Account: "acme", Application: fmt.Sprintf("app-%d", i),
 			Status: latchkey.StatusActive, SecretDigest: sha256.Sum256([]byte("reserve" + strconv.Itoa(i)))}
 	}
-	sizes := func(ix *Index) (digest, id []int) {
+	type shape struct{ Digest, ID, Aims []int }
+	shapeOf := func(ix *Index) shape {
 		ix.mu.Lock()
 		defer ix.mu.Unlock()
+		var sh shape
 		for i := range ix.shards {
-			digest = append(digest, len(ix.shards[i].t.slots))
-			id = append(id, len(ix.ids[i].slots))
+			sh.Digest = append(sh.Digest, len(ix.shards[i].t.slots))
+			sh.ID = append(sh.ID, len(ix.ids[i].slots))
+			sh.Aims = append(sh.Aims, ix.shards[i].t.aim, ix.ids[i].aim)
 		}
-		return digest, id
+		return sh
 	}
 	plain := NewIndex()
 	if _, err := plain.Sync(t.Context(), &keyScan{keys: keys}); err != nil {
 		t.Fatal(err)
 	}
-	wantDigest, wantID := sizes(plain)
-
-	// Reserved for the right count, the load grows no table.
-	ix := NewIndex()
-	ix.reserve(n)
-	beforeDigest, beforeID := sizes(ix)
-	if _, err := ix.Sync(t.Context(), &keyScan{keys: keys}); err != nil {
-		t.Fatal(err)
-	}
-	afterDigest, afterID := sizes(ix)
-	if diff := cmp.Diff(beforeDigest, afterDigest); diff != "" {
-		t.Errorf("digest tables grew during a load reserved for its keys (-reserved +after):\n%s", diff)
-	}
-	if diff := cmp.Diff(beforeID, afterID); diff != "" {
-		t.Errorf("ID tables grew during a load reserved for its keys (-reserved +after):\n%s", diff)
-	}
+	want := shapeOf(plain)
 
 	for _, tc := range []struct {
 		name     string
 		estimate int
 		err      error
+		aimed    bool
 	}{
-		{"exact", n, nil},
-		{"under", n / 3, nil},
-		{"over", 50 * n, nil},
-		{"none", 0, nil},
-		{"failed", n, errors.New("statistics unavailable")},
+		{"exact", n, nil, true},
+		{"under", n / 3, nil, true},
+		{"over", 50 * n, nil, true},
+		{"none", 0, nil, false},
+		{"failed", n, errors.New("statistics unavailable"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ix := NewIndex()
 			scan := &estimatingScan{keyScan: keyScan{keys: keys}, estimate: tc.estimate, err: tc.err}
-			// Before the first key is read, the tables are sized for
-			// the estimate.
 			scan.start = func() {
-				if tc.estimate < n || tc.err != nil {
-					return
-				}
-				digest, id := sizes(ix)
-				for i := range digest {
-					if digest[i] < wantDigest[i] || id[i] < wantID[i] {
-						t.Errorf("shard %d: %d digest and %d ID slots as the scan begins, want at least %d and %d",
-							i, digest[i], id[i], wantDigest[i], wantID[i])
+				// Before the first key is read, every table is aimed
+				// at its share of the estimate, or none is.
+				scan.start = nil // the resync below
+				per := tc.estimate/shardCount + 3*int(math.Sqrt(float64(tc.estimate/shardCount))) + 1
+				for i, aim := range shapeOf(ix).Aims {
+					if tc.aimed && aim != sizeFor(per) || !tc.aimed && aim != 0 {
+						t.Errorf("table %d is aimed at %d as the scan begins (estimate %d, %v)", i, aim, tc.estimate, tc.err)
 						return
 					}
 				}
@@ -440,12 +463,8 @@ func TestSyncReserve(t *testing.T) {
 			if scan.asked != 1 {
 				t.Errorf("the estimate was asked %d times, want once", scan.asked)
 			}
-			digest, id := sizes(ix)
-			if diff := cmp.Diff(wantDigest, digest); diff != "" {
-				t.Errorf("digest table sizes differ from a load without an estimate (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(wantID, id); diff != "" {
-				t.Errorf("ID table sizes differ from a load without an estimate (-want +got):\n%s", diff)
+			if diff := cmp.Diff(want, shapeOf(ix)); diff != "" {
+				t.Errorf("tables differ from a load without an estimate (-want +got):\n%s", diff)
 			}
 			for _, k := range keys {
 				if e := ix.Lookup(&k.SecretDigest); e == nil || e.ID != k.ID {
@@ -466,22 +485,21 @@ func TestSyncReserve(t *testing.T) {
 	}
 }
 
-// TestSyncReserveFailed: a load that fails after the tables were sized for
-// the estimate gives the memory back: the tables are trimmed to what the
-// keys read so far need.
-func TestSyncReserveFailed(t *testing.T) {
+// TestSyncAimFailed: a load that fails after the tables were aimed ends
+// their aims: a later load grows them as doubling does unless it is
+// given an estimate of its own.
+func TestSyncAimFailed(t *testing.T) {
 	boom := errors.New("connection reset")
 	ix := NewIndex()
-	scan := &estimatingScan{estimate: 1_000_000}
-	failing := &failingScan{estimatingScan: scan, err: boom}
+	failing := &failingScan{estimatingScan: &estimatingScan{estimate: 1_000_000}, err: boom}
 	if _, err := ix.Sync(t.Context(), failing); !errors.Is(err, boom) {
 		t.Fatalf("Sync error = %v, want %v", err, boom)
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	for i := range ix.shards {
-		if d, id := len(ix.shards[i].t.slots), len(ix.ids[i].slots); d > sizeFor(0) || id > sizeFor(0) {
-			t.Fatalf("shard %d keeps %d digest and %d ID slots after a failed load, want at most %d", i, d, id, sizeFor(0))
+		if d, id := ix.shards[i].t.aim, ix.ids[i].aim; d != 0 || id != 0 {
+			t.Fatalf("shard %d's tables are still aimed at %d and %d after a failed load", i, d, id)
 		}
 	}
 }
