@@ -871,17 +871,21 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	// on the goroutine that puts them.
 	empty := ix.n == 0
 	ix.mu.Unlock()
+	// A load into an empty index grows its tables toward the store's
+	// estimate of its keys four times at a time, instead of doubling each
+	// a dozen times (moving every slot each time) on the way to millions
+	// of keys. What quadrupling overshot is trimmed once the load ends,
+	// whether it succeeded or not.
+	aimed := false
 	defer func() {
 		ix.mu.Lock()
 		ix.resyncing = false
 		ix.touched = nil
+		if aimed {
+			ix.trimTables()
+		}
 		ix.mu.Unlock()
 	}()
-	// A load into an empty index grows its tables toward the store's
-	// estimate of its keys four times at a time, instead of doubling each
-	// a dozen times (moving every slot each time) on the way to millions
-	// of keys. What quadrupling overshot is trimmed once the keys are in.
-	aimed := false
 	if kc, ok := store.(keyCounter); ok && empty {
 		if n, err := kc.KeyCountEstimate(ctx); err == nil && n > 0 {
 			ix.aimTables(n)
@@ -978,11 +982,6 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	close(batches)
 	<-applied
 	if err != nil {
-		if aimed {
-			ix.mu.Lock()
-			ix.trimTables()
-			ix.mu.Unlock()
-		}
 		return 0, err
 	}
 
@@ -998,9 +997,6 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 			continue
 		}
 		ix.deleteLocked(id)
-	}
-	if aimed {
-		ix.trimTables()
 	}
 	ix.maybeCompact()
 	return n, nil

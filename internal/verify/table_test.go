@@ -348,9 +348,8 @@ func TestTableAim(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var tb table
-			tb.aimFor(tc.aim)
-			if tc.aim == 0 {
-				tb.aim = 0
+			if tc.aim > 0 {
+				tb.aimFor(tc.aim)
 			}
 			if len(tb.slots) != 0 {
 				t.Fatalf("aimFor allocated %d slots", len(tb.slots))
