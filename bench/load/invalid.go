@@ -24,7 +24,13 @@ import (
 //   - valid keys at the highest rate, alone and with both floods at
 //     -flood-rate each: the valid calls' rate.
 //
-// Alone and flooded alternate, round by round.
+// Both comparisons run a third time beside a control: two loads of valid
+// calls at -flood-rate each, on connections of their own like the floods.
+// On a machine whose cores the server shares with the load generators,
+// any extra calls slow the valid load; flooded against the control tells
+// what invalid keys cost beside the same number of calls that are valid.
+//
+// Alone, flooded and the control alternate, round by round.
 
 type kindResult struct {
 	name     string
@@ -40,10 +46,11 @@ type kindResult struct {
 }
 
 type invalidRound struct {
-	aloneFixed, floodFixed rateResult // valid keys at the fixed rate
-	aloneRPS, floodRPS     float64    // valid keys at the highest rate
-	floodOps               map[string]float64
-	floodStatuses          map[int]int // the floods' answers during the fixed-rate run
+	aloneFixed, floodFixed, ctrlFixed rateResult // valid keys at the fixed rate
+	aloneRPS, floodRPS, ctrlRPS       float64    // valid keys at the highest rate
+	floodOps                          map[string]float64
+	floodStatuses                     map[int]int // the floods' answers during the fixed-rate run
+	ctrlStatuses                      map[int]int // the control's answers during its fixed-rate run
 }
 
 type invalidResult struct {
@@ -103,6 +110,11 @@ func invalidKeys(ctx context.Context, lk *process, hot []string, c config) (*inv
 		{"unknown well-formed keys", lk.addr(), lk, authorizeReqs(unknown), 401},
 		{"keys with a bad checksum", lk.addr(), lk, authorizeReqs(bad), 401},
 	}
+	// The control: as many calls as the floods make, with valid keys.
+	control := []target{
+		{"valid keys (control)", lk.addr(), lk, authorizeReqs(hot), 200},
+		{"valid keys (control)", lk.addr(), lk, authorizeReqs(hot), 200},
+	}
 	for _, t := range append([]target{valid}, floods...) {
 		if err := preflight(t, nil); err != nil {
 			return nil, err
@@ -136,13 +148,13 @@ func invalidKeys(ctx context.Context, lk *process, hot []string, c config) (*inv
 			storeOps: opsDelta(before, after), idleOps: opsDelta(idle0, before)})
 	}
 
-	// flooding runs both floods at c.floodRate each until stop is called
-	// and returns their answers.
-	flooding := func() (stop func() map[int]int) {
+	// flooding runs the loads of ts (the floods or the control) at
+	// c.floodRate each until stop is called, and returns their answers.
+	flooding := func(ts []target) (stop func() map[int]int) {
 		fctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
-		outs := make([]*outcome, len(floods))
-		for i, t := range floods {
+		outs := make([]*outcome, len(ts))
+		for i, t := range ts {
 			wg.Go(func() { outs[i], _ = openLoop(fctx, t.addr, rateConns/2, c.floodRate, time.Hour, t.mk) })
 		}
 		time.Sleep(200 * time.Millisecond) // let the floods get going
@@ -168,7 +180,7 @@ func invalidKeys(ctx context.Context, lk *process, hot []string, c config) (*inv
 		if err != nil {
 			return nil, err
 		}
-		stop := flooding()
+		stop := flooding(floods)
 		ir.floodFixed, err = measureRate(ctx, valid, c.invalidRate, c.rateDur)
 		ir.floodStatuses = stop()
 		if err != nil {
@@ -179,18 +191,30 @@ func invalidKeys(ctx context.Context, lk *process, hot []string, c config) (*inv
 			return nil, err
 		}
 		ir.floodOps = opsDelta(before, after)
+		stop = flooding(control)
+		ir.ctrlFixed, err = measureRate(ctx, valid, c.invalidRate, c.rateDur)
+		ir.ctrlStatuses = stop()
+		if err != nil {
+			return nil, err
+		}
 
 		alone, err := measureClosed(ctx, valid, c)
 		if err != nil {
 			return nil, err
 		}
-		stop = flooding()
+		stop = flooding(floods)
 		flooded, err := measureClosed(ctx, valid, c)
 		stop()
 		if err != nil {
 			return nil, err
 		}
-		ir.aloneRPS, ir.floodRPS = alone.rps, flooded.rps
+		stop = flooding(control)
+		ctrl, err := measureClosed(ctx, valid, c)
+		stop()
+		if err != nil {
+			return nil, err
+		}
+		ir.aloneRPS, ir.floodRPS, ir.ctrlRPS = alone.rps, flooded.rps, ctrl.rps
 		res.rounds = append(res.rounds, ir)
 	}
 	return res, nil

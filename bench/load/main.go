@@ -26,7 +26,8 @@
 // request. After the rounds: management writes under verification load,
 // usage writes to the database at 1,000 verifications/s and at the
 // machine's maximum, a flood of unknown keys, and floods of unknown and
-// bad-checksum keys beside valid ones (invalid.go). Closed-loop runs use
+// bad-checksum keys beside valid ones, against a control of as many valid
+// calls (invalid.go). Closed-loop runs use
 // wrk when it is installed (wrk.go). With -revocation N it measures
 // instead how soon a deactivation on one replica is enforced by another
 // (revocation.go). The report is Markdown,

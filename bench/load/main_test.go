@@ -76,12 +76,16 @@ func TestRun(t *testing.T) {
 			}
 		}
 		ir := inv.rounds[0]
-		if ir.aloneFixed.p99 <= 0 || ir.floodFixed.p99 <= 0 || ir.aloneRPS <= 0 || ir.floodRPS <= 0 {
-			t.Errorf("invalid keys, valid alone and flooded: %+v", ir)
+		if ir.aloneFixed.p99 <= 0 || ir.floodFixed.p99 <= 0 || ir.ctrlFixed.p99 <= 0 || ir.aloneRPS <= 0 || ir.floodRPS <= 0 || ir.ctrlRPS <= 0 {
+			t.Errorf("invalid keys, valid alone, flooded and beside the control: %+v", ir)
 		}
-		// Both floods answered, and only with 401 (the guard is off).
+		// Both floods answered, and only with 401 (the guard is off);
+		// the control only with 200.
 		if n := ir.floodStatuses[401]; n == 0 || n != sumCounts(ir.floodStatuses) {
 			t.Errorf("the floods were answered %v, want 401 only", ir.floodStatuses)
+		}
+		if n := ir.ctrlStatuses[200]; n == 0 || n != sumCounts(ir.ctrlStatuses) {
+			t.Errorf("the control was answered %v, want 200 only", ir.ctrlStatuses)
 		}
 	}
 	if rep.startup <= 0 || rep.memFull.heap <= 0 || rep.memEmpty.rss <= 0 || rep.memAfter.peak < rep.memAfter.rss {
@@ -91,7 +95,7 @@ func TestRun(t *testing.T) {
 	rep.print(&b, c)
 	for _, want := range []string{"## Start-up and memory", "forward auth: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
 		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
-		"## Invalid keys beside valid ones", "invalid keys: valid keys' p99 flooded/alone = ", "reverse proxy: p99 A/B at 200/s = ",
+		"## Invalid keys beside valid ones", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
 		"forward auth, this build against -before: A/B = "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())

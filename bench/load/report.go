@@ -234,6 +234,20 @@ func (r *invalidResult) print(w io.Writer, c config) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "invalid keys: valid keys' p99 flooded/alone = %.2f, highest rate flooded/alone = %.2f (medians of the rounds; target: at most 10%% slower)\n",
 		median(p99r), median(rpsr))
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "The same valid keys beside the floods and beside a control of as many valid calls (two loads at %.0f/s each, on connections of their own), in the same rounds:\n\n", c.floodRate)
+	fmt.Fprintln(w, "| round | valid p99 ms flooded | beside the control | p99 flooded/control | valid highest req/s flooded | beside the control | flooded/control | the control's answers |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	var cp99r, crpsr []float64
+	for i, x := range r.rounds {
+		f, k := x.floodFixed, x.ctrlFixed
+		cp99r = append(cp99r, float64(f.p99)/float64(k.p99))
+		crpsr = append(crpsr, x.floodRPS/x.ctrlRPS)
+		fmt.Fprintf(w, "| %d | %s | %s | %.2f | %.0f | %.0f | %.2f | %v |\n", i+1, ms(f.p99), ms(k.p99), cp99r[i], x.floodRPS, x.ctrlRPS, crpsr[i], x.ctrlStatuses)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "invalid keys: against as many valid calls, valid keys' p99 flooded/control = %.2f, highest rate flooded/control = %.2f (medians of the rounds)\n",
+		median(cp99r), median(crpsr))
 	if err := r.checkFloods(); err != nil {
 		fmt.Fprintf(w, "invalid keys: %v\n", err)
 	} else {
