@@ -25,12 +25,14 @@ import (
 //     -flood-rate each: the valid calls' rate.
 //
 // Both comparisons run a third time beside a control: two loads of valid
-// calls at -flood-rate each, on connections of their own like the floods.
+// calls at -flood-rate each, with keys the valid load does not use, on
+// connections of their own like the floods.
 // On a machine whose cores the server shares with the load generators,
 // any extra calls slow the valid load; flooded against the control tells
 // what invalid keys cost beside the same number of calls that are valid.
 //
-// Alone, flooded and the control alternate, round by round.
+// Alone, flooded and the control take turns, each round starting with the
+// next of the three.
 
 type kindResult struct {
 	name     string
@@ -96,7 +98,25 @@ func opsDelta(before, after map[string]float64) map[string]float64 {
 	return d
 }
 
-func invalidKeys(ctx context.Context, lk *process, hot []string, c config) (*invalidResult, error) {
+// controlSet picks up to n secrets of all spread evenly over them, none of
+// them in hot: halfway between hotSet's picks.
+func controlSet(all, hot []string, n int) []string {
+	in := make(map[string]bool, len(hot))
+	for _, s := range hot {
+		in[s] = true
+	}
+	out := make([]string, 0, n)
+	for i := range n {
+		if j := (2*i + 1) * len(all) / (2 * n); j < len(all) && !in[all[j]] {
+			out = append(out, all[j])
+		}
+	}
+	return out
+}
+
+// invalidKeys runs the phase on lk, with the valid load over hot and the
+// control over other keys of all.
+func invalidKeys(ctx context.Context, lk *process, hot, all []string, c config) (*invalidResult, error) {
 	unknown, err := secrets(4096, keyformat.NewSecret)
 	if err != nil {
 		return nil, err
@@ -110,12 +130,19 @@ func invalidKeys(ctx context.Context, lk *process, hot []string, c config) (*inv
 		{"unknown well-formed keys", lk.addr(), lk, authorizeReqs(unknown), 401},
 		{"keys with a bad checksum", lk.addr(), lk, authorizeReqs(bad), 401},
 	}
-	// The control: as many calls as the floods make, with valid keys.
-	control := []target{
-		{"valid keys (control)", lk.addr(), lk, authorizeReqs(hot), 200},
-		{"valid keys (control)", lk.addr(), lk, authorizeReqs(hot), 200},
+	// The control: as many calls as the floods make, with valid keys of
+	// other clients, none of them the valid load's, spread over the index
+	// like its keys, each load with keys of its own like each flood.
+	others := controlSet(all, hot, len(hot))
+	if len(others) < 2 {
+		return nil, fmt.Errorf("%d keys leave too few beside the %d in use for the control", len(all), len(hot))
 	}
-	for _, t := range append([]target{valid}, floods...) {
+	half := len(others) / 2
+	control := []target{
+		{"valid keys of other clients (control)", lk.addr(), lk, authorizeReqs(others[:half]), 200},
+		{"valid keys of other clients (control)", lk.addr(), lk, authorizeReqs(others[half:]), 200},
+	}
+	for _, t := range append(append([]target{valid}, floods...), control...) {
 		if err := preflight(t, nil); err != nil {
 			return nil, err
 		}
@@ -150,7 +177,7 @@ func invalidKeys(ctx context.Context, lk *process, hot []string, c config) (*inv
 
 	// flooding runs the loads of ts (the floods or the control) at
 	// c.floodRate each until stop is called, and returns their answers.
-	flooding := func(ts []target) (stop func() map[int]int) {
+	flooding := func(ts []target) (stop func() *outcome) {
 		fctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		outs := make([]*outcome, len(ts))
@@ -158,63 +185,80 @@ func invalidKeys(ctx context.Context, lk *process, hot []string, c config) (*inv
 			wg.Go(func() { outs[i], _ = openLoop(fctx, t.addr, rateConns/2, c.floodRate, time.Hour, t.mk) })
 		}
 		time.Sleep(200 * time.Millisecond) // let the floods get going
-		return func() map[int]int {
+		return func() *outcome {
 			cancel()
 			wg.Wait()
-			st := map[int]int{}
+			merged := &outcome{}
 			for _, o := range outs {
-				for s, n := range o.statuses {
-					st[s] += n
+				merged.add(o.statuses, o.errs, o.firstErr)
+			}
+			return merged
+		}
+	}
+	// beside measures the valid load at the fixed rate, then at the
+	// highest rate, beside the loads of ts (none: alone), which must be
+	// answered want and nothing else. It returns what ts were answered
+	// during the fixed-rate run, and the store operations meanwhile.
+	beside := func(ts []target, want int) (fixed rateResult, rps float64, answers map[int]int, ops map[string]float64, err error) {
+		run := func(measure func() error) (*outcome, error) {
+			if len(ts) == 0 {
+				return nil, measure()
+			}
+			stop := flooding(ts)
+			err := measure()
+			o := stop()
+			if err == nil {
+				if err = o.check(want); err != nil {
+					err = fmt.Errorf("%s: %w", ts[0].name, err)
 				}
 			}
-			return st
+			return o, err
 		}
+		before, err := scrape(lk.url)
+		if err != nil {
+			return
+		}
+		o, err := run(func() (err error) {
+			fixed, err = measureRate(ctx, valid, c.invalidRate, c.rateDur)
+			return err
+		})
+		if err != nil {
+			return
+		}
+		if o != nil {
+			answers = o.statuses
+		}
+		after, err := scrape(lk.url)
+		if err != nil {
+			return
+		}
+		ops = opsDelta(before, after)
+		_, err = run(func() error {
+			closed, err := measureClosed(ctx, valid, c)
+			rps = closed.rps
+			return err
+		})
+		return
 	}
 	for r := range c.rounds {
 		c.logf("invalid keys: round %d of %d (load average %s)", r+1, c.rounds, loadavg())
 		var ir invalidRound
-		if ir.aloneFixed, err = measureRate(ctx, valid, c.invalidRate, c.rateDur); err != nil {
-			return nil, err
+		// Alone, beside the floods, beside the control: in turn, each
+		// round starting one further, so that none always follows another.
+		for k := range 3 {
+			var err error
+			switch (r + k) % 3 {
+			case 0:
+				ir.aloneFixed, ir.aloneRPS, _, _, err = beside(nil, 0)
+			case 1:
+				ir.floodFixed, ir.floodRPS, ir.floodStatuses, ir.floodOps, err = beside(floods, 401)
+			case 2:
+				ir.ctrlFixed, ir.ctrlRPS, ir.ctrlStatuses, _, err = beside(control, 200)
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
-		before, err := scrape(lk.url)
-		if err != nil {
-			return nil, err
-		}
-		stop := flooding(floods)
-		ir.floodFixed, err = measureRate(ctx, valid, c.invalidRate, c.rateDur)
-		ir.floodStatuses = stop()
-		if err != nil {
-			return nil, err
-		}
-		after, err := scrape(lk.url)
-		if err != nil {
-			return nil, err
-		}
-		ir.floodOps = opsDelta(before, after)
-		stop = flooding(control)
-		ir.ctrlFixed, err = measureRate(ctx, valid, c.invalidRate, c.rateDur)
-		ir.ctrlStatuses = stop()
-		if err != nil {
-			return nil, err
-		}
-
-		alone, err := measureClosed(ctx, valid, c)
-		if err != nil {
-			return nil, err
-		}
-		stop = flooding(floods)
-		flooded, err := measureClosed(ctx, valid, c)
-		stop()
-		if err != nil {
-			return nil, err
-		}
-		stop = flooding(control)
-		ctrl, err := measureClosed(ctx, valid, c)
-		stop()
-		if err != nil {
-			return nil, err
-		}
-		ir.aloneRPS, ir.floodRPS, ir.ctrlRPS = alone.rps, flooded.rps, ctrl.rps
 		res.rounds = append(res.rounds, ir)
 	}
 	return res, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,10 @@ func TestRun(t *testing.T) {
 		}
 		if n := ir.ctrlStatuses[200]; n == 0 || n != sumCounts(ir.ctrlStatuses) {
 			t.Errorf("the control was answered %v, want 200 only", ir.ctrlStatuses)
+		}
+		// As many calls as the floods: two loads at -flood-rate, not one.
+		if f, k := sumCounts(ir.floodStatuses), sumCounts(ir.ctrlStatuses); 4*max(f-k, k-f) > f {
+			t.Errorf("the control made %d calls beside the valid load, the floods %d: want within a quarter", k, f)
 		}
 	}
 	if rep.startup <= 0 || rep.memFull.heap <= 0 || rep.memEmpty.rss <= 0 || rep.memAfter.peak < rep.memAfter.rss {
@@ -201,6 +206,42 @@ func TestMedian(t *testing.T) {
 	for _, tt := range tests {
 		if got := median(tt.in); got != tt.want {
 			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestControlSet: the control's keys are none of the valid load's, as many
+// as asked where there are enough, and spread over all the keys.
+func TestControlSet(t *testing.T) {
+	for _, tc := range []struct{ all, n, want int }{
+		{200, 100, 100},
+		{1000, 10, 10},
+		{1000000, 10000, 10000},
+		{150, 100, 50}, // too few keys: the others there are
+		{100, 100, 0},
+	} {
+		all := make([]string, tc.all)
+		for i := range all {
+			all[i] = "k" + strconv.Itoa(i)
+		}
+		hot := hotSet(all, tc.n)
+		got := controlSet(all, hot, tc.n)
+		if len(got) != tc.want {
+			t.Errorf("%d keys, %d in use: %d for the control, want %d", tc.all, tc.n, len(got), tc.want)
+		}
+		in := map[string]bool{}
+		for _, s := range hot {
+			in[s] = true
+		}
+		seen := map[string]bool{}
+		for _, s := range got {
+			if in[s] || seen[s] {
+				t.Errorf("%d keys, %d in use: %s is the valid load's or twice in the control", tc.all, tc.n, s)
+			}
+			seen[s] = true
+		}
+		if tc.want == tc.n && tc.n > 1 && got[len(got)-1] != all[(2*tc.n-1)*tc.all/(2*tc.n)] {
+			t.Errorf("%d keys, %d in use: the control ends at %s, not spread to the end", tc.all, tc.n, got[len(got)-1])
 		}
 	}
 }

@@ -610,7 +610,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		return nil, err
 	}
 	defer open.stop()
-	if rep.invalid, err = invalidKeys(ctx, open, hot, c); err != nil {
+	if rep.invalid, err = invalidKeys(ctx, open, hot, db.secrets, c); err != nil {
 		return nil, err
 	}
 	rep.end, rep.loadAfter = time.Now(), loadavg()
