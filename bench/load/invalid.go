@@ -31,8 +31,8 @@ import (
 // any extra calls slow the valid load; flooded against the control tells
 // what invalid keys cost beside the same number of calls that are valid.
 //
-// Alone, flooded and the control take turns, each round starting with the
-// next of the three.
+// Alone, flooded and the control take turns, in a different order each
+// round; six rounds run every order once.
 
 type kindResult struct {
 	name     string
@@ -47,12 +47,18 @@ type kindResult struct {
 	idleOps map[string]float64
 }
 
+// besideResult is the valid load's, alone or beside other loads (the
+// floods or the control).
+type besideResult struct {
+	fixed   rateResult         // at the fixed rate
+	rps     float64            // at the highest rate
+	answers map[int]int        // the other loads' answers during the fixed-rate run
+	perSec  float64            // and how many a second
+	ops     map[string]float64 // the store's operations during it
+}
+
 type invalidRound struct {
-	aloneFixed, floodFixed, ctrlFixed rateResult // valid keys at the fixed rate
-	aloneRPS, floodRPS, ctrlRPS       float64    // valid keys at the highest rate
-	floodOps                          map[string]float64
-	floodStatuses                     map[int]int // the floods' answers during the fixed-rate run
-	ctrlStatuses                      map[int]int // the control's answers during its fixed-rate run
+	alone, flood, ctrl besideResult
 }
 
 type invalidResult struct {
@@ -176,84 +182,87 @@ func invalidKeys(ctx context.Context, lk *process, hot, all []string, c config) 
 	}
 
 	// flooding runs the loads of ts (the floods or the control) at
-	// c.floodRate each until stop is called, and returns their answers.
-	flooding := func(ts []target) (stop func() *outcome) {
+	// c.floodRate each until stop is called, and returns their answers
+	// and how long they ran.
+	flooding := func(ts []target) (stop func() (*outcome, time.Duration)) {
 		fctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		outs := make([]*outcome, len(ts))
+		start := time.Now()
 		for i, t := range ts {
 			wg.Go(func() { outs[i], _ = openLoop(fctx, t.addr, rateConns/2, c.floodRate, time.Hour, t.mk) })
 		}
 		time.Sleep(200 * time.Millisecond) // let the floods get going
-		return func() *outcome {
+		return func() (*outcome, time.Duration) {
 			cancel()
 			wg.Wait()
 			merged := &outcome{}
 			for _, o := range outs {
 				merged.add(o.statuses, o.errs, o.firstErr)
 			}
-			return merged
+			return merged, time.Since(start)
 		}
 	}
 	// beside measures the valid load at the fixed rate, then at the
-	// highest rate, beside the loads of ts (none: alone), which must be
-	// answered want and nothing else. It returns what ts were answered
-	// during the fixed-rate run, and the store operations meanwhile.
-	beside := func(ts []target, want int) (fixed rateResult, rps float64, answers map[int]int, ops map[string]float64, err error) {
-		run := func(measure func() error) (*outcome, error) {
+	// highest rate, beside the loads of ts (none: alone), called name,
+	// which must be answered want and nothing else.
+	beside := func(name string, ts []target, want int) (b besideResult, err error) {
+		under := func(phase string, measure func() error) (*outcome, time.Duration, error) {
 			if len(ts) == 0 {
-				return nil, measure()
+				return nil, 0, measure()
 			}
 			stop := flooding(ts)
 			err := measure()
-			o := stop()
+			o, took := stop()
 			if err == nil {
 				if err = o.check(want); err != nil {
-					err = fmt.Errorf("%s: %w", ts[0].name, err)
+					err = fmt.Errorf("%s, during the %s run: %w", name, phase, err)
 				}
 			}
-			return o, err
+			return o, took, err
 		}
 		before, err := scrape(lk.url)
 		if err != nil {
 			return
 		}
-		o, err := run(func() (err error) {
-			fixed, err = measureRate(ctx, valid, c.invalidRate, c.rateDur)
+		o, took, err := under("fixed-rate", func() (err error) {
+			b.fixed, err = measureRate(ctx, valid, c.invalidRate, c.rateDur)
 			return err
 		})
 		if err != nil {
 			return
 		}
 		if o != nil {
-			answers = o.statuses
+			b.answers, b.perSec = o.statuses, float64(o.total())/took.Seconds()
 		}
 		after, err := scrape(lk.url)
 		if err != nil {
 			return
 		}
-		ops = opsDelta(before, after)
-		_, err = run(func() error {
+		b.ops = opsDelta(before, after)
+		_, _, err = under("highest-rate", func() error {
 			closed, err := measureClosed(ctx, valid, c)
-			rps = closed.rps
+			b.rps = closed.rps
 			return err
 		})
 		return
 	}
+	// The three in every order, one a round: over six rounds each comes
+	// first, second and third twice, and right after each of the others
+	// twice.
+	orders := [6][3]int{{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {2, 1, 0}, {1, 0, 2}}
 	for r := range c.rounds {
 		c.logf("invalid keys: round %d of %d (load average %s)", r+1, c.rounds, loadavg())
 		var ir invalidRound
-		// Alone, beside the floods, beside the control: in turn, each
-		// round starting one further, so that none always follows another.
-		for k := range 3 {
+		for _, which := range orders[r%len(orders)] {
 			var err error
-			switch (r + k) % 3 {
+			switch which {
 			case 0:
-				ir.aloneFixed, ir.aloneRPS, _, _, err = beside(nil, 0)
+				ir.alone, err = beside("alone", nil, 0)
 			case 1:
-				ir.floodFixed, ir.floodRPS, ir.floodStatuses, ir.floodOps, err = beside(floods, 401)
+				ir.flood, err = beside("the floods", floods, 401)
 			case 2:
-				ir.ctrlFixed, ir.ctrlRPS, ir.ctrlStatuses, _, err = beside(control, 200)
+				ir.ctrl, err = beside("the control", control, 200)
 			}
 			if err != nil {
 				return nil, err

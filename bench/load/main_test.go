@@ -77,20 +77,21 @@ func TestRun(t *testing.T) {
 			}
 		}
 		ir := inv.rounds[0]
-		if ir.aloneFixed.p99 <= 0 || ir.floodFixed.p99 <= 0 || ir.ctrlFixed.p99 <= 0 || ir.aloneRPS <= 0 || ir.floodRPS <= 0 || ir.ctrlRPS <= 0 {
+		if ir.alone.fixed.p99 <= 0 || ir.flood.fixed.p99 <= 0 || ir.ctrl.fixed.p99 <= 0 || ir.alone.rps <= 0 || ir.flood.rps <= 0 || ir.ctrl.rps <= 0 {
 			t.Errorf("invalid keys, valid alone, flooded and beside the control: %+v", ir)
 		}
 		// Both floods answered, and only with 401 (the guard is off);
 		// the control only with 200.
-		if n := ir.floodStatuses[401]; n == 0 || n != sumCounts(ir.floodStatuses) {
-			t.Errorf("the floods were answered %v, want 401 only", ir.floodStatuses)
+		if n := ir.flood.answers[401]; n == 0 || n != sumCounts(ir.flood.answers) {
+			t.Errorf("the floods were answered %v, want 401 only", ir.flood.answers)
 		}
-		if n := ir.ctrlStatuses[200]; n == 0 || n != sumCounts(ir.ctrlStatuses) {
-			t.Errorf("the control was answered %v, want 200 only", ir.ctrlStatuses)
+		if n := ir.ctrl.answers[200]; n == 0 || n != sumCounts(ir.ctrl.answers) {
+			t.Errorf("the control was answered %v, want 200 only", ir.ctrl.answers)
 		}
-		// As many calls as the floods: two loads at -flood-rate, not one.
-		if f, k := sumCounts(ir.floodStatuses), sumCounts(ir.ctrlStatuses); 4*max(f-k, k-f) > f {
-			t.Errorf("the control made %d calls beside the valid load, the floods %d: want within a quarter", k, f)
+		// As many calls a second as the floods: two loads at -flood-rate,
+		// not one.
+		if f, k := ir.flood.perSec, ir.ctrl.perSec; 4*max(f-k, k-f) > f {
+			t.Errorf("the control made %.0f calls a second beside the valid load, the floods %.0f: want within a quarter", k, f)
 		}
 	}
 	if rep.startup <= 0 || rep.memFull.heap <= 0 || rep.memEmpty.rss <= 0 || rep.memAfter.peak < rep.memAfter.rss {
@@ -100,7 +101,7 @@ func TestRun(t *testing.T) {
 	rep.print(&b, c)
 	for _, want := range []string{"## Start-up and memory", "forward auth: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
 		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
-		"## Invalid keys beside valid ones", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
+		"## Invalid keys beside valid ones", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls of other clients, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
 		"forward auth, this build against -before: A/B = "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
@@ -240,8 +241,22 @@ func TestControlSet(t *testing.T) {
 			}
 			seen[s] = true
 		}
-		if tc.want == tc.n && tc.n > 1 && got[len(got)-1] != all[(2*tc.n-1)*tc.all/(2*tc.n)] {
-			t.Errorf("%d keys, %d in use: the control ends at %s, not spread to the end", tc.all, tc.n, got[len(got)-1])
+		// Spread like the valid load's keys: one between each two of
+		// them, and one after the last.
+		if tc.want == tc.n {
+			at := map[string]int{}
+			for i, s := range all {
+				at[s] = i
+			}
+			for i, s := range got {
+				next := tc.all
+				if i+1 < len(hot) {
+					next = at[hot[i+1]]
+				}
+				if at[s] <= at[hot[i]] || at[s] >= next {
+					t.Errorf("%d keys, %d in use: the control's key %d is %s, not between %s and the next in use", tc.all, tc.n, i, s, hot[i])
+				}
+			}
 		}
 	}
 }

@@ -220,33 +220,33 @@ func (r *invalidResult) print(w io.Writer, c config) {
 			opsString(k.storeOps), opsString(k.idleOps))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Valid keys alone and beside both floods (each at %.0f/s, open loop, on connections of their own), alternating:\n\n", c.floodRate)
+	fmt.Fprintf(w, "Valid keys alone and beside both floods (each at %.0f/s, open loop, on connections of their own), taking turns in a different order each round:\n\n", c.floodRate)
 	fmt.Fprintf(w, "| round | valid p50 ms at %.0f/s alone | flooded | valid p99 ms alone | flooded | p99 flooded/alone | valid highest req/s alone | flooded | flooded/alone | floods' answers | store operations (fixed-rate run) |\n", c.invalidRate)
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
 	var p99r, rpsr []float64
 	for i, x := range r.rounds {
-		a, f := x.aloneFixed, x.floodFixed
+		a, f := x.alone.fixed, x.flood.fixed
 		p99r = append(p99r, float64(f.p99)/float64(a.p99))
-		rpsr = append(rpsr, x.floodRPS/x.aloneRPS)
+		rpsr = append(rpsr, x.flood.rps/x.alone.rps)
 		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.2f | %.0f | %.0f | %.2f | %v | %s |\n", i+1, ms(a.p50), ms(f.p50), ms(a.p99), ms(f.p99),
-			p99r[i], x.aloneRPS, x.floodRPS, rpsr[i], x.floodStatuses, opsString(x.floodOps))
+			p99r[i], x.alone.rps, x.flood.rps, rpsr[i], x.flood.answers, opsString(x.flood.ops))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "invalid keys: valid keys' p99 flooded/alone = %.2f, highest rate flooded/alone = %.2f (medians of the rounds; target: at most 10%% slower)\n",
 		median(p99r), median(rpsr))
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "The same valid keys beside the floods and beside a control of as many valid calls (two loads at %.0f/s each, on connections of their own), in the same rounds:\n\n", c.floodRate)
+	fmt.Fprintf(w, "The same valid keys beside the floods and beside a control of as many valid calls with other clients' keys (two loads at %.0f/s each, on connections of their own), in the same rounds:\n\n", c.floodRate)
 	fmt.Fprintln(w, "| round | valid p99 ms flooded | beside the control | p99 flooded/control | valid highest req/s flooded | beside the control | flooded/control | the control's answers |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	var cp99r, crpsr []float64
 	for i, x := range r.rounds {
-		f, k := x.floodFixed, x.ctrlFixed
+		f, k := x.flood.fixed, x.ctrl.fixed
 		cp99r = append(cp99r, float64(f.p99)/float64(k.p99))
-		crpsr = append(crpsr, x.floodRPS/x.ctrlRPS)
-		fmt.Fprintf(w, "| %d | %s | %s | %.2f | %.0f | %.0f | %.2f | %v |\n", i+1, ms(f.p99), ms(k.p99), cp99r[i], x.floodRPS, x.ctrlRPS, crpsr[i], x.ctrlStatuses)
+		crpsr = append(crpsr, x.flood.rps/x.ctrl.rps)
+		fmt.Fprintf(w, "| %d | %s | %s | %.2f | %.0f | %.0f | %.2f | %v |\n", i+1, ms(f.p99), ms(k.p99), cp99r[i], x.flood.rps, x.ctrl.rps, crpsr[i], x.ctrl.answers)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "invalid keys: against as many valid calls, valid keys' p99 flooded/control = %.2f, highest rate flooded/control = %.2f (medians of the rounds)\n",
+	fmt.Fprintf(w, "invalid keys: against as many valid calls of other clients, valid keys' p99 flooded/control = %.2f, highest rate flooded/control = %.2f (medians of the rounds)\n",
 		median(cp99r), median(crpsr))
 	if err := r.checkFloods(); err != nil {
 		fmt.Fprintf(w, "invalid keys: %v\n", err)
