@@ -46,3 +46,19 @@ func EntryView(e *Entry) any {
 
 // EntryNum is the number of e's record.
 func EntryNum(e *Entry) uint32 { return e.num }
+
+// ApplyLoad puts keys into ix, which is empty, as a start-up's Sync puts
+// them (the tables aimed at their number, applySync a batch at a time,
+// the tables trimmed), without the store and the goroutines that read
+// it.
+func ApplyLoad(ix *Index, keys []*latchkey.AccessKey) {
+	ix.aimTables(len(keys))
+	for len(keys) > 0 {
+		b := keys[:min(len(keys), syncBatch)]
+		keys = keys[len(b):]
+		ix.applySync(b, true)
+	}
+	ix.mu.Lock()
+	ix.trimTables()
+	ix.mu.Unlock()
+}

@@ -311,6 +311,8 @@ type Index struct {
 	strs      map[string]strRef
 	resyncing bool
 	touched   map[string]struct{}
+	// warmed keeps what warm read (under mu), and means nothing else.
+	warmed uint64
 	// pass numbers Sync's passes (rec.seen).
 	pass uint32
 	// syncing holds a token while a Sync runs, from start to end: Syncs
@@ -900,7 +902,7 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	// batches are alive at once (one being read per part, one queued,
 	// one being put), so a resync's own memory stays a few batches of
 	// keys, whatever their number.
-	const batch = 4096
+	const batch = syncBatch
 	parts := 1
 	ps, split := store.(keyIndexPartScanner)
 	if split && ps.KeyIndexParts() {
@@ -1064,20 +1066,59 @@ func (ix *Index) applySync(keys []*latchkey.AccessKey, empty bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	var cur Entry
-	for _, k := range keys {
-		if _, ok := ix.touched[k.ID]; ok {
-			continue
-		}
-		var num uint32
-		if !empty {
-			if num = ix.numOf(k.ID); ix.entryOf(num, &cur) && cur.same(k) {
-				ix.rec(num).seen = ix.pass
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), warmAhead)]
+		keys = keys[len(part):]
+		ix.warmed += ix.warm(part)
+		for _, k := range part {
+			if _, ok := ix.touched[k.ID]; ok {
 				continue
 			}
+			var num uint32
+			if !empty {
+				if num = ix.numOf(k.ID); ix.entryOf(num, &cur) && cur.same(k) {
+					ix.rec(num).seen = ix.pass
+					continue
+				}
+			}
+			ix.putNum(k, num)
 		}
-		ix.putNum(k, num)
 	}
 	ix.maybeCompact()
+}
+
+// syncBatch is how many keys Sync hands from the goroutines that read the
+// store to the one that puts them into the index at a time.
+const syncBatch = 4096
+
+// warmAhead is how many keys applySync warms at a time: few enough that
+// their slots' lines, and the keys themselves, are still in the core's
+// cache when the keys are put.
+const warmAhead = 256
+
+// warm reads, for each of keys, the slots at which its lookups and
+// inserts start: its ID's in the ID table and its digest's in its shard's
+// table. At millions of keys those are cache misses, one after another in
+// the loop that puts the keys, where the table inserts took more than half
+// of the putting goroutine's time (BenchmarkSyncApply's profile); here no
+// read depends on another, so the core has many of them in flight
+// at once, and the loop that follows finds the lines in the cache. Called
+// under mu, which every writer of the tables holds. It returns the sum of
+// what it read, which the caller keeps so that the reads are not
+// optimised away.
+func (ix *Index) warm(keys []*latchkey.AccessKey) uint64 {
+	var sum uint64
+	for _, k := range keys {
+		h := digestHash(&k.SecretDigest)
+		if sl := ix.shardOf(h).t.slots; len(sl) > 0 {
+			sum += sl[home(h, uint64(len(sl)-1))]
+		}
+		ih := idHash(k.ID)
+		if sl := ix.ids[ih%shardCount].slots; len(sl) > 0 {
+			sum += sl[home(ih, uint64(len(sl)-1))]
+		}
+	}
+	return sum
 }
 
 // effectiveRate is the key's own rate limit, or else its application's.
