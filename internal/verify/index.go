@@ -1069,7 +1069,7 @@ func (ix *Index) applySync(keys []*latchkey.AccessKey, empty bool) {
 	for len(keys) > 0 {
 		part := keys[:min(len(keys), warmAhead)]
 		keys = keys[len(part):]
-		ix.warmed += ix.warm(part)
+		ix.warmed += ix.warm(part, empty)
 		for _, k := range part {
 			if _, ok := ix.touched[k.ID]; ok {
 				continue
@@ -1096,26 +1096,30 @@ const syncBatch = 4096
 // cache when the keys are put.
 const warmAhead = 256
 
-// warm reads, for each of keys, the slots at which its lookups and
-// inserts start: its ID's in the ID table and its digest's in its shard's
-// table. At millions of keys those are cache misses, one after another in
-// the loop that puts the keys, where the table inserts took more than half
-// of the putting goroutine's time (BenchmarkSyncApply's profile); here no
-// read depends on another, so the core has many of them in flight
-// at once, and the loop that follows finds the lines in the cache. Called
-// under mu, which every writer of the tables holds. It returns the sum of
-// what it read, which the caller keeps so that the reads are not
-// optimised away.
-func (ix *Index) warm(keys []*latchkey.AccessKey) uint64 {
+// warm reads, for each of keys, the slot at which its ID's lookup or
+// insert starts in the ID table and, on a first load (empty), the one at
+// which its digest's insert starts in its shard's table (a resync puts
+// only the keys that changed, and most keys have not). At millions of keys
+// those are cache misses, one after another in the loop that puts the
+// keys, where the table inserts took more than half of the putting
+// goroutine's time (BenchmarkSyncApply's profile); here no read depends on
+// another, so the core has many of them in flight at once, and the loop
+// that follows finds the lines in the cache. Called under mu, which every
+// writer of the tables holds. It returns the sum of what it read, which
+// the caller keeps so that the reads are not optimised away.
+func (ix *Index) warm(keys []*latchkey.AccessKey, empty bool) uint64 {
 	var sum uint64
 	for _, k := range keys {
-		h := digestHash(&k.SecretDigest)
-		if sl := ix.shardOf(h).t.slots; len(sl) > 0 {
-			sum += sl[home(h, uint64(len(sl)-1))]
-		}
 		ih := idHash(k.ID)
 		if sl := ix.ids[ih%shardCount].slots; len(sl) > 0 {
 			sum += sl[home(ih, uint64(len(sl)-1))]
+		}
+		if !empty {
+			continue
+		}
+		h := digestHash(&k.SecretDigest)
+		if sl := ix.shardOf(h).t.slots; len(sl) > 0 {
+			sum += sl[home(h, uint64(len(sl)-1))]
 		}
 	}
 	return sum
