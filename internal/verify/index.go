@@ -902,7 +902,6 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	// batches are alive at once (one being read per part, one queued,
 	// one being put), so a resync's own memory stays a few batches of
 	// keys, whatever their number.
-	const batch = syncBatch
 	parts := 1
 	ps, split := store.(keyIndexPartScanner)
 	if split && ps.KeyIndexParts() {
@@ -936,7 +935,7 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 			default:
 			}
 		}
-		return make([]*latchkey.AccessKey, 0, batch)
+		return make([]*latchkey.AccessKey, 0, syncBatch)
 	}
 	// Each part fills a batch of its own; only the part's goroutine
 	// touches it.
@@ -948,7 +947,7 @@ func (ix *Index) Sync(ctx context.Context, store latchkey.Store) (int, error) {
 	add := func(part int, k *latchkey.AccessKey) error {
 		keys[part] = append(keys[part], k)
 		counts[part]++
-		if len(keys[part]) >= batch {
+		if len(keys[part]) >= syncBatch {
 			batches <- keys[part]
 			keys[part] = newBatch()
 		}
