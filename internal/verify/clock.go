@@ -10,9 +10,9 @@ import (
 // its readings at most this long after it happened.
 const clockRecheck = 10 * time.Millisecond
 
-// wallNow is the Verifier's default clock (New): the wall time to the
-// nanosecond, as time.Now gives it, but from one read of the monotonic
-// clock instead of two reads (wall and monotonic). On a virtual machine
+// wallNow is the clock of a Verifier whose Now is unset (New's): the
+// wall time to the nanosecond, as time.Now gives it, but from one read of
+// the monotonic clock instead of two reads (wall and monotonic). On a virtual machine
 // whose clock source is kvm-clock or hpet, each read costs tens of
 // nanoseconds, a fifth of a verification. The monotonic clock runs at the
 // wall clock's rate (NTP slews both), so the two differ by an offset that
@@ -68,4 +68,68 @@ func (c *monoClock) refresh() time.Time {
 		c.off.Store(off)
 	}
 	return time.Unix(0, c.off.Load()+m)
+}
+
+// coarseTick is how often the coarse clock (usageClock) reads the time
+// while calls read it.
+const coarseTick = 10 * time.Millisecond
+
+// usageClock is the time a call's usage is recorded at when its decision
+// needed no time of its own (Verifier.Now unset, and neither expiry, rate
+// limit, quota nor throttling read the clock): the time at most about
+// coarseTick before the call, without reading the clock on the call's path.
+var usageClock coarseClock
+
+// coarseClock is a time that a goroutine of its own refreshes every
+// coarseTick, for readers that need the time only to within that: a
+// verification that needs no time to decide still records when the key
+// was last used, and reading the clock (one read of the monotonic clock)
+// is a seventh of such a verification where the clock source is kvm-clock.
+// The goroutine runs only while the time is read: a tick that finds no
+// reader since the one before ends it, and the next reader starts it
+// again (reading the clock itself once), so an idle process has no
+// wake-ups.
+type coarseClock struct {
+	t       atomic.Int64 // wall time (Unix ns) at the last tick; 0 while the goroutine is not running
+	read    atomic.Bool  // t was read since the last tick
+	running atomic.Bool  // the goroutine runs (set before t is, cleared after)
+}
+
+// now returns the wall time in Unix nanoseconds, at most about coarseTick
+// old (more only when the process has no CPU for its ticks).
+func (c *coarseClock) now() int64 {
+	if t := c.t.Load(); t != 0 {
+		if !c.read.Load() { // a store per tick, not per call: the line stays shared
+			c.read.Store(true)
+		}
+		return t
+	}
+	return c.start()
+}
+
+// start reads the clock and, unless another reader just did, starts the
+// goroutine that keeps t.
+func (c *coarseClock) start() int64 {
+	t := wallNow().UnixNano()
+	if c.running.CompareAndSwap(false, true) {
+		c.read.Store(true)
+		c.t.Store(t)
+		go c.tick()
+	}
+	return t
+}
+
+func (c *coarseClock) tick() {
+	tk := time.NewTicker(coarseTick)
+	defer tk.Stop()
+	for range tk.C {
+		if !c.read.Swap(false) {
+			// Nobody read the time for a whole tick: stop. A reader
+			// between these two stores reads the clock itself.
+			c.t.Store(0)
+			c.running.Store(false)
+			return
+		}
+		c.t.Store(wallNow().UnixNano())
+	}
 }

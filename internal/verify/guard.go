@@ -88,7 +88,7 @@ func NewGuard(failures int, refillPerMinute float64) *Guard {
 }
 
 // blocked returns how long addr must wait, or 0 if it may try.
-func (g *Guard) blocked(addr netip.Addr, now time.Time) time.Duration {
+func (g *Guard) blocked(addr netip.Addr, clk *clock) time.Duration {
 	if g.n.Load() == 0 {
 		return 0 // nobody has failed recently: no lock on the hot path
 	}
@@ -102,7 +102,7 @@ func (g *Guard) blocked(addr netip.Addr, now time.Time) time.Duration {
 	if l == nil {
 		return 0
 	}
-	t := l.TokensAt(now)
+	t := l.TokensAt(clk.now())
 	if t >= 1 {
 		return 0
 	}

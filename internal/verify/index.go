@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/keyformat"
@@ -1161,7 +1160,8 @@ func (e *Entry) certMatchesStored(s string) bool {
 	return !e.certBad && e.rules != nil && c == e.rules.cert
 }
 
-// expired reports whether the entry's expiry is at or before now.
-func (e *Entry) expired(now time.Time) bool {
-	return e.ExpiresAt != 0 && now.UnixNano() >= e.ExpiresAt
+// expired reports whether the entry's expiry is at or before the
+// decision's time, which it reads only for an entry that has an expiry.
+func (e *Entry) expired(c *clock) bool {
+	return e.ExpiresAt != 0 && c.now().UnixNano() >= e.ExpiresAt
 }

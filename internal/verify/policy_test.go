@@ -376,7 +376,7 @@ func TestGuardSweepKeepsThrottled(t *testing.T) {
 	if g.seen.Load().has(guardKey(once)) {
 		t.Error("the forgotten address's bit is still set")
 	}
-	if !g.seen.Load().has(guardKey(bad)) || g.blocked(bad, now) <= 0 {
+	if !g.seen.Load().has(guardKey(bad)) || g.blocked(bad, &clock{t: now, read: true}) <= 0 {
 		t.Error("the throttled address is no longer throttled after a sweep that forgot another")
 	}
 }

@@ -41,10 +41,11 @@ func (v *Verifier) VerifySigned(ctx context.Context, req *SignedRequest) Result 
 }
 
 func (v *Verifier) decideSigned(ctx context.Context, req *SignedRequest) Result {
-	now := v.Now()
+	clk := clock{v: v}
+	now := clk.now() // the signature's window needs it
 	ip := req.IP
 	if v.Guard != nil && ip.IsValid() {
-		if wait := v.Guard.blocked(ip, now); wait > 0 {
+		if wait := v.Guard.blocked(ip, &clk); wait > 0 {
 			return Result{Code: latchkey.CodeThrottled, RetryAfter: wait}
 		}
 	}
@@ -82,7 +83,7 @@ func (v *Verifier) decideSigned(ctx context.Context, req *SignedRequest) Result 
 		res.Code, res.Err = code, err
 		return res
 	}
-	v.judge(&req.Request, &res, now)
+	v.judge(&req.Request, &res, &clk)
 	return res
 }
 

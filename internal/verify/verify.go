@@ -88,10 +88,14 @@ func (r Result) Valid() bool { return r.Code == latchkey.CodeValid }
 type Verifier struct {
 	Index    *Index
 	Recorder *Recorder
-	// Now is the clock: expiry, usage times, rate limits and quotas
-	// are read from it. New sets a clock that reads the wall time to the
-	// nanosecond from the monotonic clock (clock.go), cheaper than
-	// time.Now where reading the clock is slow.
+	// Now, when set, is the clock: expiry, usage times, rate limits and
+	// quotas are read from it. Unset (as New leaves it), a decision that
+	// needs the time reads the wall time to the nanosecond from the
+	// monotonic clock (clock.go), cheaper than time.Now where reading the
+	// clock is slow, and a decision that needs none (an active key
+	// without expiry, rate limit or quota, from a client address that is
+	// not throttled) reads no clock: its usage is recorded at the time of
+	// a coarse clock, to within about 10 ms (usageClock).
 	Now func() time.Time
 	// Guard throttles client addresses that send many invalid
 	// credentials; nil disables it.
@@ -132,7 +136,48 @@ type CanaryHook interface {
 
 // New returns a verifier over ix that records usage with rec.
 func New(ix *Index, rec *Recorder) *Verifier {
-	return &Verifier{Index: ix, Recorder: rec, Now: wallNow}
+	return &Verifier{Index: ix, Recorder: rec}
+}
+
+// now reads the Verifier's clock.
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return wallNow()
+}
+
+// clock is one decision's time: read at most once, and only if the
+// decision needs it.
+type clock struct {
+	v    *Verifier
+	t    time.Time
+	read bool
+}
+
+// now returns the decision's time, reading the clock on the first call.
+func (c *clock) now() time.Time {
+	if !c.read {
+		c.t, c.read = c.v.now(), true
+	}
+	return c.t
+}
+
+// usage returns the time to record the call's usage at: the decision's
+// time when it has one or when the Verifier's clock is set, otherwise the
+// coarse clock's.
+func (c *clock) usage() time.Time {
+	if c.read || c.v.Now != nil {
+		return c.now()
+	}
+	return time.Unix(0, usageClock.now())
+}
+
+// fail tells the guard of an invalid credential from ip.
+func (v *Verifier) fail(ip netip.Addr, c *clock) {
+	if v.Guard != nil && ip.IsValid() {
+		v.Guard.fail(ip, c.now())
+	}
 }
 
 // Verify decides on a credential. It never touches the store and does not
@@ -189,9 +234,9 @@ func (v *Verifier) decide(req *Request, res *Result) {
 		*res = Result{Code: latchkey.CodeMissing}
 		return
 	}
-	now := v.Now()
+	clk := clock{v: v}
 	if v.Guard != nil && req.IP.IsValid() {
-		if wait := v.Guard.blocked(req.IP, now); wait > 0 {
+		if wait := v.Guard.blocked(req.IP, &clk); wait > 0 {
 			// A canary still alerts: a thief who first tried the dead
 			// keys of the same dump is throttled by then.
 			v.Canaries(req)
@@ -219,44 +264,44 @@ func (v *Verifier) decide(req *Request, res *Result) {
 		// hash format in use, and NOT_FOUND when none matches
 		f, ok := v.Index.lookupImported(req.Secret, req.AccessKeyID, e)
 		if !ok {
-			v.Guard.fail(req.IP, now)
+			v.fail(req.IP, &clk)
 			*res = Result{Code: latchkey.CodeMalformed}
 			return
 		}
 		found = f
 	}
 	if !found || e.Canary {
-		v.Guard.fail(req.IP, now)
+		v.fail(req.IP, &clk)
 		if found && v.Canary != nil {
-			v.canaryUsed(e, req, now)
+			v.canaryUsed(e, req, clk.now())
 		}
 		*res = Result{Code: latchkey.CodeNotFound}
 		return
 	}
 	if req.AccessKeyID != "" && subtle.ConstantTimeCompare([]byte(req.AccessKeyID), []byte(e.ID)) != 1 {
-		v.Guard.fail(req.IP, now)
+		v.fail(req.IP, &clk)
 		*res = Result{Code: latchkey.CodeNotFound}
 		return
 	}
 	if req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) || e.signing {
-		v.Guard.fail(req.IP, now)
+		v.fail(req.IP, &clk)
 		*res = Result{Code: latchkey.CodeNotFound}
 		return
 	}
-	v.judge(req, res, now)
+	v.judge(req, res, &clk)
 }
 
 // judge decides on a call whose credential proved to be res.Entry's:
 // status, expiry, restrictions, rate limit, and records the outcome in
 // res.
-func (v *Verifier) judge(req *Request, res *Result, now time.Time) {
+func (v *Verifier) judge(req *Request, res *Result, clk *clock) {
 	e := &res.Entry
 	r := e.rules
 	code := latchkey.CodeValid
 	switch {
 	case !e.Active:
 		code = latchkey.CodeInactive
-	case e.expired(now):
+	case e.expired(clk):
 		code = latchkey.CodeExpired
 	case e.bound && !req.certMatches(e):
 		code = latchkey.CodeCertificateMismatch
@@ -268,18 +313,18 @@ func (v *Verifier) judge(req *Request, res *Result, now time.Time) {
 	ix := v.Index
 	res.Code = code
 	if code != latchkey.CodeValid {
-		v.Recorder.reject(ix, e, now, req.IP, req.UserAgent, code)
+		v.Recorder.reject(ix, e, clk.usage(), req.IP, req.UserAgent, code)
 		return
 	}
 	if r == nil {
-		v.Recorder.use(ix, e, now, req.IP, req.UserAgent)
+		v.Recorder.use(ix, e, clk.usage(), req.IP, req.UserAgent)
 		return
 	}
 	if r.limit != nil {
-		ok, info := v.allow(e.ID, r.limit, now)
+		ok, info := v.allow(e.ID, r.limit, clk.now())
 		res.Rate = info
 		if !ok {
-			v.Recorder.reject(ix, e, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
+			v.Recorder.reject(ix, e, clk.usage(), req.IP, req.UserAgent, latchkey.CodeRateLimited)
 			res.Code = latchkey.CodeRateLimited
 			return
 		}
@@ -290,12 +335,12 @@ func (v *Verifier) judge(req *Request, res *Result, now time.Time) {
 		if id.limit != nil {
 			// The identity's limit is shared by all its keys: in the
 			// RateStore under the identity's name.
-			ok, info := v.allow(id.rateKey, id.limit, now)
+			ok, info := v.allow(id.rateKey, id.limit, clk.now())
 			if res.Rate.Limit == 0 || !ok {
 				res.Rate = info
 			}
 			if !ok {
-				v.Recorder.reject(ix, e, now, req.IP, req.UserAgent, latchkey.CodeRateLimited)
+				v.Recorder.reject(ix, e, clk.usage(), req.IP, req.UserAgent, latchkey.CodeRateLimited)
 				res.Code = latchkey.CodeRateLimited
 				return
 			}
@@ -309,13 +354,13 @@ func (v *Verifier) judge(req *Request, res *Result, now time.Time) {
 		case cost < 0:
 			cost = 0
 		}
-		ok, info := v.spendQuotas(r.quota, iq, cost, now)
+		ok, info := v.spendQuotas(r.quota, iq, cost, clk.now())
 		res.Quota = info
 		if !ok {
-			v.Recorder.reject(ix, e, now, req.IP, req.UserAgent, latchkey.CodeQuotaExceeded)
+			v.Recorder.reject(ix, e, clk.usage(), req.IP, req.UserAgent, latchkey.CodeQuotaExceeded)
 			res.Code = latchkey.CodeQuotaExceeded
 			if !info.Reset.IsZero() {
-				res.RetryAfter = info.Reset.Sub(now)
+				res.RetryAfter = info.Reset.Sub(clk.now())
 			}
 			return
 		}
@@ -323,16 +368,16 @@ func (v *Verifier) judge(req *Request, res *Result, now time.Time) {
 	if r.report != nil || r.reportLimit != nil {
 		wd := r.report.check(req)
 		if wd == latchkey.CodeValid && r.reportLimit != nil {
-			if ok, _ := v.allow(r.reportRateKey, r.reportLimit, now); !ok {
+			if ok, _ := v.allow(r.reportRateKey, r.reportLimit, clk.now()); !ok {
 				wd = latchkey.CodeRateLimited
 			}
 		}
 		if wd != latchkey.CodeValid {
 			res.WouldDeny = wd
-			v.Recorder.wouldDeny(ix, e, now, req.IP, req.UserAgent, wd)
+			v.Recorder.wouldDeny(ix, e, clk.usage(), req.IP, req.UserAgent, wd)
 		}
 	}
-	v.Recorder.use(ix, e, now, req.IP, req.UserAgent)
+	v.Recorder.use(ix, e, clk.usage(), req.IP, req.UserAgent)
 }
 
 // certMatches reports whether the call presented the certificate e is
@@ -350,7 +395,7 @@ func (v *Verifier) Canaries(req *Request) {
 	if v.Canary == nil {
 		return
 	}
-	now := v.Now()
+	now := v.now()
 	for i := -1; i < len(req.Extra); i++ {
 		s := req.Secret
 		if i >= 0 {
