@@ -74,26 +74,31 @@ func (c *monoClock) refresh() time.Time {
 // while calls read it.
 const coarseTick = 10 * time.Millisecond
 
-// usageClock is the time a call's usage is recorded at when its decision
-// needed no time of its own (Verifier.Now unset, and neither expiry, rate
-// limit, quota nor throttling read the clock): the time at most about
-// coarseTick before the call, without reading the clock on the call's path.
-var usageClock coarseClock
+// usageClock is the time a valid call's usage is recorded at when its
+// decision needed no time of its own (Verifier.Now unset, and neither
+// expiry, a rate limit, a quota nor the guard read the clock): the time at
+// most about coarseTick before the call, without reading the clock on the
+// call's path.
+var usageClock = newCoarseClock()
 
 // coarseClock is a time that a goroutine of its own refreshes every
 // coarseTick, for readers that need the time only to within that: a
 // verification that needs no time to decide still records when the key
 // was last used, and reading the clock (one read of the monotonic clock)
 // is a seventh of such a verification where the clock source is kvm-clock.
-// The goroutine runs only while the time is read: a tick that finds no
-// reader since the one before ends it, and the next reader starts it
-// again (reading the clock itself once), so an idle process has no
-// wake-ups.
+// The goroutine ticks only while the time is read: a tick that finds no
+// reader since the one before stops the ticks, and the next reader
+// starts them again (reading the clock itself once), so an idle process
+// has no wake-ups. Neither a stop nor a start allocates.
 type coarseClock struct {
-	t       atomic.Int64 // wall time (Unix ns) at the last tick; 0 while the goroutine is not running
-	read    atomic.Bool  // t was read since the last tick
-	running atomic.Bool  // the goroutine runs (set before t is, cleared after)
+	t       atomic.Int64  // wall time (Unix ns) at the last tick; 0 while the ticks are stopped
+	read    atomic.Bool   // t was read since the last tick
+	running atomic.Bool   // the ticks run (set before t is, cleared after)
+	started atomic.Bool   // the goroutine exists (it never ends)
+	wake    chan struct{} // the goroutine waits here while the ticks are stopped
 }
+
+func newCoarseClock() *coarseClock { return &coarseClock{wake: make(chan struct{}, 1)} }
 
 // now returns the wall time in Unix nanoseconds, at most about coarseTick
 // old (more only when the process has no CPU for its ticks).
@@ -108,28 +113,39 @@ func (c *coarseClock) now() int64 {
 }
 
 // start reads the clock and, unless another reader just did, starts the
-// goroutine that keeps t.
+// ticks that keep t.
 func (c *coarseClock) start() int64 {
 	t := wallNow().UnixNano()
 	if c.running.CompareAndSwap(false, true) {
 		c.read.Store(true)
 		c.t.Store(t)
-		go c.tick()
+		if c.started.CompareAndSwap(false, true) {
+			go c.tick()
+		} else {
+			// The goroutine has stopped (running was false) and waits for
+			// this: one start a stop, so the one-slot buffer is empty and
+			// the send does not block.
+			c.wake <- struct{}{}
+		}
 	}
 	return t
 }
 
+// tick keeps t while the time is read, and waits on wake while it is not.
 func (c *coarseClock) tick() {
 	tk := time.NewTicker(coarseTick)
-	defer tk.Stop()
-	for range tk.C {
-		if !c.read.Swap(false) {
-			// Nobody read the time for a whole tick: stop. A reader
-			// between these two stores reads the clock itself.
-			c.t.Store(0)
-			c.running.Store(false)
-			return
+	for {
+		<-tk.C
+		if c.read.Swap(false) {
+			c.t.Store(wallNow().UnixNano())
+			continue
 		}
-		c.t.Store(wallNow().UnixNano())
+		// Nobody read the time for a whole tick: stop. A reader between
+		// these two stores reads the clock itself.
+		c.t.Store(0)
+		c.running.Store(false)
+		tk.Stop()
+		<-c.wake
+		tk.Reset(coarseTick)
 	}
 }

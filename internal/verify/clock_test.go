@@ -56,33 +56,41 @@ func TestWallNowHasNoMonotonicReading(t *testing.T) {
 	}
 }
 
+// within fails t unless the Unix-nanosecond time got lies between before
+// and after, give or take slack (wallNow's offset may round by less).
+func within(t *testing.T, what string, got int64, before, after time.Time, slack time.Duration) {
+	t.Helper()
+	if g := time.Unix(0, got); g.Before(before.Add(-slack)) || g.After(after.Add(slack)) {
+		t.Fatalf("%s: %v, want within [%v, %v]", what, g, before, after)
+	}
+}
+
 // New leaves Now unset: decisions read wallNow, and usage the coarse clock.
-func TestNewUsesWallNow(t *testing.T) {
+func TestNewLeavesNowUnset(t *testing.T) {
 	v := New(NewIndex(), nil)
 	if v.Now != nil {
 		t.Fatal("New set Now: every decision would read the clock")
 	}
-	if d := time.Until(v.now()); d < -time.Millisecond || d > time.Millisecond {
-		t.Fatalf("New's clock is %v from time.Now", d)
-	}
+	before := time.Now()
+	got := v.now()
+	within(t, "New's clock", got.UnixNano(), before, time.Now(), time.Millisecond)
 }
 
 // The coarse clock is never ahead of the wall clock, lags it by little,
 // and moves while it is read.
 func TestCoarseClockFollowsTime(t *testing.T) {
-	var c coarseClock
+	c := newCoarseClock()
+	before := time.Now()
 	first := c.now()
-	if d := time.Since(time.Unix(0, first)); d < -time.Millisecond || d > time.Millisecond {
-		t.Fatalf("the first reading (which reads the clock) is %v from time.Now", d)
-	}
+	within(t, "the first reading (which reads the clock)", first, before, time.Now(), time.Millisecond)
 	prev, moved := first, 0
 	for deadline := time.Now().Add(20 * coarseTick); time.Now().Before(deadline); time.Sleep(coarseTick / 10) {
 		got := c.now()
-		lag := time.Since(time.Unix(0, got))
 		// Ahead by more than the rounding of wallNow's offset would be a
 		// fault; behind by a second would mean the ticks stopped (a loaded
 		// CI host delays them by milliseconds, not by that).
-		if lag < -time.Millisecond || lag > time.Second {
+		within(t, "a coarse reading", got, before.Add(-time.Second), time.Now(), time.Millisecond)
+		if lag := time.Since(time.Unix(0, got)); lag > time.Second {
 			t.Fatalf("coarse time lags time.Now by %v", lag)
 		}
 		if got < prev {
@@ -98,37 +106,38 @@ func TestCoarseClockFollowsTime(t *testing.T) {
 	}
 }
 
-// The coarse clock's goroutine ends when nobody reads the time, and the
-// next reading starts it again.
+// The coarse clock's ticks stop when nobody reads the time, and the next
+// reading starts them again, without allocating.
 func TestCoarseClockStopsWhenIdle(t *testing.T) {
-	var c coarseClock
+	c := newCoarseClock()
 	c.now()
-	if !c.running.Load() {
-		t.Fatal("the first reading did not start the ticks")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for c.running.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the ticks still run 5s after the last reading")
+	for round := range 3 {
+		if !c.running.Load() {
+			t.Fatalf("round %d: a reading did not start the ticks", round)
 		}
-		time.Sleep(coarseTick)
-	}
-	if c.t.Load() != 0 {
-		t.Fatal("stopped, but a reader would still take the last tick's time")
-	}
-	got := c.now()
-	if d := time.Since(time.Unix(0, got)); d < -time.Millisecond || d > time.Millisecond {
-		t.Fatalf("the reading after a stop is %v from time.Now", d)
-	}
-	if !c.running.Load() {
-		t.Fatal("the reading after a stop did not start the ticks again")
+		deadline := time.Now().Add(5 * time.Second)
+		for c.running.Load() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the ticks still run 5s after the last reading", round)
+			}
+			time.Sleep(coarseTick)
+		}
+		if c.t.Load() != 0 {
+			t.Fatalf("round %d: stopped, but a reader would still take the last tick's time", round)
+		}
+		before := time.Now()
+		var got int64
+		if n := testing.AllocsPerRun(1, func() { got = c.now() }); n != 0 {
+			t.Fatalf("round %d: a reading that starts the ticks allocates %v times", round, n)
+		}
+		within(t, "the reading after a stop", got, before, time.Now(), time.Millisecond)
 	}
 }
 
 // With the default clock, expiry is judged on the time read for the
 // decision, not on the coarse clock's: a key that expired a moment ago is
 // EXPIRED although the coarse time (which the plain key's calls keep
-// running) is still before its expiry.
+// running) may still be before its expiry.
 func TestDefaultClockJudgesExpiryExactly(t *testing.T) {
 	ix := NewIndex()
 	v := New(ix, nil)
@@ -147,7 +156,7 @@ func TestDefaultClockJudgesExpiryExactly(t *testing.T) {
 			t.Fatal(err)
 		}
 		id, _ := keyformat.NewID()
-		at := time.Now()
+		at := time.Now().Add(-time.Millisecond) // wallNow may lag time.Now by less than its offset's rounding
 		ix.Put(&latchkey.AccessKey{ID: id, Account: "default", Application: "app", Status: latchkey.StatusActive, SecretDigest: keyformat.Sum(sec), ExpiresAt: &at})
 		if c := v.Verify(&Request{Secret: sec}).Code; c != latchkey.CodeExpired {
 			t.Fatalf("round %d: a key that expired at %v is %s at %v (coarse time %v)", i, at, c, time.Now(), time.Unix(0, usageClock.t.Load()))
@@ -155,36 +164,80 @@ func TestDefaultClockJudgesExpiryExactly(t *testing.T) {
 	}
 }
 
-// With the default clock, a call whose decision read no clock records
-// its usage at the coarse time, and one whose decision read it at that.
-func TestDefaultClockUsageTimes(t *testing.T) {
-	ix := NewIndex()
-	v := New(ix, nil)
+// Which time each kind of call is recorded at: the coarse clock's (here
+// one frozen an hour back, whose ticks never run) only for a valid call
+// whose decision read no clock; the decision's time for a call that read
+// it and for every refusal; the Verifier's own clock when it has one.
+func TestUsageTimes(t *testing.T) {
+	frozen := newCoarseClock()
+	hourAgo := time.Now().Add(-time.Hour).Truncate(time.Microsecond).UnixNano() // stored to the microsecond
+	frozen.t.Store(hourAgo)
+	frozen.running.Store(true)
+	fixed := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tracked := netip.MustParseAddr("198.51.100.9")
 	later := time.Now().Add(time.Hour)
-	keys := map[string]*time.Time{"plain": nil, "expiring": &later}
-	for name, exp := range keys {
-		t.Run(name, func(t *testing.T) {
+	tests := []struct {
+		name    string
+		key     func(*latchkey.AccessKey)
+		ip      netip.Addr
+		now     func() time.Time // the Verifier's Now
+		want    latchkey.Code
+		coarse  bool // recorded at the frozen coarse time
+		fixedAt bool // recorded at fixed
+	}{
+		{"plain", nil, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, true, false},
+		{"no address", nil, netip.Addr{}, nil, latchkey.CodeValid, true, false},
+		{"with an expiry", func(k *latchkey.AccessKey) { k.ExpiresAt = &later }, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, false, false},
+		{"from an address the guard tracks", nil, tracked, nil, latchkey.CodeValid, false, false},
+		{"inactive: a refusal", func(k *latchkey.AccessKey) { k.Status = latchkey.StatusInactive }, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeInactive, false, false},
+		{"rate limited", func(k *latchkey.AccessKey) {
+			k.Restrictions = &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerSecond: 1e6, Burst: 1e6}}
+		}, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, false, false},
+		{"the Verifier's clock", nil, netip.MustParseAddr("192.0.2.7"), func() time.Time { return fixed }, latchkey.CodeValid, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ix := NewIndex()
+			v := New(ix, nil)
+			v.coarse, v.Now = frozen, tc.now
+			v.Guard = NewGuard(100, 60)
+			v.Guard.fail(tracked, time.Now()) // tracked, not throttled
 			sec, err := keyformat.NewSecret()
 			if err != nil {
 				t.Fatal(err)
 			}
 			id, _ := keyformat.NewID()
-			ix.Put(&latchkey.AccessKey{ID: id, Account: "default", Application: "app", Status: latchkey.StatusActive, SecretDigest: keyformat.Sum(sec), ExpiresAt: exp})
+			k := &latchkey.AccessKey{ID: id, Account: "default", Application: "app", Status: latchkey.StatusActive, SecretDigest: keyformat.Sum(sec)}
+			if tc.key != nil {
+				tc.key(k)
+			}
+			ix.Put(k)
 			before := time.Now()
-			if c := v.Verify(&Request{Secret: sec, IP: netip.MustParseAddr("192.0.2.7"), UserAgent: "curl"}).Code; c != latchkey.CodeValid {
-				t.Fatalf("code %s", c)
+			if c := v.Verify(&Request{Secret: sec, IP: tc.ip, UserAgent: "curl"}).Code; c != tc.want {
+				t.Fatalf("code %s, want %s", c, tc.want)
 			}
 			after := time.Now()
 			u := ix.PendingUsage(id)
-			if u.Uses != 1 || u.LastUsed == nil || u.LastUsed.IP != "192.0.2.7" || u.LastUsed.UserAgent != "curl" {
-				t.Fatalf("pending usage %+v", u)
+			var at time.Time
+			switch {
+			case tc.want != latchkey.CodeValid && u.LastRejected != nil:
+				at = u.LastRejected.At
+			case tc.want == latchkey.CodeValid && u.LastUsed != nil:
+				at = u.LastUsed.At
+			default:
+				t.Fatalf("nothing recorded: %+v", u)
 			}
-			low := before.Add(-time.Millisecond) // wallNow's rounding
-			if exp == nil {
-				low = before.Add(-time.Second) // the coarse clock's lag, on a loaded host
-			}
-			if at := u.LastUsed.At; at.Before(low) || at.After(after.Add(time.Millisecond)) {
-				t.Fatalf("last used at %v, want within [%v, %v]", at, low, after)
+			switch {
+			case tc.coarse:
+				if at.UnixNano() != hourAgo {
+					t.Fatalf("recorded at %v, want the coarse clock's %v", at, time.Unix(0, hourAgo))
+				}
+			case tc.fixedAt:
+				if !at.Equal(fixed) {
+					t.Fatalf("recorded at %v, want the Verifier's clock's %v", at, fixed)
+				}
+			default:
+				within(t, "recorded", at.UnixNano(), before, after, time.Millisecond)
 			}
 		})
 	}

@@ -89,14 +89,17 @@ type Verifier struct {
 	Index    *Index
 	Recorder *Recorder
 	// Now, when set, is the clock: expiry, usage times, rate limits and
-	// quotas are read from it. Unset (as New leaves it), a decision that
-	// needs the time reads the wall time to the nanosecond from the
-	// monotonic clock (clock.go), cheaper than time.Now where reading the
-	// clock is slow, and a decision that needs none (an active key
-	// without expiry, rate limit or quota, from a client address that is
-	// not throttled) reads no clock: its usage is recorded at the time of
-	// a coarse clock, to within about 10 ms (usageClock).
+	// quotas are read from it. Unset (as New leaves it), a decision reads
+	// the wall time to the nanosecond from the monotonic clock (clock.go,
+	// cheaper than time.Now where reading the clock is slow) when a check
+	// it reaches needs the time: the guard for an address it tracks, the
+	// expiry of a key that has one, a rate limit, a quota, a signature's
+	// window, or the recording of a refusal. A valid call whose decision
+	// reached none of these reads no clock: its usage is recorded at the
+	// time of a coarse clock, up to about 10 ms early (usageClock).
 	Now func() time.Time
+	// coarse is the coarse clock; nil: usageClock.
+	coarse *coarseClock
 	// Guard throttles client addresses that send many invalid
 	// credentials; nil disables it.
 	Guard *Guard
@@ -163,14 +166,21 @@ func (c *clock) now() time.Time {
 	return c.t
 }
 
-// usage returns the time to record the call's usage at: the decision's
+// usage returns the time to record a valid call's use at: the decision's
 // time when it has one or when the Verifier's clock is set, otherwise the
-// coarse clock's.
+// coarse clock's. (Refusals are recorded at the decision's time: a
+// refusal of a key deactivated a moment ago is the evidence, which
+// rotation looks for, that something still uses it, and it must not seem
+// to come before the deactivation.)
 func (c *clock) usage() time.Time {
 	if c.read || c.v.Now != nil {
 		return c.now()
 	}
-	return time.Unix(0, usageClock.now())
+	u := c.v.coarse
+	if u == nil {
+		u = usageClock
+	}
+	return time.Unix(0, u.now())
 }
 
 // fail tells the guard of an invalid credential from ip.
@@ -301,7 +311,7 @@ func (v *Verifier) judge(req *Request, res *Result, clk *clock) {
 	switch {
 	case !e.Active:
 		code = latchkey.CodeInactive
-	case e.expired(clk):
+	case e.ExpiresAt != 0 && e.expired(clk):
 		code = latchkey.CodeExpired
 	case e.bound && !req.certMatches(e):
 		code = latchkey.CodeCertificateMismatch
@@ -313,7 +323,7 @@ func (v *Verifier) judge(req *Request, res *Result, clk *clock) {
 	ix := v.Index
 	res.Code = code
 	if code != latchkey.CodeValid {
-		v.Recorder.reject(ix, e, clk.usage(), req.IP, req.UserAgent, code)
+		v.Recorder.reject(ix, e, clk.now(), req.IP, req.UserAgent, code)
 		return
 	}
 	if r == nil {
@@ -324,7 +334,7 @@ func (v *Verifier) judge(req *Request, res *Result, clk *clock) {
 		ok, info := v.allow(e.ID, r.limit, clk.now())
 		res.Rate = info
 		if !ok {
-			v.Recorder.reject(ix, e, clk.usage(), req.IP, req.UserAgent, latchkey.CodeRateLimited)
+			v.Recorder.reject(ix, e, clk.now(), req.IP, req.UserAgent, latchkey.CodeRateLimited)
 			res.Code = latchkey.CodeRateLimited
 			return
 		}
@@ -340,7 +350,7 @@ func (v *Verifier) judge(req *Request, res *Result, clk *clock) {
 				res.Rate = info
 			}
 			if !ok {
-				v.Recorder.reject(ix, e, clk.usage(), req.IP, req.UserAgent, latchkey.CodeRateLimited)
+				v.Recorder.reject(ix, e, clk.now(), req.IP, req.UserAgent, latchkey.CodeRateLimited)
 				res.Code = latchkey.CodeRateLimited
 				return
 			}
@@ -357,7 +367,7 @@ func (v *Verifier) judge(req *Request, res *Result, clk *clock) {
 		ok, info := v.spendQuotas(r.quota, iq, cost, clk.now())
 		res.Quota = info
 		if !ok {
-			v.Recorder.reject(ix, e, clk.usage(), req.IP, req.UserAgent, latchkey.CodeQuotaExceeded)
+			v.Recorder.reject(ix, e, clk.now(), req.IP, req.UserAgent, latchkey.CodeQuotaExceeded)
 			res.Code = latchkey.CodeQuotaExceeded
 			if !info.Reset.IsZero() {
 				res.RetryAfter = info.Reset.Sub(clk.now())
@@ -374,7 +384,7 @@ func (v *Verifier) judge(req *Request, res *Result, clk *clock) {
 		}
 		if wd != latchkey.CodeValid {
 			res.WouldDeny = wd
-			v.Recorder.wouldDeny(ix, e, clk.usage(), req.IP, req.UserAgent, wd)
+			v.Recorder.wouldDeny(ix, e, clk.now(), req.IP, req.UserAgent, wd)
 		}
 	}
 	v.Recorder.use(ix, e, clk.usage(), req.IP, req.UserAgent)
