@@ -66,6 +66,9 @@ func within(t *testing.T, what string, got int64, before, after time.Time, slack
 	}
 }
 
+// timeAt is a decision's clock that has read t.
+func timeAt(t time.Time) *clock { return &clock{t: t, read: true} }
+
 // New leaves Now unset: decisions read wallNow, and usage the coarse clock.
 func TestNewLeavesNowUnset(t *testing.T) {
 	v := New(NewIndex(), nil)
@@ -214,7 +217,7 @@ func TestUsageTimes(t *testing.T) {
 			v := New(ix, nil)
 			v.coarse, v.Now = frozen, tc.now
 			v.Guard = NewGuard(100, 60)
-			v.Guard.fail(tracked, time.Now()) // tracked, not throttled
+			v.Guard.fail(tracked, timeAt(time.Now())) // tracked, not throttled
 			sec, err := keyformat.NewSecret()
 			if err != nil {
 				t.Fatal(err)

@@ -109,11 +109,13 @@ func (g *Guard) blocked(addr netip.Addr, clk *clock) time.Duration {
 	return time.Duration((1 - t) / float64(l.Limit()) * float64(time.Second))
 }
 
-// fail records an invalid credential from addr.
-func (g *Guard) fail(addr netip.Addr, now time.Time) {
+// fail records an invalid credential from addr, reading the decision's
+// time only when there is a guard and an address to charge.
+func (g *Guard) fail(addr netip.Addr, clk *clock) {
 	if g == nil || !addr.IsValid() {
 		return
 	}
+	now := clk.now()
 	k := guardKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()

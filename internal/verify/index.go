@@ -1159,11 +1159,3 @@ func (e *Entry) certMatchesStored(s string) bool {
 	}
 	return !e.certBad && e.rules != nil && c == e.rules.cert
 }
-
-// expired reports whether the entry's expiry is at or before the
-// decision's time. For an entry that has an expiry: the caller checks
-// ExpiresAt first, so that an entry without one reads no clock (and the
-// check stays inlined).
-func (e *Entry) expired(c *clock) bool {
-	return c.now().UnixNano() >= e.ExpiresAt
-}

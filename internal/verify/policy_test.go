@@ -335,22 +335,22 @@ func TestGuardFullTable(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	g.fail(a, at(0))
-	g.fail(b, at(0)) // the table is full; a and b are full again at 1s
+	g.fail(a, timeAt(at(0)))
+	g.fail(b, timeAt(at(0))) // the table is full; a and b are full again at 1s
 	counted := func(s string) bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return g.addrs[guardKey(netip.MustParseAddr(s))] != nil
 	}
-	g.fail(netip.MustParseAddr("192.0.2.3"), at(500*time.Millisecond)) // sweeps: nothing to forget yet
+	g.fail(netip.MustParseAddr("192.0.2.3"), timeAt(at(500*time.Millisecond))) // sweeps: nothing to forget yet
 	if counted("192.0.2.3") || !counted("192.0.2.1") || !counted("192.0.2.2") {
 		t.Fatal("at 0.5s: a new address was counted in a full table, or a counted one forgotten")
 	}
-	g.fail(netip.MustParseAddr("192.0.2.4"), at(1200*time.Millisecond)) // a and b are full again, but the last sweep was 0.7s ago
+	g.fail(netip.MustParseAddr("192.0.2.4"), timeAt(at(1200*time.Millisecond))) // a and b are full again, but the last sweep was 0.7s ago
 	if counted("192.0.2.4") || !counted("192.0.2.1") {
 		t.Fatal("at 1.2s: the table was swept again 0.7s after the last sweep")
 	}
-	g.fail(netip.MustParseAddr("192.0.2.5"), at(1600*time.Millisecond)) // 1.1s after the last sweep: sweeps, forgets a and b
+	g.fail(netip.MustParseAddr("192.0.2.5"), timeAt(at(1600*time.Millisecond))) // 1.1s after the last sweep: sweeps, forgets a and b
 	if !counted("192.0.2.5") || counted("192.0.2.1") || counted("192.0.2.2") || g.n.Load() != 1 {
 		t.Fatalf("at 1.6s: the sweep did not make room (%d counted)", g.n.Load())
 	}
@@ -363,9 +363,9 @@ func TestGuardSweepKeepsThrottled(t *testing.T) {
 	g := NewGuard(3, 60)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	bad, once := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::1")
-	g.fail(once, t0)
+	g.fail(once, timeAt(t0))
 	for range 3 {
-		g.fail(bad, t0.Add(1500*time.Millisecond))
+		g.fail(bad, timeAt(t0.Add(1500*time.Millisecond)))
 	}
 	now := t0.Add(1600 * time.Millisecond) // once is full again; bad has 0.1 of a token
 	old := g.seen.Load()
@@ -376,7 +376,7 @@ func TestGuardSweepKeepsThrottled(t *testing.T) {
 	if g.seen.Load().has(guardKey(once)) {
 		t.Error("the forgotten address's bit is still set")
 	}
-	if !g.seen.Load().has(guardKey(bad)) || g.blocked(bad, &clock{t: now, read: true}) <= 0 {
+	if !g.seen.Load().has(guardKey(bad)) || g.blocked(bad, timeAt(now)) <= 0 {
 		t.Error("the throttled address is no longer throttled after a sweep that forgot another")
 	}
 }

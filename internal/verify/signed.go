@@ -53,19 +53,19 @@ func (v *Verifier) decideSigned(ctx context.Context, req *SignedRequest) Result 
 	if err != nil {
 		c := httpsig.CodeOf(err)
 		if c != latchkey.CodeMissing {
-			v.Guard.fail(ip, now)
+			v.Guard.fail(ip, &clk)
 		}
 		return Result{Code: c}
 	}
 	if !keyformat.ValidID(s.KeyID) {
-		v.Guard.fail(ip, now)
+		v.Guard.fail(ip, &clk)
 		return Result{Code: latchkey.CodeNotFound}
 	}
 	d := keyformat.Digest(latchkey.SigningDigest(s.KeyID))
 	var res Result
 	e := &res.Entry
 	if !v.Index.lookup(&d, e) || !e.signing || e.ID != s.KeyID || req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) {
-		v.Guard.fail(ip, now)
+		v.Guard.fail(ip, &clk)
 		return Result{Code: latchkey.CodeNotFound}
 	}
 	if err := v.signatures().Check(ctx, s, &req.HTTP, e.rules.pub, now); err != nil {
@@ -77,7 +77,7 @@ func (v *Verifier) decideSigned(ctx context.Context, req *SignedRequest) Result 
 			code = latchkey.CodeNonceReplayed
 		}
 		if code == latchkey.CodeSignatureInvalid {
-			v.Guard.fail(ip, now)
+			v.Guard.fail(ip, &clk)
 		}
 		v.Recorder.reject(v.Index, e, now, ip, req.UserAgent, code)
 		res.Code, res.Err = code, err

@@ -183,13 +183,6 @@ func (c *clock) usage() time.Time {
 	return time.Unix(0, u.now())
 }
 
-// fail tells the guard of an invalid credential from ip.
-func (v *Verifier) fail(ip netip.Addr, c *clock) {
-	if v.Guard != nil && ip.IsValid() {
-		v.Guard.fail(ip, c.now())
-	}
-}
-
 // Verify decides on a credential. It never touches the store and does not
 // allocate, except that a key with a rate limit asks the shared RateStore
 // when there is one. Unknown keys, keys of another account or kind, and a wrong
@@ -274,14 +267,14 @@ func (v *Verifier) decide(req *Request, res *Result) {
 		// hash format in use, and NOT_FOUND when none matches
 		f, ok := v.Index.lookupImported(req.Secret, req.AccessKeyID, e)
 		if !ok {
-			v.fail(req.IP, &clk)
+			v.Guard.fail(req.IP, &clk)
 			*res = Result{Code: latchkey.CodeMalformed}
 			return
 		}
 		found = f
 	}
 	if !found || e.Canary {
-		v.fail(req.IP, &clk)
+		v.Guard.fail(req.IP, &clk)
 		if found && v.Canary != nil {
 			v.canaryUsed(e, req, clk.now())
 		}
@@ -289,12 +282,12 @@ func (v *Verifier) decide(req *Request, res *Result) {
 		return
 	}
 	if req.AccessKeyID != "" && subtle.ConstantTimeCompare([]byte(req.AccessKeyID), []byte(e.ID)) != 1 {
-		v.fail(req.IP, &clk)
+		v.Guard.fail(req.IP, &clk)
 		*res = Result{Code: latchkey.CodeNotFound}
 		return
 	}
 	if req.Principal != e.IsPrincipal() || (req.Account != "" && req.Account != e.Account) || e.signing {
-		v.fail(req.IP, &clk)
+		v.Guard.fail(req.IP, &clk)
 		*res = Result{Code: latchkey.CodeNotFound}
 		return
 	}
@@ -311,7 +304,7 @@ func (v *Verifier) judge(req *Request, res *Result, clk *clock) {
 	switch {
 	case !e.Active:
 		code = latchkey.CodeInactive
-	case e.ExpiresAt != 0 && e.expired(clk):
+	case e.ExpiresAt != 0 && clk.now().UnixNano() >= e.ExpiresAt: // only a key with an expiry reads the clock
 		code = latchkey.CodeExpired
 	case e.bound && !req.certMatches(e):
 		code = latchkey.CodeCertificateMismatch
