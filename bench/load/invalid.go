@@ -18,7 +18,10 @@ import (
 // the flood is parsed, checksummed, hashed and looked up, the worst case.
 //
 //   - each kind alone, closed loop: rate and server CPU per call, and the
-//     store operations meanwhile (there must be none for the floods);
+//     store operations meanwhile (there must be none for the floods),
+//     once a round, in a different order each round (a host whose speed
+//     drifts during the phase would otherwise favour the kind measured
+//     first);
 //   - valid keys at a fixed rate (-invalid-rate), alone and with both
 //     floods at -flood-rate each: the valid calls' p50 and p99;
 //   - valid keys at the highest rate, alone and with both floods at
@@ -35,6 +38,8 @@ import (
 // round; six rounds run every order once.
 
 type kindResult struct {
+	kind     int // 0: valid keys, 1: unknown well-formed keys, 2: bad checksums
+	round    int
 	name     string
 	rps      float64
 	calls    int
@@ -62,8 +67,38 @@ type invalidRound struct {
 }
 
 type invalidResult struct {
-	kinds  []kindResult
+	kinds  []kindResult // every kind in every round, in the order measured
 	rounds []invalidRound
+}
+
+// roundOrders are the orders in which the rounds measure three things
+// (the kinds alone; alone, flooded and the control): over six rounds each
+// comes first, second and third twice, and right after each of the others
+// twice.
+var roundOrders = [6][3]int{{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {2, 1, 0}, {1, 0, 2}}
+
+// validCPU returns the valid keys' server CPU per call alone, by round.
+func (r *invalidResult) validCPU() map[int]time.Duration {
+	valid := map[int]time.Duration{}
+	for _, k := range r.kinds {
+		if k.kind == 0 {
+			valid[k.round] = k.cpuPer
+		}
+	}
+	return valid
+}
+
+// costRatios returns, for kind, its server CPU per call over the valid
+// keys' in the same round, one a round.
+func (r *invalidResult) costRatios(kind int) []float64 {
+	valid := r.validCPU()
+	var out []float64
+	for _, k := range r.kinds {
+		if v := valid[k.round]; k.kind == kind && v > 0 {
+			out = append(out, float64(k.cpuPer)/float64(v))
+		}
+	}
+	return out
 }
 
 // storeOpNames are the store operations counted by the flood phases.
@@ -159,26 +194,31 @@ func invalidKeys(ctx context.Context, lk *process, hot, all []string, c config) 
 	// counts 401 as an error).
 	goClient := c
 	goClient.wrk = ""
-	for _, t := range append([]target{valid}, floods...) {
-		idle0, err := usageSettled(lk, c.settle)
-		if err != nil {
-			return nil, err
+	kinds := append([]target{valid}, floods...)
+	for round := range c.rounds {
+		c.logf("invalid keys alone: round %d of %d (load average %s)", round+1, c.rounds, loadavg())
+		for _, kind := range roundOrders[round%len(roundOrders)] {
+			t := kinds[kind]
+			idle0, err := usageSettled(lk, c.settle)
+			if err != nil {
+				return nil, err
+			}
+			time.Sleep(c.duration)
+			before, err := scrape(lk.url)
+			if err != nil {
+				return nil, err
+			}
+			r, err := measureClosed(ctx, t, goClient)
+			if err != nil {
+				return nil, err
+			}
+			after, err := scrape(lk.url)
+			if err != nil {
+				return nil, err
+			}
+			res.kinds = append(res.kinds, kindResult{kind: kind, round: round, name: t.name, rps: r.rps, calls: int(r.rps * c.duration.Seconds()),
+				cpuPer: r.cpuPer, storeOps: opsDelta(before, after), idleOps: opsDelta(idle0, before)})
 		}
-		time.Sleep(c.duration)
-		before, err := scrape(lk.url)
-		if err != nil {
-			return nil, err
-		}
-		r, err := measureClosed(ctx, t, goClient)
-		if err != nil {
-			return nil, err
-		}
-		after, err := scrape(lk.url)
-		if err != nil {
-			return nil, err
-		}
-		res.kinds = append(res.kinds, kindResult{name: t.name, rps: r.rps, calls: int(r.rps * c.duration.Seconds()), cpuPer: r.cpuPer,
-			storeOps: opsDelta(before, after), idleOps: opsDelta(idle0, before)})
 	}
 
 	// flooding runs the loads of ts (the floods or the control) at
@@ -247,14 +287,11 @@ func invalidKeys(ctx context.Context, lk *process, hot, all []string, c config) 
 		})
 		return
 	}
-	// The three in every order, one a round: over six rounds each comes
-	// first, second and third twice, and right after each of the others
-	// twice.
-	orders := [6][3]int{{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {2, 1, 0}, {1, 0, 2}}
+	// The three in every order, one a round (roundOrders).
 	for r := range c.rounds {
 		c.logf("invalid keys: round %d of %d (load average %s)", r+1, c.rounds, loadavg())
 		var ir invalidRound
-		for _, which := range orders[r%len(orders)] {
+		for _, which := range roundOrders[r%len(roundOrders)] {
 			var err error
 			switch which {
 			case 0:
@@ -278,7 +315,10 @@ func invalidKeys(ctx context.Context, lk *process, hot, all []string, c config) 
 // one per 10,000 calls (the background's pace varies; a store read per
 // call, or per hundred, would show as thousands).
 func (r *invalidResult) checkFloods() error {
-	for _, k := range r.kinds[1:] {
+	for _, k := range r.kinds {
+		if k.kind == 0 {
+			continue
+		}
 		s := k.storeOps
 		if s["scan_access_keys"] != 0 || s["record_usage"] != 0 || s["view"] > k.idleOps["view"]+float64(k.calls)/10000 {
 			return fmt.Errorf("%s reached the store: %v in %d calls (idle window before: %v)", k.name, s, k.calls, k.idleOps)

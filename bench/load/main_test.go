@@ -71,9 +71,9 @@ func TestRun(t *testing.T) {
 		if err := inv.checkFloods(); err != nil {
 			t.Error(err)
 		}
-		for _, k := range inv.kinds {
-			if k.rps <= 0 || k.cpuPer <= 0 {
-				t.Errorf("invalid keys, %s: %+v", k.name, k)
+		for i, k := range inv.kinds {
+			if k.rps <= 0 || k.cpuPer <= 0 || k.kind != i || k.round != 0 {
+				t.Errorf("invalid keys, %s: %+v, want kind %d of round 0", k.name, k, i)
 			}
 		}
 		ir := inv.rounds[0]
@@ -101,7 +101,7 @@ func TestRun(t *testing.T) {
 	rep.print(&b, c)
 	for _, want := range []string{"## Start-up and memory", "forward auth: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
 		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
-		"## Invalid keys beside valid ones", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls of other clients, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
+		"## Invalid keys beside valid ones", "invalid keys: server CPU per call against a valid key's: unknown well-formed keys ", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls of other clients, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
 		"forward auth, this build against -before: A/B = "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
@@ -213,6 +213,41 @@ func TestMedian(t *testing.T) {
 
 // TestControlSet: the control's keys are none of the valid load's, as many
 // as asked where there are enough, and spread over all the keys.
+// TestCostRatios checks that each kind's cost is divided by the valid
+// keys' of its own round, whatever order the round measured them in.
+func TestCostRatios(t *testing.T) {
+	us := time.Microsecond
+	r := &invalidResult{kinds: []kindResult{
+		{kind: 0, round: 0, cpuPer: 20 * us}, {kind: 1, round: 0, cpuPer: 18 * us}, {kind: 2, round: 0, cpuPer: 22 * us},
+		{kind: 1, round: 1, cpuPer: 45 * us}, {kind: 2, round: 1, cpuPer: 60 * us}, {kind: 0, round: 1, cpuPer: 50 * us},
+		{kind: 2, round: 2, cpuPer: 33 * us}, {kind: 0, round: 2, cpuPer: 30 * us}, {kind: 1, round: 2, cpuPer: 27 * us},
+	}}
+	for _, tc := range []struct {
+		kind int
+		want []float64
+	}{
+		{0, []float64{1, 1, 1}},
+		{1, []float64{0.9, 0.9, 0.9}},
+		{2, []float64{1.1, 1.2, 1.1}},
+	} {
+		got := r.costRatios(tc.kind)
+		if len(got) != len(tc.want) {
+			t.Fatalf("kind %d: %v, want %v", tc.kind, got, tc.want)
+		}
+		for i := range got {
+			if d := got[i] - tc.want[i]; d > 1e-9 || d < -1e-9 {
+				t.Errorf("kind %d: %v, want %v", tc.kind, got, tc.want)
+				break
+			}
+		}
+	}
+	// A round without a valid measurement gives no ratio.
+	r.kinds = r.kinds[:5]
+	if got := r.costRatios(2); len(got) != 1 {
+		t.Errorf("round 1 lacks its valid keys: ratios %v, want round 0's only", got)
+	}
+}
+
 func TestControlSet(t *testing.T) {
 	for _, tc := range []struct{ all, n, want int }{
 		{200, 100, 100},

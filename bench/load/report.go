@@ -211,14 +211,18 @@ func opsString(m map[string]float64) string {
 func (r *invalidResult) print(w io.Writer, c config) {
 	fmt.Fprintln(w, "## Invalid keys beside valid ones (GET /v1/authorize, latchkey serve --guard-failures 0)")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Each kind alone, closed loop (Go client):")
+	fmt.Fprintln(w, "Each kind alone, closed loop (Go client), once a round, in a different order each round:")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| kind | req/s | server CPU µs/req | CPU / valid key's | store operations meanwhile | in an idle window of the same length before |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | --- | --- |")
+	fmt.Fprintln(w, "| round | kind | req/s | server CPU µs/req | CPU / the round's valid key's | store operations meanwhile | in an idle window of the same length before |")
+	fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: | --- | --- |")
+	valid := r.validCPU()
 	for _, k := range r.kinds {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %.2f | %s | %s |\n", k.name, k.rps, us(k.cpuPer), float64(k.cpuPer)/float64(r.kinds[0].cpuPer),
+		fmt.Fprintf(w, "| %d | %s | %.0f | %s | %.2f | %s | %s |\n", k.round+1, k.name, k.rps, us(k.cpuPer), float64(k.cpuPer)/float64(valid[k.round]),
 			opsString(k.storeOps), opsString(k.idleOps))
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "invalid keys: server CPU per call against a valid key's: unknown well-formed keys %.2f, keys with a bad checksum %.2f (medians of the rounds; target: at most 1.00)\n",
+		median(r.costRatios(1)), median(r.costRatios(2)))
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Valid keys alone and beside both floods (each at %.0f/s, open loop, on connections of their own), taking turns in a different order each round:\n\n", c.floodRate)
 	fmt.Fprintf(w, "| round | valid p50 ms at %.0f/s alone | flooded | valid p99 ms alone | flooded | p99 flooded/alone | valid highest req/s alone | flooded | flooded/alone | floods' answers | store operations (fixed-rate run) |\n", c.invalidRate)
