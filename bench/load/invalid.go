@@ -37,8 +37,15 @@ import (
 // Alone, flooded and the control take turns, in a different order each
 // round; six rounds run every order once.
 
+// The kinds of key measured alone, in kindResult.kind.
+const (
+	kindValid = iota
+	kindUnknown
+	kindBadChecksum
+)
+
 type kindResult struct {
-	kind     int // 0: valid keys, 1: unknown well-formed keys, 2: bad checksums
+	kind     int // kindValid, kindUnknown or kindBadChecksum
 	round    int
 	name     string
 	rps      float64
@@ -77,11 +84,28 @@ type invalidResult struct {
 // twice.
 var roundOrders = [6][3]int{{0, 1, 2}, {1, 2, 0}, {2, 0, 1}, {0, 2, 1}, {2, 1, 0}, {1, 0, 2}}
 
+// kindsAlone measures every kind alone once a round, in roundOrders, and
+// returns the results in the order measured, each with its kind and round.
+func kindsAlone(rounds int, measure func(round, kind int) (kindResult, error)) ([]kindResult, error) {
+	var out []kindResult
+	for round := range rounds {
+		for _, kind := range roundOrders[round%len(roundOrders)] {
+			k, err := measure(round, kind)
+			if err != nil {
+				return nil, err
+			}
+			k.kind, k.round = kind, round
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
 // validCPU returns the valid keys' server CPU per call alone, by round.
 func (r *invalidResult) validCPU() map[int]time.Duration {
 	valid := map[int]time.Duration{}
 	for _, k := range r.kinds {
-		if k.kind == 0 {
+		if k.kind == kindValid {
 			valid[k.round] = k.cpuPer
 		}
 	}
@@ -194,31 +218,34 @@ func invalidKeys(ctx context.Context, lk *process, hot, all []string, c config) 
 	// counts 401 as an error).
 	goClient := c
 	goClient.wrk = ""
-	kinds := append([]target{valid}, floods...)
-	for round := range c.rounds {
-		c.logf("invalid keys alone: round %d of %d (load average %s)", round+1, c.rounds, loadavg())
-		for _, kind := range roundOrders[round%len(roundOrders)] {
-			t := kinds[kind]
-			idle0, err := usageSettled(lk, c.settle)
-			if err != nil {
-				return nil, err
-			}
-			time.Sleep(c.duration)
-			before, err := scrape(lk.url)
-			if err != nil {
-				return nil, err
-			}
-			r, err := measureClosed(ctx, t, goClient)
-			if err != nil {
-				return nil, err
-			}
-			after, err := scrape(lk.url)
-			if err != nil {
-				return nil, err
-			}
-			res.kinds = append(res.kinds, kindResult{kind: kind, round: round, name: t.name, rps: r.rps, calls: int(r.rps * c.duration.Seconds()),
-				cpuPer: r.cpuPer, storeOps: opsDelta(before, after), idleOps: opsDelta(idle0, before)})
+	kinds := [...]target{kindValid: valid, kindUnknown: floods[0], kindBadChecksum: floods[1]}
+	res.kinds, err = kindsAlone(c.rounds, func(round, kind int) (kindResult, error) {
+		if kind == roundOrders[round%len(roundOrders)][0] {
+			c.logf("invalid keys alone: round %d of %d (load average %s)", round+1, c.rounds, loadavg())
 		}
+		t := kinds[kind]
+		idle0, err := usageSettled(lk, c.settle)
+		if err != nil {
+			return kindResult{}, err
+		}
+		time.Sleep(c.duration)
+		before, err := scrape(lk.url)
+		if err != nil {
+			return kindResult{}, err
+		}
+		r, err := measureClosed(ctx, t, goClient)
+		if err != nil {
+			return kindResult{}, err
+		}
+		after, err := scrape(lk.url)
+		if err != nil {
+			return kindResult{}, err
+		}
+		return kindResult{name: t.name, rps: r.rps, calls: int(r.rps * c.duration.Seconds()), cpuPer: r.cpuPer,
+			storeOps: opsDelta(before, after), idleOps: opsDelta(idle0, before)}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	// flooding runs the loads of ts (the floods or the control) at
@@ -316,7 +343,7 @@ func invalidKeys(ctx context.Context, lk *process, hot, all []string, c config) 
 // call, or per hundred, would show as thousands).
 func (r *invalidResult) checkFloods() error {
 	for _, k := range r.kinds {
-		if k.kind == 0 {
+		if k.kind == kindValid {
 			continue
 		}
 		s := k.storeOps

@@ -211,8 +211,6 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-// TestControlSet: the control's keys are none of the valid load's, as many
-// as asked where there are enough, and spread over all the keys.
 // TestCostRatios checks that each kind's cost is divided by the valid
 // keys' of its own round, whatever order the round measured them in.
 func TestCostRatios(t *testing.T) {
@@ -248,6 +246,67 @@ func TestCostRatios(t *testing.T) {
 	}
 }
 
+// TestKindsAlone checks that every round measures each kind once, in
+// that round's order, and that each result carries its kind and round
+// whatever the measurement returned.
+func TestKindsAlone(t *testing.T) {
+	var calls [][2]int
+	got, err := kindsAlone(3, func(round, kind int) (kindResult, error) {
+		calls = append(calls, [2]int{round, kind})
+		return kindResult{kind: -1, round: -1, cpuPer: time.Duration(10*round + kind)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]int{{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}, {1, 0}, {2, 2}, {2, 0}, {2, 1}}
+	if len(calls) != len(want) || len(got) != len(want) {
+		t.Fatalf("measured %v (%d results), want %v", calls, len(got), want)
+	}
+	for i, w := range want {
+		if calls[i] != w || got[i].round != w[0] || got[i].kind != w[1] || got[i].cpuPer != time.Duration(10*w[0]+w[1]) {
+			t.Errorf("measurement %d: called with %v, result %+v; want round %d, kind %d", i, calls[i], got[i], w[0], w[1])
+		}
+	}
+}
+
+// TestCheckFloods checks that a flood reaching the store is caught in any
+// round, measured before or after the valid keys, and that the valid
+// keys' own usage writes are not.
+func TestCheckFloods(t *testing.T) {
+	clean := func() map[string]float64 { return map[string]float64{"view": 0, "update": 4} }
+	kinds := func() []kindResult {
+		var ks []kindResult
+		for round := range 2 {
+			for _, kind := range roundOrders[round] {
+				k := kindResult{kind: kind, round: round, name: strconv.Itoa(kind), calls: 1000, storeOps: clean(), idleOps: clean()}
+				if kind == kindValid {
+					k.storeOps["record_usage"] = 30
+				}
+				ks = append(ks, k)
+			}
+		}
+		return ks
+	}
+	r := &invalidResult{kinds: kinds()}
+	if err := r.checkFloods(); err != nil {
+		t.Fatalf("no flood reached the store: %v", err)
+	}
+	for i, k := range r.kinds {
+		if k.kind == kindValid {
+			continue
+		}
+		for _, op := range []string{"record_usage", "scan_access_keys", "view"} {
+			r := &invalidResult{kinds: kinds()}
+			r.kinds[i].storeOps[op] = 5
+			if err := r.checkFloods(); err == nil {
+				t.Errorf("measurement %d (round %d, kind %d) made %s 5 times: not caught", i, k.round, k.kind, op)
+			}
+		}
+	}
+}
+
+// TestControlSet: the control's keys are none of the valid load's, as many
+// as asked where there are enough, and spread over all the keys.
 func TestControlSet(t *testing.T) {
 	for _, tc := range []struct{ all, n, want int }{
 		{200, 100, 100},

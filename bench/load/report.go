@@ -217,12 +217,17 @@ func (r *invalidResult) print(w io.Writer, c config) {
 	fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: | --- | --- |")
 	valid := r.validCPU()
 	for _, k := range r.kinds {
-		fmt.Fprintf(w, "| %d | %s | %.0f | %s | %.2f | %s | %s |\n", k.round+1, k.name, k.rps, us(k.cpuPer), float64(k.cpuPer)/float64(valid[k.round]),
+		ratio := "-" // no valid keys measured in the round
+		if v := valid[k.round]; v > 0 {
+			ratio = fmt.Sprintf("%.2f", float64(k.cpuPer)/float64(v))
+		}
+		fmt.Fprintf(w, "| %d | %s | %.0f | %s | %s | %s | %s |\n", k.round+1, k.name, k.rps, us(k.cpuPer), ratio,
 			opsString(k.storeOps), opsString(k.idleOps))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "invalid keys: server CPU per call against a valid key's: unknown well-formed keys %.2f, keys with a bad checksum %.2f (medians of the rounds; target: at most 1.00)\n",
-		median(r.costRatios(1)), median(r.costRatios(2)))
+	unknown, bad := median(r.costRatios(kindUnknown)), median(r.costRatios(kindBadChecksum))
+	fmt.Fprintf(w, "invalid keys: server CPU per call against a valid key's: unknown well-formed keys %.2f, keys with a bad checksum %.2f (medians of the rounds; target: at most 1.00: %s)\n",
+		unknown, bad, verdict(unknown <= 1 && bad <= 1))
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Valid keys alone and beside both floods (each at %.0f/s, open loop, on connections of their own), taking turns in a different order each round:\n\n", c.floodRate)
 	fmt.Fprintf(w, "| round | valid p50 ms at %.0f/s alone | flooded | valid p99 ms alone | flooded | p99 flooded/alone | valid highest req/s alone | flooded | flooded/alone | floods' answers | store operations (fixed-rate run) |\n", c.invalidRate)
