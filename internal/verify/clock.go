@@ -14,11 +14,11 @@ const clockRecheck = 10 * time.Millisecond
 // wall time to the nanosecond, as time.Now gives it, but from one read of
 // the monotonic clock instead of two reads (wall and monotonic). On a
 // virtual machine whose clock source is kvm-clock or hpet, each read
-// costs tens of nanoseconds, a fifth of a verification. The monotonic clock runs at the
-// wall clock's rate (NTP slews both), so the two differ by an offset that
-// changes only when the wall clock is stepped; wallNow reads the wall
-// clock again every clockRecheck to follow such steps. The time it
-// returns has no monotonic reading (time.Time.Round(0)).
+// costs tens of nanoseconds, a fifth of a verification. The monotonic
+// clock runs at the wall clock's rate (NTP slews both), so the two differ
+// by an offset that changes only when the wall clock is stepped; wallNow
+// reads the wall clock again every clockRecheck to follow such steps. The
+// time it returns has no monotonic reading (time.Time.Round(0)).
 func wallNow() time.Time { return theClock.now() }
 
 var theClock = newMonoClock()

@@ -3,7 +3,6 @@ package verify
 import (
 	"math"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -190,26 +189,27 @@ func TestUsageTimes(t *testing.T) {
 	tracked := netip.MustParseAddr("198.51.100.9")
 	later := time.Now().Add(time.Hour)
 	tests := []struct {
-		name    string
-		key     func(*latchkey.AccessKey)
-		ip      netip.Addr
-		now     func() time.Time // the Verifier's Now
-		want    latchkey.Code
-		coarse  bool // recorded at the frozen coarse time
-		fixedAt bool // recorded at fixed
+		name      string
+		key       func(*latchkey.AccessKey)
+		ip        netip.Addr
+		now       func() time.Time // the Verifier's Now
+		want      latchkey.Code
+		coarse    bool // recorded at the frozen coarse time
+		fixedAt   bool // recorded at fixed
+		wouldDeny bool // a would-deny is recorded too
 	}{
-		{"plain", nil, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, true, false},
-		{"no address", nil, netip.Addr{}, nil, latchkey.CodeValid, true, false},
-		{"with an expiry", func(k *latchkey.AccessKey) { k.ExpiresAt = &later }, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, false, false},
-		{"from an address the guard tracks", nil, tracked, nil, latchkey.CodeValid, false, false},
-		{"inactive: a refusal", func(k *latchkey.AccessKey) { k.Status = latchkey.StatusInactive }, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeInactive, false, false},
+		{"plain", nil, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, true, false, false},
+		{"no address", nil, netip.Addr{}, nil, latchkey.CodeValid, true, false, false},
+		{"with an expiry", func(k *latchkey.AccessKey) { k.ExpiresAt = &later }, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, false, false, false},
+		{"from an address the guard tracks", nil, tracked, nil, latchkey.CodeValid, false, false, false},
+		{"inactive: a refusal", func(k *latchkey.AccessKey) { k.Status = latchkey.StatusInactive }, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeInactive, false, false, false},
 		{"with a rate limit", func(k *latchkey.AccessKey) {
 			k.Restrictions = &latchkey.Restrictions{RateLimit: &latchkey.RateLimit{PerSecond: 1e6, Burst: 1e6}}
-		}, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, false, false},
+		}, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, false, false, false},
 		{"a report-only restriction would deny", func(k *latchkey.AccessKey) {
 			k.ReportOnly = &latchkey.Restrictions{AllowedIPs: []string{"203.0.113.0/24"}}
-		}, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, false, false},
-		{"the Verifier's clock", nil, netip.MustParseAddr("192.0.2.7"), func() time.Time { return fixed }, latchkey.CodeValid, false, true},
+		}, netip.MustParseAddr("192.0.2.7"), nil, latchkey.CodeValid, false, false, true},
+		{"the Verifier's clock", nil, netip.MustParseAddr("192.0.2.7"), func() time.Time { return fixed }, latchkey.CodeValid, false, true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,7 +247,7 @@ func TestUsageTimes(t *testing.T) {
 			if len(ats) == 0 || (tc.want == latchkey.CodeValid) != (u.LastUsed != nil) || (tc.want != latchkey.CodeValid) != (u.LastRejected != nil) {
 				t.Fatalf("recorded %+v for a %s call", u, tc.want)
 			}
-			if strings.Contains(tc.name, "report-only") && u.LastWouldDeny == nil {
+			if tc.wouldDeny && u.LastWouldDeny == nil {
 				t.Fatalf("no would-deny recorded: %+v", u)
 			}
 			for _, at := range ats {
