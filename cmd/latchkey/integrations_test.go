@@ -71,19 +71,51 @@ func render(t *testing.T, path string, vars map[string]string) string {
 	return s
 }
 
-// process runs a gateway in its own process group until the test ends.
-func process(t *testing.T, name string, cmd *exec.Cmd, listen string) {
+// startGateway runs a gateway in its own process group until the test
+// ends and waits until it accepts connections; command builds the
+// gateway's command for the address it is to listen on, and startGateway
+// returns that address. freeAddr's port is free when it returns but not
+// reserved: another socket (a test's client bound to a loopback address,
+// say) may take it before the gateway binds it, and Caddy binds the
+// site's port on every address. A gateway that exits because its
+// address is in use is started again on a new port, up to three times.
+func startGateway(t *testing.T, name string, command func(listen string) *exec.Cmd) string {
+	t.Helper()
+	const tries = 3
+	for try := 1; ; try++ {
+		listen := freeAddr(t)
+		out, err := process(t, name, command(listen), listen)
+		if err == nil {
+			return listen
+		}
+		if try == tries || !strings.Contains(out, "address already in use") {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		t.Logf("%s: %s was taken before it bound it; trying another port", name, listen)
+	}
+}
+
+// process runs cmd in its own process group until the test ends, and
+// waits until it accepts connections on listen. It returns an error, and
+// the process's output, when the process exits or does not accept
+// connections within 15 s.
+func process(t *testing.T, name string, cmd *exec.Cmd, listen string) (string, error) {
 	t.Helper()
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
+		return "", fmt.Errorf("starting %s: %w", name, err)
 	}
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
+		select {
+		case <-exited: // its group may be gone, and its number another's
+			return
+		default:
+		}
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // the group: nginx's workers too
 		select {
 		case <-exited:
@@ -100,15 +132,17 @@ func process(t *testing.T, name string, cmd *exec.Cmd, listen string) {
 		c, err := net.DialTimeout("tcp", listen, time.Second)
 		if err == nil {
 			c.Close()
-			return
+			return "", nil
 		}
 		select {
 		case <-exited:
-			t.Fatalf("%s exited: %v\n%s", name, waitErr, out.String())
+			return out.String(), fmt.Errorf("%s exited: %v", name, waitErr)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is not accepting connections on %s:\n%s", name, listen, out.String())
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			return out.String(), fmt.Errorf("%s is not accepting connections on %s", name, listen)
 		}
 	}
 }
@@ -133,13 +167,13 @@ func startNginxWith(t *testing.T, confPath string, vars map[string]string) strin
 	if err := os.Chmod(dir, 0o755); err != nil { // nginx's workers run as nobody when started as root
 		t.Fatal(err)
 	}
-	listen := freeAddr(t)
-	vars["LISTEN"] = listen
-	conf := render(t, confPath, vars)
-	if err := os.WriteFile(filepath.Join(dir, "latchkey.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	main := fmt.Sprintf(`load_module %[2]s;
+	return startGateway(t, "nginx", func(listen string) *exec.Cmd {
+		vars["LISTEN"] = listen
+		conf := render(t, confPath, vars)
+		if err := os.WriteFile(filepath.Join(dir, "latchkey.conf"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		main := fmt.Sprintf(`load_module %[2]s;
 pid %[1]s/nginx.pid;
 error_log stderr notice;
 worker_processes 1;
@@ -154,34 +188,41 @@ http {
     include %[1]s/latchkey.conf;
 }
 `, dir, headersMore)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	process(t, "nginx", exec.Command(bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;"), listen)
-	return listen
+		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return exec.Command(bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
+	})
 }
 
-// startCaddy runs Debian's caddy with the documented Caddyfile, imported
-// after a global option that keeps it from opening its admin endpoint, with
-// its data and configuration directories in a test directory.
+// startCaddy runs Debian's caddy with the documented Caddyfile (caddyAt).
 func startCaddy(t *testing.T, latchkey, upstream string) string {
 	t.Helper()
 	bin := requireBinary(t, "/usr/bin/caddy", "caddy")
 	dir := t.TempDir()
-	listen := freeAddr(t)
-	conf := render(t, caddyfile, map[string]string{"LATCHKEY": latchkey, "UPSTREAM": upstream, "LISTEN": listen})
-	if err := os.WriteFile(filepath.Join(dir, "latchkey.Caddyfile"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return startGateway(t, "caddy", func(listen string) *exec.Cmd {
+		return caddyAt(t, bin, dir, latchkey, upstream, listen)
+	})
+}
+
+// caddyAt returns the command that runs caddy (bin) with the documented
+// Caddyfile for listen, imported after a global option that keeps it from
+// opening its admin endpoint, with its configuration, data and home in
+// dir.
+func caddyAt(t *testing.T, bin, dir, latchkey, upstream, listen string) *exec.Cmd {
+	t.Helper()
 	main := "{\n\tadmin off\n}\n\nimport latchkey.Caddyfile\n"
 	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := render(t, caddyfile, map[string]string{"LATCHKEY": latchkey, "UPSTREAM": upstream, "LISTEN": listen})
+	if err := os.WriteFile(filepath.Join(dir, "latchkey.Caddyfile"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config")
-	process(t, "caddy", cmd, listen)
-	return listen
+	return cmd
 }
 
 // upstreamCall is what the protected API received.
@@ -212,6 +253,36 @@ func recordingAPI(t *testing.T) (*httptest.Server, func() int) {
 func clientFrom(ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
 	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
+// TestStartGatewayRetriesATakenPort takes the port of startGateway's first
+// address before the real Caddy starts on it, with a connection from it
+// as a test's clients make: the gateway must come up on another port, not
+// fail the test.
+func TestStartGatewayRetriesATakenPort(t *testing.T) {
+	bin := requireBinary(t, "/usr/bin/caddy", "caddy")
+	dir := t.TempDir()
+	elsewhere := httptest.NewServer(http.NotFoundHandler())
+	defer elsewhere.Close()
+	var tried []string
+	listen := startGateway(t, "caddy", func(listen string) *exec.Cmd {
+		tried = append(tried, listen)
+		if len(tried) == 1 { // a client's connection from listen's port, as a test's clients make
+			local, err := net.ResolveTCPAddr("tcp", listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := (&net.Dialer{LocalAddr: local}).Dial("tcp", elsewhere.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+		return caddyAt(t, bin, dir, "127.0.0.1:9", "127.0.0.1:9", listen)
+	})
+	if len(tried) != 2 || listen != tried[1] || tried[0] == tried[1] {
+		t.Fatalf("addresses tried %v, started on %s: want a second, different address", tried, listen)
+	}
 }
 
 // TestGateways puts nginx (auth_request) and Caddy (forward_auth), each from
