@@ -22,7 +22,11 @@ import (
 // servers run as processes of their own, like latchkey, by this same
 // program (`load -baseline MODE`).
 //
-//	204       answers 204 No Content to anything: the floor for forward auth
+//	200       answers 200 OK with no body to anything: a bare handler
+//	          answering the status forward auth answers an allowed call
+//	          with, the baseline of its target
+//	204       answers 204 No Content to anything: a lower floor (net/http
+//	          sends no Content-Length with a 204)
 //	decision  answers 200 with the eight X-Latchkey-* headers of forward
 //	          auth's answer to an allowed call (decisionHeaders), set as
 //	          latchkey sets them and nothing else: what net/http costs to
@@ -37,7 +41,7 @@ import (
 //	          under concurrent load opens and closes a connection per
 //	          call and cripples the baseline), and a pool of copy
 //	          buffers (without one it allocates 32 KiB per call)
-const baselineModes = "204, decision, json, upstream or proxy"
+const baselineModes = "200, 204, decision, json, upstream or proxy"
 
 // baselineArgs finds "-baseline MODE" (and "-upstream URL", "-idle N") in
 // args, so that the test binary can act as a baseline too.
@@ -119,6 +123,10 @@ var upstreamAnswer = func() []byte {
 
 func baselineHandler(mode, upstream string, idle int) (http.Handler, error) {
 	switch mode {
+	case "200":
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+		}), nil
 	case "204":
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -41,8 +43,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.pairs) != 7 {
-		t.Fatalf("%d pairs measured, want 7 (three, two for forward auth's answer, and two against -before)", len(rep.pairs))
+	if len(rep.pairs) != 8 {
+		t.Fatalf("%d pairs measured, want 8 (three, forward auth against a bare 204, two for forward auth's answer, and two against -before)", len(rep.pairs))
 	}
 	for _, p := range rep.pairs {
 		if len(p.a) != 1 || len(p.b) != 1 || p.a[0].rps <= 0 || p.b[0].rps <= 0 {
@@ -99,7 +101,8 @@ func TestRun(t *testing.T) {
 	}
 	var b strings.Builder
 	rep.print(&b, c)
-	for _, want := range []string{"## Start-up and memory", "forward auth: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
+	for _, want := range []string{"## Start-up and memory", "forward auth: A/B = ", "forward auth against a bare 204: A/B = ",
+		"forward auth's answer alone: A/B = ", "forward auth against the same answer: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
 		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
 		"## Invalid keys beside valid ones", "invalid keys: server CPU per call against a valid key's: unknown well-formed keys ", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls of other clients, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
 		"forward auth, this build against -before: A/B = "} {
@@ -196,6 +199,38 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, 99) != 0 {
 		t.Error("percentile of nothing is not 0")
+	}
+}
+
+// TestBareStatuses holds the bare handlers forward auth is measured
+// against to what their names say, as a client reads them: the target's
+// baseline answers latchkey's status, 200, with the Content-Length: 0
+// that net/http adds to it; the lower floor answers 204 without one.
+func TestBareStatuses(t *testing.T) {
+	for _, tc := range []struct {
+		mode          string
+		status        int
+		contentLength string
+	}{
+		{"200", http.StatusOK, "0"},
+		{"204", http.StatusNoContent, ""},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			h, err := baselineHandler(tc.mode, "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + "/v1/authorize")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Length") != tc.contentLength {
+				t.Errorf("status %d, Content-Length %q; want %d, %q", resp.StatusCode, resp.Header.Get("Content-Length"), tc.status, tc.contentLength)
+			}
+		})
 	}
 }
 
