@@ -78,7 +78,9 @@ func render(t *testing.T, path string, vars map[string]string) string {
 // reserved: another socket (a test's client bound to a loopback address,
 // say) may take it before the gateway binds it, and Caddy binds the
 // site's port on every address. A gateway that exits because its
-// address is in use is started again on a new port, up to three times.
+// address is in use (Go's "address already in use", Caddy's; the C
+// library's "Address already in use", nginx's) is started again on a new
+// port, three tries in all.
 func startGateway(t *testing.T, name string, command func(listen string) *exec.Cmd) string {
 	t.Helper()
 	const tries = 3
@@ -88,17 +90,18 @@ func startGateway(t *testing.T, name string, command func(listen string) *exec.C
 		if err == nil {
 			return listen
 		}
-		if try == tries || !strings.Contains(out, "address already in use") {
-			t.Fatalf("%s: %v\n%s", name, err, out)
+		if try == tries || !strings.Contains(strings.ToLower(out), "address already in use") {
+			t.Fatalf("%v\n%s", err, out)
 		}
-		t.Logf("%s: %s was taken before it bound it; trying another port", name, listen)
+		t.Logf("%s: %s was taken before it bound it; trying another port:\n%s", name, listen, out)
 	}
 }
 
 // process runs cmd in its own process group until the test ends, and
 // waits until it accepts connections on listen. It returns an error, and
-// the process's output, when the process exits or does not accept
-// connections within 15 s.
+// the process's output, when the process exits, or when it does not
+// accept connections within 15 s (it is then killed). The output is
+// logged at the end of a test that failed.
 func process(t *testing.T, name string, cmd *exec.Cmd, listen string) (string, error) {
 	t.Helper()
 	var out syncBuffer
@@ -112,16 +115,15 @@ func process(t *testing.T, name string, cmd *exec.Cmd, listen string) (string, e
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		select {
-		case <-exited: // its group may be gone, and its number another's
-			return
+		case <-exited: // its group may be gone, and its number another's: no signal
 		default:
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // the group: nginx's workers too
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // the group: nginx's workers too
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-exited
+			}
 		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, out.String())
@@ -147,19 +149,27 @@ func process(t *testing.T, name string, cmd *exec.Cmd, listen string) (string, e
 	}
 }
 
-// startNginx runs Debian's nginx with the documented configuration,
-// included in the http block of a minimal main configuration (the
-// headers-more module it needs, pid file, temporary paths and logs in a
-// test directory) as conf.d files are.
+// startNginx runs Debian's nginx with the documented configuration
+// (nginxAt) in front of latchkey and upstream.
 func startNginx(t *testing.T, latchkey, upstream string) string {
 	t.Helper()
 	return startNginxWith(t, nginxConf, map[string]string{"LATCHKEY": latchkey, "UPSTREAM": upstream})
 }
 
 // startNginxWith runs nginx with the documented configuration conf, its
-// placeholders filled from vars and {{LISTEN}}; it returns the address
-// nginx listens on.
+// placeholders filled from vars and {{LISTEN}} (nginxAt); it returns the
+// address nginx listens on.
 func startNginxWith(t *testing.T, confPath string, vars map[string]string) string {
+	t.Helper()
+	return startGateway(t, "nginx", nginxAt(t, confPath, vars))
+}
+
+// nginxAt returns what builds the command that runs Debian's nginx with
+// the documented configuration conf for an address, its placeholders
+// filled from vars and {{LISTEN}}, included in the http block of a
+// minimal main configuration (the headers-more module it needs, pid file,
+// temporary paths and logs in a test directory) as conf.d files are.
+func nginxAt(t *testing.T, confPath string, vars map[string]string) func(listen string) *exec.Cmd {
 	t.Helper()
 	bin := requireBinary(t, "/usr/sbin/nginx", "nginx")
 	headersMore := requireBinary(t, "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so", "libnginx-mod-http-headers-more-filter")
@@ -167,7 +177,7 @@ func startNginxWith(t *testing.T, confPath string, vars map[string]string) strin
 	if err := os.Chmod(dir, 0o755); err != nil { // nginx's workers run as nobody when started as root
 		t.Fatal(err)
 	}
-	return startGateway(t, "nginx", func(listen string) *exec.Cmd {
+	return func(listen string) *exec.Cmd {
 		vars["LISTEN"] = listen
 		conf := render(t, confPath, vars)
 		if err := os.WriteFile(filepath.Join(dir, "latchkey.conf"), []byte(conf), 0o644); err != nil {
@@ -192,7 +202,7 @@ http {
 			t.Fatal(err)
 		}
 		return exec.Command(bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
-	})
+	}
 }
 
 // startCaddy runs Debian's caddy with the documented Caddyfile (caddyAt).
@@ -256,32 +266,47 @@ func clientFrom(ip string) *http.Client {
 }
 
 // TestStartGatewayRetriesATakenPort takes the port of startGateway's first
-// address before the real Caddy starts on it, with a connection from it
-// as a test's clients make: the gateway must come up on another port, not
-// fail the test.
+// address before the real gateway starts on it, with a connection from it
+// as a test's clients make: each gateway must come up on another port,
+// not fail the test. Caddy and nginx say so in different words.
 func TestStartGatewayRetriesATakenPort(t *testing.T) {
-	bin := requireBinary(t, "/usr/bin/caddy", "caddy")
-	dir := t.TempDir()
 	elsewhere := httptest.NewServer(http.NotFoundHandler())
 	defer elsewhere.Close()
-	var tried []string
-	listen := startGateway(t, "caddy", func(listen string) *exec.Cmd {
-		tried = append(tried, listen)
-		if len(tried) == 1 { // a client's connection from listen's port, as a test's clients make
-			local, err := net.ResolveTCPAddr("tcp", listen)
-			if err != nil {
-				t.Fatal(err)
+	for _, gw := range []struct {
+		name    string
+		command func(t *testing.T) func(listen string) *exec.Cmd
+	}{
+		{"caddy", func(t *testing.T) func(listen string) *exec.Cmd {
+			bin := requireBinary(t, "/usr/bin/caddy", "caddy")
+			dir := t.TempDir()
+			return func(listen string) *exec.Cmd { return caddyAt(t, bin, dir, "127.0.0.1:9", "127.0.0.1:9", listen) }
+		}},
+		{"nginx", func(t *testing.T) func(listen string) *exec.Cmd {
+			return nginxAt(t, nginxConf, map[string]string{"LATCHKEY": "127.0.0.1:9", "UPSTREAM": "127.0.0.1:9"})
+		}},
+	} {
+		t.Run(gw.name, func(t *testing.T) {
+			command := gw.command(t)
+			var tried []string
+			listen := startGateway(t, gw.name, func(listen string) *exec.Cmd {
+				tried = append(tried, listen)
+				if len(tried) == 1 { // a client's connection from listen's port
+					local, err := net.ResolveTCPAddr("tcp", listen)
+					if err != nil {
+						t.Fatal(err)
+					}
+					c, err := (&net.Dialer{LocalAddr: local}).Dial("tcp", elsewhere.Listener.Addr().String())
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { c.Close() })
+				}
+				return command(listen)
+			})
+			if len(tried) != 2 || listen != tried[1] || tried[0] == tried[1] {
+				t.Fatalf("addresses tried %v, started on %s: want a second, different address", tried, listen)
 			}
-			c, err := (&net.Dialer{LocalAddr: local}).Dial("tcp", elsewhere.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-		return caddyAt(t, bin, dir, "127.0.0.1:9", "127.0.0.1:9", listen)
-	})
-	if len(tried) != 2 || listen != tried[1] || tried[0] == tried[1] {
-		t.Fatalf("addresses tried %v, started on %s: want a second, different address", tried, listen)
+		})
 	}
 }
 
