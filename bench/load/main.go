@@ -11,14 +11,15 @@
 // serve` on it (timing start-up and reading its memory), and starts the
 // baselines as processes of their own (`load -baseline MODE`, see
 // baseline.go). Then, in rounds that alternate A B A B so that drift in
-// the machine's speed hits both alike, it measures three pairs:
+// the machine's speed hits both alike, it measures three surfaces:
 //
 //	forward auth  GET /v1/authorize with a valid key  vs  a handler that answers 200,
 //	                                                      the status latchkey answers
 //	                                                      with (and, at the highest
-//	                                                      rate, vs one that answers
-//	                                                      204, vs one that writes the
-//	                                                      same answer)
+//	                                                      rate only, vs one that
+//	                                                      answers 204 and vs one that
+//	                                                      writes the same answer; and
+//	                                                      that one vs the 200)
 //	verify        POST /v1/verify                     vs  a handler that decodes and
 //	                                                      encodes the same JSON
 //	proxy         latchkey's reverse proxy            vs  httputil.ReverseProxy, both
@@ -107,7 +108,7 @@ func main() {
 	flag.StringVar(&c.proxyProfile, "proxy-cpuprofile", "", "write a CPU profile of latchkey under reverse-proxy load to this file")
 	flag.StringVar(&c.allocProfile, "allocprofile", "", "write latchkey's allocation profile (every allocation since start-up) to this file after the runs")
 	flag.DurationVar(&c.profDur, "cpuprofile-duration", 10*time.Second, "length of that profile")
-	flag.BoolVar(&c.forwardOnly, "forward-only", false, "measure forward auth only (against the bare 200 and 204 handlers and the same answer, and -before): no verify, proxy, management, usage or invalid-key phases")
+	flag.BoolVar(&c.forwardOnly, "forward-only", false, "measure forward auth only (its four pairs: against the bare 200 and 204 handlers and the same answer, and that answer against the bare 200; and -before): no verify, proxy, management, usage or invalid-key phases")
 	flag.StringVar(&c.before, "before", "", "another latchkey binary (e.g. built from main) to measure against this one in the same rounds, on a copy of the database")
 	flag.StringVar(&c.wrk, "wrk", wrkDefault(), "wrk binary for the closed-loop runs (default: wrk on PATH); empty for the built-in Go client")
 	flag.Float64Var(&c.invalidRate, "invalid-rate", 3000, "valid keys' fixed rate (requests/s) beside the floods of invalid keys")

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 // phase reports, and the report has its tables and ratios.
 func TestRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds latchkey and starts five servers")
+		t.Skip("builds latchkey and starts it, its baselines and a second latchkey")
 	}
 	c := config{keys: 200, hot: 100, rounds: 1, duration: 200 * time.Millisecond, warmup: 100 * time.Millisecond,
 		conns: 4, rates: []float64{200}, rateDur: 300 * time.Millisecond, mgmtDur: 500 * time.Millisecond, mgmtRate: 10,
@@ -45,6 +45,11 @@ func TestRun(t *testing.T) {
 	}
 	if len(rep.pairs) != 8 {
 		t.Fatalf("%d pairs measured, want 8 (three, forward auth against a bare 204, two for forward auth's answer, and two against -before)", len(rep.pairs))
+	}
+	// The target's pair is against the bare handler answering latchkey's
+	// status, as the report says.
+	if b := rep.pairs[0].spec.b; rep.pairs[0].spec.name != "forward auth" || b.name != "bare 200 handler" || b.want != 200 {
+		t.Errorf("the forward-auth target's pair %q is against %q (status %d), want the bare 200 handler", rep.pairs[0].spec.name, b.name, b.want)
 	}
 	for _, p := range rep.pairs {
 		if len(p.a) != 1 || len(p.b) != 1 || p.a[0].rps <= 0 || p.b[0].rps <= 0 {
@@ -101,7 +106,7 @@ func TestRun(t *testing.T) {
 	}
 	var b strings.Builder
 	rep.print(&b, c)
-	for _, want := range []string{"## Start-up and memory", "forward auth: A/B = ", "forward auth against a bare 204: A/B = ",
+	for _, want := range []string{"## Start-up and memory", "### forward auth: latchkey GET /v1/authorize vs bare 200 handler", "forward auth: A/B = ", "forward auth against a bare 204: A/B = ",
 		"forward auth's answer alone: A/B = ", "forward auth against the same answer: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
 		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
 		"## Invalid keys beside valid ones", "invalid keys: server CPU per call against a valid key's: unknown well-formed keys ", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls of other clients, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
