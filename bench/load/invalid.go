@@ -112,14 +112,23 @@ func (r *invalidResult) validCPU() map[int]time.Duration {
 	return valid
 }
 
-// costRatios returns, for kind, its server CPU per call over the valid
-// keys' in the same round, one a round.
+// costRatio returns k's server CPU per call over the valid keys' in its
+// round (valid, from validCPU); false when the round has none.
+func costRatio(k kindResult, valid map[int]time.Duration) (float64, bool) {
+	v := valid[k.round]
+	if v <= 0 {
+		return 0, false
+	}
+	return float64(k.cpuPer) / float64(v), true
+}
+
+// costRatios returns, for kind, its costRatio in each round that has one.
 func (r *invalidResult) costRatios(kind int) []float64 {
 	valid := r.validCPU()
 	var out []float64
 	for _, k := range r.kinds {
-		if v := valid[k.round]; k.kind == kind && v > 0 {
-			out = append(out, float64(k.cpuPer)/float64(v))
+		if x, ok := costRatio(k, valid); k.kind == kind && ok {
+			out = append(out, x)
 		}
 	}
 	return out
@@ -220,10 +229,8 @@ func invalidKeys(ctx context.Context, lk *process, hot, all []string, c config) 
 	goClient.wrk = ""
 	kinds := [...]target{kindValid: valid, kindUnknown: floods[0], kindBadChecksum: floods[1]}
 	res.kinds, err = kindsAlone(c.rounds, func(round, kind int) (kindResult, error) {
-		if kind == roundOrders[round%len(roundOrders)][0] {
-			c.logf("invalid keys alone: round %d of %d (load average %s)", round+1, c.rounds, loadavg())
-		}
 		t := kinds[kind]
+		c.logf("invalid keys alone: round %d of %d, %s (load average %s)", round+1, c.rounds, t.name, loadavg())
 		idle0, err := usageSettled(lk, c.settle)
 		if err != nil {
 			return kindResult{}, err

@@ -218,8 +218,8 @@ func (r *invalidResult) print(w io.Writer, c config) {
 	valid := r.validCPU()
 	for _, k := range r.kinds {
 		ratio := "-" // no valid keys measured in the round
-		if v := valid[k.round]; v > 0 {
-			ratio = fmt.Sprintf("%.2f", float64(k.cpuPer)/float64(v))
+		if x, ok := costRatio(k, valid); ok {
+			ratio = fmt.Sprintf("%.2f", x)
 		}
 		fmt.Fprintf(w, "| %d | %s | %.0f | %s | %s | %s | %s |\n", k.round+1, k.name, k.rps, us(k.cpuPer), ratio,
 			opsString(k.storeOps), opsString(k.idleOps))
