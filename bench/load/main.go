@@ -5,6 +5,7 @@
 //	go run ./bench/load -keys 10000 -rounds 2 -duration 2s   # a quick look
 //	go run ./bench/load -revocation 250 -keys 100000         # revocation lag, two replicas on PostgreSQL
 //	go run ./bench/load -only proxy -keys 100000 -before BIN # the reverse proxy alone, against main's build
+//	go run ./bench/load -pgo cmd/latchkey/default.pgo        # the profile for profile-guided optimization
 //
 // It builds ./cmd/latchkey, seeds a SQLite database with -keys application
 // keys (their secrets stay in this process's memory), starts `latchkey
@@ -36,7 +37,8 @@
 // calls (invalid.go). Closed-loop runs use
 // wrk when it is installed (wrk.go). With -revocation N it measures
 // instead how soon a deactivation on one replica is enforced by another
-// (revocation.go). The report is Markdown,
+// (revocation.go). With -pgo FILE it measures nothing: it writes the
+// profile that `go build` optimizes latchkey with (pgo.go). The report is Markdown,
 // the form docs/benchmarks.md records, and quotes the machine's load
 // average: on a shared machine, read the ratios, not the absolute rates.
 package main
@@ -82,6 +84,7 @@ type config struct {
 	revRate      float64   // each replica's verification rate meanwhile
 	pgURL        string    // the PostgreSQL server the revocation mode uses
 	forwardOnly  bool      // only the forward-auth pairs (and the profile): no proxy, verify, management, usage or floods
+	pgo          string    // write the profile for profile-guided optimization here, and measure nothing
 	log          io.Writer // progress
 }
 
@@ -116,6 +119,7 @@ func main() {
 	flag.StringVar(&c.only, "only", "", `"proxy" to measure only the reverse proxy (against the tuned baseline, and -before): no forward auth, verify, management, usage or invalid-key phases`)
 	flag.IntVar(&c.revocations, "revocation", 0, "run the revocation mode instead: two replicas on PostgreSQL, this many deactivations (200 or more for a p99 worth quoting)")
 	flag.Float64Var(&c.revRate, "revocation-rate", 5200, "in the revocation mode, each replica's forward-auth rate (requests/s); a little over 5,000 so that the rate achieved is at least that")
+	flag.StringVar(&c.pgo, "pgo", "", "write the profile for profile-guided optimization (go build uses cmd/latchkey/default.pgo) to this file instead of measuring: latchkey's CPU profiles under forward-auth, verify and reverse-proxy load (-cpuprofile-duration each), merged")
 	flag.StringVar(&c.pgURL, "postgres-url", defaultPostgresURL, "in the revocation mode, the PostgreSQL server to create a database on")
 	flag.String("baseline", "", "run a baseline server instead: "+baselineModes)
 	flag.String("upstream", "", "with -baseline proxy: the upstream URL")
@@ -134,9 +138,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/load: -only and -forward-only measure different surfaces: give one of them")
 		os.Exit(2)
 	}
+	if c.pgo != "" && (c.only != "" || c.forwardOnly || c.before != "" || c.revocations > 0) {
+		fmt.Fprintln(os.Stderr, "bench/load: -pgo writes a profile and measures nothing: give it without -only, -forward-only, -before and -revocation")
+		os.Exit(2)
+	}
+	if c.pgo != "" && c.profDur < time.Second {
+		fmt.Fprintln(os.Stderr, "bench/load: -cpuprofile-duration: at least 1s (the profiler counts whole seconds)")
+		os.Exit(2)
+	}
 	c.log = os.Stderr
 	c.settle = 1500 * time.Millisecond
 	ctx := context.Background()
+	if c.pgo != "" {
+		if err := pgoProfile(ctx, c); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if c.revocations > 0 {
 		rep, err := revocation(ctx, c)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,6 +158,38 @@ func TestRevocation(t *testing.T) {
 	for _, want := range []string{"5 deactivations; from A's 200 to B's first refusal: p50 ", "revocation: p99 "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestPGOProfile writes the profile for profile-guided optimization from a
+// short run and checks that it is one profile holding the handlers of all
+// three surfaces, each under load: a profile that missed a surface would
+// leave its code unoptimized, silently.
+func TestPGOProfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds latchkey and profiles it under load")
+	}
+	bin, err := buildLatchkey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "default.pgo")
+	c := config{keys: 200, hot: 100, conns: 4, profDur: 2 * time.Second, binary: bin, pgo: out}
+	if err := pgoProfile(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	top, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodefraction=0", "-edgefraction=0", out).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go tool pprof %s: %v\n%s", out, err, top)
+	}
+	for surface, fn := range map[string]string{
+		"forward auth":  "internal/httpapi.(*Server).authorize",
+		"verify":        "internal/httpapi.(*Server).verify",
+		"reverse proxy": "internal/proxy.(*Proxy).ServeHTTP",
+	} {
+		if !strings.Contains(string(top), fn+"\n") {
+			t.Errorf("the profile has no samples in %s: %s is not in it", fn, surface)
 		}
 	}
 }
