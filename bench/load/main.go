@@ -138,13 +138,29 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/load: -only and -forward-only measure different surfaces: give one of them")
 		os.Exit(2)
 	}
-	if c.pgo != "" && (c.only != "" || c.forwardOnly || c.before != "" || c.revocations > 0) {
-		fmt.Fprintln(os.Stderr, "bench/load: -pgo writes a profile and measures nothing: give it without -only, -forward-only, -before and -revocation")
-		os.Exit(2)
+	if c.pgo != "" {
+		// The flags -pgo reads; any other would be ignored without a word.
+		pgoFlags := map[string]bool{"pgo": true, "keys": true, "hot": true, "conns": true, "cpuprofile-duration": true, "latchkey": true}
+		var other []string
+		flag.Visit(func(f *flag.Flag) {
+			if !pgoFlags[f.Name] {
+				other = append(other, "-"+f.Name)
+			}
+		})
+		if len(other) > 0 {
+			fmt.Fprintf(os.Stderr, "bench/load: -pgo writes a profile and measures nothing; it takes only -keys, -hot, -conns, -cpuprofile-duration and -latchkey, not %s\n", strings.Join(other, ", "))
+			os.Exit(2)
+		}
+		if c.keys < 1 || c.hot < 1 || c.conns < 1 {
+			fmt.Fprintln(os.Stderr, "bench/load: -pgo: -keys, -hot and -conns must be at least 1")
+			os.Exit(2)
+		}
 	}
-	if c.pgo != "" && c.profDur < time.Second {
-		fmt.Fprintln(os.Stderr, "bench/load: -cpuprofile-duration: at least 1s (the profiler counts whole seconds)")
-		os.Exit(2)
+	if c.pgo != "" || c.profile != "" || c.proxyProfile != "" {
+		if err := checkProfileDuration(c.profDur); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/load: -cpuprofile-duration:", err)
+			os.Exit(2)
+		}
 	}
 	c.log = os.Stderr
 	c.settle = 1500 * time.Millisecond

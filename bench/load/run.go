@@ -746,16 +746,38 @@ func usageRun(ctx context.Context, lk *process, t target, rate float64, c config
 	}, nil
 }
 
+// profileUnderLoad writes to file a CPU profile of latchkey of
+// c.profDur (whole seconds: see checkProfileDuration) under closed-loop
+// load on t, and fails when any call of that load failed or was answered
+// with another status than t's: a profile of errors or refusals is a
+// profile of the wrong paths. The load has stopped when it returns.
 func profileUnderLoad(ctx context.Context, lk *process, operator string, t target, file string, c config) error {
 	loadCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go closedLoop(loadCtx, t.addr, c.conns, c.profDur+time.Hour, t.mk)
+	done := make(chan *outcome, 1)
+	go func() {
+		out, _ := closedLoop(loadCtx, t.addr, c.conns, c.profDur+time.Hour, t.mk)
+		done <- out
+	}()
 	time.Sleep(500 * time.Millisecond)
-	prof, err := httpGet(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", lk.url, int(c.profDur.Seconds())), operator)
+	prof, err := httpGet(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", lk.url, int(c.profDur/time.Second)), operator)
+	stop()
+	out := <-done
 	if err != nil {
 		return err
 	}
+	if err := out.check(t.want); err != nil {
+		return fmt.Errorf("%s, under the profile: %w", t.name, err)
+	}
 	return os.WriteFile(file, prof, 0o644)
+}
+
+// checkProfileDuration refuses a profile length the profiler cannot take:
+// net/http/pprof counts whole seconds, and takes 30 for 0.
+func checkProfileDuration(d time.Duration) error {
+	if d < time.Second || d%time.Second != 0 {
+		return fmt.Errorf("%s: a whole number of seconds, at least 1s (the profiler counts whole seconds)", d)
+	}
+	return nil
 }
 
 // usageSettled waits at least settle, then until the usage of the calls
