@@ -30,11 +30,11 @@ var pgoLeftOut = []string{`^crypto/sha256\.Sum256$`}
 // optimization when it is cmd/latchkey/default.pgo: latchkey serve on
 // c.keys keys (a build of ./cmd/latchkey, or c.binary), profiled under
 // closed-loop load on each of pgoSurfaces in turn, the profiles merged with
-// `go tool pprof -proto`, less pgoLeftOut. Each surface is profiled for the same time under
-// a load that keeps latchkey busy throughout, so that none dominates the
-// compiler's choices. The file is replaced only once the profile is whole
-// (written beside it, then renamed): a failed run leaves the old one. It
-// measures nothing.
+// `go tool pprof -proto`, less pgoLeftOut. Each surface is profiled for
+// the same time under a load that keeps latchkey busy throughout, so that
+// none dominates the compiler's choices. The file is replaced only once
+// the profile is whole (written beside it, then renamed): a failed run
+// leaves the old one. It measures nothing.
 func pgoProfile(ctx context.Context, c config) error {
 	// A path that cannot be written fails now, not after the seeding.
 	tmp, err := os.CreateTemp(filepath.Dir(c.pgo), ".pgo-*")
