@@ -127,7 +127,10 @@ func (r *invalidResult) costRatios(kind int) []float64 {
 	valid := r.validCPU()
 	var out []float64
 	for _, k := range r.kinds {
-		if x, ok := costRatio(k, valid); k.kind == kind && ok {
+		if k.kind != kind {
+			continue
+		}
+		if x, ok := costRatio(k, valid); ok {
 			out = append(out, x)
 		}
 	}

@@ -9,12 +9,6 @@ import (
 	"path/filepath"
 )
 
-// pgoSurfaces are the loads the profile for profile-guided optimization
-// is taken under, one CPU profile each, of -cpuprofile-duration: every
-// surface a verification reaches latchkey through over HTTP, the way
-// bench/load measures it.
-var pgoSurfaces = []string{"forward auth", "verify", "reverse proxy"}
-
 // pgoLeftOut are functions whose samples the profile leaves out (go tool
 // pprof -ignore), with why: a profile that showed them hot would cost more
 // than it gains.
@@ -29,7 +23,9 @@ var pgoLeftOut = []string{`^crypto/sha256\.Sum256$`}
 // pgoProfile writes to c.pgo the profile `go build` uses for profile-guided
 // optimization when it is cmd/latchkey/default.pgo: latchkey serve on
 // c.keys keys (a build of ./cmd/latchkey, or c.binary), profiled under
-// closed-loop load on each of pgoSurfaces in turn, the profiles merged with
+// closed-loop load on each surface a verification reaches latchkey through
+// over HTTP (forward auth, POST /v1/verify, the reverse proxy), one CPU
+// profile of -cpuprofile-duration each, in turn, the profiles merged with
 // `go tool pprof -proto`, less pgoLeftOut. Each surface is profiled for
 // the same time under a load that keeps latchkey busy throughout, so that
 // none dominates the compiler's choices. The file is replaced only once
@@ -72,27 +68,27 @@ func pgoProfile(ctx context.Context, c config) error {
 	}
 	defer lk.stop()
 
-	loads := map[string]target{
-		"forward auth":  {"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200},
-		"verify":        {"latchkey POST /v1/verify", lk.addr(), lk, verifyReqs(hot, db.verifier), 200},
-		"reverse proxy": {"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
+	// A profile of refusals would optimise the wrong paths: each load is
+	// checked first for the answer of an allowed call (has: in its body).
+	loads := []struct {
+		t   target
+		has []byte
+	}{
+		{target{"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200}, nil},
+		{target{"latchkey POST /v1/verify", lk.addr(), lk, verifyReqs(hot, db.verifier), 200}, []byte(`"valid":true`)},
+		{target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200}, nil},
 	}
 	args := []string{"tool", "pprof", "-proto"}
 	for _, re := range pgoLeftOut {
 		args = append(args, "-ignore="+re)
 	}
-	for i, s := range pgoSurfaces {
-		t := loads[s]
-		// A profile of refusals would optimise the wrong paths.
-		var has []byte
-		if s == "verify" {
-			has = []byte(`"valid":true`)
-		}
-		if err := preflight(t, has); err != nil {
+	for i, l := range loads {
+		t := l.t
+		if err := preflight(t, l.has); err != nil {
 			return err
 		}
 		file := filepath.Join(dir, fmt.Sprintf("%d.prof", i))
-		c.logf("CPU profile of latchkey under %s load (%s)", s, c.profDur)
+		c.logf("CPU profile of %s under load (%s)", t.name, c.profDur)
 		if err := profileUnderLoad(ctx, lk, db.operator, t, file, c); err != nil {
 			return err
 		}
@@ -117,6 +113,6 @@ func pgoProfile(ctx context.Context, c config) error {
 	if err := os.Rename(tmp.Name(), c.pgo); err != nil {
 		return err
 	}
-	c.logf("wrote %s (%d bytes): the merged profile of %v", c.pgo, len(merged), pgoSurfaces)
+	c.logf("wrote %s (%d bytes): the %d profiles merged", c.pgo, len(merged), len(loads))
 	return nil
 }
