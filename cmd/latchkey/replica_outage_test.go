@@ -184,7 +184,10 @@ func checkOutage(t *testing.T, c *cluster, dbURL, app string, cut, restore func(
 	acked := time.Now()
 	for _, r := range c.replicas {
 		if _, err := waitCode(c.http, r, sec2, "INACTIVE", acked.Add(time.Second)); err != nil {
-			t.Errorf("after the outage: %v", err)
+			// Say how late it came, if it came, and what the replica's
+			// change feed logged meanwhile (its log holds no secret).
+			late, lerr := waitCode(c.http, r, sec2, "INACTIVE", acked.Add(15*time.Second))
+			t.Errorf("after the outage: %v (then: after %v, %v)\nits log, last lines:\n%s", err, late.Sub(acked).Round(time.Millisecond), lerr, lastLines(r.stderr.String(), 40))
 		}
 	}
 	// The uses verified during the outage are stored, once.
@@ -250,4 +253,10 @@ func TestReplicasPostgresRestart(t *testing.T) {
 		}
 	})
 	checkOutage(t, c, dbURL, "restart", func() { ctl("stop") }, func() { ctl("start") }, 2*time.Second)
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
