@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +31,7 @@ func TestReplicasRevocationLag(t *testing.T) {
 	}
 	t.Logf("key created on replica 1 (%v), valid on replica 3 %v after the 201", acked.Sub(created).Round(time.Millisecond), seen.Sub(acked).Round(time.Microsecond))
 
-	lag := measureRevocation(t, c, revocationTrials, id, secret, r2, []*server{r1, r3}, nil)
+	lag := measureRevocation(t, c, revocationTrials, id, secret, r2, []*server{r1, r3})
 	t.Logf("revocation lag, deactivated on replica 2, refused by replicas 1 and 3: %s", lag)
 	if p99 := lag.quantile(0.99); p99 >= time.Second {
 		t.Errorf("p99 revocation lag %v, want under 1s", p99)
@@ -39,7 +41,11 @@ func TestReplicasRevocationLag(t *testing.T) {
 // TestReplicasResyncBound repeats the deactivation with the notification
 // lost: the change is written with triggers disabled
 // (session_replication_role = replica), as if a replica had missed it.
-// Every replica must then refuse the key within the resync interval.
+// Every replica must then refuse the key once a resync that began after
+// the change has completed: by the time it has logged two resyncs after
+// the change (the first may have read the keys before it). That is the
+// promise, whatever the machine's load; the time it took, about the
+// resync interval, is reported for docs/operations.md.
 func TestReplicasResyncBound(t *testing.T) {
 	const resync = time.Second
 	dbURL := newPGDatabase(t)
@@ -54,28 +60,74 @@ func TestReplicasResyncBound(t *testing.T) {
 	if _, err := conn.Exec(t.Context(), "SET session_replication_role = replica"); err != nil {
 		t.Fatal(err)
 	}
-	silently := func() {
-		t.Helper()
+	watch := []*server{r1, r2, r3}
+	var lags durations
+	for trial := range 10 {
 		tag, err := conn.Exec(t.Context(), "UPDATE access_keys SET status = 'Inactive' WHERE id = $1", id)
 		if err != nil || tag.RowsAffected() != 1 {
 			t.Fatalf("deactivating without a notification: %v (%d rows)", err, tag.RowsAffected())
 		}
+		acked := time.Now()
+		results := make([]time.Duration, len(watch))
+		errs := make([]error, len(watch))
+		var wg sync.WaitGroup
+		for j, r := range watch {
+			wg.Go(func() { results[j], errs[j] = refusedByResync(c, r, secret, acked) })
+		}
+		wg.Wait()
+		for j, r := range watch {
+			if errs[j] != nil {
+				t.Fatalf("trial %d, %s: %v\nits log, last lines:\n%s", trial, r.endpoint, errs[j], lastLines(r.stderr.String(), 20))
+			}
+			lags = append(lags, results[j])
+		}
+		c.must(r2, "PATCH", "/v1/access-keys/"+id, map[string]string{"status": "Active"}, 200)
+		for _, r := range watch {
+			if _, err := waitCode(c.http, r, secret, "VALID", time.Now().Add(10*time.Second)); err != nil {
+				t.Fatalf("trial %d, reactivating: %v", trial, err)
+			}
+		}
 	}
-	lag := measureRevocation(t, c, 10, id, secret, r2, []*server{r1, r2, r3}, silently)
-	t.Logf("revocation lag with the notification lost (resync every %v), all three replicas: %s", resync, lag)
-	// A resync takes a moment on top of the interval; allow for it and
-	// for a busy machine.
-	if m := lag.max(); m > resync+750*time.Millisecond {
-		t.Errorf("max lag with a lost notification %v, want at most the resync interval %v (+750ms)", m, resync)
+	t.Logf("revocation lag with the notification lost (resync every %v), all three replicas: %s", resync, lags)
+}
+
+// resynced is the line a replica logs after each full resync of its index
+// (internal/postgres, Watcher.sync), once the index holds what it read.
+const resynced = "key index resynced"
+
+// refusedByResync polls replica r until it refuses secret, which was
+// deactivated without a notification at changed, and returns how long
+// after changed it first did. It fails if r still accepts the key after
+// logging two resyncs since changed (the second began after the first
+// ended, so after the change, and read it), or after 30s.
+func refusedByResync(c *cluster, r *server, secret string, changed time.Time) (time.Duration, error) {
+	before := strings.Count(r.stderr.String(), resynced)
+	for {
+		// The count is read before the answer: a second resync logged
+		// by then was in the index when the call was decided.
+		after := strings.Count(r.stderr.String(), resynced) - before
+		code, err := authorize(c.http, r, secret)
+		took := time.Since(changed)
+		switch {
+		case err != nil:
+			return took, err
+		case code == "INACTIVE":
+			return took, nil
+		case after >= 2:
+			return took, fmt.Errorf("still %s after %d resyncs logged since the change (%v)", code, after, took.Round(time.Millisecond))
+		case took > 30*time.Second:
+			return took, fmt.Errorf("still %s %v after the change, %d resyncs logged since", code, took.Round(time.Millisecond), after)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
 // measureRevocation deactivates the key trials times and returns, for
 // each trial and each replica in watch, the time from the acknowledgement
-// until that replica refused the key. deactivate, when not nil, replaces
-// the PATCH on replica via. Between trials the key is reactivated through
-// via and the test waits until every watcher accepts it again.
-func measureRevocation(t *testing.T, c *cluster, trials int, id, secret string, via *server, watch []*server, deactivate func()) durations {
+// until that replica refused the key. Between trials the key is
+// reactivated through via and the test waits until every watcher accepts
+// it again.
+func measureRevocation(t *testing.T, c *cluster, trials int, id, secret string, via *server, watch []*server) durations {
 	t.Helper()
 	var lags durations
 	for i := range trials {
@@ -92,11 +144,7 @@ func measureRevocation(t *testing.T, c *cluster, trials int, id, secret string, 
 				results[j], errs[j] = waitCode(c.http, r, secret, "INACTIVE", acked.Add(10*time.Second))
 			})
 		}
-		if deactivate != nil {
-			deactivate()
-		} else {
-			c.must(via, "PATCH", "/v1/access-keys/"+id, map[string]string{"status": "Inactive"}, 200)
-		}
+		c.must(via, "PATCH", "/v1/access-keys/"+id, map[string]string{"status": "Inactive"}, 200)
 		acked = time.Now()
 		close(start)
 		wg.Wait()
