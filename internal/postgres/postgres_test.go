@@ -439,7 +439,7 @@ func BenchmarkAuditWrite(b *testing.B) {
 // 1,000,000, in the recorder's batches of 250. cpu-ns/key and
 // flush-%cpu are this process's CPU only, not the server's.
 func BenchmarkRecordUsageAll(b *testing.B) {
-	for _, n := range []int{10_000, 100_000, 1_000_000} {
+	for _, n := range storetest.BenchSizes(10_000, 100_000, 1_000_000) {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			s := openDB(b, newDatabase(b))
 			ids := storetest.SeedKeysFast(b, s, s.Write, n, true)

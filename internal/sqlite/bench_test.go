@@ -96,7 +96,7 @@ const usageFlushInterval = time.Second
 // usageFlushInterval). The million-key case takes minutes: run it with
 // -benchtime=1x.
 func BenchmarkRecordUsageAll(b *testing.B) {
-	for _, n := range []int{10_000, 100_000, 1_000_000} {
+	for _, n := range storetest.BenchSizes(10_000, 100_000, 1_000_000) {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
 			ids := storetest.SeedKeysFast(b, s, s.Write, n, false)

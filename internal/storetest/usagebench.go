@@ -18,6 +18,17 @@ import (
 // batches of that size.
 const FlushChunk = 250
 
+// BenchSizes returns the key counts a benchmark runs at: all of sizes,
+// or with -short only the first (the smallest). CI runs every benchmark
+// once with -short so that none rots; the million-key sizes, whose setup
+// takes minutes, run when asked for by name, as docs/benchmarks.md does.
+func BenchSizes(sizes ...int) []int {
+	if testing.Short() {
+		return sizes[:1]
+	}
+	return sizes
+}
+
 // SeedKeysFast writes n Active keys of one application straight in SQL,
 // much faster than SeedKeys (a million keys in seconds), for benchmarks
 // that only need the rows. numbered selects PostgreSQL's SQL. Digests are

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/storetest"
 	"github.com/latchkey/latchkey/internal/verify"
 )
 
@@ -22,7 +23,7 @@ func (s estimatedGenScan) KeyCountEstimate(context.Context) (int, error) { retur
 // reports the CPU time a key takes, the goroutine that makes the keys and
 // the one that puts them together, over every load of the run.
 func BenchmarkSyncLoad(b *testing.B) {
-	for _, n := range []int{1_000_000, 4_000_000} {
+	for _, n := range storetest.BenchSizes(1_000_000, 4_000_000) {
 		for _, est := range []bool{false, true} {
 			b.Run(fmt.Sprintf("keys=%d/estimate=%v", n, est), func(b *testing.B) {
 				var store latchkey.Store = genScan{n: n}
