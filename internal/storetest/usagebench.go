@@ -21,7 +21,8 @@ const FlushChunk = 250
 // BenchSizes returns the key counts a benchmark runs at: all of sizes,
 // or with -short only the first (the smallest). CI runs every benchmark
 // once with -short so that none rots; the million-key sizes, whose setup
-// takes minutes, run when asked for by name, as docs/benchmarks.md does.
+// takes minutes, run without -short, as the commands of
+// docs/benchmarks.md run them.
 func BenchSizes(sizes ...int) []int {
 	if testing.Short() {
 		return sizes[:1]
