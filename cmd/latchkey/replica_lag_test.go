@@ -31,7 +31,7 @@ func TestReplicasRevocationLag(t *testing.T) {
 	}
 	t.Logf("key created on replica 1 (%v), valid on replica 3 %v after the 201", acked.Sub(created).Round(time.Millisecond), seen.Sub(acked).Round(time.Microsecond))
 
-	lag := measureRevocation(t, c, revocationTrials, id, secret, r2, []*server{r1, r3})
+	lag := measureRevocation(t, c, revocationTrials, id, secret, r2, []*server{r1, r3}, nil, nil)
 	t.Logf("revocation lag, deactivated on replica 2, refused by replicas 1 and 3: %s", lag)
 	if p99 := lag.quantile(0.99); p99 >= time.Second {
 		t.Errorf("p99 revocation lag %v, want under 1s", p99)
@@ -60,34 +60,15 @@ func TestReplicasResyncBound(t *testing.T) {
 	if _, err := conn.Exec(t.Context(), "SET session_replication_role = replica"); err != nil {
 		t.Fatal(err)
 	}
-	watch := []*server{r1, r2, r3}
-	var lags durations
-	for trial := range 10 {
+	silently := func() {
+		t.Helper()
 		tag, err := conn.Exec(t.Context(), "UPDATE access_keys SET status = 'Inactive' WHERE id = $1", id)
 		if err != nil || tag.RowsAffected() != 1 {
 			t.Fatalf("deactivating without a notification: %v (%d rows)", err, tag.RowsAffected())
 		}
-		acked := time.Now()
-		results := make([]time.Duration, len(watch))
-		errs := make([]error, len(watch))
-		var wg sync.WaitGroup
-		for j, r := range watch {
-			wg.Go(func() { results[j], errs[j] = refusedByResync(c, r, secret, acked) })
-		}
-		wg.Wait()
-		for j, r := range watch {
-			if errs[j] != nil {
-				t.Fatalf("trial %d, %s: %v\nits log, last lines:\n%s", trial, r.endpoint, errs[j], lastLines(r.stderr.String(), 20))
-			}
-			lags = append(lags, results[j])
-		}
-		c.must(r2, "PATCH", "/v1/access-keys/"+id, map[string]string{"status": "Active"}, 200)
-		for _, r := range watch {
-			if _, err := waitCode(c.http, r, secret, "VALID", time.Now().Add(10*time.Second)); err != nil {
-				t.Fatalf("trial %d, reactivating: %v", trial, err)
-			}
-		}
 	}
+	byResync := func(r *server, changed time.Time) (time.Time, error) { return refusedByResync(c, r, secret, changed) }
+	lags := measureRevocation(t, c, 10, id, secret, r2, []*server{r1, r2, r3}, silently, byResync)
 	t.Logf("revocation lag with the notification lost (resync every %v), all three replicas: %s", resync, lags)
 }
 
@@ -96,27 +77,31 @@ func TestReplicasResyncBound(t *testing.T) {
 const resynced = "key index resynced"
 
 // refusedByResync polls replica r until it refuses secret, which was
-// deactivated without a notification at changed, and returns how long
-// after changed it first did. It fails if r still accepts the key after
-// logging two resyncs since changed (the second began after the first
-// ended, so after the change, and read it), or after 30s.
-func refusedByResync(c *cluster, r *server, secret string, changed time.Time) (time.Duration, error) {
+// deactivated without a notification at changed, and returns when it
+// first did. It fails if r still accepts the key after logging two
+// resyncs since changed (the second began after the first ended, so
+// after the change, and read it), or after 30s.
+func refusedByResync(c *cluster, r *server, secret string, changed time.Time) (time.Time, error) {
 	before := strings.Count(r.stderr.String(), resynced)
 	for {
 		// The count is read before the answer: a second resync logged
 		// by then was in the index when the call was decided.
 		after := strings.Count(r.stderr.String(), resynced) - before
 		code, err := authorize(c.http, r, secret)
-		took := time.Since(changed)
+		now := time.Now()
+		took := now.Sub(changed).Round(time.Millisecond)
 		switch {
 		case err != nil:
-			return took, err
+			return now, err
 		case code == "INACTIVE":
-			return took, nil
+			return now, nil
 		case after >= 2:
-			return took, fmt.Errorf("still %s after %d resyncs logged since the change (%v)", code, after, took.Round(time.Millisecond))
+			err = fmt.Errorf("still %s after %d resyncs logged since the change (%v)", code, after, took)
 		case took > 30*time.Second:
-			return took, fmt.Errorf("still %s %v after the change, %d resyncs logged since", code, took.Round(time.Millisecond), after)
+			err = fmt.Errorf("still %s %v after the change, %d resyncs logged since", code, took, after)
+		}
+		if err != nil {
+			return now, fmt.Errorf("%s: %w\nits log, last lines:\n%s", r.endpoint, err, lastLines(r.stderr.String(), 20))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -124,11 +109,23 @@ func refusedByResync(c *cluster, r *server, secret string, changed time.Time) (t
 
 // measureRevocation deactivates the key trials times and returns, for
 // each trial and each replica in watch, the time from the acknowledgement
-// until that replica refused the key. Between trials the key is
+// until that replica refused the key. deactivate, when not nil, replaces
+// the PATCH on replica via; refused, when not nil, replaces waiting up to
+// 10s for the replica to answer INACTIVE. Between trials the key is
 // reactivated through via and the test waits until every watcher accepts
 // it again.
-func measureRevocation(t *testing.T, c *cluster, trials int, id, secret string, via *server, watch []*server) durations {
+func measureRevocation(t *testing.T, c *cluster, trials int, id, secret string, via *server, watch []*server, deactivate func(), refused func(r *server, acked time.Time) (time.Time, error)) durations {
 	t.Helper()
+	if deactivate == nil {
+		deactivate = func() {
+			c.must(via, "PATCH", "/v1/access-keys/"+id, map[string]string{"status": "Inactive"}, 200)
+		}
+	}
+	if refused == nil {
+		refused = func(r *server, acked time.Time) (time.Time, error) {
+			return waitCode(c.http, r, secret, "INACTIVE", acked.Add(10*time.Second))
+		}
+	}
 	var lags durations
 	for i := range trials {
 		// Each watcher gets a poller of its own, already polling
@@ -141,10 +138,10 @@ func measureRevocation(t *testing.T, c *cluster, trials int, id, secret string, 
 		for j, r := range watch {
 			wg.Go(func() {
 				<-start
-				results[j], errs[j] = waitCode(c.http, r, secret, "INACTIVE", acked.Add(10*time.Second))
+				results[j], errs[j] = refused(r, acked)
 			})
 		}
-		c.must(via, "PATCH", "/v1/access-keys/"+id, map[string]string{"status": "Inactive"}, 200)
+		deactivate()
 		acked = time.Now()
 		close(start)
 		wg.Wait()
