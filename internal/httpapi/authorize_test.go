@@ -49,7 +49,7 @@ func TestScopeRules(t *testing.T) {
 
 // webApp returns a service over a new SQLite store with application "web"
 // in the default account, its index, and an operator to act as.
-func webApp(t *testing.T) (*manage.Service, *verify.Index, latchkey.Actor) {
+func webApp(t testing.TB) (*manage.Service, *verify.Index, latchkey.Actor) {
 	t.Helper()
 	store, err := sqlite.Open(t.Context(), t.TempDir()+"/lk.db")
 	if err != nil {
