@@ -25,12 +25,14 @@ import (
 	"google.golang.org/grpc/keepalive"
 )
 
-// gatewayOptions are serve's optional gateway listeners: the Envoy
-// ext_authz gRPC service and the reverse proxy. They run in the serve
+// gatewayOptions are serve's optional gateway listeners: forward auth on
+// a listener of its own, the Envoy ext_authz gRPC service and the reverse
+// proxy. They run in the serve
 // process so that they decide with its key index: a separate process on
 // the embedded SQLite database would never hear of a key deactivated
 // through this one.
 type gatewayOptions struct {
+	authorizeAddr  string
 	extAuthzAddr   string
 	proxyUpstream  string
 	proxyAddr      string
@@ -45,6 +47,7 @@ type gatewayOptions struct {
 }
 
 func addGatewayFlags(f *pflag.FlagSet, o *gatewayOptions) {
+	f.StringVar(&o.authorizeAddr, "authorize-addr", os.Getenv("LATCHKEY_AUTHORIZE_ADDR"), "address of a listener that serves forward auth (/v1/authorize) alone, for gateways: the same decisions as the API's listener, answered with less work per call (docs/integrations.md); off when empty (env LATCHKEY_AUTHORIZE_ADDR)")
 	f.StringVar(&o.extAuthzAddr, "ext-authz-addr", os.Getenv("LATCHKEY_EXT_AUTHZ_ADDR"), "address for the Envoy ext_authz gRPC service (envoy.service.auth.v3.Authorization); off when empty (env LATCHKEY_EXT_AUTHZ_ADDR)")
 	f.StringVar(&o.proxyUpstream, "proxy-upstream", os.Getenv("LATCHKEY_PROXY_UPSTREAM"), "URL of an API to put behind latchkey's reverse proxy, e.g. http://127.0.0.1:9000; off when empty (env LATCHKEY_PROXY_UPSTREAM)")
 	f.StringVar(&o.proxyAddr, "proxy-addr", envOr("LATCHKEY_PROXY_ADDR", "127.0.0.1:8081"), "address the reverse proxy listens on, with --proxy-upstream (env LATCHKEY_PROXY_ADDR)")
@@ -106,14 +109,22 @@ func (o *gatewayOptions) check() error {
 // gatewayListeners are the gateway sockets, opened before the server
 // starts so that a busy port fails serve at once.
 type gatewayListeners struct {
-	extAuthz, proxy net.Listener
+	authorize, extAuthz, proxy net.Listener
 }
 
 func (o *gatewayOptions) listen() (*gatewayListeners, error) {
 	l := &gatewayListeners{}
+	if o.authorizeAddr != "" {
+		ln, err := net.Listen("tcp", o.authorizeAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--authorize-addr %s: %w", o.authorizeAddr, err)
+		}
+		l.authorize = ln
+	}
 	if o.extAuthzAddr != "" {
 		ln, err := net.Listen("tcp", o.extAuthzAddr)
 		if err != nil {
+			l.close()
 			return nil, fmt.Errorf("--ext-authz-addr %s: %w", o.extAuthzAddr, err)
 		}
 		l.extAuthz = ln
@@ -130,7 +141,7 @@ func (o *gatewayOptions) listen() (*gatewayListeners, error) {
 }
 
 func (l *gatewayListeners) close() {
-	for _, ln := range []net.Listener{l.extAuthz, l.proxy} {
+	for _, ln := range []net.Listener{l.authorize, l.extAuthz, l.proxy} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -139,15 +150,33 @@ func (l *gatewayListeners) close() {
 
 // gateways are the running gateway servers.
 type gateways struct {
-	grpc  *grpc.Server
-	proxy *http.Server
-	log   *slog.Logger
+	authorize *httpapi.AuthorizeServer
+	grpc      *grpc.Server
+	proxy     *http.Server
+	log       *slog.Logger
 }
 
-// serve starts the gateway servers on l, deciding with api, and prints
+// serve starts the gateway servers on l, deciding with api (whose
+// handler, as the API's listener serves it, is handler), and prints
 // where they are. Serving errors are sent to errc.
-func (l *gatewayListeners) serve(o *gatewayOptions, api *httpapi.Server, tlsConfig *tls.Config, log *slog.Logger, stdout io.Writer, errc chan<- error) (*gateways, error) {
+func (l *gatewayListeners) serve(o *gatewayOptions, api *httpapi.Server, handler http.Handler, timeouts httpapi.Timeouts, tlsConfig *tls.Config, log *slog.Logger, stdout io.Writer, errc chan<- error) (*gateways, error) {
 	g := &gateways{log: log}
+	if l.authorize != nil {
+		g.authorize = &httpapi.AuthorizeServer{Handler: handler, Timeouts: timeouts, Log: log}
+		ln, scheme := l.authorize, "http"
+		if tlsConfig != nil {
+			// HTTP/1.1 only: the server speaks nothing else.
+			ac := tlsConfig.Clone()
+			ac.NextProtos = []string{"http/1.1"}
+			ln, scheme = tls.NewListener(ln, ac), "https"
+		}
+		go func() {
+			if err := g.authorize.Serve(ln); !errors.Is(err, httpapi.ErrAuthorizeServerClosed) {
+				errc <- fmt.Errorf("forward-auth listener: %w", err)
+			}
+		}()
+		fmt.Fprintf(stdout, "forward auth on %s://%s%s\n", scheme, l.authorize.Addr(), "/v1/authorize")
+	}
 	if l.extAuthz != nil {
 		opts := []grpc.ServerOption{
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute}),
@@ -202,6 +231,12 @@ func (l *gatewayListeners) serve(o *gatewayOptions, api *httpapi.Server, tlsConf
 func (g *gateways) shutdown(ctx context.Context) {
 	if g == nil {
 		return
+	}
+	if g.authorize != nil {
+		if err := g.authorize.Shutdown(ctx); err != nil {
+			g.log.Warn("forward-auth listener did not shut down cleanly", "err", err)
+			_ = g.authorize.Close()
+		}
 	}
 	if g.proxy != nil {
 		if err := g.proxy.Shutdown(ctx); err != nil {

@@ -20,6 +20,8 @@ import (
 var (
 	proxyRE    = regexp.MustCompile(`reverse proxy on (http://\S+) to `)
 	extAuthzRE = regexp.MustCompile(`Envoy ext_authz gRPC service on (\S+)`)
+	// authorizeRE: the forward-auth listener's address, as http://host:port
+	authorizeRE = regexp.MustCompile(`forward auth on (http://\S+)/v1/authorize`)
 )
 
 // waitFor returns the first submatch of re in the server's output, waiting
@@ -116,6 +118,7 @@ func TestServeGatewayFlagErrors(t *testing.T) {
 		{"upstream with credentials", []string{"--proxy-upstream", "http://u:p@127.0.0.1:9000"}, "--proxy-upstream"},
 		{"proxy address taken", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-addr", "256.0.0.1:1"}, "--proxy-addr"},
 		{"ext_authz address", []string{"--ext-authz-addr", "256.0.0.1:1"}, "--ext-authz-addr"},
+		{"forward-auth address", []string{"--authorize-addr", "256.0.0.1:1"}, "--authorize-addr 256.0.0.1:1"},
 		{"negative timeout", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-response-header-timeout", "-1s"}, "--proxy-response-header-timeout"},
 		{"no body timeout", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-body-timeout", "0s"}, "--proxy-body-timeout 0s: expected 100ms to 1h"},
 		{"send timeout too long", []string{"--proxy-upstream", "http://127.0.0.1:9", "--proxy-send-timeout", "2h"}, "--proxy-send-timeout 2h0m0s: expected 100ms to 1h"},

@@ -324,10 +324,18 @@ func TestGateways(t *testing.T) {
 	}{
 		{"nginx", startNginx, true},
 		{"caddy", startCaddy, true},
+		// the same, asking serve's forward-auth listener
+		{"nginx " + onAuthorizeAddr, startNginx, true},
+		{"caddy " + onAuthorizeAddr, startCaddy, true},
 	}
 	for _, gw := range gateways {
 		t.Run(gw.name, func(t *testing.T) {
-			srv, c := adminClient(t, "--trusted-proxies", "127.0.0.1", "--scope-rule", "GET /orders* orders:read", "--scope-rule", "POST /orders* orders:write")
+			args := []string{"--trusted-proxies", "127.0.0.1", "--scope-rule", "GET /orders* orders:read", "--scope-rule", "POST /orders* orders:write"}
+			onListener := strings.HasSuffix(gw.name, onAuthorizeAddr)
+			if onListener {
+				args = append(args, "--authorize-addr", "127.0.0.1:0")
+			}
+			srv, c := adminClient(t, args...)
 			// shop belongs to an identity (the customer); batch to none
 			idn := c.do("POST", "/v1/identities", map[string]any{"name": "acme", "external_id": "cus_idn"}, 201)
 			idnID := idn["id"].(string)
@@ -351,6 +359,9 @@ func TestGateways(t *testing.T) {
 
 			api, calls := recordingAPI(t)
 			lk := strings.TrimPrefix(srv.endpoint, "http://")
+			if onListener {
+				lk = strings.TrimPrefix(srv.waitFor(authorizeRE), "http://")
+			}
 			listen := gw.start(t, lk, strings.TrimPrefix(api.URL, "http://"))
 			base := "http://" + listen
 
@@ -408,7 +419,7 @@ func TestGateways(t *testing.T) {
 					if resp.StatusCode != tt.status {
 						t.Fatalf("status %d, want %d; headers %v; body %s", resp.StatusCode, tt.status, resp.Header, body)
 					}
-					if sv := resp.Header.Get("Server"); !strings.HasPrefix(strings.ToLower(sv), gw.name) {
+					if sv := resp.Header.Get("Server"); !strings.HasPrefix(strings.ToLower(sv), gatewayOf(gw.name)) {
 						t.Errorf("Server %q: the answer did not come through %s", sv, gw.name)
 					}
 					if tt.status != 200 {

@@ -131,9 +131,11 @@ func TestJudgeWhatIsServed(t *testing.T) {
 	t.Cleanup(upstream.Close)
 	srv, c := adminClient(t, "--trusted-proxies", "127.0.0.1",
 		"--scope-rule", "* /admin/* admin:all", "--scope-rule", "GET /shipments/* shipments:read",
-		"--proxy-upstream", upstream.URL, "--proxy-addr", "127.0.0.1:0", "--ext-authz-addr", "127.0.0.1:0")
+		"--proxy-upstream", upstream.URL, "--proxy-addr", "127.0.0.1:0", "--ext-authz-addr", "127.0.0.1:0",
+		"--authorize-addr", "127.0.0.1:0")
 	proxyAddr := strings.TrimPrefix(srv.waitFor(proxyRE), "http://")
 	extAuthz := srv.waitFor(extAuthzRE)
+	authorizeAddr := strings.TrimPrefix(srv.waitFor(authorizeRE), "http://")
 
 	c.do("POST", "/v1/applications", map[string]any{"name": "shipping"}, 201)
 	k := c.do("POST", "/v1/applications/shipping/access-keys", map[string]any{
@@ -151,10 +153,14 @@ func TestJudgeWhatIsServed(t *testing.T) {
 	mwServer := httptest.NewServer(lkclient.Middleware(lkclient.MiddlewareOptions{Client: mw, ScopeRules: true, CacheTTL: -1})(api))
 	t.Cleanup(mwServer.Close)
 	surfaces := map[string]string{
-		"nginx":      startNginx(t, lk, up),
-		"caddy":      startCaddy(t, lk, up),
-		"proxy":      proxyAddr,
-		"middleware": strings.TrimPrefix(mwServer.URL, "http://"),
+		"nginx": startNginx(t, lk, up),
+		"caddy": startCaddy(t, lk, up),
+		// the same gateways asking the forward-auth listener
+		// (--authorize-addr) instead of the API's
+		"nginx " + onAuthorizeAddr: startNginx(t, authorizeAddr, up),
+		"caddy " + onAuthorizeAddr: startCaddy(t, authorizeAddr, up),
+		"proxy":                    proxyAddr,
+		"middleware":               strings.TrimPrefix(mwServer.URL, "http://"),
 	}
 
 	conn, err := grpc.NewClient(extAuthz, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -189,7 +195,7 @@ func TestJudgeWhatIsServed(t *testing.T) {
 	// Go's net/http (Caddy, the proxy, the middleware's server) refuses
 	// some request lines itself
 	goServers := []string{"caddy", "proxy", "middleware"}
-	allHTTP := []string{"nginx", "caddy", "proxy", "middleware"}
+	allHTTP := []string{"nginx", "caddy", "nginx " + onAuthorizeAddr, "caddy " + onAuthorizeAddr, "proxy", "middleware"}
 
 	variants := []variant{
 		{name: "allowed path", target: "/shipments/1", served: "/shipments/1"},
@@ -278,10 +284,10 @@ func TestJudgeWhatIsServed(t *testing.T) {
 						t.Errorf("%s: status %d for a call that must be refused; body %q", name, resp.StatusCode, body)
 					}
 					want := v.code
-					if c, ok := v.codeOn[name]; ok {
+					if c, ok := v.codeOn[gatewayOf(name)]; ok {
 						want = c
 					}
-					if lkCode == "" && contains(v.gateway, name) {
+					if lkCode == "" && contains(v.gateway, gatewayOf(name)) {
 						normalised[name] = append(normalised[name], v.name)
 						continue
 					}
@@ -290,7 +296,7 @@ func TestJudgeWhatIsServed(t *testing.T) {
 					}
 					continue
 				}
-				if resp.StatusCode == 400 && lkCode == "" && contains(v.gateway, name) {
+				if resp.StatusCode == 400 && lkCode == "" && contains(v.gateway, gatewayOf(name)) {
 					normalised[name] = append(normalised[name], v.name)
 					continue
 				}
@@ -312,6 +318,17 @@ func TestJudgeWhatIsServed(t *testing.T) {
 	for _, n := range names {
 		t.Logf("refused by %s before latchkey saw it: %s", n, strings.Join(normalised[n], "; "))
 	}
+}
+
+// onAuthorizeAddr names, after a gateway's name, the surface where that
+// gateway asks serve's forward-auth listener (--authorize-addr).
+const onAuthorizeAddr = "asking --authorize-addr"
+
+// gatewayOf is the gateway of a surface's name: a gateway refuses the
+// same calls itself whichever of latchkey's listeners it asks.
+func gatewayOf(surface string) string {
+	name, _, _ := strings.Cut(surface, " ")
+	return name
 }
 
 func contains(list []string, s string) bool {

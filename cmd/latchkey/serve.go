@@ -587,9 +587,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if con.OIDC != nil {
 		fmt.Fprintf(stdout, "Consumer portal: %s%s/ (OIDC callback %s)\n", endpoint, console.PortalPrefix, con.OIDC.PortalRedirectURL())
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- srv.Serve(ln) }()
-	gw, err := gwl.serve(&o.gw, api, tlsConfig, log, stdout, errc)
+	gw, err := gwl.serve(&o.gw, api, handler, o.timeouts, tlsConfig, log, stdout, errc)
 	if err != nil {
 		_ = srv.Close()
 		return err
