@@ -56,7 +56,7 @@ type AuthorizeServer struct {
 
 	mu       sync.Mutex
 	ln       net.Listener
-	conns    map[*authConn]bool // true while the connection waits for a request
+	conns    map[*authConn]struct{} // open connections
 	closing  atomic.Bool
 	shutdown chan struct{} // closed by Shutdown and Close
 }
@@ -72,7 +72,7 @@ var ErrAuthorizeServerClosed = errors.New("forward-auth server closed")
 func (s *AuthorizeServer) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.conns == nil {
-		s.conns = map[*authConn]bool{}
+		s.conns = map[*authConn]struct{}{}
 		s.shutdown = make(chan struct{})
 	}
 	if s.closing.Load() {
@@ -134,21 +134,19 @@ func (s *AuthorizeServer) track(c *authConn) bool {
 	if s.closing.Load() {
 		return false
 	}
-	s.conns[c] = false
+	s.conns[c] = struct{}{}
 	return true
 }
 
 // setIdle records whether c waits for a request, and reports false when
 // it must stop instead: the server is shutting down and c has no
-// request under way.
+// request under way. No lock: c stores idle before it reads closing,
+// and Shutdown stores closing before it reads each idle, so either c
+// stops here or Shutdown closes it (the atomics are sequentially
+// consistent).
 func (s *AuthorizeServer) setIdle(c *authConn, idle bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() && idle {
-		return false
-	}
-	s.conns[c] = idle
-	return true
+	c.idle.Store(idle)
+	return !idle || !s.closing.Load()
 }
 
 func (s *AuthorizeServer) untrack(c *authConn) {
@@ -189,7 +187,7 @@ func (s *AuthorizeServer) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conns == nil {
-		s.conns = map[*authConn]bool{}
+		s.conns = map[*authConn]struct{}{}
 		s.shutdown = make(chan struct{})
 	}
 	if s.closing.Swap(true) {
@@ -206,8 +204,8 @@ func (s *AuthorizeServer) stop() {
 func (s *AuthorizeServer) closeConns(idleOnly bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c, idle := range s.conns {
-		if idle || !idleOnly {
+	for c := range s.conns {
+		if !idleOnly || c.idle.Load() {
 			c.nc.Close()
 		}
 	}
@@ -216,9 +214,10 @@ func (s *AuthorizeServer) closeConns(idleOnly bool) int {
 
 // authConn is one connection of an AuthorizeServer.
 type authConn struct {
-	srv *AuthorizeServer
-	nc  net.Conn
-	t   Timeouts
+	srv  *AuthorizeServer
+	nc   net.Conn
+	t    Timeouts
+	idle atomic.Bool // waiting for a request (setIdle)
 	// lr bounds what a request's line and headers may read, as
 	// net/http's server does (MaxHeaderBytes, and 4 KiB for its
 	// bufio.Reader).
