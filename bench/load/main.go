@@ -14,13 +14,14 @@
 // baseline.go). Then, in rounds that alternate A B A B so that drift in
 // the machine's speed hits both alike, it measures three surfaces:
 //
-//	forward auth  GET /v1/authorize with a valid key  vs  a handler that answers 200,
-//	                                                      the status latchkey answers
-//	                                                      with (and, at the highest
-//	                                                      rate only, vs one that
-//	                                                      answers 204 and vs one that
-//	                                                      writes the same answer; and
-//	                                                      that one vs the 200)
+//	forward auth  GET /v1/authorize with a valid key, on  a handler that answers 200,
+//	              the listener of serve               vs  the status latchkey answers
+//	              --authorize-addr                        with (and, at the highest
+//	                                                      rate only, the same on the
+//	                                                      API's listener vs the 200,
+//	                                                      the listener vs a handler
+//	                                                      that writes the same answer,
+//	                                                      and that one vs the 200)
 //	verify        POST /v1/verify                     vs  a handler that decodes and
 //	                                                      encodes the same JSON
 //	proxy         latchkey's reverse proxy            vs  httputil.ReverseProxy, both
@@ -111,7 +112,7 @@ func main() {
 	flag.StringVar(&c.proxyProfile, "proxy-cpuprofile", "", "write a CPU profile of latchkey under reverse-proxy load to this file")
 	flag.StringVar(&c.allocProfile, "allocprofile", "", "write latchkey's allocation profile (every allocation since start-up) to this file after the runs")
 	flag.DurationVar(&c.profDur, "cpuprofile-duration", 10*time.Second, "length of that profile")
-	flag.BoolVar(&c.forwardOnly, "forward-only", false, "measure forward auth only (its four pairs: against the bare 200 and 204 handlers and the same answer, and that answer against the bare 200; and -before): no verify, proxy, management, usage or invalid-key phases")
+	flag.BoolVar(&c.forwardOnly, "forward-only", false, "measure forward auth only (its four pairs: the forward-auth listener against the bare 200 handler and against the same answer, the API's listener against the bare 200, and that answer against the bare 200; and -before): no verify, proxy, management, usage or invalid-key phases")
 	flag.StringVar(&c.before, "before", "", "another latchkey binary (e.g. built from main) to measure against this one in the same rounds, on a copy of the database")
 	flag.StringVar(&c.wrk, "wrk", wrkDefault(), "wrk binary for the closed-loop runs (default: wrk on PATH); empty for the built-in Go client")
 	flag.Float64Var(&c.invalidRate, "invalid-rate", 3000, "valid keys' fixed rate (requests/s) beside the floods of invalid keys")
@@ -213,6 +214,7 @@ func (c *config) logf(format string, args ...any) {
 var (
 	serveRE    = regexp.MustCompile(`listening on (http://\S+)`)
 	proxyRE    = regexp.MustCompile(`reverse proxy on (http://\S+)`)
+	authzRE    = regexp.MustCompile(`forward auth on (http://\S+)/v1/authorize`)
 	baselineRE = regexp.MustCompile(`baseline \S+ listening on (http://\S+)`)
 	loadedRE   = regexp.MustCompile(`index loaded.*keys=(\d+).*duration=(\S+)`)
 )
@@ -254,20 +256,29 @@ func startLatchkeyOn(bin, dir, dbURL, upstream string, extra ...string) (*proces
 	proxyURL := ""
 	if upstream != "" {
 		// The proxy's line comes right after the API's.
-		deadline := time.After(10 * time.Second)
-		for proxyURL == "" {
-			select {
-			case <-deadline:
-				p.stop()
-				return nil, "", fmt.Errorf("latchkey printed no reverse proxy line:\n%s", p.log())
-			case <-time.After(20 * time.Millisecond):
-				if m := proxyRE.FindStringSubmatch(p.log()); m != nil {
-					proxyURL = m[1]
-				}
-			}
+		if proxyURL, err = p.await(proxyRE, "reverse proxy"); err != nil {
+			p.stop()
+			return nil, "", err
 		}
 	}
 	return p, proxyURL, nil
+}
+
+// await waits up to 10 seconds for a line of p's output that matches re
+// (one of the listeners serve prints after the API's), and returns the
+// line's first group.
+func (p *process) await(re *regexp.Regexp, what string) (string, error) {
+	deadline := time.After(10 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(p.log()); m != nil {
+			return m[1], nil
+		}
+		select {
+		case <-deadline:
+			return "", fmt.Errorf("latchkey printed no %s line:\n%s", what, p.log())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func startBaseline(mode, upstream string, idle int) (*process, error) {

@@ -46,7 +46,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(rep.pairs) != 8 {
-		t.Fatalf("%d pairs measured, want 8 (three, forward auth against a bare 204, two for forward auth's answer, and two against -before)", len(rep.pairs))
+		t.Fatalf("%d pairs measured, want 8 (three, forward auth on the API listener, two for forward auth's answer, and two against -before)", len(rep.pairs))
 	}
 	// The target's pair is against the bare handler answering latchkey's
 	// status, as the report says.
@@ -108,7 +108,7 @@ func TestRun(t *testing.T) {
 	}
 	var b strings.Builder
 	rep.print(&b, c)
-	for _, want := range []string{"## Start-up and memory", "### forward auth: latchkey GET /v1/authorize vs bare 200 handler", "forward auth: A/B = ", "forward auth against a bare 204: A/B = ",
+	for _, want := range []string{"## Start-up and memory", "### forward auth: latchkey GET /v1/authorize vs bare 200 handler", "forward auth: A/B = ", "forward auth on the API listener: A/B = ",
 		"forward auth's answer alone: A/B = ", "forward auth against the same answer: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
 		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
 		"## Invalid keys beside valid ones", "invalid keys: server CPU per call against a valid key's: unknown well-formed keys ", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls of other clients, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
