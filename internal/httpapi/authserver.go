@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/latchkey/latchkey"
@@ -66,8 +65,9 @@ type AuthorizeServer struct {
 var ErrAuthorizeServerClosed = errors.New("forward-auth server closed")
 
 // Serve accepts connections on ln until Shutdown or Close, and serves
-// each on a goroutine of its own. It always returns a non-nil error:
-// ErrAuthorizeServerClosed after Shutdown or Close. A *tls.Conn's
+// each on a goroutine of its own; call it once. It always returns a
+// non-nil error: ErrAuthorizeServerClosed after Shutdown or Close, or
+// the listener's error once it is closed otherwise. A *tls.Conn's
 // handshake is completed within the ReadHeader timeout.
 func (s *AuthorizeServer) Serve(ln net.Listener) error {
 	s.mu.Lock()
@@ -96,10 +96,10 @@ func (s *AuthorizeServer) Serve(ln net.Listener) error {
 			if s.closing.Load() {
 				return ErrAuthorizeServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				// Out of file descriptors, or a transient failure: wait
-				// and accept again, as net/http does.
+			if !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors or buffers, or another failure
+				// of one connection: wait and accept again, as net/http
+				// does.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.Log.Warn("forward-auth listener: accept failed; retrying", "err", err, "retry_in", delay)
 				select {
@@ -245,6 +245,11 @@ func (c *authConn) serve() {
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		_ = tc.SetDeadline(time.Now().Add(c.t.ReadHeader))
 		if err := tc.HandshakeContext(context.Background()); err != nil {
+			// As net/http: plain HTTP sent to TLS gets a plain answer.
+			var re tls.RecordHeaderError
+			if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+				_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			}
 			return
 		}
 		_ = tc.SetDeadline(time.Time{})
@@ -261,6 +266,7 @@ func (c *authConn) serve() {
 	c.w.h = make(http.Header, 16)
 	c.out = make([]byte, 0, 1024)
 	remote := c.nc.RemoteAddr().String()
+	lastMethod := ""
 	for {
 		// Between requests: the idle timeout, and a shutdown closes
 		// the connection.
@@ -276,6 +282,16 @@ func (c *authConn) serve() {
 			}
 		}
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.t.ReadHeader))
+		if lastMethod == http.MethodPost {
+			// As net/http: line ends some clients send after a POST's
+			// body are skipped.
+			peek, _ := c.br.Peek(4)
+			n := 0
+			for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+				n++
+			}
+			_, _ = c.br.Discard(n)
+		}
 		c.lr.N = headerReadLimit - int64(c.br.Buffered())
 		req, err := http.ReadRequest(c.br)
 		if err != nil {
@@ -287,12 +303,23 @@ func (c *authConn) serve() {
 			return
 		}
 		c.lr.N = math.MaxInt64
+		lastMethod = req.Method
 		req.RemoteAddr, req.TLS = remote, tlsState
-		closing := req.Close || c.srv.closing.Load()
+		// Whether the connection ends with this answer, as net/http
+		// decides it: HTTP/1.0 unless the first Connection line asks to
+		// keep it; HTTP/1.1 when a Connection line says close; always
+		// after CONNECT.
+		var closing bool
+		if req.ProtoAtLeast(1, 1) {
+			closing = req.Close || hasToken(req.Header.Get("Connection"), "close")
+		} else {
+			closing = !hasToken(req.Header.Get("Connection"), "keep-alive")
+		}
+		closing = closing || req.Method == http.MethodConnect || c.srv.closing.Load()
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.t.Write))
-		c.w.reset(req.Method == http.MethodHead)
+		c.w.reset(req.Method)
 		expect := req.Header.Get("Expect")
-		continues := httpguts.HeaderValuesContainsToken([]string{expect}, "100-continue")
+		continues := hasToken(expect, "100-continue")
 		switch {
 		case expect != "" && !continues:
 			// An expectation net/http would not meet: 417, as it answers.
@@ -304,14 +331,14 @@ func (c *authConn) serve() {
 			writeError(&c.w, http.StatusNotFound, latchkey.ENOTFOUND, "this listener serves forward auth only: "+authorizePath)
 		}
 		// The handler reads no body. What net/http does with one left
-		// unread: on a connection that ends anyway, or when the client
-		// waits for a 100 Continue to send it, it is not read; else up to
-		// 256 KiB are read and dropped so that the connection can carry
-		// the next request; past that, or on a broken body, the
-		// connection ends.
+		// unread: on a connection that ends anyway, when the client
+		// waits for a 100 Continue to send it, or when it announces 256
+		// KiB or more, it is not read; else up to 256 KiB are read and
+		// dropped so that the connection can carry the next request;
+		// past that, or on a broken body, the connection ends.
 		unread := false
 		if req.ContentLength != 0 {
-			if closing || continues && req.ProtoAtLeast(1, 1) {
+			if closing || continues && req.ProtoAtLeast(1, 1) || req.ContentLength >= maxPostHandlerReadBytes {
 				closing, unread = true, true
 			} else {
 				_ = c.nc.SetReadDeadline(time.Now().Add(c.t.Read))
@@ -320,13 +347,17 @@ func (c *authConn) serve() {
 				}
 			}
 		}
-		c.out = c.w.appendResponse(c.out, req, closing)
-		// Pipelined requests already read are answered together.
-		if closing || c.br.Buffered() == 0 {
-			if _, err := c.nc.Write(c.out); err != nil {
-				return
-			}
-			c.out = c.out[:0]
+		// Each answer is written at once, as net/http writes it: one
+		// held back for the next pipelined request would wait for that
+		// request's last byte, and answers piled up meanwhile would have
+		// no bound.
+		c.out = c.w.appendResponse(c.out[:0], req, closing)
+		if _, err := c.nc.Write(c.out); err != nil {
+			return
+		}
+		c.w.trim()
+		if cap(c.out) > maxKeptBuffer {
+			c.out = make([]byte, 0, 1024)
 		}
 		if closing {
 			if unread {
@@ -335,6 +366,26 @@ func (c *authConn) serve() {
 			return
 		}
 	}
+}
+
+// maxKeptBuffer is the most a connection's answer and body buffers keep
+// between calls: a larger answer's buffer is let go.
+const maxKeptBuffer = 64 << 10
+
+// hasToken reports whether the header value v lists token, in any case,
+// delimited by spaces, tabs or commas: how net/http reads Connection and
+// Expect.
+func hasToken(v, token string) bool {
+	start := 0
+	for i := 0; i <= len(v); i++ {
+		if i == len(v) || v[i] == ' ' || v[i] == ',' || v[i] == '\t' {
+			if strings.EqualFold(v[start:i], token) {
+				return true
+			}
+			start = i + 1
+		}
+	}
+	return false
 }
 
 // maxPostHandlerReadBytes is how much of a request body left unread
@@ -352,6 +403,16 @@ func (c *authConn) closeWriteAndWait() {
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	_, _ = io.Copy(io.Discard, c.nc)
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of a
+// plain HTTP request.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // checkRequest checks what net/http's server checks of a request after
@@ -425,15 +486,25 @@ func (c *authConn) writePlain(code int, msg, body string) {
 // answer of forward auth is a few hundred bytes) and sent with a
 // Content-Length.
 type authWriter struct {
-	h      http.Header
-	status int
-	head   bool
-	body   []byte
+	h       http.Header
+	status  int
+	head    bool // the call is a HEAD: no body is sent
+	connect bool // the call is a CONNECT
+	body    []byte
 }
 
-func (w *authWriter) reset(head bool) {
+// reset readies w for a call with method.
+func (w *authWriter) reset(method string) {
 	clear(w.h)
-	w.status, w.head, w.body = 0, head, w.body[:0]
+	w.status, w.body = 0, w.body[:0]
+	w.head, w.connect = method == http.MethodHead, method == http.MethodConnect
+}
+
+// trim lets go of a body buffer grown past maxKeptBuffer.
+func (w *authWriter) trim() {
+	if cap(w.body) > maxKeptBuffer {
+		w.body = nil
+	}
 }
 
 func (w *authWriter) Header() http.Header { return w.h }
@@ -513,8 +584,9 @@ func (w *authWriter) appendResponse(out []byte, req *http.Request, closing bool)
 			out = append(out, "\r\n"...)
 		}
 		// As net/http: an answer to HEAD without a body says no
-		// length (the handler may not have known it).
-		if !w.head || len(w.body) > 0 {
+		// length (the handler may not have known it), nor does a 2xx
+		// to CONNECT (a tunnel, were it one).
+		if (!w.head || len(w.body) > 0) && !(w.connect && w.status < 300) {
 			out = append(out, "Content-Length: "...)
 			out = strconv.AppendInt(out, int64(len(w.body)), 10)
 			out = append(out, "\r\n"...)

@@ -68,31 +68,43 @@ type answer struct {
 	Header http.Header
 	Body   string
 	// SaysClose: the answer ends its connection (Connection: close, or
-	// HTTP/1.0 without keep-alive); Closed: the server then ended it.
-	SaysClose, Closed bool
+	// HTTP/1.0 without keep-alive).
+	SaysClose bool
 }
 
-// exchange sends raw on a new connection to addr and reads one answer.
-func exchange(t *testing.T, addr, raw string) answer {
+// exchanged is every answer to what was sent on one connection, and
+// whether the server then ended it (Closed) rather than wait for more.
+type exchanged struct {
+	Answers []answer
+	Closed  bool
+}
+
+// exchange sends raw (one request or several) on a new connection to
+// addr and reads answers until the server ends the connection or sends
+// nothing for 300 ms.
+func exchange(t *testing.T, addr, raw string) exchanged {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(c)
-	a := readAnswer(t, br, strings.HasPrefix(raw, "HEAD "))
-	// Closed: the server ends the connection (EOF, or a reset) rather
-	// than wait for another request.
-	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	_, err = br.ReadByte()
-	var ne net.Error
-	a.Closed = err != nil && !(errors.As(err, &ne) && ne.Timeout())
-	return a
+	var x exchanged
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := br.Peek(1); err != nil {
+			// Closed: EOF or a reset, not a wait.
+			var ne net.Error
+			x.Closed = !(errors.As(err, &ne) && ne.Timeout())
+			return x
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		x.Answers = append(x.Answers, readAnswer(t, br, strings.HasPrefix(raw, "HEAD ")))
+	}
 }
 
 func readAnswer(t *testing.T, br *bufio.Reader, head bool) answer {
@@ -128,6 +140,7 @@ func TestAuthorizeServerAnswersAsNetHTTP(t *testing.T) {
 		host = "Host: latchkey"
 		orig = "X-Original-Method: GET\r\nX-Original-URI: /shipments/1"
 	)
+	call := rawRequest(get, host, "X-Api-Key: "+secret, orig)
 	// Where the listener ends the connection after its answer, and
 	// net/http's server, having said it would, first waits to read the
 	// body the client never sends.
@@ -179,6 +192,23 @@ func TestAuthorizeServerAnswersAsNetHTTP(t *testing.T) {
 		{"headers too large", rawRequest(get, host, "X-Pad: "+strings.Repeat("a", 40<<10), "X-Api-Key: "+secret, orig)},
 		{"request line too long", rawRequest("GET /v1/authorize?"+strings.Repeat("a", 40<<10)+" HTTP/1.1", host)},
 		{"bare LF line ends", strings.ReplaceAll(rawRequest(get, host, "X-Api-Key: "+secret, orig), "\r\n", "\n")},
+		{"CONNECT", rawRequest("CONNECT /v1/authorize HTTP/1.1", host, "X-Api-Key: "+secret, orig) + call},
+		// pipelined: every answer on the connection is compared
+		{"three calls at once", call + rawRequest(get, host, "X-Api-Key: "+unknown, orig) + call},
+		{"a call and part of the next", call + get + "\r\nHost: latc"},
+		{"part of a call", get + "\r\nHost: latc"},
+		{"with a body, then a call", rawRequest("POST /v1/authorize HTTP/1.1", host, "Content-Length: 4", "X-Api-Key: "+secret, orig) + "abcd" + call},
+		{"with a body and a line end, then a call", rawRequest("POST /v1/authorize HTTP/1.1", host, "Content-Length: 4", "X-Api-Key: "+secret, orig) + "abcd\r\n" + call},
+		{"with a chunked body, then a call", rawRequest("POST /v1/authorize HTTP/1.1", host, "Transfer-Encoding: chunked", "X-Api-Key: "+secret, orig) + "4\r\nabcd\r\n0\r\n\r\n" + call},
+		{"with a body of 256 KiB less one, then a call", rawRequest("POST /v1/authorize HTTP/1.1", host, "Content-Length: 262143", "X-Api-Key: "+secret, orig) + strings.Repeat("a", 262143) + call},
+		{"with a body of 256 KiB, then a call", rawRequest("POST /v1/authorize HTTP/1.1", host, "Content-Length: 262144", "X-Api-Key: "+secret, orig) + strings.Repeat("a", 262144) + call},
+		{"with a body longer than said, then a call", rawRequest("POST /v1/authorize HTTP/1.1", host, "Content-Length: 2", "X-Api-Key: "+secret, orig) + "abcd" + call},
+		{"HTTP/1.0 keep-alive, then a call", rawRequest("GET /v1/authorize HTTP/1.0", "Connection: keep-alive", "X-Api-Key: "+secret, orig) + call},
+		{"HTTP/1.0 keep-alive on a second line, then a call", rawRequest("GET /v1/authorize HTTP/1.0", "Connection: x", "Connection: keep-alive", "X-Api-Key: "+secret, orig) + call},
+		{"HTTP/1.0 keep-alive and close, then a call", rawRequest("GET /v1/authorize HTTP/1.0", "Connection: keep-alive, close", "X-Api-Key: "+secret, orig) + call},
+		{"HTTP/1.0 without keep-alive, then a call", rawRequest("GET /v1/authorize HTTP/1.0", "X-Api-Key: "+secret, orig) + call},
+		{"close on a second line, then a call", rawRequest(get, host, "Connection: x", "Connection: close", "X-Api-Key: "+secret, orig) + call},
+		{"100-continue among other words", rawRequest(get, host, "Expect: 100-continue foo", "X-Api-Key: "+secret, orig) + call},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,6 +219,9 @@ func TestAuthorizeServerAnswersAsNetHTTP(t *testing.T) {
 					t.Error("the listener kept the connection after its answer")
 				}
 				want.Closed = true
+			}
+			if len(want.Answers) == 0 && !strings.HasPrefix(tt.name, "part of a call") {
+				t.Fatalf("net/http answered nothing: %+v", want)
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("the forward-auth listener answers otherwise than net/http (-net/http +listener):\n%s", diff)
@@ -213,17 +246,24 @@ func TestAuthorizeServerOwnAnswers(t *testing.T) {
 		{"health", rawRequest("GET /healthz HTTP/1.1", "Host: x"), "404 Not Found", "NotFound"},
 		{"absolute form", rawRequest("GET http://x/v1/authorize HTTP/1.1", "Host: x", "X-Api-Key: "+secret), "400 Bad Request: request target not in origin form", ""},
 		{"asterisk form", rawRequest("OPTIONS * HTTP/1.1", "Host: x"), "400 Bad Request: request target not in origin form", ""},
+		// net/http takes an empty Host; after http.ReadRequest it cannot
+		// be told from none
+		{"empty Host", rawRequest("GET /v1/authorize HTTP/1.1", "Host:", "X-Api-Key: "+secret), "400 Bad Request: missing required Host header", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := exchange(t, authAddr, tt.raw)
+			x := exchange(t, authAddr, tt.raw)
+			if len(x.Answers) != 1 {
+				t.Fatalf("%d answers, want 1: %+v", len(x.Answers), x)
+			}
+			got := x.Answers[0]
 			if got.Status != tt.status {
 				t.Fatalf("status %q, want %q (%+v)", got.Status, tt.status, got)
 			}
 			if tt.code != "" && !strings.Contains(got.Body, `"code":"`+tt.code+`"`) {
 				t.Errorf("body %s, want code %s", got.Body, tt.code)
 			}
-			if tt.code == "" && !got.Closed {
+			if tt.code == "" && !x.Closed {
 				t.Error("the connection stayed open after a refused request")
 			}
 		})
@@ -376,7 +416,7 @@ func TestAuthorizeServerTLS(t *testing.T) {
 // net/http cleans them, and a name net/http would drop is dropped.
 func TestAuthWriterCleansHeaders(t *testing.T) {
 	w := &authWriter{h: http.Header{}}
-	w.reset(false)
+	w.reset(http.MethodGet)
 	w.h["X-Value"] = []string{" a\r\nInjected: yes \t"}
 	w.h["Bad Name"] = []string{"x"}
 	w.h["Content-Length"] = []string{"999"}
@@ -443,6 +483,27 @@ func skipAnswer(br *bufio.Reader) error {
 		}
 		if len(line) <= 2 {
 			return nil
+		}
+	}
+}
+
+func TestHasToken(t *testing.T) {
+	for _, tt := range []struct {
+		v, token string
+		want     bool
+	}{
+		{"", "close", false},
+		{"close", "close", true},
+		{"Keep-Alive", "keep-alive", true},
+		{"keep-alive, close", "close", true},
+		{"x,\tclose ", "close", true},
+		{"closed", "close", false},
+		{"enclose", "close", false},
+		{"100-continue foo", "100-continue", true},
+		{"100-continuex", "100-continue", false},
+	} {
+		if got := hasToken(tt.v, tt.token); got != tt.want {
+			t.Errorf("hasToken(%q, %q) = %v, want %v", tt.v, tt.token, got, tt.want)
 		}
 	}
 }
