@@ -27,10 +27,9 @@ import (
 
 // gatewayOptions are serve's optional gateway listeners: forward auth on
 // a listener of its own, the Envoy ext_authz gRPC service and the reverse
-// proxy. They run in the serve
-// process so that they decide with its key index: a separate process on
-// the embedded SQLite database would never hear of a key deactivated
-// through this one.
+// proxy. They run in the serve process so that they decide with its key
+// index: a separate process on the embedded SQLite database would never
+// hear of a key deactivated through this one.
 type gatewayOptions struct {
 	authorizeAddr  string
 	extAuthzAddr   string
