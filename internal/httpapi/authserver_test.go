@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -390,9 +391,9 @@ func TestAuthorizeServerTLS(t *testing.T) {
 	// httptest's certificate (for 127.0.0.1), and a client that trusts it
 	ts := httptest.NewTLSServer(http.NotFoundHandler())
 	defer ts.Close()
-	var sawTLS bool
+	var sawTLS atomic.Bool // set by the server's goroutine
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sawTLS = r.TLS != nil && r.TLS.HandshakeComplete
+		sawTLS.Store(r.TLS != nil && r.TLS.HandshakeComplete)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -407,8 +408,8 @@ func TestAuthorizeServerTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if res.StatusCode != http.StatusNoContent || !sawTLS {
-		t.Errorf("status %d, TLS state seen %v; want 204 and the TLS state", res.StatusCode, sawTLS)
+	if res.StatusCode != http.StatusNoContent || !sawTLS.Load() {
+		t.Errorf("status %d, TLS state seen %v; want 204 and the TLS state", res.StatusCode, sawTLS.Load())
 	}
 }
 
