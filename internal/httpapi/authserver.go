@@ -138,15 +138,14 @@ func (s *AuthorizeServer) track(c *authConn) bool {
 	return true
 }
 
-// setIdle records whether c waits for a request, and reports false when
-// it must stop instead: the server is shutting down and c has no
-// request under way. No lock: c stores idle before it reads closing,
-// and Shutdown stores closing before it reads each idle, so either c
-// stops here or Shutdown closes it (the atomics are sequentially
-// consistent).
-func (s *AuthorizeServer) setIdle(c *authConn, idle bool) bool {
-	c.idle.Store(idle)
-	return !idle || !s.closing.Load()
+// enterIdle records that c waits for a request, and reports false when
+// it must stop instead: the server is shutting down. No lock: c stores
+// idle before it reads closing, and Shutdown stores closing before it
+// reads each idle, so either c stops here or Shutdown closes it (the
+// atomics are sequentially consistent).
+func (s *AuthorizeServer) enterIdle(c *authConn) bool {
+	c.idle.Store(true)
+	return !s.closing.Load()
 }
 
 func (s *AuthorizeServer) untrack(c *authConn) {
@@ -217,7 +216,7 @@ type authConn struct {
 	srv  *AuthorizeServer
 	nc   net.Conn
 	t    Timeouts
-	idle atomic.Bool // waiting for a request (setIdle)
+	idle atomic.Bool // waiting for a request (enterIdle)
 	// lr bounds what a request's line and headers may read, as
 	// net/http's server does (MaxHeaderBytes, and 4 KiB for its
 	// bufio.Reader).
@@ -271,15 +270,16 @@ func (c *authConn) serve() {
 		// Between requests: the idle timeout, and a shutdown closes
 		// the connection.
 		if c.br.Buffered() == 0 {
-			if !c.srv.setIdle(c, true) {
+			if !c.srv.enterIdle(c) {
 				return
 			}
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.t.Idle))
 			c.lr.N = math.MaxInt64
 			_, err := c.br.Peek(1)
-			if err != nil || !c.srv.setIdle(c, false) {
+			if err != nil {
 				return
 			}
+			c.idle.Store(false)
 		}
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.t.ReadHeader))
 		if lastMethod == http.MethodPost {
