@@ -266,22 +266,31 @@ func (c *authConn) serve() {
 	c.out = make([]byte, 0, 1024)
 	remote := c.nc.RemoteAddr().String()
 	lastMethod := ""
-	for {
-		// Between requests: the idle timeout, and a shutdown closes
-		// the connection.
-		if c.br.Buffered() == 0 {
+	for first := true; ; first = false {
+		// Waiting for a request: a shutdown closes the connection. The
+		// first request's header is read within the ReadHeader timeout
+		// from the connection's start; the next one's first bytes come
+		// within the idle timeout, and, as net/http's server reads them,
+		// a connection that ends before four bytes of it is closed
+		// without an answer.
+		if first && c.br.Buffered() == 0 || !first && c.br.Buffered() < 4 {
 			if !c.srv.enterIdle(c) {
 				return
 			}
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.t.Idle))
+			wait, peek := c.t.Idle, 4
+			if first {
+				wait, peek = c.t.ReadHeader, 1
+			}
+			_ = c.nc.SetReadDeadline(time.Now().Add(wait))
 			c.lr.N = math.MaxInt64
-			_, err := c.br.Peek(1)
-			if err != nil {
+			if _, err := c.br.Peek(peek); err != nil {
 				return
 			}
 			c.idle.Store(false)
 		}
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.t.ReadHeader))
+		if !first {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.t.ReadHeader))
+		}
 		if lastMethod == http.MethodPost {
 			// As net/http: line ends some clients send after a POST's
 			// body are skipped.
@@ -323,12 +332,13 @@ func (c *authConn) serve() {
 		switch {
 		case expect != "" && !continues:
 			// An expectation net/http would not meet: 417, as it answers.
+			c.w.sayClose = true
 			c.w.WriteHeader(http.StatusExpectationFailed)
 			closing = true
 		case req.URL.Path == authorizePath:
 			c.srv.Handler.ServeHTTP(&c.w, req)
 		default:
-			writeError(&c.w, http.StatusNotFound, latchkey.ENOTFOUND, "this listener serves forward auth only: "+authorizePath)
+			writeNotAuthorizePath(&c.w)
 		}
 		// The handler reads no body. What net/http does with one left
 		// unread: on a connection that ends anyway, when the client
@@ -366,6 +376,11 @@ func (c *authConn) serve() {
 			return
 		}
 	}
+}
+
+// writeNotAuthorizePath answers a path other than /v1/authorize.
+func writeNotAuthorizePath(w http.ResponseWriter) {
+	writeError(w, http.StatusNotFound, latchkey.ENOTFOUND, "this listener serves forward auth only: "+authorizePath)
 }
 
 // maxKeptBuffer is the most a connection's answer and body buffers keep
@@ -428,7 +443,10 @@ func checkRequest(req *http.Request) (int, string) {
 	if !strings.HasPrefix(req.RequestURI, "/") {
 		return http.StatusBadRequest, "request target not in origin form"
 	}
-	if req.ProtoAtLeast(1, 1) && req.Host == "" {
+	// (An empty Host line reads as none here: http.ReadRequest has
+	// dropped the line, where net/http's server still sees it. CONNECT
+	// needs none.)
+	if req.ProtoAtLeast(1, 1) && req.Host == "" && req.Method != http.MethodConnect {
 		return http.StatusBadRequest, "missing required Host header"
 	}
 	if req.Host != "" && !httpguts.ValidHostHeader(req.Host) {
@@ -490,7 +508,11 @@ type authWriter struct {
 	status  int
 	head    bool // the call is a HEAD: no body is sent
 	connect bool // the call is a CONNECT
-	body    []byte
+	// sayClose: the answer says Connection: close whatever the
+	// protocol (net/http's 417 sets the field itself, so an HTTP/1.0
+	// caller sees it too)
+	sayClose bool
+	body     []byte
 }
 
 // reset readies w for a call with method.
@@ -498,6 +520,7 @@ func (w *authWriter) reset(method string) {
 	clear(w.h)
 	w.status, w.body = 0, w.body[:0]
 	w.head, w.connect = method == http.MethodHead, method == http.MethodConnect
+	w.sayClose = false
 }
 
 // trim lets go of a body buffer grown past maxKeptBuffer.
@@ -595,7 +618,7 @@ func (w *authWriter) appendResponse(out []byte, req *http.Request, closing bool)
 	// As net/http: an HTTP/1.0 answer ends with its connection unless
 	// the caller asked to keep it; an HTTP/1.1 one says when it does.
 	switch {
-	case closing && req.ProtoAtLeast(1, 1):
+	case closing && (req.ProtoAtLeast(1, 1) || w.sayClose):
 		out = append(out, "Connection: close\r\n"...)
 	case !closing && !req.ProtoAtLeast(1, 1):
 		out = append(out, "Connection: keep-alive\r\n"...)

@@ -23,8 +23,9 @@ import (
 
 // authListeners starts the API's handler twice: served by net/http as the
 // API's listener serves it, and by an AuthorizeServer. It returns both
-// addresses and a valid key's secret.
-func authListeners(t testing.TB, timeouts Timeouts) (apiAddr, authAddr, secret string, srv *AuthorizeServer) {
+// addresses and a valid key's secret. Each wrap, in order, wraps the
+// handler net/http serves.
+func authListeners(t testing.TB, timeouts Timeouts, wrap ...func(http.Handler) http.Handler) (apiAddr, authAddr, secret string, srv *AuthorizeServer) {
 	t.Helper()
 	svc, ix, op := webApp(t)
 	k, err := svc.CreateAccessKey(t.Context(), op, "default", "web", latchkey.NewAccessKey{})
@@ -38,7 +39,11 @@ func authListeners(t testing.TB, timeouts Timeouts) (apiAddr, authAddr, secret s
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := NewHTTPServer(h, DefaultTimeouts, nil)
+	hAPI := h
+	for _, w := range wrap {
+		hAPI = w(hAPI)
+	}
+	hs := NewHTTPServer(hAPI, DefaultTimeouts, nil)
 	go hs.Serve(lnAPI)
 	t.Cleanup(func() { hs.Close() })
 	lnAuth, err := net.Listen("tcp", "127.0.0.1:0")
@@ -323,13 +328,20 @@ func TestAuthorizeServerConnections(t *testing.T) {
 // TestAuthorizeServerTimeouts: a connection idle past Idle is closed, and
 // so is one whose request headers take longer than ReadHeader.
 func TestAuthorizeServerTimeouts(t *testing.T) {
-	_, authAddr, _, _ := authListeners(t, Timeouts{ReadHeader: 200 * time.Millisecond, Idle: 300 * time.Millisecond})
+	const readHeader, idle = 200 * time.Millisecond, 2 * time.Second
+	_, authAddr, secret, _ := authListeners(t, Timeouts{ReadHeader: readHeader, Idle: idle})
+	call := rawRequest("GET /v1/authorize HTTP/1.1", "Host: x", "X-Api-Key: "+secret)
 	for _, tt := range []struct {
 		name, send string
-		within     time.Duration
+		answers    int
+		// the connection is closed after at least min and before max
+		min, max time.Duration
 	}{
-		{"idle", "", 300 * time.Millisecond},
-		{"slow headers", "GET /v1/authorize HTTP/1.1\r\nHost: x\r\n", 200 * time.Millisecond},
+		// as net/http's ReadHeaderTimeout: from the connection's start
+		{"silent new connection", "", 0, readHeader, idle},
+		{"slow headers", "GET /v1/authorize HTTP/1.1\r\nHost: x\r\n", 0, readHeader, idle},
+		{"idle after a call", call, 1, idle, 2 * idle},
+		{"slow headers after a call", call + "GET /v1/authorize HTTP/1.1\r\n", 1, readHeader, idle},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", authAddr)
@@ -341,16 +353,22 @@ func TestAuthorizeServerTimeouts(t *testing.T) {
 			if _, err := io.WriteString(c, tt.send); err != nil {
 				t.Fatal(err)
 			}
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, err := c.Read(make([]byte, 1))
+			_ = c.SetReadDeadline(time.Now().Add(3 * idle))
+			br := bufio.NewReader(c)
+			for range tt.answers {
+				if a := readAnswer(t, br, false); a.Status != "200 OK" {
+					t.Fatalf("answer %+v, want 200", a)
+				}
+			}
+			n, err := br.Read(make([]byte, 1))
 			took := time.Since(start)
 			if n != 0 || !errors.Is(err, io.EOF) {
 				t.Fatalf("read %d bytes, %v; want the server to close the connection", n, err)
 			}
-			if took < tt.within {
-				t.Errorf("closed after %v, before the timeout of %v", took, tt.within)
+			if took < tt.min || took >= tt.max {
+				t.Errorf("closed after %v, want from %v to %v", took, tt.min, tt.max)
 			}
-			t.Logf("closed after %v (timeout %v)", took.Round(time.Millisecond), tt.within)
+			t.Logf("closed after %v", took.Round(time.Millisecond))
 		})
 	}
 }
