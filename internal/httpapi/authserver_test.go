@@ -199,6 +199,8 @@ func TestAuthorizeServerAnswersAsNetHTTP(t *testing.T) {
 		{"request line too long", rawRequest("GET /v1/authorize?"+strings.Repeat("a", 40<<10)+" HTTP/1.1", host)},
 		{"bare LF line ends", strings.ReplaceAll(rawRequest(get, host, "X-Api-Key: "+secret, orig), "\r\n", "\n")},
 		{"CONNECT", rawRequest("CONNECT /v1/authorize HTTP/1.1", host, "X-Api-Key: "+secret, orig) + call},
+		{"CONNECT without Host", rawRequest("CONNECT /v1/authorize HTTP/1.1", "X-Api-Key: "+secret, orig)},
+		{"HTTP/1.0, unknown expectation", rawRequest("GET /v1/authorize HTTP/1.0", "Expect: something", "X-Api-Key: "+secret, orig)},
 		// pipelined: every answer on the connection is compared
 		{"three calls at once", call + rawRequest(get, host, "X-Api-Key: "+unknown, orig) + call},
 		{"a call and part of the next", call + get + "\r\nHost: latc"},
