@@ -346,3 +346,39 @@ func lastByte(s string, c byte) int {
 	}
 	return -1
 }
+
+// BenchmarkReferrer parses a Referer value once and matches it against
+// five patterns, the last of which allows it: what a key restricted to
+// referrers costs a call (BenchmarkVerifyRestricted in internal/verify).
+func BenchmarkReferrer(b *testing.B) {
+	var ps []ReferrerPattern
+	for _, s := range []string{"https://www.example.com/*", "https://*.example.org/", "http://localhost:8080/*", "*://shop.example.net/cart", "https://*.example.com/app/*"} {
+		p, err := ParseReferrerPattern(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	const ref = "https://api.example.com/app/page?x=1"
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := ParseReferrer(ref); !ok {
+				b.Fatal("not parsed")
+			}
+		}
+	})
+	b.Run("match", func(b *testing.B) {
+		r, _ := ParseReferrer(ref)
+		b.ReportAllocs()
+		for b.Loop() {
+			i := 0
+			for i < len(ps) && !ps[i].MatchReferrer(&r) {
+				i++
+			}
+			if i != len(ps)-1 {
+				b.Fatalf("matched by pattern %d, want the last", i)
+			}
+		}
+	})
+}
