@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/verify"
 	"github.com/latchkey/latchkey/keyformat"
+	"golang.org/x/net/http/httpguts"
 )
 
 // authListeners starts the API's handler twice: served by net/http as the
@@ -487,6 +489,33 @@ func BenchmarkAuthorizeListeners(b *testing.B) {
 	}
 }
 
+// BenchmarkAuthorizeAnswer writes an allowed call's answer, as the
+// API's handler leaves its headers, into a connection's buffer: the part
+// of a call the forward-auth listener does itself. It must not allocate.
+func BenchmarkAuthorizeAnswer(b *testing.B) {
+	_, _, secret, srv := authListeners(b, Timeouts{})
+	raw := rawRequest("GET /v1/authorize HTTP/1.1", "Host: latchkey", "X-Api-Key: "+secret, "X-Original-Method: GET", "X-Original-URI: /shipments/1")
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.RemoteAddr = "127.0.0.1:40000"
+	w := authWriter{h: make(http.Header, 16)}
+	w.reset(req.Method)
+	srv.Handler.ServeHTTP(&w, req)
+	if w.status != http.StatusOK {
+		b.Fatalf("status %d, want 200", w.status)
+	}
+	out := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		out = w.appendResponse(out[:0], req, false)
+	}
+	if !bytes.HasPrefix(out, []byte("HTTP/1.1 200 OK\r\n")) {
+		b.Fatalf("answer %q", out)
+	}
+}
+
 // skipAnswer reads an answer without a body (an allowed call's) up to
 // the end of its header, and checks that it is a 200.
 func skipAnswer(br *bufio.Reader) error {
@@ -525,6 +554,31 @@ func TestHasToken(t *testing.T) {
 	} {
 		if got := hasToken(tt.v, tt.token); got != tt.want {
 			t.Errorf("hasToken(%q, %q) = %v, want %v", tt.v, tt.token, got, tt.want)
+		}
+	}
+}
+
+// TestHandlerNames: the names appendResponse writes without checking
+// are valid field names, and only they skip the check.
+func TestHandlerNames(t *testing.T) {
+	for _, k := range []string{HeaderKeyID, HeaderApplication, HeaderAccount, HeaderScopes, HeaderCode,
+		HeaderExternalID, HeaderMetadata, HeaderIdentityID, HeaderMessage, "Cache-Control", "Content-Type",
+		http.CanonicalHeaderKey("WWW-Authenticate")} {
+		if !handlerName(k) || !httpguts.ValidHeaderFieldName(k) {
+			t.Errorf("%q: handlerName %v, valid %v; want both", k, handlerName(k), httpguts.ValidHeaderFieldName(k))
+		}
+	}
+	for _, k := range []string{"X Latchkey-Code", "X-Latchkey-Code:", "", "x-latchkey-code"} {
+		if handlerName(k) {
+			t.Errorf("handlerName(%q) = true", k)
+		}
+	}
+}
+
+func TestHasLineBreak(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "abc": false, "a\rb": true, "a\nb": true, "\t\x0b\x0c": false, "\r": true, "ab\n": true} {
+		if got := hasLineBreak(v); got != want {
+			t.Errorf("hasLineBreak(%q) = %v, want %v", v, got, want)
 		}
 	}
 }
