@@ -308,6 +308,9 @@ func TestDefaultValues(t *testing.T) {
 	if e := env(c, "LATCHKEY_TRUSTED_PROXIES"); e != nil {
 		t.Errorf("LATCHKEY_TRUSTED_PROXIES %q by default; want it unset", e.Value)
 	}
+	if e := env(c, "LATCHKEY_AUTHORIZE_ADDR"); e != nil || containerPort(c, "forward-auth") != 0 {
+		t.Errorf("LATCHKEY_AUTHORIZE_ADDR %+v and port forward-auth %d by default; want neither", e, containerPort(c, "forward-auth"))
+	}
 	t.Logf("default values: %d manifests, all decoded strictly: %s", len(objs), kindsOf(objs))
 }
 
@@ -427,6 +430,42 @@ func TestProductionValues(t *testing.T) {
 	t.Logf("production values: %d manifests, all decoded strictly: %s", len(objs), kindsOf(objs))
 }
 
+// TestForwardAuth: forwardAuth.enabled opens the forward-auth listener on
+// its port, declares the port on the container and the Service, and lets
+// the NetworkPolicy admit forwardAuthFrom to it and nothing else.
+func TestForwardAuth(t *testing.T) {
+	objs := render(t, "--set", "forwardAuth.enabled=true", "--set", "forwardAuth.port=8181", "--set", "networkPolicy.enabled=true",
+		"--set", "networkPolicy.forwardAuthFrom[0].namespaceSelector.matchLabels.gateway=yes")
+	checkHardened(t, objs)
+	c := must[appsv1.Deployment](t, objs).Spec.Template.Spec.Containers[0]
+	if e := env(c, "LATCHKEY_AUTHORIZE_ADDR"); e == nil || e.Value != "0.0.0.0:8181" {
+		t.Errorf("LATCHKEY_AUTHORIZE_ADDR %+v, want 0.0.0.0:8181", e)
+	}
+	if n := containerPort(c, "forward-auth"); n != 8181 {
+		t.Errorf("container port forward-auth %d, want 8181", n)
+	}
+	svc := must[corev1.Service](t, objs)
+	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "forward-auth" })
+	if i < 0 || svc.Spec.Ports[i].Port != 8181 || containerPort(c, svc.Spec.Ports[i].TargetPort.String()) != 8181 {
+		t.Errorf("Service ports %+v: want forward-auth 8181 leading to the container's port 8181", svc.Spec.Ports)
+	}
+	np := must[networkingv1.NetworkPolicy](t, objs)
+	found := false
+	for _, r := range np.Spec.Ingress {
+		for _, p := range r.Ports {
+			if p.Port != nil && containerPort(c, p.Port.String()) == 8181 {
+				found = true
+				if len(r.From) != 1 || r.From[0].NamespaceSelector == nil || r.From[0].NamespaceSelector.MatchLabels["gateway"] != "yes" {
+					t.Errorf("the forward-auth port is open to %+v, want forwardAuthFrom's namespace only", r.From)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("the NetworkPolicy does not admit anyone to the forward-auth port")
+	}
+}
+
 // TestServiceMonitorOnlyWhenEnabled: the ServiceMonitor's CRD may not be
 // installed, so it is rendered only on request.
 func TestServiceMonitorOnlyWhenEnabled(t *testing.T) {
@@ -463,6 +502,9 @@ func TestBadValuesRefused(t *testing.T) {
 		{"PostgreSQL without a Secret", []string{"--set", "database.type=postgres"}, "database.existingSecret is empty", false},
 		{"ServiceMonitor without metrics", []string{"--set", "metrics.enabled=false", "--set", "metrics.serviceMonitor.enabled=true"}, "needs metrics.enabled", false},
 		{"metrics on the API's port", []string{"--set", "metrics.port=8080"}, "give /metrics a port of its own", false},
+		{"forward auth on the API's port", []string{"--set", "forwardAuth.enabled=true", "--set", "forwardAuth.port=8080"}, "give forward auth a port of its own", false},
+		{"forward auth on the metrics' port", []string{"--set", "forwardAuth.enabled=true", "--set", "forwardAuth.port=9090"}, "give forward auth a port of its own", false},
+		{"forward auth's port not a number", []string{"--set", "forwardAuth.port=http"}, "forwardAuth/port", true},
 		{"unknown key (file)", []string{"-f", "testdata/unknown-key.yaml"}, "additional properties 'replicas' not allowed", true},
 		{"wrong type (file)", []string{"-f", "testdata/wrong-type.yaml"}, "replicaCount", true},
 		{"unknown database type (file)", []string{"-f", "testdata/bad-database.yaml"}, "database/type", true},

@@ -82,6 +82,7 @@ func TestRenderedContainerRuns(t *testing.T) {
 		secrets func(t *testing.T) map[string]string // env name -> value of its Secret
 	}{
 		{"default values (SQLite)", nil, func(*testing.T) map[string]string { return nil }},
+		{"forward auth on its own port", []string{"--set", "forwardAuth.enabled=true"}, func(*testing.T) map[string]string { return nil }},
 		{"production values (PostgreSQL, Redis)", []string{"-f", production}, func(t *testing.T) map[string]string {
 			return map[string]string{
 				"LATCHKEY_DATABASE_URL":     postgresDatabase(t),
@@ -113,7 +114,7 @@ func runContainer(t *testing.T, bin string, c corev1.Container, grace int64, sec
 			}
 		}
 		switch e.Name {
-		case "LATCHKEY_ADDR", "LATCHKEY_METRICS_ADDR":
+		case "LATCHKEY_ADDR", "LATCHKEY_METRICS_ADDR", "LATCHKEY_AUTHORIZE_ADDR":
 			if v == "off" {
 				break
 			}
@@ -221,6 +222,18 @@ func runContainer(t *testing.T, bin string, c corev1.Container, grace int64, sec
 		if code, _, _ := get("http", "/metrics"); code == http.StatusOK {
 			t.Error("/metrics is also served on the API's port")
 		}
+	}
+
+	if containerPort(c, "forward-auth") != 0 {
+		// Forward auth alone: a call without a key is refused by the
+		// API's decision; nothing else is served there.
+		if code, body, err := get("forward-auth", "/v1/authorize"); err != nil || code != http.StatusUnauthorized {
+			t.Fatalf("GET /v1/authorize on the forward-auth port: %d %s %v; want 401", code, body, err)
+		}
+		if code, _, err := get("forward-auth", "/healthz"); err != nil || code != http.StatusNotFound {
+			t.Errorf("GET /healthz on the forward-auth port: %d %v; want 404", code, err)
+		}
+		t.Log("forward-auth port: GET /v1/authorize without a key 401, GET /healthz 404")
 	}
 
 	// The first start wrote the operator's key to /data, not to the log.

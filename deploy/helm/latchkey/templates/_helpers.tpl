@@ -68,4 +68,10 @@ and wrong types before this runs.
 {{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.service.port)) }}
 {{- fail "metrics.port and service.port are the same port: give /metrics a port of its own." }}
 {{- end }}
+{{- if .Values.forwardAuth.enabled }}
+{{- $p := int .Values.forwardAuth.port }}
+{{- if or (eq $p 8080) (eq $p (int .Values.service.port)) (and .Values.metrics.enabled (eq $p (int .Values.metrics.port))) }}
+{{- fail (printf "forwardAuth.port %d is already the API's or the metrics' port: give forward auth a port of its own." $p) }}
+{{- end }}
+{{- end }}
 {{- end }}
