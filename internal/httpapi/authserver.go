@@ -273,7 +273,7 @@ func (c *authConn) serve() {
 		// within the idle timeout, and, as net/http's server reads them,
 		// a connection that ends before four bytes of it is closed
 		// without an answer.
-		if first && c.br.Buffered() == 0 || !first && c.br.Buffered() < 4 {
+		if first || c.br.Buffered() < 4 { // the first: nothing read yet
 			if !c.srv.enterIdle(c) {
 				return
 			}
