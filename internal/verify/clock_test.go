@@ -301,3 +301,28 @@ func TestWallNowRefreshJitter(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkClocks reads each clock a decision may read: what a key with a
+// rate limit pays for its time on this host's clock source
+// (/sys/devices/system/clocksource/clocksource0/current_clocksource), and
+// what the coarse clock saves a decision that needs none.
+func BenchmarkClocks(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		now  func() int64
+	}{
+		{"wallNow", func() int64 { return wallNow().UnixNano() }},
+		{"time.Now", func() int64 { return time.Now().UnixNano() }},
+		{"coarse", usageClock.now},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var last int64
+			for b.Loop() {
+				last = c.now()
+			}
+			if last <= 0 {
+				b.Fatalf("read %d", last)
+			}
+		})
+	}
+}

@@ -84,13 +84,7 @@ func FuzzRestrictions(f *testing.F) {
 					want = true
 				}
 			}
-			got := false
-			for i := range p.referrers {
-				if p.referrers[i].Match(referrer) {
-					got = true
-				}
-			}
-			if got != want {
+			if got := p.referrers.Match(referrer); got != want {
 				t.Fatalf("referrer %q against %v: compiled %v, patterns %v", referrer, r.AllowedReferrers, got, want)
 			}
 		}

@@ -229,6 +229,43 @@ func BenchmarkVerifyRestricted(b *testing.B) {
 	verifyLoop(b, served(ix), reqs)
 }
 
+// BenchmarkVerifyRestrictedEach is BenchmarkVerifyRestricted for keys that
+// carry one kind of its restrictions (or none), on 1 key and on 1,000: the
+// difference between the two sizes is what reading each key's compiled
+// restrictions out of cache costs, where a key's restrictions are in a
+// core's cache only while one key is in use.
+func BenchmarkVerifyRestrictedEach(b *testing.B) {
+	only := func(r latchkey.Restrictions) *latchkey.Restrictions { return &r }
+	for _, kind := range []struct {
+		name string
+		r    *latchkey.Restrictions
+	}{
+		{"none", nil},
+		{"ips", only(latchkey.Restrictions{AllowedIPs: restricted.AllowedIPs})},
+		{"referrers", only(latchkey.Restrictions{AllowedReferrers: restricted.AllowedReferrers})},
+		{"scopes", only(latchkey.Restrictions{Scopes: restricted.Scopes})},
+		{"rate", only(latchkey.Restrictions{RateLimit: restricted.RateLimit})},
+		{"all", restricted},
+	} {
+		for _, size := range []struct {
+			name string
+			n    int
+		}{{"keys=1", 1}, {"keys=1e3", 1000}} {
+			b.Run(kind.name+"/"+size.name, func(b *testing.B) {
+				ix := verify.NewIndex()
+				var reqs []verify.Request
+				for i := range size.n {
+					k := newKey(b, "acme", fmt.Sprintf("app-%d", i/2), func(k *latchkey.AccessKey) { k.Restrictions = kind.r })
+					ix.Put(k.AccessKey)
+					reqs = append(reqs, verify.Request{Secret: k.secret, IP: netip.MustParseAddr("192.0.2.77"), UserAgent: "bench",
+						Referrer: "https://api.example.com/app/page?x=1", Scope: "orders:write"})
+				}
+				verifyLoop(b, served(ix), reqs)
+			})
+		}
+	}
+}
+
 // BenchmarkVerifyMetadata verifies 1,000 keys that carry an external ID
 // and metadata and no restriction, and reads them from the decision as the
 // gateway surfaces do (the header form is encoded when the key is indexed,

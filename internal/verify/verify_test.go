@@ -155,9 +155,11 @@ func TestVerifierFind(t *testing.T) {
 func TestVerifyDoesNotAllocate(t *testing.T) {
 	valid := newKey(t, "acme", "billing")
 	off := newKey(t, "acme", "billing", inactive)
+	limited := newKey(t, "acme", "billing", func(k *latchkey.AccessKey) { k.Restrictions = restricted })
 	ix := verify.NewIndex()
 	ix.Put(valid.AccessKey)
 	ix.Put(off.AccessKey)
+	ix.Put(limited.AccessKey)
 	rec := verify.NewRecorder(&memSink{}, time.Hour, nil)
 	v := verify.New(ix, rec)
 	v.Now = func() time.Time { return t0 }
@@ -171,9 +173,19 @@ func TestVerifyDoesNotAllocate(t *testing.T) {
 		{"inactive", verify.Request{Secret: off.secret, IP: ip}},
 		{"unknown", verify.Request{Secret: newSecret(t)}},
 		{"malformed", verify.Request{Secret: "lksk_abc"}},
+		// every kind of restriction, as BenchmarkVerifyRestricted
+		{"restricted", verify.Request{Secret: limited.secret, IP: netip.MustParseAddr("192.0.2.77"), UserAgent: "ua",
+			Referrer: "https://api.example.com/app/page?x=1", Scope: "orders:write"}},
+		{"referrer not allowed", verify.Request{Secret: limited.secret, IP: netip.MustParseAddr("192.0.2.77"), UserAgent: "ua",
+			Referrer: "https://api.example.net/", Scope: "orders:write"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := tc.req
+			if tc.name == "restricted" {
+				if res := v.Verify(&req); !res.Valid() {
+					t.Fatalf("restricted key refused: %s", res.Code)
+				}
+			}
 			if n := testing.AllocsPerRun(1000, func() { v.Verify(&req) }); n != 0 {
 				t.Errorf("Verify allocates %v times per call", n)
 			}
