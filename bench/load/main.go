@@ -120,7 +120,7 @@ func main() {
 	flag.StringVar(&c.only, "only", "", `"proxy" to measure only the reverse proxy (against the tuned baseline, and -before): no forward auth, verify, management, usage or invalid-key phases`)
 	flag.IntVar(&c.revocations, "revocation", 0, "run the revocation mode instead: two replicas on PostgreSQL, this many deactivations (200 or more for a p99 worth quoting)")
 	flag.Float64Var(&c.revRate, "revocation-rate", 5200, "in the revocation mode, each replica's forward-auth rate (requests/s); a little over 5,000 so that the rate achieved is at least that")
-	flag.StringVar(&c.pgo, "pgo", "", "write the profile for profile-guided optimization (go build uses cmd/latchkey/default.pgo) to this file instead of measuring: latchkey's CPU profiles under forward-auth, verify and reverse-proxy load (-cpuprofile-duration each), merged")
+	flag.StringVar(&c.pgo, "pgo", "", "write the profile for profile-guided optimization (go build uses cmd/latchkey/default.pgo) to this file instead of measuring: latchkey's CPU profiles under forward-auth (on its own listener and on the API's), verify and reverse-proxy load (-cpuprofile-duration each), merged")
 	flag.StringVar(&c.pgURL, "postgres-url", defaultPostgresURL, "in the revocation mode, the PostgreSQL server to create a database on")
 	flag.String("baseline", "", "run a baseline server instead: "+baselineModes)
 	flag.String("upstream", "", "with -baseline proxy: the upstream URL")

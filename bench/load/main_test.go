@@ -45,8 +45,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.pairs) != 8 {
-		t.Fatalf("%d pairs measured, want 8 (three, forward auth on the API listener, two for forward auth's answer, and two against -before)", len(rep.pairs))
+	if len(rep.pairs) != 9 {
+		t.Fatalf("%d pairs measured, want 9 (three, forward auth on the API listener, two for forward auth's answer, and three against -before: forward auth on each listener and the proxy)", len(rep.pairs))
 	}
 	// The target's pair is against the bare handler answering latchkey's
 	// status, as the report says.
@@ -112,7 +112,7 @@ func TestRun(t *testing.T) {
 		"forward auth's answer alone: A/B = ", "forward auth against the same answer: A/B = ", "verify: A/B = ", "reverse proxy: A/B = ",
 		"## Latency at fixed rates", "## Management writes", "| 1,000 verifications/s |", "## Flood of unknown keys",
 		"## Invalid keys beside valid ones", "invalid keys: server CPU per call against a valid key's: unknown well-formed keys ", "invalid keys: valid keys' p99 flooded/alone = ", "invalid keys: against as many valid calls of other clients, valid keys' p99 flooded/control = ", "reverse proxy: p99 A/B at 200/s = ",
-		"forward auth, this build against -before: A/B = "} {
+		"forward auth, this build against -before: A/B = ", "forward auth on the API listener, this build against -before: A/B = "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
@@ -189,9 +189,10 @@ func TestPGOProfile(t *testing.T) {
 		t.Error("the profile has samples in crypto/sha256.Sum256, which pgoLeftOut leaves out")
 	}
 	for surface, fn := range map[string]string{
-		"forward auth":  "internal/httpapi.(*Server).authorize",
-		"verify":        "internal/httpapi.(*Server).verify",
-		"reverse proxy": "internal/proxy.(*Proxy).ServeHTTP",
+		"forward auth":                "internal/httpapi.(*Server).authorize",
+		"forward auth's own listener": "internal/httpapi.(*authConn).serve",
+		"verify":                      "internal/httpapi.(*Server).verify",
+		"reverse proxy":               "internal/proxy.(*Proxy).ServeHTTP",
 	} {
 		// "fn (inline)" where a later profile has the compiler inline it.
 		if !strings.Contains(string(top), fn+"\n") && !strings.Contains(string(top), fn+" (") {

@@ -24,7 +24,8 @@ var pgoLeftOut = []string{`^crypto/sha256\.Sum256$`}
 // optimization when it is cmd/latchkey/default.pgo: latchkey serve on
 // c.keys keys (a build of ./cmd/latchkey, or c.binary), profiled under
 // closed-loop load on each surface a verification reaches latchkey through
-// over HTTP (forward auth, POST /v1/verify, the reverse proxy), one CPU
+// over HTTP (forward auth on its own listener, --authorize-addr, and on
+// the API's, POST /v1/verify, the reverse proxy), one CPU
 // profile of -cpuprofile-duration each, in turn, the profiles merged with
 // `go tool pprof -proto`, less pgoLeftOut. Each surface is profiled for
 // the same time under a load that keeps latchkey busy throughout, so that
@@ -62,11 +63,15 @@ func pgoProfile(ctx context.Context, c config) error {
 		return err
 	}
 	defer upstream.stop()
-	lk, proxyURL, err := startLatchkey(bin, dir, db.dbPath, upstream.url)
+	lk, proxyURL, err := startLatchkey(bin, dir, db.dbPath, upstream.url, "--authorize-addr", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer lk.stop()
+	authzURL, err := lk.await(authzRE, "forward auth")
+	if err != nil {
+		return err
+	}
 
 	// A profile of refusals would optimise the wrong paths: each load is
 	// checked first for the answer of an allowed call (has: in its body).
@@ -74,7 +79,8 @@ func pgoProfile(ctx context.Context, c config) error {
 		t   target
 		has []byte
 	}{
-		{target{"latchkey GET /v1/authorize", lk.addr(), lk, authorizeReqs(hot), 200}, nil},
+		{target{"latchkey GET /v1/authorize", hostOf(authzURL), lk, authorizeReqs(hot), 200}, nil},
+		{target{"latchkey GET /v1/authorize on the API listener", lk.addr(), lk, authorizeReqs(hot), 200}, nil},
 		{target{"latchkey POST /v1/verify", lk.addr(), lk, verifyReqs(hot, db.verifier), 200}, []byte(`"valid":true`)},
 		{target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200}, nil},
 	}

@@ -452,14 +452,21 @@ func run(ctx context.Context, c config) (*report, error) {
 			}
 		}
 		var bproxy string
-		if before, bproxy, err = startLatchkey(c.before, bdir, bdb, upstream.url); err != nil {
+		if before, bproxy, err = startLatchkey(c.before, bdir, bdb, upstream.url, "--authorize-addr", "127.0.0.1:0"); err != nil {
 			return nil, err
 		}
 		defer before.stop()
 		if c.only == "" {
+			bauthzURL, err := before.await(authzRE, "forward auth")
+			if err != nil {
+				return nil, err
+			}
 			pairs = append(pairs, &pairSpec{name: "forward auth, this build against -before",
-				a: target{"latchkey GET /v1/authorize on the API listener", lk.addr(), lk, authorizeReqs(hot), 200},
-				b: target{"-before GET /v1/authorize on the API listener", before.addr(), before, authorizeReqs(hot), 200}})
+				a: target{"latchkey GET /v1/authorize", authz, lk, authorizeReqs(hot), 200},
+				b: target{"-before GET /v1/authorize", hostOf(bauthzURL), before, authorizeReqs(hot), 200}},
+				&pairSpec{name: "forward auth on the API listener, this build against -before", closedOnly: true,
+					a: target{"latchkey GET /v1/authorize on the API listener", lk.addr(), lk, authorizeReqs(hot), 200},
+					b: target{"-before GET /v1/authorize on the API listener", before.addr(), before, authorizeReqs(hot), 200}})
 		}
 		pairs = append(pairs, &pairSpec{name: "reverse proxy, this build against -before",
 			a: target{"latchkey reverse proxy", hostOf(proxyURL), lk, proxyReqs(hot), 200},
