@@ -1,9 +1,7 @@
 package latchkey
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -324,122 +322,6 @@ scan:
 		r.Path = path
 	}
 	return r, true
-}
-
-// ReferrerSet is a list of referrer patterns packed for the check every
-// call to a key restricted to them makes: one string, in which each
-// pattern is a header of 13 bytes (which schemes it allows, whether its
-// host is any host or a wildcard and its path a prefix, and the lengths
-// of its host, port and path) followed by those three. Five patterns take
-// three cache lines of one object, where five ReferrerPatterns, the slice
-// that holds them and their strings take eight or more lines of several,
-// most of them out of cache when a server holds many such keys. A value is
-// allowed when MatchReferrer allows it with any of the patterns
-// (TestReferrerSet, FuzzReferrerPattern).
-type ReferrerSet struct {
-	data string
-	n    int
-}
-
-// A packed pattern's header: flags, then three little-endian 32-bit lengths.
-const setHeader = 1 + 3*4
-
-// Packed pattern flags.
-const (
-	setHTTP       uint8 = 1 << iota // the http scheme is allowed
-	setHTTPS                        // the https scheme is allowed
-	setAnyHost                      // any host
-	setWildcard                     // a subdomain of the host
-	setPathPrefix                   // the path is a prefix
-)
-
-// NewReferrerSet packs patterns for matching. It reports false when one
-// does not fit (a part of more than 4 GiB), which validated restrictions
-// never reach.
-func NewReferrerSet(ps []ReferrerPattern) (ReferrerSet, bool) {
-	n := 0
-	for i := range ps {
-		p := &ps[i]
-		if uint64(max(len(p.Host), len(p.Port), len(p.Path))) > math.MaxUint32 {
-			return ReferrerSet{}, false
-		}
-		n += setHeader + len(p.Host) + len(p.Port) + len(p.Path)
-	}
-	b := make([]byte, 0, n)
-	for i := range ps {
-		p := &ps[i]
-		var f uint8
-		switch p.Scheme {
-		case "http":
-			f = setHTTP
-		case "https":
-			f = setHTTPS
-		default:
-			f = setHTTP | setHTTPS
-		}
-		if p.AnyHost {
-			f |= setAnyHost
-		}
-		if p.Wildcard {
-			f |= setWildcard
-		}
-		if p.PathPrefix {
-			f |= setPathPrefix
-		}
-		b = append(b, f)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p.Host)))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p.Port)))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(p.Path)))
-		b = append(append(append(b, p.Host...), p.Port...), p.Path...)
-	}
-	return ReferrerSet{data: string(b), n: len(ps)}, true
-}
-
-// Len is the number of patterns.
-func (s *ReferrerSet) Len() int { return s.n }
-
-// Match reports whether any of the patterns allows a Referer header value.
-// It does not allocate.
-func (s *ReferrerSet) Match(ref string) bool {
-	r, ok := ParseReferrer(ref)
-	if !ok {
-		return false
-	}
-	scheme := setHTTP
-	if r.HTTPS {
-		scheme = setHTTPS
-	}
-	for d := s.data; len(d) >= setHeader; {
-		f := d[0]
-		hostLen, portLen, pathLen := le32(d[1:]), le32(d[5:]), le32(d[9:])
-		host := d[setHeader : setHeader+hostLen]
-		port := d[setHeader+hostLen : setHeader+hostLen+portLen]
-		path := d[setHeader+hostLen+portLen : setHeader+hostLen+portLen+pathLen]
-		d = d[setHeader+hostLen+portLen+pathLen:]
-		if f&scheme == 0 || port != "" && port != r.Port {
-			continue
-		}
-		if f&setAnyHost == 0 {
-			if f&setWildcard != 0 {
-				n := len(r.Host) - len(host)
-				if n < 2 || r.Host[n-1] != '.' || !equalFold(r.Host[n:], host) {
-					continue
-				}
-			} else if !equalFold(r.Host, host) {
-				continue
-			}
-		}
-		if f&setPathPrefix != 0 && len(r.Path) >= len(path) && r.Path[:len(path)] == path || r.Path == path {
-			return true
-		}
-	}
-	return false
-}
-
-// le32 reads a little-endian 32-bit length from s's first four bytes.
-func le32(s string) int {
-	_ = s[3]
-	return int(uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24)
 }
 
 // MatchReferrer reports whether a parsed Referer value is allowed by the

@@ -2,7 +2,6 @@ package latchkey
 
 import (
 	"math"
-	mathrand "math/rand/v2"
 	"strings"
 	"testing"
 
@@ -182,62 +181,6 @@ func TestScopeAllows(t *testing.T) {
 	}
 }
 
-// TestReferrerSet: a set of patterns allows a value when one of its
-// patterns does (MatchReferrer), for sets of one to all of
-// TestReferrerPatterns' patterns, packed in a random order, against every
-// value that table and these name; and an empty set allows nothing.
-func TestReferrerSet(t *testing.T) {
-	patterns := []string{"https://*.example.com/*", "https://app.example.com/*", "HTTPS://app.example.com/*",
-		"https://app.example.com/orders/*", "https://app.example.com/checkout", "https://app.example.com",
-		"https://app.example.com:8443/*", "*://app.example.com/*", "https://*/*", "http://localhost:8080/*",
-		"*://shop.example.net/cart", "https://*.example.org/", "*://*:8080/*", "http://h:80/p*"}
-	refs := []string{"https://app.example.com/orders/1", "https://a.b.example.com/", "https://example.com/",
-		"https://evilexample.com/", "http://app.example.com/", "https://APP.Example.COM/x", "https://app.examplf.com/",
-		"https://app.example.com:8443/x", "https://app.example.com./x", "https://good.example.com@evil.net/", "",
-		"ftp://app.example.com/", "https://app.example.com/orders/", "https://app.example.com/checkout#top",
-		"https://app.example.com/checkout/x", "https://app.example.com:443/", "https://anything.net/",
-		"http://localhost:8080/", "http://LOCALHOST:8080/x?y", "http://localhost/", "https://shop.example.net/cart",
-		"http://shop.example.net/cart?x", "https://shop.example.net/cart/", "https://www.example.org/", "https://example.org/",
-		"http://[::1]:8080/x", "http://h:80/p", "http://h:80/q", "https://h:80/px"}
-	var all []ReferrerPattern
-	for _, s := range patterns {
-		p, err := ParseReferrerPattern(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, p)
-	}
-	rng := mathrand.New(mathrand.NewPCG(3, 4))
-	for round := range 200 {
-		n := 1 + rng.IntN(len(all))
-		ps := make([]ReferrerPattern, n)
-		for i, j := range rng.Perm(len(all))[:n] {
-			ps[i] = all[j]
-		}
-		set, ok := NewReferrerSet(ps)
-		if !ok || set.Len() != n {
-			t.Fatalf("NewReferrerSet of %d patterns: %v, Len %d", n, ok, set.Len())
-		}
-		for _, ref := range refs {
-			want := false
-			for i := range ps {
-				want = want || ps[i].Match(ref)
-			}
-			if got := set.Match(ref); got != want {
-				t.Fatalf("round %d, %d patterns %+v: Match(%q) = %v, the patterns say %v", round, n, ps, ref, got, want)
-			}
-		}
-	}
-	empty, _ := NewReferrerSet(nil)
-	if empty.Match("https://app.example.com/") {
-		t.Error("an empty set matched")
-	}
-	set, _ := NewReferrerSet(all)
-	if n := testing.AllocsPerRun(100, func() { set.Match("https://app.example.com/orders/1?x") }); n != 0 {
-		t.Errorf("ReferrerSet.Match allocates %v times", n)
-	}
-}
-
 func TestReferrerMatchDoesNotAllocate(t *testing.T) {
 	p, _ := ParseReferrerPattern("https://*.example.com/orders/*")
 	if n := testing.AllocsPerRun(100, func() { p.Match("https://app.example.com/orders/1?x") }); n != 0 {
@@ -337,9 +280,6 @@ func FuzzReferrerPattern(f *testing.F) {
 		if want := p.matchReference(ref); matched != want {
 			t.Fatalf("pattern %q, referrer %q: Match = %v, the reference says %v", pattern, ref, matched, want)
 		}
-		if set, _ := NewReferrerSet([]ReferrerPattern{p}); set.Match(ref) != matched {
-			t.Fatalf("pattern %q, referrer %q: a ReferrerSet of it matches %v, the pattern %v", pattern, ref, !matched, matched)
-		}
 		if !matched {
 			return
 		}
@@ -425,15 +365,6 @@ func BenchmarkReferrer(b *testing.B) {
 		for b.Loop() {
 			if _, ok := ParseReferrer(ref); !ok {
 				b.Fatal("not parsed")
-			}
-		}
-	})
-	b.Run("set", func(b *testing.B) {
-		set, _ := NewReferrerSet(ps)
-		b.ReportAllocs()
-		for b.Loop() {
-			if !set.Match(ref) {
-				b.Fatal("not matched")
 			}
 		}
 	})

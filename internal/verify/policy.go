@@ -17,7 +17,7 @@ type policy struct {
 	limitIPs  bool  // false: any address
 	limitRefs bool  // false: any referrer
 	ips       ipSet // held in the policy: one pointer fewer to chase
-	referrers latchkey.ReferrerSet
+	referrers []latchkey.ReferrerPattern
 	android   []latchkey.AndroidApp
 	ios       []string
 	scopes    []string
@@ -42,8 +42,7 @@ func compile(r *latchkey.Restrictions) *policy {
 				ps = append(ps, rp)
 			}
 		}
-		p.limitRefs = true
-		p.referrers, _ = latchkey.NewReferrerSet(ps) // too big to pack: an empty set, which allows nothing
+		p.limitRefs, p.referrers = true, ps
 	}
 	return p
 }
@@ -57,8 +56,21 @@ func (p *policy) check(req *Request) latchkey.Code {
 	if p.limitIPs && (!req.IP.IsValid() || !p.ips.contains(req.IP)) {
 		return latchkey.CodeIPNotAllowed
 	}
-	if p.limitRefs && !p.referrers.Match(req.Referrer) {
-		return latchkey.CodeReferrerNotAllowed
+	if p.limitRefs {
+		// Parsed once, matched against every pattern.
+		ref, ok := latchkey.ParseReferrer(req.Referrer)
+		if ok {
+			ok = false
+			for i := range p.referrers {
+				if p.referrers[i].MatchReferrer(&ref) {
+					ok = true
+					break
+				}
+			}
+		}
+		if !ok {
+			return latchkey.CodeReferrerNotAllowed
+		}
 	}
 	if len(p.android) > 0 || len(p.ios) > 0 {
 		if !p.appAllowed(req) {
@@ -120,10 +132,9 @@ func fingerprintEqual(norm, sent string) bool {
 
 // ipSet holds CIDR ranges as sorted, merged [lo, hi] intervals, searched
 // by binary search: IPv4 ranges as 32-bit addresses, IPv6 ranges as
-// 128-bit ones. IPv4 and
-// IPv6 ranges are kept apart: an IPv6 range such as ::/0 or ::/64 spans
-// the IPv4-mapped block ::ffff:0:0/96, but it is an IPv6 range and must not
-// let IPv4 clients in.
+// 128-bit ones. The two are kept apart: an IPv6 range such as ::/0 or
+// ::/64 spans the IPv4-mapped block ::ffff:0:0/96, but it is an IPv6
+// range and must not let IPv4 clients in.
 type ipSet struct {
 	v4 []v4Range // 8 bytes a range: a key's ranges in a cache line or two
 	v6 []ipRange
