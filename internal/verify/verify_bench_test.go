@@ -217,11 +217,15 @@ var restricted = &latchkey.Restrictions{
 // BenchmarkVerifyRestricted is BenchmarkVerifyValid (1,000 keys) for keys
 // that carry every kind of restriction; each call satisfies them all with
 // the last item of each list.
-func BenchmarkVerifyRestricted(b *testing.B) {
+func BenchmarkVerifyRestricted(b *testing.B) { benchRestricted(b, restricted, 1000) }
+
+// benchRestricted verifies n keys that carry r with calls that satisfy
+// restricted's every kind of restriction.
+func benchRestricted(b *testing.B, r *latchkey.Restrictions, n int) {
 	ix := verify.NewIndex()
 	var reqs []verify.Request
-	for i := range 1000 {
-		k := newKey(b, "acme", fmt.Sprintf("app-%d", i/2), func(k *latchkey.AccessKey) { k.Restrictions = restricted })
+	for i := range n {
+		k := newKey(b, "acme", fmt.Sprintf("app-%d", i/2), func(k *latchkey.AccessKey) { k.Restrictions = r })
 		ix.Put(k.AccessKey)
 		reqs = append(reqs, verify.Request{Secret: k.secret, IP: netip.MustParseAddr("192.0.2.77"), UserAgent: "bench",
 			Referrer: "https://api.example.com/app/page?x=1", Scope: "orders:write"})
@@ -251,17 +255,7 @@ func BenchmarkVerifyRestrictedEach(b *testing.B) {
 			name string
 			n    int
 		}{{"keys=1", 1}, {"keys=1e3", 1000}} {
-			b.Run(kind.name+"/"+size.name, func(b *testing.B) {
-				ix := verify.NewIndex()
-				var reqs []verify.Request
-				for i := range size.n {
-					k := newKey(b, "acme", fmt.Sprintf("app-%d", i/2), func(k *latchkey.AccessKey) { k.Restrictions = kind.r })
-					ix.Put(k.AccessKey)
-					reqs = append(reqs, verify.Request{Secret: k.secret, IP: netip.MustParseAddr("192.0.2.77"), UserAgent: "bench",
-						Referrer: "https://api.example.com/app/page?x=1", Scope: "orders:write"})
-				}
-				verifyLoop(b, served(ix), reqs)
-			})
+			b.Run(kind.name+"/"+size.name, func(b *testing.B) { benchRestricted(b, kind.r, size.n) })
 		}
 	}
 }
