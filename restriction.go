@@ -272,13 +272,22 @@ var refClass = func() (t [256]uint8) {
 // value no pattern can match: not http or https, or with user information
 // (https://good.example.com@evil.example/). It does not allocate.
 func ParseReferrer(ref string) (Referrer, bool) {
+	var r Referrer
+	ok := r.Parse(ref)
+	return r, ok
+}
+
+// Parse is ParseReferrer into r, which it sets whole when it reports true
+// (a caller that keeps the Referrer on its stack and passes it to
+// MatchReferrer copies nothing).
+func (r *Referrer) Parse(ref string) bool {
 	// One pass: the scheme is read at its fixed place (the first "://"
 	// of an http or https value is right after the scheme), then the
 	// authority up to its first '/', '?' or '#', noting '@' and the
 	// last ':' on the way (a byte's class from a table: one load and
 	// one compare for the bytes of a name). matchReference in the tests is
 	// the two-pass form this must agree with (FuzzReferrerPattern).
-	var r Referrer
+	*r = Referrer{}
 	var rest string
 	switch {
 	case len(ref) >= 8 && ref[5:8] == "://" && equalFold(ref[:5], "https"):
@@ -286,7 +295,7 @@ func ParseReferrer(ref string) (Referrer, bool) {
 	case len(ref) >= 7 && ref[4:7] == "://" && equalFold(ref[:4], "http"):
 		rest = ref[7:]
 	default:
-		return r, false
+		return false
 	}
 	end, colon := len(rest), -1
 scan:
@@ -297,7 +306,7 @@ scan:
 			end = i
 			break scan
 		case refAt:
-			return r, false // userinfo: https://good.example.com@evil.example/
+			return false // userinfo: https://good.example.com@evil.example/
 		case refColon:
 			colon = i
 		}
@@ -321,7 +330,7 @@ scan:
 		}
 		r.Path = path
 	}
-	return r, true
+	return true
 }
 
 // MatchReferrer reports whether a parsed Referer value is allowed by the

@@ -58,7 +58,8 @@ func (p *policy) check(req *Request) latchkey.Code {
 	}
 	if p.limitRefs {
 		// Parsed once, matched against every pattern.
-		ref, ok := latchkey.ParseReferrer(req.Referrer)
+		var ref latchkey.Referrer
+		ok := ref.Parse(req.Referrer)
 		if ok {
 			ok = false
 			for i := range p.referrers {
