@@ -364,8 +364,9 @@ func (l *limiter) allow(at time.Time) (bool, RateInfo) {
 	}
 	if mn {
 		r := l.min.room(now)
-		if !sec || !okMin || int(r/l.min.interval) < info.Remaining {
-			info = RateInfo{Limit: l.cfg.PerMinute, Window: time.Minute, Remaining: int(max(r, 0) / l.min.interval)}
+		// One division: a negative room (!okMin) reports 0 remaining.
+		if left := int(max(r, 0) / l.min.interval); !sec || !okMin || left < info.Remaining {
+			info = RateInfo{Limit: l.cfg.PerMinute, Window: time.Minute, Remaining: left}
 			if !okMin {
 				info.RetryAfter = time.Duration(l.min.interval - r)
 			}
