@@ -348,12 +348,17 @@ func TestAuthorizeServerTimeouts(t *testing.T) {
 		{"slow headers after a call", call + "GET /v1/authorize HTTP/1.1\r\n", 1, readHeader, idle},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			// Timed from before the dial: the server's timer starts when
+			// it accepts, which is after this. Timed from after the dial,
+			// a test goroutine that the race detector's load keeps off
+			// the CPU for a while takes its start late and sees the close
+			// too soon (188 ms of 200 in one CI run).
+			start := time.Now()
 			c, err := net.Dial("tcp", authAddr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			start := time.Now()
 			if _, err := io.WriteString(c, tt.send); err != nil {
 				t.Fatal(err)
 			}

@@ -416,8 +416,11 @@ func TestBodyTimeout(t *testing.T) {
 
 	t.Run("stalled", func(t *testing.T) {
 		conn := dialRaw(t, h.ln.Addr().String())
-		fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\nContent-Length: 1000\r\n\r\n%s", k.Secret, strings.Repeat("s", 10))
+		// Timed from before the request is sent: the server's timer
+		// cannot start sooner, and a test goroutine kept off the CPU
+		// after the write would otherwise take its start late.
 		start := time.Now()
+		fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nX-Api-Key: %s\r\nContent-Length: 1000\r\n\r\n%s", k.Secret, strings.Repeat("s", 10))
 		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatal(err)
