@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -103,4 +104,26 @@ func BenchmarkRecordUsageAll(b *testing.B) {
 			storetest.BenchRecordUsage(b, s, ids, verify.DefaultMaxBatch, usageFlushInterval)
 		})
 	}
+}
+
+// BenchmarkRecordUsageSparse is BenchmarkRecordUsageAll with a million
+// keys stored of which 10,000, spread over the whole table, are in use:
+// the forward-auth phase of bench/load. The recorder then writes 2,000
+// keys a flush that share almost no page of key_usage, against about 30
+// keys a page in BenchmarkRecordUsageAll's sweep of every key. Run it
+// with -benchtime=2x or more: seeding takes seconds.
+func BenchmarkRecordUsageSparse(b *testing.B) {
+	const stored, inUse = 1_000_000, 10_000
+	s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))
+	sizes := storetest.BenchSizes(inUse, stored)                             // with -short, only the keys in use
+	ids := storetest.SeedKeysFast(b, s, s.Write, sizes[len(sizes)-1], false) // shuffled
+	inUseIDs := ids[:inUse]
+	// The keys were used before: each has its usage row, as under a
+	// steady load, and the flushes measured update them.
+	for _, batch := range storetest.UsageBatches(slices.Sorted(slices.Values(inUseIDs)), time.Now().Add(-time.Minute), storetest.FlushChunk) {
+		if err := s.RecordUsage(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	storetest.BenchRecordUsage(b, s, inUseIDs, verify.DefaultMaxBatch, usageFlushInterval)
 }
