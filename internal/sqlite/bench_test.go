@@ -108,10 +108,10 @@ func BenchmarkRecordUsageAll(b *testing.B) {
 
 // BenchmarkRecordUsageSparse is BenchmarkRecordUsageAll with a million
 // keys stored of which 10,000, spread over the whole table, are in use:
-// the forward-auth phase of bench/load. The recorder then writes 2,000
-// keys a flush that share almost no page of key_usage, against about 30
-// keys a page in BenchmarkRecordUsageAll's sweep of every key. Run it
-// with -benchtime=2x or more: seeding takes seconds.
+// the forward-auth phase of bench/load. Their rows of access_keys (and
+// its ID index) are spread over the million; their usage rows, which
+// only keys used have, are next to each other in key_usage. Run it with
+// -benchtime=2x or more: seeding takes seconds.
 func BenchmarkRecordUsageSparse(b *testing.B) {
 	const stored, inUse = 1_000_000, 10_000
 	s := open(b, filepath.Join(b.TempDir(), "latchkey.db"))

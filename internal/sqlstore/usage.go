@@ -72,7 +72,7 @@ const (
 // sqliteMinutesSQL take rows of bound values. Rows are taken in ID order
 // (the batch is sorted), so the B-tree pages are visited in order;
 // key_usage is stored in ID order (WITHOUT ROWID), so keys next to each
-// other in ID share its pages. The EXISTS leaves out a key deleted
+// other in ID share its pages. sqliteKeyLive leaves out a key deleted
 // meanwhile (and its minutes). A failed statement rolls the whole
 // transaction back, so a statement need not undo its own rows first.
 var sqliteUsageSQL = usageInsert + `
