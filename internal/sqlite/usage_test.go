@@ -27,8 +27,9 @@ func TestRecordUsageSkipsDeletedKey(t *testing.T) {
 			Minutes:      []latchkey.UsageCount{{At: at.Truncate(time.Minute), Code: latchkey.CodeValid, Count: 1}}}
 	}
 	plain := func(id string, at time.Time) latchkey.UsageUpdate { // the statement for uses only
-		return latchkey.UsageUpdate{AccessKeyID: id, Uses: 1, LastUsed: &latchkey.Use{At: at, IP: "192.0.2.1"},
-			Minutes: []latchkey.UsageCount{{At: at.Truncate(time.Minute), Code: latchkey.CodeValid, Count: 1}}}
+		u := usage(id, at)
+		u.Rejections, u.LastRejected = 0, nil
+		return u
 	}
 	if err := s.RecordUsage(ctx, []latchkey.UsageUpdate{usage(kept, at), usage(gone, at)}); err != nil {
 		t.Fatal(err)
