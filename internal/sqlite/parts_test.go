@@ -249,23 +249,7 @@ func TestKeyCountEstimate(t *testing.T) {
 		t.Errorf("estimate after deletions = %d, %v; want at least %d", got, err, count())
 	}
 
-	rows, err := s.Read.QueryContext(ctx, `EXPLAIN QUERY PLAN `+sqlite.RowidSpanSQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	plan := storetest.QueryPlan(t, s.Read, sqlite.RowidSpanSQL)
 	searches := 0
 	for _, step := range plan {
 		if strings.HasPrefix(step, "SCAN") && step != "SCAN CONSTANT ROW" {

@@ -13,12 +13,15 @@ import (
 // and then deleted: its usage row went with it, and the flush must write
 // neither a usage row nor minute counts for it. The flush's statements
 // take a key's usage row as proof that the key exists, so this checks
-// that deleting a key deletes the row.
+// that deleting a key deletes the row. The same flushes hold a key used
+// before and one used for the first time: the statements that update
+// the rows there are find fewer than they were given, and the ones that
+// make the missing rows must make the new key's and leave the others'.
 func TestRecordUsageSkipsDeletedKey(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "latchkey.db"))
 	ctx := t.Context()
-	ids := storetest.SeedKeys(t, s, 2)
-	kept, gone := ids[0], ids[1]
+	ids := storetest.SeedKeys(t, s, 3)
+	kept, gone, fresh := ids[0], ids[1], ids[2]
 	at := time.Now().UTC().Truncate(time.Microsecond)
 	usage := func(id string, at time.Time) latchkey.UsageUpdate {
 		return latchkey.UsageUpdate{AccessKeyID: id, Uses: 1, Rejections: 1,
@@ -38,7 +41,10 @@ func TestRecordUsageSkipsDeletedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := at.Add(time.Second)
-	for _, batch := range [][]latchkey.UsageUpdate{{usage(kept, later), usage(gone, later)}, {plain(kept, later), plain(gone, later)}} {
+	for _, batch := range [][]latchkey.UsageUpdate{
+		{usage(kept, later), usage(gone, later), usage(fresh, later)},
+		{plain(kept, later), plain(gone, later), plain(fresh, later)},
+	} {
 		if err := s.RecordUsage(ctx, batch); err != nil {
 			t.Fatalf("RecordUsage with a deleted key: %v", err)
 		}
@@ -52,6 +58,9 @@ func TestRecordUsageSkipsDeletedKey(t *testing.T) {
 		{`SELECT count(*) FROM usage_minutes WHERE access_key_id = ?`, gone, 0},
 		{`SELECT use_count FROM key_usage WHERE access_key_id = ?`, kept, 3},
 		{`SELECT sum(count) FROM usage_minutes WHERE access_key_id = ?`, kept, 3},
+		{`SELECT use_count FROM key_usage WHERE access_key_id = ?`, fresh, 2},
+		{`SELECT reject_count FROM key_usage WHERE access_key_id = ?`, fresh, 1},
+		{`SELECT sum(count) FROM usage_minutes WHERE access_key_id = ?`, fresh, 2},
 	} {
 		var got int64
 		if err := s.Write.QueryRowContext(ctx, q.sql, q.id).Scan(&got); err != nil {

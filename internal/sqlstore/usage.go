@@ -109,22 +109,42 @@ var (
 	// sqliteUseSQL is sqliteUsageSQL's merge for keys with nothing but
 	// uses and a last use, most keys of most flushes: rows of five
 	// values, (id, uses, used at, used IP, used UA), setting four
-	// columns instead of fourteen.
-	sqliteUseSQL = `INSERT INTO key_usage (access_key_id, use_count, last_used_at, last_used_ip, last_used_ua)
+	// columns instead of fourteen. It updates the keys' rows in place
+	// (a seek each), and RecordUsage runs sqliteUseNewSQL only when it
+	// updated fewer rows than it was given: a key's first flush, or a
+	// key deleted meanwhile. An upsert that first tested that each key
+	// still exists (sqliteKeyLive) sought each key's row twice, and
+	// cost a third more (docs/benchmarks.md, "Updates before inserts").
+	sqliteUseSQL = `UPDATE key_usage SET
+	use_count = use_count + v.column2,
+	last_used_ip = CASE WHEN ` + newerUseV + ` THEN v.column4 ELSE last_used_ip END,
+	last_used_ua = CASE WHEN ` + newerUseV + ` THEN v.column5 ELSE last_used_ua END,
+	last_used_at = CASE WHEN ` + newerUseV + ` THEN v.column3 ELSE last_used_at END
+	FROM (VALUES ` + placeholderRows(useCols, sqliteRows) + `) AS v
+	WHERE key_usage.access_key_id = v.column1`
+	// sqliteUseNewSQL makes the rows sqliteUseSQL found missing, of
+	// keys that still exist; the rows it updated are left alone.
+	sqliteUseNewSQL = `INSERT INTO key_usage (access_key_id, use_count, last_used_at, last_used_ip, last_used_ua)
 	SELECT column1, column2, column3, column4, column5 FROM (VALUES ` + placeholderRows(useCols, sqliteRows) + `)
-	WHERE column1 IS NOT NULL AND ` + sqliteKeyLive("column1") + `
-	ON CONFLICT (access_key_id) DO UPDATE SET
-	use_count = key_usage.use_count + excluded.use_count,
-	last_used_ip = CASE WHEN ` + newerUse + ` THEN excluded.last_used_ip ELSE key_usage.last_used_ip END,
-	last_used_ua = CASE WHEN ` + newerUse + ` THEN excluded.last_used_ua ELSE key_usage.last_used_ua END,
-	last_used_at = CASE WHEN ` + newerUse + ` THEN excluded.last_used_at ELSE key_usage.last_used_at END`
+	WHERE column1 IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM key_usage WHERE access_key_id = column1)
+		AND EXISTS (SELECT 1 FROM access_keys WHERE id = column1)`
 	// sqliteMinutesSQL adds minute rows of four values, (id, minute,
-	// code, count).
-	sqliteMinutesSQL = `INSERT OR FAIL INTO usage_minutes (access_key_id, minute, code, count)
+	// code, count), to the rows there are; sqliteMinutesNewSQL makes
+	// those it found missing (a key's first flush in a minute), of keys
+	// that still exist.
+	sqliteMinutesSQL = `UPDATE usage_minutes SET count = count + v.column4
+	FROM (VALUES ` + placeholderRows(minuteCols, sqliteRows) + `) AS v
+	WHERE usage_minutes.access_key_id = v.column1 AND usage_minutes.minute = v.column2 AND usage_minutes.code = v.column3`
+	sqliteMinutesNewSQL = `INSERT INTO usage_minutes (access_key_id, minute, code, count)
 	SELECT column1, column2, column3, column4 FROM (VALUES ` + placeholderRows(minuteCols, sqliteRows) + `)
-	WHERE column1 IS NOT NULL AND ` + sqliteKeyLive("column1") + `
-	ON CONFLICT (access_key_id, minute, code) DO UPDATE SET count = usage_minutes.count + excluded.count`
+	WHERE column1 IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM usage_minutes WHERE access_key_id = column1 AND minute = column2 AND code = column3)
+		AND ` + sqliteKeyLive("column1")
 )
+
+// newerUseV is newerUse for sqliteUseSQL's rows.
+const newerUseV = `v.column3 IS NOT NULL AND (key_usage.last_used_at IS NULL OR key_usage.last_used_at < v.column3)`
 
 // The values of a row of sqliteUseSQL and of sqliteMinutesSQL.
 const useCols, minuteCols = 5, 4
@@ -210,13 +230,13 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 	// On SQLite the statements are prepared once and kept (DB.Prepared):
 	// compiling them again for every transaction was 8% of the flush's
 	// CPU.
-	var st [3]*sql.Stmt
-	for i, q := range [...]string{sqliteUseSQL, sqliteUsageSQL, sqliteMinutesSQL} {
+	var st [5]*sql.Stmt
+	for i, q := range [...]string{sqliteUseSQL, sqliteUseNewSQL, sqliteUsageSQL, sqliteMinutesSQL, sqliteMinutesNewSQL} {
 		if st[i], err = db.Prepared(ctx, q); err != nil {
 			return err
 		}
 	}
-	use, usage, minutes := st[0], st[1], st[2]
+	use, useNew, usage, minutes, minutesNew := st[0], st[1], st[2], st[3], st[4]
 	return db.Update(ctx, func(ltx latchkey.Tx) error {
 		t := ltx.(*Tx)
 		ctx := t.ctx // already the transaction's: no context per statement
@@ -225,8 +245,9 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 		plain, full := splitPlainUsage(keys)
 		args := make([]any, 0, useCols*sqliteRows)
 		for start := 0; start < len(plain); start += sqliteRows {
-			args = useArgs(args[:0], plain[start:min(start+sqliteRows, len(plain))])
-			if _, err := t.execStmt(ctx, use, args...); err != nil {
+			rows := plain[start:min(start+sqliteRows, len(plain))]
+			args = useArgs(args[:0], rows)
+			if err := t.updateThenInsert(ctx, use, useNew, len(rows), args); err != nil {
 				return err
 			}
 		}
@@ -240,13 +261,33 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 			}
 		}
 		for start := 0; start < len(mins); start += sqliteRows {
-			args = minuteArgs(args[:0], mins[start:min(start+sqliteRows, len(mins))])
-			if _, err := t.execStmt(ctx, minutes, args...); err != nil {
+			rows := mins[start:min(start+sqliteRows, len(mins))]
+			args = minuteArgs(args[:0], rows)
+			if err := t.updateThenInsert(ctx, minutes, minutesNew, len(rows), args); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// updateThenInsert runs update, a statement of n rows (args) that changes
+// the rows there are, then, if it changed fewer than n, insert with the
+// same args to make the missing ones.
+func (t *Tx) updateThenInsert(ctx context.Context, update, insert *sql.Stmt, n int, args []any) error {
+	res, err := t.execStmt(ctx, update, args...)
+	if err != nil {
+		return err
+	}
+	changed, err := res.RowsAffected()
+	if err != nil {
+		return mapErr(t.d, err)
+	}
+	if changed >= int64(n) {
+		return nil
+	}
+	_, err = t.execStmt(ctx, insert, args...)
+	return err
 }
 
 // recordUsagePG is RecordUsage's transaction on PostgreSQL: in ID order,
