@@ -1,6 +1,10 @@
 package verify
 
-import "github.com/latchkey/latchkey"
+import (
+	"time"
+
+	"github.com/latchkey/latchkey"
+)
 
 // view is what an Entry and its rules decide with, without what differs
 // between two loads of the same keys (record numbers, rate limiters' and
@@ -62,3 +66,7 @@ func ApplyLoad(ix *Index, keys []*latchkey.AccessKey) {
 	ix.trimTables()
 	ix.mu.Unlock()
 }
+
+// SetRecorderClock makes r's flushes tell which minutes are over by now
+// instead of the wall clock.
+func SetRecorderClock(r *Recorder, now func() time.Time) { r.now = now }

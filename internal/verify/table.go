@@ -188,8 +188,9 @@ type rec struct {
 // (usage.go): 72 bytes, pointer-free, in chunks like the records.
 type usageSlot struct {
 	usageCounters
-	ip    [16]byte // the last client address (under the key's usage stripe lock)
-	hasIP bool
+	ip     [16]byte // the last client address (under the key's usage stripe lock)
+	hasIP  bool
+	listed bool // in Recorder.held (under the stripe lock)
 }
 
 // rec.flags

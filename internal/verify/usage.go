@@ -38,6 +38,12 @@ type usageCounters struct {
 	prev    atomic.Uint64
 	dirty   atomic.Uint32 // 1 while the key waits for a flush
 	ua      uint32        // the user agent's number in usageSide's table; 0 = none (under the stripe lock)
+	// held is the valid calls of a minute that had not ended at the
+	// last flush (the minute in the high 32 bits, the count in the low;
+	// 0 = none), under the stripe lock: the flush wrote them into the
+	// key's use count, and writes their minute's row once the minute is
+	// over (see Flush).
+	held uint64
 }
 
 // reset zeroes the counters of a deleted key's record.
@@ -102,12 +108,13 @@ func getSide(m map[uint32]*sideUsage, num uint32) *sideUsage {
 	return su
 }
 
-// forgetUsage drops a deleted key's side structure and last client.
+// forgetUsage drops a deleted key's side structure, last client and held
+// calls.
 func (ix *Index) forgetUsage(num uint32) {
 	mu, m := ix.side.lock(num)
 	delete(m, num)
 	if sl := ix.usageOf(num); sl != nil {
-		sl.ip, sl.hasIP, sl.ua = [16]byte{}, false, 0
+		sl.ip, sl.hasIP, sl.ua, sl.held, sl.listed = [16]byte{}, false, 0, 0, false
 	}
 	mu.Unlock()
 }
@@ -267,15 +274,18 @@ type usageSnap struct {
 	usedIP  netip.Addr
 	usedUA  string
 	rare    rareUsage
-	mins    []minuteBucket
-	minutes []latchkey.UsageCount
+	mins    []minuteBucket        // the counts since the last flush
+	minutes []latchkey.UsageCount // the minute rows to write: mins and the held calls, less those held now
 	uses    int64
+	held    uint64 // the key's held calls before the snapshot
+	holds   bool   // a snapshot that took: the key now holds calls, and is not in Recorder.held yet
 }
 
-// empty reports whether the snapshot holds no usage (a key marked dirty
-// whose counts a flush had already taken).
+// empty reports whether the snapshot holds nothing to write (a key marked
+// dirty whose counts a flush had already taken, or whose held calls wait
+// for their minute's end).
 func (s *usageSnap) empty() bool {
-	return s.usedAt == 0 && s.rare == (rareUsage{}) && len(s.mins) == 0
+	return s.usedAt == 0 && s.rare == (rareUsage{}) && len(s.mins) == 0 && len(s.minutes) == 0
 }
 
 // UsageSink receives batches of usage. latchkey.Store implements it.
@@ -321,6 +331,12 @@ type Recorder struct {
 	sweep []usageRef
 
 	flushMu sync.Mutex // one flush at a time
+	now     func() time.Time
+	final   atomic.Bool // Stop began: flushes hold back nothing
+	// held lists the keys that hold calls of a minute not over at
+	// heldCut (see Flush), each once (usageSlot.listed); under flushMu.
+	held    []usageRef
+	heldCut int64
 	started atomic.Bool
 	done    chan struct{}
 	stopped chan struct{}
@@ -332,7 +348,7 @@ func NewRecorder(sink UsageSink, interval time.Duration, log *slog.Logger) *Reco
 	if interval <= 0 {
 		interval = time.Second
 	}
-	return &Recorder{sink: sink, log: log, interval: interval, MaxBatch: DefaultMaxBatch, TxRows: DefaultTxRows, done: make(chan struct{}), stopped: make(chan struct{})}
+	return &Recorder{sink: sink, log: log, interval: interval, MaxBatch: DefaultMaxBatch, TxRows: DefaultTxRows, now: time.Now, done: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // DefaultMaxBatch is a new Recorder's MaxBatch: with the default interval of
@@ -496,9 +512,13 @@ func (r *Recorder) wouldDeny(ix *Index, e *Entry, now time.Time, ip netip.Addr, 
 	r.mark(ix, e, c)
 }
 
-// snapshot copies a key's usage; take also zeroes what it copied. It
-// returns false when the key was deleted since it was marked.
-func (u usageRef) snapshot(take bool) (usageSnap, bool) {
+// snapshot copies a key's usage; take also zeroes what it copied, and
+// holds back from the minute rows the valid calls of the newest minute
+// not over by cut (the first minute not over; math.MaxInt64 holds
+// nothing). A snapshot that does not take shows the held calls among its
+// minutes. It returns false when the key was deleted since it was
+// marked.
+func (u usageRef) snapshot(take bool, cut int64) (usageSnap, bool) {
 	var s usageSnap
 	kr := u.ix.rec(u.num)
 	sl := u.ix.usageOf(u.num)
@@ -560,8 +580,49 @@ func (u usageRef) snapshot(take bool) (usageSnap, bool) {
 	for _, b := range s.mins {
 		s.uses += b.counts[codeSlot(latchkey.CodeValid)]
 	}
-	s.minutes = minuteCounts(s.mins)
+	s.held = c.held
+	rows := s.mins
+	if s.held != 0 || take && cut != math.MaxInt64 {
+		rows = withHeld(s.mins, s.held)
+		if take {
+			c.held = holdOpen(rows, cut)
+			s.holds = c.held != 0 && !sl.listed
+			sl.listed = sl.listed || s.holds
+		}
+	}
+	s.minutes = minuteCounts(rows)
 	return s, true
+}
+
+// withHeld returns a copy of mins with the held calls held added.
+func withHeld(mins []minuteBucket, held uint64) []minuteBucket {
+	t := sideUsage{mins: slices.Clone(mins)}
+	if held != 0 {
+		t.addMinute(int64(held>>32), latchkey.CodeValid, int64(uint32(held)))
+	}
+	return t.mins
+}
+
+// holdOpen takes the valid calls of the newest minute not over by cut out
+// of rows, and returns them as a held value (0: none).
+func holdOpen(rows []minuteBucket, cut int64) uint64 {
+	v := codeSlot(latchkey.CodeValid)
+	best := -1
+	for i, b := range rows {
+		if b.minute >= cut && b.counts[v] > 0 && (best < 0 || b.minute > rows[best].minute) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return 0
+	}
+	b := &rows[best]
+	if b.minute > math.MaxUint32 || b.counts[v] > math.MaxUint32 {
+		return 0 // not held: written as it is
+	}
+	h := uint64(b.minute)<<32 | uint64(b.counts[v])
+	b.counts[v] = 0
+	return h
 }
 
 // Start flushes every interval until ctx ends or Stop is called.
@@ -587,8 +648,10 @@ func (r *Recorder) Start(ctx context.Context) {
 }
 
 // Stop ends the background flushing, if Start began it, and writes what is
-// pending, in as many batches as it takes.
+// pending, in as many batches as it takes, the calls held for a minute not
+// over included.
 func (r *Recorder) Stop(ctx context.Context) error {
+	r.final.Store(true)
 	select {
 	case <-r.done:
 	default:
@@ -600,6 +663,9 @@ func (r *Recorder) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
+	r.flushMu.Lock()
+	r.requeueHeld() // counted below; no flush from now on holds calls
+	r.flushMu.Unlock()
 	// Bounded, in case verifications go on meanwhile.
 	for range r.pendingBatches() + 1 {
 		if err := r.Flush(ctx); err != nil {
@@ -632,12 +698,28 @@ func ipString(a netip.Addr) string {
 
 // Flush writes pending usage now. On failure the usage is kept and merged
 // with what arrives meanwhile, so nothing is lost while the store is down.
+//
+// Counts, last uses and refusals are written at once. The per-minute rows
+// of valid calls are written once their minute is over: a key in steady
+// use then writes its minute row once a minute instead of once a flush,
+// and a minute row cost about as much as the key's own
+// (docs/benchmarks.md, "Minute rows once a minute"). A key that holds
+// such calls is queued again at the first flush of a later minute, and
+// PendingUsage shows them meanwhile; Stop writes them whatever the time.
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	if r.Index != nil {
 		r.Index.gate.Lock()
 		defer r.Index.gate.Unlock()
+	}
+	cut := int64(math.MaxInt64)
+	if !r.final.Load() {
+		cut = r.now().UnixNano() / int64(time.Minute)
+	}
+	if cut > r.heldCut {
+		r.requeueHeld()
+		r.heldCut = cut
 	}
 	refs := r.take()
 	if len(refs) == 0 {
@@ -647,8 +729,14 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	taken := make([]usageSnap, 0, len(refs))
 	live := refs[:0]
 	for _, u := range refs {
-		snap, ok := u.snapshot(true)
-		if !ok || snap.empty() {
+		snap, ok := u.snapshot(true, cut)
+		if !ok {
+			continue
+		}
+		if snap.holds {
+			r.held = append(r.held, u)
+		}
+		if snap.empty() {
 			continue
 		}
 		batch = append(batch, snap.update(u.id))
@@ -722,6 +810,7 @@ func (r *Recorder) restore(live []usageRef, taken []usageSnap) {
 			continue
 		}
 		su := getSide(m, u.num)
+		c.held = s.held // the rows written from it were not
 		for _, b := range s.mins {
 			for j, n := range b.counts {
 				if n > 0 {
@@ -759,9 +848,35 @@ func (r *Recorder) restore(live []usageRef, taken []usageSnap) {
 			}
 		}
 		mu.Unlock()
-		if c.dirty.Load() == 0 && c.dirty.CompareAndSwap(0, 1) {
-			r.markDirty(u)
+		r.remark(u)
+	}
+}
+
+// requeueHeld queues the keys that held calls for the next sweep, once
+// the minute changed since: their minute rows are due. Called under
+// flushMu.
+func (r *Recorder) requeueHeld() {
+	for _, u := range r.held {
+		mu, _ := u.ix.side.lock(u.num)
+		live := u.ix.rec(u.num).gen.Load() == u.gen
+		if live {
+			u.ix.usageSlotOf(u.num).listed = false
 		}
+		mu.Unlock()
+		if live {
+			r.remark(u)
+		}
+	}
+	clear(r.held)
+	r.held = r.held[:0]
+}
+
+// remark queues a key for the next flush again, unless a call already
+// did.
+func (r *Recorder) remark(u usageRef) {
+	c := &u.ix.usageSlotOf(u.num).usageCounters
+	if c.dirty.Load() == 0 && c.dirty.CompareAndSwap(0, 1) {
+		r.markDirty(u)
 	}
 }
 
@@ -796,7 +911,9 @@ func (ix *Index) Pending(id string) (uses, rejects int64, lastUsed *latchkey.Use
 	return p.Uses, p.Rejections, p.LastUsed, p.LastRejected
 }
 
-// PendingUsage returns the usage of key id not yet written to the store.
+// PendingUsage returns the usage of key id not yet written to the store:
+// its Minutes include the calls held for a minute not over, which the
+// stored use count already has (see Recorder.Flush).
 func (ix *Index) PendingUsage(id string) latchkey.UsageUpdate {
 	ix.mu.Lock()
 	num := ix.numOf(id)
@@ -808,7 +925,7 @@ func (ix *Index) PendingUsage(id string) latchkey.UsageUpdate {
 	if num == 0 {
 		return latchkey.UsageUpdate{AccessKeyID: id}
 	}
-	s, ok := usageRef{ix: ix, num: num, gen: gen, id: id}.snapshot(false)
+	s, ok := usageRef{ix: ix, num: num, gen: gen, id: id}.snapshot(false, 0)
 	if !ok {
 		return latchkey.UsageUpdate{AccessKeyID: id}
 	}

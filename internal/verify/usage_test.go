@@ -390,3 +390,120 @@ func findKey(t *testing.T, s latchkey.Store, id string) *latchkey.AccessKey {
 	}
 	return k
 }
+
+// TestRecorderHoldsOpenMinute: a flush writes a key's use count and last
+// use at once, but the minute row of its valid calls only once that
+// minute is over; until then PendingUsage shows those calls, the key
+// stays pending, and refusals' minute rows are not held. A failed write
+// holds back exactly what it held before; Stop writes what is held.
+func TestRecorderHoldsOpenMinute(t *testing.T) {
+	a := newKey(t, "acme", "billing")
+	off := newKey(t, "acme", "billing", inactive)
+	r := newRig(t, a, off)
+	var flushAt time.Time
+	verify.SetRecorderClock(r.rec, func() time.Time { return flushAt })
+	m := t0.Truncate(time.Minute)
+	at := func(s int) time.Time { return m.Add(time.Duration(s) * time.Second) }
+	valid := func(s, n int) latchkey.UsageCount {
+		return latchkey.UsageCount{At: at(s).Truncate(time.Minute), Code: latchkey.CodeValid, Count: int64(n)}
+	}
+	use := func(s int) *latchkey.Use { return &latchkey.Use{At: at(s), IP: "192.0.2.1", UserAgent: "app/1"} }
+	flush := func(s int, wantErr bool, want []latchkey.UsageUpdate, wantPending []latchkey.UsageCount) {
+		t.Helper()
+		flushAt = at(s)
+		if err := r.rec.Flush(t.Context()); (err != nil) != wantErr {
+			t.Fatalf("flush at +%ds: error %v, want one: %t", s, err, wantErr)
+		}
+		var got []latchkey.UsageUpdate
+		for _, b := range r.sink.take() {
+			got = append(got, b...)
+		}
+		if diff := cmp.Diff(want, sortBatch(got)); diff != "" {
+			t.Errorf("flush at +%ds wrote (-want +got):\n%s", s, diff)
+		}
+		pending := r.ix.PendingUsage(a.ID).Minutes
+		slices.SortFunc(pending, func(x, y latchkey.UsageCount) int { return x.At.Compare(y.At) })
+		if diff := cmp.Diff(wantPending, pending); diff != "" {
+			t.Errorf("after the flush at +%ds, pending minutes (-want +got):\n%s", s, diff)
+		}
+	}
+
+	for range 3 {
+		r.call(t, a, at(10), "192.0.2.1", "app/1", latchkey.CodeValid)
+	}
+	flush(20, false, []latchkey.UsageUpdate{{AccessKeyID: a.ID, Uses: 3, LastUsed: use(10)}}, []latchkey.UsageCount{valid(10, 3)})
+	flush(30, false, nil, []latchkey.UsageCount{valid(10, 3)}) // nothing new; still held
+
+	r.call(t, a, at(40), "192.0.2.1", "app/1", latchkey.CodeValid)
+	r.call(t, off, at(45), "192.0.2.1", "app/1", latchkey.CodeInactive)
+	flush(50, false, sortBatch([]latchkey.UsageUpdate{
+		{AccessKeyID: a.ID, Uses: 1, LastUsed: use(40)},
+		{AccessKeyID: off.ID, Rejections: 1, LastRejected: &latchkey.Rejection{At: at(45), IP: "192.0.2.1", UserAgent: "app/1", Reason: latchkey.CodeInactive},
+			Minutes: []latchkey.UsageCount{{At: m, Code: latchkey.CodeInactive, Count: 1}}},
+	}), []latchkey.UsageCount{valid(40, 4)})
+
+	// The minute is over: its row, with nothing else.
+	flush(61, false, []latchkey.UsageUpdate{{AccessKeyID: a.ID, Minutes: []latchkey.UsageCount{valid(40, 4)}}}, nil)
+	flush(70, false, nil, nil)
+
+	// A write that fails while a minute row is due and another minute's
+	// calls are being held.
+	r.call(t, a, at(80), "192.0.2.1", "app/1", latchkey.CodeValid)
+	flush(90, false, []latchkey.UsageUpdate{{AccessKeyID: a.ID, Uses: 1, LastUsed: use(80)}}, []latchkey.UsageCount{valid(80, 1)})
+	r.call(t, a, at(125), "192.0.2.1", "app/1", latchkey.CodeValid)
+	r.sink.fail = 1
+	flush(126, true, nil, []latchkey.UsageCount{valid(80, 1), valid(125, 1)})
+	flush(127, false, []latchkey.UsageUpdate{{AccessKeyID: a.ID, Uses: 1, LastUsed: use(125), Minutes: []latchkey.UsageCount{valid(80, 1)}}},
+		[]latchkey.UsageCount{valid(125, 1)})
+
+	// Stop writes the held calls of the minute not over.
+	flushAt = at(128)
+	if err := r.rec.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]latchkey.UsageUpdate{{{AccessKeyID: a.ID, Minutes: []latchkey.UsageCount{valid(125, 1)}}}}
+	if diff := cmp.Diff(want, r.sink.take()); diff != "" {
+		t.Errorf("Stop wrote (-want +got):\n%s", diff)
+	}
+}
+
+// TestRecorderStopWritesHeld: Stop writes every key's held calls, also
+// when they take more flushes than Stop would count from the keys
+// pending alone.
+func TestRecorderStopWritesHeld(t *testing.T) {
+	keys := []testKey{newKey(t, "acme", "billing"), newKey(t, "acme", "billing"), newKey(t, "acme", "billing")}
+	r := newRig(t, keys...)
+	r.rec.MaxBatch = 1
+	verify.SetRecorderClock(r.rec, func() time.Time { return t0.Add(30 * time.Second) })
+	for _, k := range keys {
+		r.call(t, k, t0.Add(10*time.Second), "", "", latchkey.CodeValid)
+	}
+	for range keys {
+		if err := r.rec.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range r.sink.take() {
+		for _, u := range b {
+			if u.Uses != 1 || len(u.Minutes) != 0 {
+				t.Errorf("flush in the minute wrote %+v, want one use and no minute row", u)
+			}
+		}
+	}
+	if err := r.rec.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]int64{}
+	for _, b := range r.sink.take() {
+		for _, u := range b {
+			for _, m := range u.Minutes {
+				rows[u.AccessKeyID] += m.Count
+			}
+		}
+	}
+	for _, k := range keys {
+		if rows[k.ID] != 1 {
+			t.Errorf("Stop wrote %d calls in minute rows of key %s, want 1", rows[k.ID], k.ID)
+		}
+	}
+}
