@@ -273,7 +273,9 @@ func (db *DB) RecordUsage(ctx context.Context, batch []latchkey.UsageUpdate) err
 
 // updateThenInsert runs update, a statement of n rows (args) that changes
 // the rows there are, then, if it changed fewer than n, insert with the
-// same args to make the missing ones.
+// same args to make the missing ones. The rows are distinct (mergeUsage
+// merges a key's, and a key, minute and code's): an UPDATE ... FROM
+// would apply only one of two rows that match the same stored row.
 func (t *Tx) updateThenInsert(ctx context.Context, update, insert *sql.Stmt, n int, args []any) error {
 	res, err := t.execStmt(ctx, update, args...)
 	if err != nil {
