@@ -702,7 +702,7 @@ func ipString(a netip.Addr) string {
 // Counts, last uses and refusals are written at once. The per-minute rows
 // of valid calls are written once their minute is over: a key in steady
 // use then writes its minute row once a minute instead of once a flush,
-// and a minute row cost about as much as the key's own
+// and a minute row costs about as much as the key's own
 // (docs/benchmarks.md, "Minute rows once a minute"). A key that holds
 // such calls is queued again at the first flush of a later minute, and
 // PendingUsage shows them meanwhile; Stop writes them whatever the time.
